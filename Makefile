@@ -1,0 +1,142 @@
+# libreactivestate — build, test, install.
+#
+#   make              the shared and static library and reactivestate.pc in build/
+#   make example      build and run examples/basics
+#   make check        the Criterion tests (and the exported-symbol check)
+#   make asan         every test under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make tsan         the threaded tests under ThreadSanitizer
+#   make valgrind     every test under valgrind, failing on any leak or error
+#   make install      PREFIX=/usr/local DESTDIR=
+#
+# Honours CC, CFLAGS, CPPFLAGS, LDFLAGS, PREFIX, DESTDIR. Sanitizer builds go
+# to their own directory (BUILD=...), so they never mix with the normal one.
+
+VERSION_MAJOR := 0
+VERSION := 0.1.0
+
+CC ?= cc
+CFLAGS ?= -O2 -g
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+BUILD ?= build
+
+WARN := -std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+LIB_CPPFLAGS := -Iinclude -Isrc -D_GNU_SOURCE -DRSTATE_BUILDING
+LIB_CFLAGS := $(WARN) -fPIC -fvisibility=hidden -pthread
+LIBS := -pthread -lm
+
+SRCS := $(wildcard src/*.c)
+OBJS := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
+SONAME := libreactivestate.so.$(VERSION_MAJOR)
+SHARED := $(BUILD)/libreactivestate.so.$(VERSION)
+STATIC := $(BUILD)/libreactivestate.a
+PC := $(BUILD)/reactivestate.pc
+
+TEST_SRCS := $(wildcard tests/test_*.c)
+TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
+TEST_HELPERS := $(filter-out $(TEST_SRCS),$(wildcard tests/*.c))
+EXAMPLE_SRCS := $(wildcard examples/*.c)
+EXAMPLE_BINS := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%)
+
+# Threaded tests: the ones ThreadSanitizer runs (a file is threaded when it
+# starts threads; listed here so the tsan target is explicit).
+TSAN_TESTS ?= $(patsubst tests/%.c,%,$(shell grep -l pthread_create tests/test_*.c 2>/dev/null))
+
+.PHONY: all check asan tsan valgrind example examples install uninstall clean symbols pkgconfig-check
+
+all: $(SHARED) $(BUILD)/libreactivestate.so $(STATIC) $(PC)
+
+$(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) include/reactivestate.h include/reactivestate/backend.h
+	@mkdir -p $(dir $@)
+	$(CC) $(LIB_CPPFLAGS) $(CPPFLAGS) $(LIB_CFLAGS) $(CFLAGS) -c $< -o $@
+
+$(SHARED): $(OBJS)
+	$(CC) -shared -Wl,-soname,$(SONAME) $(CFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(LIBS)
+
+$(BUILD)/libreactivestate.so: $(SHARED)
+	ln -sf libreactivestate.so.$(VERSION) $(BUILD)/$(SONAME)
+	ln -sf $(SONAME) $@
+
+$(STATIC): $(OBJS)
+	rm -f $@
+	$(AR) rcs $@ $(OBJS)
+
+$(PC): pkgconfig/reactivestate.pc.in Makefile
+	@mkdir -p $(dir $@)
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	    -e 's|@VERSION@|$(VERSION)|' $< > $@
+
+# Tests and examples link the static library, so sanitizer flags in CFLAGS
+# cover the library too.
+TEST_CFLAGS := $(WARN) -Iinclude -Isrc -D_GNU_SOURCE -pthread
+$(BUILD)/tests/%: tests/%.c $(TEST_HELPERS) tests/*.h $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) $(CPPFLAGS) $(CFLAGS) $< $(TEST_HELPERS) -o $@ $(STATIC) $(LDFLAGS) -lcriterion $(LIBS)
+
+$(BUILD)/examples/%: examples/%.c $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(STATIC) $(LDFLAGS) $(LIBS)
+
+examples: $(EXAMPLE_BINS)
+
+example: $(BUILD)/examples/basics
+	$(BUILD)/examples/basics
+
+# Runs every test program; Criterion prints a "Synthesis:" line per program,
+# and the last line sums them up as "N passed, N failed".
+check: all $(TEST_BINS) $(EXAMPLE_BINS) symbols
+	@sh tests/run.sh "$(RUNNER)" $(TEST_BINS)
+
+symbols: $(SHARED)
+	@bad=$$(nm -D --defined-only $(SHARED) | awk '{print $$3}' | grep -v '^rstate_' | \
+	        grep -Ev '^(_init|_fini|_edata|_end|__bss_start)$$'); \
+	if [ -n "$$bad" ]; then echo "exported symbols outside rstate_: $$bad"; exit 1; fi; \
+	echo "symbols: only rstate_ symbols are exported"
+
+asan:
+	$(MAKE) check BUILD=build-asan CC=clang \
+	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+
+tsan:
+	$(MAKE) BUILD=build-tsan CC=clang CFLAGS="-O1 -g -fsanitize=thread" \
+	  $(addprefix build-tsan/tests/,$(TSAN_TESTS))
+	@TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+	  sh tests/run.sh "" $(addprefix build-tsan/tests/,$(TSAN_TESTS))
+
+# Criterion forks a process per test; --no-fork... is not needed: valgrind
+# follows children with --trace-children.
+valgrind: all $(TEST_BINS)
+	@sh tests/run.sh "valgrind -q --trace-children=yes --leak-check=full --show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99" $(TEST_BINS)
+
+install: all
+	install -d $(DESTDIR)$(INCLUDEDIR)/reactivestate $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -m 644 include/reactivestate.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 644 include/reactivestate/backend.h $(DESTDIR)$(INCLUDEDIR)/reactivestate/
+	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/
+	ln -sf libreactivestate.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libreactivestate.so
+	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/
+	install -m 644 $(PC) $(DESTDIR)$(LIBDIR)/pkgconfig/
+
+uninstall:
+	rm -f $(DESTDIR)$(INCLUDEDIR)/reactivestate.h $(DESTDIR)$(INCLUDEDIR)/reactivestate/backend.h
+	rm -f $(DESTDIR)$(LIBDIR)/libreactivestate.* $(DESTDIR)$(LIBDIR)/$(SONAME)
+	rm -f $(DESTDIR)$(LIBDIR)/pkgconfig/reactivestate.pc
+
+# Installs into a scratch prefix and builds a program against it with
+# pkg-config alone, as a user of the installed library would.
+pkgconfig-check:
+	rm -rf $(BUILD)/stage
+	$(MAKE) install PREFIX=/usr DESTDIR=$(CURDIR)/$(BUILD)/stage-unused >/dev/null
+	$(MAKE) install PREFIX=$(CURDIR)/$(BUILD)/stage >/dev/null
+	PKG_CONFIG_PATH=$(CURDIR)/$(BUILD)/stage/lib/pkgconfig $(CC) -std=c11 -Wall -Wextra -Wpedantic \
+	  examples/basics.c -o $(BUILD)/stage/basics $$(PKG_CONFIG_PATH=$(CURDIR)/$(BUILD)/stage/lib/pkgconfig pkg-config --cflags --libs reactivestate) \
+	  -Wl,-rpath,$(CURDIR)/$(BUILD)/stage/lib
+	$(BUILD)/stage/basics >/dev/null
+	@echo "pkgconfig-check: examples/basics built with pkg-config against the installed copy and ran"
+
+clean:
+	rm -rf build build-asan build-tsan
+
+-include $(wildcard $(BUILD)/obj/*.d)

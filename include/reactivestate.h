@@ -1,0 +1,448 @@
+/*
+ * reactivestate.h — libreactivestate, a typed variable store that tells its
+ * watchers of every change: in order, with old and new value, nothing missed,
+ * whether the store lives in this process ("mem:") or in a server reached over
+ * a socket stream ("unix:", "tcp:").
+ *
+ * This header is the reference manual. Conventions that hold everywhere:
+ *
+ *  - Every call that can fail returns int: RSTATE_OK (0) or a negative
+ *    RSTATE_E* code. After a failure, rstate_last_error() holds a sentence on
+ *    the calling thread that names the variable and the rule broken.
+ *  - A failed call changes nothing: no value, version, revision or watch.
+ *  - All functions are thread-safe on one store, except rstate_close, which
+ *    must not race with other calls on that store.
+ *  - A NULL options pointer, or an all-zero options struct, means defaults.
+ *  - Strings and values passed in are borrowed for the duration of the call
+ *    (the library copies what it keeps). Values the library hands out are
+ *    owned by the caller and released with rstate_value_clear / rstate_free.
+ *  - No exported call takes or returns a struct holding a union by value,
+ *    except the static inline value constructors below, so FFIs (ctypes)
+ *    can call every function.
+ */
+#ifndef REACTIVESTATE_H
+#define REACTIVESTATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(RSTATE_BUILDING) && defined(__GNUC__)
+#define RSTATE_API __attribute__((visibility("default")))
+#else
+#define RSTATE_API
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Errors                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* X(name, value, sentence): the one list the enum, rstate_strerror and
+ * rstate_error_name are generated from. Codes are never renumbered. */
+#define RSTATE_ERRNO_MAP(X)                                                        \
+  X(OK, 0, "success")                                                              \
+  X(EINVAL, -1, "invalid argument")                                                \
+  X(ENOMEM, -2, "out of memory")                                                   \
+  X(ENOTFOUND, -3, "no such variable or watch")                                    \
+  X(EEXIST, -4, "a different variable of that name exists")                        \
+  X(ETYPE, -5, "value of the wrong kind for the variable's type")                  \
+  X(ECONSTRAINT, -6, "value breaks the variable's constraints")                    \
+  X(ECONFLICT, -7, "the variable's version differs from the expected one")         \
+  X(EIO, -8, "transport failure")                                                  \
+  X(ETIMEDOUT, -9, "timed out")                                                    \
+  X(EPROTO, -10, "malformed or unexpected protocol data")                          \
+  X(EPERM, -11, "not allowed")                                                     \
+  X(ECLOSED, -12, "store closed or connection lost")                               \
+  X(ELIMIT, -13, "a configured limit was reached")                                 \
+  X(ENOTSUP, -14, "not supported by this store or backend")
+
+enum {
+#define RSTATE__ERRNO_ENUM(name, value, sentence) RSTATE_##name = value,
+  RSTATE_ERRNO_MAP(RSTATE__ERRNO_ENUM)
+#undef RSTATE__ERRNO_ENUM
+};
+
+/* A static sentence for a code ("value breaks the variable's constraints");
+ * never NULL, "unknown error code" for codes outside the list. */
+RSTATE_API const char *rstate_strerror(int code);
+/* The code's name ("RSTATE_ECONSTRAINT"); never NULL, "RSTATE_E?" when unknown. */
+RSTATE_API const char *rstate_error_name(int code);
+/* The detail of the last failure of a library call on the calling thread,
+ * e.g. "max_tokens: 5000 is above the maximum 4096"; "" if none yet. Valid
+ * until the next library call on this thread. Successful calls leave it alone. */
+RSTATE_API const char *rstate_last_error(void);
+
+/* ------------------------------------------------------------------------ */
+/* Version                                                                   */
+/* ------------------------------------------------------------------------ */
+
+#define RSTATE_VERSION_MAJOR 0 /* the soname follows MAJOR: libreactivestate.so.0 */
+#define RSTATE_VERSION_MINOR 1
+#define RSTATE_VERSION_PATCH 0
+/* The library's version as a string, "0.1.0"; static, never NULL. */
+RSTATE_API const char *rstate_version(void);
+
+/* ------------------------------------------------------------------------ */
+/* Values                                                                    */
+/* ------------------------------------------------------------------------ */
+
+typedef enum rstate_kind { RSTATE_NONE = 0, RSTATE_FLOAT, RSTATE_INT, RSTATE_BOOL, RSTATE_STRING } rstate_kind;
+
+typedef struct rstate_value {
+  rstate_kind kind;
+  union {
+    double f;
+    int64_t i;
+    bool b;
+    struct {
+      const char *ptr; /* UTF-8, no NUL bytes inside; ptr[len] is a NUL */
+      size_t len;
+    } s;
+  } u;
+} rstate_value;
+
+/* Constructors: build a value that borrows its string (nothing to free). */
+static inline rstate_value rstate_float(double f) {
+  rstate_value v = {RSTATE_FLOAT, {.f = f}};
+  return v;
+}
+static inline rstate_value rstate_int(int64_t i) {
+  rstate_value v = {RSTATE_INT, {.i = i}};
+  return v;
+}
+static inline rstate_value rstate_bool(bool b) {
+  rstate_value v = {RSTATE_BOOL, {.b = b}};
+  return v;
+}
+/* rstate_stringn: p need not be NUL-terminated for the library's checks, but
+ * a value handed to rstate_set is read as exactly len bytes. */
+static inline rstate_value rstate_stringn(const char *p, size_t len) {
+  rstate_value v;
+  v.kind = RSTATE_STRING;
+  v.u.s.ptr = p;
+  v.u.s.len = len;
+  return v;
+}
+static inline rstate_value rstate_string(const char *nul_terminated) {
+  size_t n = 0;
+  if (nul_terminated)
+    while (nul_terminated[n]) n++;
+  return rstate_stringn(nul_terminated, n);
+}
+
+/* Deep copy of src into dst (dst is overwritten, not cleared first). Free the
+ * copy with rstate_value_clear. Errors: RSTATE_EINVAL (NULL, bad kind, string
+ * with NULL ptr), RSTATE_ENOMEM. On failure dst is set to kind RSTATE_NONE. */
+RSTATE_API int rstate_value_copy(rstate_value *dst, const rstate_value *src);
+/* Frees a string the library gave you (from rstate_get, rstate_get_many,
+ * rstate_value_copy) and sets kind RSTATE_NONE. Safe on NULL, on zeroed and on
+ * non-string values; never call it on a string value you built yourself. */
+RSTATE_API void rstate_value_clear(rstate_value *v);
+/* Same kind and same contents (strings byte for byte; floats by ==, so
+ * 0.0 equals -0.0). NULL equals only NULL. */
+RSTATE_API bool rstate_value_equal(const rstate_value *a, const rstate_value *b);
+
+/* ------------------------------------------------------------------------ */
+/* Types and constraints                                                     */
+/* ------------------------------------------------------------------------ */
+
+typedef enum rstate_type {
+  RSTATE_TYPE_FLOAT = 1,
+  RSTATE_TYPE_INTEGER,
+  RSTATE_TYPE_BOOLEAN,
+  RSTATE_TYPE_STRING,
+  RSTATE_TYPE_CHOICE,
+  RSTATE_TYPE_MODULE
+} rstate_type;
+/* "float", "integer", "boolean", "string", "choice", "module"; "unknown"
+ * for anything else. Static, never NULL. */
+RSTATE_API const char *rstate_type_name(rstate_type t);
+
+/*
+ * Which kinds a type accepts (anything else is RSTATE_ETYPE):
+ *   float    RSTATE_FLOAT, RSTATE_INT (converted); must be finite
+ *   integer  RSTATE_INT, RSTATE_FLOAT when integral and within int64_t
+ *   boolean  RSTATE_BOOL
+ *   string, choice, module   RSTATE_STRING (valid UTF-8, no NUL byte)
+ * Stored values keep the type's kind: a float variable always reads back as
+ * RSTATE_FLOAT, an integer as RSTATE_INT.
+ *
+ * Which constraints apply (any other set field makes rstate_define fail with
+ * RSTATE_EINVAL, as do constraints invalid in themselves):
+ *   float, integer  min, max (inclusive; kind RSTATE_NONE = unbounded; given
+ *                   as RSTATE_INT or RSTATE_FLOAT, converted like a value)
+ *   string          min_length, max_length (bytes; max_length 0 = no limit),
+ *                   pattern
+ *   choice          choices (required, non-empty, no duplicates)
+ *   module          choices (optional), module_namespace, pattern
+ *   boolean         none
+ * A pattern is a POSIX extended regular expression that must match the WHOLE
+ * value; it is compiled once, at define time.
+ *
+ * A module value is a dotted identifier: "Name" or "A.B.Name", each part
+ * [A-Za-z_][A-Za-z0-9_]*. With a namespace, the value must be
+ * "<namespace>.<rest>" and, when choices are given, <rest> must be one of
+ * them; with choices and no namespace the whole value must be one of them.
+ * Namespace and choices must themselves be dotted identifiers.
+ */
+typedef struct rstate_constraints {
+  rstate_value min, max;
+  size_t min_length, max_length;
+  const char *const *choices;
+  size_t n_choices;
+  const char *module_namespace;
+  const char *pattern;
+} rstate_constraints;
+
+typedef struct rstate_var_def {
+  const char *name;                       /* 1..255 bytes of [A-Za-z0-9_.:/-] */
+  rstate_type type;
+  rstate_value initial;                   /* must satisfy type and constraints */
+  const rstate_constraints *constraints;  /* NULL: none (a choice needs choices) */
+  const char *description;                /* optional; NULL and "" are the same */
+} rstate_var_def;
+
+/* ------------------------------------------------------------------------ */
+/* Store                                                                     */
+/* ------------------------------------------------------------------------ */
+
+typedef struct rstate_store rstate_store;
+
+typedef enum rstate_conn_state {
+  RSTATE_STATE_CONNECTED = 1,
+  RSTATE_STATE_DISCONNECTED,
+  RSTATE_STATE_CLOSED
+} rstate_conn_state;
+
+typedef struct rstate_options {
+  bool dispatch_thread;     /* queued and debounced callbacks run on a library thread */
+  const char *token;        /* remote: secret sent in the handshake */
+  int connect_timeout_ms;   /* remote: 0 = 2000 */
+  int request_timeout_ms;   /* remote: 0 = 5000 */
+  int heartbeat_ms;         /* remote: 0 = the server's interval; dead after 3 missed */
+  bool no_reconnect;        /* remote: fail instead of reconnecting with backoff */
+  void (*on_state)(rstate_store *s, rstate_conn_state state, void *userdata); /* remote */
+  void *state_userdata;
+} rstate_options;
+
+/* Opens a store. uri: "mem:" for an in-process store; "unix:/path/to.sock" or
+ * "tcp:127.0.0.1:7411" for a remote one. On success *out is the store, to be
+ * released with rstate_close. Errors: RSTATE_EINVAL (NULL out/uri, unknown
+ * scheme, bad options), RSTATE_ENOMEM, RSTATE_ENOTSUP (a scheme this build
+ * cannot open yet), and for remote stores RSTATE_EIO, RSTATE_EPERM,
+ * RSTATE_ETIMEDOUT. On failure *out is NULL. */
+RSTATE_API int rstate_open(rstate_store **out, const char *uri, const rstate_options *opts);
+/* Ends every watch (each destroy callback runs once), frees every resource.
+ * NULL is a no-op. Must not race with any other call on the store and must
+ * not be called from a callback of the store. */
+RSTATE_API void rstate_close(rstate_store *s);
+
+/* Defines a variable. Defining the same name again with an identical
+ * definition (type, initial value, constraints, description) is RSTATE_OK and
+ * changes nothing; a different definition is RSTATE_EEXIST. A new variable
+ * starts at version 1 and takes the next store revision.
+ * Errors: RSTATE_EINVAL (NULL, bad name, bad type, invalid or inapplicable
+ * constraints), RSTATE_ETYPE (initial of the wrong kind, non-finite, bad
+ * UTF-8), RSTATE_ECONSTRAINT (initial breaks the constraints), RSTATE_EEXIST,
+ * RSTATE_ENOMEM. */
+RSTATE_API int rstate_define(rstate_store *s, const rstate_var_def *def);
+/* Removes a variable; takes a store revision. Errors: RSTATE_EINVAL,
+ * RSTATE_ENOTFOUND. Defining it again later starts it at version 1. */
+RSTATE_API int rstate_undefine(rstate_store *s, const char *name);
+
+/* Copies the current value into *out (caller frees with rstate_value_clear).
+ * Errors: RSTATE_EINVAL, RSTATE_ENOTFOUND, RSTATE_ENOMEM (string copy);
+ * on failure *out is kind RSTATE_NONE. */
+RSTATE_API int rstate_get(rstate_store *s, const char *name, rstate_value *out);
+/* Reads n variables as one consistent snapshot into out[0..n-1] (each freed
+ * with rstate_value_clear); *revision (may be NULL) is the store revision the
+ * snapshot reflects. All or nothing: on failure every out[i] is RSTATE_NONE.
+ * Errors: RSTATE_EINVAL, RSTATE_ENOTFOUND (names the variable), RSTATE_ENOMEM. */
+RSTATE_API int rstate_get_many(rstate_store *s, const char *const *names, size_t n, rstate_value *out,
+                               uint64_t *revision);
+
+typedef struct rstate_var_info {
+  rstate_type type;
+  uint64_t version;     /* 1 at define, +1 per accepted change */
+  uint64_t revision;    /* store revision of the last change (or the define) */
+  int64_t updated_ns;   /* CLOCK_REALTIME of that change */
+} rstate_var_info;
+/* Errors: RSTATE_EINVAL, RSTATE_ENOTFOUND. */
+RSTATE_API int rstate_info(rstate_store *s, const char *name, rstate_var_info *out);
+/* Calls fn(name, type, ud) for every variable, in name order, from one
+ * consistent snapshot taken before the first call (fn may call the store).
+ * fn returning nonzero stops the walk. The name is valid during the call.
+ * Errors: RSTATE_EINVAL, RSTATE_ENOMEM. */
+RSTATE_API int rstate_list(rstate_store *s, int (*fn)(const char *name, rstate_type type, void *ud), void *ud);
+/* The store revision: the count of accepted changes (defines, undefines,
+ * sets; one per rstate_set_many). 0 for NULL or when it cannot be asked. */
+RSTATE_API uint64_t rstate_revision(rstate_store *s);
+
+typedef struct rstate_meta {
+  const char *key;
+  const char *value;
+} rstate_meta;
+typedef struct rstate_set_opts {
+  const char *source;       /* who changed it: "python", "optimizer", ...; NULL = none */
+  const rstate_meta *meta;  /* extra pairs delivered with the events */
+  size_t n_meta;
+} rstate_set_opts;
+
+/* Sets a variable. The value is coerced to the type's kind (see above) and
+ * checked against the constraints. A value equal to the current one returns
+ * RSTATE_OK and changes nothing (no version, no revision, no event).
+ * Errors: RSTATE_EINVAL (NULL, bad opts), RSTATE_ENOTFOUND, RSTATE_ETYPE,
+ * RSTATE_ECONSTRAINT, RSTATE_ENOMEM. */
+RSTATE_API int rstate_set(rstate_store *s, const char *name, const rstate_value *v, const rstate_set_opts *opts);
+/* As rstate_set, but RSTATE_ECONFLICT unless the variable's version equals
+ * expected_version (checked before the value, so equal values conflict too). */
+RSTATE_API int rstate_set_if(rstate_store *s, const char *name, const rstate_value *v, uint64_t expected_version,
+                             const rstate_set_opts *opts);
+
+/* Scalar shortcuts: no struct crosses the call. Same errors as rstate_set /
+ * rstate_get. get_float reads float and integer variables; get_int integer;
+ * get_bool boolean; get_string string, choice and module; any other pairing
+ * is RSTATE_ETYPE. set_string takes a NUL-terminated string. */
+RSTATE_API int rstate_set_float(rstate_store *s, const char *name, double v);
+RSTATE_API int rstate_set_int(rstate_store *s, const char *name, int64_t v);
+RSTATE_API int rstate_set_bool(rstate_store *s, const char *name, bool v);
+RSTATE_API int rstate_set_string(rstate_store *s, const char *name, const char *v);
+RSTATE_API int rstate_get_float(rstate_store *s, const char *name, double *out);
+RSTATE_API int rstate_get_int(rstate_store *s, const char *name, int64_t *out);
+RSTATE_API int rstate_get_bool(rstate_store *s, const char *name, bool *out);
+/* *out is a NUL-terminated copy; free it with rstate_free. */
+RSTATE_API int rstate_get_string(rstate_store *s, const char *name, char **out);
+/* Frees memory the library handed out as a plain pointer. NULL is a no-op. */
+RSTATE_API void rstate_free(void *p);
+
+typedef struct rstate_assign {
+  const char *name;
+  rstate_value value;
+} rstate_assign;
+/* Sets several variables at once, all or nothing: on failure nothing changed
+ * and *failed_index (may be NULL) names the item to blame (SIZE_MAX when no
+ * single item is). A name given twice is RSTATE_EINVAL at its second
+ * occurrence. Items equal to their current value are skipped; the others
+ * take ONE store revision together, and watchers get their events with that
+ * revision. n == 0 is RSTATE_OK. Errors: as rstate_set. */
+RSTATE_API int rstate_set_many(rstate_store *s, const rstate_assign *items, size_t n, const rstate_set_opts *opts,
+                               size_t *failed_index);
+
+/* ------------------------------------------------------------------------ */
+/* Watching                                                                  */
+/* ------------------------------------------------------------------------ */
+
+typedef uint64_t rstate_watch_id;
+enum { RSTATE_CONTINUE = 0, RSTATE_UNWATCH = 1 };
+
+typedef enum rstate_event_kind {
+  RSTATE_EVENT_INITIAL = 1, /* current value at registration (include_initial) */
+  RSTATE_EVENT_CHANGED,     /* a change */
+  RSTATE_EVENT_DEFINED,     /* a variable the watch covers was defined */
+  RSTATE_EVENT_DELETED,     /* ... was undefined */
+  RSTATE_EVENT_RESYNC       /* after a gap that could not be replayed (remote) */
+} rstate_event_kind;
+
+typedef struct rstate_event {
+  rstate_event_kind kind;
+  rstate_store *store;      /* the store the watch belongs to */
+  rstate_watch_id watch;
+  const char *name;
+  rstate_type type;
+  rstate_value old_value;   /* before the first change this event covers; NONE for INITIAL/DEFINED */
+  rstate_value new_value;   /* NONE for DELETED */
+  uint64_t version;         /* the variable's version after this event */
+  uint64_t revision;        /* store revision of this event */
+  int64_t timestamp_ns;     /* CLOCK_REALTIME when the change was accepted */
+  const char *source;       /* rstate_set_opts.source, or NULL */
+  const rstate_meta *meta;
+  size_t n_meta;
+  uint32_t coalesced;       /* changes this event stands for (see API docs); 0 for INITIAL */
+} rstate_event;
+
+typedef int (*rstate_watch_fn)(const rstate_event *ev, void *userdata);
+typedef bool (*rstate_filter_fn)(const rstate_event *ev, void *userdata);
+
+typedef struct rstate_watch_opts {
+  bool include_initial;     /* first an INITIAL event per covered variable, then every later change */
+  rstate_filter_fn filter;  /* NULL: deliver everything */
+  uint32_t debounce_ms;     /* 0: none; else trailing edge, implies queued */
+  uint32_t max_wait_ms;     /* with debounce: deliver at least this often; 0: no cap */
+  bool queued;              /* deliver through rstate_dispatch or the dispatch thread */
+  const char *ignore_source;/* changes whose source equals this are not delivered */
+  void (*destroy)(void *userdata); /* called exactly once when the watch ends */
+} rstate_watch_opts;
+
+/* Watches n names; a name ending in '*' covers every variable whose name
+ * starts with the rest, including ones defined later ("*" alone: all).
+ * Errors: RSTATE_EINVAL, RSTATE_ENOTFOUND (an exact name not defined),
+ * RSTATE_ENOMEM, RSTATE_ENOTSUP (this build does not deliver events yet).
+ * A failed call registers nothing and never calls destroy. */
+RSTATE_API int rstate_watch(rstate_store *s, const char *const *names, size_t n, rstate_watch_fn fn, void *userdata,
+                            const rstate_watch_opts *opts, rstate_watch_id *out);
+/* Ends a watch. Errors: RSTATE_EINVAL, RSTATE_ENOTFOUND. */
+RSTATE_API int rstate_unwatch(rstate_store *s, rstate_watch_id id);
+
+typedef struct rstate_watch_stats {
+  uint64_t delivered;  /* callbacks run, INITIAL included */
+  uint64_t filtered;   /* events not delivered because of filter or ignore_source */
+  uint64_t coalesced;  /* changes merged into another event: the sum of (coalesced - 1) */
+  uint64_t pending;    /* events queued or waiting in debounce */
+} rstate_watch_stats;
+RSTATE_API int rstate_get_watch_stats(rstate_store *s, rstate_watch_id id, rstate_watch_stats *out);
+/* Live watches covering this variable (0 on NULL arguments). */
+RSTATE_API size_t rstate_watcher_count(rstate_store *s, const char *name);
+
+/* A pollable fd, readable when rstate_dispatch has work now (including a
+ * debounce deadline that has passed); owned by the store. */
+RSTATE_API int rstate_fd(rstate_store *s);
+/* Milliseconds until the next debounce deadline; -1: none. */
+RSTATE_API int rstate_timeout(rstate_store *s);
+/* Runs every queued and due callback; with none ready, waits up to timeout_ms
+ * (0: don't wait, -1: until one is) and runs the first batch. Returns how many
+ * callbacks ran, or an error: RSTATE_EINVAL when the store has a dispatch
+ * thread or when called from a callback. */
+RSTATE_API int rstate_dispatch(rstate_store *s, int timeout_ms);
+
+/* ------------------------------------------------------------------------ */
+/* Server                                                                    */
+/* ------------------------------------------------------------------------ */
+
+typedef struct rstate_server rstate_server;
+typedef struct rstate_server_opts {
+  const char *token;        /* required for read-write access; NULL: none needed */
+  const char *read_token;   /* grants get/watch only */
+  int heartbeat_ms;         /* 0 = 1000 */
+  size_t history;           /* events kept so reconnecting clients can resume; 0 = 65536 */
+  size_t max_clients;       /* 0 = 1024 */
+  size_t max_frame;         /* bytes; 0 = 1 MiB */
+  size_t max_queue_bytes;   /* per client, before its events are coalesced; 0 = 4 MiB */
+} rstate_server_opts;
+
+/* Serves store on its own thread at "unix:/path" (socket mode 0600) or
+ * "tcp:127.0.0.1:PORT" (PORT 0: any free port). */
+RSTATE_API int rstate_server_start(rstate_server **out, rstate_store *store, const char *listen_uri,
+                                   const rstate_server_opts *opts);
+/* The bound address, as a URI rstate_open accepts; "" for NULL. */
+RSTATE_API const char *rstate_server_uri(const rstate_server *srv);
+/* Closes every client and frees the server; the store stays open. NULL: no-op. */
+RSTATE_API void rstate_server_stop(rstate_server *srv);
+
+/* ------------------------------------------------------------------------ */
+/* Schema files                                                              */
+/* ------------------------------------------------------------------------ */
+
+/* Defines every variable of an INI-style file (one section per variable; keys
+ * type, default, description, min, max, min_length, max_length, pattern,
+ * choices (comma-separated), namespace). All or nothing; errors name
+ * file:line. */
+RSTATE_API int rstate_load_schema(rstate_store *s, const char *path);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* REACTIVESTATE_H */

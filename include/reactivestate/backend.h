@@ -1,0 +1,125 @@
+/*
+ * reactivestate/backend.h — for backend authors.
+ *
+ * A store is the front end (the public API, the watch registry, filters,
+ * debounce, inline and queued delivery) over a backend that keeps the
+ * variables: the local backend for "mem:", the remote backend for "unix:" and
+ * "tcp:". A backend is a table of operations, like SQLite's sqlite3_vfs: the
+ * table opens with the version it was written for, grows only at the end, and
+ * the front end checks the version and each member for NULL before calling it.
+ *
+ * Rules every backend follows:
+ *  - Each operation returns RSTATE_OK or a negative RSTATE_E* code, and on
+ *    failure sets the sentence with rstate_set_last_error() and changes
+ *    nothing.
+ *  - Arguments reaching a backend are already checked for NULL by the front
+ *    end; names, types and values are the backend's to check.
+ *  - Every accepted change (define, undefine, set) is reported to the front
+ *    end with rstate_host_emit(), one call per store revision, in revision
+ *    order, BEFORE the change becomes visible to readers and while nothing
+ *    else can change the store (typically under the backend's lock). If the
+ *    call fails (RSTATE_ENOMEM) the backend abandons the change and returns
+ *    that error: a change is either applied and announced, or neither.
+ *    rstate_host_emit never runs user code; callbacks run later, after the
+ *    backend's operation has returned.
+ *  - A backend that emits from a thread of its own (a connection thread)
+ *    calls rstate_host_deliver() after emitting, outside its locks, so that
+ *    inline watchers run there.
+ */
+#ifndef REACTIVESTATE_BACKEND_H
+#define REACTIVESTATE_BACKEND_H
+
+#include "../reactivestate.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RSTATE_BACKEND_VERSION 1
+
+typedef struct rstate_backend rstate_backend; /* the backend's own state */
+typedef struct rstate_host rstate_host;       /* the front end, as a backend sees it */
+
+/* One accepted change, as a backend reports it. Everything is borrowed for
+ * the duration of rstate_host_emit. */
+typedef struct rstate_change {
+  rstate_event_kind kind;         /* RSTATE_EVENT_CHANGED, _DEFINED or _DELETED */
+  const char *name;
+  rstate_type type;
+  const rstate_value *old_value;  /* NULL for DEFINED */
+  const rstate_value *new_value;  /* NULL for DELETED */
+  uint64_t version;               /* after the change (DELETED: the last version) */
+  uint64_t revision;              /* the store revision the change took */
+  int64_t timestamp_ns;           /* CLOCK_REALTIME when it was accepted */
+  const char *source;
+  const rstate_meta *meta;
+  size_t n_meta;
+} rstate_change;
+
+/* One variable of a snapshot; borrowed for the duration of the callback. */
+typedef struct rstate_snapshot_var {
+  const char *name;
+  rstate_type type;
+  const rstate_value *value;
+  uint64_t version;
+} rstate_snapshot_var;
+
+/* Called under the backend's snapshot; must not call the store. Returns
+ * RSTATE_OK to go on, or an error code that ends the snapshot with it. */
+typedef int (*rstate_snapshot_fn)(const rstate_snapshot_var *var, void *ud);
+
+typedef struct rstate_backend_ops {
+  uint32_t version;   /* RSTATE_BACKEND_VERSION */
+  const char *name;   /* "local", "remote", ... for messages */
+
+  /* Opens the backend for uri; host is the front end to report changes to,
+   * valid until close returns. */
+  int (*open)(rstate_backend **out, const char *uri, const rstate_options *opts, rstate_host *host);
+  /* Frees everything. Called once, after every watch has ended. */
+  void (*close)(rstate_backend *b);
+
+  int (*define)(rstate_backend *b, const rstate_var_def *def);
+  int (*undefine)(rstate_backend *b, const char *name);
+  /* out gets an owned copy (freed with rstate_value_clear); out or info may
+   * be NULL (rstate_info passes out NULL). */
+  int (*get)(rstate_backend *b, const char *name, rstate_value *out, rstate_var_info *info);
+  /* One consistent snapshot; all or nothing. */
+  int (*get_many)(rstate_backend *b, const char *const *names, size_t n, rstate_value *out, uint64_t *revision);
+  /* Calls fn for every variable matching one of the patterns (exact names,
+   * or prefixes ending in '*'; "*" is everything), each variable once, from
+   * one consistent snapshot whose revision goes to *revision. */
+  int (*snapshot)(rstate_backend *b, const char *const *patterns, size_t n, rstate_snapshot_fn fn, void *ud,
+                  uint64_t *revision);
+  /* All or nothing, one revision for every item that changes. expected is
+   * NULL or an array of n versions (0: any). */
+  int (*set_many)(rstate_backend *b, const rstate_assign *items, size_t n, const uint64_t *expected,
+                  const rstate_set_opts *opts, size_t *failed_index);
+  /* The store revision; 0 when it cannot be asked. */
+  uint64_t (*revision)(rstate_backend *b);
+} rstate_backend_ops;
+
+/* Opens a store over a backend of your own; ops must outlive the store.
+ * Errors: RSTATE_EINVAL (NULL, a version newer than this library knows, a
+ * required member missing), whatever ops->open returns. */
+RSTATE_API int rstate_open_backend(rstate_store **out, const rstate_backend_ops *ops, const char *uri,
+                                   const rstate_options *opts);
+
+/* Reports one store revision's changes (n >= 1, all with the same
+ * revision). Returns RSTATE_OK, or RSTATE_ENOMEM having queued nothing. */
+RSTATE_API int rstate_host_emit(rstate_host *h, const rstate_change *changes, size_t n);
+/* Runs the inline callbacks due on this thread; call it outside any lock
+ * after emitting from a thread the front end did not call you on. */
+RSTATE_API void rstate_host_deliver(rstate_host *h);
+
+/* Sets the calling thread's rstate_last_error() sentence (printf format) and
+ * returns code, so a backend can write `return rstate_set_last_error(...)`. */
+RSTATE_API int rstate_set_last_error(int code, const char *fmt, ...)
+#ifdef __GNUC__
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* REACTIVESTATE_BACKEND_H */

@@ -1,0 +1,297 @@
+/*
+ * dispatch.c — queued delivery: the ready list, the pollable fd, debounce
+ * deadlines, rstate_dispatch and the optional dispatch thread.
+ *
+ * A queued (or debounced) watch with work is put on the store's ready list
+ * by whichever thread queued the work; the first time the list becomes
+ * non-empty an eventfd is written (wakeups coalesce, like uv_async_send).
+ * Debounce deadlines arm a timerfd. Both sit in an epoll set whose fd is
+ * rstate_fd(), so a host's poll loop wakes exactly when rstate_dispatch has
+ * work. With dispatch_thread, a library thread waits on the same fd.
+ * Setters only queue and signal: a slow callback never blocks them.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "store.h"
+
+struct rstate__dispatch {
+  rstate_store *store;
+  pthread_mutex_t lock;
+  rstate__watch *head, *tail; /* claimed watches with work, in order */
+  rstate__watch **timers;     /* debounced watches */
+  size_t n_timers, cap_timers;
+  int epfd, evfd, tfd;
+  bool signaled;  /* evfd written since the list was last found empty */
+  int64_t armed;  /* deadline the timerfd is set to, INT64_MAX: none */
+  bool has_thread;
+  atomic_bool stop;
+  pthread_t thread;
+};
+
+static void *thread_main(void *arg);
+
+int rstate__dispatch_new(rstate__dispatch **out, rstate_store *s, bool thread) {
+  rstate__dispatch *d = calloc(1, sizeof *d);
+  if (!d) return rstate__err(RSTATE_ENOMEM, "rstate_open: out of memory");
+  d->store = s;
+  d->armed = INT64_MAX;
+  d->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  d->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  d->epfd = epoll_create1(EPOLL_CLOEXEC);
+  int rc = RSTATE_OK;
+  if (d->evfd < 0 || d->tfd < 0 || d->epfd < 0) {
+    rc = rstate__err(errno == ENOMEM ? RSTATE_ENOMEM : RSTATE_EIO, "rstate_open: cannot create the dispatch fds: %s",
+                     strerror(errno));
+  } else {
+    struct epoll_event ev = {.events = EPOLLIN};
+    ev.data.fd = d->evfd;
+    epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->evfd, &ev);
+    ev.data.fd = d->tfd;
+    epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->tfd, &ev);
+  }
+  pthread_mutex_init(&d->lock, NULL);
+  if (!rc && thread) {
+    if (pthread_create(&d->thread, NULL, thread_main, d))
+      rc = rstate__err(RSTATE_ENOMEM, "rstate_open: cannot start the dispatch thread");
+    else
+      d->has_thread = true;
+  }
+  if (rc) {
+    rstate__dispatch_free(d);
+    return rc;
+  }
+  *out = d;
+  return RSTATE_OK;
+}
+
+static void wake(rstate__dispatch *d) {
+  uint64_t one = 1;
+  ssize_t n = write(d->evfd, &one, sizeof one);
+  (void)n; /* a full counter is still readable: nothing is lost */
+}
+
+void rstate__dispatch_stop(rstate__dispatch *d) {
+  if (!d) return;
+  if (d->has_thread) {
+    atomic_store(&d->stop, true);
+    wake(d);
+    pthread_join(d->thread, NULL);
+    d->has_thread = false;
+  }
+  /* what is still queued will not be delivered: drop the claims' references */
+  pthread_mutex_lock(&d->lock);
+  rstate__watch *w = d->head;
+  d->head = d->tail = NULL;
+  pthread_mutex_unlock(&d->lock);
+  while (w) {
+    rstate__watch *next = w->drain_next;
+    rstate__watch_unref(w);
+    w = next;
+  }
+}
+
+void rstate__dispatch_free(rstate__dispatch *d) {
+  if (!d) return;
+  rstate__dispatch_stop(d);
+  if (d->evfd >= 0) close(d->evfd);
+  if (d->tfd >= 0) close(d->tfd);
+  if (d->epfd >= 0) close(d->epfd);
+  free(d->timers);
+  pthread_mutex_destroy(&d->lock);
+  free(d);
+}
+
+void rstate__dispatch_ready(rstate__dispatch *d, rstate__watch *w) {
+  pthread_mutex_lock(&d->lock);
+  w->drain_next = NULL;
+  if (d->tail)
+    d->tail->drain_next = w;
+  else
+    d->head = w;
+  d->tail = w;
+  if (!d->signaled) {
+    d->signaled = true;
+    wake(d);
+  }
+  pthread_mutex_unlock(&d->lock);
+}
+
+static void arm(rstate__dispatch *d, int64_t deadline) {
+  d->armed = deadline;
+  struct itimerspec its;
+  memset(&its, 0, sizeof its);
+  if (deadline != INT64_MAX) {
+    if (deadline <= 0) deadline = 1; /* zero would disarm */
+    its.it_value.tv_sec = deadline / 1000000000;
+    its.it_value.tv_nsec = deadline % 1000000000;
+  }
+  timerfd_settime(d->tfd, TFD_TIMER_ABSTIME, &its, NULL);
+}
+
+void rstate__dispatch_deadline(rstate__dispatch *d, int64_t deadline) {
+  pthread_mutex_lock(&d->lock);
+  if (deadline < d->armed) arm(d, deadline);
+  pthread_mutex_unlock(&d->lock);
+}
+
+int rstate__dispatch_add_timer(rstate__dispatch *d, rstate__watch *w) {
+  pthread_mutex_lock(&d->lock);
+  if (d->n_timers == d->cap_timers) {
+    size_t cap = d->cap_timers ? d->cap_timers * 2 : 8;
+    rstate__watch **t = realloc(d->timers, cap * sizeof *t);
+    if (!t) {
+      pthread_mutex_unlock(&d->lock);
+      return rstate__err(RSTATE_ENOMEM, "rstate_watch: out of memory");
+    }
+    d->timers = t;
+    d->cap_timers = cap;
+  }
+  d->timers[d->n_timers] = w;
+  __atomic_store_n(&d->n_timers, d->n_timers + 1, __ATOMIC_RELAXED); /* run_once peeks at it unlocked */
+  pthread_mutex_unlock(&d->lock);
+  return RSTATE_OK;
+}
+
+void rstate__dispatch_remove_timer(rstate__dispatch *d, rstate__watch *w) {
+  pthread_mutex_lock(&d->lock);
+  for (size_t i = 0; i < d->n_timers; i++) {
+    if (d->timers[i] == w) {
+      d->timers[i] = d->timers[d->n_timers - 1];
+      __atomic_store_n(&d->n_timers, d->n_timers - 1, __ATOMIC_RELAXED);
+      break;
+    }
+  }
+  if (!d->n_timers && d->armed != INT64_MAX) {
+    arm(d, INT64_MAX); /* disarmed, and any expiration already counted is cleared */
+    uint64_t expirations;
+    if (read(d->tfd, &expirations, sizeof expirations) < 0) { /* was not readable */
+    }
+  }
+  pthread_mutex_unlock(&d->lock);
+}
+
+/* Earliest debounce deadline, INT64_MAX: none (under d->lock). */
+static int64_t next_deadline(rstate__dispatch *d) {
+  int64_t next = INT64_MAX;
+  for (size_t i = 0; i < d->n_timers; i++) {
+    int64_t x = atomic_load(&d->timers[i]->deadline);
+    if (x < next) next = x;
+  }
+  return next;
+}
+
+/* Moves due debounce bursts to their ready queues. */
+static void run_timers(rstate__dispatch *d) {
+  int64_t now = rstate__now_ns();
+  rstate__watch *due = NULL;
+  pthread_mutex_lock(&d->lock);
+  uint64_t expirations;
+  if (read(d->tfd, &expirations, sizeof expirations) < 0) { /* not fired: nothing to clear */
+  }
+  d->armed = INT64_MAX;
+  for (size_t i = 0; i < d->n_timers; i++) {
+    rstate__watch *w = d->timers[i];
+    if (atomic_load(&w->deadline) <= now) {
+      rstate__watch_ref(w);
+      w->due_next = due;
+      due = w;
+    }
+  }
+  pthread_mutex_unlock(&d->lock);
+  while (due) {
+    rstate__watch *w = due;
+    due = w->due_next;
+    rstate__watch_flush_due(w, now, false);
+    rstate__watch_unref(w);
+  }
+  pthread_mutex_lock(&d->lock);
+  int64_t next = next_deadline(d);
+  if (next < d->armed) arm(d, next);
+  pthread_mutex_unlock(&d->lock);
+}
+
+/* Runs every due and queued delivery; *did: whether any event was handled. */
+static int run_once(rstate__dispatch *d, bool *did) {
+  int ran = 0;
+  *did = false;
+  if (__atomic_load_n(&d->n_timers, __ATOMIC_RELAXED)) run_timers(d);
+  for (;;) {
+    pthread_mutex_lock(&d->lock);
+    rstate__watch *w = d->head;
+    if (w) {
+      d->head = w->drain_next;
+      if (!d->head) d->tail = NULL;
+    } else if (d->signaled) {
+      uint64_t count;
+      if (read(d->evfd, &count, sizeof count) < 0) { /* already clear */
+      }
+      d->signaled = false;
+    }
+    pthread_mutex_unlock(&d->lock);
+    if (!w) break;
+    *did = true;
+    ran += rstate__watch_drain(w);
+    rstate__deliver_claimed(); /* inline watches the callbacks' changes reached */
+  }
+  return ran;
+}
+
+static int timeout_ms(rstate__dispatch *d) {
+  pthread_mutex_lock(&d->lock);
+  int64_t next = d->head ? 0 : next_deadline(d);
+  pthread_mutex_unlock(&d->lock);
+  if (next == INT64_MAX) return -1;
+  int64_t left = next - rstate__now_ns();
+  if (left <= 0) return 0;
+  int64_t ms = (left + 999999) / 1000000;
+  return ms > INT32_MAX ? INT32_MAX : (int)ms;
+}
+
+static void *thread_main(void *arg) {
+  rstate__dispatch *d = arg;
+  while (!atomic_load(&d->stop)) {
+    bool did;
+    run_once(d, &did);
+    if (did) continue;
+    struct pollfd p = {.fd = d->epfd, .events = POLLIN};
+    poll(&p, 1, timeout_ms(d));
+  }
+  return NULL;
+}
+
+int rstate_fd(rstate_store *s) {
+  if (!s) return rstate__err(RSTATE_EINVAL, "rstate_fd: store is NULL");
+  return s->dispatch->epfd;
+}
+
+int rstate_timeout(rstate_store *s) { return s ? timeout_ms(s->dispatch) : -1; }
+
+int rstate_dispatch(rstate_store *s, int timeout) {
+  if (!s) return rstate__err(RSTATE_EINVAL, "rstate_dispatch: store is NULL");
+  rstate__dispatch *d = s->dispatch;
+  if (d->has_thread)
+    return rstate__err(RSTATE_EINVAL, "rstate_dispatch: this store has a dispatch thread, which runs its callbacks");
+  if (rstate__in_callback()) return rstate__err(RSTATE_EINVAL, "rstate_dispatch: called from a callback");
+  int64_t end = timeout < 0 ? INT64_MAX : rstate__monotonic_ns() + (int64_t)timeout * 1000000;
+  for (;;) {
+    bool did;
+    int ran = run_once(d, &did);
+    if (did || timeout == 0) return ran;
+    int wait = timeout_ms(d);
+    if (timeout > 0) {
+      int64_t left = end - rstate__monotonic_ns();
+      if (left <= 0) return ran;
+      int left_ms = (int)((left + 999999) / 1000000);
+      if (wait < 0 || left_ms < wait) wait = left_ms;
+    }
+    struct pollfd p = {.fd = d->epfd, .events = POLLIN};
+    poll(&p, 1, wait);
+  }
+}

@@ -1,0 +1,134 @@
+/*
+ * event.c — batches of change records and the nodes that queue them on
+ * watches (see event.h for the layout and why).
+ */
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "event.h"
+
+struct rstate__batch {
+  atomic_size_t refs; /* nodes not yet released */
+  size_t n_records;
+  size_t n_nodes;
+  rstate__record *records;
+  rstate__node *nodes;
+};
+
+static size_t value_bytes(const rstate_value *v) {
+  return v && v->kind == RSTATE_STRING ? v->u.s.len + 1 : 0;
+}
+
+static size_t str_bytes(const char *s) { return s ? strlen(s) + 1 : 0; }
+
+/* Copies a string into the batch's text area, returns the copy. */
+static char *put(char **text, const char *s, size_t len) {
+  char *p = *text;
+  memcpy(p, s, len);
+  p[len] = '\0';
+  *text += len + 1;
+  return p;
+}
+
+static rstate_value put_value(char **text, const rstate_value *v) {
+  rstate_value out = {RSTATE_NONE, {0}};
+  if (!v) return out;
+  out = *v;
+  if (v->kind == RSTATE_STRING) out.u.s.ptr = put(text, v->u.s.ptr, v->u.s.len);
+  return out;
+}
+
+static size_t round_up(size_t n) { return (n + alignof(max_align_t) - 1) & ~(alignof(max_align_t) - 1); }
+
+rstate__batch *rstate__batch_new(const rstate_change *changes, size_t n, size_t n_nodes, uint32_t depth) {
+  /* every change of one emit shares its source and metadata */
+  const char *source = n ? changes[0].source : NULL;
+  const rstate_meta *meta = n ? changes[0].meta : NULL;
+  size_t n_meta = n ? changes[0].n_meta : 0;
+
+  size_t text = str_bytes(source);
+  for (size_t i = 0; i < n_meta; i++) text += str_bytes(meta[i].key) + str_bytes(meta[i].value);
+  for (size_t i = 0; i < n; i++)
+    text += strlen(changes[i].name) + 1 + value_bytes(changes[i].old_value) + value_bytes(changes[i].new_value);
+
+  size_t off_records = round_up(sizeof(rstate__batch));
+  size_t off_nodes = off_records + round_up(n * sizeof(rstate__record));
+  size_t off_meta = off_nodes + round_up(n_nodes * sizeof(rstate__node));
+  size_t off_text = off_meta + n_meta * sizeof(rstate_meta);
+  char *block = malloc(off_text + text);
+  if (!block) {
+    rstate__err(RSTATE_ENOMEM, "%s: out of memory queuing the change for its watchers", n ? changes[0].name : "?");
+    return NULL;
+  }
+  rstate__batch *b = (rstate__batch *)block;
+  atomic_init(&b->refs, n_nodes);
+  b->n_records = n;
+  b->n_nodes = n_nodes;
+  b->records = (rstate__record *)(block + off_records);
+  b->nodes = (rstate__node *)(block + off_nodes);
+  memset(b->nodes, 0, n_nodes * sizeof *b->nodes);
+  for (size_t j = 0; j < n_nodes; j++) b->nodes[j].batch = b;
+
+  char *t = block + off_text;
+  const char *src = source ? put(&t, source, strlen(source)) : NULL;
+  rstate_meta *m = (rstate_meta *)(block + off_meta);
+  for (size_t i = 0; i < n_meta; i++) {
+    m[i].key = put(&t, meta[i].key, strlen(meta[i].key));
+    m[i].value = put(&t, meta[i].value, strlen(meta[i].value));
+  }
+  for (size_t i = 0; i < n; i++) {
+    const rstate_change *c = &changes[i];
+    rstate__record *r = &b->records[i];
+    r->kind = c->kind;
+    r->type = c->type;
+    r->name_len = strlen(c->name);
+    r->name = put(&t, c->name, r->name_len);
+    r->old_value = put_value(&t, c->old_value);
+    r->new_value = put_value(&t, c->new_value);
+    r->version = c->version;
+    r->revision = c->revision;
+    r->timestamp_ns = c->timestamp_ns;
+    r->source = src;
+    r->meta = n_meta ? m : NULL;
+    r->n_meta = n_meta;
+    r->depth = depth;
+  }
+  return b;
+}
+
+const rstate__record *rstate__batch_record(rstate__batch *b, size_t i) { return &b->records[i]; }
+
+rstate__node *rstate__batch_node(rstate__batch *b, size_t j) { return &b->nodes[j]; }
+
+void rstate__node_release(rstate__node *node) {
+  if (!node) return;
+  rstate__node *latest = node->latest;
+  node->latest = NULL;
+  rstate__batch *b = node->batch;
+  if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1) free(b);
+  rstate__node_release(latest); /* at most one level: a latest never has a latest */
+}
+
+void rstate__event_fill(rstate_event *ev, const rstate__node *node, rstate_store *store, rstate_watch_id id) {
+  const rstate__record *first = node->rec;
+  const rstate__record *last = node->latest ? node->latest->rec : first;
+  ev->kind = last->kind;
+  ev->store = store;
+  ev->watch = id;
+  ev->name = last->name;
+  ev->type = last->type;
+  ev->old_value = first->old_value;
+  ev->new_value = last->new_value;
+  ev->version = last->version;
+  ev->revision = last->revision;
+  ev->timestamp_ns = last->timestamp_ns;
+  ev->source = last->source;
+  ev->meta = last->meta;
+  ev->n_meta = last->n_meta;
+  if (first->kind == RSTATE_EVENT_INITIAL)
+    ev->coalesced = 0;
+  else
+    ev->coalesced = node->coalesced ? node->coalesced : 1;
+}

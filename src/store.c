@@ -1,0 +1,304 @@
+/*
+ * store.c — the store front end: the public calls on variables.
+ *
+ * Checks arguments, hands each call to the store's backend through its
+ * operations table, and never special-cases a backend: "mem:" is the local
+ * backend behind this same front end. Backends are picked by URI scheme.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "store.h"
+
+extern const rstate_backend_ops rstate__local_ops;
+
+static const struct {
+  const char *scheme; /* including the colon */
+  const rstate_backend_ops *ops;
+} schemes[] = {
+    {"mem:", &rstate__local_ops},
+};
+
+#define CHECK_STORE(s, fn) \
+  if (!(s)) return rstate__err(RSTATE_EINVAL, "%s: store is NULL", fn)
+#define CHECK_NAME(name, fn) \
+  if (!(name)) return rstate__err(RSTATE_EINVAL, "%s: name is NULL", fn)
+
+int rstate_open_backend(rstate_store **out, const rstate_backend_ops *ops, const char *uri,
+                        const rstate_options *opts) {
+  if (out) *out = NULL;
+  if (!out || !ops || !uri) return rstate__err(RSTATE_EINVAL, "rstate_open: out, ops and uri must not be NULL");
+  if (ops->version < 1 || ops->version > RSTATE_BACKEND_VERSION)
+    return rstate__err(RSTATE_EINVAL, "rstate_open: backend table version %u is not one this library knows (1..%d)",
+                       ops->version, RSTATE_BACKEND_VERSION);
+  if (!ops->open || !ops->close || !ops->define || !ops->undefine || !ops->get || !ops->get_many ||
+      !ops->snapshot || !ops->set_many || !ops->revision)
+    return rstate__err(RSTATE_EINVAL, "rstate_open: backend \"%s\" lacks a required operation",
+                       ops->name ? ops->name : "?");
+  if (opts && (opts->connect_timeout_ms < 0 || opts->request_timeout_ms < 0 || opts->heartbeat_ms < 0))
+    return rstate__err(RSTATE_EINVAL, "rstate_open: timeouts and heartbeat_ms must not be negative");
+
+  rstate_store *s = calloc(1, sizeof *s);
+  if (!s) return rstate__err(RSTATE_ENOMEM, "rstate_open: out of memory");
+  if (opts) s->opts = *opts;
+  if (!rstate__strdup_opt(&s->token, s->opts.token)) {
+    free(s);
+    return rstate__err(RSTATE_ENOMEM, "rstate_open: out of memory");
+  }
+  s->opts.token = s->token;
+  s->host.store = s;
+  s->ops = ops;
+  int rc = RSTATE_OK;
+  if (!(s->registry = rstate__registry_new())) rc = rstate__err(RSTATE_ENOMEM, "rstate_open: out of memory");
+  if (!rc) rc = rstate__dispatch_new(&s->dispatch, s, s->opts.dispatch_thread);
+  if (!rc) rc = ops->open(&s->backend, uri, &s->opts, &s->host);
+  if (rc) {
+    rstate__dispatch_free(s->dispatch);
+    rstate__registry_free(s->registry);
+    free(s->token);
+    free(s);
+    return rc;
+  }
+  *out = s;
+  return RSTATE_OK;
+}
+
+int rstate_open(rstate_store **out, const char *uri, const rstate_options *opts) {
+  if (out) *out = NULL;
+  if (!out || !uri) return rstate__err(RSTATE_EINVAL, "rstate_open: out and uri must not be NULL");
+  for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++) {
+    if (strncmp(uri, schemes[i].scheme, strlen(schemes[i].scheme)) == 0)
+      return rstate_open_backend(out, schemes[i].ops, uri, opts);
+  }
+  if (strncmp(uri, "unix:", 5) == 0 || strncmp(uri, "tcp:", 4) == 0)
+    return rstate__err(RSTATE_ENOTSUP, "rstate_open: \"%s\": remote stores are not available in this build", uri);
+  return rstate__err(RSTATE_EINVAL, "rstate_open: \"%s\" is not a store URI (mem:, unix:/path, tcp:host:port)", uri);
+}
+
+void rstate_close(rstate_store *s) {
+  if (!s) return;
+  rstate__dispatch_stop(s->dispatch); /* no callback runs from here on */
+  rstate__watch_close_all(s);
+  s->ops->close(s->backend);
+  rstate__dispatch_free(s->dispatch);
+  rstate__registry_free(s->registry);
+  free(s->token);
+  free(s);
+}
+
+int rstate_define(rstate_store *s, const rstate_var_def *def) {
+  CHECK_STORE(s, "rstate_define");
+  if (!def) return rstate__err(RSTATE_EINVAL, "rstate_define: def is NULL");
+  CHECK_NAME(def->name, "rstate_define");
+  int rc = rstate__cascade_check("rstate_define", def->name);
+  if (!rc) rc = s->ops->define(s->backend, def);
+  rstate__deliver_claimed();
+  return rc;
+}
+
+int rstate_undefine(rstate_store *s, const char *name) {
+  CHECK_STORE(s, "rstate_undefine");
+  CHECK_NAME(name, "rstate_undefine");
+  int rc = rstate__cascade_check("rstate_undefine", name);
+  if (!rc) rc = s->ops->undefine(s->backend, name);
+  rstate__deliver_claimed();
+  return rc;
+}
+
+int rstate_get(rstate_store *s, const char *name, rstate_value *out) {
+  if (out) out->kind = RSTATE_NONE;
+  CHECK_STORE(s, "rstate_get");
+  CHECK_NAME(name, "rstate_get");
+  if (!out) return rstate__err(RSTATE_EINVAL, "rstate_get: %s: out is NULL", name);
+  return s->ops->get(s->backend, name, out, NULL);
+}
+
+int rstate_get_many(rstate_store *s, const char *const *names, size_t n, rstate_value *out, uint64_t *revision) {
+  if (out)
+    for (size_t i = 0; i < n; i++) out[i].kind = RSTATE_NONE;
+  CHECK_STORE(s, "rstate_get_many");
+  if (n && (!names || !out)) return rstate__err(RSTATE_EINVAL, "rstate_get_many: names and out must not be NULL");
+  for (size_t i = 0; i < n; i++)
+    if (!names[i]) return rstate__err(RSTATE_EINVAL, "rstate_get_many: names[%zu] is NULL", i);
+  return s->ops->get_many(s->backend, names, n, out, revision);
+}
+
+int rstate_info(rstate_store *s, const char *name, rstate_var_info *out) {
+  CHECK_STORE(s, "rstate_info");
+  CHECK_NAME(name, "rstate_info");
+  if (!out) return rstate__err(RSTATE_EINVAL, "rstate_info: %s: out is NULL", name);
+  return s->ops->get(s->backend, name, NULL, out);
+}
+
+uint64_t rstate_revision(rstate_store *s) { return s ? s->ops->revision(s->backend) : 0; }
+
+/* rstate_list: collect names under one snapshot, then call the user's
+ * function with no lock held, in name order. */
+typedef struct list_item {
+  char *name;
+  rstate_type type;
+} list_item;
+
+typedef struct list_acc {
+  list_item *items;
+  size_t n, cap;
+} list_acc;
+
+static int list_collect(const rstate_snapshot_var *v, void *ud) {
+  list_acc *acc = ud;
+  if (acc->n == acc->cap) {
+    size_t cap = acc->cap ? acc->cap * 2 : 64;
+    list_item *items = realloc(acc->items, cap * sizeof *items);
+    if (!items) return rstate__err(RSTATE_ENOMEM, "rstate_list: out of memory");
+    acc->items = items;
+    acc->cap = cap;
+  }
+  if (!(acc->items[acc->n].name = strdup(v->name))) return rstate__err(RSTATE_ENOMEM, "rstate_list: out of memory");
+  acc->items[acc->n++].type = v->type;
+  return RSTATE_OK;
+}
+
+static int list_cmp(const void *a, const void *b) {
+  return strcmp(((const list_item *)a)->name, ((const list_item *)b)->name);
+}
+
+int rstate_list(rstate_store *s, int (*fn)(const char *name, rstate_type type, void *ud), void *ud) {
+  CHECK_STORE(s, "rstate_list");
+  if (!fn) return rstate__err(RSTATE_EINVAL, "rstate_list: fn is NULL");
+  list_acc acc = {0};
+  const char *all = "*";
+  int rc = s->ops->snapshot(s->backend, &all, 1, list_collect, &acc, NULL);
+  if (!rc) {
+    if (acc.n) qsort(acc.items, acc.n, sizeof *acc.items, list_cmp);
+    for (size_t i = 0; i < acc.n; i++)
+      if (fn(acc.items[i].name, acc.items[i].type, ud)) break;
+  }
+  for (size_t i = 0; i < acc.n; i++) free(acc.items[i].name);
+  free(acc.items);
+  return rc;
+}
+
+/* ---- setting ------------------------------------------------------------ */
+
+static int check_set_opts(const rstate_set_opts *opts, const char *fn) {
+  if (!opts) return RSTATE_OK;
+  if (opts->n_meta && !opts->meta) return rstate__err(RSTATE_EINVAL, "%s: n_meta is %zu but meta is NULL", fn, opts->n_meta);
+  for (size_t i = 0; i < opts->n_meta; i++)
+    if (!opts->meta[i].key || !opts->meta[i].value)
+      return rstate__err(RSTATE_EINVAL, "%s: meta[%zu] has a NULL key or value", fn, i);
+  return RSTATE_OK;
+}
+
+static int set_one(rstate_store *s, const char *name, const rstate_value *v, const uint64_t *expected,
+                   const rstate_set_opts *opts, const char *fn) {
+  CHECK_STORE(s, fn);
+  if (!name) return rstate__err(RSTATE_EINVAL, "%s: name is NULL", fn);
+  if (!v) return rstate__err(RSTATE_EINVAL, "%s: %s: value is NULL", fn, name);
+  int rc = check_set_opts(opts, fn);
+  if (!rc) rc = rstate__cascade_check(fn, name);
+  if (rc) return rc;
+  rstate_assign item = {name, *v};
+  size_t failed;
+  rc = s->ops->set_many(s->backend, &item, 1, expected, opts, &failed);
+  rstate__deliver_claimed();
+  return rc;
+}
+
+int rstate_set(rstate_store *s, const char *name, const rstate_value *v, const rstate_set_opts *opts) {
+  return set_one(s, name, v, NULL, opts, "rstate_set");
+}
+
+int rstate_set_if(rstate_store *s, const char *name, const rstate_value *v, uint64_t expected_version,
+                  const rstate_set_opts *opts) {
+  if (expected_version == 0)
+    return rstate__err(RSTATE_ECONFLICT, "%s: version 0 never matches (versions start at 1)", name ? name : "?");
+  return set_one(s, name, v, &expected_version, opts, "rstate_set_if");
+}
+
+int rstate_set_many(rstate_store *s, const rstate_assign *items, size_t n, const rstate_set_opts *opts,
+                    size_t *failed_index) {
+  size_t failed = SIZE_MAX;
+  int rc;
+  if (!s) {
+    rc = rstate__err(RSTATE_EINVAL, "rstate_set_many: store is NULL");
+  } else if (n && !items) {
+    rc = rstate__err(RSTATE_EINVAL, "rstate_set_many: items is NULL");
+  } else if ((rc = check_set_opts(opts, "rstate_set_many")) == RSTATE_OK) {
+    for (size_t i = 0; i < n && !rc; i++)
+      if (!items[i].name) {
+        failed = i;
+        rc = rstate__err(RSTATE_EINVAL, "rstate_set_many: items[%zu].name is NULL", i);
+      }
+    if (!rc) rc = rstate__cascade_check("rstate_set_many", n ? items[0].name : NULL);
+    if (!rc && n) rc = s->ops->set_many(s->backend, items, n, NULL, opts, &failed);
+    rstate__deliver_claimed();
+  }
+  if (failed_index) *failed_index = rc ? failed : SIZE_MAX;
+  return rc;
+}
+
+int rstate_set_float(rstate_store *s, const char *name, double v) {
+  rstate_value x = rstate_float(v);
+  return set_one(s, name, &x, NULL, NULL, "rstate_set_float");
+}
+
+int rstate_set_int(rstate_store *s, const char *name, int64_t v) {
+  rstate_value x = rstate_int(v);
+  return set_one(s, name, &x, NULL, NULL, "rstate_set_int");
+}
+
+int rstate_set_bool(rstate_store *s, const char *name, bool v) {
+  rstate_value x = rstate_bool(v);
+  return set_one(s, name, &x, NULL, NULL, "rstate_set_bool");
+}
+
+int rstate_set_string(rstate_store *s, const char *name, const char *v) {
+  if (!v) return rstate__err(RSTATE_EINVAL, "rstate_set_string: %s: value is NULL", name ? name : "?");
+  rstate_value x = rstate_string(v);
+  return set_one(s, name, &x, NULL, NULL, "rstate_set_string");
+}
+
+/* Reads a variable for a scalar getter; ETYPE unless its kind is wanted. */
+static int get_kind(rstate_store *s, const char *name, const void *out, rstate_value *v, rstate_kind want,
+                    rstate_kind also, const char *fn) {
+  CHECK_STORE(s, fn);
+  if (!name) return rstate__err(RSTATE_EINVAL, "%s: name is NULL", fn);
+  if (!out) return rstate__err(RSTATE_EINVAL, "%s: %s: out is NULL", fn, name);
+  rstate_var_info info;
+  int rc = s->ops->get(s->backend, name, v, &info);
+  if (rc) return rc;
+  if (v->kind != want && v->kind != also) {
+    rstate_value_clear(v);
+    return rstate__err(RSTATE_ETYPE, "%s: %s is a %s variable", fn, name, rstate_type_name(info.type));
+  }
+  return RSTATE_OK;
+}
+
+int rstate_get_float(rstate_store *s, const char *name, double *out) {
+  rstate_value v;
+  int rc = get_kind(s, name, out, &v, RSTATE_FLOAT, RSTATE_INT, "rstate_get_float");
+  if (!rc) *out = v.kind == RSTATE_FLOAT ? v.u.f : (double)v.u.i;
+  return rc;
+}
+
+int rstate_get_int(rstate_store *s, const char *name, int64_t *out) {
+  rstate_value v;
+  int rc = get_kind(s, name, out, &v, RSTATE_INT, RSTATE_INT, "rstate_get_int");
+  if (!rc) *out = v.u.i;
+  return rc;
+}
+
+int rstate_get_bool(rstate_store *s, const char *name, bool *out) {
+  rstate_value v;
+  int rc = get_kind(s, name, out, &v, RSTATE_BOOL, RSTATE_BOOL, "rstate_get_bool");
+  if (!rc) *out = v.u.b;
+  return rc;
+}
+
+int rstate_get_string(rstate_store *s, const char *name, char **out) {
+  if (out) *out = NULL;
+  rstate_value v;
+  int rc = get_kind(s, name, out, &v, RSTATE_STRING, RSTATE_STRING, "rstate_get_string");
+  if (!rc) *out = (char *)v.u.s.ptr; /* the copy rstate_get made, NUL-terminated: the caller frees it */
+  return rc;
+}

@@ -1,0 +1,538 @@
+/*
+ * watch.c — watches: registration with a gap-free initial snapshot, the
+ * per-watch queue, debounce merging, and delivery to callbacks.
+ *
+ * Every watch is serialized on its own. Changes are queued on it (push, under
+ * the registry lock, in revision order); the first thread to find it idle
+ * claims it and drains its queue: for an inline watch the thread that made
+ * the change, after the store's locks are released; for a queued or debounced
+ * watch the dispatcher (dispatch.c). A change made inside a callback is only
+ * queued: the delivery loop of the thread runs it after the callback returns,
+ * so there is no recursion, and a feedback chain longer than
+ * RSTATE_CASCADE_LIMIT is refused with RSTATE_ELIMIT.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "store.h"
+
+/* What this thread is doing: the inline watches it claimed and must drain,
+ * and whether (and how deep in a feedback chain) it is inside a callback. */
+static _Thread_local struct {
+  rstate__watch *head, *tail;
+  int in_callback;
+  uint32_t depth;
+} tls;
+
+bool rstate__in_callback(void) { return tls.in_callback > 0; }
+
+int rstate__cascade_check(const char *fn, const char *name) {
+  if (tls.in_callback && tls.depth + 1 >= RSTATE_CASCADE_LIMIT)
+    return rstate__err(RSTATE_ELIMIT,
+                       "%s: %s: refused: %d callbacks in a row each changed a variable another one watches "
+                       "(a feedback loop?)",
+                       fn, name ? name : "?", RSTATE_CASCADE_LIMIT);
+  return RSTATE_OK;
+}
+
+int rstate_host_emit(rstate_host *h, const rstate_change *changes, size_t n) {
+  if (!h || !changes || !n) return RSTATE_OK;
+  return rstate__registry_emit(h->store->registry, changes, n, tls.in_callback ? tls.depth + 1 : 0);
+}
+
+void rstate_host_deliver(rstate_host *h) {
+  (void)h;
+  rstate__deliver_claimed();
+}
+
+/* ---- lifetime ------------------------------------------------------------ */
+
+void rstate__watch_ref(rstate__watch *w) { atomic_fetch_add_explicit(&w->refs, 1, memory_order_relaxed); }
+
+static void release_list(rstate__node *n) {
+  while (n) {
+    rstate__node *next = n->next;
+    rstate__node_release(n);
+    n = next;
+  }
+}
+
+void rstate__watch_unref(rstate__watch *w) {
+  if (atomic_fetch_sub_explicit(&w->refs, 1, memory_order_acq_rel) != 1) return;
+  release_list(w->head);
+  release_list(w->pending);
+  for (size_t i = 0; i < w->n_patterns; i++) free(w->patterns[i]);
+  free(w->patterns);
+  free(w->ignore_source);
+  pthread_mutex_destroy(&w->lock);
+  pthread_cond_destroy(&w->idle);
+  free(w);
+}
+
+/* ---- queueing (under w->lock) -------------------------------------------- */
+
+static void append(rstate__watch *w, rstate__node *node) {
+  node->next = NULL;
+  if (w->tail)
+    w->tail->next = node;
+  else
+    w->head = node;
+  w->tail = node;
+  w->n_ready++;
+}
+
+static rstate__node *pop(rstate__watch *w) {
+  rstate__node *node = w->head;
+  if (!node) return NULL;
+  w->head = node->next;
+  if (!w->head) w->tail = NULL;
+  w->n_ready--;
+  node->next = NULL;
+  return node;
+}
+
+/* The first thread to find the watch idle with work claims it. */
+static void claim_if_idle(rstate__watch *w) {
+  if (w->claimed || w->initializing || w->dead || !w->head) return;
+  w->claimed = true;
+  rstate__watch_ref(w);
+  if (w->queued) {
+    rstate__dispatch_ready(w->store->dispatch, w);
+    return;
+  }
+  w->drain_next = NULL;
+  if (tls.tail)
+    tls.tail->drain_next = w;
+  else
+    tls.head = w;
+  tls.tail = w;
+}
+
+static int64_t entry_deadline(const rstate__watch *w, const rstate__node *e) {
+  int64_t d = e->last_ns + (int64_t)w->debounce_ms * 1000000;
+  if (w->max_wait_ms) {
+    int64_t cap = e->first_ns + (int64_t)w->max_wait_ms * 1000000;
+    if (cap < d) d = cap;
+  }
+  return d;
+}
+
+static void update_deadline(rstate__watch *w) {
+  int64_t d = INT64_MAX;
+  for (rstate__node *e = w->pending; e; e = e->next) {
+    int64_t x = entry_deadline(w, e);
+    if (x < d) d = x;
+  }
+  int64_t old = atomic_exchange(&w->deadline, d);
+  if (d < old) rstate__dispatch_deadline(w->store->dispatch, d);
+}
+
+/* Moves pending bursts to the ready queue: those due at now, those of one
+ * variable (name), or all. */
+static bool flush(rstate__watch *w, int64_t now, const rstate__record *var, bool all) {
+  bool moved = false;
+  rstate__node **link = &w->pending;
+  while (*link) {
+    rstate__node *e = *link;
+    bool go = all || (var ? e->rec->name_len == var->name_len && memcmp(e->rec->name, var->name, var->name_len) == 0
+                          : entry_deadline(w, e) <= now);
+    if (!go) {
+      link = &e->next;
+      continue;
+    }
+    *link = e->next;
+    w->n_pending--;
+    append(w, e);
+    moved = true;
+  }
+  if (moved) update_deadline(w);
+  return moved;
+}
+
+bool rstate__watch_flush_due(rstate__watch *w, int64_t now, bool all) {
+  pthread_mutex_lock(&w->lock);
+  bool moved = !w->dead && flush(w, now, NULL, all);
+  claim_if_idle(w);
+  pthread_mutex_unlock(&w->lock);
+  return moved;
+}
+
+/* Debounce: merges a change into its variable's burst, or starts one. */
+static void merge(rstate__watch *w, rstate__node *node) {
+  int64_t now = rstate__now_ns();
+  const rstate__record *rec = node->rec;
+  for (rstate__node *e = w->pending; e; e = e->next) {
+    if (e->rec->name_len == rec->name_len && memcmp(e->rec->name, rec->name, rec->name_len) == 0) {
+      rstate__node_release(e->latest);
+      e->latest = node;
+      e->coalesced++;
+      e->last_ns = now;
+      update_deadline(w);
+      return;
+    }
+  }
+  node->coalesced = 1;
+  node->first_ns = node->last_ns = now;
+  node->next = w->pending;
+  w->pending = node;
+  w->n_pending++;
+  update_deadline(w);
+}
+
+/* Queues one change on w (or merges it into a debounce burst). A debounced
+ * watch's DEFINED and DELETED go out without delay, after that variable's
+ * pending change. */
+static void enqueue(rstate__watch *w, rstate__node *node) {
+  if (w->debounce_ms && !w->initializing) {
+    if (node->rec->kind == RSTATE_EVENT_CHANGED) {
+      merge(w, node);
+      return;
+    }
+    flush(w, 0, node->rec, false);
+  }
+  append(w, node);
+}
+
+void rstate__watch_push(rstate__watch *w, rstate__node *node) {
+  const rstate__record *rec = node->rec;
+  pthread_mutex_lock(&w->lock);
+  if (w->dead) {
+    pthread_mutex_unlock(&w->lock);
+    rstate__node_release(node);
+    return;
+  }
+  if (w->ignore_source && rec->kind == RSTATE_EVENT_CHANGED && rec->source && !strcmp(rec->source, w->ignore_source)) {
+    w->stats.filtered++;
+    pthread_mutex_unlock(&w->lock);
+    rstate__node_release(node);
+    return;
+  }
+  enqueue(w, node);
+  claim_if_idle(w);
+  pthread_mutex_unlock(&w->lock);
+}
+
+/* ---- ending a watch ---------------------------------------------------- */
+
+static void call_destroy(rstate__watch *w) {
+  if (w->destroy) w->destroy(w->userdata);
+}
+
+/* Ends w, whose registry entry the caller has just removed (the caller now
+ * holds the registry's reference). From inside w's own callback it returns
+ * at once and the delivery loop runs destroy after the callback; from
+ * anywhere else it waits for a running callback and runs destroy itself. */
+static void end_watch(rstate__watch *w) {
+  if (w->debounce_ms) rstate__dispatch_remove_timer(w->store->dispatch, w);
+  pthread_mutex_lock(&w->lock);
+  w->dead = true;
+  if (w->running && pthread_equal(w->runner, pthread_self())) {
+    w->destroy_pending = true; /* the delivery loop owns the registry reference now */
+    pthread_mutex_unlock(&w->lock);
+    return;
+  }
+  while (w->running) pthread_cond_wait(&w->idle, &w->lock);
+  pthread_mutex_unlock(&w->lock);
+  call_destroy(w);
+  rstate__watch_unref(w);
+}
+
+int rstate_unwatch(rstate_store *s, rstate_watch_id id) {
+  if (!s) return rstate__err(RSTATE_EINVAL, "rstate_unwatch: store is NULL");
+  rstate__watch *w = rstate__registry_find(s->registry, id);
+  if (!w || !rstate__registry_remove(s->registry, w)) {
+    if (w) rstate__watch_unref(w);
+    return rstate__err(RSTATE_ENOTFOUND, "rstate_unwatch: no watch %llu on this store", (unsigned long long)id);
+  }
+  end_watch(w);
+  rstate__watch_unref(w); /* registry_find's */
+  return RSTATE_OK;
+}
+
+void rstate__watch_close_all(rstate_store *s) {
+  rstate__watch *w = rstate__registry_take_all(s->registry);
+  while (w) {
+    rstate__watch *next = w->drain_next;
+    end_watch(w);
+    w = next;
+  }
+}
+
+/* ---- delivery ------------------------------------------------------------ */
+
+/* Runs filter and callback for one node; *called tells whether the callback
+ * ran. Returns what the callback returned. */
+static int deliver(rstate__watch *w, const rstate__node *node, bool *called) {
+  rstate_event ev;
+  rstate__event_fill(&ev, node, w->store, w->id);
+  uint32_t saved = tls.depth;
+  const rstate__record *last = node->latest ? node->latest->rec : node->rec;
+  tls.depth = last->depth;
+  tls.in_callback++;
+  int rc = RSTATE_CONTINUE;
+  *called = !w->filter || w->filter(&ev, w->userdata);
+  if (*called) rc = w->fn(&ev, w->userdata);
+  tls.in_callback--;
+  tls.depth = saved;
+  return rc;
+}
+
+int rstate__watch_drain(rstate__watch *w) {
+  int ran = 0;
+  pthread_mutex_lock(&w->lock);
+  while (!w->dead && w->head) {
+    rstate__node *node = pop(w);
+    w->running = true;
+    w->runner = pthread_self();
+    pthread_mutex_unlock(&w->lock);
+
+    bool called;
+    int rc = deliver(w, node, &called);
+    uint32_t coalesced = node->coalesced;
+    rstate__node_release(node);
+    if (rc == RSTATE_UNWATCH && rstate__registry_remove(w->store->registry, w)) {
+      if (w->debounce_ms) rstate__dispatch_remove_timer(w->store->dispatch, w);
+      pthread_mutex_lock(&w->lock);
+      w->dead = true;
+      w->destroy_pending = true;
+      pthread_mutex_unlock(&w->lock);
+    }
+
+    pthread_mutex_lock(&w->lock);
+    w->running = false;
+    if (called) {
+      ran++;
+      w->stats.delivered++;
+      if (coalesced > 1) w->stats.coalesced += coalesced - 1;
+    } else {
+      w->stats.filtered++;
+    }
+    pthread_cond_broadcast(&w->idle);
+  }
+  w->claimed = false;
+  bool destroy = w->destroy_pending;
+  w->destroy_pending = false;
+  pthread_mutex_unlock(&w->lock);
+  if (destroy) {
+    call_destroy(w);
+    rstate__watch_unref(w); /* the registry's */
+  }
+  rstate__watch_unref(w); /* the claim's */
+  return ran;
+}
+
+void rstate__deliver_claimed(void) {
+  if (tls.in_callback) return;
+  while (tls.head) {
+    rstate__watch *w = tls.head;
+    tls.head = w->drain_next;
+    if (!tls.head) tls.tail = NULL;
+    w->drain_next = NULL;
+    rstate__watch_drain(w);
+  }
+}
+
+/* ---- registration -------------------------------------------------------- */
+
+static int pattern_check(const char *p) {
+  if (!p) return rstate__err(RSTATE_EINVAL, "rstate_watch: a name is NULL");
+  size_t len = strlen(p);
+  if (len && p[len - 1] == '*') {
+    if (len == 1) return RSTATE_OK;
+    char prefix[RSTATE_NAME_MAX + 1];
+    if (len - 1 > RSTATE_NAME_MAX)
+      return rstate__err(RSTATE_EINVAL, "rstate_watch: pattern \"%.40s...\" is longer than %d bytes", p,
+                         RSTATE_NAME_MAX);
+    memcpy(prefix, p, len - 1);
+    prefix[len - 1] = '\0';
+    return rstate__name_check(prefix);
+  }
+  return rstate__name_check(p);
+}
+
+static rstate__watch *watch_new(rstate_store *s, const char *const *names, size_t n, rstate_watch_fn fn,
+                                void *userdata, const rstate_watch_opts *o) {
+  rstate__watch *w = calloc(1, sizeof *w);
+  if (!w) return NULL;
+  atomic_init(&w->refs, 1);
+  atomic_init(&w->deadline, INT64_MAX);
+  pthread_mutex_init(&w->lock, NULL);
+  pthread_cond_init(&w->idle, NULL);
+  w->store = s;
+  w->fn = fn;
+  w->userdata = userdata;
+  w->filter = o->filter;
+  w->destroy = o->destroy;
+  w->debounce_ms = o->debounce_ms;
+  w->max_wait_ms = o->max_wait_ms;
+  w->queued = o->queued || o->debounce_ms;
+  w->include_initial = o->include_initial;
+  w->initializing = true;
+  bool ok = rstate__strdup_opt(&w->ignore_source, o->ignore_source) && (w->patterns = calloc(n, sizeof *w->patterns));
+  for (size_t i = 0; ok && i < n; i++) {
+    bool dup = false;
+    for (size_t k = 0; k < w->n_patterns && !dup; k++) dup = !strcmp(w->patterns[k], names[i]);
+    if (dup) continue;
+    ok = (w->patterns[w->n_patterns] = strdup(names[i])) != NULL;
+    if (ok) w->n_patterns++;
+  }
+  if (!ok) {
+    rstate__watch_unref(w);
+    return NULL;
+  }
+  return w;
+}
+
+/* The snapshot taken at registration, kept until the INITIAL events are made. */
+typedef struct snap {
+  rstate_change *items;
+  rstate_value *values;
+  size_t n, cap;
+} snap;
+
+static int snap_collect(const rstate_snapshot_var *v, void *ud) {
+  snap *sn = ud;
+  if (sn->n == sn->cap) {
+    size_t cap = sn->cap ? sn->cap * 2 : 16;
+    rstate_change *items = realloc(sn->items, cap * sizeof *items);
+    if (items) sn->items = items;
+    rstate_value *values = realloc(sn->values, cap * sizeof *values);
+    if (values) sn->values = values;
+    if (!items || !values) return rstate__err(RSTATE_ENOMEM, "rstate_watch: out of memory taking the snapshot");
+    sn->cap = cap;
+  }
+  rstate_change *c = &sn->items[sn->n];
+  memset(c, 0, sizeof *c);
+  if (!(c->name = strdup(v->name)) || rstate_value_copy(&sn->values[sn->n], v->value)) {
+    free((char *)c->name);
+    return rstate__err(RSTATE_ENOMEM, "rstate_watch: out of memory taking the snapshot");
+  }
+  c->kind = RSTATE_EVENT_INITIAL;
+  c->type = v->type;
+  c->version = v->version;
+  sn->n++;
+  return RSTATE_OK;
+}
+
+static void snap_free(snap *sn) {
+  for (size_t i = 0; i < sn->n; i++) {
+    free((char *)sn->items[i].name);
+    rstate_value_clear(&sn->values[i]);
+  }
+  free(sn->items);
+  free(sn->values);
+}
+
+static int change_cmp(const void *a, const void *b) {
+  return strcmp(((const rstate_change *)a)->name, ((const rstate_change *)b)->name);
+}
+
+/* Every exact name of the watch must be defined. */
+static int check_exact(const rstate__watch *w, const snap *sn) {
+  for (size_t i = 0; i < w->n_patterns; i++) {
+    const char *p = w->patterns[i];
+    size_t len = strlen(p);
+    if (len && p[len - 1] == '*') continue;
+    bool found = false;
+    for (size_t k = 0; k < sn->n && !found; k++) found = !strcmp(sn->items[k].name, p);
+    if (!found) return rstate__err(RSTATE_ENOTFOUND, "rstate_watch: %s: no such variable", p);
+  }
+  return RSTATE_OK;
+}
+
+/* Ends registration: drops what the snapshot already shows, puts the
+ * INITIAL events first, and lets delivery start. */
+static void finish_registration(rstate__watch *w, rstate__batch *initial, size_t n_initial, uint64_t revision) {
+  pthread_mutex_lock(&w->lock);
+  rstate__node *held = w->head;
+  w->head = w->tail = NULL;
+  w->n_ready = 0;
+  for (size_t i = 0; i < n_initial; i++) append(w, rstate__batch_node(initial, i));
+  w->initializing = false;
+  while (held) {
+    rstate__node *next = held->next;
+    if (w->include_initial && held->rec->revision <= revision)
+      rstate__node_release(held);
+    else
+      enqueue(w, held);
+    held = next;
+  }
+  claim_if_idle(w);
+  pthread_mutex_unlock(&w->lock);
+}
+
+int rstate_watch(rstate_store *s, const char *const *names, size_t n, rstate_watch_fn fn, void *userdata,
+                 const rstate_watch_opts *opts, rstate_watch_id *out) {
+  if (out) *out = 0;
+  if (!s || !fn) return rstate__err(RSTATE_EINVAL, "rstate_watch: store and callback must not be NULL");
+  if (!names || !n) return rstate__err(RSTATE_EINVAL, "rstate_watch: at least one name is needed");
+  for (size_t i = 0; i < n; i++) {
+    int rc = pattern_check(names[i]);
+    if (rc) return rc;
+  }
+  rstate_watch_opts o = {0};
+  if (opts) o = *opts;
+  if (o.max_wait_ms && !o.debounce_ms)
+    return rstate__err(RSTATE_EINVAL, "rstate_watch: max_wait_ms %u needs a debounce_ms", o.max_wait_ms);
+
+  rstate__watch *w = watch_new(s, names, n, fn, userdata, &o);
+  if (!w) return rstate__err(RSTATE_ENOMEM, "rstate_watch: out of memory");
+  int rc = rstate__registry_add(s->registry, w);
+  if (rc) {
+    rstate__watch_unref(w);
+    return rc;
+  }
+  if (w->debounce_ms && (rc = rstate__dispatch_add_timer(s->dispatch, w))) {
+    rstate__registry_remove(s->registry, w);
+    rstate__watch_unref(w);
+    return rc;
+  }
+
+  /* registered first, then the snapshot: every change is either in the
+   * snapshot (revision <= its revision) or queued on the watch */
+  snap sn = {0};
+  uint64_t revision = 0;
+  rstate__batch *initial = NULL;
+  rc = s->ops->snapshot(s->backend, (const char *const *)w->patterns, w->n_patterns, snap_collect, &sn, &revision);
+  if (!rc) rc = check_exact(w, &sn);
+  if (!rc && w->include_initial && sn.n) {
+    for (size_t i = 0; i < sn.n; i++) {
+      sn.items[i].new_value = &sn.values[i];
+      sn.items[i].revision = revision;
+    }
+    qsort(sn.items, sn.n, sizeof *sn.items, change_cmp); /* values stay put: pointers follow */
+    if (!(initial = rstate__batch_new(sn.items, sn.n, sn.n, 0))) rc = RSTATE_ENOMEM;
+    for (size_t i = 0; initial && i < sn.n; i++)
+      rstate__batch_node(initial, i)->rec = rstate__batch_record(initial, i);
+  }
+  if (rc) {
+    snap_free(&sn);
+    if (w->debounce_ms) rstate__dispatch_remove_timer(s->dispatch, w);
+    rstate__registry_remove(s->registry, w);
+    rstate__watch_unref(w); /* no destroy: the watch never existed */
+    return rc;
+  }
+  finish_registration(w, initial, initial ? sn.n : 0, revision);
+  snap_free(&sn);
+  if (out) *out = w->id;
+  rstate__deliver_claimed();
+  return RSTATE_OK;
+}
+
+int rstate_get_watch_stats(rstate_store *s, rstate_watch_id id, rstate_watch_stats *out) {
+  if (!s || !out) return rstate__err(RSTATE_EINVAL, "rstate_get_watch_stats: store and out must not be NULL");
+  rstate__watch *w = rstate__registry_find(s->registry, id);
+  if (!w)
+    return rstate__err(RSTATE_ENOTFOUND, "rstate_get_watch_stats: no watch %llu on this store", (unsigned long long)id);
+  pthread_mutex_lock(&w->lock);
+  *out = w->stats;
+  out->pending = w->n_ready + w->n_pending;
+  pthread_mutex_unlock(&w->lock);
+  rstate__watch_unref(w);
+  return RSTATE_OK;
+}
+
+size_t rstate_watcher_count(rstate_store *s, const char *name) {
+  if (!s || !name) return 0;
+  return rstate__registry_count(s->registry, name);
+}

@@ -1,0 +1,122 @@
+/*
+ * watch.h — the watch object and the front end's watching internals, shared
+ * by watch.c (registration, delivery), registry.c (the index of watches by
+ * name) and dispatch.c (queued delivery, debounce timers).
+ *
+ * Lock order, outermost first: backend lock -> registry lock -> watch lock
+ * -> dispatch lock. No lock is held while user code (callback, filter,
+ * destroy) runs.
+ */
+#ifndef RSTATE_WATCH_H
+#define RSTATE_WATCH_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "event.h"
+#include "map.h"
+
+/* A chain of callbacks setting variables that other callbacks watch ends
+ * with RSTATE_ELIMIT after this many links. */
+#define RSTATE_CASCADE_LIMIT 1000
+
+typedef struct rstate__watch rstate__watch;
+
+struct rstate__watch {
+  rstate_store *store;
+  rstate_watch_id id;
+  atomic_int refs; /* the registry's, one per claim, and transient ones */
+
+  /* what the user asked for; immutable after registration */
+  rstate_watch_fn fn;
+  void *userdata;
+  rstate_filter_fn filter;
+  void (*destroy)(void *userdata);
+  char *ignore_source;
+  uint32_t debounce_ms, max_wait_ms;
+  bool queued; /* queued, or debounced */
+  bool include_initial;
+  char **patterns;
+  size_t n_patterns;
+
+  uint64_t mark; /* registry: last emit/count that reached it (under the registry lock) */
+  rstate__watch *drain_next; /* on a thread's drain list or the store's ready list */
+  rstate__watch *due_next;   /* dispatch: on the list of watches with a passed deadline */
+
+  /* under lock */
+  pthread_mutex_t lock;
+  pthread_cond_t idle;       /* signalled when a callback returns */
+  rstate__node *head, *tail; /* ready to deliver, in order */
+  rstate__node *pending;     /* debounce: one node per variable with a burst in progress */
+  size_t n_ready, n_pending;
+  bool initializing; /* registered, its snapshot not yet taken: hold events */
+  bool claimed;      /* a thread (or the dispatcher) will drain it */
+  bool running;      /* a callback or filter is running on `runner` */
+  pthread_t runner;
+  bool dead;            /* unwatched: deliver nothing more */
+  bool destroy_pending; /* unwatched from its own callback: destroy after it */
+  rstate_watch_stats stats;
+  _Atomic int64_t deadline; /* debounce: earliest due time (monotonic ns), INT64_MAX: none */
+};
+
+/* ---- registry.c: the index of watches ----------------------------------- */
+
+typedef struct rstate__registry rstate__registry;
+
+rstate__registry *rstate__registry_new(void);
+void rstate__registry_free(rstate__registry *r);
+/* Adds w under every pattern and gives it an id; RSTATE_ENOMEM having added nothing. */
+int rstate__registry_add(rstate__registry *r, rstate__watch *w);
+/* Removes w; false when it was not there (already removed). */
+bool rstate__registry_remove(rstate__registry *r, rstate__watch *w);
+/* The watch with that id, with a reference taken; NULL if none. */
+rstate__watch *rstate__registry_find(rstate__registry *r, rstate_watch_id id);
+/* Removes every watch and returns them as a list through drain_next (the
+ * registry's references pass to the caller). */
+rstate__watch *rstate__registry_take_all(rstate__registry *r);
+/* Live watches covering name. */
+size_t rstate__registry_count(rstate__registry *r, const char *name);
+/* Queues the changes of one revision on every watch covering them. */
+int rstate__registry_emit(rstate__registry *r, const rstate_change *changes, size_t n, uint32_t depth);
+
+/* ---- watch.c ------------------------------------------------------------- */
+
+void rstate__watch_ref(rstate__watch *w);
+void rstate__watch_unref(rstate__watch *w);
+/* Queues node on w (under the registry lock); never fails. */
+void rstate__watch_push(rstate__watch *w, rstate__node *node);
+/* Delivers everything ready on w, which the caller has claimed; returns how
+ * many callbacks ran. Releases the claim and its reference. */
+int rstate__watch_drain(rstate__watch *w);
+/* Debounce: moves bursts due at `now` to the ready queue (under w->lock);
+ * returns true if any moved. Updates w->deadline. */
+bool rstate__watch_flush_due(rstate__watch *w, int64_t now, bool all);
+/* Runs the inline deliveries this thread claimed, unless it is inside a
+ * callback (then the outer delivery loop runs them). */
+void rstate__deliver_claimed(void);
+/* RSTATE_ELIMIT (with a sentence) when a change made now would extend a
+ * feedback chain past RSTATE_CASCADE_LIMIT; RSTATE_OK otherwise. */
+int rstate__cascade_check(const char *fn, const char *name);
+/* True while a callback or filter runs on this thread. */
+bool rstate__in_callback(void);
+/* Ends every watch of a store that is closing. */
+void rstate__watch_close_all(rstate_store *s);
+
+/* ---- dispatch.c: queued delivery ---------------------------------------- */
+
+typedef struct rstate__dispatch rstate__dispatch;
+
+int rstate__dispatch_new(rstate__dispatch **out, rstate_store *s, bool thread);
+/* Stops the dispatch thread, if any (before the watches are ended). */
+void rstate__dispatch_stop(rstate__dispatch *d);
+void rstate__dispatch_free(rstate__dispatch *d);
+/* Puts a claimed watch on the ready list and wakes the dispatcher (under
+ * the watch's lock). */
+void rstate__dispatch_ready(rstate__dispatch *d, rstate__watch *w);
+/* Tells the dispatcher a debounce deadline may be earlier than it thought. */
+void rstate__dispatch_deadline(rstate__dispatch *d, int64_t deadline);
+/* Debounced watches are kept on a list so their deadlines can be checked. */
+int rstate__dispatch_add_timer(rstate__dispatch *d, rstate__watch *w);
+void rstate__dispatch_remove_timer(rstate__dispatch *d, rstate__watch *w);
+
+#endif
