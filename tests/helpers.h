@@ -1,0 +1,106 @@
+/*
+ * helpers.h — small helpers shared by the Criterion tests: macros that assert
+ * an exact return code (printing both code names and rstate_last_error()),
+ * and static inline shortcuts to open a "mem:" store and define variables.
+ * Header-only on purpose: nothing here is linked, nothing is exported.
+ */
+#ifndef RSTATE_TEST_HELPERS_H
+#define RSTATE_TEST_HELPERS_H
+
+#include <criterion/criterion.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "reactivestate.h"
+
+/* Asserts that an expression returned exactly the code want. */
+#define ASSERT_RC(expr, want)                                                                          \
+  do {                                                                                                 \
+    int h_rc_ = (expr);                                                                                \
+    int h_want_ = (want);                                                                              \
+    cr_assert_eq(h_rc_, h_want_, "%s returned %s (%d), want %s (%d); last error: \"%s\"", #expr,       \
+                 rstate_error_name(h_rc_), h_rc_, rstate_error_name(h_want_), h_want_, rstate_last_error()); \
+  } while (0)
+
+/* Asserts the code, and that rstate_last_error() mentions the variable name. */
+#define ASSERT_FAIL_NAMES(expr, want, varname)                                                      \
+  do {                                                                                              \
+    ASSERT_RC(expr, want);                                                                          \
+    cr_assert(strstr(rstate_last_error(), (varname)) != NULL,                                       \
+              "%s: last error \"%s\" does not name the variable \"%s\"", #expr, rstate_last_error(), \
+              (varname));                                                                           \
+  } while (0)
+
+/* Opens a fresh "mem:" store; the test fails when it cannot. */
+static inline rstate_store *h_open(void) {
+  rstate_store *s = NULL;
+  int rc = rstate_open(&s, "mem:", NULL);
+  cr_assert_eq(rc, RSTATE_OK, "rstate_open(\"mem:\") returned %s: %s", rstate_error_name(rc), rstate_last_error());
+  cr_assert_not_null(s, "rstate_open(\"mem:\") returned RSTATE_OK but no store");
+  return s;
+}
+
+/* rstate_define with the fields spelled out; returns its code. */
+static inline int h_define(rstate_store *s, const char *name, rstate_type type, rstate_value initial,
+                           const rstate_constraints *c) {
+  rstate_var_def def;
+  memset(&def, 0, sizeof def);
+  def.name = name;
+  def.type = type;
+  def.initial = initial;
+  def.constraints = c;
+  return rstate_define(s, &def);
+}
+
+/* Defines a variable and fails the test unless that returns RSTATE_OK. */
+static inline void h_define_ok(rstate_store *s, const char *name, rstate_type type, rstate_value initial,
+                               const rstate_constraints *c) {
+  int rc = h_define(s, name, type, initial, c);
+  cr_assert_eq(rc, RSTATE_OK, "defining %s returned %s: %s", name, rstate_error_name(rc), rstate_last_error());
+}
+
+/* rstate_info, failing the test unless it returns RSTATE_OK. */
+static inline rstate_var_info h_info(rstate_store *s, const char *name) {
+  rstate_var_info info;
+  memset(&info, 0, sizeof info);
+  int rc = rstate_info(s, name, &info);
+  cr_assert_eq(rc, RSTATE_OK, "rstate_info(%s) returned %s: %s", name, rstate_error_name(rc), rstate_last_error());
+  return info;
+}
+
+static inline uint64_t h_version(rstate_store *s, const char *name) { return h_info(s, name).version; }
+
+/* Reads an integer variable (must succeed). */
+static inline int64_t h_get_int(rstate_store *s, const char *name) {
+  int64_t v = 0;
+  int rc = rstate_get_int(s, name, &v);
+  cr_assert_eq(rc, RSTATE_OK, "rstate_get_int(%s) returned %s: %s", name, rstate_error_name(rc), rstate_last_error());
+  return v;
+}
+
+/* Reads a float or integer variable as a double (must succeed). */
+static inline double h_get_float(rstate_store *s, const char *name) {
+  double v = 0;
+  int rc = rstate_get_float(s, name, &v);
+  cr_assert_eq(rc, RSTATE_OK, "rstate_get_float(%s) returned %s: %s", name, rstate_error_name(rc),
+               rstate_last_error());
+  return v;
+}
+
+/* Asserts that a string variable (string, choice, module) reads back as want. */
+static inline void h_assert_string(rstate_store *s, const char *name, const char *want) {
+  rstate_value v;
+  memset(&v, 0, sizeof v);
+  int rc = rstate_get(s, name, &v);
+  cr_assert_eq(rc, RSTATE_OK, "rstate_get(%s) returned %s: %s", name, rstate_error_name(rc), rstate_last_error());
+  cr_assert_eq(v.kind, RSTATE_STRING, "%s read back as kind %d, not RSTATE_STRING", name, (int)v.kind);
+  int same = v.u.s.len == strlen(want) && (v.u.s.len == 0 || memcmp(v.u.s.ptr, want, v.u.s.len) == 0);
+  char got[128];
+  size_t n = v.u.s.len < sizeof got - 1 ? v.u.s.len : sizeof got - 1;
+  if (n) memcpy(got, v.u.s.ptr, n);
+  got[n] = '\0';
+  rstate_value_clear(&v);
+  cr_assert(same, "%s is \"%s\", want \"%s\"", name, got, want);
+}
+
+#endif /* RSTATE_TEST_HELPERS_H */
