@@ -377,14 +377,62 @@ typedef struct rstate_watch_opts {
   void (*destroy)(void *userdata); /* called exactly once when the watch ends */
 } rstate_watch_opts;
 
-/* Watches n names; a name ending in '*' covers every variable whose name
- * starts with the rest, including ones defined later ("*" alone: all).
- * Errors: RSTATE_EINVAL, RSTATE_ENOTFOUND (an exact name not defined),
- * RSTATE_ENOMEM, RSTATE_ENOTSUP (this build does not deliver events yet).
- * A failed call registers nothing and never calls destroy. */
+/*
+ * Watches n names; a name ending in '*' covers every variable whose name
+ * starts with the rest, including ones defined later ("*" alone: all). A
+ * variable covered by several names of one watch gets one event per change.
+ * On success *out (may be NULL) is the watch id, never 0.
+ *
+ * Delivery. An inline watch (the default) runs fn on the thread whose call
+ * changed a covered variable, after the store's locks are released and before
+ * that call returns — unless that thread is inside a callback already, in
+ * which case the event is delivered after that callback returns (no
+ * recursion). A queued or debounced watch runs fn from rstate_dispatch or
+ * the dispatch thread. A watch's fn and filter never run concurrently with
+ * themselves, and every watch receives its events in increasing revision
+ * order. fn and filter may call any function on the store except rstate_close
+ * and rstate_dispatch; a chain of more than 1000 callbacks each changing a
+ * variable another watch covers is cut: the change that would extend it
+ * fails with RSTATE_ELIMIT.
+ *
+ * include_initial: one INITIAL event per covered variable (in name order, all
+ * with the revision of one snapshot), then every change after that snapshot,
+ * with no gap and no duplicate even while other threads set. Without it, the
+ * watch gets every change accepted after rstate_watch returns (and possibly
+ * some accepted while it ran).
+ *
+ * An exact-name watch stays registered when its variable is undefined (it
+ * gets DELETED) and gets DEFINED if the name is defined again.
+ *
+ * filter runs at delivery, on the delivering thread; ignore_source drops
+ * CHANGED events whose source equals it before they are queued. Both count in
+ * stats.filtered.
+ *
+ * Debounce (debounce_ms > 0, implies queued): per variable, changes merge
+ * until the variable was quiet for debounce_ms, or max_wait_ms passed since
+ * the first change of the burst; the event then has old_value from before the
+ * first change, everything else from the last, and coalesced = the number of
+ * changes. INITIAL, DEFINED and DELETED are delivered without delay, after
+ * that variable's pending change. Bursts of different variables are
+ * delivered in the order they come due. max_wait_ms without debounce_ms is
+ * RSTATE_EINVAL.
+ *
+ * destroy(userdata) runs exactly once when the watch ends — rstate_unwatch,
+ * returning RSTATE_UNWATCH, or rstate_close — and never when rstate_watch
+ * fails.
+ *
+ * Errors: RSTATE_EINVAL (NULL store or fn, no names, a bad name or pattern,
+ * bad options), RSTATE_ENOTFOUND (an exact name not defined; nothing is
+ * registered), RSTATE_ENOMEM.
+ */
 RSTATE_API int rstate_watch(rstate_store *s, const char *const *names, size_t n, rstate_watch_fn fn, void *userdata,
                             const rstate_watch_opts *opts, rstate_watch_id *out);
-/* Ends a watch. Errors: RSTATE_EINVAL, RSTATE_ENOTFOUND. */
+/* Ends a watch: no call of its fn starts after this returns. From another
+ * thread it waits for a running call to finish and destroy has run when it
+ * returns; from inside the watch's own fn or filter it returns at once and
+ * destroy runs right after that call returns. Events still queued for the
+ * watch are dropped. Errors: RSTATE_EINVAL, RSTATE_ENOTFOUND (no such watch,
+ * or already ended). */
 RSTATE_API int rstate_unwatch(rstate_store *s, rstate_watch_id id);
 
 typedef struct rstate_watch_stats {
@@ -393,19 +441,26 @@ typedef struct rstate_watch_stats {
   uint64_t coalesced;  /* changes merged into another event: the sum of (coalesced - 1) */
   uint64_t pending;    /* events queued or waiting in debounce */
 } rstate_watch_stats;
+/* Errors: RSTATE_EINVAL, RSTATE_ENOTFOUND. */
 RSTATE_API int rstate_get_watch_stats(rstate_store *s, rstate_watch_id id, rstate_watch_stats *out);
-/* Live watches covering this variable (0 on NULL arguments). */
+/* Live watches covering this name, defined or not (0 on NULL arguments). */
 RSTATE_API size_t rstate_watcher_count(rstate_store *s, const char *name);
 
-/* A pollable fd, readable when rstate_dispatch has work now (including a
- * debounce deadline that has passed); owned by the store. */
+/* Event-loop integration for queued and debounced watches (like libcurl's
+ * multi_socket or hiredis adapters): poll rstate_fd() for reading with
+ * rstate_timeout() as the timeout, then call rstate_dispatch(s, 0). */
+/* A pollable fd (an epoll set), readable when rstate_dispatch has work now,
+ * including a debounce deadline that has passed. Owned by the store: do not
+ * close or read it. Errors: RSTATE_EINVAL. */
 RSTATE_API int rstate_fd(rstate_store *s);
-/* Milliseconds until the next debounce deadline; -1: none. */
+/* Milliseconds until the next debounce deadline (rounded up), 0 when work
+ * is ready now, -1 when nothing is pending. */
 RSTATE_API int rstate_timeout(rstate_store *s);
 /* Runs every queued and due callback; with none ready, waits up to timeout_ms
  * (0: don't wait, -1: until one is) and runs the first batch. Returns how many
- * callbacks ran, or an error: RSTATE_EINVAL when the store has a dispatch
- * thread or when called from a callback. */
+ * callbacks ran (events a filter dropped do not count), or an error:
+ * RSTATE_EINVAL when the store has a dispatch thread or when called from a
+ * callback. Any thread may call it; calls are serialized per watch. */
 RSTATE_API int rstate_dispatch(rstate_store *s, int timeout_ms);
 
 /* ------------------------------------------------------------------------ */

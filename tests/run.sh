@@ -17,6 +17,13 @@ for t in "$@"; do
   c=$(echo "$line" | sed -n 's/.*Crashing: \([0-9]*\).*/\1/p')
   passed=$((passed + ${p:-0}))
   failed=$((failed + ${f:-0} + ${c:-0}))
+  # a sanitizer or valgrind report in a test's process fails the program,
+  # even when it came after the test itself had passed (leaks at exit)
+  if grep -qE '^==[0-9]+== |LeakSanitizer|ThreadSanitizer|AddressSanitizer|runtime error:' "$out"; then
+    echo "FAILED: $t: a sanitizer or valgrind report is in its output"
+    failed=$((failed + 1))
+    status=1
+  fi
   if [ "$rc" -ne 0 ] || [ -z "$line" ]; then
     echo "FAILED: $t (exit $rc)"
     [ -z "$line" ] && failed=$((failed + 1))

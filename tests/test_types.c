@@ -85,6 +85,8 @@ static rstate__spec *int_spec(const char *name, rstate_value min, rstate_value m
 
 static const rstate_value NONE_V = {RSTATE_NONE, {.i = 0}};
 
+TestSuite(types);
+
 /* ---- rstate_type_name --------------------------------------------------- */
 
 Test(types, type_names) {
