@@ -8,6 +8,8 @@
 #   make tsan         every test under ThreadSanitizer
 #   make valgrind     every test under valgrind, failing on any leak or error
 #   make pkgconfig-check  install to a scratch prefix, build a program with pkg-config
+#   make bench        benchmarks through hyperfine; writes bench/RESULTS.md
+#   make bench-peers  the same beside GSettings and GObject (installs them)
 #   make install      PREFIX=/usr/local DESTDIR=
 #
 # Honours CC, CFLAGS, CPPFLAGS, LDFLAGS, PREFIX, DESTDIR. Sanitizer builds go
@@ -43,7 +45,7 @@ EXAMPLE_BINS := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%)
 
 CRITERION_LIBS ?= -lcriterion
 
-.PHONY: all test deps check asan tsan valgrind example examples install uninstall clean symbols pkgconfig-check
+.PHONY: bench bench-peers all test deps check asan tsan valgrind example examples install uninstall clean symbols pkgconfig-check
 
 all: $(SHARED) $(BUILD)/libreactivestate.so $(STATIC) $(PC)
 
@@ -156,7 +158,14 @@ pkgconfig-check:
 	$(BUILD)/stage/basics >/dev/null
 	@echo "pkgconfig-check: examples/basics built with pkg-config against the installed copy and ran"
 
+# Benchmarks build their own optimised copy of the library (build-bench/).
+bench:
+	sh bench/run.sh
+
+bench-peers:
+	sh bench/run.sh --peers
+
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-asan build-tsan build-bench
 
 -include $(wildcard $(BUILD)/obj/*.d)

@@ -68,8 +68,8 @@ rstate__batch *rstate__batch_new(const rstate_change *changes, size_t n, size_t 
   b->n_nodes = n_nodes;
   b->records = (rstate__record *)(block + off_records);
   b->nodes = (rstate__node *)(block + off_nodes);
-  memset(b->nodes, 0, n_nodes * sizeof *b->nodes);
-  for (size_t j = 0; j < n_nodes; j++) b->nodes[j].batch = b;
+  for (size_t j = 0; j < n_nodes; j++)
+    b->nodes[j] = (rstate__node){.batch = b};
 
   char *t = block + off_text;
   const char *src = source ? put(&t, source, strlen(source)) : NULL;

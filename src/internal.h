@@ -82,4 +82,13 @@ const rstate_value *rstate__spec_initial(const rstate__spec *spec);
  * fails. Any thread may call it: a spec is immutable. */
 int rstate__spec_check(const rstate__spec *spec, const rstate_value *in, rstate_value *out);
 
+/* ---- schema.c ----------------------------------------------------------- */
+
+/* rstate_load_schema on text already in memory: len bytes, any bytes (need
+ * not be NUL-terminated); name_for_messages stands for the file in the
+ * "name:line: " prefix of every sentence (NULL: "schema"). Same rules,
+ * codes and all-or-nothing as rstate_load_schema; more than 16 MiB is
+ * RSTATE_ELIMIT. */
+int rstate__schema_load_buffer(rstate_store *s, const char *text, size_t len, const char *name_for_messages);
+
 #endif /* RSTATE_INTERNAL_H */

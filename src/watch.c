@@ -231,7 +231,9 @@ static void end_watch(rstate__watch *w) {
     pthread_mutex_unlock(&w->lock);
     return;
   }
+  w->idle_waiters++;
   while (w->running) pthread_cond_wait(&w->idle, &w->lock);
+  w->idle_waiters--;
   pthread_mutex_unlock(&w->lock);
   call_destroy(w);
   rstate__watch_unref(w);
@@ -307,7 +309,7 @@ int rstate__watch_drain(rstate__watch *w) {
     } else {
       w->stats.filtered++;
     }
-    pthread_cond_broadcast(&w->idle);
+    if (w->idle_waiters) pthread_cond_broadcast(&w->idle);
   }
   w->claimed = false;
   bool destroy = w->destroy_pending;

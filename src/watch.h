@@ -45,7 +45,8 @@ struct rstate__watch {
 
   /* under lock */
   pthread_mutex_t lock;
-  pthread_cond_t idle;       /* signalled when a callback returns */
+  pthread_cond_t idle;       /* signalled when a callback returns, if anyone waits */
+  int idle_waiters;
   rstate__node *head, *tail; /* ready to deliver, in order */
   rstate__node *pending;     /* debounce: one node per variable with a burst in progress */
   size_t n_ready, n_pending;
