@@ -30,6 +30,7 @@ struct rstate__dispatch {
   int epfd, evfd, tfd;
   bool signaled;  /* evfd written since the list was last found empty */
   int64_t armed;  /* deadline the timerfd is set to, INT64_MAX: none */
+  pthread_mutex_t timers_lock; /* one run_timers at a time (it links due watches) */
   bool has_thread;
   atomic_bool stop;
   pthread_t thread;
@@ -57,6 +58,7 @@ int rstate__dispatch_new(rstate__dispatch **out, rstate_store *s, bool thread) {
     epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->tfd, &ev);
   }
   pthread_mutex_init(&d->lock, NULL);
+  pthread_mutex_init(&d->timers_lock, NULL);
   if (!rc && thread) {
     if (pthread_create(&d->thread, NULL, thread_main, d))
       rc = rstate__err(RSTATE_ENOMEM, "rstate_open: cannot start the dispatch thread");
@@ -105,6 +107,7 @@ void rstate__dispatch_free(rstate__dispatch *d) {
   if (d->epfd >= 0) close(d->epfd);
   free(d->timers);
   pthread_mutex_destroy(&d->lock);
+  pthread_mutex_destroy(&d->timers_lock);
   free(d);
 }
 
@@ -168,7 +171,7 @@ void rstate__dispatch_remove_timer(rstate__dispatch *d, rstate__watch *w) {
       break;
     }
   }
-  if (!d->n_timers && d->armed != INT64_MAX) {
+  if (!d->n_timers) {
     arm(d, INT64_MAX); /* disarmed, and any expiration already counted is cleared */
     uint64_t expirations;
     if (read(d->tfd, &expirations, sizeof expirations) < 0) { /* was not readable */
@@ -187,15 +190,17 @@ static int64_t next_deadline(rstate__dispatch *d) {
   return next;
 }
 
-/* Moves due debounce bursts to their ready queues. */
+/* Moves due debounce bursts to their ready queues, and sets the timerfd to
+ * the next deadline. Serialized by timers_lock: the due list is linked
+ * through the watches themselves. */
 static void run_timers(rstate__dispatch *d) {
+  pthread_mutex_lock(&d->timers_lock);
   int64_t now = rstate__now_ns();
   rstate__watch *due = NULL;
   pthread_mutex_lock(&d->lock);
   uint64_t expirations;
   if (read(d->tfd, &expirations, sizeof expirations) < 0) { /* not fired: nothing to clear */
   }
-  d->armed = INT64_MAX;
   for (size_t i = 0; i < d->n_timers; i++) {
     rstate__watch *w = d->timers[i];
     if (atomic_load(&w->deadline) <= now) {
@@ -213,8 +218,9 @@ static void run_timers(rstate__dispatch *d) {
   }
   pthread_mutex_lock(&d->lock);
   int64_t next = next_deadline(d);
-  if (next < d->armed) arm(d, next);
+  if (next != d->armed) arm(d, next);
   pthread_mutex_unlock(&d->lock);
+  pthread_mutex_unlock(&d->timers_lock);
 }
 
 /* Runs every due and queued delivery; *did: whether any event was handled. */

@@ -106,11 +106,11 @@ static int local_define(rstate_backend *b, const rstate_var_def *def) {
   var *old = rstate__map_get(&l->vars, v->name, v->len, v->hash);
   if (old) {
     bool same = rstate__spec_same(old->spec, spec);
+    rstate_type type = old->type; /* old may be undefined once the lock is released */
     pthread_mutex_unlock(&l->lock);
     var_free(v);
     if (same) return RSTATE_OK;
-    return rstate__err(RSTATE_EEXIST, "%s: already defined differently (as %s)", def->name,
-                       rstate_type_name(old->type));
+    return rstate__err(RSTATE_EEXIST, "%s: already defined differently (as %s)", def->name, rstate_type_name(type));
   }
   if (!rstate__map_reserve(&l->vars, 1)) {
     pthread_mutex_unlock(&l->lock);
@@ -215,7 +215,7 @@ static int local_get_many(rstate_backend *b, const char *const *names, size_t n,
 }
 
 static int snapshot_one(const var *v, rstate_snapshot_fn fn, void *ud) {
-  rstate_snapshot_var sv = {v->name, v->type, &v->value, v->version};
+  rstate_snapshot_var sv = {v->name, v->type, &v->value, v->version, v->updated_ns};
   return fn(&sv, ud);
 }
 

@@ -187,10 +187,16 @@ bool rstate__registry_remove(rstate__registry *r, rstate__watch *w) {
   return true;
 }
 
+void rstate__registry_publish(rstate__registry *r, rstate__watch *w) {
+  pthread_mutex_lock(&r->lock);
+  w->published = true;
+  pthread_mutex_unlock(&r->lock);
+}
+
 rstate__watch *rstate__registry_find(rstate__registry *r, rstate_watch_id id) {
   pthread_mutex_lock(&r->lock);
   size_t i = id_index(r, id);
-  rstate__watch *w = i == SIZE_MAX ? NULL : r->ids[i];
+  rstate__watch *w = i == SIZE_MAX || !r->ids[i]->published ? NULL : r->ids[i];
   if (w) rstate__watch_ref(w);
   pthread_mutex_unlock(&r->lock);
   return w;
@@ -235,15 +241,15 @@ static bool each_covering(rstate__registry *r, const char *name, size_t len, boo
 }
 
 static bool count_one(rstate__watch *w, void *ud) {
-  (void)w;
-  (*(size_t *)ud)++;
+  if (w->published) (*(size_t *)ud)++;
   return true;
 }
 
 size_t rstate__registry_count(rstate__registry *r, const char *name) {
-  size_t n = 0;
+  size_t n = 0, len = strlen(name);
+  if (len > RSTATE_NAME_MAX) return 0; /* no variable has such a name */
   pthread_mutex_lock(&r->lock);
-  each_covering(r, name, strlen(name), count_one, &n);
+  each_covering(r, name, len, count_one, &n);
   pthread_mutex_unlock(&r->lock);
   return n;
 }

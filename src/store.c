@@ -210,8 +210,13 @@ int rstate_set(rstate_store *s, const char *name, const rstate_value *v, const r
 
 int rstate_set_if(rstate_store *s, const char *name, const rstate_value *v, uint64_t expected_version,
                   const rstate_set_opts *opts) {
-  if (expected_version == 0)
-    return rstate__err(RSTATE_ECONFLICT, "%s: version 0 never matches (versions start at 1)", name ? name : "?");
+  if (expected_version == 0 && s && name && v) { /* to backends 0 means "any version" */
+    rstate_var_info info;
+    int rc = s->ops->get(s->backend, name, NULL, &info);
+    if (rc) return rc;
+    return rstate__err(RSTATE_ECONFLICT, "%s: version is %llu, not the expected 0", name,
+                       (unsigned long long)info.version);
+  }
   return set_one(s, name, v, &expected_version, opts, "rstate_set_if");
 }
 

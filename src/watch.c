@@ -27,7 +27,7 @@ static _Thread_local struct {
 bool rstate__in_callback(void) { return tls.in_callback > 0; }
 
 int rstate__cascade_check(const char *fn, const char *name) {
-  if (tls.in_callback && tls.depth + 1 >= RSTATE_CASCADE_LIMIT)
+  if (tls.in_callback && tls.depth + 1 > RSTATE_CASCADE_LIMIT)
     return rstate__err(RSTATE_ELIMIT,
                        "%s: %s: refused: %d callbacks in a row each changed a variable another one watches "
                        "(a feedback loop?)",
@@ -127,20 +127,38 @@ static void update_deadline(rstate__watch *w) {
   if (d < old) rstate__dispatch_deadline(w->store->dispatch, d);
 }
 
-/* Moves pending bursts to the ready queue: those due at now, those of one
- * variable (name), or all. */
+static bool same_var(const rstate__record *a, const rstate__record *b) {
+  return a->name_len == b->name_len && memcmp(a->name, b->name, a->name_len) == 0;
+}
+
+/* Moves pending bursts to the ready queue: all of them, or that of one
+ * variable (var), or those due at now in the order they came due (ties by
+ * revision). */
 static bool flush(rstate__watch *w, int64_t now, const rstate__record *var, bool all) {
   bool moved = false;
-  rstate__node **link = &w->pending;
-  while (*link) {
-    rstate__node *e = *link;
-    bool go = all || (var ? e->rec->name_len == var->name_len && memcmp(e->rec->name, var->name, var->name_len) == 0
-                          : entry_deadline(w, e) <= now);
-    if (!go) {
-      link = &e->next;
-      continue;
+  for (;;) {
+    rstate__node **pick = NULL;
+    int64_t pick_at = 0;
+    for (rstate__node **link = &w->pending; *link; link = &(*link)->next) {
+      rstate__node *e = *link;
+      if (all || var) {
+        if (all || same_var(e->rec, var)) {
+          pick = link;
+          break;
+        }
+        continue;
+      }
+      int64_t at = entry_deadline(w, e);
+      const rstate__record *last = e->latest ? e->latest->rec : e->rec;
+      const rstate__record *picked = pick ? ((*pick)->latest ? (*pick)->latest->rec : (*pick)->rec) : NULL;
+      if (at <= now && (!pick || at < pick_at || (at == pick_at && last->revision < picked->revision))) {
+        pick = link;
+        pick_at = at;
+      }
     }
-    *link = e->next;
+    if (!pick) break;
+    rstate__node *e = *pick;
+    *pick = e->next;
     w->n_pending--;
     append(w, e);
     moved = true;
@@ -162,7 +180,7 @@ static void merge(rstate__watch *w, rstate__node *node) {
   int64_t now = rstate__now_ns();
   const rstate__record *rec = node->rec;
   for (rstate__node *e = w->pending; e; e = e->next) {
-    if (e->rec->name_len == rec->name_len && memcmp(e->rec->name, rec->name, rec->name_len) == 0) {
+    if (same_var(e->rec, rec)) {
       rstate__node_release(e->latest);
       e->latest = node;
       e->coalesced++;
@@ -173,8 +191,10 @@ static void merge(rstate__watch *w, rstate__node *node) {
   }
   node->coalesced = 1;
   node->first_ns = node->last_ns = now;
-  node->next = w->pending;
-  w->pending = node;
+  node->next = NULL;
+  rstate__node **tail = &w->pending;
+  while (*tail) tail = &(*tail)->next;
+  *tail = node; /* bursts stay in the order they started */
   w->n_pending++;
   update_deadline(w);
 }
@@ -214,8 +234,13 @@ void rstate__watch_push(rstate__watch *w, rstate__node *node) {
 
 /* ---- ending a watch ---------------------------------------------------- */
 
+/* destroy is user code: what it changes is delivered after it returns, as
+ * for a callback. */
 static void call_destroy(rstate__watch *w) {
-  if (w->destroy) w->destroy(w->userdata);
+  if (!w->destroy) return;
+  tls.in_callback++;
+  w->destroy(w->userdata);
+  tls.in_callback--;
 }
 
 /* Ends w, whose registry entry the caller has just removed (the caller now
@@ -248,6 +273,7 @@ int rstate_unwatch(rstate_store *s, rstate_watch_id id) {
   }
   end_watch(w);
   rstate__watch_unref(w); /* registry_find's */
+  rstate__deliver_claimed(); /* what destroy changed */
   return RSTATE_OK;
 }
 
@@ -272,7 +298,15 @@ static int deliver(rstate__watch *w, const rstate__node *node, bool *called) {
   tls.depth = last->depth;
   tls.in_callback++;
   int rc = RSTATE_CONTINUE;
-  *called = !w->filter || w->filter(&ev, w->userdata);
+  *called = true;
+  if (w->filter) {
+    *called = w->filter(&ev, w->userdata);
+    if (*called) { /* the filter may have unwatched: then fn must not start */
+      pthread_mutex_lock(&w->lock);
+      *called = !w->dead;
+      pthread_mutex_unlock(&w->lock);
+    }
+  }
   if (*called) rc = w->fn(&ev, w->userdata);
   tls.in_callback--;
   tls.depth = saved;
@@ -412,6 +446,7 @@ static int snap_collect(const rstate_snapshot_var *v, void *ud) {
   c->kind = RSTATE_EVENT_INITIAL;
   c->type = v->type;
   c->version = v->version;
+  c->timestamp_ns = v->updated_ns;
   sn->n++;
   return RSTATE_OK;
 }
@@ -503,7 +538,8 @@ int rstate_watch(rstate_store *s, const char *const *names, size_t n, rstate_wat
       sn.items[i].revision = revision;
     }
     qsort(sn.items, sn.n, sizeof *sn.items, change_cmp); /* values stay put: pointers follow */
-    if (!(initial = rstate__batch_new(sn.items, sn.n, sn.n, 0))) rc = RSTATE_ENOMEM;
+    if (!(initial = rstate__batch_new(sn.items, sn.n, sn.n, 0)))
+      rc = rstate__err(RSTATE_ENOMEM, "rstate_watch: out of memory for %zu initial events", sn.n);
     for (size_t i = 0; initial && i < sn.n; i++)
       rstate__batch_node(initial, i)->rec = rstate__batch_record(initial, i);
   }
@@ -514,9 +550,14 @@ int rstate_watch(rstate_store *s, const char *const *names, size_t n, rstate_wat
     rstate__watch_unref(w); /* no destroy: the watch never existed */
     return rc;
   }
+  /* once delivery starts the watch may end at once (RSTATE_UNWATCH on a
+   * dispatch thread): keep it alive until we are done with it */
+  rstate__watch_ref(w);
+  rstate__registry_publish(s->registry, w); /* from here on it cannot fail */
   finish_registration(w, initial, initial ? sn.n : 0, revision);
   snap_free(&sn);
   if (out) *out = w->id;
+  rstate__watch_unref(w);
   rstate__deliver_claimed();
   return RSTATE_OK;
 }

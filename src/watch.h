@@ -51,6 +51,7 @@ struct rstate__watch {
   rstate__node *pending;     /* debounce: one node per variable with a burst in progress */
   size_t n_ready, n_pending;
   bool initializing; /* registered, its snapshot not yet taken: hold events */
+  bool published;    /* rstate_watch succeeded: unwatch and stats may find it (registry lock) */
   bool claimed;      /* a thread (or the dispatcher) will drain it */
   bool running;      /* a callback or filter is running on `runner` */
   pthread_t runner;
@@ -70,12 +71,14 @@ void rstate__registry_free(rstate__registry *r);
 int rstate__registry_add(rstate__registry *r, rstate__watch *w);
 /* Removes w; false when it was not there (already removed). */
 bool rstate__registry_remove(rstate__registry *r, rstate__watch *w);
-/* The watch with that id, with a reference taken; NULL if none. */
+/* Makes a registered watch findable by id, once rstate_watch succeeds. */
+void rstate__registry_publish(rstate__registry *r, rstate__watch *w);
+/* The published watch with that id, with a reference taken; NULL if none. */
 rstate__watch *rstate__registry_find(rstate__registry *r, rstate_watch_id id);
 /* Removes every watch and returns them as a list through drain_next (the
  * registry's references pass to the caller). */
 rstate__watch *rstate__registry_take_all(rstate__registry *r);
-/* Live watches covering name. */
+/* Published watches covering name. */
 size_t rstate__registry_count(rstate__registry *r, const char *name);
 /* Queues the changes of one revision on every watch covering them. */
 int rstate__registry_emit(rstate__registry *r, const rstate_change *changes, size_t n, uint32_t depth);

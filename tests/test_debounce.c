@@ -602,3 +602,32 @@ Test(debounce, an_ended_watch_leaves_no_deadline_behind_on_the_real_clock, .time
   int64_t cpu = thread_cpu_ms() - cpu0;
   cr_assert_lt(cpu, 100, "rstate_dispatch(s, 200) with nothing to do used %lld ms of CPU: it spins", (long long)cpu);
 }
+
+/* A burst flushed early (its variable was undefined) and then the watch
+ * ended: the timerfd armed for that burst must not stay readable. */
+Test(debounce, a_flushed_burst_leaves_no_timer_behind_on_the_real_clock, .timeout = 60) {
+  rstate_close(s);
+  rstate__clock_hook = NULL;
+  s = h_open();
+  h_define_ok(s, "x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  rstate_watch_id id = watch_debounced("x", 30, 0, false);
+  ASSERT_RC(rstate_set_int(s, "x", 1), RSTATE_OK);
+  ASSERT_RC(rstate_undefine(s, "x"), RSTATE_OK); /* DELETED flushes the burst at once */
+  cr_assert_eq(rstate_dispatch(s, 0), 2, "the flushed change and the DELETED");
+  ASSERT_RC(rstate_unwatch(s, id), RSTATE_OK);
+  struct pollfd p = {.fd = rstate_fd(s), .events = POLLIN};
+  int n = poll(&p, 1, 200);
+  cr_assert_eq(n, 0, "rstate_fd became readable with nothing to dispatch (a stale timer)");
+}
+
+Test(debounce, bursts_due_together_come_in_the_order_they_came_due) {
+  h_define_ok(s, "a", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  h_define_ok(s, "b", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  watch_debounced("*", 20, 0, false);
+  set_at(0, "a", 1);
+  set_at(2, "b", 1);
+  cr_assert_eq(dispatch_at(100), 2);
+  cr_assert_str_eq(rec.ev[0].name, "a", "a came due first (t=20) but %s was delivered first", rec.ev[0].name);
+  cr_assert_str_eq(rec.ev[1].name, "b");
+  cr_assert_lt(rec.ev[0].revision, rec.ev[1].revision);
+}

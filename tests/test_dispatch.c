@@ -11,6 +11,7 @@
  * saying how far delivery got.
  */
 #include <poll.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,6 +122,7 @@ static void count_destroy(void *ud) {
   (void)ud;
   pthread_mutex_lock(&rec.lock);
   rec.destroyed++;
+  pthread_cond_broadcast(&rec.cond);
   pthread_mutex_unlock(&rec.lock);
 }
 
@@ -681,4 +683,90 @@ Test(dispatch, close_with_a_dispatch_thread_and_events_pending_destroys_once, .t
   cr_assert_eq(rec_destroyed(), 1, "destroy ran %u times in rstate_close", rec_destroyed());
   size_t n = rec_count();
   cr_assert(n >= 1 && n <= 50, "%zu callbacks ran for 50 changes", n);
+}
+
+/* ---- several dispatchers, and a watch that ends on its first event ------ */
+
+static atomic_int concurrent_events, dispatch_errors;
+static atomic_bool stop_dispatchers;
+
+static int count_event(const rstate_event *ev, void *ud) {
+  (void)ev, (void)ud;
+  atomic_fetch_add(&concurrent_events, 1);
+  return RSTATE_CONTINUE;
+}
+
+static void *dispatcher(void *arg) {
+  (void)arg;
+  while (!atomic_load(&stop_dispatchers))
+    if (rstate_dispatch(s, 1) < 0) atomic_fetch_add(&dispatch_errors, 1);
+  return NULL;
+}
+
+/* rstate_dispatch may be called from any thread, at the same time too: two
+ * threads dispatch debounced watches whose deadlines keep coming due. */
+Test(dispatch, two_threads_may_dispatch_debounced_watches_at_once, .timeout = 60) {
+  s = NULL;
+  int rc = rstate_open(&s, "mem:", NULL);
+  cr_assert_eq(rc, RSTATE_OK);
+  char name[8][8];
+  for (int i = 0; i < 8; i++) {
+    snprintf(name[i], sizeof name[i], "d%d", i);
+    h_define_ok(s, name[i], RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+    rstate_watch_opts o = {.debounce_ms = 1};
+    const char *names[] = {name[i]};
+    rstate_watch_id id;
+    ASSERT_RC(rstate_watch(s, names, 1, count_event, NULL, &o, &id), RSTATE_OK);
+  }
+  pthread_t th[2];
+  for (int t = 0; t < 2; t++) pthread_create(&th[t], NULL, dispatcher, NULL);
+  int sets = 0;
+  for (int k = 1; k <= 3000; k++, sets++) ASSERT_RC(rstate_set_int(s, name[k % 8], k), RSTATE_OK);
+  /* every burst ends within a few ms of the last set */
+  int64_t until = mono_ms() + 10000;
+  rstate_watch_stats st;
+  bool idle = false;
+  while (!idle && mono_ms() < until) {
+    idle = true;
+    for (rstate_watch_id id = 1; id <= 8; id++) {
+      ASSERT_RC(rstate_get_watch_stats(s, id, &st), RSTATE_OK);
+      if (st.pending) idle = false;
+    }
+  }
+  atomic_store(&stop_dispatchers, true);
+  for (int t = 0; t < 2; t++) pthread_join(th[t], NULL);
+  cr_assert(idle, "debounced events still pending 10 s after the last set");
+  cr_assert_eq(atomic_load(&dispatch_errors), 0);
+  cr_assert_gt(atomic_load(&concurrent_events), 0);
+}
+
+static int unwatch_at_once(const rstate_event *ev, void *ud) {
+  (void)ev, (void)ud;
+  atomic_fetch_add(&concurrent_events, 1);
+  return RSTATE_UNWATCH;
+}
+
+/* The dispatch thread may end a watch on its first INITIAL event while
+ * rstate_watch is still returning: rstate_watch must not touch it after. */
+Test(dispatch, a_watch_may_end_on_the_dispatch_thread_before_rstate_watch_returns, .timeout = 60) {
+  s = open_with_thread();
+  for (int i = 0; i < 2000; i++) {
+    char name[16];
+    snprintf(name, sizeof name, "v%d", i);
+    h_define_ok(s, name, RSTATE_TYPE_INTEGER, rstate_int(i), NULL);
+  }
+  for (int round = 0; round < 20; round++) {
+    rstate_watch_opts o = {.include_initial = true, .queued = true, .destroy = count_destroy};
+    const char *names[] = {"*"};
+    rstate_watch_id id = 0;
+    ASSERT_RC(rstate_watch(s, names, 1, unwatch_at_once, NULL, &o, &id), RSTATE_OK);
+    cr_assert_neq(id, 0);
+  }
+  struct timespec until = deadline_in(10000);
+  pthread_mutex_lock(&rec.lock);
+  while (rec.destroyed < 20 && pthread_cond_timedwait(&rec.cond, &rec.lock, &until) == 0) {
+  }
+  pthread_mutex_unlock(&rec.lock);
+  cr_assert_eq(rec_destroyed(), 20, "only %u of 20 watches ended within 10 s", rec_destroyed());
+  cr_assert_eq(atomic_load(&concurrent_events), 20, "each watch saw exactly one event");
 }

@@ -294,3 +294,59 @@ Test(watch, string_values_are_valid_during_the_callback) {
   cr_assert_str_eq(r.ev[1].old_value.u.s.ptr, "claude-3");
   cr_assert_str_eq(r.ev[1].new_value.u.s.ptr, "gemini");
 }
+
+/* ---- regressions --------------------------------------------------------- */
+
+static rstate_watch_id filter_self_id;
+static bool unwatch_in_filter(const rstate_event *ev, void *ud) {
+  (void)ud;
+  cr_assert_eq(rstate_unwatch(ev->store, filter_self_id), RSTATE_OK);
+  return true;
+}
+
+Test(watch, unwatch_from_the_filter_means_fn_does_not_run) {
+  rstate_watch_opts o = {.filter = unwatch_in_filter, .destroy = rec_destroy};
+  const char *names[] = {"temperature"};
+  ASSERT_RC(rstate_watch(s, names, 1, rec_cb, &r, &o, &filter_self_id), RSTATE_OK);
+  ASSERT_RC(rstate_set_float(s, "temperature", 1.0), RSTATE_OK);
+  cr_assert_eq(r.n, 0, "fn ran after its watch was unwatched by its own filter");
+  cr_assert_eq(r.destroyed, 1);
+}
+
+Test(watch, watcher_count_of_an_overlong_name_is_zero) {
+  rec_watch1(s, &r, "*", NULL);
+  char longname[600];
+  memset(longname, 'a', sizeof longname - 1);
+  longname[sizeof longname - 1] = '\0';
+  cr_assert_eq(rstate_watcher_count(s, longname), 0);
+}
+
+Test(watch, initial_events_carry_the_time_of_the_last_change) {
+  rstate_var_info info = h_info(s, "temperature");
+  rstate_watch_opts o = {.include_initial = true};
+  rec_watch1(s, &r, "temperature", &o);
+  cr_assert_eq(r.n, 1);
+  cr_assert_eq(r.ev[0].timestamp_ns, info.updated_ns);
+  cr_assert_neq(r.ev[0].timestamp_ns, 0);
+}
+
+static void destroy_sets(void *ud) {
+  rstate_store *st = ud;
+  cr_assert_eq(rstate_set_float(st, "temperature", 42.0), RSTATE_OK);
+}
+
+static int noop_cb(const rstate_event *ev, void *ud) {
+  (void)ev, (void)ud;
+  return RSTATE_CONTINUE;
+}
+
+Test(watch, a_change_made_by_destroy_is_delivered_when_unwatch_returns) {
+  rec_watch1(s, &r, "temperature", NULL);
+  const char *names[] = {"model.name"};
+  rstate_watch_opts o = {.destroy = destroy_sets};
+  rstate_watch_id id;
+  ASSERT_RC(rstate_watch(s, names, 1, noop_cb, s, &o, &id), RSTATE_OK);
+  ASSERT_RC(rstate_unwatch(s, id), RSTATE_OK);
+  cr_assert_eq(r.n, 1, "the change made inside destroy reached the other watch");
+  cr_assert_float_eq(r.ev[0].new_value.u.f, 42.0, 1e-12);
+}

@@ -253,7 +253,7 @@ static int tb_snapshot(rstate_backend *b, const char *const *patterns, size_t n,
     bool match = false;
     for (size_t k = 0; k < n && !match; k++) match = covers(patterns[k], v->name);
     if (!match) continue;
-    rstate_snapshot_var sv = {v->name, RSTATE_TYPE_FLOAT, &v->value, v->version};
+    rstate_snapshot_var sv = {v->name, RSTATE_TYPE_FLOAT, &v->value, v->version, 0};
     rc = fn(&sv, ud);
   }
   if (revision) *revision = t->revision;

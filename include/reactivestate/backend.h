@@ -62,6 +62,7 @@ typedef struct rstate_snapshot_var {
   rstate_type type;
   const rstate_value *value;
   uint64_t version;
+  int64_t updated_ns; /* CLOCK_REALTIME of its last change; 0 if unknown */
 } rstate_snapshot_var;
 
 /* Called under the backend's snapshot; must not call the store. Returns
