@@ -10,6 +10,7 @@
 #   make pkgconfig-check  install to a scratch prefix, build a program with pkg-config
 #   make bench        benchmarks through hyperfine; writes bench/RESULTS.md
 #   make bench-peers  the same beside GSettings and GObject (installs them)
+#   make fuzz         every libFuzzer target in fuzz/ for FUZZ_SECONDS each (60)
 #   make install      PREFIX=/usr/local DESTDIR=
 #
 # Honours CC, CFLAGS, CPPFLAGS, LDFLAGS, PREFIX, DESTDIR. Sanitizer builds go
@@ -45,7 +46,7 @@ EXAMPLE_BINS := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%)
 
 CRITERION_LIBS ?= -lcriterion
 
-.PHONY: bench bench-peers all test deps check asan tsan valgrind example examples install uninstall clean symbols pkgconfig-check
+.PHONY: fuzz bench bench-peers all test deps check asan tsan valgrind example examples install uninstall clean symbols pkgconfig-check
 
 all: $(SHARED) $(BUILD)/libreactivestate.so $(STATIC) $(PC)
 
@@ -158,6 +159,24 @@ pkgconfig-check:
 	$(BUILD)/stage/basics >/dev/null
 	@echo "pkgconfig-check: examples/basics built with pkg-config against the installed copy and ran"
 
+# libFuzzer targets, built with ASan+UBSan; seeds come from fuzz/seeds/NAME/
+# when present, and what a run finds is kept in build-fuzz/corpus-NAME/.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := $(patsubst fuzz/%.c,%,$(wildcard fuzz/fuzz_*.c))
+fuzz:
+	@sh tests/deps.sh fuzz
+	@mkdir -p build-fuzz
+	@for n in $(FUZZ_TARGETS); do \
+	  clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc -D_GNU_SOURCE \
+	    fuzz/$$n.c $(SRCS) -o build-fuzz/$$n -pthread -lm || exit 1; \
+	  mkdir -p build-fuzz/corpus-$$n; \
+	  seeds=; [ -d fuzz/seeds/$$n ] && seeds=fuzz/seeds/$$n; \
+	  echo "fuzzing $$n for $(FUZZ_SECONDS) s"; \
+	  build-fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 build-fuzz/corpus-$$n $$seeds \
+	    2>build-fuzz/$$n.log || { tail -40 build-fuzz/$$n.log; exit 1; }; \
+	  grep -E 'stat::number_of_executed_units|stat::peak_rss' build-fuzz/$$n.log; \
+	done
+
 # Benchmarks build their own optimised copy of the library (build-bench/).
 bench:
 	sh bench/run.sh
@@ -166,6 +185,6 @@ bench-peers:
 	sh bench/run.sh --peers
 
 clean:
-	rm -rf build build-asan build-tsan build-bench
+	rm -rf build build-asan build-tsan build-bench build-fuzz
 
 -include $(wildcard $(BUILD)/obj/*.d)

@@ -181,7 +181,11 @@ RSTATE_API const char *rstate_type_name(rstate_type t);
  *   module          choices (optional), module_namespace, pattern
  *   boolean         none
  * A pattern is a POSIX extended regular expression that must match the WHOLE
- * value; it is compiled once, at define time.
+ * value; it is compiled once, at define time. Patterns whose compilation
+ * could take unbounded memory are refused with RSTATE_EINVAL: longer than
+ * 1024 bytes, a repetition stacked directly on another ("a**", "a{2}{3}"),
+ * anything repeated more than 10000 times once nested bounds multiply
+ * ("(a{1,200}){1,200}"), or groups nested more than 32 deep.
  *
  * A module value is a dotted identifier: "Name" or "A.B.Name", each part
  * [A-Za-z_][A-Za-z0-9_]*. With a namespace, the value must be
@@ -491,10 +495,21 @@ RSTATE_API void rstate_server_stop(rstate_server *srv);
 /* Schema files                                                              */
 /* ------------------------------------------------------------------------ */
 
-/* Defines every variable of an INI-style file (one section per variable; keys
- * type, default, description, min, max, min_length, max_length, pattern,
- * choices (comma-separated), namespace). All or nothing; errors name
- * file:line. */
+/* Defines every variable of an INI-style schema file, all or nothing. One
+ * [section] per variable; keys type (required), default (required),
+ * description, min, max, min_length, max_length, pattern, choices, namespace;
+ * whole-line comments start with '#' or ';'; CRLF accepted. Values are parsed
+ * by type (floats in the C locale; decimal integers; booleans
+ * true/false/yes/no/on/off/1/0); text values may be "double-quoted" to keep
+ * spaces; choices are comma-separated. The file is checked completely before
+ * anything is defined; if a define still fails (RSTATE_EEXIST, ...), the
+ * variables this call defined are undefined again. Identical existing
+ * definitions are left alone, so reloading is RSTATE_OK and changes nothing.
+ * Errors, each with "path:line: " in rstate_last_error(): RSTATE_EINVAL (NULL
+ * arguments, syntax, unknown/duplicate/inapplicable key, missing type or
+ * default, bad value), RSTATE_EIO (open/read, with strerror), RSTATE_ELIMIT
+ * (over 16 MiB), RSTATE_ENOMEM, or rstate_define's code (ETYPE, ECONSTRAINT,
+ * EINVAL, EEXIST). */
 RSTATE_API int rstate_load_schema(rstate_store *s, const char *path);
 
 #ifdef __cplusplus

@@ -82,7 +82,7 @@
  *    has them removed, so "  padded  " keeps its spaces and "" is the empty
  *    string. Nothing inside is special: no escapes; ""a"" is "a" with its
  *    quotes. A value that does not both start and end with '"' is taken as
- *    is. Numbers and booleans are never quoted.
+ *    is. type, numbers, booleans and lengths are never quoted.
  *  - choices: split at commas outside double quotes; each item is trimmed
  *    and loses its surrounding quotes like a text value, so "a, b", "" is the
  *    two choices `a, b` and the empty string. An empty unquoted item
@@ -113,8 +113,19 @@
 
 /* ---- keys and types ------------------------------------------------------ */
 
-enum key { K_TYPE, K_DEFAULT, K_DESCRIPTION, K_MIN, K_MAX, K_MIN_LENGTH, K_MAX_LENGTH, K_PATTERN, K_CHOICES, K_NAMESPACE,
-           K_COUNT };
+enum key {
+  K_TYPE,
+  K_DEFAULT,
+  K_DESCRIPTION,
+  K_MIN,
+  K_MAX,
+  K_MIN_LENGTH,
+  K_MAX_LENGTH,
+  K_PATTERN,
+  K_CHOICES,
+  K_NAMESPACE,
+  K_COUNT
+};
 
 static const char *const key_names[K_COUNT] = {"type",       "default",    "description", "min",     "max",
                                                "min_length", "max_length", "pattern",     "choices", "namespace"};
@@ -279,7 +290,7 @@ static const char *parse_int(const char *v, int64_t *out) {
   errno = 0;
   long long i = strtoll(v, &end, 10);
   if (end == v || *end) return "is not an integer";
-  if (errno == ERANGE || i < INT64_MIN || i > INT64_MAX) return "is outside the 64-bit integer range";
+  if (errno == ERANGE) return "is outside the 64-bit integer range";
   *out = (int64_t)i;
   return NULL;
 }
@@ -331,8 +342,10 @@ static int split_choices(loader *L, const char *var, char *v, size_t len, size_t
   size_t n = 1;
   bool quoted = false;
   for (size_t i = 0; i < len; i++) {
-    if (v[i] == '"') quoted = !quoted;
-    else if (v[i] == ',' && !quoted) n++;
+    if (v[i] == '"')
+      quoted = !quoted;
+    else if (v[i] == ',' && !quoted)
+      n++;
   }
   if (n > L->choices_cap) {
     const char **c = realloc(L->choices, n * sizeof *c);
@@ -484,8 +497,7 @@ static int finish_section(loader *L, const section *sec) {
       }
     }
     if (why)
-      return fail(L, line, RSTATE_EINVAL, "%s: %s \"%s\" %s", name, key_names[k], show(qb, sizeof qb, v, len[k]),
-                  why);
+      return fail(L, line, RSTATE_EINVAL, "%s: %s \"%s\" %s", name, key_names[k], show(qb, sizeof qb, v, len[k]), why);
   }
   return apply(L, &def, nm->line, nm);
 }
@@ -628,8 +640,8 @@ static int do_line(loader *L, section *sec, bool *in, const char *p, size_t n, s
     return fail(L, line, RSTATE_EINVAL, "unknown key \"%s\" in [%.*s]", show(qb, sizeof qb, key, klen),
                 (int)sec->name.len, sec->name.p);
   if (sec->keys[k].p)
-    return fail(L, line, RSTATE_EINVAL, "%.*s: %s is given twice (first at line %zu)", (int)sec->name.len,
-                sec->name.p, key_names[k], sec->keys[k].line);
+    return fail(L, line, RSTATE_EINVAL, "%.*s: %s is given twice (first at line %zu)", (int)sec->name.len, sec->name.p,
+                key_names[k], sec->keys[k].line);
   sec->keys[k] = (span){v, vlen, line};
   return RSTATE_OK;
 }

@@ -486,12 +486,96 @@ static char *anchor_pattern(const char *pat, const char **why) {
 
 /* Compiles pattern (given: non-empty) into spec: RSTATE_EINVAL with
  * regerror's text, RSTATE_ENOMEM. */
+/* glibc's regcomp takes memory that grows exponentially with stacked
+ * quantifiers ("f++++++++++++++++++++++" takes gigabytes) and
+ * multiplicatively with nested repetition bounds ("(a{1,200}){1,200}"), so a
+ * pattern from an untrusted schema could exhaust memory. Such patterns are
+ * refused: at most PATTERN_MAX_LEN bytes, no quantifier directly after
+ * another, and no atom repeated more than PATTERN_MAX_COPIES times once
+ * nested bounds are multiplied out. Returns why, or NULL when acceptable;
+ * syntax errors are left to regcomp. */
+#define PATTERN_MAX_LEN 1024
+#define PATTERN_MAX_COPIES 10000UL
+#define PATTERN_MAX_DEPTH 32
+
+static const char *pattern_too_costly(const char *p) {
+  if (strlen(p) > PATTERN_MAX_LEN) return "is longer than 1024 bytes";
+  unsigned long widest[PATTERN_MAX_DEPTH + 1] = {1}; /* most copies of anything in each open group */
+  int depth = 0;
+  unsigned long last = 0; /* copies of the last atom; 0: nothing a quantifier could apply to */
+  bool quantified = false;
+  for (size_t i = 0; p[i]; i++) {
+    char c = p[i];
+    if (c == '*' || c == '+' || c == '?' || c == '{') {
+      if (quantified) return "stacks one repetition directly on another";
+      quantified = true;
+      if (c != '{') continue;
+      unsigned long lo = 0, hi = 0;
+      size_t k = i + 1;
+      while (p[k] >= '0' && p[k] <= '9' && lo <= PATTERN_MAX_COPIES) lo = lo * 10 + (unsigned long)(p[k++] - '0');
+      hi = lo;
+      if (p[k] == ',') {
+        k++;
+        if (p[k] >= '0' && p[k] <= '9') hi = 0;
+        while (p[k] >= '0' && p[k] <= '9' && hi <= PATTERN_MAX_COPIES) hi = hi * 10 + (unsigned long)(p[k++] - '0');
+      }
+      if (p[k] != '}') continue; /* not a bound: regcomp decides */
+      i = k;
+      unsigned long copies = (last ? last : 1) * (hi ? hi : 1);
+      if (hi > PATTERN_MAX_COPIES || copies > PATTERN_MAX_COPIES) return "repeats something more than 10000 times";
+      if (copies > widest[depth]) widest[depth] = copies;
+      last = copies;
+      continue;
+    }
+    quantified = false;
+    if (c == '(') {
+      if (depth == PATTERN_MAX_DEPTH) return "nests groups more than 32 deep";
+      widest[++depth] = 1;
+      last = 0;
+      continue;
+    }
+    if (c == ')' && depth > 0) {
+      last = widest[depth--];
+      if (last > widest[depth]) widest[depth] = last;
+      continue;
+    }
+    if (c == '|') {
+      last = 0;
+      continue;
+    }
+    if (c == '\\' && p[i + 1]) {
+      i++;
+    } else if (c == '[') { /* a bracket expression is one atom */
+      size_t k = i + 1;
+      if (p[k] == '^') k++;
+      if (p[k] == ']') k++;
+      while (p[k] && p[k] != ']') {
+        if (p[k] == '[' && (p[k + 1] == ':' || p[k + 1] == '=' || p[k + 1] == '.')) {
+          char close = p[k + 1];
+          k += 2;
+          while (p[k] && !(p[k] == close && p[k + 1] == ']')) k++;
+          if (p[k]) k++;
+        }
+        if (p[k]) k++;
+      }
+      if (!p[k]) return NULL; /* unterminated: regcomp reports it */
+      i = k;
+    }
+    last = 1;
+  }
+  return NULL;
+}
+
 static int pattern_define(rstate__spec *spec, const char *pattern) {
   char qb[VALBUF], eb[160];
   regex_t re;
   size_t len = strlen(pattern);
   if (!rstate__utf8_valid(pattern, len))
     return rstate__err(RSTATE_EINVAL, "%s: the pattern is not valid UTF-8", spec->name);
+  const char *costly = pattern_too_costly(pattern);
+  if (costly)
+    return rstate__err(RSTATE_EINVAL, "%s: pattern \"%s\" %s (refused: compiling it could take unbounded memory)",
+                       spec->name, quote_bytes(qb, sizeof qb, pattern, len), costly);
   /* Compiled alone first, so its own error, not one the anchoring made,
    * is what the caller reads. */
   int rc = regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB);

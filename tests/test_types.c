@@ -1368,3 +1368,40 @@ Test(types, concurrent_checks) {
   rstate__spec_free(pat);
   rstate__spec_free(range);
 }
+
+/* ---- patterns whose compilation could exhaust memory ---------------------- */
+
+Test(types, patterns_that_could_exhaust_memory_are_refused) {
+  const char *bad[] = {"f++++++++++++++++++++++", "a**", "a{2}{3}", "(a{1,200}){1,200}", "a{20000}",
+                       "((((((((((((((((((((((((((((((((((a))))))))))))))))))))))))))))))))))"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    rstate_constraints c = {.pattern = bad[i]};
+    rstate_var_def d = {"code", RSTATE_TYPE_STRING, rstate_string(""), &c, NULL};
+    rstate__spec *spec = NULL;
+    int rc = rstate__spec_new(&spec, &d);
+    cr_assert_eq(rc, RSTATE_EINVAL, "pattern %s: %s", bad[i], rstate_last_error());
+    cr_assert(strstr(rstate_last_error(), "code: pattern") != NULL, "%s", rstate_last_error());
+  }
+  char longp[1100];
+  memset(longp, 'a', sizeof longp - 1);
+  longp[sizeof longp - 1] = '\0';
+  rstate_constraints c = {.pattern = longp};
+  rstate_var_def d = {"code", RSTATE_TYPE_STRING, rstate_string(""), &c, NULL};
+  rstate__spec *spec = NULL;
+  cr_assert_eq(rstate__spec_new(&spec, &d), RSTATE_EINVAL, "a 1099-byte pattern: %s", rstate_last_error());
+}
+
+Test(types, ordinary_repetition_is_accepted) {
+  const char *good[] = {"[a-z]{1,255}", "a{1,100}b{1,100}", "(a*)*", "[[:alpha:]]+[0-9]{2}", "(x|y){2,3}",
+                        "[+*?]+", "a\\++"};
+  for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+    rstate_constraints c = {.pattern = good[i], .max_length = 0};
+    rstate_var_def d = {"code", RSTATE_TYPE_STRING, rstate_string(""), &c, NULL};
+    d.constraints = &c;
+    rstate__spec *spec = NULL;
+    int rc = rstate__spec_new(&spec, &d);
+    cr_assert(rc == RSTATE_OK || rc == RSTATE_ECONSTRAINT, "pattern %s: %s: %s", good[i], rstate_error_name(rc),
+              rstate_last_error());
+    rstate__spec_free(spec);
+  }
+}
