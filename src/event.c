@@ -2,6 +2,7 @@
  * event.c — batches of change records and the nodes that queue them on
  * watches (see event.h for the layout and why).
  */
+#include <pthread.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -11,17 +12,64 @@
 
 struct rstate__batch {
   atomic_size_t refs; /* nodes not yet released */
+  size_t size;        /* bytes allocated */
   size_t n_records;
   size_t n_nodes;
   rstate__record *records;
   rstate__node *nodes;
 };
 
+/* Each thread keeps its last freed small batch for its next change: an
+ * inline set and its delivery happen on one thread, so most changes then
+ * cost no malloc. The spare is freed when the thread exits. */
+#define SPARE_SIZE 512
+static _Thread_local void *spare;
+static _Thread_local bool spare_registered;
+static pthread_key_t spare_key;
+static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
+
+static void spare_release(void *slot) {
+  void **p = slot;
+  free(*p);
+  *p = NULL;
+}
+
+static void spare_key_create(void) { pthread_key_create(&spare_key, spare_release); }
+
+static void *batch_alloc(size_t size, size_t *got) {
+  if (size > SPARE_SIZE) {
+    *got = size;
+    return malloc(size);
+  }
+  *got = SPARE_SIZE;
+  void *p = spare;
+  spare = NULL;
+  return p ? p : malloc(SPARE_SIZE);
+}
+
+static void batch_free(rstate__batch *b) {
+  if (b->size != SPARE_SIZE || spare) {
+    free(b);
+    return;
+  }
+  if (!spare_registered) { /* the key's destructor frees the spare at thread exit */
+    pthread_once(&spare_once, spare_key_create);
+    if (pthread_setspecific(spare_key, &spare) != 0) {
+      free(b);
+      return;
+    }
+    spare_registered = true;
+  }
+  spare = b;
+}
+
 static size_t value_bytes(const rstate_value *v) {
   return v && v->kind == RSTATE_STRING ? v->u.s.len + 1 : 0;
 }
 
 static size_t str_bytes(const char *s) { return s ? strlen(s) + 1 : 0; }
+
+static size_t name_len(const rstate_change *c) { return c->name_hash ? c->name_len : strlen(c->name); }
 
 /* Copies a string into the batch's text area, returns the copy. */
 static char *put(char **text, const char *s, size_t len) {
@@ -51,19 +99,21 @@ rstate__batch *rstate__batch_new(const rstate_change *changes, size_t n, size_t 
   size_t text = str_bytes(source);
   for (size_t i = 0; i < n_meta; i++) text += str_bytes(meta[i].key) + str_bytes(meta[i].value);
   for (size_t i = 0; i < n; i++)
-    text += strlen(changes[i].name) + 1 + value_bytes(changes[i].old_value) + value_bytes(changes[i].new_value);
+    text += name_len(&changes[i]) + 1 + value_bytes(changes[i].old_value) + value_bytes(changes[i].new_value);
 
   size_t off_records = round_up(sizeof(rstate__batch));
   size_t off_nodes = off_records + round_up(n * sizeof(rstate__record));
   size_t off_meta = off_nodes + round_up(n_nodes * sizeof(rstate__node));
   size_t off_text = off_meta + n_meta * sizeof(rstate_meta);
-  char *block = malloc(off_text + text);
+  size_t size;
+  char *block = batch_alloc(off_text + text, &size);
   if (!block) {
     rstate__err(RSTATE_ENOMEM, "%s: out of memory queuing the change for its watchers", n ? changes[0].name : "?");
     return NULL;
   }
   rstate__batch *b = (rstate__batch *)block;
   atomic_init(&b->refs, n_nodes);
+  b->size = size;
   b->n_records = n;
   b->n_nodes = n_nodes;
   b->records = (rstate__record *)(block + off_records);
@@ -83,7 +133,7 @@ rstate__batch *rstate__batch_new(const rstate_change *changes, size_t n, size_t 
     rstate__record *r = &b->records[i];
     r->kind = c->kind;
     r->type = c->type;
-    r->name_len = strlen(c->name);
+    r->name_len = name_len(c);
     r->name = put(&t, c->name, r->name_len);
     r->old_value = put_value(&t, c->old_value);
     r->new_value = put_value(&t, c->new_value);
@@ -107,7 +157,7 @@ void rstate__node_release(rstate__node *node) {
   rstate__node *latest = node->latest;
   node->latest = NULL;
   rstate__batch *b = node->batch;
-  if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1) free(b);
+  if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1) batch_free(b);
   rstate__node_release(latest); /* at most one level: a latest never has a latest */
 }
 

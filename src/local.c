@@ -120,6 +120,8 @@ static int local_define(rstate_backend *b, const rstate_var_def *def) {
   v->revision = l->revision + 1;
   rstate_change ch = {.kind = RSTATE_EVENT_DEFINED,
                       .name = v->name,
+                      .name_len = v->len,
+                      .name_hash = v->hash,
                       .type = v->type,
                       .new_value = &v->value,
                       .version = 1,
@@ -147,6 +149,8 @@ static int local_undefine(rstate_backend *b, const char *name) {
   }
   rstate_change ch = {.kind = RSTATE_EVENT_DELETED,
                       .name = v->name,
+                      .name_len = v->len,
+                      .name_hash = v->hash,
                       .type = v->type,
                       .old_value = &v->value,
                       .version = v->version,
@@ -262,7 +266,8 @@ typedef struct pending {
 } pending;
 
 static void pending_free(pending *p, size_t n) {
-  for (size_t i = 0; i < n; i++) rstate_value_clear(&p[i].value);
+  for (size_t i = 0; i < n; i++)
+    if (p[i].value.kind == RSTATE_STRING) rstate_value_clear(&p[i].value);
 }
 
 static int local_set_many(rstate_backend *b, const rstate_assign *items, size_t n, const uint64_t *expected,
@@ -321,6 +326,8 @@ static int local_set_many(rstate_backend *b, const rstate_assign *items, size_t 
     for (size_t i = 0; i < k; i++) {
       c[i] = (rstate_change){.kind = RSTATE_EVENT_CHANGED,
                              .name = p[i].v->name,
+                             .name_len = p[i].v->len,
+                             .name_hash = p[i].v->hash,
                              .type = p[i].v->type,
                              .old_value = &p[i].v->value,
                              .new_value = &p[i].value,
@@ -337,7 +344,7 @@ static int local_set_many(rstate_backend *b, const rstate_assign *items, size_t 
     } else {
       for (size_t i = 0; i < k; i++) {
         var *v = p[i].v;
-        rstate_value_clear(&v->value);
+        if (v->value.kind == RSTATE_STRING) rstate_value_clear(&v->value);
         v->value = p[i].value;
         p[i].value.kind = RSTATE_NONE; /* moved */
         v->version++;

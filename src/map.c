@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "internal.h"
 #include "map.h"
 
 /* Eight bytes at a time, multiply and rotate (in the manner of FxHash),
@@ -35,6 +36,8 @@ uint64_t rstate__hash(const char *s, size_t len) {
   h ^= h >> 32;
   return h | 1; /* 0 marks an empty slot */
 }
+
+uint64_t rstate_name_hash(const char *name, size_t len) { return rstate__hash(name, len); }
 
 void rstate__map_init(rstate__map *m) { memset(m, 0, sizeof *m); }
 

@@ -218,10 +218,10 @@ rstate__watch *rstate__registry_take_all(rstate__registry *r) {
 }
 
 /* Calls fn(w, ud) once for each watch covering name; stops when fn returns false. */
-static bool each_covering(rstate__registry *r, const char *name, size_t len, bool (*fn)(rstate__watch *, void *),
-                          void *ud) {
+static bool each_covering(rstate__registry *r, const char *name, size_t len, uint64_t hash,
+                          bool (*fn)(rstate__watch *, void *), void *ud) {
   uint64_t serial = ++r->serial;
-  wlist *l = rstate__map_get(&r->exact, name, len, rstate__hash(name, len));
+  wlist *l = r->exact.count ? rstate__map_get(&r->exact, name, len, hash ? hash : rstate__hash(name, len)) : NULL;
   for (size_t i = 0; l && i < l->n; i++) {
     l->w[i]->mark = serial;
     if (!fn(l->w[i], ud)) return false;
@@ -249,7 +249,7 @@ size_t rstate__registry_count(rstate__registry *r, const char *name) {
   size_t n = 0, len = strlen(name);
   if (len > RSTATE_NAME_MAX) return 0; /* no variable has such a name */
   pthread_mutex_lock(&r->lock);
-  each_covering(r, name, len, count_one, &n);
+  each_covering(r, name, len, 0, count_one, &n);
   pthread_mutex_unlock(&r->lock);
   return n;
 }
@@ -268,12 +268,14 @@ static bool collect_one(rstate__watch *w, void *ud) {
   return true;
 }
 
+bool rstate__registry_live(rstate__registry *r) { return atomic_load_explicit(&r->live, memory_order_acquire) != 0; }
+
 int rstate__registry_emit(rstate__registry *r, const rstate_change *changes, size_t n, uint32_t depth) {
-  if (!atomic_load_explicit(&r->live, memory_order_acquire)) return RSTATE_OK;
   pthread_mutex_lock(&r->lock);
   collect c = {r, 0, 0};
   for (c.change = 0; c.change < n; c.change++) {
-    if (!each_covering(r, changes[c.change].name, strlen(changes[c.change].name), collect_one, &c)) {
+    const rstate_change *ch = &changes[c.change];
+    if (!each_covering(r, ch->name, ch->name_hash ? ch->name_len : strlen(ch->name), ch->name_hash, collect_one, &c)) {
       pthread_mutex_unlock(&r->lock);
       return rstate__err(RSTATE_ENOMEM, "%s: out of memory queuing the change for its watchers",
                          changes[c.change].name);

@@ -36,7 +36,7 @@ int rstate__cascade_check(const char *fn, const char *name) {
 }
 
 int rstate_host_emit(rstate_host *h, const rstate_change *changes, size_t n) {
-  if (!h || !changes || !n) return RSTATE_OK;
+  if (!h || !changes || !n || !rstate__registry_live(h->store->registry)) return RSTATE_OK;
   return rstate__registry_emit(h->store->registry, changes, n, tls.in_callback ? tls.depth + 1 : 0);
 }
 

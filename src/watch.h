@@ -80,6 +80,8 @@ rstate__watch *rstate__registry_find(rstate__registry *r, rstate_watch_id id);
 rstate__watch *rstate__registry_take_all(rstate__registry *r);
 /* Published watches covering name. */
 size_t rstate__registry_count(rstate__registry *r, const char *name);
+/* Whether any watch is registered (a lock-free peek for the no-watcher path). */
+bool rstate__registry_live(rstate__registry *r);
 /* Queues the changes of one revision on every watch covering them. */
 int rstate__registry_emit(rstate__registry *r, const rstate_change *changes, size_t n, uint32_t depth);
 

@@ -54,6 +54,11 @@ typedef struct rstate_change {
   const char *source;
   const rstate_meta *meta;
   size_t n_meta;
+  /* Optional, a saving on every change: strlen(name) and
+   * rstate_name_hash(name, name_len), which a backend that keys its
+   * variables by that hash has at hand. name_hash 0: not given. */
+  size_t name_len;
+  uint64_t name_hash;
 } rstate_change;
 
 /* One variable of a snapshot; borrowed for the duration of the callback. */
@@ -111,6 +116,9 @@ RSTATE_API int rstate_host_emit(rstate_host *h, const rstate_change *changes, si
 /* Runs the inline callbacks due on this thread; call it outside any lock
  * after emitting from a thread the front end did not call you on. */
 RSTATE_API void rstate_host_deliver(rstate_host *h);
+
+/* The hash the front end indexes names by (never 0), for rstate_change. */
+RSTATE_API uint64_t rstate_name_hash(const char *name, size_t len);
 
 /* Sets the calling thread's rstate_last_error() sentence (printf format) and
  * returns code, so a backend can write `return rstate_set_last_error(...)`. */
