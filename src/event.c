@@ -80,12 +80,16 @@ static char *put(char **text, const char *s, size_t len) {
   return p;
 }
 
-static rstate_value put_value(char **text, const rstate_value *v) {
-  rstate_value out = {RSTATE_NONE, {0}};
-  if (!v) return out;
-  out = *v;
-  if (v->kind == RSTATE_STRING) out.u.s.ptr = put(text, v->u.s.ptr, v->u.s.len);
-  return out;
+/* Copies a value into a record in place (no struct returned by value: that
+ * costs a store-forwarding stall on this path), its string into the text. */
+static void put_value(rstate_value *out, char **text, const rstate_value *v) {
+  if (!v) {
+    out->kind = RSTATE_NONE;
+    return;
+  }
+  out->kind = v->kind;
+  out->u = v->u;
+  if (v->kind == RSTATE_STRING) out->u.s.ptr = put(text, v->u.s.ptr, v->u.s.len);
 }
 
 static size_t round_up(size_t n) { return (n + alignof(max_align_t) - 1) & ~(alignof(max_align_t) - 1); }
@@ -135,8 +139,8 @@ rstate__batch *rstate__batch_new(const rstate_change *changes, size_t n, size_t 
     r->type = c->type;
     r->name_len = name_len(c);
     r->name = put(&t, c->name, r->name_len);
-    r->old_value = put_value(&t, c->old_value);
-    r->new_value = put_value(&t, c->new_value);
+    put_value(&r->old_value, &t, c->old_value);
+    put_value(&r->new_value, &t, c->new_value);
     r->version = c->version;
     r->revision = c->revision;
     r->timestamp_ns = c->timestamp_ns;

@@ -26,9 +26,17 @@ uint64_t rstate__hash(const char *s, size_t len) {
     s += 8;
     len -= 8;
   }
-  if (len) {
-    uint64_t w = 0;
-    memcpy(&w, s, len);
+  if (len) { /* the 1..7 byte tail as two overlapping loads, not a byte loop */
+    uint64_t w;
+    if (len >= 4) {
+      uint32_t a, b;
+      memcpy(&a, s, 4);
+      memcpy(&b, s + len - 4, 4);
+      w = (uint64_t)a << 32 | b;
+    } else {
+      w = (uint64_t)(unsigned char)s[0] << 16 | (uint64_t)(unsigned char)s[len / 2] << 8 |
+          (unsigned char)s[len - 1];
+    }
     h = ((h << 5 | h >> 59) ^ w) * k;
   }
   h ^= h >> 32;
