@@ -28,8 +28,8 @@ struct rstate__dispatch {
   rstate__watch **timers;     /* debounced watches */
   size_t n_timers, cap_timers;
   int epfd, evfd, tfd;
-  bool signaled;  /* evfd written since the list was last found empty */
-  int64_t armed;  /* deadline the timerfd is set to, INT64_MAX: none */
+  bool signaled;               /* evfd written since the list was last found empty */
+  int64_t armed;               /* deadline the timerfd is set to, INT64_MAX: none */
   pthread_mutex_t timers_lock; /* one run_timers at a time (it links due watches) */
   bool has_thread;
   atomic_bool stop;

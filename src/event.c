@@ -63,9 +63,7 @@ static void batch_free(rstate__batch *b) {
   spare = b;
 }
 
-static size_t value_bytes(const rstate_value *v) {
-  return v && v->kind == RSTATE_STRING ? v->u.s.len + 1 : 0;
-}
+static size_t value_bytes(const rstate_value *v) { return v && v->kind == RSTATE_STRING ? v->u.s.len + 1 : 0; }
 
 static size_t str_bytes(const char *s) { return s ? strlen(s) + 1 : 0; }
 
@@ -122,8 +120,7 @@ rstate__batch *rstate__batch_new(const rstate_change *changes, size_t n, size_t 
   b->n_nodes = n_nodes;
   b->records = (rstate__record *)(block + off_records);
   b->nodes = (rstate__node *)(block + off_nodes);
-  for (size_t j = 0; j < n_nodes; j++)
-    b->nodes[j] = (rstate__node){.batch = b};
+  for (size_t j = 0; j < n_nodes; j++) b->nodes[j] = (rstate__node){.batch = b};
 
   char *t = block + off_text;
   const char *src = source ? put(&t, source, strlen(source)) : NULL;

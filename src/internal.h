@@ -33,6 +33,9 @@ extern int64_t (*rstate__clock_hook)(void);
 bool rstate__utf8_valid(const char *p, size_t len);
 /* Copies a NUL-terminated string; NULL stays NULL. Returns false on ENOMEM. */
 bool rstate__strdup_opt(char **dst, const char *src);
+/* Caller bytes for a sentence into buf: printable ASCII as is, other bytes
+ * as \xNN, a backslash doubled, cut with "..." when long; returns buf. */
+const char *rstate__quote_bytes(char *buf, size_t size, const char *p, size_t len);
 /* Formats a value for messages into buf ("0.7", "42", "true", "\"gpt-4\"",
  * long strings shortened with "..."); returns buf. */
 const char *rstate__value_format(const rstate_value *v, char *buf, size_t size);

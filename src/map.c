@@ -34,8 +34,7 @@ uint64_t rstate__hash(const char *s, size_t len) {
       memcpy(&b, s + len - 4, 4);
       w = (uint64_t)a << 32 | b;
     } else {
-      w = (uint64_t)(unsigned char)s[0] << 16 | (uint64_t)(unsigned char)s[len / 2] << 8 |
-          (unsigned char)s[len - 1];
+      w = (uint64_t)(unsigned char)s[0] << 16 | (uint64_t)(unsigned char)s[len / 2] << 8 | (unsigned char)s[len - 1];
     }
     h = ((h << 5 | h >> 59) ^ w) * k;
   }

@@ -183,35 +183,6 @@ typedef struct loader {
 
 /* ---- sentences ------------------------------------------------------------ */
 
-/* Caller bytes for a sentence: printable ASCII as is, other bytes as \xNN,
- * cut with "..." when long. */
-static const char *show(char *buf, size_t size, const char *p, size_t len) {
-  static const char hex[] = "0123456789abcdef";
-  size_t o = 0;
-  for (size_t i = 0; i < len; i++) {
-    unsigned char c = (unsigned char)p[i];
-    size_t need = (c >= 0x20 && c < 0x7f && c != '\\') ? 1 : (c == '\\' ? 2 : 4);
-    if (o + need + 4 > size) {
-      memcpy(buf + o, "...", 3);
-      o += 3;
-      break;
-    }
-    if (need == 1) {
-      buf[o++] = (char)c;
-    } else if (need == 2) {
-      buf[o++] = '\\';
-      buf[o++] = '\\';
-    } else {
-      buf[o++] = '\\';
-      buf[o++] = 'x';
-      buf[o++] = hex[c >> 4];
-      buf[o++] = hex[c & 15];
-    }
-  }
-  buf[o] = '\0';
-  return buf;
-}
-
 #define SHOW 80
 
 /* Sets "file:line: <message>" and returns code. */
@@ -400,7 +371,7 @@ static int finish_section(loader *L, const section *sec) {
   if (!type)
     return fail(L, t->line, RSTATE_EINVAL,
                 "%.*s: type \"%s\" is not one of float, integer, boolean, string, choice, module", nl, np,
-                show(qb, sizeof qb, t->p, t->len));
+                rstate__quote_bytes(qb, sizeof qb, t->p, t->len));
 
   /* NUL-terminated copies of the name and every value, text values
    * unquoted, in one scratch buffer */
@@ -497,7 +468,8 @@ static int finish_section(loader *L, const section *sec) {
       }
     }
     if (why)
-      return fail(L, line, RSTATE_EINVAL, "%s: %s \"%s\" %s", name, key_names[k], show(qb, sizeof qb, v, len[k]), why);
+      return fail(L, line, RSTATE_EINVAL, "%s: %s \"%s\" %s", name, key_names[k],
+                  rstate__quote_bytes(qb, sizeof qb, v, len[k]), why);
   }
   return apply(L, &def, nm->line, nm);
 }
@@ -595,14 +567,15 @@ static int header_line(loader *L, section *sec, bool *in, const char *p, size_t 
     *in = false;
   }
   if (n < 2 || p[n - 1] != ']')
-    return fail(L, line, RSTATE_EINVAL, "section header \"%s\" does not end with ']'", show(qb, sizeof qb, p, n));
+    return fail(L, line, RSTATE_EINVAL, "section header \"%s\" does not end with ']'",
+                rstate__quote_bytes(qb, sizeof qb, p, n));
   const char *name = p + 1;
   size_t len = n - 2;
   trim(&name, &len);
   if (len == 0) return fail(L, line, RSTATE_EINVAL, "section header \"[]\" names no variable");
   if (len > RSTATE_NAME_MAX)
-    return fail(L, line, RSTATE_EINVAL, "section name \"%s\" is longer than %d bytes", show(qb, 40, name, len),
-                RSTATE_NAME_MAX);
+    return fail(L, line, RSTATE_EINVAL, "section name \"%s\" is longer than %d bytes",
+                rstate__quote_bytes(qb, 40, name, len), RSTATE_NAME_MAX);
   memcpy(nb, name, len);
   nb[len] = '\0';
   rc = rstate__name_check(nb);
@@ -633,11 +606,12 @@ static int do_line(loader *L, section *sec, bool *in, const char *p, size_t n, s
   trim(&v, &vlen);
   if (klen == 0) return fail(L, line, RSTATE_EINVAL, "no key before '='");
   if (!*in)
-    return fail(L, line, RSTATE_EINVAL, "key \"%s\" comes before the first [section]", show(qb, sizeof qb, key, klen));
+    return fail(L, line, RSTATE_EINVAL, "key \"%s\" comes before the first [section]",
+                rstate__quote_bytes(qb, sizeof qb, key, klen));
   int k = 0;
   while (k < K_COUNT && !span_is(key, klen, key_names[k])) k++;
   if (k == K_COUNT)
-    return fail(L, line, RSTATE_EINVAL, "unknown key \"%s\" in [%.*s]", show(qb, sizeof qb, key, klen),
+    return fail(L, line, RSTATE_EINVAL, "unknown key \"%s\" in [%.*s]", rstate__quote_bytes(qb, sizeof qb, key, klen),
                 (int)sec->name.len, sec->name.p);
   if (sec->keys[k].p)
     return fail(L, line, RSTATE_EINVAL, "%.*s: %s is given twice (first at line %zu)", (int)sec->name.len, sec->name.p,

@@ -31,8 +31,8 @@ int rstate_open_backend(rstate_store **out, const rstate_backend_ops *ops, const
   if (ops->version < 1 || ops->version > RSTATE_BACKEND_VERSION)
     return rstate__err(RSTATE_EINVAL, "rstate_open: backend table version %u is not one this library knows (1..%d)",
                        ops->version, RSTATE_BACKEND_VERSION);
-  if (!ops->open || !ops->close || !ops->define || !ops->undefine || !ops->get || !ops->get_many ||
-      !ops->snapshot || !ops->set_many || !ops->revision)
+  if (!ops->open || !ops->close || !ops->define || !ops->undefine || !ops->get || !ops->get_many || !ops->snapshot ||
+      !ops->set_many || !ops->revision)
     return rstate__err(RSTATE_EINVAL, "rstate_open: backend \"%s\" lacks a required operation",
                        ops->name ? ops->name : "?");
   if (opts && (opts->connect_timeout_ms < 0 || opts->request_timeout_ms < 0 || opts->heartbeat_ms < 0))
@@ -182,7 +182,8 @@ int rstate_list(rstate_store *s, int (*fn)(const char *name, rstate_type type, v
 
 static int check_set_opts(const rstate_set_opts *opts, const char *fn) {
   if (!opts) return RSTATE_OK;
-  if (opts->n_meta && !opts->meta) return rstate__err(RSTATE_EINVAL, "%s: n_meta is %zu but meta is NULL", fn, opts->n_meta);
+  if (opts->n_meta && !opts->meta)
+    return rstate__err(RSTATE_EINVAL, "%s: n_meta is %zu but meta is NULL", fn, opts->n_meta);
   for (size_t i = 0; i < opts->n_meta; i++)
     if (!opts->meta[i].key || !opts->meta[i].value)
       return rstate__err(RSTATE_EINVAL, "%s: meta[%zu] has a NULL key or value", fn, i);

@@ -99,10 +99,10 @@ enum { C_MIN = 1, C_MAX = 2, C_MIN_LENGTH = 4, C_MAX_LENGTH = 8, C_CHOICES = 16,
 
 struct type_row {
   rstate_type type;
-  const char *name;       /* rstate_type_name */
-  const char *a_name;     /* "a float", "an integer": for sentences */
-  const char *takes;      /* the kinds it accepts, for sentences */
-  unsigned constraints;   /* C_* bits of the fields that apply */
+  const char *name;     /* rstate_type_name */
+  const char *a_name;   /* "a float", "an integer": for sentences */
+  const char *takes;    /* the kinds it accepts, for sentences */
+  unsigned constraints; /* C_* bits of the fields that apply */
   /* Validates the applicable constraints and copies them into spec:
    * RSTATE_EINVAL, RSTATE_ENOMEM. */
   int (*define)(rstate__spec *spec, const rstate_constraints *c);
@@ -132,18 +132,18 @@ static int module_define(rstate__spec *spec, const rstate_constraints *c);
 static int module_check(const rstate__spec *spec, const rstate_value *v);
 
 static const type_row types[] = {
-    [RSTATE_TYPE_FLOAT] = {RSTATE_TYPE_FLOAT, "float", "a float", "a float or an integer", C_MIN | C_MAX,
-                           float_define, float_coerce, float_check},
-    [RSTATE_TYPE_INTEGER] = {RSTATE_TYPE_INTEGER, "integer", "an integer", "an integer or a whole float",
-                             C_MIN | C_MAX, integer_define, integer_coerce, integer_check},
-    [RSTATE_TYPE_BOOLEAN] = {RSTATE_TYPE_BOOLEAN, "boolean", "a boolean", "a boolean", 0, none_define,
-                             boolean_coerce, none_check},
+    [RSTATE_TYPE_FLOAT] = {RSTATE_TYPE_FLOAT, "float", "a float", "a float or an integer", C_MIN | C_MAX, float_define,
+                           float_coerce, float_check},
+    [RSTATE_TYPE_INTEGER] = {RSTATE_TYPE_INTEGER, "integer", "an integer", "an integer or a whole float", C_MIN | C_MAX,
+                             integer_define, integer_coerce, integer_check},
+    [RSTATE_TYPE_BOOLEAN] = {RSTATE_TYPE_BOOLEAN, "boolean", "a boolean", "a boolean", 0, none_define, boolean_coerce,
+                             none_check},
     [RSTATE_TYPE_STRING] = {RSTATE_TYPE_STRING, "string", "a string", "a string",
                             C_MIN_LENGTH | C_MAX_LENGTH | C_PATTERN, string_define, string_coerce, string_check},
     [RSTATE_TYPE_CHOICE] = {RSTATE_TYPE_CHOICE, "choice", "a choice", "a string", C_CHOICES, choice_define,
                             string_coerce, choice_check},
-    [RSTATE_TYPE_MODULE] = {RSTATE_TYPE_MODULE, "module", "a module", "a string",
-                            C_CHOICES | C_NAMESPACE | C_PATTERN, module_define, string_coerce, module_check},
+    [RSTATE_TYPE_MODULE] = {RSTATE_TYPE_MODULE, "module", "a module", "a string", C_CHOICES | C_NAMESPACE | C_PATTERN,
+                            module_define, string_coerce, module_check},
 };
 
 static const type_row *row_of(rstate_type t) {
@@ -160,35 +160,6 @@ const char *rstate_type_name(rstate_type t) {
 /* ---- sentences ---------------------------------------------------------- */
 
 #define VALBUF 96
-
-/* A name or other caller text for a sentence: printable ASCII as is, other
- * bytes as \xNN, shortened with "..." when long. */
-static const char *quote_bytes(char *buf, size_t size, const char *p, size_t len) {
-  static const char hex[] = "0123456789abcdef";
-  size_t o = 0;
-  for (size_t i = 0; i < len; i++) {
-    unsigned char c = (unsigned char)p[i];
-    size_t need = (c >= 0x20 && c < 0x7f && c != '\\') ? 1 : (c == '\\' ? 2 : 4);
-    if (o + need + 4 > size) {
-      memcpy(buf + o, "...", 3);
-      o += 3;
-      break;
-    }
-    if (need == 1) {
-      buf[o++] = (char)c;
-    } else if (need == 2) {
-      buf[o++] = '\\';
-      buf[o++] = '\\';
-    } else {
-      buf[o++] = '\\';
-      buf[o++] = 'x';
-      buf[o++] = hex[c >> 4];
-      buf[o++] = hex[c & 15];
-    }
-  }
-  buf[o] = '\0';
-  return buf;
-}
 
 static const char *kind_text(const rstate_value *v, char *buf, size_t size) {
   switch (v->kind) {
@@ -212,8 +183,8 @@ static const char WRONG_KIND[] = "is not a number";
 
 static int wrong_kind(const rstate__spec *spec, const rstate_value *in) {
   char kb[48];
-  return rstate__err(RSTATE_ETYPE, "%s: %s variable takes %s, not %s", spec->name, spec->row->a_name,
-                     spec->row->takes, kind_text(in, kb, sizeof kb));
+  return rstate__err(RSTATE_ETYPE, "%s: %s variable takes %s, not %s", spec->name, spec->row->a_name, spec->row->takes,
+                     kind_text(in, kb, sizeof kb));
 }
 
 static int bad_number(const rstate__spec *spec, const rstate_value *in, const char *why) {
@@ -471,8 +442,10 @@ static char *anchor_pattern(const char *pat, const char **why) {
       depth++;
       out[o++] = c;
     } else if (c == ')') {
-      if (depth == 0) out[o++] = '\\';
-      else depth--;
+      if (depth == 0)
+        out[o++] = '\\';
+      else
+        depth--;
       out[o++] = c;
     } else {
       out[o++] = c;
@@ -575,7 +548,7 @@ static int pattern_define(rstate__spec *spec, const char *pattern) {
   const char *costly = pattern_too_costly(pattern);
   if (costly)
     return rstate__err(RSTATE_EINVAL, "%s: pattern \"%s\" %s (refused: compiling it could take unbounded memory)",
-                       spec->name, quote_bytes(qb, sizeof qb, pattern, len), costly);
+                       spec->name, rstate__quote_bytes(qb, sizeof qb, pattern, len), costly);
   /* Compiled alone first, so its own error, not one the anchoring made,
    * is what the caller reads. */
   int rc = regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB);
@@ -583,15 +556,15 @@ static int pattern_define(rstate__spec *spec, const char *pattern) {
   if (rc != 0) {
     regerror(rc, &re, eb, sizeof eb);
     return rstate__err(RSTATE_EINVAL, "%s: pattern \"%s\" does not compile: %s", spec->name,
-                       quote_bytes(qb, sizeof qb, pattern, len), eb);
+                       rstate__quote_bytes(qb, sizeof qb, pattern, len), eb);
   }
   regfree(&re);
   const char *why;
   char *anchored = anchor_pattern(pattern, &why);
   if (!anchored) {
     if (!why) return no_memory(spec, "pattern");
-    return rstate__err(RSTATE_EINVAL, "%s: pattern \"%s\" %s", spec->name, quote_bytes(qb, sizeof qb, pattern, len),
-                       why);
+    return rstate__err(RSTATE_EINVAL, "%s: pattern \"%s\" %s", spec->name,
+                       rstate__quote_bytes(qb, sizeof qb, pattern, len), why);
   }
   rc = regcomp(&spec->re, anchored, REG_EXTENDED | REG_NOSUB);
   free(anchored);
@@ -599,7 +572,7 @@ static int pattern_define(rstate__spec *spec, const char *pattern) {
   if (rc != 0) {
     regerror(rc, &spec->re, eb, sizeof eb);
     return rstate__err(RSTATE_EINVAL, "%s: pattern \"%s\" does not compile anchored: %s", spec->name,
-                       quote_bytes(qb, sizeof qb, pattern, len), eb);
+                       rstate__quote_bytes(qb, sizeof qb, pattern, len), eb);
   }
   spec->has_re = true;
   if (!rstate__strdup_opt(&spec->pattern, pattern)) return no_memory(spec, "pattern");
@@ -637,7 +610,7 @@ static int pattern_check(const rstate__spec *spec, const rstate_value *v) {
   char vb[VALBUF], qb[VALBUF];
   return rstate__err(RSTATE_ECONSTRAINT, "%s: %s does not match the pattern %s", spec->name,
                      rstate__value_format(v, vb, sizeof vb),
-                     quote_bytes(qb, sizeof qb, spec->pattern, strlen(spec->pattern)));
+                     rstate__quote_bytes(qb, sizeof qb, spec->pattern, strlen(spec->pattern)));
 }
 
 static int string_define(rstate__spec *spec, const rstate_constraints *c) {
@@ -700,8 +673,7 @@ static int choices_define(rstate__spec *spec, const rstate_constraints *c, bool 
   char qb[VALBUF];
   size_t n = c->n_choices;
   if (n == 0) return rstate__err(RSTATE_EINVAL, "%s: choices is an empty list", spec->name);
-  if (!c->choices)
-    return rstate__err(RSTATE_EINVAL, "%s: choices is NULL but n_choices is %zu", spec->name, n);
+  if (!c->choices) return rstate__err(RSTATE_EINVAL, "%s: choices is NULL but n_choices is %zu", spec->name, n);
   for (size_t i = 0; i < n; i++) {
     const char *s = c->choices[i];
     if (!s) return rstate__err(RSTATE_EINVAL, "%s: choice %zu is NULL", spec->name, i);
@@ -709,8 +681,8 @@ static int choices_define(rstate__spec *spec, const rstate_constraints *c, bool 
     if (!rstate__utf8_valid(s, len))
       return rstate__err(RSTATE_EINVAL, "%s: choice %zu is not valid UTF-8", spec->name, i);
     if (dotted && !dotted_identifier(s, len))
-      return rstate__err(RSTATE_EINVAL, "%s: choice \"%s\" is not a dotted identifier (Name or A.B.Name)",
-                         spec->name, quote_bytes(qb, sizeof qb, s, len));
+      return rstate__err(RSTATE_EINVAL, "%s: choice \"%s\" is not a dotted identifier (Name or A.B.Name)", spec->name,
+                         rstate__quote_bytes(qb, sizeof qb, s, len));
   }
   spec->choices = calloc(n, sizeof *spec->choices);
   spec->sorted = calloc(n, sizeof *spec->sorted);
@@ -729,7 +701,7 @@ static int choices_define(rstate__spec *spec, const rstate_constraints *c, bool 
   for (size_t i = 1; i < n; i++)
     if (choice_cmp(&spec->sorted[i - 1], &spec->sorted[i]) == 0)
       return rstate__err(RSTATE_EINVAL, "%s: choice \"%s\" is given twice", spec->name,
-                         quote_bytes(qb, sizeof qb, spec->sorted[i].s, spec->sorted[i].len));
+                         rstate__quote_bytes(qb, sizeof qb, spec->sorted[i].s, spec->sorted[i].len));
   return RSTATE_OK;
 }
 
@@ -754,7 +726,7 @@ static int module_define(rstate__spec *spec, const rstate_constraints *c) {
     size_t len = strlen(ns);
     if (!dotted_identifier(ns, len))
       return rstate__err(RSTATE_EINVAL, "%s: namespace \"%s\" is not a dotted identifier (Name or A.B.Name)",
-                         spec->name, quote_bytes(qb, sizeof qb, ns, len));
+                         spec->name, rstate__quote_bytes(qb, sizeof qb, ns, len));
   }
   if (c->choices || c->n_choices) {
     rc = choices_define(spec, c, true);
@@ -804,7 +776,7 @@ int rstate__name_check(const char *name) {
   size_t len = strnlen(name, RSTATE_NAME_MAX + 1);
   if (len == 0) return rstate__err(RSTATE_EINVAL, "name is empty");
   if (len > RSTATE_NAME_MAX)
-    return rstate__err(RSTATE_EINVAL, "name \"%s\" is longer than %d bytes", quote_bytes(qb, 40, name, len),
+    return rstate__err(RSTATE_EINVAL, "name \"%s\" is longer than %d bytes", rstate__quote_bytes(qb, 40, name, len),
                        RSTATE_NAME_MAX);
   for (size_t i = 0; i < len; i++) {
     char c = name[i];
@@ -812,7 +784,7 @@ int rstate__name_check(const char *name) {
         c == ':' || c == '/' || c == '-')
       continue;
     return rstate__err(RSTATE_EINVAL, "name \"%s\" has a character outside [A-Za-z0-9_.:/-] at byte %zu",
-                       quote_bytes(qb, sizeof qb, name, len), i);
+                       rstate__quote_bytes(qb, sizeof qb, name, len), i);
   }
   return RSTATE_OK;
 }
@@ -832,8 +804,8 @@ static unsigned constraints_given(const rstate_constraints *c) {
   return g;
 }
 
-static const char *const constraint_names[] = {"min", "max", "min_length", "max_length", "choices", "namespace",
-                                               "pattern"};
+static const char *const constraint_names[] = {"min",     "max",       "min_length", "max_length",
+                                               "choices", "namespace", "pattern"};
 
 void rstate__spec_free(rstate__spec *spec) {
   if (!spec) return;

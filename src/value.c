@@ -146,3 +146,32 @@ const char *rstate__value_format(const rstate_value *v, char *buf, size_t size) 
   }
   return buf;
 }
+
+/* A name or other caller text for a sentence: printable ASCII as is, other
+ * bytes as \xNN, shortened with "..." when long. */
+const char *rstate__quote_bytes(char *buf, size_t size, const char *p, size_t len) {
+  static const char hex[] = "0123456789abcdef";
+  size_t o = 0;
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)p[i];
+    size_t need = (c >= 0x20 && c < 0x7f && c != '\\') ? 1 : (c == '\\' ? 2 : 4);
+    if (o + need + 4 > size) {
+      memcpy(buf + o, "...", 3);
+      o += 3;
+      break;
+    }
+    if (need == 1) {
+      buf[o++] = (char)c;
+    } else if (need == 2) {
+      buf[o++] = '\\';
+      buf[o++] = '\\';
+    } else {
+      buf[o++] = '\\';
+      buf[o++] = 'x';
+      buf[o++] = hex[c >> 4];
+      buf[o++] = hex[c & 15];
+    }
+  }
+  buf[o] = '\0';
+  return buf;
+}

@@ -272,7 +272,7 @@ int rstate_unwatch(rstate_store *s, rstate_watch_id id) {
     return rstate__err(RSTATE_ENOTFOUND, "rstate_unwatch: no watch %llu on this store", (unsigned long long)id);
   }
   end_watch(w);
-  rstate__watch_unref(w); /* registry_find's */
+  rstate__watch_unref(w);    /* registry_find's */
   rstate__deliver_claimed(); /* what destroy changed */
   return RSTATE_OK;
 }
@@ -386,8 +386,8 @@ static int pattern_check(const char *p) {
   return rstate__name_check(p);
 }
 
-static rstate__watch *watch_new(rstate_store *s, const char *const *names, size_t n, rstate_watch_fn fn,
-                                void *userdata, const rstate_watch_opts *o) {
+static rstate__watch *watch_new(rstate_store *s, const char *const *names, size_t n, rstate_watch_fn fn, void *userdata,
+                                const rstate_watch_opts *o) {
   rstate__watch *w = calloc(1, sizeof *w);
   if (!w) return NULL;
   atomic_init(&w->refs, 1);
@@ -540,8 +540,7 @@ int rstate_watch(rstate_store *s, const char *const *names, size_t n, rstate_wat
     qsort(sn.items, sn.n, sizeof *sn.items, change_cmp); /* values stay put: pointers follow */
     if (!(initial = rstate__batch_new(sn.items, sn.n, sn.n, 0)))
       rc = rstate__err(RSTATE_ENOMEM, "rstate_watch: out of memory for %zu initial events", sn.n);
-    for (size_t i = 0; initial && i < sn.n; i++)
-      rstate__batch_node(initial, i)->rec = rstate__batch_record(initial, i);
+    for (size_t i = 0; initial && i < sn.n; i++) rstate__batch_node(initial, i)->rec = rstate__batch_record(initial, i);
   }
   if (rc) {
     snap_free(&sn);

@@ -39,13 +39,13 @@ struct rstate__watch {
   char **patterns;
   size_t n_patterns;
 
-  uint64_t mark; /* registry: last emit/count that reached it (under the registry lock) */
+  uint64_t mark;             /* registry: last emit/count that reached it (under the registry lock) */
   rstate__watch *drain_next; /* on a thread's drain list or the store's ready list */
   rstate__watch *due_next;   /* dispatch: on the list of watches with a passed deadline */
 
   /* under lock */
   pthread_mutex_t lock;
-  pthread_cond_t idle;       /* signalled when a callback returns, if anyone waits */
+  pthread_cond_t idle; /* signalled when a callback returns, if anyone waits */
   int idle_waiters;
   rstate__node *head, *tail; /* ready to deliver, in order */
   rstate__node *pending;     /* debounce: one node per variable with a burst in progress */
