@@ -28,34 +28,62 @@
 
 const char *rstate__wire_type_name(uint8_t type) {
   switch (type) {
-    case RSTATE__WIRE_HELLO: return "HELLO";
-    case RSTATE__WIRE_WELCOME: return "WELCOME";
-    case RSTATE__WIRE_PING: return "PING";
-    case RSTATE__WIRE_PONG: return "PONG";
-    case RSTATE__WIRE_ERROR: return "ERROR";
-    case RSTATE__WIRE_OK: return "OK";
-    case RSTATE__WIRE_DEFINE: return "DEFINE";
-    case RSTATE__WIRE_UNDEFINE: return "UNDEFINE";
-    case RSTATE__WIRE_GET: return "GET";
-    case RSTATE__WIRE_GET_MANY: return "GET_MANY";
-    case RSTATE__WIRE_SET_MANY: return "SET_MANY";
-    case RSTATE__WIRE_INFO: return "INFO";
-    case RSTATE__WIRE_LIST: return "LIST";
-    case RSTATE__WIRE_SNAPSHOT: return "SNAPSHOT";
-    case RSTATE__WIRE_WATCH: return "WATCH";
-    case RSTATE__WIRE_UNWATCH: return "UNWATCH";
-    case RSTATE__WIRE_STATS: return "STATS";
-    case RSTATE__WIRE_REVISION: return "REVISION";
-    case RSTATE__WIRE_GET_REPLY: return "GET_REPLY";
-    case RSTATE__WIRE_GET_MANY_PART: return "GET_MANY_PART";
-    case RSTATE__WIRE_SET_MANY_REPLY: return "SET_MANY_REPLY";
-    case RSTATE__WIRE_INFO_REPLY: return "INFO_REPLY";
-    case RSTATE__WIRE_LIST_PART: return "LIST_PART";
-    case RSTATE__WIRE_SNAPSHOT_PART: return "SNAPSHOT_PART";
-    case RSTATE__WIRE_WATCH_REPLY: return "WATCH_REPLY";
-    case RSTATE__WIRE_STATS_REPLY: return "STATS_REPLY";
-    case RSTATE__WIRE_REVISION_REPLY: return "REVISION_REPLY";
-    case RSTATE__WIRE_EVENT: return "EVENT";
+    case RSTATE__WIRE_HELLO:
+      return "HELLO";
+    case RSTATE__WIRE_WELCOME:
+      return "WELCOME";
+    case RSTATE__WIRE_PING:
+      return "PING";
+    case RSTATE__WIRE_PONG:
+      return "PONG";
+    case RSTATE__WIRE_ERROR:
+      return "ERROR";
+    case RSTATE__WIRE_OK:
+      return "OK";
+    case RSTATE__WIRE_DEFINE:
+      return "DEFINE";
+    case RSTATE__WIRE_UNDEFINE:
+      return "UNDEFINE";
+    case RSTATE__WIRE_GET:
+      return "GET";
+    case RSTATE__WIRE_GET_MANY:
+      return "GET_MANY";
+    case RSTATE__WIRE_SET_MANY:
+      return "SET_MANY";
+    case RSTATE__WIRE_INFO:
+      return "INFO";
+    case RSTATE__WIRE_LIST:
+      return "LIST";
+    case RSTATE__WIRE_SNAPSHOT:
+      return "SNAPSHOT";
+    case RSTATE__WIRE_WATCH:
+      return "WATCH";
+    case RSTATE__WIRE_UNWATCH:
+      return "UNWATCH";
+    case RSTATE__WIRE_STATS:
+      return "STATS";
+    case RSTATE__WIRE_REVISION:
+      return "REVISION";
+    case RSTATE__WIRE_GET_REPLY:
+      return "GET_REPLY";
+    case RSTATE__WIRE_GET_MANY_PART:
+      return "GET_MANY_PART";
+    case RSTATE__WIRE_SET_MANY_REPLY:
+      return "SET_MANY_REPLY";
+    case RSTATE__WIRE_INFO_REPLY:
+      return "INFO_REPLY";
+    case RSTATE__WIRE_LIST_PART:
+      return "LIST_PART";
+    case RSTATE__WIRE_SNAPSHOT_PART:
+      return "SNAPSHOT_PART";
+    case RSTATE__WIRE_WATCH_REPLY:
+      return "WATCH_REPLY";
+    case RSTATE__WIRE_STATS_REPLY:
+      return "STATS_REPLY";
+    case RSTATE__WIRE_REVISION_REPLY:
+      return "REVISION_REPLY";
+    case RSTATE__WIRE_EVENT:
+      return "EVENT";
   }
   return "unknown";
 }
@@ -98,7 +126,8 @@ void rstate__wire_buf_free(rstate__wire_buf *b) {
 
 int rstate__wire_buf_reserve(rstate__wire_buf *b, size_t extra) {
   if (b->cap - b->len >= extra) return RSTATE_OK;
-  if (extra > SIZE_MAX - b->len) return rstate__err(RSTATE_ENOMEM, "wire: buffer of %zu bytes cannot grow by %zu", b->len, extra);
+  if (extra > SIZE_MAX - b->len)
+    return rstate__err(RSTATE_ENOMEM, "wire: buffer of %zu bytes cannot grow by %zu", b->len, extra);
   size_t need = b->len + extra;
   size_t cap = b->cap < 256 ? 256 : b->cap;
   while (cap < need) cap = cap > SIZE_MAX / 2 ? need : cap * 2;
@@ -225,7 +254,8 @@ int rstate__wire_reader_commit(rstate__wire_reader *r, size_t n) {
 static int reader_fail(rstate__wire_reader *r) {
   if (r->err == RSTATE_EPROTO)
     return rstate__err(RSTATE_EPROTO, "wire: a frame's length field is 0 (a frame holds at least its type byte)");
-  return rstate__err(RSTATE_ELIMIT, "wire: a frame of %" PRIu32 " bytes is over the limit of %" PRIu32 " bytes (max_frame)",
+  return rstate__err(RSTATE_ELIMIT,
+                     "wire: a frame of %" PRIu32 " bytes is over the limit of %" PRIu32 " bytes (max_frame)",
                      r->bad_len, r->max_frame);
 }
 
@@ -318,8 +348,9 @@ static int wr_end(wr *w) {
     if (len > UINT32_MAX)
       wr_fail(w, RSTATE_ELIMIT, "wire: %s: a frame of %zu bytes does not fit a 32-bit length", w->what, len);
     else if (w->b->limit && len > w->b->limit)
-      wr_fail(w, RSTATE_ELIMIT, "wire: %s: a frame of %zu bytes is over the peer's limit of %" PRIu32 " bytes (max_frame)",
-              w->what, len, w->b->limit);
+      wr_fail(w, RSTATE_ELIMIT,
+              "wire: %s: a frame of %zu bytes is over the peer's limit of %" PRIu32 " bytes (max_frame)", w->what, len,
+              w->b->limit);
     else
       set_u32(w->b->data + w->mark, (uint32_t)len);
   }
@@ -447,11 +478,11 @@ static int wr_bad_type(uint8_t type, const char *layout) {
 
 /* The fewest bytes one array element takes on the wire, by which every count
  * is checked against the bytes left, and the scratch bound computed. */
-#define MIN_STR 4u                        /* u32 length */
-#define MIN_VALUE 1u                      /* tag */
-#define MIN_META (2u * MIN_STR)           /* key, value */
+#define MIN_STR 4u                          /* u32 length */
+#define MIN_VALUE 1u                        /* tag */
+#define MIN_META (2u * MIN_STR)             /* key, value */
 #define MIN_ITEM (MIN_STR + MIN_VALUE + 8u) /* SET_MANY: name, value, expected */
-#define MIN_LIST_ITEM (MIN_STR + 1u)      /* name, type */
+#define MIN_LIST_ITEM (MIN_STR + 1u)        /* name, type */
 #define MIN_VAR (MIN_STR + 1u + MIN_VALUE + 8u + 8u)
 #define MIN_STAT (MIN_STR + 8u)
 #define MIN_EVENT (1u + MIN_STR + 1u + 2u * MIN_VALUE + 8u + 8u + 4u)
@@ -570,7 +601,8 @@ static size_t rd_count(rd *c, size_t min, const char *field) {
   uint32_t n = rd_u32(c, field);
   if (c->err) return 0;
   if (n > rd_left(c) / min) {
-    rd_fail(c, RSTATE_EPROTO, "wire: %s: %" PRIu32 " %s cannot fit in the %zu bytes left", c->what, n, field, rd_left(c));
+    rd_fail(c, RSTATE_EPROTO, "wire: %s: %" PRIu32 " %s cannot fit in the %zu bytes left", c->what, n, field,
+            rd_left(c));
     return 0;
   }
   return n;
@@ -708,7 +740,8 @@ static int rd_begin(rd *c, uint8_t type, const uint8_t *body, size_t len, rstate
     size_t bound = scratch_bound(type, len);
     if (bound > scratch->cap) {
       uint8_t *p = malloc(bound);
-      if (!p) return c->err = rstate__err(RSTATE_ENOMEM, "wire: decoding %s: out of memory for %zu bytes", c->what, bound);
+      if (!p)
+        return c->err = rstate__err(RSTATE_ENOMEM, "wire: decoding %s: out of memory for %zu bytes", c->what, bound);
       free(scratch->data);
       scratch->data = p;
       scratch->cap = bound;
@@ -728,11 +761,11 @@ static int rd_end(rd *c, bool exact, void *out, size_t out_size) {
   return c->err;
 }
 
-#define RD_BEGIN(type, scratch, needs)                                                   \
-  rd c;                                                                                  \
-  do {                                                                                   \
-    int rc_ = rd_begin(&c, (type), body, len, (scratch), (needs), out, sizeof *out);     \
-    if (rc_) return rc_;                                                                 \
+#define RD_BEGIN(type, scratch, needs)                                               \
+  rd c;                                                                              \
+  do {                                                                               \
+    int rc_ = rd_begin(&c, (type), body, len, (scratch), (needs), out, sizeof *out); \
+    if (rc_) return rc_;                                                             \
   } while (0)
 #define RD_END() rd_end(&c, true, out, sizeof *out)
 
@@ -741,8 +774,10 @@ static int rd_end(rd *c, bool exact, void *out, size_t out_size) {
 int rstate__wire_put_hello(rstate__wire_buf *b, const rstate__wire_hello *m) {
   wr w;
   wr_begin(&w, b, RSTATE__WIRE_HELLO);
-  if (!m) wr_fail(&w, RSTATE_EINVAL, "wire: HELLO: NULL message");
-  else if (m->version == 0) wr_fail(&w, RSTATE_EINVAL, "wire: HELLO: version 0 does not exist");
+  if (!m)
+    wr_fail(&w, RSTATE_EINVAL, "wire: HELLO: NULL message");
+  else if (m->version == 0)
+    wr_fail(&w, RSTATE_EINVAL, "wire: HELLO: version 0 does not exist");
   wr_bytes(&w, RSTATE__WIRE_MAGIC, RSTATE__WIRE_MAGIC_LEN);
   if (!w.err) {
     wr_u16(&w, m->version);
@@ -889,7 +924,8 @@ int rstate__wire_put_define(rstate__wire_buf *b, const rstate__wire_define *m) {
 static size_t rd_size(rd *c, const char *field) {
   uint64_t v = rd_u64(c, field);
 #if SIZE_MAX < UINT64_MAX
-  if (!c->err && v > SIZE_MAX) rd_fail(c, RSTATE_EPROTO, "wire: %s: %s does not fit this machine's size_t", c->what, field);
+  if (!c->err && v > SIZE_MAX)
+    rd_fail(c, RSTATE_EPROTO, "wire: %s: %s does not fit this machine's size_t", c->what, field);
 #endif
   return (size_t)v;
 }
@@ -1160,9 +1196,7 @@ int rstate__wire_decode_stats_reply(const uint8_t *body, size_t len, rstate__wir
 /* Writes item i of a part's array. */
 typedef void (*item_fn)(wr *w, const void *items, size_t i);
 
-static void item_value(wr *w, const void *items, size_t i) {
-  wr_value(w, &((const rstate_value *)items)[i], "value");
-}
+static void item_value(wr *w, const void *items, size_t i) { wr_value(w, &((const rstate_value *)items)[i], "value"); }
 
 static void item_list(wr *w, const void *items, size_t i) {
   const rstate__wire_list_item *it = &((const rstate__wire_list_item *)items)[i];
@@ -1198,13 +1232,14 @@ static void item_event(wr *w, const void *items, size_t i) {
 /* The header of a part (or of an EVENT frame) before its item count. */
 typedef struct part_head {
   uint8_t type;
-  uint32_t req;            /* parts */
-  uint64_t sub;            /* EVENT */
+  uint32_t req; /* parts */
+  uint64_t sub; /* EVENT */
   uint64_t revision;
   uint8_t flags;
   const char *source;      /* EVENT */
   const rstate_meta *meta; /* EVENT */
   size_t n_meta;
+  uint8_t last_flags; /* split: the last frame's flags (0, or MORE for an EVENT group that goes on) */
 } part_head;
 
 /* Begins a frame and writes the header; *flags_at and *count_at get the
@@ -1229,9 +1264,10 @@ static void part_begin(wr *w, rstate__wire_buf *b, const part_head *h, size_t *f
 }
 
 /*
- * Writes items [0, n) in one frame (max_frame 0: with the given flags) or in
- * as many frames as it takes to keep each length field within max_frame
- * (flags MORE on every frame but the last). All or nothing.
+ * Writes items [0, n) in one frame with h->flags, or (split) in as many
+ * frames as it takes to keep each length field within max_frame (0: no
+ * limit), flags MORE on every frame but the last, which gets h->last_flags.
+ * All or nothing.
  */
 static int put_parts(rstate__wire_buf *b, const part_head *h, const void *items, size_t n, item_fn fn,
                      uint32_t max_frame, bool split, size_t *frames) {
@@ -1239,7 +1275,8 @@ static int put_parts(rstate__wire_buf *b, const part_head *h, const void *items,
   if (frames) *frames = 0;
   if (n && !items) return rstate__err(RSTATE_EINVAL, "wire: %s: items are NULL", rstate__wire_type_name(h->type));
   if (!split && n > UINT32_MAX)
-    return rstate__err(RSTATE_ELIMIT, "wire: %s: %zu items is more than a frame holds", rstate__wire_type_name(h->type), n);
+    return rstate__err(RSTATE_ELIMIT, "wire: %s: %zu items is more than a frame holds", rstate__wire_type_name(h->type),
+                       n);
   do {
     wr w;
     size_t flags_at = 0, count_at = 0, k = 0;
@@ -1256,7 +1293,7 @@ static int put_parts(rstate__wire_buf *b, const part_head *h, const void *items,
       i++;
     }
     if (!w.err) {
-      if (split) b->data[flags_at] = i < n ? RSTATE__WIRE_MORE : 0;
+      if (split) b->data[flags_at] = i < n ? RSTATE__WIRE_MORE : h->last_flags;
       set_u32(b->data + count_at, (uint32_t)k);
     }
     int rc = wr_end(&w);
@@ -1385,7 +1422,10 @@ int rstate__wire_put_events_split(rstate__wire_buf *b, const rstate__wire_events
   if (frames) *frames = 0;
   int rc = events_head(m, &h);
   if (rc) return rc;
+  if (m->flags & ~RSTATE__WIRE_MORE)
+    return rstate__err(RSTATE_EINVAL, "wire: EVENT: flag bits 0x%02x are not defined", m->flags & ~RSTATE__WIRE_MORE);
   h.flags = 0;
+  h.last_flags = m->flags;
   return put_parts(b, &h, m->events, m->n, item_event, max_frame, true, frames);
 }
 
@@ -1424,34 +1464,54 @@ int rstate__wire_decode(uint8_t type, const uint8_t *body, size_t len, rstate__w
   memset(out, 0, sizeof *out);
   out->type = type;
   switch (type) {
-    case RSTATE__WIRE_HELLO: return rstate__wire_decode_hello(body, len, scratch, &out->u.hello);
-    case RSTATE__WIRE_WELCOME: return rstate__wire_decode_welcome(body, len, &out->u.welcome);
+    case RSTATE__WIRE_HELLO:
+      return rstate__wire_decode_hello(body, len, scratch, &out->u.hello);
+    case RSTATE__WIRE_WELCOME:
+      return rstate__wire_decode_welcome(body, len, &out->u.welcome);
     case RSTATE__WIRE_PING:
-    case RSTATE__WIRE_PONG: return rstate__wire_decode_ping(type, body, len, &out->u.ping);
-    case RSTATE__WIRE_ERROR: return rstate__wire_decode_error(body, len, scratch, &out->u.error);
+    case RSTATE__WIRE_PONG:
+      return rstate__wire_decode_ping(type, body, len, &out->u.ping);
+    case RSTATE__WIRE_ERROR:
+      return rstate__wire_decode_error(body, len, scratch, &out->u.error);
     case RSTATE__WIRE_OK:
     case RSTATE__WIRE_STATS:
-    case RSTATE__WIRE_REVISION: return rstate__wire_decode_req(type, body, len, &out->u.req);
-    case RSTATE__WIRE_DEFINE: return rstate__wire_decode_define(body, len, scratch, &out->u.define);
+    case RSTATE__WIRE_REVISION:
+      return rstate__wire_decode_req(type, body, len, &out->u.req);
+    case RSTATE__WIRE_DEFINE:
+      return rstate__wire_decode_define(body, len, scratch, &out->u.define);
     case RSTATE__WIRE_UNDEFINE:
     case RSTATE__WIRE_GET:
-    case RSTATE__WIRE_INFO: return rstate__wire_decode_name(type, body, len, scratch, &out->u.name);
+    case RSTATE__WIRE_INFO:
+      return rstate__wire_decode_name(type, body, len, scratch, &out->u.name);
     case RSTATE__WIRE_GET_MANY:
     case RSTATE__WIRE_LIST:
-    case RSTATE__WIRE_SNAPSHOT: return rstate__wire_decode_names(type, body, len, scratch, &out->u.names);
-    case RSTATE__WIRE_SET_MANY: return rstate__wire_decode_set_many(body, len, scratch, &out->u.set_many);
-    case RSTATE__WIRE_WATCH: return rstate__wire_decode_watch(body, len, scratch, &out->u.watch);
-    case RSTATE__WIRE_UNWATCH: return rstate__wire_decode_unwatch(body, len, &out->u.unwatch);
-    case RSTATE__WIRE_GET_REPLY: return rstate__wire_decode_get_reply(body, len, scratch, &out->u.get_reply);
+    case RSTATE__WIRE_SNAPSHOT:
+      return rstate__wire_decode_names(type, body, len, scratch, &out->u.names);
+    case RSTATE__WIRE_SET_MANY:
+      return rstate__wire_decode_set_many(body, len, scratch, &out->u.set_many);
+    case RSTATE__WIRE_WATCH:
+      return rstate__wire_decode_watch(body, len, scratch, &out->u.watch);
+    case RSTATE__WIRE_UNWATCH:
+      return rstate__wire_decode_unwatch(body, len, &out->u.unwatch);
+    case RSTATE__WIRE_GET_REPLY:
+      return rstate__wire_decode_get_reply(body, len, scratch, &out->u.get_reply);
     case RSTATE__WIRE_SET_MANY_REPLY:
-    case RSTATE__WIRE_REVISION_REPLY: return rstate__wire_decode_rev(type, body, len, &out->u.rev);
-    case RSTATE__WIRE_INFO_REPLY: return rstate__wire_decode_info_reply(body, len, &out->u.info_reply);
-    case RSTATE__WIRE_GET_MANY_PART: return rstate__wire_decode_values_part(body, len, scratch, &out->u.values);
-    case RSTATE__WIRE_LIST_PART: return rstate__wire_decode_list_part(body, len, scratch, &out->u.list);
-    case RSTATE__WIRE_SNAPSHOT_PART: return rstate__wire_decode_snapshot_part(body, len, scratch, &out->u.snapshot);
-    case RSTATE__WIRE_WATCH_REPLY: return rstate__wire_decode_watch_reply(body, len, &out->u.watch_reply);
-    case RSTATE__WIRE_STATS_REPLY: return rstate__wire_decode_stats_reply(body, len, scratch, &out->u.stats);
-    case RSTATE__WIRE_EVENT: return rstate__wire_decode_events(body, len, scratch, &out->u.events);
+    case RSTATE__WIRE_REVISION_REPLY:
+      return rstate__wire_decode_rev(type, body, len, &out->u.rev);
+    case RSTATE__WIRE_INFO_REPLY:
+      return rstate__wire_decode_info_reply(body, len, &out->u.info_reply);
+    case RSTATE__WIRE_GET_MANY_PART:
+      return rstate__wire_decode_values_part(body, len, scratch, &out->u.values);
+    case RSTATE__WIRE_LIST_PART:
+      return rstate__wire_decode_list_part(body, len, scratch, &out->u.list);
+    case RSTATE__WIRE_SNAPSHOT_PART:
+      return rstate__wire_decode_snapshot_part(body, len, scratch, &out->u.snapshot);
+    case RSTATE__WIRE_WATCH_REPLY:
+      return rstate__wire_decode_watch_reply(body, len, &out->u.watch_reply);
+    case RSTATE__WIRE_STATS_REPLY:
+      return rstate__wire_decode_stats_reply(body, len, scratch, &out->u.stats);
+    case RSTATE__WIRE_EVENT:
+      return rstate__wire_decode_events(body, len, scratch, &out->u.events);
   }
   return rstate__err(RSTATE_EPROTO, "wire: unknown frame type 0x%02x", type);
 }
@@ -1459,34 +1519,54 @@ int rstate__wire_decode(uint8_t type, const uint8_t *body, size_t len, rstate__w
 int rstate__wire_encode(rstate__wire_buf *b, const rstate__wire_msg *m) {
   if (!b || !m) return rstate__err(RSTATE_EINVAL, "wire: encode: NULL argument");
   switch (m->type) {
-    case RSTATE__WIRE_HELLO: return rstate__wire_put_hello(b, &m->u.hello);
-    case RSTATE__WIRE_WELCOME: return rstate__wire_put_welcome(b, &m->u.welcome);
+    case RSTATE__WIRE_HELLO:
+      return rstate__wire_put_hello(b, &m->u.hello);
+    case RSTATE__WIRE_WELCOME:
+      return rstate__wire_put_welcome(b, &m->u.welcome);
     case RSTATE__WIRE_PING:
-    case RSTATE__WIRE_PONG: return rstate__wire_put_ping(b, m->type, m->u.ping.payload);
-    case RSTATE__WIRE_ERROR: return rstate__wire_put_error(b, &m->u.error);
+    case RSTATE__WIRE_PONG:
+      return rstate__wire_put_ping(b, m->type, m->u.ping.payload);
+    case RSTATE__WIRE_ERROR:
+      return rstate__wire_put_error(b, &m->u.error);
     case RSTATE__WIRE_OK:
     case RSTATE__WIRE_STATS:
-    case RSTATE__WIRE_REVISION: return rstate__wire_put_req(b, m->type, m->u.req.req);
-    case RSTATE__WIRE_DEFINE: return rstate__wire_put_define(b, &m->u.define);
+    case RSTATE__WIRE_REVISION:
+      return rstate__wire_put_req(b, m->type, m->u.req.req);
+    case RSTATE__WIRE_DEFINE:
+      return rstate__wire_put_define(b, &m->u.define);
     case RSTATE__WIRE_UNDEFINE:
     case RSTATE__WIRE_GET:
-    case RSTATE__WIRE_INFO: return rstate__wire_put_name(b, m->type, &m->u.name);
+    case RSTATE__WIRE_INFO:
+      return rstate__wire_put_name(b, m->type, &m->u.name);
     case RSTATE__WIRE_GET_MANY:
     case RSTATE__WIRE_LIST:
-    case RSTATE__WIRE_SNAPSHOT: return rstate__wire_put_names(b, m->type, &m->u.names);
-    case RSTATE__WIRE_SET_MANY: return rstate__wire_put_set_many(b, &m->u.set_many);
-    case RSTATE__WIRE_WATCH: return rstate__wire_put_watch(b, &m->u.watch);
-    case RSTATE__WIRE_UNWATCH: return rstate__wire_put_unwatch(b, &m->u.unwatch);
-    case RSTATE__WIRE_GET_REPLY: return rstate__wire_put_get_reply(b, &m->u.get_reply);
+    case RSTATE__WIRE_SNAPSHOT:
+      return rstate__wire_put_names(b, m->type, &m->u.names);
+    case RSTATE__WIRE_SET_MANY:
+      return rstate__wire_put_set_many(b, &m->u.set_many);
+    case RSTATE__WIRE_WATCH:
+      return rstate__wire_put_watch(b, &m->u.watch);
+    case RSTATE__WIRE_UNWATCH:
+      return rstate__wire_put_unwatch(b, &m->u.unwatch);
+    case RSTATE__WIRE_GET_REPLY:
+      return rstate__wire_put_get_reply(b, &m->u.get_reply);
     case RSTATE__WIRE_SET_MANY_REPLY:
-    case RSTATE__WIRE_REVISION_REPLY: return rstate__wire_put_rev(b, m->type, &m->u.rev);
-    case RSTATE__WIRE_INFO_REPLY: return rstate__wire_put_info_reply(b, &m->u.info_reply);
-    case RSTATE__WIRE_GET_MANY_PART: return rstate__wire_put_values_part(b, &m->u.values);
-    case RSTATE__WIRE_LIST_PART: return rstate__wire_put_list_part(b, &m->u.list);
-    case RSTATE__WIRE_SNAPSHOT_PART: return rstate__wire_put_snapshot_part(b, &m->u.snapshot);
-    case RSTATE__WIRE_WATCH_REPLY: return rstate__wire_put_watch_reply(b, &m->u.watch_reply);
-    case RSTATE__WIRE_STATS_REPLY: return rstate__wire_put_stats_reply(b, &m->u.stats);
-    case RSTATE__WIRE_EVENT: return rstate__wire_put_events(b, &m->u.events);
+    case RSTATE__WIRE_REVISION_REPLY:
+      return rstate__wire_put_rev(b, m->type, &m->u.rev);
+    case RSTATE__WIRE_INFO_REPLY:
+      return rstate__wire_put_info_reply(b, &m->u.info_reply);
+    case RSTATE__WIRE_GET_MANY_PART:
+      return rstate__wire_put_values_part(b, &m->u.values);
+    case RSTATE__WIRE_LIST_PART:
+      return rstate__wire_put_list_part(b, &m->u.list);
+    case RSTATE__WIRE_SNAPSHOT_PART:
+      return rstate__wire_put_snapshot_part(b, &m->u.snapshot);
+    case RSTATE__WIRE_WATCH_REPLY:
+      return rstate__wire_put_watch_reply(b, &m->u.watch_reply);
+    case RSTATE__WIRE_STATS_REPLY:
+      return rstate__wire_put_stats_reply(b, &m->u.stats);
+    case RSTATE__WIRE_EVENT:
+      return rstate__wire_put_events(b, &m->u.events);
   }
   return rstate__err(RSTATE_EINVAL, "wire: encode: unknown frame type 0x%02x", m->type);
 }

@@ -64,12 +64,12 @@ static inline uint32_t rstate__wire_client_limit(uint32_t max_frame) {
 /* Frame types. Requests 0x10-0x1B; their specific replies are request|0x20;
  * DEFINE, UNDEFINE and UNWATCH are answered with OK. */
 enum {
-  RSTATE__WIRE_HELLO = 0x01,     /* client -> server, first frame */
-  RSTATE__WIRE_WELCOME = 0x02,   /* server -> client, answer to HELLO */
-  RSTATE__WIRE_PING = 0x03,      /* either way */
-  RSTATE__WIRE_PONG = 0x04,      /* either way, answer to PING */
-  RSTATE__WIRE_ERROR = 0x05,     /* server -> client: a request failed (req 0: the connection did) */
-  RSTATE__WIRE_OK = 0x06,        /* server -> client: DEFINE, UNDEFINE, UNWATCH succeeded */
+  RSTATE__WIRE_HELLO = 0x01,   /* client -> server, first frame */
+  RSTATE__WIRE_WELCOME = 0x02, /* server -> client, answer to HELLO */
+  RSTATE__WIRE_PING = 0x03,    /* either way */
+  RSTATE__WIRE_PONG = 0x04,    /* either way, answer to PING */
+  RSTATE__WIRE_ERROR = 0x05,   /* server -> client: a request failed (req 0: the connection did) */
+  RSTATE__WIRE_OK = 0x06,      /* server -> client: DEFINE, UNDEFINE, UNWATCH succeeded */
   RSTATE__WIRE_DEFINE = 0x10,
   RSTATE__WIRE_UNDEFINE = 0x11,
   RSTATE__WIRE_GET = 0x12,
@@ -91,15 +91,16 @@ enum {
   RSTATE__WIRE_WATCH_REPLY = 0x38,
   RSTATE__WIRE_STATS_REPLY = 0x3A,
   RSTATE__WIRE_REVISION_REPLY = 0x3B,
-  RSTATE__WIRE_EVENT = 0x40      /* server -> client, pushed */
+  RSTATE__WIRE_EVENT = 0x40 /* server -> client, pushed */
 };
 
 /* WELCOME.access */
 enum { RSTATE__WIRE_READ_WRITE = 1, RSTATE__WIRE_READ_ONLY = 2 };
 /* WATCH.flags */
 enum { RSTATE__WIRE_WATCH_INITIAL = 0x01 };
-/* *_PART.flags and EVENT.flags: more frames of this reply (of this
- * revision, for EVENT) follow. */
+/* *_PART.flags: more frames of this reply follow. EVENT.flags: more frames
+ * of this group follow (a group is normally the events of one revision;
+ * after server-side coalescing it may span several, see PROTOCOL.md 6.2). */
 enum { RSTATE__WIRE_MORE = 0x01 };
 /* WATCH_REPLY.status */
 enum { RSTATE__WIRE_WATCH_NEW = 0, RSTATE__WIRE_WATCH_RESUMED = 1, RSTATE__WIRE_WATCH_GAP = 2 };
@@ -123,8 +124,8 @@ typedef struct rstate__wire_buf {
                      (the peer's max_frame); a longer frame is RSTATE_ELIMIT */
 } rstate__wire_buf;
 
-void rstate__wire_buf_init(rstate__wire_buf *b);   /* empty, no limit, nothing allocated */
-void rstate__wire_buf_free(rstate__wire_buf *b);   /* frees the bytes; b is empty again (limit kept) */
+void rstate__wire_buf_init(rstate__wire_buf *b); /* empty, no limit, nothing allocated */
+void rstate__wire_buf_free(rstate__wire_buf *b); /* frees the bytes; b is empty again (limit kept) */
 /* Room for extra more bytes. RSTATE_ENOMEM (b unchanged). */
 int rstate__wire_buf_reserve(rstate__wire_buf *b, size_t extra);
 /* Drops the first n bytes (n <= len), e.g. after writing them to a socket. */
@@ -325,9 +326,9 @@ typedef struct rstate__wire_snapshot_part {
 typedef struct rstate__wire_watch_reply {
   uint32_t req;
   uint64_t sub;
-  uint8_t status;      /* RSTATE__WIRE_WATCH_NEW, _RESUMED, _GAP */
-  uint64_t revision;   /* NEW, GAP: the registration revision; RESUMED: resume_after */
-  uint64_t n_initial;  /* INITIAL events that follow for this sub */
+  uint8_t status;     /* RSTATE__WIRE_WATCH_NEW, _RESUMED, _GAP */
+  uint64_t revision;  /* NEW, GAP: the registration revision; RESUMED: resume_after */
+  uint64_t n_initial; /* INITIAL events that follow for this sub */
 } rstate__wire_watch_reply;
 
 typedef struct rstate__wire_stat {
@@ -359,7 +360,7 @@ typedef struct rstate__wire_event {
 typedef struct rstate__wire_events {
   uint64_t sub;
   uint64_t revision;
-  uint8_t flags;      /* RSTATE__WIRE_MORE: more events of this revision follow */
+  uint8_t flags;      /* RSTATE__WIRE_MORE: more frames of this group follow */
   const char *source; /* NULL: absent */
   const rstate_meta *meta;
   size_t n_meta;
@@ -475,7 +476,7 @@ int rstate__wire_put_hello(rstate__wire_buf *b, const rstate__wire_hello *m);
 int rstate__wire_put_welcome(rstate__wire_buf *b, const rstate__wire_welcome *m);
 int rstate__wire_put_ping(rstate__wire_buf *b, uint8_t type, uint64_t payload); /* PING or PONG */
 int rstate__wire_put_error(rstate__wire_buf *b, const rstate__wire_error *m);
-int rstate__wire_put_req(rstate__wire_buf *b, uint8_t type, uint32_t req);     /* OK, STATS, REVISION */
+int rstate__wire_put_req(rstate__wire_buf *b, uint8_t type, uint32_t req); /* OK, STATS, REVISION */
 int rstate__wire_put_define(rstate__wire_buf *b, const rstate__wire_define *m);
 int rstate__wire_put_name(rstate__wire_buf *b, uint8_t type, const rstate__wire_name *m);
 int rstate__wire_put_names(rstate__wire_buf *b, uint8_t type, const rstate__wire_names *m);
@@ -495,11 +496,14 @@ int rstate__wire_put_events(rstate__wire_buf *b, const rstate__wire_events *m);
 /*
  * Splitting encoders, for the server: the whole answer as as many frames as
  * it takes for each length field to stay within max_frame (0: no
- * splitting), every frame but the last flagged RSTATE__WIRE_MORE (m->flags
- * is ignored). An item too large to fit even alone goes alone in a larger
- * frame (PROTOCOL.md, "Limits"). The list, snapshot and values answers of
- * n == 0 are one frame with no items; events need n >= 1 (EINVAL otherwise).
- * All or nothing, as above; *frames (may be NULL) gets the count of frames.
+ * splitting), every frame but the last flagged RSTATE__WIRE_MORE. The last
+ * frame of a part answer has flags 0 (m->flags is ignored); the last EVENT
+ * frame has m->flags, so RSTATE__WIRE_MORE there continues the group with
+ * the next revision's frames (coalescing, PROTOCOL.md 6.2). An item too
+ * large to fit even alone goes alone in a larger frame (PROTOCOL.md,
+ * "Limits"). The list, snapshot and values answers of n == 0 are one frame
+ * with no items; events need n >= 1 (EINVAL otherwise). All or nothing, as
+ * above; *frames (may be NULL) gets the count of frames.
  */
 int rstate__wire_put_values_parts(rstate__wire_buf *b, const rstate__wire_values_part *m, uint32_t max_frame,
                                   size_t *frames);
