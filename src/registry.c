@@ -18,11 +18,11 @@
 #include "store.h"
 
 typedef struct wlist {
-  char *key;
   size_t len;
   uint64_t hash;
   rstate__watch **w;
   size_t n, cap;
+  char key[]; /* the name or prefix, NUL-terminated */
 } wlist;
 
 typedef struct target {
@@ -58,7 +58,6 @@ static void free_lists(rstate__map *m) {
   size_t it = 0;
   wlist *l;
   while ((l = rstate__map_next(m, &it))) {
-    free(l->key);
     free(l->w);
     free(l);
   }
@@ -92,12 +91,12 @@ static wlist *list_for(rstate__registry *r, const char *pattern, bool create) {
   uint64_t h = rstate__hash(pattern, len);
   wlist *l = rstate__map_get(m, pattern, len, h);
   if (l || !create) return l;
-  l = calloc(1, sizeof *l);
-  if (!l || !(l->key = strndup(pattern, len)) || !rstate__map_reserve(m, 1)) {
-    if (l) free(l->key);
+  l = calloc(1, sizeof *l + len + 1);
+  if (!l || !rstate__map_reserve(m, 1)) {
     free(l);
     return NULL;
   }
+  memcpy(l->key, pattern, len);
   l->len = len;
   l->hash = h;
   rstate__map_put(m, l->key, len, h, l);
@@ -107,7 +106,7 @@ static wlist *list_for(rstate__registry *r, const char *pattern, bool create) {
 
 static bool reserve(void **arr, size_t *cap, size_t need, size_t size) {
   if (need <= *cap) return true;
-  size_t c = *cap ? *cap * 2 : 8;
+  size_t c = *cap ? *cap * 2 : 2; /* most names have one or two watches */
   while (c < need) c *= 2;
   void *p = realloc(*arr, c * size);
   if (!p) return false;
@@ -167,7 +166,6 @@ static void list_remove(rstate__registry *r, const char *pattern, rstate__watch 
   if (l->n) return;
   rstate__map_del(prefix ? &r->prefix : &r->exact, l->key, l->len, l->hash);
   if (prefix) r->prefix_lens[len]--;
-  free(l->key);
   free(l->w);
   free(l);
 }

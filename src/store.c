@@ -24,6 +24,13 @@ static const struct {
 #define CHECK_NAME(name, fn) \
   if (!(name)) return rstate__err(RSTATE_EINVAL, "%s: name is NULL", fn)
 
+static void free_stripes(rstate_store *s) {
+  for (int i = 0; i < RSTATE_STRIPES; i++) {
+    pthread_mutex_destroy(&s->stripes[i].lock);
+    pthread_cond_destroy(&s->stripes[i].idle);
+  }
+}
+
 int rstate_open_backend(rstate_store **out, const rstate_backend_ops *ops, const char *uri,
                         const rstate_options *opts) {
   if (out) *out = NULL;
@@ -48,6 +55,10 @@ int rstate_open_backend(rstate_store **out, const rstate_backend_ops *ops, const
   s->opts.token = s->token;
   s->host.store = s;
   s->ops = ops;
+  for (int i = 0; i < RSTATE_STRIPES; i++) {
+    pthread_mutex_init(&s->stripes[i].lock, NULL);
+    pthread_cond_init(&s->stripes[i].idle, NULL);
+  }
   int rc = RSTATE_OK;
   if (!(s->registry = rstate__registry_new())) rc = rstate__err(RSTATE_ENOMEM, "rstate_open: out of memory");
   if (!rc) rc = rstate__dispatch_new(&s->dispatch, s, s->opts.dispatch_thread);
@@ -55,6 +66,7 @@ int rstate_open_backend(rstate_store **out, const rstate_backend_ops *ops, const
   if (rc) {
     rstate__dispatch_free(s->dispatch);
     rstate__registry_free(s->registry);
+    free_stripes(s);
     free(s->token);
     free(s);
     return rc;
@@ -82,6 +94,7 @@ void rstate_close(rstate_store *s) {
   s->ops->close(s->backend);
   rstate__dispatch_free(s->dispatch);
   rstate__registry_free(s->registry);
+  free_stripes(s);
   free(s->token);
   free(s);
 }

@@ -12,6 +12,18 @@ struct rstate_host {
   rstate_store *store;
 };
 
+/* Watches share their locks: a watch uses stripe (its address hashed) for
+ * its queue and state, and waits for a running callback on that stripe's
+ * condition. No code holds two watch locks at once, so sharing is safe, and
+ * a watch stays small. */
+#define RSTATE_STRIPES 64
+
+typedef struct rstate__stripe {
+  pthread_mutex_t lock;
+  pthread_cond_t idle; /* a callback returned (broadcast only when waiters) */
+  int waiters;
+} rstate__stripe;
+
 struct rstate_store {
   rstate_host host; /* what the backend reports changes to */
   const rstate_backend_ops *ops;
@@ -20,6 +32,7 @@ struct rstate_store {
   char *token;
   rstate__registry *registry;
   rstate__dispatch *dispatch;
+  rstate__stripe stripes[RSTATE_STRIPES];
 };
 
 #endif

@@ -22,7 +22,10 @@ static _Thread_local struct {
   rstate__watch *head, *tail;
   int in_callback;
   uint32_t depth;
+  rstate__watch *current; /* the watch whose fn or filter runs on this thread */
 } tls;
+
+#define STRIPE(w) (&(w)->store->stripes[(w)->stripe])
 
 bool rstate__in_callback(void) { return tls.in_callback > 0; }
 
@@ -61,15 +64,12 @@ void rstate__watch_unref(rstate__watch *w) {
   if (atomic_fetch_sub_explicit(&w->refs, 1, memory_order_acq_rel) != 1) return;
   release_list(w->head);
   release_list(w->pending);
-  for (size_t i = 0; i < w->n_patterns; i++) free(w->patterns[i]);
   free(w->patterns);
   free(w->ignore_source);
-  pthread_mutex_destroy(&w->lock);
-  pthread_cond_destroy(&w->idle);
   free(w);
 }
 
-/* ---- queueing (under w->lock) -------------------------------------------- */
+/* ---- queueing (under the stripe lock) -------------------------------------------- */
 
 static void append(rstate__watch *w, rstate__node *node) {
   node->next = NULL;
@@ -168,10 +168,10 @@ static bool flush(rstate__watch *w, int64_t now, const rstate__record *var, bool
 }
 
 bool rstate__watch_flush_due(rstate__watch *w, int64_t now, bool all) {
-  pthread_mutex_lock(&w->lock);
+  pthread_mutex_lock(&STRIPE(w)->lock);
   bool moved = !w->dead && flush(w, now, NULL, all);
   claim_if_idle(w);
-  pthread_mutex_unlock(&w->lock);
+  pthread_mutex_unlock(&STRIPE(w)->lock);
   return moved;
 }
 
@@ -215,21 +215,21 @@ static void enqueue(rstate__watch *w, rstate__node *node) {
 
 void rstate__watch_push(rstate__watch *w, rstate__node *node) {
   const rstate__record *rec = node->rec;
-  pthread_mutex_lock(&w->lock);
+  pthread_mutex_lock(&STRIPE(w)->lock);
   if (w->dead) {
-    pthread_mutex_unlock(&w->lock);
+    pthread_mutex_unlock(&STRIPE(w)->lock);
     rstate__node_release(node);
     return;
   }
   if (w->ignore_source && rec->kind == RSTATE_EVENT_CHANGED && rec->source && !strcmp(rec->source, w->ignore_source)) {
     w->stats.filtered++;
-    pthread_mutex_unlock(&w->lock);
+    pthread_mutex_unlock(&STRIPE(w)->lock);
     rstate__node_release(node);
     return;
   }
   enqueue(w, node);
   claim_if_idle(w);
-  pthread_mutex_unlock(&w->lock);
+  pthread_mutex_unlock(&STRIPE(w)->lock);
 }
 
 /* ---- ending a watch ---------------------------------------------------- */
@@ -249,17 +249,18 @@ static void call_destroy(rstate__watch *w) {
  * anywhere else it waits for a running callback and runs destroy itself. */
 static void end_watch(rstate__watch *w) {
   if (w->debounce_ms) rstate__dispatch_remove_timer(w->store->dispatch, w);
-  pthread_mutex_lock(&w->lock);
+  pthread_mutex_lock(&STRIPE(w)->lock);
   w->dead = true;
-  if (w->running && pthread_equal(w->runner, pthread_self())) {
+  if (w->running && tls.current == w) {
     w->destroy_pending = true; /* the delivery loop owns the registry reference now */
-    pthread_mutex_unlock(&w->lock);
+    pthread_mutex_unlock(&STRIPE(w)->lock);
     return;
   }
-  w->idle_waiters++;
-  while (w->running) pthread_cond_wait(&w->idle, &w->lock);
-  w->idle_waiters--;
-  pthread_mutex_unlock(&w->lock);
+  rstate__stripe *st = STRIPE(w);
+  st->waiters++;
+  while (w->running) pthread_cond_wait(&st->idle, &st->lock);
+  st->waiters--;
+  pthread_mutex_unlock(&STRIPE(w)->lock);
   call_destroy(w);
   rstate__watch_unref(w);
 }
@@ -297,17 +298,20 @@ static int deliver(rstate__watch *w, const rstate__node *node, bool *called) {
   const rstate__record *last = node->latest ? node->latest->rec : node->rec;
   tls.depth = last->depth;
   tls.in_callback++;
+  rstate__watch *outer = tls.current;
+  tls.current = w;
   int rc = RSTATE_CONTINUE;
   *called = true;
   if (w->filter) {
     *called = w->filter(&ev, w->userdata);
     if (*called) { /* the filter may have unwatched: then fn must not start */
-      pthread_mutex_lock(&w->lock);
+      pthread_mutex_lock(&STRIPE(w)->lock);
       *called = !w->dead;
-      pthread_mutex_unlock(&w->lock);
+      pthread_mutex_unlock(&STRIPE(w)->lock);
     }
   }
   if (*called) rc = w->fn(&ev, w->userdata);
+  tls.current = outer;
   tls.in_callback--;
   tls.depth = saved;
   return rc;
@@ -315,12 +319,11 @@ static int deliver(rstate__watch *w, const rstate__node *node, bool *called) {
 
 int rstate__watch_drain(rstate__watch *w) {
   int ran = 0;
-  pthread_mutex_lock(&w->lock);
+  pthread_mutex_lock(&STRIPE(w)->lock);
   while (!w->dead && w->head) {
     rstate__node *node = pop(w);
     w->running = true;
-    w->runner = pthread_self();
-    pthread_mutex_unlock(&w->lock);
+    pthread_mutex_unlock(&STRIPE(w)->lock);
 
     bool called;
     int rc = deliver(w, node, &called);
@@ -328,13 +331,13 @@ int rstate__watch_drain(rstate__watch *w) {
     rstate__node_release(node);
     if (rc == RSTATE_UNWATCH && rstate__registry_remove(w->store->registry, w)) {
       if (w->debounce_ms) rstate__dispatch_remove_timer(w->store->dispatch, w);
-      pthread_mutex_lock(&w->lock);
+      pthread_mutex_lock(&STRIPE(w)->lock);
       w->dead = true;
       w->destroy_pending = true;
-      pthread_mutex_unlock(&w->lock);
+      pthread_mutex_unlock(&STRIPE(w)->lock);
     }
 
-    pthread_mutex_lock(&w->lock);
+    pthread_mutex_lock(&STRIPE(w)->lock);
     w->running = false;
     if (called) {
       ran++;
@@ -343,12 +346,12 @@ int rstate__watch_drain(rstate__watch *w) {
     } else {
       w->stats.filtered++;
     }
-    if (w->idle_waiters) pthread_cond_broadcast(&w->idle);
+    if (STRIPE(w)->waiters) pthread_cond_broadcast(&STRIPE(w)->idle);
   }
   w->claimed = false;
   bool destroy = w->destroy_pending;
   w->destroy_pending = false;
-  pthread_mutex_unlock(&w->lock);
+  pthread_mutex_unlock(&STRIPE(w)->lock);
   if (destroy) {
     call_destroy(w);
     rstate__watch_unref(w); /* the registry's */
@@ -392,8 +395,7 @@ static rstate__watch *watch_new(rstate_store *s, const char *const *names, size_
   if (!w) return NULL;
   atomic_init(&w->refs, 1);
   atomic_init(&w->deadline, INT64_MAX);
-  pthread_mutex_init(&w->lock, NULL);
-  pthread_cond_init(&w->idle, NULL);
+  w->stripe = (uint8_t)(((uintptr_t)w >> 6) % RSTATE_STRIPES);
   w->store = s;
   w->fn = fn;
   w->userdata = userdata;
@@ -404,17 +406,22 @@ static rstate__watch *watch_new(rstate_store *s, const char *const *names, size_
   w->queued = o->queued || o->debounce_ms;
   w->include_initial = o->include_initial;
   w->initializing = true;
-  bool ok = rstate__strdup_opt(&w->ignore_source, o->ignore_source) && (w->patterns = calloc(n, sizeof *w->patterns));
-  for (size_t i = 0; ok && i < n; i++) {
+  /* the patterns, a name given twice kept once, in one allocation: the
+   * pointer array, then the strings */
+  size_t bytes = n * sizeof *w->patterns;
+  for (size_t i = 0; i < n; i++) bytes += strlen(names[i]) + 1;
+  if (!rstate__strdup_opt(&w->ignore_source, o->ignore_source) || !(w->patterns = malloc(bytes))) {
+    rstate__watch_unref(w);
+    return NULL;
+  }
+  char *text = (char *)(w->patterns + n);
+  for (size_t i = 0; i < n; i++) {
     bool dup = false;
     for (size_t k = 0; k < w->n_patterns && !dup; k++) dup = !strcmp(w->patterns[k], names[i]);
     if (dup) continue;
-    ok = (w->patterns[w->n_patterns] = strdup(names[i])) != NULL;
-    if (ok) w->n_patterns++;
-  }
-  if (!ok) {
-    rstate__watch_unref(w);
-    return NULL;
+    size_t len = strlen(names[i]) + 1;
+    w->patterns[w->n_patterns++] = memcpy(text, names[i], len);
+    text += len;
   }
   return w;
 }
@@ -480,7 +487,7 @@ static int check_exact(const rstate__watch *w, const snap *sn) {
 /* Ends registration: drops what the snapshot already shows, puts the
  * INITIAL events first, and lets delivery start. */
 static void finish_registration(rstate__watch *w, rstate__batch *initial, size_t n_initial, uint64_t revision) {
-  pthread_mutex_lock(&w->lock);
+  pthread_mutex_lock(&STRIPE(w)->lock);
   rstate__node *held = w->head;
   w->head = w->tail = NULL;
   w->n_ready = 0;
@@ -495,7 +502,7 @@ static void finish_registration(rstate__watch *w, rstate__batch *initial, size_t
     held = next;
   }
   claim_if_idle(w);
-  pthread_mutex_unlock(&w->lock);
+  pthread_mutex_unlock(&STRIPE(w)->lock);
 }
 
 int rstate_watch(rstate_store *s, const char *const *names, size_t n, rstate_watch_fn fn, void *userdata,
@@ -566,10 +573,10 @@ int rstate_get_watch_stats(rstate_store *s, rstate_watch_id id, rstate_watch_sta
   rstate__watch *w = rstate__registry_find(s->registry, id);
   if (!w)
     return rstate__err(RSTATE_ENOTFOUND, "rstate_get_watch_stats: no watch %llu on this store", (unsigned long long)id);
-  pthread_mutex_lock(&w->lock);
+  pthread_mutex_lock(&STRIPE(w)->lock);
   *out = w->stats;
   out->pending = w->n_ready + w->n_pending;
-  pthread_mutex_unlock(&w->lock);
+  pthread_mutex_unlock(&STRIPE(w)->lock);
   rstate__watch_unref(w);
   return RSTATE_OK;
 }

@@ -43,18 +43,15 @@ struct rstate__watch {
   rstate__watch *drain_next; /* on a thread's drain list or the store's ready list */
   rstate__watch *due_next;   /* dispatch: on the list of watches with a passed deadline */
 
-  /* under lock */
-  pthread_mutex_t lock;
-  pthread_cond_t idle; /* signalled when a callback returns, if anyone waits */
-  int idle_waiters;
+  /* under the lock of its stripe (store.h) */
+  uint8_t stripe;
   rstate__node *head, *tail; /* ready to deliver, in order */
   rstate__node *pending;     /* debounce: one node per variable with a burst in progress */
-  size_t n_ready, n_pending;
+  uint32_t n_ready, n_pending;
   bool initializing; /* registered, its snapshot not yet taken: hold events */
   bool published;    /* rstate_watch succeeded: unwatch and stats may find it (registry lock) */
   bool claimed;      /* a thread (or the dispatcher) will drain it */
-  bool running;      /* a callback or filter is running on `runner` */
-  pthread_t runner;
+  bool running;      /* a callback or filter is running (on the thread whose tls.current it is) */
   bool dead;            /* unwatched: deliver nothing more */
   bool destroy_pending; /* unwatched from its own callback: destroy after it */
   rstate_watch_stats stats;
@@ -94,7 +91,7 @@ void rstate__watch_push(rstate__watch *w, rstate__node *node);
 /* Delivers everything ready on w, which the caller has claimed; returns how
  * many callbacks ran. Releases the claim and its reference. */
 int rstate__watch_drain(rstate__watch *w);
-/* Debounce: moves bursts due at `now` to the ready queue (under w->lock);
+/* Debounce: moves bursts due at `now` to the ready queue (under its stripe lock);
  * returns true if any moved. Updates w->deadline. */
 bool rstate__watch_flush_due(rstate__watch *w, int64_t now, bool all);
 /* Runs the inline deliveries this thread claimed, unless it is inside a
