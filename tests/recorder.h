@@ -1,7 +1,9 @@
 /*
  * recorder.h — a watch callback that records every event it receives (deep
  * copies, so the test can look at them after the callback returned), with a
- * lock so threaded tests can share it. Header-only, static inline.
+ * lock so threaded tests can share it. Used by test_watch, test_order,
+ * test_reentrancy, test_backend and test_debounce (which gives it its fake
+ * clock, to see when each event was delivered). Header-only, static inline.
  */
 #ifndef RSTATE_TEST_RECORDER_H
 #define RSTATE_TEST_RECORDER_H
@@ -27,6 +29,7 @@ typedef struct rec_event {
   uint32_t coalesced;
   rstate_watch_id watch;
   rstate_store *store;
+  int64_t delivered_at; /* the recorder's clock() when the callback ran; 0 without one */
 } rec_event;
 
 typedef struct recorder {
@@ -35,7 +38,8 @@ typedef struct recorder {
   rec_event *ev;
   size_t n, cap;
   int destroyed;
-  int ret; /* what the callback returns */
+  int ret;                /* what the callback returns */
+  int64_t (*clock)(void); /* optional: stamps each event's delivered_at */
 } recorder;
 
 static inline void rec_init(recorder *r) {
@@ -84,6 +88,7 @@ static inline int rec_cb(const rstate_event *ev, void *ud) {
   e->coalesced = ev->coalesced;
   e->watch = ev->watch;
   e->store = ev->store;
+  if (r->clock) e->delivered_at = r->clock();
   r->n++;
   pthread_cond_broadcast(&r->cond);
   int ret = r->ret;
@@ -113,20 +118,22 @@ static inline void rec_wait(recorder *r, size_t n) {
   cr_assert_geq(got, n, "waited 10 s for %zu events, got %zu", n, got);
 }
 
-/* Watches names with the recorder as callback and destroy. */
+/* Watches names with the recorder as callback and, unless opts names another
+ * (which must then call rec_destroy itself), as destroy. */
 static inline rstate_watch_id rec_watch(rstate_store *s, recorder *r, const char *const *names, size_t n,
-                                        rstate_watch_opts *opts) {
+                                        const rstate_watch_opts *opts) {
   rstate_watch_opts o;
   memset(&o, 0, sizeof o);
   if (opts) o = *opts;
-  o.destroy = rec_destroy;
+  if (!o.destroy) o.destroy = rec_destroy;
   rstate_watch_id id = 0;
   ASSERT_RC(rstate_watch(s, names, n, rec_cb, r, &o, &id), RSTATE_OK);
   cr_assert_neq(id, 0, "rstate_watch gave watch id 0");
   return id;
 }
 
-static inline rstate_watch_id rec_watch1(rstate_store *s, recorder *r, const char *name, rstate_watch_opts *opts) {
+static inline rstate_watch_id rec_watch1(rstate_store *s, recorder *r, const char *name,
+                                         const rstate_watch_opts *opts) {
   const char *names[] = {name};
   return rec_watch(s, r, names, 1, opts);
 }

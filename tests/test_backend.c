@@ -13,59 +13,20 @@
 #include <string.h>
 
 #include "helpers.h"
+#include "recorder.h"
 #include "testbackend.h"
 
 /* ---- what the callbacks saw --------------------------------------------- */
 
-typedef struct seen {
-  rstate_event_kind kind;
-  rstate_store *store;
-  char name[64];
-  rstate_type type;
-  rstate_value old_value, new_value; /* copies */
-  uint64_t version, revision;
-  uint32_t coalesced;
-  char source[32];
-} seen;
-
-static struct {
-  seen *ev;
-  size_t n, cap;
-  unsigned destroyed;
-  unsigned closes_at_destroy;
-  int unwatch_after; /* the callback returns RSTATE_UNWATCH at this event (1-based); 0: never */
-} rec;
+static recorder rec;
+static unsigned closes_at_destroy; /* testbackend_closes() when a destroy last ran */
 
 static rstate_store *s;
 
-static int record_cb(const rstate_event *ev, void *ud) {
-  (void)ud;
-  if (rec.n == rec.cap) {
-    size_t cap = rec.cap ? rec.cap * 2 : 64;
-    seen *p = realloc(rec.ev, cap * sizeof *p);
-    if (!p) abort(); /* a test helper out of memory: nothing sensible to do */
-    rec.ev = p;
-    rec.cap = cap;
-  }
-  seen *e = &rec.ev[rec.n++];
-  memset(e, 0, sizeof *e);
-  e->kind = ev->kind;
-  e->store = ev->store;
-  snprintf(e->name, sizeof e->name, "%s", ev->name);
-  e->type = ev->type;
-  rstate_value_copy(&e->old_value, &ev->old_value);
-  rstate_value_copy(&e->new_value, &ev->new_value);
-  e->version = ev->version;
-  e->revision = ev->revision;
-  e->coalesced = ev->coalesced;
-  snprintf(e->source, sizeof e->source, "%s", ev->source ? ev->source : "");
-  return rec.unwatch_after && (int)rec.n == rec.unwatch_after ? RSTATE_UNWATCH : RSTATE_CONTINUE;
-}
-
+/* The recorder's destroy, noting how many times the backend had been closed by then. */
 static void count_destroy(void *ud) {
-  (void)ud;
-  rec.destroyed++;
-  rec.closes_at_destroy = testbackend_closes();
+  closes_at_destroy = testbackend_closes();
+  rec_destroy(ud);
 }
 
 static bool above_one(const rstate_event *ev, void *ud) {
@@ -83,7 +44,8 @@ static rstate_store *open_test(void) {
 }
 
 static void setup(void) {
-  memset(&rec, 0, sizeof rec);
+  rec_init(&rec);
+  closes_at_destroy = 0;
   testbackend_emit_hook = NULL;
   s = open_test();
 }
@@ -92,11 +54,7 @@ static void teardown(void) {
   rstate_close(s);
   s = NULL;
   testbackend_emit_hook = NULL;
-  for (size_t i = 0; i < rec.n; i++) {
-    rstate_value_clear(&rec.ev[i].old_value);
-    rstate_value_clear(&rec.ev[i].new_value);
-  }
-  free(rec.ev);
+  rec_free(&rec);
 }
 
 TestSuite(backend, .init = setup, .fini = teardown);
@@ -110,10 +68,7 @@ static rstate_watch_id watch_with(rstate_store *st, const char *const *names, si
   memset(&o, 0, sizeof o);
   if (opts) o = *opts;
   o.destroy = count_destroy;
-  rstate_watch_id id = 0;
-  ASSERT_RC(rstate_watch(st, names, n, record_cb, NULL, &o, &id), RSTATE_OK);
-  cr_assert_neq(id, 0);
-  return id;
+  return rec_watch(st, &rec, names, n, &o);
 }
 
 static rstate_watch_id watch_one(const char *name, const rstate_watch_opts *opts) {
@@ -128,7 +83,7 @@ static void assert_float(const rstate_value *v, double want, const char *what, s
 
 static void assert_event(size_t i, rstate_event_kind kind, const char *name, uint64_t version, uint64_t revision) {
   cr_assert_lt(i, rec.n, "event %zu expected, only %zu delivered", i, rec.n);
-  seen *e = &rec.ev[i];
+  rec_event *e = &rec.ev[i];
   cr_assert_eq(e->kind, kind, "event %zu (%s): kind %d, want %d", i, e->name, (int)e->kind, (int)kind);
   cr_assert_str_eq(e->name, name, "event %zu: name %s, want %s", i, e->name, name);
   cr_assert_eq(e->type, RSTATE_TYPE_FLOAT, "event %zu (%s): type %d", i, name, (int)e->type);
@@ -212,8 +167,8 @@ Test(backend, close_ends_every_watch_before_closing_the_backend) {
   s = NULL;
   cr_assert_eq(testbackend_closes(), closes + 1, "rstate_close called the backend's close %u times",
                testbackend_closes() - closes);
-  cr_assert_eq(rec.destroyed, 2, "destroy ran %u times for 2 watches", rec.destroyed);
-  cr_assert_eq(rec.closes_at_destroy, closes, "a destroy ran after the backend was closed");
+  cr_assert_eq(rec.destroyed, 2, "destroy ran %d times for 2 watches", rec.destroyed);
+  cr_assert_eq(closes_at_destroy, closes, "a destroy ran after the backend was closed");
 }
 
 /* ---- the backend's own rules reach the caller -------------------------------------- */
@@ -329,7 +284,7 @@ Test(backend, an_exact_name_not_defined_registers_nothing) {
   const char *names[] = {"x", "nope"};
   rstate_watch_opts o = {.destroy = count_destroy};
   rstate_watch_id id = 7;
-  ASSERT_RC(rstate_watch(s, names, 2, record_cb, NULL, &o, &id), RSTATE_ENOTFOUND);
+  ASSERT_RC(rstate_watch(s, names, 2, rec_cb, &rec, &o, &id), RSTATE_ENOTFOUND);
   cr_assert_eq(id, 0);
   cr_assert_eq(rstate_watcher_count(s, "x"), 0, "a failed rstate_watch left a watcher");
   cr_assert_eq(rec.destroyed, 0, "a failed rstate_watch called destroy");
@@ -411,20 +366,20 @@ Test(backend, ignore_source_skips_own_writes) {
 
 Test(backend, returning_unwatch_ends_the_watch_and_destroys_once) {
   define_float(s, "x", 0);
-  rec.unwatch_after = 2;
   rstate_watch_id id = watch_one("x", NULL);
   ASSERT_RC(rstate_set_float(s, "x", 1), RSTATE_OK);
   cr_assert_eq(rec.destroyed, 0);
+  rec.ret = RSTATE_UNWATCH; /* so the callback returns it at the second event */
   ASSERT_RC(rstate_set_float(s, "x", 2), RSTATE_OK);
   cr_assert_eq(rec.n, 2);
-  cr_assert_eq(rec.destroyed, 1, "destroy ran %u times after the callback returned RSTATE_UNWATCH", rec.destroyed);
+  cr_assert_eq(rec.destroyed, 1, "destroy ran %d times after the callback returned RSTATE_UNWATCH", rec.destroyed);
   ASSERT_RC(rstate_set_float(s, "x", 3), RSTATE_OK);
   cr_assert_eq(rec.n, 2, "the callback ran again after returning RSTATE_UNWATCH");
   cr_assert_eq(rstate_watcher_count(s, "x"), 0);
   ASSERT_RC(rstate_unwatch(s, id), RSTATE_ENOTFOUND);
   rstate_close(s);
   s = NULL;
-  cr_assert_eq(rec.destroyed, 1, "destroy ran %u times in all", rec.destroyed);
+  cr_assert_eq(rec.destroyed, 1, "destroy ran %d times in all", rec.destroyed);
 }
 
 Test(backend, unwatch_destroys_once) {
@@ -489,7 +444,7 @@ Test(backend, the_same_scenario_gives_the_same_events_as_mem) {
   cr_assert_eq(rec.n, 2 * n_test, "mem: delivered %zu events, the test backend %zu", rec.n - n_test, n_test);
   cr_assert_geq(n_test, 7, "only %zu events in the scenario", n_test);
   for (size_t i = 0; i < n_test; i++) {
-    seen *a = &rec.ev[i], *b = &rec.ev[n_test + i];
+    rec_event *a = &rec.ev[i], *b = &rec.ev[n_test + i];
     cr_assert(a->kind == b->kind && strcmp(a->name, b->name) == 0 && a->version == b->version &&
                   a->revision == b->revision && a->coalesced == b->coalesced &&
                   rstate_value_equal(&a->old_value, &b->old_value) && rstate_value_equal(&a->new_value, &b->new_value),
@@ -498,7 +453,7 @@ Test(backend, the_same_scenario_gives_the_same_events_as_mem) {
               b->name, (unsigned long long)b->version, (unsigned long long)b->revision);
   }
   rstate_close(mem);
-  cr_assert_eq(rec.destroyed, 1, "closing mem: ran %u destroys, want 1", rec.destroyed);
+  cr_assert_eq(rec.destroyed, 1, "closing mem: ran %d destroys, want 1", rec.destroyed);
 }
 
 /* ---- a failed rstate_host_emit abandons the change ------------------------------------ */

@@ -23,45 +23,8 @@
 
 #include "helpers.h"
 #include "internal.h"
-
-/* Memory checks inside the test process (as in test_dispatch.c): a leak
- * found only when a test process exits is not reported as a failure by
- * Criterion, so the tests that end watches with bursts pending ask the
- * checker they run under (LeakSanitizer or valgrind's memcheck). */
-#if defined(__SANITIZE_ADDRESS__)
-#define HAVE_LSAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define HAVE_LSAN 1
-#endif
-#endif
-#ifdef HAVE_LSAN
-#include <sanitizer/lsan_interface.h>
-#elif defined(__has_include)
-#if __has_include(<valgrind/memcheck.h>)
-#include <valgrind/memcheck.h>
-#define HAVE_MEMCHECK 1
-#endif
-#endif
-
-/* Leaked memory the checker finds right now (bytes under valgrind, 0/1
- * under LeakSanitizer, 0 without a checker). */
-static unsigned long leaked_now(void) {
-#if defined(HAVE_LSAN)
-  return __lsan_do_recoverable_leak_check() ? 1 : 0;
-#elif defined(HAVE_MEMCHECK)
-  unsigned long leaked = 0, dubious = 0, reachable = 0, suppressed = 0;
-  if (!RUNNING_ON_VALGRIND) return 0;
-  VALGRIND_DO_QUICK_LEAK_CHECK;
-  VALGRIND_COUNT_LEAKS(leaked, dubious, reachable, suppressed);
-  (void)dubious;
-  (void)reachable;
-  (void)suppressed;
-  return leaked;
-#else
-  return 0;
-#endif
-}
+#include "leakcheck.h" /* mem_now, ASSERT_MEM_CLEAN_SINCE: around the tests that end watches with bursts pending */
+#include "recorder.h"
 
 #define MS 1000000LL /* ns */
 
@@ -78,52 +41,16 @@ static void at_ms(int64_t ms) { fake_now = ORIGIN_NS + ms * MS; }
 
 /* ---- what the callbacks saw --------------------------------------------- */
 
-typedef struct seen {
-  rstate_event_kind kind;
-  char name[64];
-  rstate_value old_value, new_value; /* copies */
-  uint64_t version, revision;
-  uint32_t coalesced;
-  int64_t at_ms; /* fake time of delivery */
-} seen;
-
-static struct {
-  seen *ev;
-  size_t n, cap;
-  unsigned destroyed;
-} rec;
+static recorder rec; /* every event, stamped with the fake time of its delivery (ms_now) */
 
 static rstate_store *s;
 
-static int record_cb(const rstate_event *ev, void *ud) {
-  (void)ud;
-  if (rec.n == rec.cap) {
-    size_t cap = rec.cap ? rec.cap * 2 : 64;
-    seen *p = realloc(rec.ev, cap * sizeof *p);
-    if (!p) abort(); /* a test helper out of memory: nothing sensible to do */
-    rec.ev = p;
-    rec.cap = cap;
-  }
-  seen *e = &rec.ev[rec.n++];
-  memset(e, 0, sizeof *e);
-  e->kind = ev->kind;
-  snprintf(e->name, sizeof e->name, "%s", ev->name);
-  rstate_value_copy(&e->old_value, &ev->old_value);
-  rstate_value_copy(&e->new_value, &ev->new_value);
-  e->version = ev->version;
-  e->revision = ev->revision;
-  e->coalesced = ev->coalesced;
-  e->at_ms = (fake_now - ORIGIN_NS) / MS;
-  return RSTATE_CONTINUE;
-}
-
-static void count_destroy(void *ud) {
-  (void)ud;
-  rec.destroyed++;
-}
+/* The fake time in ms after the origin: the recorder's clock. */
+static int64_t ms_now(void) { return (fake_now - ORIGIN_NS) / MS; }
 
 static void setup(void) {
-  memset(&rec, 0, sizeof rec);
+  rec_init(&rec);
+  rec.clock = ms_now;
   at_ms(0);
   rstate__clock_hook = fake_clock;
   s = h_open();
@@ -133,27 +60,15 @@ static void teardown(void) {
   rstate_close(s);
   s = NULL;
   rstate__clock_hook = NULL;
-  for (size_t i = 0; i < rec.n; i++) {
-    rstate_value_clear(&rec.ev[i].old_value);
-    rstate_value_clear(&rec.ev[i].new_value);
-  }
-  free(rec.ev);
+  rec_free(&rec);
 }
 
 TestSuite(debounce, .init = setup, .fini = teardown);
 
 static rstate_watch_id watch_debounced(const char *pattern, uint32_t debounce_ms, uint32_t max_wait_ms,
                                        bool include_initial) {
-  rstate_watch_opts o;
-  memset(&o, 0, sizeof o);
-  o.debounce_ms = debounce_ms;
-  o.max_wait_ms = max_wait_ms;
-  o.include_initial = include_initial;
-  o.destroy = count_destroy;
-  const char *names[] = {pattern};
-  rstate_watch_id id = 0;
-  ASSERT_RC(rstate_watch(s, names, 1, record_cb, NULL, &o, &id), RSTATE_OK);
-  return id;
+  rstate_watch_opts o = {.debounce_ms = debounce_ms, .max_wait_ms = max_wait_ms, .include_initial = include_initial};
+  return rec_watch1(s, &rec, pattern, &o);
 }
 
 static rstate_watch_stats stats(rstate_watch_id id) {
@@ -209,7 +124,7 @@ Test(debounce, a_burst_is_one_event_after_the_quiet_period) {
 
   cr_assert_eq(dispatch_at(140), 1, "nothing delivered at t=140 ms, 100 ms after the last set");
   cr_assert_eq(rec.n, 1);
-  seen *e = &rec.ev[0];
+  rec_event *e = &rec.ev[0];
   cr_assert_eq(e->kind, RSTATE_EVENT_CHANGED, "kind %d, want CHANGED", (int)e->kind);
   cr_assert_str_eq(e->name, "x");
   assert_int(&e->old_value, 0, "old_value (the value before the burst)", 0);
@@ -280,7 +195,7 @@ Test(debounce, max_wait_caps_the_delay_of_a_burst_that_never_goes_quiet) {
     if (rec.n > seen_before) {
       cr_assert_eq(rec.n, seen_before + 1, "%zu events at once at t=%lld ms for one variable", rec.n - seen_before,
                    (long long)t);
-      seen *e = &rec.ev[rec.n - 1];
+      rec_event *e = &rec.ev[rec.n - 1];
       cr_assert_geq(burst_start, 0, "an event at t=%lld ms with no change pending", (long long)t);
       cr_assert_leq(t - burst_start, 250, "a burst that started at t=%lld ms was delivered at t=%lld ms, later than "
                     "max_wait_ms 250", (long long)burst_start, (long long)t);
@@ -298,10 +213,10 @@ Test(debounce, max_wait_caps_the_delay_of_a_burst_that_never_goes_quiet) {
     }
   }
   cr_assert_geq(rec.n, 4, "only %zu events in 1 s of constant changes with max_wait_ms 250", rec.n);
-  seen *last = &rec.ev[rec.n - 1];
+  rec_event *last = &rec.ev[rec.n - 1];
   assert_int(&last->new_value, value, "new_value of the last event (the final value)", rec.n - 1);
-  cr_assert_leq(last->at_ms, 1100, "the final value came at t=%lld ms, more than debounce_ms after the last set",
-                (long long)last->at_ms);
+  cr_assert_leq(last->delivered_at, 1100, "the final value came at t=%lld ms, more than debounce_ms after the last set",
+                (long long)last->delivered_at);
   uint64_t sum = 0;
   for (size_t i = 0; i < rec.n; i++) sum += rec.ev[i].coalesced;
   cr_assert_eq(sum, (uint64_t)sets, "coalesced adds up to %llu over %zu events, but %lld changes were made",
@@ -342,7 +257,7 @@ Test(debounce, defined_is_delivered_without_waiting) {
   h_define_ok(s, "p.new", RSTATE_TYPE_INTEGER, rstate_int(42), NULL);
   uint64_t def_revision = rstate_revision(s);
   cr_assert_eq(dispatch_at(10), 1, "the DEFINED event of a debounced watch waited for a deadline");
-  seen *e = &rec.ev[0];
+  rec_event *e = &rec.ev[0];
   cr_assert_eq(e->kind, RSTATE_EVENT_DEFINED, "kind %d, want DEFINED", (int)e->kind);
   cr_assert_str_eq(e->name, "p.new");
   assert_int(&e->new_value, 42, "new_value", 0);
@@ -369,7 +284,7 @@ Test(debounce, deleted_is_delivered_without_waiting_after_the_pending_change) {
   uint64_t delete_revision = rstate_revision(s);
 
   cr_assert_eq(dispatch_at(20), 2, "at the undefine: %zu events, want p.a's pending change and its DELETED", rec.n);
-  seen *c = &rec.ev[0], *d = &rec.ev[1];
+  rec_event *c = &rec.ev[0], *d = &rec.ev[1];
   cr_assert_eq(c->kind, RSTATE_EVENT_CHANGED, "first event is kind %d, want p.a's pending CHANGED", (int)c->kind);
   cr_assert_str_eq(c->name, "p.a");
   assert_int(&c->old_value, 0, "old_value", 0);
@@ -457,7 +372,7 @@ Test(debounce, no_change_is_dropped) {
   uint64_t sum = 0;
   uint64_t last_version[N_VARS] = {1, 1, 1};
   for (size_t i = 0; i < rec.n; i++) {
-    seen *e = &rec.ev[i];
+    rec_event *e = &rec.ev[i];
     int v = -1;
     for (int k = 0; k < N_VARS; k++)
       if (strcmp(e->name, names[k]) == 0) v = k;
@@ -484,22 +399,22 @@ Test(debounce, no_change_is_dropped) {
 /* ---- ending a debounced watch -------------------------------------------------------- */
 
 Test(debounce, unwatch_drops_a_pending_burst_and_destroys_once) {
-  unsigned long leaked_before = leaked_now();
+  mem_report mem_before = mem_now();
   h_define_ok(s, "x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
   rstate_watch_id id = watch_debounced("x", 100, 0, false);
   set_at(0, "x", 1);
   ASSERT_RC(rstate_unwatch(s, id), RSTATE_OK);
-  cr_assert_eq(rec.destroyed, 1, "destroy ran %u times by the time rstate_unwatch returned", rec.destroyed);
+  cr_assert_eq(rec.destroyed, 1, "destroy ran %d times by the time rstate_unwatch returned", rec.destroyed);
   cr_assert_eq(rstate_timeout(s), -1, "rstate_timeout is %d after the only debounced watch ended", rstate_timeout(s));
   cr_assert_eq(dispatch_at(1000), 0, "a burst of an ended watch was delivered");
   rstate_close(s);
   s = NULL;
-  cr_assert_leq(leaked_now(), leaked_before, "the leak checker finds leaked memory after rstate_close");
-  cr_assert_eq(rec.destroyed, 1, "destroy ran %u times", rec.destroyed);
+  ASSERT_MEM_CLEAN_SINCE(mem_before);
+  cr_assert_eq(rec.destroyed, 1, "destroy ran %d times", rec.destroyed);
 }
 
 Test(debounce, close_with_a_pending_burst_destroys_once) {
-  unsigned long leaked_before = leaked_now();
+  mem_report mem_before = mem_now();
   h_define_ok(s, "x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
   h_define_ok(s, "y", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
   watch_debounced("x", 100, 0, false);
@@ -512,20 +427,17 @@ Test(debounce, close_with_a_pending_burst_destroys_once) {
   dispatch_at(200); /* x due: moved to the ready queue and delivered; y still waiting */
   rstate_close(s);
   s = NULL;
-  cr_assert_leq(leaked_now(), leaked_before, "the leak checker finds leaked memory after rstate_close");
-  cr_assert_eq(rec.destroyed, 2, "destroy ran %u times for 2 watches", rec.destroyed);
+  ASSERT_MEM_CLEAN_SINCE(mem_before);
+  cr_assert_eq(rec.destroyed, 2, "destroy ran %d times for 2 watches", rec.destroyed);
   cr_assert_eq(rec.n, 3, "%zu events, want 3", rec.n);
 }
 
 Test(debounce, max_wait_without_debounce_is_einval) {
   h_define_ok(s, "x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
-  rstate_watch_opts o;
-  memset(&o, 0, sizeof o);
-  o.max_wait_ms = 100;
-  o.destroy = count_destroy;
+  rstate_watch_opts o = {.max_wait_ms = 100, .destroy = rec_destroy};
   const char *names[] = {"x"};
   rstate_watch_id id = 99;
-  ASSERT_RC(rstate_watch(s, names, 1, record_cb, NULL, &o, &id), RSTATE_EINVAL);
+  ASSERT_RC(rstate_watch(s, names, 1, rec_cb, &rec, &o, &id), RSTATE_EINVAL);
   cr_assert_eq(id, 0, "a failed rstate_watch left watch id %llu", (unsigned long long)id);
   cr_assert_eq(rec.destroyed, 0, "a failed rstate_watch called destroy");
   cr_assert_eq(rstate_watcher_count(s, "x"), 0);

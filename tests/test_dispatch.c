@@ -19,26 +19,7 @@
 #include <time.h>
 
 #include "helpers.h"
-
-/* Memory checks inside the test process: a leak found only when the test
- * process exits, or a valgrind error that does not crash, is not reported as
- * a failure by Criterion, so the tests that end watches ask the checker they
- * run under (LeakSanitizer or valgrind's memcheck) before and after. */
-#if defined(__SANITIZE_ADDRESS__)
-#define HAVE_LSAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define HAVE_LSAN 1
-#endif
-#endif
-#ifdef HAVE_LSAN
-#include <sanitizer/lsan_interface.h>
-#elif defined(__has_include)
-#if __has_include(<valgrind/memcheck.h>)
-#include <valgrind/memcheck.h>
-#define HAVE_MEMCHECK 1
-#endif
-#endif
+#include "leakcheck.h" /* mem_now, ASSERT_MEM_CLEAN_SINCE */
 
 #define WAIT_MS 10000 /* generous: valgrind runs these too */
 
@@ -180,41 +161,6 @@ static void gate_open(void) {
   pthread_cond_broadcast(&rec.cond);
   pthread_mutex_unlock(&rec.lock);
 }
-
-/* What the memory checker we run under has found so far in this process:
- * definitely lost bytes and (valgrind) memory errors such as invalid reads.
- * Under LeakSanitizer, leaked is 0 or 1 (use after free aborts by itself);
- * without a checker, both are 0. */
-typedef struct mem_report {
-  unsigned long leaked, errors;
-} mem_report;
-
-static mem_report mem_now(void) {
-  mem_report r = {0, 0};
-#if defined(HAVE_LSAN)
-  r.leaked = __lsan_do_recoverable_leak_check() ? 1 : 0;
-#elif defined(HAVE_MEMCHECK)
-  if (RUNNING_ON_VALGRIND) {
-    unsigned long dubious = 0, reachable = 0, suppressed = 0;
-    VALGRIND_DO_QUICK_LEAK_CHECK;
-    VALGRIND_COUNT_LEAKS(r.leaked, dubious, reachable, suppressed);
-    (void)dubious;
-    (void)reachable;
-    (void)suppressed;
-    r.errors = VALGRIND_COUNT_ERRORS;
-  }
-#endif
-  return r;
-}
-
-#define ASSERT_MEM_CLEAN_SINCE(before)                                                                             \
-  do {                                                                                                             \
-    mem_report after_ = mem_now();                                                                                 \
-    cr_assert_leq(after_.errors, (before).errors, "the memory checker found %lu memory error(s) (see its report)", \
-                  after_.errors - (before).errors);                                                                \
-    cr_assert_leq(after_.leaked, (before).leaked, "the memory checker finds leaked memory after rstate_close (%lu, was %lu)", \
-                  after_.leaked, (before).leaked);                                                                 \
-  } while (0)
 
 static int64_t mono_ms(void) {
   struct timespec ts;

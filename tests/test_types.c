@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "failalloc.h" /* the out-of-memory tests: fail_in, live, injection_works() */
 #include "internal.h"
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -1139,117 +1140,7 @@ Test(types, spec_same_differences) {
 
 /* ---- out of memory ------------------------------------------------------ */
 
-/* Allocation failure injection: malloc, calloc, realloc, free and strdup
- * are replaced in this program (glibc supports that; its own calls, such as
- * regcomp's, come here too), and the next allocation fails once fail_in
- * reaches zero. Not under sanitizers, which bring their own allocator, nor
- * under valgrind, which replaces these functions again: injection_works()
- * tells.
- *
- * Leaks are counted for the blocks allocated by code in this program (the
- * library is linked in statically), strdup's included: glibc's regcomp
- * leaks a block on some of its own out-of-memory paths (2.36), which is not
- * ours to fix, so the C library's internal blocks are left out. */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define NO_INJECTION 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
-#define NO_INJECTION 1
-#endif
-#endif
-
-#if !defined(NO_INJECTION) && defined(__GLIBC__)
-extern void *__libc_malloc(size_t n);
-extern void *__libc_calloc(size_t n, size_t size);
-extern void *__libc_realloc(void *p, size_t n);
-extern void __libc_free(void *p);
-extern char __executable_start[], etext[]; /* this program's code, from the linker */
-
-static long fail_in = -1; /* allocations left before one fails; -1: never */
-static long allocs;       /* allocations made, by anyone */
-enum { MAX_TRACKED = 8192 };
-static void *tracked[MAX_TRACKED]; /* live blocks allocated by this program's code */
-static long live;                  /* how many; -1 once tracking overflowed */
-
-static bool inject(void) {
-  if (fail_in < 0) return false;
-  if (fail_in == 0) {
-    fail_in = -1;
-    return true;
-  }
-  fail_in--;
-  return false;
-}
-
-static void track(void *p, void *caller) {
-  if (!p) return;
-  allocs++;
-  if ((char *)caller < __executable_start || (char *)caller >= etext || live < 0) return;
-  if (live == MAX_TRACKED) {
-    live = -1;
-    return;
-  }
-  tracked[live++] = p;
-}
-
-static bool untrack(void *p) {
-  for (long i = live - 1; p && i >= 0; i--)
-    if (tracked[i] == p) {
-      tracked[i] = tracked[--live];
-      return true;
-    }
-  return false;
-}
-
-__attribute__((noinline)) void *malloc(size_t n) {
-  if (inject()) return NULL;
-  void *p = __libc_malloc(n);
-  track(p, __builtin_return_address(0));
-  return p;
-}
-
-__attribute__((noinline)) void *calloc(size_t n, size_t size) {
-  if (inject()) return NULL;
-  void *p = __libc_calloc(n, size);
-  track(p, __builtin_return_address(0));
-  return p;
-}
-
-__attribute__((noinline)) void *realloc(void *old, size_t n) {
-  if (inject()) return NULL;
-  void *p = __libc_realloc(old, n);
-  if (p || n == 0) {
-    bool was = untrack(old);
-    track(p, was ? (void *)__executable_start : __builtin_return_address(0));
-  }
-  return p;
-}
-
-void free(void *p) {
-  untrack(p);
-  __libc_free(p);
-}
-
-#undef strdup
-char *strdup(const char *s) {
-  size_t n = strlen(s) + 1;
-  char *p = malloc(n); /* called from here: tracked */
-  if (p) memcpy(p, s, n);
-  return p;
-}
-
-static bool injection_works(void) {
-  void *(*volatile alloc)(size_t) = malloc; /* so the compiler cannot drop the call */
-  fail_in = 0;
-  void *p = alloc(16);
-  fail_in = -1;
-  free(p);
-  return p == NULL;
-}
-#else
-static long fail_in = -1, live, allocs;
-static bool injection_works(void) { return false; }
-#endif
+/* Allocation failure injection and leak counting come from failalloc.h. */
 
 /* Runs def with the k-th allocation failing, for every k until it succeeds:
  * each failure must be RSTATE_ENOMEM (with a sentence naming the variable),
