@@ -21,15 +21,18 @@ struct rstate__batch {
 
 /* Each thread keeps its last freed small batch for its next change: an
  * inline set and its delivery happen on one thread, so most changes then
- * cost no malloc. The spare is freed when the thread exits. */
-#define SPARE_SIZE 512
-static _Thread_local void *spare;
+ * cost no malloc. Blocks keep their exact size (a queued batch freed on the
+ * dispatch thread never returns to the setter's spare, so rounding sizes up
+ * would only waste memory); the spare serves any change it fits. It is
+ * freed when the thread exits. */
+#define SPARE_MAX 512
+static _Thread_local rstate__batch *spare;
 static _Thread_local bool spare_registered;
 static pthread_key_t spare_key;
 static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
 
 static void spare_release(void *slot) {
-  void **p = slot;
+  rstate__batch **p = slot;
   free(*p);
   *p = NULL;
 }
@@ -37,18 +40,18 @@ static void spare_release(void *slot) {
 static void spare_key_create(void) { pthread_key_create(&spare_key, spare_release); }
 
 static void *batch_alloc(size_t size, size_t *got) {
-  if (size > SPARE_SIZE) {
-    *got = size;
-    return malloc(size);
+  if (spare && spare->size >= size) {
+    void *p = spare;
+    *got = spare->size;
+    spare = NULL;
+    return p;
   }
-  *got = SPARE_SIZE;
-  void *p = spare;
-  spare = NULL;
-  return p ? p : malloc(SPARE_SIZE);
+  *got = size;
+  return malloc(size);
 }
 
 static void batch_free(rstate__batch *b) {
-  if (b->size != SPARE_SIZE || spare) {
+  if (b->size > SPARE_MAX || spare) {
     free(b);
     return;
   }
