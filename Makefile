@@ -179,9 +179,11 @@ fuzz:
 
 # Benchmarks build their own optimised copy of the library (build-bench/).
 bench:
+	@sh tests/deps.sh bench
 	sh bench/run.sh
 
 bench-peers:
+	@sh tests/deps.sh bench
 	sh bench/run.sh --peers
 
 clean:
