@@ -54,8 +54,10 @@ $(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) include/reactivestate.h include/re
 	@mkdir -p $(dir $@)
 	$(CC) $(LIB_CPPFLAGS) $(CPPFLAGS) $(LIB_CFLAGS) $(CFLAGS) -c $< -o $@
 
+# -z nodelete: the library registers a thread-exit destructor (event.c), so
+# it must stay mapped after a dlclose.
 $(SHARED): $(OBJS)
-	$(CC) -shared -Wl,-soname,$(SONAME) $(CFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(LIBS)
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,-z,nodelete $(CFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(LIBS)
 
 $(BUILD)/libreactivestate.so: $(SHARED)
 	ln -sf libreactivestate.so.$(VERSION) $(BUILD)/$(SONAME)

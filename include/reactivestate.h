@@ -183,9 +183,10 @@ RSTATE_API const char *rstate_type_name(rstate_type t);
  * A pattern is a POSIX extended regular expression that must match the WHOLE
  * value; it is compiled once, at define time. Patterns whose compilation
  * could take unbounded memory are refused with RSTATE_EINVAL: longer than
- * 1024 bytes, a repetition stacked directly on another ("a**", "a{2}{3}"),
- * anything repeated more than 10000 times once nested bounds multiply
- * ("(a{1,200}){1,200}"), or groups nested more than 32 deep.
+ * 1024 bytes, a repetition stacked directly on another ("a**", "a{2}{3}",
+ * and so the PCRE-style lazy "a*?"), a bound above 1000, groups nested more
+ * than 32 deep, or more than 4000 atoms once every repetition is unrolled
+ * ("(a{1,200}){1,200}", twenty nested "(...)+").
  *
  * A module value is a dotted identifier: "Name" or "A.B.Name", each part
  * [A-Za-z_][A-Za-z0-9_]*. With a namespace, the value must be

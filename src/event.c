@@ -31,10 +31,14 @@ static _Thread_local bool spare_registered;
 static pthread_key_t spare_key;
 static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
 
+/* Runs on the exiting thread; a later thread-exit destructor that sets a
+ * variable registers the key again (glibc reruns destructors), so nothing
+ * leaks. */
 static void spare_release(void *slot) {
   rstate__batch **p = slot;
   free(*p);
   *p = NULL;
+  spare_registered = false;
 }
 
 static void spare_key_create(void) { pthread_key_create(&spare_key, spare_release); }

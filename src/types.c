@@ -459,60 +459,71 @@ static char *anchor_pattern(const char *pat, const char **why) {
 
 /* Compiles pattern (given: non-empty) into spec: RSTATE_EINVAL with
  * regerror's text, RSTATE_ENOMEM. */
-/* glibc's regcomp takes memory that grows exponentially with stacked
- * quantifiers ("f++++++++++++++++++++++" takes gigabytes) and
- * multiplicatively with nested repetition bounds ("(a{1,200}){1,200}"), so a
- * pattern from an untrusted schema could exhaust memory. Such patterns are
- * refused: at most PATTERN_MAX_LEN bytes, no quantifier directly after
- * another, and no atom repeated more than PATTERN_MAX_COPIES times once
- * nested bounds are multiplied out. Returns why, or NULL when acceptable;
- * syntax errors are left to regcomp. */
+/* glibc's regcomp expands repetition into copies of what is repeated ("x+"
+ * becomes "xx*", "x{2,5}" five copies), copies of copies when repetition
+ * nests, and its memory grows faster than the copies. So a short pattern
+ * from an untrusted schema could exhaust memory ("f++++++++++++++++++++++"
+ * takes gigabytes). Patterns are refused when they are longer than
+ * PATTERN_MAX_LEN bytes, stack a repetition directly on another, bound a
+ * repetition above PATTERN_MAX_BOUND, nest groups deeper than
+ * PATTERN_MAX_DEPTH, or when the atoms after expansion — every atom of
+ * every alternative counted, times what repeats it — exceed
+ * PATTERN_MAX_ATOMS. Returns why, or NULL when acceptable; syntax errors are
+ * left to regcomp. */
 #define PATTERN_MAX_LEN 1024
-#define PATTERN_MAX_COPIES 10000UL
+#define PATTERN_MAX_BOUND 1000UL
+#define PATTERN_MAX_ATOMS 4000UL
 #define PATTERN_MAX_DEPTH 32
 
 static const char *pattern_too_costly(const char *p) {
   if (strlen(p) > PATTERN_MAX_LEN) return "is longer than 1024 bytes";
-  unsigned long widest[PATTERN_MAX_DEPTH + 1] = {1}; /* most copies of anything in each open group */
+  unsigned long size[PATTERN_MAX_DEPTH + 1] = {0}; /* atoms after expansion in each open group */
   int depth = 0;
-  unsigned long last = 0; /* copies of the last atom; 0: nothing a quantifier could apply to */
-  bool quantified = false;
+  unsigned long last = 0; /* size of the last atom; 0: nothing a repetition could apply to */
+  bool repeated = false;
   for (size_t i = 0; p[i]; i++) {
     char c = p[i];
     if (c == '*' || c == '+' || c == '?' || c == '{') {
-      if (quantified) return "stacks one repetition directly on another";
-      quantified = true;
-      if (c != '{') continue;
-      unsigned long lo = 0, hi = 0;
-      size_t k = i + 1;
-      while (p[k] >= '0' && p[k] <= '9' && lo <= PATTERN_MAX_COPIES) lo = lo * 10 + (unsigned long)(p[k++] - '0');
-      hi = lo;
-      if (p[k] == ',') {
-        k++;
-        if (p[k] >= '0' && p[k] <= '9') hi = 0;
-        while (p[k] >= '0' && p[k] <= '9' && hi <= PATTERN_MAX_COPIES) hi = hi * 10 + (unsigned long)(p[k++] - '0');
+      if (repeated) return "stacks one repetition directly on another";
+      repeated = true;
+      unsigned long copies = c == '+' ? 2 : 1;
+      if (c == '{') {
+        unsigned long lo = 0, hi;
+        size_t k = i + 1;
+        while (p[k] >= '0' && p[k] <= '9' && lo <= PATTERN_MAX_BOUND) lo = lo * 10 + (unsigned long)(p[k++] - '0');
+        while (p[k] >= '0' && p[k] <= '9') k++; /* digits past the limit */
+        hi = lo;
+        if (p[k] == ',') {
+          k++;
+          hi = lo + 1; /* "{n,}": n copies and a starred one */
+          if (p[k] >= '0' && p[k] <= '9') hi = 0;
+          while (p[k] >= '0' && p[k] <= '9' && hi <= PATTERN_MAX_BOUND) hi = hi * 10 + (unsigned long)(p[k++] - '0');
+          while (p[k] >= '0' && p[k] <= '9') k++;
+        }
+        if (p[k] != '}') continue; /* not a bound: regcomp decides */
+        i = k;
+        if (lo > PATTERN_MAX_BOUND || hi > PATTERN_MAX_BOUND) return "bounds a repetition above 1000";
+        copies = hi ? hi : 1;
       }
-      if (p[k] != '}') continue; /* not a bound: regcomp decides */
-      i = k;
-      unsigned long copies = (last ? last : 1) * (hi ? hi : 1);
-      if (hi > PATTERN_MAX_COPIES || copies > PATTERN_MAX_COPIES) return "repeats something more than 10000 times";
-      if (copies > widest[depth]) widest[depth] = copies;
-      last = copies;
+      size[depth] += last * (copies - 1);
+      last *= copies;
+      if (size[depth] > PATTERN_MAX_ATOMS) return "expands to more than 4000 atoms once repetition is unrolled";
       continue;
     }
-    quantified = false;
+    repeated = false;
     if (c == '(') {
       if (depth == PATTERN_MAX_DEPTH) return "nests groups more than 32 deep";
-      widest[++depth] = 1;
+      size[++depth] = 0;
       last = 0;
       continue;
     }
     if (c == ')' && depth > 0) {
-      last = widest[depth--];
-      if (last > widest[depth]) widest[depth] = last;
+      last = size[depth--];
+      size[depth] += last;
+      if (size[depth] > PATTERN_MAX_ATOMS) return "expands to more than 4000 atoms once repetition is unrolled";
       continue;
     }
-    if (c == '|') {
+    if (c == '|') { /* alternatives are all compiled: their atoms add up */
       last = 0;
       continue;
     }
@@ -535,6 +546,7 @@ static const char *pattern_too_costly(const char *p) {
       i = k;
     }
     last = 1;
+    if (++size[depth] > PATTERN_MAX_ATOMS) return "expands to more than 4000 atoms once repetition is unrolled";
   }
   return NULL;
 }

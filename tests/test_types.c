@@ -1263,8 +1263,16 @@ Test(types, concurrent_checks) {
 /* ---- patterns whose compilation could exhaust memory ---------------------- */
 
 Test(types, patterns_that_could_exhaust_memory_are_refused) {
-  const char *bad[] = {"f++++++++++++++++++++++", "a**", "a{2}{3}", "(a{1,200}){1,200}", "a{20000}",
-                       "((((((((((((((((((((((((((((((((((a))))))))))))))))))))))))))))))))))"};
+  static char nested[128], sequence[1100];
+  nested[0] = sequence[0] = '\0';
+  for (int i = 0; i < 22; i++) strcat(nested, "(");
+  strcat(nested, "f");
+  for (int i = 0; i < 22; i++) strcat(nested, ")+"); /* each level doubles what glibc builds */
+  strcat(sequence, "(");
+  for (int i = 0; i < 100; i++) strcat(sequence, "a{1,99}");
+  strcat(sequence, ")");
+  const char *bad[] = {"f++++++++++++++++++++++", "a**", "a{2}{3}", "(a{1,200}){1,200}", "a{20000}", "a{0,10000}",
+                       nested, sequence, "((((((((((((((((((((((((((((((((((a))))))))))))))))))))))))))))))))))"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     rstate_constraints c = {.pattern = bad[i]};
     rstate_var_def d = {"code", RSTATE_TYPE_STRING, rstate_string(""), &c, NULL};
@@ -1284,7 +1292,7 @@ Test(types, patterns_that_could_exhaust_memory_are_refused) {
 
 Test(types, ordinary_repetition_is_accepted) {
   const char *good[] = {"[a-z]{1,255}", "a{1,100}b{1,100}", "(a*)*", "[[:alpha:]]+[0-9]{2}", "(x|y){2,3}",
-                        "[+*?]+", "a\\++"};
+                        "[+*?]+", "a\\++", "a{1,1000}", "(foo|bar|baz)+", "^[A-Za-z_][A-Za-z0-9_]*$"};
   for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
     rstate_constraints c = {.pattern = good[i], .max_length = 0};
     rstate_var_def d = {"code", RSTATE_TYPE_STRING, rstate_string(""), &c, NULL};
