@@ -436,8 +436,11 @@ RSTATE_API int rstate_watch(rstate_store *s, const char *const *names, size_t n,
  * thread it waits for a running call to finish and destroy has run when it
  * returns; from inside the watch's own fn or filter it returns at once and
  * destroy runs right after that call returns. Events still queued for the
- * watch are dropped. Errors: RSTATE_EINVAL, RSTATE_ENOTFOUND (no such watch,
- * or already ended). */
+ * watch are dropped. Because it waits, two callbacks running on two threads
+ * that each unwatch the other's watch wait for each other for ever: end
+ * such pairs from outside their callbacks, or by returning RSTATE_UNWATCH.
+ * Errors: RSTATE_EINVAL, RSTATE_ENOTFOUND (no such watch, or already
+ * ended). */
 RSTATE_API int rstate_unwatch(rstate_store *s, rstate_watch_id id);
 
 typedef struct rstate_watch_stats {
