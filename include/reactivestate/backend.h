@@ -35,6 +35,9 @@
 extern "C" {
 #endif
 
+/* Version 1 is the table and the structs below as released in 0.1.0. A
+ * later version adds members only at the end, and the front end reads them
+ * only from backends that declare that version. */
 #define RSTATE_BACKEND_VERSION 1
 
 typedef struct rstate_backend rstate_backend; /* the backend's own state */
