@@ -30,6 +30,8 @@ typedef struct target {
   size_t change;
 } target;
 
+#define EXACT_SLOTS 1024
+
 struct rstate__registry {
   pthread_mutex_t lock;
   rstate__map exact;
@@ -42,6 +44,11 @@ struct rstate__registry {
   target *targets; /* scratch for emit, kept to avoid reallocating */
   size_t cap_targets;
   atomic_size_t live;
+  /* A look before the lock: how many exact-name lists hash to each slot
+   * (255: many, never lowered again) and how many prefix lists exist. A
+   * change whose slot is 0, with no prefix list, reaches no watch. */
+  _Atomic uint8_t exact_slots[EXACT_SLOTS];
+  atomic_size_t prefixes;
 };
 
 rstate__registry *rstate__registry_new(void) {
@@ -100,7 +107,13 @@ static wlist *list_for(rstate__registry *r, const char *pattern, bool create) {
   l->len = len;
   l->hash = h;
   rstate__map_put(m, l->key, len, h, l);
-  if (prefix) r->prefix_lens[len]++;
+  if (prefix) {
+    r->prefix_lens[len]++;
+    atomic_fetch_add(&r->prefixes, 1);
+  } else {
+    uint8_t n = atomic_load(&r->exact_slots[h % EXACT_SLOTS]);
+    if (n < 255) atomic_store(&r->exact_slots[h % EXACT_SLOTS], n + 1);
+  }
   return l;
 }
 
@@ -165,7 +178,13 @@ static void list_remove(rstate__registry *r, const char *pattern, rstate__watch 
   }
   if (l->n) return;
   rstate__map_del(prefix ? &r->prefix : &r->exact, l->key, l->len, l->hash);
-  if (prefix) r->prefix_lens[len]--;
+  if (prefix) {
+    r->prefix_lens[len]--;
+    atomic_fetch_sub(&r->prefixes, 1);
+  } else {
+    uint8_t n = atomic_load(&r->exact_slots[l->hash % EXACT_SLOTS]);
+    if (n < 255) atomic_store(&r->exact_slots[l->hash % EXACT_SLOTS], n - 1);
+  }
   free(l->w);
   free(l);
 }
@@ -268,7 +287,20 @@ static bool collect_one(rstate__watch *w, void *ud) {
 
 bool rstate__registry_live(rstate__registry *r) { return atomic_load_explicit(&r->live, memory_order_acquire) != 0; }
 
+/* Whether some change may reach a watch; false means none can, without
+ * taking the lock. Called under the backend's serialization: a watch
+ * registered after this look takes its snapshot after the change. */
+static bool may_reach(rstate__registry *r, const rstate_change *changes, size_t n) {
+  if (atomic_load_explicit(&r->prefixes, memory_order_acquire)) return true;
+  for (size_t i = 0; i < n; i++) {
+    uint64_t h = changes[i].name_hash ? changes[i].name_hash : rstate__hash(changes[i].name, strlen(changes[i].name));
+    if (atomic_load_explicit(&r->exact_slots[h % EXACT_SLOTS], memory_order_acquire)) return true;
+  }
+  return false;
+}
+
 int rstate__registry_emit(rstate__registry *r, const rstate_change *changes, size_t n, uint32_t depth) {
+  if (!may_reach(r, changes, n)) return RSTATE_OK;
   pthread_mutex_lock(&r->lock);
   collect c = {r, 0, 0};
   for (c.change = 0; c.change < n; c.change++) {

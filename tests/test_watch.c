@@ -350,3 +350,30 @@ Test(watch, a_change_made_by_destroy_is_delivered_when_unwatch_returns) {
   cr_assert_eq(r.n, 1, "the change made inside destroy reached the other watch");
   cr_assert_float_eq(r.ev[0].new_value.u.f, 42.0, 1e-12);
 }
+
+static int count_cb(const rstate_event *ev, void *ud) {
+  (void)ev;
+  (*(int *)ud)++;
+  return RSTATE_CONTINUE;
+}
+
+/* The registry looks at a per-name-hash count before taking its lock: after
+ * many watches come and go, every remaining watch must still get its events. */
+Test(watch, every_remaining_watch_is_reached_after_many_come_and_go) {
+  enum { N = 1500 };
+  static int hits[N];
+  static rstate_watch_id ids[N];
+  char name[32];
+  for (int i = 0; i < N; i++) {
+    snprintf(name, sizeof name, "var.%d", i);
+    h_define_ok(s, name, RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+    const char *names[] = {name};
+    ASSERT_RC(rstate_watch(s, names, 1, count_cb, &hits[i], NULL, &ids[i]), RSTATE_OK);
+  }
+  for (int i = 0; i < N; i += 2) ASSERT_RC(rstate_unwatch(s, ids[i]), RSTATE_OK);
+  for (int i = 0; i < N; i++) {
+    snprintf(name, sizeof name, "var.%d", i);
+    ASSERT_RC(rstate_set_int(s, name, 1), RSTATE_OK);
+    cr_assert_eq(hits[i], i % 2, "var.%d: %d events, want %d", i, hits[i], i % 2);
+  }
+}
