@@ -377,3 +377,22 @@ Test(watch, every_remaining_watch_is_reached_after_many_come_and_go) {
     cr_assert_eq(hits[i], i % 2, "var.%d: %d events, want %d", i, hits[i], i % 2);
   }
 }
+
+static int filter_calls;
+static bool count_filter(const rstate_event *ev, void *ud) {
+  (void)ev, (void)ud;
+  filter_calls++;
+  return true;
+}
+
+/* Guarantee 4: a filter runs at delivery, not when the change is made. */
+Test(watch, a_queued_watch_runs_its_filter_at_delivery) {
+  rstate_watch_opts o = {.queued = true, .filter = count_filter};
+  rec_watch1(s, &r, "temperature", &o);
+  ASSERT_RC(rstate_set_float(s, "temperature", 1.0), RSTATE_OK);
+  ASSERT_RC(rstate_set_float(s, "temperature", 2.0), RSTATE_OK);
+  cr_assert_eq(filter_calls, 0, "the filter ran inside rstate_set, before delivery");
+  cr_assert_eq(rstate_dispatch(s, 0), 2);
+  cr_assert_eq(filter_calls, 2);
+  cr_assert_eq(r.n, 2);
+}

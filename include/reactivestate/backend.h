@@ -96,7 +96,11 @@ typedef struct rstate_backend_ops {
   int (*get_many)(rstate_backend *b, const char *const *names, size_t n, rstate_value *out, uint64_t *revision);
   /* Calls fn for every variable matching one of the patterns (exact names,
    * or prefixes ending in '*'; "*" is everything), each variable once, from
-   * one consistent snapshot whose revision goes to *revision. */
+   * one consistent snapshot whose revision goes to *revision. The snapshot
+   * must be serialized with the changes (the same lock): every change
+   * emitted before it is in it, none emitted after. The front end relies on
+   * this for include_initial: it registers a watch, then takes the snapshot,
+   * and drops the queued changes the snapshot already shows. */
   int (*snapshot)(rstate_backend *b, const char *const *patterns, size_t n, rstate_snapshot_fn fn, void *ud,
                   uint64_t *revision);
   /* All or nothing, one revision for every item that changes. expected is
