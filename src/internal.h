@@ -85,6 +85,31 @@ const rstate_value *rstate__spec_initial(const rstate__spec *spec);
  * fails. Any thread may call it: a spec is immutable. */
 int rstate__spec_check(const rstate__spec *spec, const rstate_value *in, rstate_value *out);
 
+/* ---- tap.c: every change, whole revisions, for a server ----------------- */
+
+/* Under the backend's lock, in revision order, for every emitted revision:
+ * prepare copies what publish will need into *out (RSTATE_ENOMEM with a
+ * sentence: the change is then abandoned, as when a watch cannot queue it);
+ * then exactly one of publish (the change is accepted) or discard (it was
+ * abandoned) gets that copy. None of them may call the store. */
+typedef struct rstate__tap {
+  int (*prepare)(void *ud, const rstate_change *changes, size_t n, void **out);
+  void (*publish)(void *ud, void *prepared);
+  void (*discard)(void *ud, void *prepared);
+  void *ud;
+} rstate__tap;
+
+#define RSTATE_TAPS 4
+/* Starts calling tap (which must stay valid until removed); RSTATE_ELIMIT
+ * when RSTATE_TAPS are in use. */
+int rstate__tap_add(rstate_store *s, const rstate__tap *tap);
+/* Stops calling tap; returns once no call of it is in progress. */
+void rstate__tap_remove(rstate_store *s, const rstate__tap *tap);
+/* rstate_host_emit with taps: prepares every tap, runs emit, then publishes
+ * or discards. */
+int rstate__tap_emit(rstate_store *s, const rstate_change *changes, size_t n,
+                     int (*emit)(rstate_store *s, const rstate_change *changes, size_t n));
+
 /* ---- schema.c ----------------------------------------------------------- */
 
 /* rstate_load_schema on text already in memory: len bytes, any bytes (need

@@ -25,6 +25,7 @@ static const struct {
   if (!(name)) return rstate__err(RSTATE_EINVAL, "%s: name is NULL", fn)
 
 static void free_stripes(rstate_store *s) {
+  pthread_rwlock_destroy(&s->tap_lock);
   for (int i = 0; i < RSTATE_STRIPES; i++) {
     pthread_mutex_destroy(&s->stripes[i].lock);
     pthread_cond_destroy(&s->stripes[i].idle);
@@ -55,6 +56,7 @@ int rstate_open_backend(rstate_store **out, const rstate_backend_ops *ops, const
   s->opts.token = s->token;
   s->host.store = s;
   s->ops = ops;
+  pthread_rwlock_init(&s->tap_lock, NULL);
   for (int i = 0; i < RSTATE_STRIPES; i++) {
     pthread_mutex_init(&s->stripes[i].lock, NULL);
     pthread_cond_init(&s->stripes[i].idle, NULL);

@@ -5,6 +5,8 @@
 #ifndef RSTATE_STORE_H
 #define RSTATE_STORE_H
 
+#include <stdatomic.h>
+
 #include "internal.h"
 #include "watch.h"
 
@@ -33,6 +35,10 @@ struct rstate_store {
   rstate__registry *registry;
   rstate__dispatch *dispatch;
   rstate__stripe stripes[RSTATE_STRIPES];
+  /* tap.c: servers serving this store */
+  pthread_rwlock_t tap_lock;
+  const rstate__tap *taps[RSTATE_TAPS];
+  atomic_int n_taps;
 };
 
 #endif

@@ -38,9 +38,15 @@ int rstate__cascade_check(const char *fn, const char *name) {
   return RSTATE_OK;
 }
 
+static int emit(rstate_store *s, const rstate_change *changes, size_t n) {
+  if (!rstate__registry_live(s->registry)) return RSTATE_OK;
+  return rstate__registry_emit(s->registry, changes, n, tls.in_callback ? tls.depth + 1 : 0);
+}
+
 int rstate_host_emit(rstate_host *h, const rstate_change *changes, size_t n) {
-  if (!h || !changes || !n || !rstate__registry_live(h->store->registry)) return RSTATE_OK;
-  return rstate__registry_emit(h->store->registry, changes, n, tls.in_callback ? tls.depth + 1 : 0);
+  if (!h || !changes || !n) return RSTATE_OK;
+  if (atomic_load_explicit(&h->store->n_taps, memory_order_relaxed)) return rstate__tap_emit(h->store, changes, n, emit);
+  return emit(h->store, changes, n);
 }
 
 void rstate_host_deliver(rstate_host *h) {

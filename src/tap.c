@@ -1,0 +1,59 @@
+/*
+ * tap.c — a copy of every change for whoever serves the store (server.c).
+ *
+ * A server keeps a history of the store's changes and streams them to its
+ * clients. It cannot get them from a watch: a watch sees one event at a time
+ * and cannot tell where a revision's batch ends, and its callback runs after
+ * the change. A tap sees each revision whole, in revision order, under the
+ * backend's lock, in the same all-or-nothing step as the watches: prepare
+ * (may fail, and then the change is abandoned), then publish or discard.
+ */
+#include <stdlib.h>
+
+#include "store.h"
+
+int rstate__tap_add(rstate_store *s, const rstate__tap *tap) {
+  int rc = rstate__err(RSTATE_ELIMIT, "a store can be served by at most %d servers at once", RSTATE_TAPS);
+  pthread_rwlock_wrlock(&s->tap_lock);
+  for (int i = 0; i < RSTATE_TAPS; i++) {
+    if (!s->taps[i]) {
+      s->taps[i] = tap;
+      atomic_fetch_add(&s->n_taps, 1);
+      rc = RSTATE_OK;
+      break;
+    }
+  }
+  pthread_rwlock_unlock(&s->tap_lock);
+  return rc;
+}
+
+void rstate__tap_remove(rstate_store *s, const rstate__tap *tap) {
+  pthread_rwlock_wrlock(&s->tap_lock); /* waits for an emit in progress */
+  for (int i = 0; i < RSTATE_TAPS; i++) {
+    if (s->taps[i] == tap) {
+      s->taps[i] = NULL;
+      atomic_fetch_sub(&s->n_taps, 1);
+    }
+  }
+  pthread_rwlock_unlock(&s->tap_lock);
+}
+
+int rstate__tap_emit(rstate_store *s, const rstate_change *changes, size_t n,
+                     int (*emit)(rstate_store *s, const rstate_change *changes, size_t n)) {
+  void *prepared[RSTATE_TAPS] = {0};
+  int rc = RSTATE_OK;
+  pthread_rwlock_rdlock(&s->tap_lock);
+  int i = 0;
+  for (; i < RSTATE_TAPS && !rc; i++)
+    if (s->taps[i]) rc = s->taps[i]->prepare(s->taps[i]->ud, changes, n, &prepared[i]);
+  if (!rc) rc = emit(s, changes, n);
+  for (int j = 0; j < i; j++) {
+    if (!s->taps[j] || !prepared[j]) continue;
+    if (rc)
+      s->taps[j]->discard(s->taps[j]->ud, prepared[j]);
+    else
+      s->taps[j]->publish(s->taps[j]->ud, prepared[j]);
+  }
+  pthread_rwlock_unlock(&s->tap_lock);
+  return rc;
+}
