@@ -192,3 +192,4 @@ clean:
 	rm -rf build build-asan build-tsan build-bench build-fuzz
 
 -include $(wildcard $(BUILD)/obj/*.d)
+include mk/tools.mk
