@@ -431,8 +431,8 @@ int snapshot_restore(rstate_store *s, const char *path, snapshot_warn_fn warn, v
     int rc = rstate_info(s, e->name, &info);
     if (rc == RSTATE_OK) {
       if (info.type != e->type) {
-        warnf(warn, ud, "%s:%zu: %s: not restored: the snapshot has a %s, the store a %s", path, e->line, e->name,
-              rstate_type_name(e->type), rstate_type_name(info.type));
+        warnf(warn, ud, "%s:%zu: %s: not restored: its type is %s in the snapshot, %s in the store", path, e->line,
+              e->name, rstate_type_name(e->type), rstate_type_name(info.type));
         continue;
       }
       rc = rstate_set(s, e->name, &e->value, NULL);
