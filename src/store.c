@@ -43,6 +43,9 @@ int rstate_open_backend(rstate_store **out, const rstate_backend_ops *ops, const
       !ops->set_many || !ops->revision)
     return rstate__err(RSTATE_EINVAL, "rstate_open: backend \"%s\" lacks a required operation",
                        ops->name ? ops->name : "?");
+  if (ops->version >= 2 && !ops->subscribe != !ops->unsubscribe)
+    return rstate__err(RSTATE_EINVAL, "rstate_open: backend \"%s\" has only one of subscribe and unsubscribe",
+                       ops->name ? ops->name : "?");
   if (opts && (opts->connect_timeout_ms < 0 || opts->request_timeout_ms < 0 || opts->heartbeat_ms < 0))
     return rstate__err(RSTATE_EINVAL, "rstate_open: timeouts and heartbeat_ms must not be negative");
 
