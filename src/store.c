@@ -11,12 +11,15 @@
 #include "store.h"
 
 extern const rstate_backend_ops rstate__local_ops;
+extern const rstate_backend_ops rstate__remote_ops;
 
 static const struct {
   const char *scheme; /* including the colon */
   const rstate_backend_ops *ops;
 } schemes[] = {
     {"mem:", &rstate__local_ops},
+    {"unix:", &rstate__remote_ops},
+    {"tcp:", &rstate__remote_ops},
 };
 
 #define CHECK_STORE(s, fn) \
@@ -87,8 +90,6 @@ int rstate_open(rstate_store **out, const char *uri, const rstate_options *opts)
     if (strncmp(uri, schemes[i].scheme, strlen(schemes[i].scheme)) == 0)
       return rstate_open_backend(out, schemes[i].ops, uri, opts);
   }
-  if (strncmp(uri, "unix:", 5) == 0 || strncmp(uri, "tcp:", 4) == 0)
-    return rstate__err(RSTATE_ENOTSUP, "rstate_open: \"%s\": remote stores are not available in this build", uri);
   return rstate__err(RSTATE_EINVAL, "rstate_open: \"%s\" is not a store URI (mem:, unix:/path, tcp:host:port)", uri);
 }
 
