@@ -46,6 +46,7 @@ typedef struct command {
   const tool_opt *opts;
   size_t min_pos, max_pos;
   int (*run)(rstate_store *s, const tool_args *a);
+  int (*check)(const tool_args *a); /* usage checks before connecting; NULL: none */
 } command;
 
 static const command *current; /* the command being run, for messages */
@@ -135,6 +136,14 @@ static int cmd_set(rstate_store *s, const tool_args *a) {
   return rc == RSTATE_OK ? 0 : lib_failure(rc);
 }
 
+static int check_set(const tool_args *a) {
+  const char *ifv = tool_args_get(a, SET_IF_VERSION);
+  unsigned long long expected;
+  if (ifv && tool_parse_u64(ifv, UINT64_MAX, &expected) != 0)
+    return usage_error("--if-version: \"%s\" is not a version number", ifv);
+  return 0;
+}
+
 /* ---- set-many ------------------------------------------------------------ */
 
 enum { SETMANY_SOURCE = OPT_FIRST };
@@ -169,6 +178,14 @@ static int cmd_set_many(rstate_store *s, const tool_args *a) {
   free(names);
   free(items);
   return status;
+}
+
+static int check_set_many(const tool_args *a) {
+  for (size_t i = 0; i < a->n_pos; i++) {
+    const char *eq = strchr(a->pos[i], '=');
+    if (!eq || eq == a->pos[i]) return usage_error("\"%s\" is not NAME=VALUE", a->pos[i]);
+  }
+  return 0;
 }
 
 /* ---- define -------------------------------------------------------------- */
@@ -269,6 +286,19 @@ static int cmd_define(rstate_store *s, const tool_args *a) {
   free(choice_list);
   free(choice_buf);
   return status;
+}
+
+static int check_define(const tool_args *a) {
+  rstate_type type;
+  if (tv_parse_type(a->pos[1], &type) != 0)
+    return usage_error("\"%s\" is not a type (float, integer, boolean, string, choice, module)", a->pos[1]);
+  rstate_value bound;
+  size_t length;
+  int status;
+  if ((status = parse_bound(a, DEF_MIN, type, &bound)) || (status = parse_bound(a, DEF_MAX, type, &bound)) ||
+      (status = parse_length(a, DEF_MIN_LENGTH, &length)) || (status = parse_length(a, DEF_MAX_LENGTH, &length)))
+    return status;
+  return 0;
 }
 
 /* ---- undefine ------------------------------------------------------------ */
@@ -528,17 +558,17 @@ static const tool_opt plain_opts[] = {COMMON_OPTS, {NULL, false}};
 
 static const command commands[] = {
     {"get", "get NAME...", "Print the values of the variables, one a line, in the order given, read at one\n"
-                           "revision. Strings are printed as they are.\n", plain_opts, 1, SIZE_MAX, cmd_get},
+                           "revision. Strings are printed as they are.\n", plain_opts, 1, SIZE_MAX, cmd_get, NULL},
     {"set", "set NAME VALUE [--source S] [--if-version N]",
      "Set a variable. VALUE is read by the variable's type: a number for float and\n"
      "integer, true/false/yes/no/on/off/1/0 for boolean, the text itself otherwise.\n"
      "  --source S      who changed it, delivered to watchers\n"
      "  --if-version N  set only if the variable's version is N (else exit 1)\n",
-     set_opts, 2, 2, cmd_set},
+     set_opts, 2, 2, cmd_set, check_set},
     {"set-many", "set-many NAME=VALUE... [--source S]",
      "Set several variables at once, all or nothing, under one revision.\n"
      "  --source S      who changed them, delivered to watchers\n",
-     set_many_opts, 1, SIZE_MAX, cmd_set_many},
+     set_many_opts, 1, SIZE_MAX, cmd_set_many, check_set_many},
     {"define", "define NAME TYPE DEFAULT [CONSTRAINT]...",
      "Define a variable. TYPE: float, integer, boolean, string, choice, module.\n"
      "  --min X, --max X      bounds of a float or integer (inclusive)\n"
@@ -547,12 +577,12 @@ static const command commands[] = {
      "  --namespace NS        a module's namespace\n"
      "  --min-length N, --max-length N   a string's length in bytes\n"
      "  --description TEXT    what the variable is for\n",
-     define_opts, 3, 3, cmd_define},
-    {"undefine", "undefine NAME", "Remove a variable.\n", plain_opts, 1, 1, cmd_undefine},
+     define_opts, 3, 3, cmd_define, check_define},
+    {"undefine", "undefine NAME", "Remove a variable.\n", plain_opts, 1, 1, cmd_undefine, NULL},
     {"list", "list [PATTERN]",
      "List the variables whose names match PATTERN (a shell glob, default all) as a\n"
      "table: NAME, TYPE, VALUE (strings quoted), VERSION.\n",
-     plain_opts, 0, 1, cmd_list},
+     plain_opts, 0, 1, cmd_list, NULL},
     {"watch", "watch NAME|PATTERN... [--initial] [--json]",
      "Print one line per change of the variables, until interrupted or the\n"
      "connection ends. A name ending in '*' covers every variable starting with\n"
@@ -561,11 +591,11 @@ static const command commands[] = {
      "  --initial   first the current value of each variable\n"
      "  --json      one JSON object per line: kind, name, type, old, new, version,\n"
      "              revision, timestamp_ns, source, meta, coalesced\n",
-     watch_opts, 1, SIZE_MAX, cmd_watch},
+     watch_opts, 1, SIZE_MAX, cmd_watch, NULL},
     {"info", "info NAME", "Print a variable's type, value, version, revision and time of last change.\n",
-     plain_opts, 1, 1, cmd_info},
+     plain_opts, 1, 1, cmd_info, NULL},
     {"stats", "stats", "Print the server's address, store revision and number of variables.\n", plain_opts, 0, 0,
-     cmd_stats},
+     cmd_stats, NULL},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -645,6 +675,7 @@ int main(int argc, char **argv) {
                          current->synopsis);
     goto out;
   }
+  if (current->check && (status = current->check(&a)) != 0) goto out;
 
   const char *uri = tool_args_get(&a, OPT_CONNECT);
   if (!uri) uri = getenv("RSTATE_URI");
@@ -672,6 +703,7 @@ int main(int argc, char **argv) {
     const char *why = rstate_last_error();
     fprintf(stderr, "rstate: cannot connect to %s: %s\n", uri, *why ? why : rstate_strerror(rc));
     status = rc == RSTATE_EINVAL ? EXIT_USAGE : EXIT_CONNECTION;
+    if (status == EXIT_USAGE) fputs("Try 'rstate --help'.\n", stderr);
     s = NULL;
     goto out;
   }
