@@ -107,18 +107,47 @@ void rstate__remote_finish(remote *r, waiter *w, int rc) {
   pthread_cond_broadcast(&r->cond);
 }
 
+/* An answer read by the connection thread outside a callback: its caller is
+ * released once the inline callbacks of the events that came before it have
+ * run (release_answered), so that in a program where one thread writes and
+ * watches, the callbacks of its write have run when the write returns, as
+ * on a mem: store. */
+static void answer(remote *r, waiter *w, int rc) {
+  if (tls_conn == r && !r->in_serve) {
+    rstate__remote_finish(r, w, rc);
+    return;
+  }
+  w->rc = rc;
+  remove_waiter(r, w);
+  w->next = r->answered;
+  r->answered = w;
+}
+
+static void release_answered(remote *r) {
+  while (r->answered) {
+    waiter *w = r->answered;
+    r->answered = w->next;
+    w->done = true;
+  }
+  pthread_cond_broadcast(&r->cond);
+}
+
 static void process_frames(remote *r);
 
 /* The connection thread waiting for its own request (from a callback):
  * read until the answer is in. */
 static void pump(remote *r, waiter *w, int64_t deadline) {
+  /* what arrives now may be caused by the write this callback waits for: it
+   * counts as one more link of a feedback chain (RSTATE_CASCADE_LIMIT) */
+  uint32_t saved = r->emit_depth;
+  r->emit_depth = rstate__emit_depth();
   while (!w->done && r->state == CONN_CONNECTED) {
     int fd = r->fd;
     pthread_mutex_unlock(&r->lock);
     struct pollfd p = {.fd = fd, .events = POLLIN};
     int n = poll(&p, 1, ms_until(deadline));
     pthread_mutex_lock(&r->lock);
-    if (n == 0) return; /* timed out */
+    if (n == 0) break; /* timed out */
     if (n < 0) continue;
     size_t room;
     uint8_t *buf = rstate__wire_reader_prepare(&r->reader, 65536, &room);
@@ -129,6 +158,7 @@ static void pump(remote *r, waiter *w, int64_t deadline) {
       rstate__remote_drop(r, k == 0 ? "the server closed the connection" : strerror(errno));
     }
   }
+  r->emit_depth = saved;
 }
 
 int rstate__remote_wait(remote *r, waiter *w) {
@@ -144,6 +174,11 @@ int rstate__remote_wait(remote *r, waiter *w) {
   }
   if (!w->done) {
     remove_waiter(r, w);
+    for (waiter **p = &r->answered; *p; p = &(*p)->next) /* answered, but too late */
+      if (*p == w) {
+        *p = w->next;
+        break;
+      }
     w->rc = w->rc ? w->rc : RSTATE_ETIMEDOUT;
   }
   pthread_mutex_unlock(&r->lock);
@@ -203,14 +238,14 @@ static void on_reply(remote *r, uint32_t req, const rstate__wire_msg *m) {
   if (m->type == RSTATE__WIRE_ERROR) {
     w->sentence = strdup(m->u.error.sentence);
     w->failed_index = m->u.error.failed_index;
-    rstate__remote_finish(r, w, m->u.error.code);
+    answer(r, w, m->u.error.code);
     return;
   }
   if (m->type != w->reply_type) {
     rstate__remote_drop(r, "the server answered a request with a frame of the wrong type");
     return;
   }
-  if (!w->on_reply || w->on_reply(w, m)) rstate__remote_finish(r, w, RSTATE_OK);
+  if (!w->on_reply || w->on_reply(w, m)) answer(r, w, RSTATE_OK);
 }
 
 static uint32_t reply_req(const rstate__wire_msg *m) {
@@ -430,13 +465,21 @@ static void serve(remote *r) {
       size_t room;
       uint8_t *buf = rstate__wire_reader_prepare(&r->reader, 65536, &room);
       ssize_t k = buf ? recv(fd, buf, room, MSG_DONTWAIT) : -1;
-      if (k > 0 && rstate__wire_reader_commit(&r->reader, (size_t)k) == RSTATE_OK)
+      if (k > 0 && rstate__wire_reader_commit(&r->reader, (size_t)k) == RSTATE_OK) {
+        r->in_serve = true;
         process_frames(r);
-      else if (k == 0 || (k < 0 && errno != EAGAIN && errno != EINTR))
+        r->in_serve = false;
+      } else if (k == 0 || (k < 0 && errno != EAGAIN && errno != EINTR)) {
         rstate__remote_drop(r, k == 0 ? "the server closed the connection" : strerror(errno));
+      }
     }
     pthread_mutex_unlock(&r->lock);
     rstate_host_deliver(r->host);
+    if (r->answered) { /* only this thread adds to the list */
+      pthread_mutex_lock(&r->lock);
+      release_answered(r);
+      pthread_mutex_unlock(&r->lock);
+    }
   }
 }
 

@@ -62,7 +62,10 @@ typedef struct remote {
   uint64_t instance;          /* the server instance subscriptions belong to */
   int64_t last_rx_ns;         /* monotonic: the last frame received */
   uint32_t next_req;
+  uint32_t emit_depth; /* feedback depth of the events taken now (pump) */
   waiter *waiters;
+  waiter *answered; /* answers read, released after the callbacks before them ran */
+  bool in_serve;    /* the connection thread is reading outside any callback */
   rsub *subs;
   uint64_t next_sub;
   pthread_t thread;

@@ -290,7 +290,7 @@ static void out_free(out *o) {
 
 static bool emit(remote *r, rsub *s, out *o) {
   if (!o->n) return true;
-  bool ok = rstate_host_emit_to(r->host, s->handle, o->c, o->coalesced, o->n) == RSTATE_OK;
+  bool ok = rstate__emit_to_depth(r->host, s->handle, o->c, o->coalesced, o->n, r->emit_depth) == RSTATE_OK;
   o->n = 0;
   return ok;
 }

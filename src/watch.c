@@ -38,9 +38,11 @@ int rstate__cascade_check(const char *fn, const char *name) {
   return RSTATE_OK;
 }
 
+uint32_t rstate__emit_depth(void) { return tls.in_callback ? tls.depth + 1 : 0; }
+
 static int emit(rstate_store *s, const rstate_change *changes, size_t n) {
   if (!rstate__registry_live(s->registry)) return RSTATE_OK;
-  return rstate__registry_emit(s->registry, changes, n, tls.in_callback ? tls.depth + 1 : 0);
+  return rstate__registry_emit(s->registry, changes, n, rstate__emit_depth());
 }
 
 int rstate_host_emit(rstate_host *h, const rstate_change *changes, size_t n) {
@@ -51,9 +53,14 @@ int rstate_host_emit(rstate_host *h, const rstate_change *changes, size_t n) {
 
 int rstate_host_emit_to(rstate_host *h, rstate_sub *sub, const rstate_change *changes, const uint32_t *coalesced,
                         size_t n) {
+  return rstate__emit_to_depth(h, sub, changes, coalesced, n, 0);
+}
+
+int rstate__emit_to_depth(rstate_host *h, rstate_sub *sub, const rstate_change *changes, const uint32_t *coalesced,
+                          size_t n, uint32_t depth) {
   if (!h || !sub || !changes || !n) return RSTATE_OK;
   rstate__watch *w = (rstate__watch *)sub;
-  rstate__batch *b = rstate__batch_new(changes, n, n, 0);
+  rstate__batch *b = rstate__batch_new(changes, n, n, depth);
   if (!b) return RSTATE_ENOMEM;
   for (size_t i = 0; i < n; i++) {
     rstate__node *node = rstate__batch_node(b, i);

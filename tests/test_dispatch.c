@@ -198,11 +198,7 @@ static rstate_store *open_with_thread(void) {
   rstate_options o;
   memset(&o, 0, sizeof o);
   o.dispatch_thread = true;
-  rstate_store *st = NULL;
-  int rc = rstate_open(&st, "mem:", &o);
-  cr_assert_eq(rc, RSTATE_OK, "rstate_open(mem:, dispatch_thread) returned %s: %s", rstate_error_name(rc),
-               rstate_last_error());
-  return st;
+  return h_open_opts(&o);
 }
 
 static rstate_watch_id watch_one(const char *name, rstate_watch_fn fn, bool queued) {
@@ -652,9 +648,7 @@ static void *dispatcher(void *arg) {
 /* rstate_dispatch may be called from any thread, at the same time too: two
  * threads dispatch debounced watches whose deadlines keep coming due. */
 Test(dispatch, two_threads_may_dispatch_debounced_watches_at_once, .timeout = 60) {
-  s = NULL;
-  int rc = rstate_open(&s, "mem:", NULL);
-  cr_assert_eq(rc, RSTATE_OK);
+  s = h_open();
   char name[8][8];
   for (int i = 0; i < 8; i++) {
     snprintf(name[i], sizeof name[i], "d%d", i);
