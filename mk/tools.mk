@@ -5,7 +5,8 @@
 #   make                 also builds $(BUILD)/tools/rstated and $(BUILD)/tools/rstate
 #   make check           also runs tests/tools/cli.sh (the binaries without a server)
 #                        and man-check (the pages format without a groff warning)
-#   make tools-integration  tests/tools/integration.sh: rstated and rstate over a socket
+#   make tools-integration  tests/tools/integration.py: rstated and rstate over a socket
+#                        (make check runs it too)
 #   make install         also installs both tools in BINDIR and their pages in MANDIR
 #
 # The tools link the static library, so they need nothing at run time, and
@@ -33,12 +34,13 @@ $(BUILD)/tools/%: tools/%.c $(TOOL_HELPERS) tools/*.h $(STATIC)
 $(BUILD)/tests/test_tools: $(TOOL_HELPERS) tools/*.h
 $(BUILD)/tests/test_tools: TEST_HELPERS += $(TOOL_HELPERS)
 
-check: tools-check man-check
+check: tools-check tools-integration man-check
 tools-check: $(TOOL_BINS)
 	@bash tests/tools/cli.sh $(BUILD)/tools
 
 tools-integration: $(TOOL_BINS)
-	@bash tests/tools/integration.sh $(BUILD)/tools
+	@command -v python3 >/dev/null || { echo "tools-integration: python3 is needed"; exit 1; }
+	@python3 tests/tools/integration.py $(BUILD)/tools
 
 # The pages must format without a warning (skipped when groff is missing).
 man-check:
