@@ -228,14 +228,16 @@ static int configure(int argc, char **argv, config *cfg, tool_args *a) {
 
 /* ---- running ------------------------------------------------------------- */
 
-static int write_snapshot(rstate_store *s, const char *path) {
+/* Writes the snapshot, logging success at level (debug when periodic, info
+ * at exit) and failure as an error. */
+static int write_snapshot(rstate_store *s, const char *path, int level) {
   char err[1024];
   size_t n = 0;
   if (snapshot_write(s, path, &n, err, sizeof err) != 0) {
     logf_(LOG_ERROR, "snapshot not written: %s", err);
     return -1;
   }
-  logf_(LOG_DEBUG, "snapshot written: %zu variables to %s", n, path);
+  logf_(level, "snapshot written: %zu variables to %s", n, path);
   return 0;
 }
 
@@ -270,7 +272,7 @@ static int serve(rstate_store *s, const config *cfg, int sfd) {
     }
     if (period && now_ms() >= next) {
       uint64_t rev = rstate_revision(s);
-      if (rev != saved_revision && write_snapshot(s, cfg->snapshot) == 0) saved_revision = rev;
+      if (rev != saved_revision && write_snapshot(s, cfg->snapshot, LOG_DEBUG) == 0) saved_revision = rev;
       next = now_ms() + period;
     }
   }
@@ -334,7 +336,7 @@ int main(int argc, char **argv) {
   if (sig > 0) logf_(LOG_INFO, "%s received: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   rstate_server_stop(srv);
   status = sig > 0 ? 0 : 1;
-  if (cfg.snapshot && write_snapshot(s, cfg.snapshot) != 0) status = 1;
+  if (cfg.snapshot && write_snapshot(s, cfg.snapshot, LOG_INFO) != 0) status = 1;
   if (status == 0) logf_(LOG_INFO, "stopped");
 
 out_store:
