@@ -241,6 +241,30 @@ static int write_snapshot(rstate_store *s, const char *path, int level) {
   return 0;
 }
 
+/* Fails fast, before serving, when the snapshot could not be written at
+ * exit: creates and removes a temporary file in its directory. */
+static int check_writable(const char *path) {
+  const char *slash = strrchr(path, '/');
+  char *tmp = NULL;
+  int r = slash ? asprintf(&tmp, "%.*s/.rstated-check.XXXXXX", (int)(slash - path), path)
+                : asprintf(&tmp, ".rstated-check.XXXXXX");
+  if (r < 0) {
+    logf_(LOG_ERROR, "out of memory");
+    return -1;
+  }
+  int fd = mkstemp(tmp);
+  if (fd < 0) {
+    logf_(LOG_ERROR, "%s: the snapshot could not be written: cannot create a file in its directory: %s", path,
+          strerror(errno));
+    free(tmp);
+    return -1;
+  }
+  close(fd);
+  unlink(tmp);
+  free(tmp);
+  return 0;
+}
+
 static int64_t now_ms(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
@@ -326,6 +350,7 @@ int main(int argc, char **argv) {
       logf_(LOG_INFO, "snapshot %s restored: %zu values set, %zu variables defined from it", cfg.snapshot, n_set,
             n_defined);
   }
+  if (cfg.snapshot && check_writable(cfg.snapshot) != 0) goto out_store;
   if (rstate_server_start(&srv, s, cfg.listen, &cfg.server) != RSTATE_OK) {
     logf_(LOG_ERROR, "cannot listen on %s: %s", cfg.listen, rstate_last_error());
     goto out_store;

@@ -2,7 +2,7 @@
 # cli.sh — the rstate and rstated binaries where no server is needed: help
 # and version, every usage error (exit 2, a sentence and a "Try" hint),
 # a missing daemon (exit 3), and rstated's start-up failures (exit 1 with a
-# sentence: token file, schema, snapshot). Run by `make check`.
+# sentence: token file, schema, snapshot unreadable or unwritable). Run by `make check`.
 # Usage: cli.sh BINDIR   (the directory holding rstate and rstated)
 set -u
 bindir=${1:?usage: cli.sh BINDIR}
@@ -111,6 +111,8 @@ expect 1 "schema not loaded: $work/none.ini" "" -- "$rstated" --schema "$work/no
 printf 'not a snapshot\n' >"$work/bad.snap"
 expect 1 "snapshot not restored: $work/bad.snap:1: not a snapshot file" "" -- \
   "$rstated" --snapshot "$work/bad.snap" --listen "unix:$work/d.sock"
+expect 1 "$work/no/dir/x.snap: the snapshot could not be written" "" -- \
+  "$rstated" --snapshot "$work/no/dir/x.snap" --listen "unix:$work/d.sock"
 [ "$(cat "$work/bad.snap")" = "not a snapshot" ] || { echo "FAIL: rstated overwrote a snapshot it could not read"; failed=$((failed + 1)); }
 
 echo "tools cli: $passed passed, $failed failed"
