@@ -6,7 +6,7 @@
 #   make check           also runs tests/tools/cli.sh (the binaries without a server)
 #                        and man-check (the pages format without a groff warning)
 #   make tools-integration  tests/tools/integration.py: rstated and rstate over a socket
-#                        (make check runs it too)
+#                        (make check runs it too; make valgrind runs it under valgrind)
 #   make install         also installs both tools in BINDIR and their pages in MANDIR
 #
 # The tools link the static library, so they need nothing at run time, and
@@ -22,7 +22,7 @@ TOOL_BINS := $(TOOL_MAINS:tools/%.c=$(BUILD)/tools/%)
 TOOL_CFLAGS := $(WARN) -Iinclude -D_GNU_SOURCE -pthread
 MAN_PAGES := man/rstate.1 man/rstated.1
 
-.PHONY: tools tools-check tools-integration install-tools uninstall-tools man-check
+.PHONY: tools tools-check tools-integration tools-valgrind install-tools uninstall-tools man-check
 
 all: $(TOOL_BINS)
 tools: $(TOOL_BINS)
@@ -41,6 +41,14 @@ tools-check: $(TOOL_BINS)
 tools-integration: $(TOOL_BINS)
 	@command -v python3 >/dev/null || { echo "tools-integration: python3 is needed"; exit 1; }
 	@python3 tests/tools/integration.py $(BUILD)/tools
+
+# The same with every rstate and rstated process under valgrind: an error or
+# a leak changes the exit status, which the script checks everywhere.
+valgrind: tools-valgrind
+tools-valgrind: $(TOOL_BINS)
+	@TOOL_RUNNER="valgrind -q --leak-check=full --show-leak-kinds=definite,indirect,possible \
+	  --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99" \
+	  python3 tests/tools/integration.py $(BUILD)/tools
 
 # The pages must format without a warning (skipped when groff is missing).
 man-check:
