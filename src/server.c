@@ -677,6 +677,7 @@ static void do_watch(rstate_server *srv, client *c, const rstate__wire_watch *m)
   rstate__wire_watch_reply r = {m->req, m->sub, status, R, sn.n};
   sent(srv, c, rstate__wire_put_watch_reply(&c->out, &r), 1);
   if (sn.n && c->state == C_READY) {
+    qsort(sn.vars, sn.n, sizeof *sn.vars, snap_cmp); /* in name order, as a mem: store gives them */
     for (size_t i = 0; i < sn.n; i++) {
       const rstate__wire_var *v = &sn.vars[i];
       srv->evs[i] = (rstate__wire_event){RSTATE_EVENT_INITIAL, v->name,       v->type, {.kind = RSTATE_NONE}, v->value,
