@@ -140,7 +140,7 @@ tsan:
 
 # Criterion forks a process per test; valgrind follows the children, and
 # tests/run.sh fails a program whose output shows a valgrind error or leak.
-VALGRIND := valgrind -q --trace-children=yes --leak-check=full --show-leak-kinds=definite,indirect,possible \
+VALGRIND := env RSTATE_TEST_QUICK=1 valgrind -q --trace-children=yes --leak-check=full --show-leak-kinds=definite,indirect,possible \
 	--errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99
 valgrind: all $(TEST_BINS)
 	@sh tests/run.sh "$(VALGRIND)" $(TEST_BINS)

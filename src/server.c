@@ -1027,8 +1027,12 @@ static void pump(rstate_server *srv, client *c) {
  * false when the client is being failed. */
 static bool fill(rstate_server *srv, client *c) {
   if (c->state != C_READY || c->doomed) return false;
-  if (backlog(srv, c) > srv->max_queue) coalesce(srv, c);
   size_t limit = srv->threshold;
+  /* A client that takes what it is sent is not coalesced while the server
+   * itself is catching up, unless its backlog grows past four times the
+   * bound; one that stops reading (its output full) is, past the bound. */
+  uint64_t b = backlog(srv, c);
+  if (b > srv->max_queue && (out_pending(c) >= limit || b > 4 * (uint64_t)srv->max_queue)) coalesce(srv, c);
   for (size_t i = 0; i < c->n_subs && out_pending(c) < limit; i++) {
     sub *s = c->subs[i];
     int rc = RSTATE_OK;
