@@ -475,11 +475,9 @@ static void serve(remote *r) {
     }
     pthread_mutex_unlock(&r->lock);
     rstate_host_deliver(r->host);
-    if (r->answered) { /* only this thread adds to the list */
-      pthread_mutex_lock(&r->lock);
-      release_answered(r);
-      pthread_mutex_unlock(&r->lock);
-    }
+    pthread_mutex_lock(&r->lock);
+    if (r->answered) release_answered(r);
+    pthread_mutex_unlock(&r->lock);
   }
 }
 
@@ -763,8 +761,13 @@ static int remote_set_many(rstate_backend *b, const rstate_assign *items, size_t
   *failed_index = SIZE_MAX;
   for (size_t i = 0; i < n; i++) {
     int rc = rstate__name_check(items[i].name);
-    if (!rc && items[i].value.kind == RSTATE_STRING && !items[i].value.u.s.ptr)
-      rc = rstate__err(RSTATE_EINVAL, "%s: a string value with a NULL pointer", items[i].name);
+    const rstate_value *v = &items[i].value;
+    const char *nul = v->kind == RSTATE_STRING && v->u.s.ptr ? memchr(v->u.s.ptr, '\0', v->u.s.len) : NULL;
+    if (!rc && v->kind == RSTATE_STRING && !v->u.s.ptr)
+      rc = rstate__err(RSTATE_EINVAL, "%s: the string value has a NULL pointer", items[i].name);
+    else if (!rc && nul) /* the protocol cannot carry it; the same answer as a mem: store */
+      rc = rstate__err(RSTATE_ETYPE, "%s: the string holds a NUL byte at byte %zu", items[i].name,
+                       (size_t)(nul - v->u.s.ptr));
     if (rc) {
       *failed_index = i;
       return rc;
