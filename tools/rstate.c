@@ -78,6 +78,13 @@ static int lib_failure(int rc) {
   return connection_error(rc) ? EXIT_CONNECTION : EXIT_REJECTED;
 }
 
+/* An allocation of ours failed (not the library's: its last error may be
+ * an older, unrelated sentence). */
+static int out_of_memory(void) {
+  fputs("rstate: out of memory\n", stderr);
+  return EXIT_REJECTED;
+}
+
 /* Our own sentence for a value that does not parse: a rejected value. */
 static int rejected(const char *sentence) {
   fprintf(stderr, "rstate: %s\n", sentence);
@@ -104,7 +111,7 @@ static int value_for(rstate_store *s, const char *name, const char *text, rstate
 
 static int cmd_get(rstate_store *s, const tool_args *a) {
   rstate_value *v = calloc(a->n_pos, sizeof *v);
-  if (!v) return lib_failure(RSTATE_ENOMEM);
+  if (!v) return out_of_memory();
   int rc = rstate_get_many(s, a->pos, a->n_pos, v, NULL);
   int status = 0;
   if (rc != RSTATE_OK) status = lib_failure(rc);
@@ -153,7 +160,7 @@ static int cmd_set_many(rstate_store *s, const tool_args *a) {
   rstate_assign *items = calloc(a->n_pos, sizeof *items);
   char **names = calloc(a->n_pos, sizeof *names);
   int status = 0;
-  if (!items || !names) status = lib_failure(RSTATE_ENOMEM);
+  if (!items || !names) status = out_of_memory();
   for (size_t i = 0; i < a->n_pos && status == 0; i++) {
     const char *eq = strchr(a->pos[i], '=');
     if (!eq || eq == a->pos[i]) {
@@ -162,7 +169,7 @@ static int cmd_set_many(rstate_store *s, const tool_args *a) {
     }
     names[i] = strndup(a->pos[i], (size_t)(eq - a->pos[i]));
     if (!names[i]) {
-      status = lib_failure(RSTATE_ENOMEM);
+      status = out_of_memory();
       break;
     }
     items[i].name = names[i];
@@ -270,7 +277,7 @@ static int cmd_define(rstate_store *s, const tool_args *a) {
     choice_buf = strdup(choices);
     if (!choice_buf || split_choices(choice_buf, &choice_list, &c.n_choices) != 0) {
       free(choice_buf);
-      return lib_failure(RSTATE_ENOMEM);
+      return out_of_memory();
     }
     c.choices = choice_list;
   }
@@ -378,7 +385,7 @@ static int cmd_list(rstate_store *s, const tool_args *a) {
   }
   if (rc != RSTATE_OK) status = lib_failure(rc);
   char **cells = status == 0 ? calloc(4 * (l.n + 1), sizeof *cells) : NULL;
-  if (status == 0 && !cells) status = lib_failure(RSTATE_ENOMEM);
+  if (status == 0 && !cells) status = out_of_memory();
   size_t w[4] = {0};
   for (size_t i = 0; status == 0 && i <= l.n; i++) {
     char **row = &cells[4 * i];
@@ -398,7 +405,7 @@ static int cmd_list(rstate_store *s, const tool_args *a) {
     }
     for (int k = 0; k < 4; k++) {
       if (!row[k]) {
-        if (status == 0) status = lib_failure(RSTATE_ENOMEM);
+        if (status == 0) status = out_of_memory();
         break;
       }
       if (width(row[k]) > w[k]) w[k] = width(row[k]);
@@ -648,7 +655,7 @@ int main(int argc, char **argv) {
 
   /* parse everything but the command word against the command's options */
   char **rest = malloc((size_t)argc * sizeof *rest);
-  if (!rest) return lib_failure(RSTATE_ENOMEM);
+  if (!rest) return out_of_memory();
   int n_rest = 0;
   for (int i = 1; i < argc; i++)
     if (i != at) rest[n_rest++] = argv[i];
@@ -659,7 +666,7 @@ int main(int argc, char **argv) {
   rstate_store *s = NULL;
   char *default_uri = NULL;
   if (r == -2) {
-    status = lib_failure(RSTATE_ENOMEM);
+    status = out_of_memory();
     goto out;
   }
   if (r != 0) {
@@ -681,7 +688,7 @@ int main(int argc, char **argv) {
   if (!uri) uri = getenv("RSTATE_URI");
   if (!uri || !*uri) {
     if (!(default_uri = tool_default_uri())) {
-      status = lib_failure(RSTATE_ENOMEM);
+      status = out_of_memory();
       goto out;
     }
     uri = default_uri;
