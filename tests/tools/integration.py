@@ -9,7 +9,7 @@ then bad values (exit 1 and the library's sentence), tokens (a wrong token
 exits 3, a read-only token cannot write), a missing daemon (exit 3), usage
 errors (exit 2); SIGTERM and SIGINT (exit 0, the snapshot written, the
 watcher told the connection ended), a restart that restores the snapshot,
-and the periodic snapshot. Every wait polls with a deadline; nothing sleeps
+the periodic snapshot, and --max-clients. Every wait polls with a deadline; nothing sleeps
 blindly.
 
 Usage: integration.py BINDIR
@@ -370,6 +370,18 @@ def main():
     d = Daemon("--token-file", os.path.join(WORK, "rw.token"), "--log-level", "warn")
     check("can be read by other users" in d.text(), "a readable token file is warned about", d.text())
     check(d.stop() == 0, "rstated without a snapshot exits 0")
+
+    # --max-clients (with --heartbeat-ms and --history passed through)
+    d = Daemon("--max-clients", "1", "--heartbeat-ms", "200", "--history", "10")
+    del ENV["RSTATE_TOKEN"]
+    expect(["define", "n", "integer", "1"], 0)
+    w = Watcher("n", "--initial")
+    line = w.next("initial n")
+    check(line is not None and line.endswith(" initial n - -> 1 version 1"), "the one client's watch", repr(line))
+    expect(["get", "n"], 3, err="limit of 1 clients", what="a second client over --max-clients")
+    check(w.stop() == 0, "the watcher exits 0 on SIGINT")
+    wait_for(lambda: rstate("get", "n").code == 0, "the server to free the client's place")
+    check(d.stop() == 0, "rstated exits 0")
 
     print(f"tools integration: {passed} passed, {len(failures)} failed", flush=True)
     return 1 if failures else 0
