@@ -621,6 +621,8 @@ static void print_command_help(const command *c) {
 }
 
 int main(int argc, char **argv) {
+  /* a closed stdout (rstate watch ... | head) is an EPIPE to end on quietly */
+  signal(SIGPIPE, SIG_IGN);
   /* find the command: the first argument that is not a common option */
   int at = 1;
   bool help = false;

@@ -351,6 +351,20 @@ def main():
            out="claude-3\n1.0\n2048\ntrue\nfast\n-9\n")
     expect(["set", "extra.mode", "slow"], 1, err="extra.mode", what="a restored choice has its value as only choice")
     expect(["set", "max_tokens", "99999"], 1, err="max_tokens", what="schema constraints still hold after a restart")
+    # a watcher whose reader goes away (rstate watch ... | head -1) ends quietly with status 0
+    p = subprocess.Popen(tool("rstate") + ["watch", "temperature", "--initial"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=ENV)
+    first = p.stdout.readline()
+    p.stdout.close()
+    expect(["set", "temperature", "0.125"], 0)
+    try:
+        code = p.wait(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        code = p.wait()
+    err = p.stderr.read()
+    check(" initial temperature " in first and code == 0 and err == "", "a watcher exits 0 when its reader leaves",
+          f"first line {first!r}, exit {code}, stderr {err!r}")
     # periodic snapshot, then SIGINT
     expect(["set", "temperature", "0.25"], 0)
     wait_for(lambda: "temperature\tfloat\t0.25\n" in open(snap).read(), "the periodic snapshot")
