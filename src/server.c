@@ -82,6 +82,7 @@ typedef struct client {
   cstate state;
   bool doomed;  /* to be closed by the handler that found out */
   bool counted; /* counts against max_clients */
+  bool more;    /* its subscriptions have more to send than its output holds */
   uint8_t access;
   uint32_t hb_ms;
   uint32_t events; /* epoll mask in force */
@@ -189,7 +190,7 @@ static size_t out_pending(const client *c) { return c->out.len - c->out_off; }
 
 static void set_events(rstate_server *srv, client *c) {
   uint32_t ev = EPOLLIN;
-  if (out_pending(c)) ev |= EPOLLOUT;
+  if (out_pending(c) || (c->more && c->state == C_READY)) ev |= EPOLLOUT;
   /* a client that sends requests but does not read its answers stops being
    * read until it does */
   if (c->state != C_CLOSING && out_pending(c) > 2 * srv->max_queue + srv->threshold) ev &= ~(uint32_t)EPOLLIN;
@@ -449,6 +450,24 @@ static bool ensure_evs(rstate_server *srv, size_t n) {
   return true;
 }
 
+static const char *const every[] = {"*"};
+
+static int snap_none(const rstate_snapshot_var *v, void *ud) {
+  (void)v;
+  (*(uint64_t *)ud)++;
+  return RSTATE_OK;
+}
+
+/* The store revision, read under the backend's snapshot, which is serialized
+ * with the changes (backend.h): every revision up to it has been through the
+ * tap, none after it. ops->revision promises no such thing. */
+static uint64_t serialized_revision(rstate_server *srv) {
+  uint64_t r = 0, n = 0;
+  rstate_store *s = srv->store;
+  s->ops->snapshot(s->backend, every, 0, snap_none, &n, &r);
+  return r;
+}
+
 /* Snapshots of variables, copied out of the backend's callback. */
 typedef struct snap {
   rstate__wire_var *vars;
@@ -493,8 +512,6 @@ static void snap_free(snap *sn) {
 static int snap_cmp(const void *a, const void *b) {
   return strcmp(((const rstate__wire_var *)a)->name, ((const rstate__wire_var *)b)->name);
 }
-
-static const char *const every[] = {"*"};
 
 static void do_list(rstate_server *srv, client *c, const rstate__wire_names *m, bool values) {
   const char *const *p = m->n ? m->names : every;
@@ -574,11 +591,8 @@ static void do_set_many(rstate_server *srv, client *c, const rstate__wire_set_ma
 
 static void do_stats(rstate_server *srv, client *c, uint32_t req) {
   rstate_store *s = srv->store;
-  snap sn = {0};
-  uint64_t rev = 0;
-  s->ops->snapshot(s->backend, every, 1, snap_collect, &sn, &rev);
-  uint64_t vars = sn.n;
-  snap_free(&sn);
+  uint64_t rev = 0, vars = 0;
+  s->ops->snapshot(s->backend, every, 1, snap_none, &vars, &rev);
   uint64_t oldest = srv->hist.events ? srv->hist.head->revision : 0;
   rstate__wire_stat st[] = {
       {"revision", rev},
@@ -643,7 +657,7 @@ static void do_watch(rstate_server *srv, client *c, const rstate__wire_watch *m)
   }
   uint8_t status = RSTATE__WIRE_WATCH_NEW;
   if (m->resume_after) {
-    uint64_t cur = s->ops->revision(s->backend);
+    uint64_t cur = serialized_revision(srv);
     drain(srv); /* every revision up to cur is now in the history */
     if (m->resume_after >= srv->hist.head->revision && m->resume_after <= cur) {
       rstate__cursor_set(&sb->cursor, rstate__history_find(&srv->hist, NULL, m->resume_after));
@@ -662,7 +676,7 @@ static void do_watch(rstate_server *srv, client *c, const rstate__wire_watch *m)
   if (initial)
     rc = s->ops->snapshot(s->backend, m->patterns, m->n, snap_collect, &sn, &R);
   else
-    R = s->ops->revision(s->backend); /* the same serialization as a snapshot, without the copying */
+    R = serialized_revision(srv);
   if (!rc && !ensure_evs(srv, sn.n)) rc = rstate__err(RSTATE_ENOMEM, "WATCH: the server ran out of memory");
   if (rc) {
     snap_free(&sn);
@@ -1009,28 +1023,41 @@ static void coalesce(rstate_server *srv, client *c) {
   }
 }
 
-/* Fills the client's output from its subscriptions, then writes. */
+/* Whether a subscription has anything left to send. */
+static bool has_more(const client *c) {
+  for (size_t i = 0; i < c->n_subs; i++)
+    if (c->subs[i]->pend.live || c->subs[i]->cursor->next) return true;
+  return false;
+}
+
+/* Fills the client's output from its subscriptions and writes, a few rounds
+ * at most (other clients wait meanwhile). When more is left, EPOLLOUT stays
+ * on even with the output empty, so the loop comes back for it. */
 static void pump(rstate_server *srv, client *c) {
   if (c->state != C_READY || c->doomed) return;
   if (backlog(srv, c) > srv->max_queue) coalesce(srv, c);
   size_t limit = srv->threshold;
-  for (size_t i = 0; i < c->n_subs && out_pending(c) < limit; i++) {
-    sub *s = c->subs[i];
-    int rc = RSTATE_OK;
-    if (s->pend.live) rc = put_coalesced(srv, c, s);
-    rstate__hentry *e = s->cursor;
-    while (!rc && e->next && out_pending(c) < limit) {
-      e = e->next;
-      size_t k;
-      rc = put_entry(srv, c, s, e, 0, &k);
+  for (int round = 0; round < 4 && !c->doomed; round++) {
+    for (size_t i = 0; i < c->n_subs && out_pending(c) < limit; i++) {
+      sub *s = c->subs[i];
+      int rc = RSTATE_OK;
+      if (s->pend.live) rc = put_coalesced(srv, c, s);
+      rstate__hentry *e = s->cursor;
+      while (!rc && e->next && out_pending(c) < limit) {
+        e = e->next;
+        size_t k;
+        rc = put_entry(srv, c, s, e, 0, &k);
+      }
+      if (e != s->cursor) rstate__cursor_set(&s->cursor, e);
+      if (rc) {
+        fail(srv, c, RSTATE_ENOMEM, "the server ran out of memory");
+        return;
+      }
     }
-    if (e != s->cursor) rstate__cursor_set(&s->cursor, e);
-    if (rc) {
-      fail(srv, c, RSTATE_ENOMEM, "the server ran out of memory");
-      return;
-    }
+    c->more = has_more(c);
+    flush(srv, c);
+    if (!c->more || out_pending(c) >= limit) break;
   }
-  flush(srv, c);
 }
 
 /* ---- heartbeats ---------------------------------------------------------------- */

@@ -817,6 +817,66 @@ Test(server, gap_when_the_history_no_longer_reaches) {
   rstate_close(s);
 }
 
+typedef struct batch_arg {
+  rstate_store *s;
+  rstate_assign *items;
+  int vars, rounds;
+} batch_arg;
+
+static void *batch_setter(void *arg) {
+  batch_arg *a = arg;
+  for (int k = 1; k <= a->rounds; k++) {
+    for (int i = 0; i < a->vars; i++) a->items[i].value = rstate_int(k);
+    if (rstate_set_many(a->s, a->items, (size_t)a->vars, NULL, NULL) != RSTATE_OK) abort();
+  }
+  return NULL;
+}
+
+Test(server, a_long_stream_arrives_whole_and_in_order) {
+  rstate_store *s = open_store();
+  enum { VARS = 64, ROUNDS = 1000 };
+  char names[VARS][8];
+  rstate_assign items[VARS];
+  for (int i = 0; i < VARS; i++) {
+    snprintf(names[i], sizeof names[i], "s%02d", i);
+    define_int(s, names[i], 0);
+    items[i].name = names[i];
+  }
+  /* TCP buffers grow large, so whole writes; no heartbeat tick to wake the loop */
+  rstate_server_opts o = {.max_queue_bytes = 64u << 20, .heartbeat_ms = 60000};
+  rstate_server *srv = start_at(s, "tcp:127.0.0.1:0", &o);
+  wc c;
+  join(&c, srv, NULL);
+  const char *p[] = {"s*"};
+  rstate__wire_watch_reply r = watch(&c, 1, 1, 0, 0, p, 1);
+  /* far more than the server encodes ahead of the socket (256 KiB), and
+   * already waiting when the client starts reading: streamed in many rounds
+   * once no change wakes the server any more, never coalesced */
+  batch_arg a = {s, items, VARS, ROUNDS};
+  pthread_t t;
+  cr_assert_eq(pthread_create(&t, NULL, batch_setter, &a), 0);
+  pthread_join(t, NULL);
+  uint64_t rev = r.revision;
+  size_t got = 0;
+  while (got < (size_t)VARS * ROUNDS) {
+    expect(&c, RSTATE__WIRE_EVENT);
+    const rstate__wire_events *m = &c.m.u.events;
+    cr_assert_eq(m->revision, rev + 1, "revision %llu after %llu", (unsigned long long)m->revision,
+                 (unsigned long long)rev);
+    cr_assert_eq(m->n, VARS, "one frame per batch");
+    for (size_t i = 0; i < m->n; i++) {
+      cr_assert_eq(m->events[i].coalesced, 1);
+      cr_assert_eq(m->events[i].new_value.u.i, (int64_t)(m->revision - r.revision));
+    }
+    rev = m->revision;
+    got += m->n;
+  }
+  cr_assert_eq(stat_of(&c, "events_coalesced"), 0);
+  wc_close(&c);
+  rstate_server_stop(srv);
+  rstate_close(s);
+}
+
 /* ---- slow consumers ------------------------------------------------------------- */
 
 typedef struct setter_arg {
