@@ -57,6 +57,8 @@
 #define MAX_SUBS 4096  /* subscriptions per connection (RSTATE_ELIMIT above) */
 /* A client being closed on purpose gets this long to take its last frames. */
 #define CLOSE_LINGER_MS 1000
+/* The decoding scratch is given back when a big frame made it larger. */
+#define SCRATCH_KEEP (1024u * 1024u)
 
 /* ---- clients and subscriptions --------------------------------------------- */
 
@@ -101,6 +103,7 @@ struct rstate_server {
   dev_t unix_dev;
   ino_t unix_ino;
   bool tcp;
+  bool accept_paused; /* accept failed for want of resources: retried at the next tick */
   int lfd, efd, tfd, ep;
   pthread_t thread;
   bool thread_started;
@@ -381,7 +384,13 @@ static void on_accept(rstate_server *srv) {
     int fd = accept4(srv->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
-      return; /* EAGAIN, or out of descriptors: the rest wait in the backlog */
+      if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        /* out of descriptors or memory: the listening socket would stay
+         * readable and spin the loop; stop watching it until the next tick */
+        struct epoll_event e = {.events = 0, .data.ptr = &srv->lfd};
+        if (epoll_ctl(srv->ep, EPOLL_CTL_MOD, srv->lfd, &e) == 0) srv->accept_paused = true;
+      }
+      return;
     }
     if (srv->tcp) {
       int one = 1;
@@ -1067,6 +1076,10 @@ static void on_tick(rstate_server *srv) {
   ssize_t r = read(srv->tfd, &ticks, sizeof ticks);
   (void)r;
   int64_t now = now_ms();
+  if (srv->accept_paused) {
+    struct epoll_event e = {.events = EPOLLIN, .data.ptr = &srv->lfd};
+    if (epoll_ctl(srv->ep, EPOLL_CTL_MOD, srv->lfd, &e) == 0) srv->accept_paused = false;
+  }
   for (client *c = srv->clients, *next; c; c = next) {
     next = c->next;
     if (c->state == C_CLOSING) {
@@ -1110,6 +1123,7 @@ static void *server_main(void *arg) {
       } else {
         client *c = p;
         if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) on_readable(srv, c);
+        if (srv->scratch.cap > SCRATCH_KEEP) rstate__wire_buf_free(&srv->scratch); /* after a big frame */
         if (!c->doomed && (evs[i].events & EPOLLOUT)) flush(srv, c);
         settle(srv, c);
       }
@@ -1158,6 +1172,8 @@ static int listen_unix(rstate_server *srv, const char *path) {
     return rstate__err(RSTATE_EINVAL, "rstate_server_start: unix:%s: the path must be 1 to %zu bytes", path,
                        sizeof sa.sun_path - 1);
   memcpy(sa.sun_path, path, len + 1);
+  if (!(srv->uri = malloc(len + 6))) return rstate__err(RSTATE_ENOMEM, "rstate_server_start: out of memory");
+  snprintf(srv->uri, len + 6, "unix:%s", path);
   struct stat st;
   if (lstat(path, &st) == 0) {
     if (!S_ISSOCK(st.st_mode))
@@ -1194,10 +1210,10 @@ static int listen_unix(rstate_server *srv, const char *path) {
   srv->unix_dev = st.st_dev;
   srv->unix_ino = st.st_ino;
   srv->lfd = fd;
-  if (!(srv->unix_path = strdup(path)) || !(srv->uri = malloc(len + 6))) {
+  if (!(srv->unix_path = strdup(path))) {
+    unlink(path);
     return rstate__err(RSTATE_ENOMEM, "rstate_server_start: out of memory");
   }
-  snprintf(srv->uri, len + 6, "unix:%s", path);
   return RSTATE_OK;
 }
 
