@@ -235,6 +235,8 @@ static void flush(rstate_server *srv, client *c) {
 
 static void frames_out(rstate_server *srv, size_t n) { srv->frames_out += n; }
 
+static void remove_sub(rstate_server *srv, client *c, struct sub **slot);
+
 /* The client failed at the connection level: an ERROR with request id 0,
  * then the connection closes once that is written (or after a short
  * linger). Nothing more is read from it or sent to it. */
@@ -246,6 +248,7 @@ static void fail(rstate_server *srv, client *c, int code, const char *sentence) 
   if (c->counted) srv->n_open--;
   c->counted = false;
   c->state = C_CLOSING;
+  while (c->n_subs) remove_sub(srv, c, &c->subs[c->n_subs - 1]); /* they would hold the history */
   c->deadline = now_ms() + CLOSE_LINGER_MS;
   flush(srv, c);
 }
@@ -336,7 +339,7 @@ static sub **find_sub(client *c, uint64_t id) {
   return NULL;
 }
 
-static void remove_sub(rstate_server *srv, client *c, sub **slot) {
+static void remove_sub(rstate_server *srv, client *c, struct sub **slot) {
   sub_free(*slot);
   *slot = c->subs[--c->n_subs];
   srv->n_subs--;
@@ -919,7 +922,7 @@ static void on_readable(rstate_server *srv, client *c) {
     c->last_rx = now_ms();
     rstate__wire_reader_commit(&c->rd, (size_t)r);
     rstate__wire_frame f;
-    int rc;
+    int rc = 0;
     while (c->state != C_CLOSING && !c->doomed && (rc = rstate__wire_reader_next(&c->rd, &f)) == 1) {
       srv->frames_in++;
       if (c->state == C_HELLO)
