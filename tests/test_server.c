@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#include "history.h"
 #include "wireclient.h"
 
 TestSuite(server, .timeout = 60);
@@ -901,10 +902,11 @@ Test(server, slow_consumer_is_coalesced_and_nothing_is_lost) {
     snprintf(name, sizeof name, "v%d", i);
     define_int(s, name, 0);
   }
-  rstate_server_opts o = {.max_queue_bytes = 4096, .heartbeat_ms = 30000};
+  rstate_server_opts o = {.max_queue_bytes = 4096, .heartbeat_ms = 30000, .history = 100};
   rstate_server *srv = start(s, &o);
-  wc c;
+  wc c, b;
   join(&c, srv, NULL);
+  join(&b, srv, NULL);
   const char *p[] = {"v*"};
   rstate__wire_watch_reply r = watch(&c, 1, 1, 0, 0, p, 1);
   /* the client reads nothing while another thread sets, much more than any buffer holds */
@@ -913,6 +915,12 @@ Test(server, slow_consumer_is_coalesced_and_nothing_is_lost) {
   pthread_t t;
   cr_assert_eq(pthread_create(&t, NULL, setter, &a), 0);
   pthread_join(t, NULL);
+  /* memory stays bounded: the stalled subscription does not pin the history */
+  int64_t deadline = ms_now() + WAIT_MS;
+  while (stat_of(&b, "history_events") > 100)
+    cr_assert_lt(ms_now(), deadline, "the history still holds %llu events for a client that reads nothing",
+                 (unsigned long long)stat_of(&b, "history_events"));
+  wc_close(&b);
   /* now read: the final value of each variable arrives, and every change is counted */
   int64_t final[4] = {0};
   uint64_t coalesced = 0, events = 0, last_rev = r.revision, merged_events = 0;
@@ -947,6 +955,66 @@ Test(server, slow_consumer_is_coalesced_and_nothing_is_lost) {
   rstate_close(s);
 }
 
+/* The merging rules themselves (history.c), on entries built by hand. */
+static rstate__hentry *entry(uint64_t rev, rstate_event_kind kind, const char *name, int64_t old, int64_t now,
+                             const char *source) {
+  rstate_value o = rstate_int(old), n = rstate_int(now);
+  rstate_change ch = {.kind = kind,
+                      .name = name,
+                      .type = RSTATE_TYPE_INTEGER,
+                      .old_value = kind == RSTATE_EVENT_DEFINED ? NULL : &o,
+                      .new_value = kind == RSTATE_EVENT_DELETED ? NULL : &n,
+                      .version = (uint64_t)now,
+                      .revision = rev,
+                      .source = source};
+  rstate__hentry *e = rstate__hentry_new(&ch, 1);
+  cr_assert_not_null(e);
+  return e;
+}
+
+Test(server, coalescing_merges_only_consecutive_changes_of_a_variable) {
+  rstate__coalesced c;
+  rstate__coalesced_init(&c);
+  rstate__hentry *e[] = {
+      entry(1, RSTATE_EVENT_CHANGED, "a", 1, 2, "x"),   entry(2, RSTATE_EVENT_CHANGED, "b", 0, 1, NULL),
+      entry(3, RSTATE_EVENT_CHANGED, "a", 2, 3, "y"),   entry(4, RSTATE_EVENT_DELETED, "a", 3, 0, NULL),
+      entry(5, RSTATE_EVENT_DEFINED, "a", 0, 9, NULL),  entry(6, RSTATE_EVENT_CHANGED, "a", 9, 10, NULL),
+      entry(7, RSTATE_EVENT_CHANGED, "a", 10, 11, "z"),
+  };
+  size_t merged_total = 0;
+  for (size_t i = 0; i < 7; i++) {
+    uint32_t idx = 0;
+    size_t merged = 0;
+    cr_assert(rstate__coalesced_add(&c, e[i], &idx, 1, &merged));
+    merged_total += merged;
+    rstate__hentry_unref(e[i]); /* the list holds what it needs */
+  }
+  cr_assert_eq(merged_total, 2);
+  cr_assert_eq(c.live, 5);
+  /* live events in revision order: b@2, a@3 (1 -> 3, x2), DELETED a@4, DEFINED a@5, a@7 (9 -> 11, x2) */
+  uint64_t want_rev[] = {2, 3, 4, 5, 7};
+  int64_t want_old[] = {0, 1, 3, 0, 9}, want_new[] = {1, 3, 0, 9, 11};
+  uint32_t want_coal[] = {1, 2, 1, 1, 2};
+  size_t k = 0;
+  for (size_t i = 0; i < c.n; i++) {
+    if (c.ev[i].dead) continue;
+    const rstate__hchange *last = &c.ev[i].e->changes[c.ev[i].idx];
+    const rstate__hchange *first = &c.ev[i].first->changes[c.ev[i].first_idx];
+    cr_assert_lt(k, 5);
+    cr_assert_eq(c.ev[i].e->revision, want_rev[k], "event %zu at revision %llu", k,
+                 (unsigned long long)c.ev[i].e->revision);
+    cr_assert_eq(c.ev[i].coalesced, want_coal[k]);
+    if (first->old_value.kind == RSTATE_INT) cr_assert_eq(first->old_value.u.i, want_old[k]);
+    if (last->new_value.kind == RSTATE_INT) cr_assert_eq(last->new_value.u.i, want_new[k]);
+    k++;
+  }
+  cr_assert_eq(k, 5);
+  /* the merged event takes source from its last change */
+  cr_assert_not_null(c.ev[c.n - 1].e->source);
+  cr_assert_str_eq(c.ev[c.n - 1].e->source, "z");
+  rstate__coalesced_free(&c); /* frees every entry: valgrind checks */
+}
+
 /* ---- heartbeats ---------------------------------------------------------------- */
 
 Test(server, silent_client_is_closed_after_three_intervals) {
@@ -974,6 +1042,18 @@ Test(server, silent_client_is_closed_after_three_intervals) {
   cr_assert_lt(took, 2000, "closed after %lld ms", (long long)took);
   cr_assert_eq(wc_next(&quiet, WAIT_MS), -1);
   /* the client that answered its PINGs is still served */
+  wc mute; /* and one that never even says HELLO is closed too */
+  cr_assert_eq(wc_connect(&mute, rstate_server_uri(srv)), 0);
+  t = 0;
+  t0 = ms_now();
+  while (t == 0) {
+    cr_assert_lt(ms_now() - t0, WAIT_MS, "a client that never said HELLO was never closed");
+    cr_assert_eq(wc_next(&live, 5), 0);
+    t = wc_next(&mute, 5);
+  }
+  cr_assert_eq(t, RSTATE__WIRE_ERROR);
+  cr_assert_eq(mute.m.u.error.code, RSTATE_ETIMEDOUT);
+  wc_close(&mute);
   send_req(&live, RSTATE__WIRE_REVISION, 1);
   expect(&live, RSTATE__WIRE_REVISION_REPLY);
   cr_assert_gt(live.pings, 0);
