@@ -1239,20 +1239,23 @@ static int listen_tcp(rstate_server *srv, const char *hostport) {
   int g = getaddrinfo(host, colon + 1, &hints, &ai);
   if (g) return rstate__err(RSTATE_EINVAL, "rstate_server_start: tcp:%s: %s", hostport, gai_strerror(g));
   int err = 0, fd = -1;
-  for (struct addrinfo *a = ai; a && fd < 0; a = a->ai_next) {
-    fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
-    if (fd < 0) {
-      err = errno;
-      continue;
+  /* IPv4 first when a name has both (localhost): the address most clients try first */
+  for (int pass = 0; pass < 2 && fd < 0; pass++)
+    for (struct addrinfo *a = ai; a && fd < 0; a = a->ai_next) {
+      if ((a->ai_family == AF_INET) != (pass == 0)) continue;
+      fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
+      if (fd < 0) {
+        err = errno;
+        continue;
+      }
+      int one = 1;
+      setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+      if (bind(fd, a->ai_addr, a->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0) {
+        err = errno;
+        close(fd);
+        fd = -1;
+      }
     }
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(fd, a->ai_addr, a->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0) {
-      err = errno;
-      close(fd);
-      fd = -1;
-    }
-  }
   freeaddrinfo(ai);
   if (fd < 0)
     return rstate__err(RSTATE_EIO, "rstate_server_start: cannot listen on tcp:%s: %s", hostport, strerror(err));

@@ -268,6 +268,15 @@ Test(server, tcp_port_0_gives_the_real_port) {
   cr_assert_eq(w.access, RSTATE__WIRE_READ_WRITE);
   wc_close(&c);
   rstate_server_stop(srv);
+  /* a name, and the wildcard address, give an address a client can connect to */
+  srv = start_at(s, "tcp:localhost:0", NULL);
+  cr_assert(strncmp(rstate_server_uri(srv), "tcp:127.0.0.1:", 14) == 0, "uri %s", rstate_server_uri(srv));
+  rstate_server_stop(srv);
+  srv = start_at(s, "tcp:0.0.0.0:0", NULL);
+  cr_assert(strncmp(rstate_server_uri(srv), "tcp:127.0.0.1:", 14) == 0, "uri %s", rstate_server_uri(srv));
+  join(&c, srv, NULL);
+  wc_close(&c);
+  rstate_server_stop(srv);
   rstate_close(s);
 }
 
