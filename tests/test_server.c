@@ -1024,6 +1024,96 @@ Test(server, coalescing_merges_only_consecutive_changes_of_a_variable) {
   rstate__coalesced_free(&c); /* frees every entry: valgrind checks */
 }
 
+/* Several setters, several watching clients, one client coming and going:
+ * each client sees each variable's versions in order, every change counted. */
+typedef struct churn_arg {
+  rstate_store *s;
+  int id, n;
+} churn_arg;
+
+static void *churn_setter(void *arg) {
+  churn_arg *a = arg;
+  char name[8];
+  for (int i = 1; i <= a->n; i++) {
+    snprintf(name, sizeof name, "c%d", (i + a->id) % 8);
+    if (rstate_set_int(a->s, name, i * 10 + a->id) != RSTATE_OK) abort();
+  }
+  return NULL;
+}
+
+Test(server, concurrent_setters_and_clients) {
+  rstate_store *s = open_store();
+  char name[8];
+  for (int i = 0; i < 8; i++) {
+    snprintf(name, sizeof name, "c%d", i);
+    define_int(s, name, 0);
+  }
+  rstate_server_opts o = {.max_queue_bytes = 8192}; /* some coalescing too */
+  rstate_server *srv = start(s, &o);
+  enum { CLIENTS = 3, SETTERS = 2, SETS = 2000 };
+  wc c[CLIENTS];
+  const char *p[] = {"c*"};
+  uint64_t version[CLIENTS][8] = {{0}}, counted[CLIENTS] = {0};
+  for (int k = 0; k < CLIENTS; k++) {
+    join(&c[k], srv, NULL);
+    watch(&c[k], 1, 1, RSTATE__WIRE_WATCH_INITIAL, 0, p, 1);
+  }
+  pthread_t t[SETTERS];
+  churn_arg a[SETTERS];
+  for (int i = 0; i < SETTERS; i++) {
+    a[i] = (churn_arg){s, i, SETS};
+    cr_assert_eq(pthread_create(&t[i], NULL, churn_setter, &a[i]), 0);
+  }
+  int done = 0, round = 0;
+  int64_t deadline = ms_now() + 4 * WAIT_MS;
+  while (done < CLIENTS) {
+    cr_assert_lt(ms_now(), deadline, "clients did not see every change");
+    if (round++ % 16 == 0) { /* a client that comes, watches and goes */
+      wc x;
+      join(&x, srv, NULL);
+      send_watch(&x, 1, 1, RSTATE__WIRE_WATCH_INITIAL, 0, p, 1);
+      wc_close(&x);
+    }
+    done = 0;
+    for (int k = 0; k < CLIENTS; k++) {
+      if (counted[k] == (uint64_t)SETTERS * SETS) {
+        done++;
+        continue;
+      }
+      int ty = wc_next(&c[k], 2);
+      if (ty == 0) continue;
+      cr_assert_eq(ty, RSTATE__WIRE_EVENT, "client %d got %d", k, ty);
+      const rstate__wire_events *m = &c[k].m.u.events;
+      for (size_t i = 0; i < m->n; i++) {
+        const rstate__wire_event *e = &m->events[i];
+        int v = e->name[1] - '0';
+        if (e->kind == RSTATE_EVENT_INITIAL) {
+          version[k][v] = e->version;
+          continue;
+        }
+        cr_assert_eq(e->version - version[k][v], e->coalesced,
+                     "client %d: %s went from version %llu to %llu, counted %u", k, e->name,
+                     (unsigned long long)version[k][v], (unsigned long long)e->version, e->coalesced);
+        version[k][v] = e->version;
+        counted[k] += e->coalesced;
+      }
+    }
+  }
+  for (int i = 0; i < SETTERS; i++) pthread_join(t[i], NULL);
+  for (int k = 0; k < CLIENTS; k++) {
+    for (int v = 0; v < 8; v++) {
+      snprintf(name, sizeof name, "c%d", v);
+      rstate_var_info info;
+      ASSERT_RC(rstate_info(s, name, &info), RSTATE_OK);
+      cr_assert_eq(version[k][v], info.version, "client %d saw %s at version %llu, not %llu", k, name,
+                   (unsigned long long)version[k][v], (unsigned long long)info.version);
+    }
+    wc_close(&c[k]);
+  }
+  rstate_server_stop(srv);
+  rstate_close(s);
+}
+
 /* ---- heartbeats ---------------------------------------------------------------- */
 
 Test(server, silent_client_is_closed_after_three_intervals) {
