@@ -174,12 +174,13 @@ int rstate__remote_wait(remote *r, waiter *w) {
   }
   if (!w->done) {
     remove_waiter(r, w);
-    for (waiter **p = &r->answered; *p; p = &(*p)->next) /* answered, but too late */
+    bool answered = false; /* the answer came; callbacks before it are still running */
+    for (waiter **p = &r->answered; *p && !answered; p = &(*p)->next)
       if (*p == w) {
         *p = w->next;
-        break;
+        answered = true;
       }
-    w->rc = w->rc ? w->rc : RSTATE_ETIMEDOUT;
+    if (!answered) w->rc = RSTATE_ETIMEDOUT;
   }
   pthread_mutex_unlock(&r->lock);
   int rc = w->rc;
@@ -205,8 +206,9 @@ typedef struct request {
 static int call(remote *r, waiter *w, const request *q) {
   pthread_mutex_lock(&r->lock);
   if (r->state != CONN_CONNECTED) {
+    int rc = rstate__err(RSTATE_ECLOSED, "%s: not connected to the server (%s)", r->uri, r->why);
     pthread_mutex_unlock(&r->lock);
-    return rstate__err(RSTATE_ECLOSED, "%s: not connected to the server", r->uri);
+    return rc;
   }
   rstate__remote_add_waiter(r, w);
   uint64_t gen = r->gen;
@@ -305,7 +307,7 @@ static void pong(remote *r, uint64_t payload) { rstate__remote_send(r, r->gen, e
 
 void rstate__remote_drop(remote *r, const char *why) {
   if (r->state != CONN_CONNECTED) return;
-  (void)why;
+  snprintf(r->why, sizeof r->why, "%s", why && *why ? why : "the connection was lost");
   r->state = CONN_DISCONNECTED;
   pthread_mutex_lock(&r->wlock);
   r->gen++;
@@ -316,6 +318,9 @@ void rstate__remote_drop(remote *r, const char *why) {
     waiter *w = r->waiters;
     free(w->sentence);
     w->sentence = NULL;
+    char s[256];
+    snprintf(s, sizeof s, "%s: the connection was lost before the answer came (%s)", r->uri, r->why);
+    w->sentence = strdup(s);
     rstate__remote_finish(r, w, RSTATE_ECLOSED);
   }
   rstate__sub_lost(r);

@@ -50,6 +50,7 @@ typedef struct remote {
   pthread_cond_t cond; /* a waiter is done, the state changed */
   int state;
   bool closing;   /* rstate_close: the connection thread ends */
+  char why[160];  /* why the last connection was lost */
   bool open_done; /* the first connection attempt is over (open_rc) */
   int open_rc;
   char *open_error;

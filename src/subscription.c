@@ -174,9 +174,10 @@ int rstate__sub_subscribe(remote *r, rstate_sub *handle, const char *const *patt
   waiter w = {.reply_type = RSTATE__WIRE_WATCH_REPLY};
   pthread_mutex_lock(&r->lock);
   if (r->state != CONN_CONNECTED) {
+    int rc = rstate__err(RSTATE_ECLOSED, "rstate_watch: %s: not connected to the server (%s)", r->uri, r->why);
     pthread_mutex_unlock(&r->lock);
     sub_free(s);
-    return rstate__err(RSTATE_ECLOSED, "rstate_watch: %s: not connected to the server", r->uri);
+    return rc;
   }
   s->id = ++r->next_sub;
   s->instance = r->welcome.instance_id;
