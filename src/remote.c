@@ -32,6 +32,10 @@
 #define R(b) ((remote *)(b))
 #define BACKOFF_FIRST_MS 50
 #define BACKOFF_CAP_MS 5000
+/* Bytes read before the events in them are delivered: small enough that the
+ * event batches alive at once stay under malloc's trim threshold (128 KiB),
+ * which would otherwise give memory back and fault it in again per read. */
+#define READ_CHUNK 16384
 
 static _Thread_local remote *tls_conn; /* the remote whose connection thread this is */
 
@@ -468,8 +472,8 @@ static void serve(remote *r) {
       rstate__remote_drop(r, "the server stopped answering heartbeats");
     } else if (n > 0 && p[0].revents) {
       size_t room;
-      uint8_t *buf = rstate__wire_reader_prepare(&r->reader, 65536, &room);
-      ssize_t k = buf ? recv(fd, buf, room, MSG_DONTWAIT) : -1;
+      uint8_t *buf = rstate__wire_reader_prepare(&r->reader, READ_CHUNK, &room);
+      ssize_t k = buf ? recv(fd, buf, room < READ_CHUNK ? room : READ_CHUNK, MSG_DONTWAIT) : -1;
       if (k > 0 && rstate__wire_reader_commit(&r->reader, (size_t)k) == RSTATE_OK) {
         r->in_serve = true;
         process_frames(r);
@@ -527,6 +531,7 @@ static void *conn_main(void *arg) {
 
 static void remote_free(remote *r) {
   rstate__sub_free_all(r);
+  rstate__sub_out_free(r);
   rstate__wire_reader_free(&r->reader);
   rstate__wire_buf_free(&r->scratch);
   rstate__wire_buf_free(&r->out);
