@@ -19,7 +19,9 @@
  *                            server side together (both are in this process:
  *                            the connection thread's stack pages, its
  *                            buffers, the server's client state)
- *   remote.watchers.heap     the heap part of it (glibc mallinfo2)
+ *   remote.watchers.heap     heap allocated per connection (glibc mallinfo2):
+ *                            more than the RSS, since buffers reserved for
+ *                            64 KiB reads are mostly never touched
  *   remote.watchers.last     set on a client → the last of the 1,000
  *                            callbacks (p50 / p99)
  *
@@ -118,7 +120,7 @@ int main(int argc, char **argv) {
   brow rr = {"remote.watchers.rss", "process RSS growth per connection (client + server side)", "B",
              n ? (r1 - r0) / (double)n : NAN, bench_nopct, NULL, NAN, NAN, 0, 0};
   bench_row(&rr);
-  brow rh = {"remote.watchers.heap", "  of which heap (mallinfo2), per connection", "B",
+  brow rh = {"remote.watchers.heap", "heap allocated per connection (mallinfo2; much of it never touched)", "B",
              n ? (h1 - h0) / (double)n : NAN, bench_nopct, NULL, NAN, NAN, 0, 0};
   bench_row(&rh);
   bsum sl = bs_sum(&st);
