@@ -12,6 +12,10 @@
  * `coalesced` are N).
  *
  *   remote.stream         one rstate_set_float per change (the target)
+ *   remote.stream.cpu     CPU time per event of the whole process (every
+ *                         thread): what the pipeline costs, whatever share
+ *                         of the machine it got (remote.stream.cpus: CPU
+ *                         time over wall time while streaming)
  *   remote.stream.cpu.*   CPU time per event of the setting thread, the
  *                         client's connection thread (from its first to its
  *                         last callback) and the rest of the process (the
@@ -166,7 +170,7 @@ int main(int argc, char **argv) {
   BENCH_OK(rstate_watch(cl, &pattern, 1, count_cb, &c2, NULL, &w));
 
   /* one change per set */
-  double x = 0, ns = 0, cpu_set = 0, cpu_client = 0, cpu_rest = 0;
+  double x = 0, ns = 0, cpu_set = 0, cpu_client = 0, cpu_rest = 0, cpu_all = 0, cpus = 0;
   for (int r = 0; r < rounds; r++) {
     counter_expect(&c1, n);
     int64_t p0 = bench_proc_cpu_now(), c0 = bench_cpu_now(), t0 = bench_now();
@@ -179,11 +183,16 @@ int main(int argc, char **argv) {
     cpu_set += setter / (double)n;
     cpu_client += client / (double)n;
     cpu_rest += ((double)(p1 - p0) - setter - client) / (double)n;
+    cpu_all += (double)(p1 - p0) / (double)n;
+    cpus += (double)(p1 - p0) / (double)(t1 - t0);
   }
   bench_expect("remote stream: coalesced", c1.coalesced, (uint64_t)n * rounds);
   ns /= rounds;
   bench_rate("remote.stream", "change events/s to one watching client, unix:, one set each", "events/s", 1e9 / ns,
              bench_nopct, "floor.unix.stream", fs, '>', 2e6);
+  bench_latency("remote.stream.cpu", "  CPU per event, all threads (1e9 / this: events/s per CPU)", "ns/event",
+                (bsum){cpu_all / rounds, ns, NAN, NAN, NAN}, "floor.unix.stream", fs, 0, 0);
+  bench_ratio("remote.stream.cpus", "  CPUs the process had while streaming (of the machine's)", cpus / rounds, 0, 0);
   bench_latency("remote.stream.cpu.set", "  CPU per event: the setting thread (rstate_set_float + tap)", "ns/event",
                 (bsum){cpu_set / rounds, ns, NAN, NAN, NAN}, NULL, NAN, 0, 0);
   bench_latency("remote.stream.cpu.server", "  CPU per event: the server thread (rest of the process)", "ns/event",
