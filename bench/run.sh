@@ -89,7 +89,7 @@ make -s -C $tree BUILD=$BUILD CFLAGS="-O2 -DNDEBUG" all
 LIB=$tree/$BUILD/libreactivestate.a
 mkdir -p $BIN $OUT
 for p in $PROGS; do
-  $CC -std=c11 -O2 -DNDEBUG -Wall -Wextra -I$tree/include -Ibench bench/$p.c -o $BIN/$p $LIB -pthread -lm
+  $CC -std=c11 -O2 -DNDEBUG -Wall -Wextra -Wpedantic -I$tree/include -Ibench bench/$p.c -o $BIN/$p $LIB -pthread -lm
 done
 
 if [ $peers = 1 ]; then
