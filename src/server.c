@@ -152,6 +152,8 @@ static int tap_prepare(void *ud, const rstate_change *changes, size_t n, void **
               : rstate__err(RSTATE_ENOMEM, "%s: out of memory copying the change for the server", changes[0].name);
 }
 
+static _Thread_local rstate_server *tls_serving; /* the server whose thread this is */
+
 static void tap_publish(void *ud, void *prepared) {
   rstate_server *srv = ud;
   rstate__hentry *e = prepared;
@@ -161,8 +163,10 @@ static void tap_publish(void *ud, void *prepared) {
   else
     srv->in_head = e;
   srv->in_tail = e;
-  bool wake = !srv->signalled;
-  srv->signalled = true;
+  /* a change the server thread made itself (a client's write) is drained at
+   * the end of its loop's turn: no wakeup needed */
+  bool wake = !srv->signalled && tls_serving != srv;
+  if (wake) srv->signalled = true;
   pthread_mutex_unlock(&srv->mu);
   if (wake) {
     uint64_t one = 1;
@@ -989,6 +993,7 @@ static void on_readable(rstate_server *srv, client *c) {
       fail(srv, c, rc, rstate_last_error());
       return;
     }
+    if ((size_t)r < room) return; /* the socket is empty: epoll tells when more comes */
     /* answers are piling up: stop reading until they are written */
     if (out_pending(c) > 2 * srv->max_queue + srv->threshold) return;
   }
@@ -1179,6 +1184,7 @@ static void on_tick(rstate_server *srv) {
 /* ---- the thread ---------------------------------------------------------------- */
 
 static void *server_main(void *arg) {
+  tls_serving = (rstate_server *)arg;
   rstate_server *srv = arg;
   bool tick = false;
   struct epoll_event evs[64];
