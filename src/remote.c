@@ -117,7 +117,7 @@ void rstate__remote_finish(remote *r, waiter *w, int rc) {
  * watches, the callbacks of its write have run when the write returns, as
  * on a mem: store. */
 static void answer(remote *r, waiter *w, int rc) {
-  if (tls_conn == r && !r->in_serve) {
+  if (w == r->pumping) { /* the callback reading for its own answer */
     rstate__remote_finish(r, w, rc);
     return;
   }
@@ -145,6 +145,7 @@ static void pump(remote *r, waiter *w, int64_t deadline) {
    * counts as one more link of a feedback chain (RSTATE_CASCADE_LIMIT) */
   uint32_t saved = r->emit_depth;
   r->emit_depth = rstate__emit_depth();
+  r->pumping = w;
   while (!w->done && r->state == CONN_CONNECTED) {
     int fd = r->fd;
     pthread_mutex_unlock(&r->lock);
@@ -163,6 +164,7 @@ static void pump(remote *r, waiter *w, int64_t deadline) {
     }
   }
   r->emit_depth = saved;
+  r->pumping = NULL;
 }
 
 int rstate__remote_wait(remote *r, waiter *w) {
@@ -285,7 +287,15 @@ static void process_frames(remote *r) {
       case RSTATE__WIRE_PING: pong(r, m.u.ping.payload); break;
       case RSTATE__WIRE_PONG: break;
       case RSTATE__WIRE_WATCH_REPLY:
-      case RSTATE__WIRE_EVENT: rstate__sub_frame(r, &m, &f); break;
+      case RSTATE__WIRE_EVENT:
+        /* deliver each group as it comes (outside the lock): its event batch
+         * is then freed before the next one is made, and reused */
+        if (rstate__sub_frame(r, &m, &f) && r->in_serve) {
+          pthread_mutex_unlock(&r->lock);
+          rstate_host_deliver(r->host);
+          pthread_mutex_lock(&r->lock);
+        }
+        break;
       case RSTATE__WIRE_WELCOME: rstate__remote_drop(r, "the server sent a second WELCOME"); return;
       default:
         if (m.type == RSTATE__WIRE_ERROR && m.u.error.req == 0) {
@@ -451,6 +461,7 @@ static bool reconnect(remote *r) {
 static void serve(remote *r) {
   for (;;) {
     pthread_mutex_lock(&r->lock);
+    if (r->answered) release_answered(r); /* answered while on_state ran */
     if (r->state != CONN_CONNECTED) {
       pthread_mutex_unlock(&r->lock);
       return;

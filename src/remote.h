@@ -74,6 +74,7 @@ typedef struct remote {
   waiter *waiters;
   waiter *answered; /* answers read, released after the callbacks before them ran */
   bool in_serve;    /* the connection thread is reading outside any callback */
+  waiter *pumping;  /* the request a callback on the connection thread reads for */
   rsub *subs;
   uint64_t next_sub;
   evq outq; /* subscription.c's, kept between groups */
@@ -104,8 +105,9 @@ int rstate__remote_wait(remote *r, waiter *w);
 
 int rstate__sub_subscribe(remote *r, rstate_sub *handle, const char *const *patterns, size_t n, bool include_initial);
 void rstate__sub_unsubscribe(remote *r, rstate_sub *handle);
-/* WATCH_REPLY and EVENT frames (under lock, connection thread). */
-void rstate__sub_frame(remote *r, const rstate__wire_msg *m, const rstate__wire_frame *f);
+/* WATCH_REPLY and EVENT frames (under lock, connection thread); true when
+ * events went to a watch. */
+bool rstate__sub_frame(remote *r, const rstate__wire_msg *m, const rstate__wire_frame *f);
 /* An ERROR answering a request no waiter waits for: a re-subscription. */
 void rstate__sub_error(remote *r, const rstate__wire_error *e);
 /* The connection was lost (under lock): partial groups are dropped. */

@@ -408,27 +408,29 @@ static void watch_reply(remote *r, const rstate__wire_watch_reply *m) {
   if (m->n_initial == 0) group_done(r, s, NULL);
 }
 
-void rstate__sub_frame(remote *r, const rstate__wire_msg *m, const rstate__wire_frame *f) {
+bool rstate__sub_frame(remote *r, const rstate__wire_msg *m, const rstate__wire_frame *f) {
   if (m->type == RSTATE__WIRE_WATCH_REPLY) {
     watch_reply(r, &m->u.watch_reply);
-    return;
+    return false;
   }
   const rstate__wire_events *e = &m->u.events;
   rsub *s = find(r, e->sub);
-  if (!s || s->broken) return; /* unwatched: frames on their way still come */
+  if (!s || s->broken) return false; /* unwatched: frames on their way still come */
   if (!(e->flags & RSTATE__WIRE_MORE) && !s->group) {
     group_done(r, s, e);
-    return;
+    return true;
   }
   frame_copy *c = malloc(sizeof *c + f->len);
   if (!c) {
     rstate__remote_drop(r, "out of memory taking events");
-    return;
+    return false;
   }
   c->next = NULL;
   c->len = f->len;
   memcpy(c->body, f->body, f->len);
   *s->group_tail = c;
   s->group_tail = &c->next;
-  if (!(e->flags & RSTATE__WIRE_MORE)) group_done(r, s, NULL);
+  if (e->flags & RSTATE__WIRE_MORE) return false;
+  group_done(r, s, NULL);
+  return true;
 }

@@ -117,7 +117,7 @@ static void *run(void *arg) {
       ssize_t got = read(fds[j].fd, buf, sizeof buf);
       bool ok = got > 0;
       for (ssize_t off = 0; ok && off < got;) {
-        ssize_t w = write(p->pairs[i][1 - k], buf + off, (size_t)(got - off));
+        ssize_t w = send(p->pairs[i][1 - k], buf + off, (size_t)(got - off), MSG_NOSIGNAL);
         if (w <= 0) ok = false;
         off += w;
       }
