@@ -1,0 +1,95 @@
+"""asyncio: a store's events as an async iterator.
+
+The watch's callback runs on a library thread (or whichever thread set the
+variable); it hands each event to the loop with loop.call_soon_threadsafe,
+which wakes the loop through its self-pipe: no polling, no thread of ours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, AsyncGenerator, Iterable, Optional
+
+from .store import UNWATCH, Event, Store, Watch
+
+_END = object()
+
+
+class EventStream:
+    """``async for event in store.events(names, ...)``.
+
+    The watch is registered when the stream is made. It ends — and the
+    callback with its reference to the loop is released — when the ``async
+    for`` loop ends (break, return, exception, cancellation), when aclose()
+    is called or the stream is used as ``async with`` and left, when the
+    stream is garbage collected, when the event loop is shut down (asyncio
+    closes the async generator the iteration runs on) or closed (the next
+    event finds it closed and ends the watch). When the store closes, the
+    iteration ends.
+    """
+
+    def __init__(self, store: Store, names: "Iterable[str] | str", **options: Any) -> None:
+        self._loop = loop = asyncio.get_running_loop()
+        self._queue: asyncio.Queue = asyncio.Queue()
+        put = self._queue.put_nowait
+
+        # Closures over the queue and the loop only, never over self, so the
+        # stream can be collected while the watch still holds them.
+        def deliver(event: Event) -> Any:
+            try:
+                loop.call_soon_threadsafe(put, event)
+            except RuntimeError:  # the loop is closed: nobody will read
+                return UNWATCH
+            return None
+
+        def ended() -> None:
+            try:
+                loop.call_soon_threadsafe(put, _END)
+            except RuntimeError:
+                pass
+
+        self._watch: Optional[Watch] = store.watch(names, deliver, _on_end=ended, **options)
+        self._agen = self._iterate()
+
+    @property
+    def watch(self) -> Optional[Watch]:
+        """The underlying watch (for stats()); None once closed."""
+        return self._watch
+
+    def _end_watch(self) -> None:
+        w, self._watch = self._watch, None
+        if w is not None:
+            w.unwatch()
+
+    async def _iterate(self) -> AsyncGenerator[Event, None]:
+        try:
+            while True:
+                ev = await self._queue.get()
+                if ev is _END:
+                    return
+                yield ev
+        finally:
+            self._end_watch()
+
+    def __aiter__(self) -> AsyncGenerator[Event, None]:
+        return self._agen
+
+    async def __anext__(self) -> Event:
+        return await self._agen.__anext__()
+
+    async def aclose(self) -> None:
+        """Ends the watch and the iteration."""
+        self._end_watch()
+        await self._agen.aclose()
+
+    async def __aenter__(self) -> "EventStream":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.aclose()
+
+    def __del__(self) -> None:
+        try:
+            self._end_watch()
+        except BaseException:
+            pass
