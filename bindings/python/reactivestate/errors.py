@@ -46,8 +46,8 @@ class OutOfMemory(ReactiveStateError, MemoryError):
     code = -2
 
 
-class NotFound(ReactiveStateError, LookupError):
-    """RSTATE_ENOTFOUND: no such variable or watch."""
+class NotFound(ReactiveStateError, KeyError):
+    """RSTATE_ENOTFOUND: no such variable or watch (a KeyError, as store[name] would raise)."""
 
     code = -3
 
