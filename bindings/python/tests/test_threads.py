@@ -1,0 +1,93 @@
+"""Threads: several Python threads set while others watch."""
+
+from __future__ import annotations
+
+import threading
+import unittest
+
+from support import Recorder, rs, wait_for
+
+THREADS = 4
+SETS = 500
+
+
+class Threads(unittest.TestCase):
+    def test_setting_from_several_threads_while_watching(self) -> None:
+        with rs.Store() as s:
+            for t in range(THREADS):
+                s.define(f"c.{t}", "integer", 0)
+            s.define("total", "integer", 0)
+            rec = Recorder()
+            s.watch("c.*", rec, include_initial=True)
+            barrier = threading.Barrier(THREADS)
+
+            def worker(t: int) -> None:
+                barrier.wait()
+                for i in range(1, SETS + 1):
+                    s[f"c.{t}"] = i
+
+            threads = [threading.Thread(target=worker, args=(t,)) for t in range(THREADS)]
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join(30)
+                self.assertFalse(th.is_alive(), "a setter thread hung")
+            events = rec.wait(THREADS + THREADS * SETS)
+            self.assertEqual(len(events), THREADS * (SETS + 1))
+            revs = [e.revision for e in events[THREADS:]]
+            self.assertEqual(revs, sorted(revs), "a watch saw revisions out of order")
+            self.assertEqual(len(set(revs)), len(revs))
+            for t in range(THREADS):
+                vals = [e.new for e in events if e.name == f"c.{t}" and e.kind is rs.EventKind.CHANGED]
+                self.assertEqual(vals, list(range(1, SETS + 1)), f"c.{t}")
+            self.assertGreater(len(rec.threads), 1)
+
+    def test_dispatch_thread_and_setters(self) -> None:
+        with rs.Store(dispatch_thread=True) as s:
+            s.define("x", "integer", 0)
+            rec = Recorder()
+            s.watch("x", rec, queued=True)
+
+            def worker(base: int) -> None:
+                for i in range(100):
+                    s.set("x", base + i, source=f"t{base}")
+
+            threads = [threading.Thread(target=worker, args=(b,)) for b in (1000, 2000, 3000)]
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join(30)
+            rec.wait(300)
+            revs = [e.revision for e in rec.events]
+            self.assertEqual(revs, sorted(revs))
+
+    def test_watch_and_unwatch_while_others_set(self) -> None:
+        with rs.Store() as s:
+            s.define("x", "integer", 0)
+            stop = threading.Event()
+
+            def setter() -> None:
+                i = 0
+                while not stop.is_set():
+                    i += 1
+                    s["x"] = i
+
+            th = threading.Thread(target=setter)
+            th.start()
+            try:
+                for _ in range(200):
+                    rec = Recorder()
+                    w = s.watch("x", rec, include_initial=True)
+                    w.unwatch()
+                    self.assertFalse(w.active)
+                    self.assertIs(rec.events[0].kind, rs.EventKind.INITIAL)
+                    vals = [e.new for e in rec.events]
+                    self.assertEqual(vals, sorted(vals))
+            finally:
+                stop.set()
+                th.join(30)
+            wait_for(lambda: s.watcher_count("x") == 0, "every watch to end")
+
+
+if __name__ == "__main__":
+    unittest.main()
