@@ -84,17 +84,21 @@ def encode(text: str, what: str = "name") -> bytes:
     return text.encode("utf-8", "surrogatepass")
 
 
-_NAMES: dict = {}
+class _NameCache(dict):
+    """name -> its encode()d bytes, filled on first use: names repeat, and a
+    dict lookup is cheaper than encoding and checking each time. Bounded,
+    so a program making up names cannot grow it without end."""
 
-
-def bname(name: str) -> bytes:
-    """encode() for variable names, remembered (names repeat)."""
-    b = _NAMES.get(name)
-    if b is None:
+    def __missing__(self, name: str) -> bytes:
         b = encode(name)
-        if len(_NAMES) < 65536:
-            _NAMES[name] = b
-    return b
+        if len(self) < 65536:
+            self[name] = b
+        return b
+
+
+_NAMES = _NameCache()
+#: bname(name) -> bytes: encode() for variable names, remembered.
+bname = _NAMES.__getitem__
 
 
 def fill(v: N.rstate_value, obj: Any, what: str = "value") -> Any:

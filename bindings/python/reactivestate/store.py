@@ -28,7 +28,6 @@ _value_clear = lib.rstate_value_clear
 _INT64_MIN = N.INT64_MIN
 _INT64_MAX = N.INT64_MAX
 _ENOTFOUND = NotFound.code
-_NAMES_get = _NAMES.get
 
 
 class _Sentinel:
@@ -548,7 +547,7 @@ class Store:
         when this returns (on this thread, for a mem: store)."""
         if source is None and meta is None and if_version is None:
             # Fast path: the scalar setters, no struct built.
-            n = _NAMES_get(name) or bname(name)
+            n = _NAMES[name]
             t = type(value)
             if t is float:
                 rc = _set_float(self._h, n, c_double(value))
@@ -638,8 +637,8 @@ class Store:
     def __getitem__(self, name: str) -> Value:
         return self.get(name)
 
-    def __setitem__(self, name: str, value: Value) -> None:
-        self.set(name, value)
+    #: store[name] = value is set(name, value), called directly (hot path)
+    __setitem__ = set
 
     def __delitem__(self, name: str) -> None:
         self.undefine(name)
