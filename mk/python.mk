@@ -16,7 +16,7 @@ PY_EXAMPLE_BINS := $(PY_EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%)
 
 .PHONY: python-check python-e2e python-bench
 
-$(BUILD)/examples/python/%: examples/python/%.c $(STATIC)
+$(BUILD)/examples/python/%: examples/python/%.c examples/python/wait.h $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(STATIC) $(LDFLAGS) $(LIBS)
 
