@@ -11,12 +11,15 @@
 #include "store.h"
 
 extern const rstate_backend_ops rstate__local_ops;
+extern const rstate_backend_ops rstate__remote_ops;
 
 static const struct {
   const char *scheme; /* including the colon */
   const rstate_backend_ops *ops;
 } schemes[] = {
     {"mem:", &rstate__local_ops},
+    {"unix:", &rstate__remote_ops},
+    {"tcp:", &rstate__remote_ops},
 };
 
 #define CHECK_STORE(s, fn) \
@@ -42,6 +45,9 @@ int rstate_open_backend(rstate_store **out, const rstate_backend_ops *ops, const
   if (!ops->open || !ops->close || !ops->define || !ops->undefine || !ops->get || !ops->get_many || !ops->snapshot ||
       !ops->set_many || !ops->revision)
     return rstate__err(RSTATE_EINVAL, "rstate_open: backend \"%s\" lacks a required operation",
+                       ops->name ? ops->name : "?");
+  if (ops->version >= 2 && !ops->subscribe != !ops->unsubscribe)
+    return rstate__err(RSTATE_EINVAL, "rstate_open: backend \"%s\" has only one of subscribe and unsubscribe",
                        ops->name ? ops->name : "?");
   if (opts && (opts->connect_timeout_ms < 0 || opts->request_timeout_ms < 0 || opts->heartbeat_ms < 0))
     return rstate__err(RSTATE_EINVAL, "rstate_open: timeouts and heartbeat_ms must not be negative");
@@ -84,8 +90,6 @@ int rstate_open(rstate_store **out, const char *uri, const rstate_options *opts)
     if (strncmp(uri, schemes[i].scheme, strlen(schemes[i].scheme)) == 0)
       return rstate_open_backend(out, schemes[i].ops, uri, opts);
   }
-  if (strncmp(uri, "unix:", 5) == 0 || strncmp(uri, "tcp:", 4) == 0)
-    return rstate__err(RSTATE_ENOTSUP, "rstate_open: \"%s\": remote stores are not available in this build", uri);
   return rstate__err(RSTATE_EINVAL, "rstate_open: \"%s\" is not a store URI (mem:, unix:/path, tcp:host:port)", uri);
 }
 

@@ -41,4 +41,7 @@ struct rstate_store {
   atomic_int n_taps;
 };
 
+/* Whether the store's backend keeps watches itself (backend.h, version 2). */
+static inline bool rstate__subscribes(const rstate_store *s) { return s->ops->version >= 2 && s->ops->subscribe; }
+
 #endif

@@ -13,7 +13,7 @@
 #include "store.h"
 
 int rstate__tap_add(rstate_store *s, const rstate__tap *tap) {
-  int rc = rstate__err(RSTATE_ELIMIT, "a store can be served by at most %d servers at once", RSTATE_TAPS);
+  int rc = RSTATE_ELIMIT;
   pthread_rwlock_wrlock(&s->tap_lock);
   for (int i = 0; i < RSTATE_TAPS; i++) {
     if (!s->taps[i]) {
@@ -24,7 +24,8 @@ int rstate__tap_add(rstate_store *s, const rstate__tap *tap) {
     }
   }
   pthread_rwlock_unlock(&s->tap_lock);
-  return rc;
+  if (rc) return rstate__err(rc, "a store can be served by at most %d servers at once", RSTATE_TAPS);
+  return RSTATE_OK;
 }
 
 void rstate__tap_remove(rstate_store *s, const rstate__tap *tap) {

@@ -38,15 +38,37 @@ int rstate__cascade_check(const char *fn, const char *name) {
   return RSTATE_OK;
 }
 
+uint32_t rstate__emit_depth(void) { return tls.in_callback ? tls.depth + 1 : 0; }
+
 static int emit(rstate_store *s, const rstate_change *changes, size_t n) {
   if (!rstate__registry_live(s->registry)) return RSTATE_OK;
-  return rstate__registry_emit(s->registry, changes, n, tls.in_callback ? tls.depth + 1 : 0);
+  return rstate__registry_emit(s->registry, changes, n, rstate__emit_depth());
 }
 
 int rstate_host_emit(rstate_host *h, const rstate_change *changes, size_t n) {
   if (!h || !changes || !n) return RSTATE_OK;
   if (atomic_load_explicit(&h->store->n_taps, memory_order_relaxed)) return rstate__tap_emit(h->store, changes, n, emit);
   return emit(h->store, changes, n);
+}
+
+int rstate_host_emit_to(rstate_host *h, rstate_sub *sub, const rstate_change *changes, const uint32_t *coalesced,
+                        size_t n) {
+  return rstate__emit_to_depth(h, sub, changes, coalesced, n, 0);
+}
+
+int rstate__emit_to_depth(rstate_host *h, rstate_sub *sub, const rstate_change *changes, const uint32_t *coalesced,
+                          size_t n, uint32_t depth) {
+  if (!h || !sub || !changes || !n) return RSTATE_OK;
+  rstate__watch *w = (rstate__watch *)sub;
+  rstate__batch *b = rstate__batch_new(changes, n, n, depth);
+  if (!b) return RSTATE_ENOMEM;
+  for (size_t i = 0; i < n; i++) {
+    rstate__node *node = rstate__batch_node(b, i);
+    node->rec = rstate__batch_record(b, i);
+    node->coalesced = coalesced ? coalesced[i] : 0;
+    rstate__watch_push(w, node);
+  }
+  return RSTATE_OK;
 }
 
 void rstate_host_deliver(rstate_host *h) {
@@ -187,15 +209,15 @@ static void merge(rstate__watch *w, rstate__node *node) {
   const rstate__record *rec = node->rec;
   for (rstate__node *e = w->pending; e; e = e->next) {
     if (same_var(e->rec, rec)) {
+      e->coalesced += node->coalesced ? node->coalesced : 1;
       rstate__node_release(e->latest);
       e->latest = node;
-      e->coalesced++;
       e->last_ns = now;
       update_deadline(w);
       return;
     }
   }
-  node->coalesced = 1;
+  if (!node->coalesced) node->coalesced = 1;
   node->first_ns = node->last_ns = now;
   node->next = NULL;
   rstate__node **tail = &w->pending;
@@ -240,6 +262,12 @@ void rstate__watch_push(rstate__watch *w, rstate__node *node) {
 
 /* ---- ending a watch ---------------------------------------------------- */
 
+/* A backend that keeps watches itself forgets this one: nothing more is
+ * emitted to it. Called once, by whoever removed it from the registry. */
+static void unsubscribe(rstate__watch *w) {
+  if (rstate__subscribes(w->store)) w->store->ops->unsubscribe(w->store->backend, (rstate_sub *)w);
+}
+
 /* destroy is user code: what it changes is delivered after it returns, as
  * for a callback. */
 static void call_destroy(rstate__watch *w) {
@@ -254,6 +282,7 @@ static void call_destroy(rstate__watch *w) {
  * at once and the delivery loop runs destroy after the callback; from
  * anywhere else it waits for a running callback and runs destroy itself. */
 static void end_watch(rstate__watch *w) {
+  unsubscribe(w);
   if (w->debounce_ms) rstate__dispatch_remove_timer(w->store->dispatch, w);
   pthread_mutex_lock(&STRIPE(w)->lock);
   w->dead = true;
@@ -336,6 +365,7 @@ int rstate__watch_drain(rstate__watch *w) {
     uint32_t coalesced = node->coalesced;
     rstate__node_release(node);
     if (rc == RSTATE_UNWATCH && rstate__registry_remove(w->store->registry, w)) {
+      unsubscribe(w);
       if (w->debounce_ms) rstate__dispatch_remove_timer(w->store->dispatch, w);
       pthread_mutex_lock(&STRIPE(w)->lock);
       w->dead = true;
@@ -490,9 +520,24 @@ static int check_exact(const rstate__watch *w, const snap *sn) {
   return RSTATE_OK;
 }
 
+/* The same for a backend that subscribes: asked name by name. */
+static int check_exact_defined(const rstate__watch *w) {
+  for (size_t i = 0; i < w->n_patterns; i++) {
+    const char *p = w->patterns[i];
+    size_t len = strlen(p);
+    if (len && p[len - 1] == '*') continue;
+    rstate_var_info info;
+    int rc = w->store->ops->get(w->store->backend, p, NULL, &info);
+    if (rc == RSTATE_ENOTFOUND) return rstate__err(RSTATE_ENOTFOUND, "rstate_watch: %s: no such variable", p);
+    if (rc) return rc;
+  }
+  return RSTATE_OK;
+}
+
 /* Ends registration: drops what the snapshot already shows, puts the
  * INITIAL events first, and lets delivery start. */
-static void finish_registration(rstate__watch *w, rstate__batch *initial, size_t n_initial, uint64_t revision) {
+static void finish_registration(rstate__watch *w, rstate__batch *initial, size_t n_initial, uint64_t revision,
+                                bool drop_seen) {
   pthread_mutex_lock(&STRIPE(w)->lock);
   rstate__node *held = w->head;
   w->head = w->tail = NULL;
@@ -501,7 +546,7 @@ static void finish_registration(rstate__watch *w, rstate__batch *initial, size_t
   w->initializing = false;
   while (held) {
     rstate__node *next = held->next;
-    if (w->include_initial && held->rec->revision <= revision)
+    if (drop_seen && w->include_initial && held->rec->revision <= revision)
       rstate__node_release(held);
     else
       enqueue(w, held);
@@ -539,12 +584,21 @@ int rstate_watch(rstate_store *s, const char *const *names, size_t n, rstate_wat
   }
 
   /* registered first, then the snapshot: every change is either in the
-   * snapshot (revision <= its revision) or queued on the watch */
+   * snapshot (revision <= its revision) or queued on the watch. A backend
+   * that subscribes emits the INITIAL events itself. */
   snap sn = {0};
   uint64_t revision = 0;
   rstate__batch *initial = NULL;
-  rc = s->ops->snapshot(s->backend, (const char *const *)w->patterns, w->n_patterns, snap_collect, &sn, &revision);
-  if (!rc) rc = check_exact(w, &sn);
+  bool subscribes = rstate__subscribes(s);
+  if (subscribes) {
+    rc = check_exact_defined(w);
+    if (!rc)
+      rc = s->ops->subscribe(s->backend, (rstate_sub *)w, (const char *const *)w->patterns, w->n_patterns,
+                             w->include_initial);
+  } else {
+    rc = s->ops->snapshot(s->backend, (const char *const *)w->patterns, w->n_patterns, snap_collect, &sn, &revision);
+    if (!rc) rc = check_exact(w, &sn);
+  }
   if (!rc && w->include_initial && sn.n) {
     for (size_t i = 0; i < sn.n; i++) {
       sn.items[i].new_value = &sn.values[i];
@@ -566,7 +620,7 @@ int rstate_watch(rstate_store *s, const char *const *names, size_t n, rstate_wat
    * dispatch thread): keep it alive until we are done with it */
   rstate__watch_ref(w);
   rstate__registry_publish(s->registry, w); /* from here on it cannot fail */
-  finish_registration(w, initial, initial ? sn.n : 0, revision);
+  finish_registration(w, initial, initial ? sn.n : 0, revision, !subscribes);
   snap_free(&sn);
   if (out) *out = w->id;
   rstate__watch_unref(w);

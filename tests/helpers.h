@@ -8,8 +8,12 @@
 #define RSTATE_TEST_HELPERS_H
 
 #include <criterion/criterion.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "reactivestate.h"
 
@@ -31,14 +35,72 @@
               (varname));                                                                           \
   } while (0)
 
-/* Opens a fresh "mem:" store; the test fails when it cannot. */
-static inline rstate_store *h_open(void) {
+/*
+ * The transport the tests run over: RSTATE_TEST_TRANSPORT unset or "mem"
+ * opens "mem:" stores; "unix" or "tcp" gives each h_open its own "mem:"
+ * store served by an rstate_server, and returns a remote store connected to
+ * it, so the same tests check that the remote stores keep every guarantee.
+ * rstate_close is redirected to h_close, which also stops that server.
+ */
+typedef struct h_served {
+  rstate_store *remote, *backing;
+  rstate_server *server;
+} h_served;
+static h_served h_served_stores[64];
+
+static inline const char *h_transport(void) {
+  const char *t = getenv("RSTATE_TEST_TRANSPORT");
+  return t && *t ? t : "mem";
+}
+
+static inline bool h_remote(void) { return strcmp(h_transport(), "mem") != 0; }
+
+/* Opens a fresh store over the test transport with options o (may be NULL). */
+static inline rstate_store *h_open_opts(const rstate_options *o) {
   rstate_store *s = NULL;
-  int rc = rstate_open(&s, "mem:", NULL);
+  if (!h_remote()) {
+    int rc = rstate_open(&s, "mem:", o);
+    cr_assert_eq(rc, RSTATE_OK, "rstate_open(\"mem:\") returned %s: %s", rstate_error_name(rc), rstate_last_error());
+    cr_assert_not_null(s, "rstate_open(\"mem:\") returned RSTATE_OK but no store");
+    return s;
+  }
+  h_served *slot = NULL;
+  for (size_t i = 0; i < sizeof h_served_stores / sizeof h_served_stores[0] && !slot; i++)
+    if (!h_served_stores[i].remote) slot = &h_served_stores[i];
+  cr_assert_not_null(slot, "more than 64 remote test stores open at once");
+  int rc = rstate_open(&slot->backing, "mem:", NULL);
   cr_assert_eq(rc, RSTATE_OK, "rstate_open(\"mem:\") returned %s: %s", rstate_error_name(rc), rstate_last_error());
-  cr_assert_not_null(s, "rstate_open(\"mem:\") returned RSTATE_OK but no store");
+  char uri[128];
+  static unsigned serial;
+  if (!strcmp(h_transport(), "tcp"))
+    snprintf(uri, sizeof uri, "tcp:127.0.0.1:0");
+  else
+    snprintf(uri, sizeof uri, "unix:/tmp/rstate-test-%d-%u.sock", (int)getpid(), serial++);
+  rc = rstate_server_start(&slot->server, slot->backing, uri, NULL);
+  cr_assert_eq(rc, RSTATE_OK, "rstate_server_start(%s) returned %s: %s", uri, rstate_error_name(rc),
+               rstate_last_error());
+  rc = rstate_open(&s, rstate_server_uri(slot->server), o);
+  cr_assert_eq(rc, RSTATE_OK, "rstate_open(\"%s\") returned %s: %s", rstate_server_uri(slot->server),
+               rstate_error_name(rc), rstate_last_error());
+  slot->remote = s;
   return s;
 }
+
+/* Opens a fresh store over the test transport; the test fails when it cannot. */
+static inline rstate_store *h_open(void) { return h_open_opts(NULL); }
+
+/* Closes a store, and the server and store behind it when remote. */
+static inline void h_close(rstate_store *s) {
+  rstate_close(s);
+  for (size_t i = 0; s && i < sizeof h_served_stores / sizeof h_served_stores[0]; i++) {
+    h_served *slot = &h_served_stores[i];
+    if (slot->remote != s) continue;
+    rstate_server_stop(slot->server);
+    rstate_close(slot->backing);
+    memset(slot, 0, sizeof *slot);
+  }
+}
+#define rstate_close(s) h_close(s)
 
 /* rstate_define with the fields spelled out; returns its code. */
 static inline int h_define(rstate_store *s, const char *name, rstate_type type, rstate_value initial,

@@ -35,13 +35,15 @@
 extern "C" {
 #endif
 
-/* Version 1 is the table and the structs below as released in 0.1.0. A
- * later version adds members only at the end, and the front end reads them
- * only from backends that declare that version. */
-#define RSTATE_BACKEND_VERSION 1
+/* Version 1 is the table and the structs below as released in 0.1.0;
+ * version 2 adds subscribe and unsubscribe. A later version adds members
+ * only at the end, and the front end reads them only from backends that
+ * declare that version. */
+#define RSTATE_BACKEND_VERSION 2
 
 typedef struct rstate_backend rstate_backend; /* the backend's own state */
 typedef struct rstate_host rstate_host;       /* the front end, as a backend sees it */
+typedef struct rstate_sub rstate_sub;         /* one watch, for backends that subscribe (version 2) */
 
 /* One accepted change, as a backend reports it. Everything is borrowed for
  * the duration of rstate_host_emit. */
@@ -109,6 +111,26 @@ typedef struct rstate_backend_ops {
                   const rstate_set_opts *opts, size_t *failed_index);
   /* The store revision; 0 when it cannot be asked. */
   uint64_t (*revision)(rstate_backend *b);
+
+  /* ---- version 2 ---- */
+
+  /* For backends whose changes happen elsewhere and that keep watches
+   * themselves (the remote store: the server sends each subscription only
+   * what it covers). Both NULL: the front end matches every change emitted
+   * with rstate_host_emit against its watches, as for version 1. Both set:
+   * the front end calls subscribe for every new watch instead of taking a
+   * snapshot, and the backend reports that watch's events with
+   * rstate_host_emit_to, never with rstate_host_emit.
+   *
+   * subscribe: patterns as for snapshot (exact names the front end has
+   * checked exist). With include_initial, the INITIAL events (kind
+   * RSTATE_EVENT_INITIAL, one per covered variable, revision R) are emitted
+   * to sub before subscribe returns, and then every change above R. On
+   * failure nothing is emitted to sub, then or later.
+   * unsubscribe: after it returns, nothing is emitted to sub; it cannot
+   * fail (a backend that cannot tell its server forgets the subscription). */
+  int (*subscribe)(rstate_backend *b, rstate_sub *sub, const char *const *patterns, size_t n, bool include_initial);
+  void (*unsubscribe)(rstate_backend *b, rstate_sub *sub);
 } rstate_backend_ops;
 
 /* Opens a store over a backend of your own; ops must outlive the store.
@@ -120,6 +142,14 @@ RSTATE_API int rstate_open_backend(rstate_store **out, const rstate_backend_ops 
 /* Reports one store revision's changes (n >= 1, all with the same
  * revision). Returns RSTATE_OK, or RSTATE_ENOMEM having queued nothing. */
 RSTATE_API int rstate_host_emit(rstate_host *h, const rstate_change *changes, size_t n);
+/* Version 2: reports n events to one subscribed watch, in its order
+ * (revisions never decrease). Kinds: any of rstate_event_kind, including
+ * INITIAL and RESYNC. coalesced: NULL (each event stands for one change),
+ * or per event the count it stands for (rstate_event.coalesced; 0 for
+ * INITIAL). Every change of one call shares changes[0]'s source and meta.
+ * Returns RSTATE_OK, or RSTATE_ENOMEM having queued nothing. */
+RSTATE_API int rstate_host_emit_to(rstate_host *h, rstate_sub *sub, const rstate_change *changes,
+                                   const uint32_t *coalesced, size_t n);
 /* Runs the inline callbacks due on this thread; call it outside any lock
  * after emitting from a thread the front end did not call you on. */
 RSTATE_API void rstate_host_deliver(rstate_host *h);

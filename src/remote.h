@@ -1,0 +1,110 @@
+/*
+ * remote.h — the remote backend's connection object, shared by remote.c
+ * (connecting, requests, the connection thread) and subscription.c
+ * (watches: event groups, resume points, RESYNC after a gap).
+ *
+ * Locks: `lock` guards everything below it; `wlock` guards writing to the
+ * socket (and out). Order: lock, then wlock. Neither is held while user
+ * code runs; rstate_host_emit_to is called under `lock` (the backend lock).
+ */
+#ifndef RSTATE_REMOTE_H
+#define RSTATE_REMOTE_H
+
+#include <pthread.h>
+
+#include "map.h"
+#include "sock.h"
+#include "store.h"
+#include "wire.h"
+
+typedef struct waiter waiter;
+typedef struct rsub rsub;
+
+/* Called on the connection thread, under lock, for each frame answering the
+ * waiter's request; returns true once the answer is whole. */
+typedef bool (*reply_fn)(waiter *w, const rstate__wire_msg *m);
+
+struct waiter {
+  waiter *next;
+  uint32_t req;
+  uint8_t reply_type; /* the frame type that answers (OK, GET_REPLY, ...) */
+  reply_fn on_reply;  /* NULL: the frame itself is the whole answer */
+  void *ctx;
+  bool done;
+  int rc;
+  char *sentence; /* an ERROR's sentence */
+  uint64_t failed_index;
+};
+
+enum { CONN_CONNECTED = 1, CONN_DISCONNECTED };
+
+typedef struct remote {
+  rstate_host *host;
+  char *uri;
+  rstate__addr addr;
+  rstate_options opts;
+  char *token;
+  int connect_timeout_ms, request_timeout_ms;
+
+  pthread_mutex_t lock;
+  pthread_cond_t cond; /* a waiter is done, the state changed */
+  int state;
+  bool closing;   /* rstate_close: the connection thread ends */
+  bool open_done; /* the first connection attempt is over (open_rc) */
+  int open_rc;
+  char *open_error;
+  uint64_t gen;     /* connection serial: a request belongs to one connection */
+  int fd;           /* -1 when disconnected */
+  int wake;         /* eventfd: wakes the connection thread (closing) */
+  rstate__wire_reader reader; /* connection thread only */
+  rstate__wire_buf scratch;   /* decoding, connection thread only */
+  rstate__wire_welcome welcome;
+  uint64_t instance;          /* the server instance subscriptions belong to */
+  int64_t last_rx_ns;         /* monotonic: the last frame received */
+  uint32_t next_req;
+  uint32_t emit_depth; /* feedback depth of the events taken now (pump) */
+  waiter *waiters;
+  waiter *answered; /* answers read, released after the callbacks before them ran */
+  bool in_serve;    /* the connection thread is reading outside any callback */
+  rsub *subs;
+  uint64_t next_sub;
+  pthread_t thread;
+
+  pthread_mutex_t wlock;
+  rstate__wire_buf out; /* the frame being sent */
+} remote;
+
+/* ---- remote.c, for subscription.c ---- */
+
+/* Drops the connection (under lock): fails every request in flight with
+ * RSTATE_ECLOSED; the connection thread reports and reconnects. */
+void rstate__remote_drop(remote *r, const char *why);
+/* Sends an encoded frame on the current connection (under lock or not;
+ * takes wlock). encode appends the frame to the buffer. */
+int rstate__remote_send(remote *r, uint64_t gen, int (*encode)(rstate__wire_buf *b, const void *arg), const void *arg);
+/* Completes a waiter (under lock). */
+void rstate__remote_finish(remote *r, waiter *w, int rc);
+/* Registers a waiter for a request of this connection (under lock) and
+ * gives it a request id. */
+void rstate__remote_add_waiter(remote *r, waiter *w);
+/* Waits (not under lock) for w, sent on connection gen, to be answered;
+ * removes it. Returns its rc, with the sentence set. */
+int rstate__remote_wait(remote *r, waiter *w);
+
+/* ---- subscription.c ---- */
+
+int rstate__sub_subscribe(remote *r, rstate_sub *handle, const char *const *patterns, size_t n, bool include_initial);
+void rstate__sub_unsubscribe(remote *r, rstate_sub *handle);
+/* WATCH_REPLY and EVENT frames (under lock, connection thread). */
+void rstate__sub_frame(remote *r, const rstate__wire_msg *m, const rstate__wire_frame *f);
+/* An ERROR answering a request no waiter waits for: a re-subscription. */
+void rstate__sub_error(remote *r, const rstate__wire_error *e);
+/* The connection was lost (under lock): partial groups are dropped. */
+void rstate__sub_lost(remote *r);
+/* A new connection (under lock): every subscription is sent again, resuming
+ * from its last revision when the server is the same instance. */
+void rstate__sub_resubscribe(remote *r);
+/* Frees every subscription (closing). */
+void rstate__sub_free_all(remote *r);
+
+#endif

@@ -1,0 +1,27 @@
+/*
+ * sock.h — stream socket addresses of store URIs ("unix:/path",
+ * "tcp:host:port") and connecting to them with a deadline (sock.c).
+ */
+#ifndef RSTATE_SOCK_H
+#define RSTATE_SOCK_H
+
+#include <sys/socket.h>
+
+#include "internal.h"
+
+typedef struct rstate__addr {
+  struct sockaddr_storage sa;
+  socklen_t len;
+  int family; /* AF_UNIX or AF_INET / AF_INET6 */
+} rstate__addr;
+
+/* Parses a "unix:" or "tcp:" URI (numeric or named host; "[::1]:7411" for
+ * IPv6). RSTATE_EINVAL with a sentence naming what is wrong. fn prefixes
+ * the sentence. */
+int rstate__addr_parse(rstate__addr *out, const char *uri, const char *fn);
+/* A connected, blocking, close-on-exec stream socket in *fd within
+ * timeout_ms. RSTATE_EIO (refused, no such socket: the sentence has
+ * strerror) or RSTATE_ETIMEDOUT. */
+int rstate__addr_connect(const rstate__addr *a, int timeout_ms, int *fd, const char *uri);
+
+#endif

@@ -1,0 +1,412 @@
+/*
+ * test_remote.c — what a remote store adds to the guarantees every store
+ * keeps (those run over unix: and tcp: through RSTATE_TEST_TRANSPORT):
+ * connecting, tokens, connection states, heartbeats, failing fast while
+ * disconnected, reconnecting, resuming from the server's history, and
+ * RESYNC events after a gap. The network failures come from a proxy
+ * (proxy.h) between the client and the server.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+
+#include "proxy.h"
+#include "recorder.h"
+
+/* ---- a served store, a proxy in front of it, and a client ---------------- */
+
+static rstate_store *backing;
+static rstate_server *server;
+static proxy *px;
+static char server_uri[128];
+
+/* connection states seen by on_state, in order */
+static pthread_mutex_t st_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t st_cond = PTHREAD_COND_INITIALIZER;
+static rstate_conn_state states[64];
+static int n_states;
+
+static void on_state(rstate_store *s, rstate_conn_state st, void *ud) {
+  (void)s;
+  (void)ud;
+  pthread_mutex_lock(&st_lock);
+  if (n_states < 64) states[n_states++] = st;
+  pthread_cond_broadcast(&st_cond);
+  pthread_mutex_unlock(&st_lock);
+}
+
+static int count_state(rstate_conn_state st) {
+  int n = 0;
+  pthread_mutex_lock(&st_lock);
+  for (int i = 0; i < n_states; i++) n += states[i] == st;
+  pthread_mutex_unlock(&st_lock);
+  return n;
+}
+
+/* Waits (at most 10 s) until on_state reported st at least n times. */
+static void wait_state(rstate_conn_state st, int n) {
+  struct timespec deadline;
+  clock_gettime(CLOCK_REALTIME, &deadline);
+  deadline.tv_sec += 10;
+  pthread_mutex_lock(&st_lock);
+  for (;;) {
+    int got = 0;
+    for (int i = 0; i < n_states; i++) got += states[i] == st;
+    if (got >= n) break;
+    if (pthread_cond_timedwait(&st_cond, &st_lock, &deadline)) {
+      pthread_mutex_unlock(&st_lock);
+      cr_assert_fail("waited 10 s for connection state %d to be reported %d times, got %d", (int)st, n, got);
+    }
+  }
+  pthread_mutex_unlock(&st_lock);
+}
+
+static void serve(const rstate_server_opts *so) {
+  static int serial;
+  if (!backing) ASSERT_RC(rstate_open(&backing, "mem:", NULL), RSTATE_OK);
+  snprintf(server_uri, sizeof server_uri, "unix:/tmp/rstate-remote-%d-%d.sock", (int)getpid(), serial++);
+  ASSERT_RC(rstate_server_start(&server, backing, server_uri, so), RSTATE_OK);
+}
+
+static rstate_store *client(const rstate_options *extra) {
+  rstate_options o = {0};
+  if (extra) o = *extra;
+  o.on_state = on_state;
+  rstate_store *c = NULL;
+  ASSERT_RC(rstate_open(&c, proxy_uri(px), &o), RSTATE_OK);
+  return c;
+}
+
+static void setup(void) {
+  n_states = 0;
+  serve(NULL);
+  px = proxy_start(server_uri);
+  cr_assert_not_null(px, "the test proxy did not start");
+}
+
+static void teardown(void) {
+  proxy_stop(px);
+  rstate_server_stop(server);
+  rstate_close(backing);
+  backing = NULL;
+}
+
+TestSuite(remote, .init = setup, .fini = teardown, .timeout = 60);
+
+/* ---- connecting ------------------------------------------------------------ */
+
+Test(remote, open_of_an_unreachable_server_is_eio) {
+  rstate_store *c = NULL;
+  ASSERT_RC(rstate_open(&c, "unix:/tmp/rstate-no-such-server.sock", NULL), RSTATE_EIO);
+  cr_assert_null(c);
+  cr_assert(strstr(rstate_last_error(), "rstate-no-such-server") != NULL, "the sentence names the address: %s",
+            rstate_last_error());
+  ASSERT_RC(rstate_open(&c, "tcp:127.0.0.1:1", NULL), RSTATE_EIO);
+}
+
+Test(remote, open_of_a_bad_uri_is_einval) {
+  rstate_store *c = NULL;
+  ASSERT_RC(rstate_open(&c, "tcp:127.0.0.1", NULL), RSTATE_EINVAL);
+  ASSERT_RC(rstate_open(&c, "tcp:127.0.0.1:99999", NULL), RSTATE_EINVAL);
+  ASSERT_RC(rstate_open(&c, "unix:", NULL), RSTATE_EINVAL);
+}
+
+/* A socket that accepts connections (the kernel's backlog) but never answers. */
+Test(remote, open_of_a_silent_server_times_out) {
+  char path[108];
+  snprintf(path, sizeof path, "/tmp/rstate-silent-%d.sock", (int)getpid());
+  unlink(path);
+  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  struct sockaddr_un a = {.sun_family = AF_UNIX};
+  snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
+  cr_assert(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 && listen(fd, 8) == 0);
+  char uri[128];
+  snprintf(uri, sizeof uri, "unix:%s", path);
+  rstate_options o = {.connect_timeout_ms = 200};
+  rstate_store *c = NULL;
+  ASSERT_RC(rstate_open(&c, uri, &o), RSTATE_ETIMEDOUT);
+  close(fd);
+  unlink(path);
+}
+
+Test(remote, on_state_reports_connected_inside_open_and_closed_inside_close) {
+  rstate_store *c = client(NULL);
+  cr_assert_eq(count_state(RSTATE_STATE_CONNECTED), 1, "CONNECTED once, before rstate_open returned");
+  rstate_close(c);
+  pthread_mutex_lock(&st_lock);
+  cr_assert_eq(n_states, 2);
+  cr_assert_eq(states[1], RSTATE_STATE_CLOSED, "CLOSED, inside rstate_close");
+  pthread_mutex_unlock(&st_lock);
+}
+
+/* ---- tokens ------------------------------------------------------------------ */
+
+Test(remote, a_wrong_or_missing_token_is_eperm) {
+  rstate_server *guarded;
+  char uri[128];
+  snprintf(uri, sizeof uri, "unix:/tmp/rstate-guarded-%d.sock", (int)getpid());
+  rstate_server_opts so = {.token = "s3cret", .read_token = "peek"};
+  ASSERT_RC(rstate_server_start(&guarded, backing, uri, &so), RSTATE_OK);
+  rstate_store *c = NULL;
+  ASSERT_RC(rstate_open(&c, uri, NULL), RSTATE_EPERM);
+  rstate_options o = {.token = "guess"};
+  ASSERT_RC(rstate_open(&c, uri, &o), RSTATE_EPERM);
+  cr_assert(strstr(rstate_last_error(), "token") != NULL, "the sentence says why: %s", rstate_last_error());
+  o.token = "s3cret";
+  ASSERT_RC(rstate_open(&c, uri, &o), RSTATE_OK);
+  ASSERT_RC(h_define(c, "t.x", RSTATE_TYPE_INTEGER, rstate_int(1), NULL), RSTATE_OK);
+  rstate_close(c);
+  rstate_server_stop(guarded);
+}
+
+Test(remote, a_read_token_may_get_and_watch_but_not_write) {
+  h_define_ok(backing, "ro.x", RSTATE_TYPE_INTEGER, rstate_int(1), NULL);
+  rstate_server *guarded;
+  char uri[128];
+  snprintf(uri, sizeof uri, "unix:/tmp/rstate-ro-%d.sock", (int)getpid());
+  rstate_server_opts so = {.token = "s3cret", .read_token = "peek"};
+  ASSERT_RC(rstate_server_start(&guarded, backing, uri, &so), RSTATE_OK);
+  rstate_options o = {.token = "peek"};
+  rstate_store *c = NULL;
+  ASSERT_RC(rstate_open(&c, uri, &o), RSTATE_OK);
+  cr_assert_eq(h_get_int(c, "ro.x"), 1);
+  recorder r;
+  rec_init(&r);
+  rec_watch1(c, &r, "ro.x", NULL);
+  ASSERT_RC(rstate_set_int(c, "ro.x", 2), RSTATE_EPERM);
+  ASSERT_RC(h_define(c, "ro.y", RSTATE_TYPE_INTEGER, rstate_int(1), NULL), RSTATE_EPERM);
+  ASSERT_RC(rstate_undefine(c, "ro.x"), RSTATE_EPERM);
+  ASSERT_RC(rstate_set_int(backing, "ro.x", 3), RSTATE_OK);
+  rec_wait(&r, 1);
+  cr_assert_eq(r.ev[0].new_value.u.i, 3);
+  rstate_close(c);
+  rstate_server_stop(guarded);
+  rec_free(&r);
+}
+
+/* ---- losing the connection ---------------------------------------------------- */
+
+Test(remote, calls_fail_fast_with_eclosed_while_disconnected) {
+  h_define_ok(backing, "d.x", RSTATE_TYPE_INTEGER, rstate_int(1), NULL);
+  rstate_options o = {.no_reconnect = true};
+  rstate_store *c = client(&o);
+  recorder r;
+  rec_init(&r);
+  rstate_watch_id id = rec_watch1(c, &r, "d.x", NULL);
+  proxy_cut(px);
+  wait_state(RSTATE_STATE_DISCONNECTED, 1);
+  rstate_value v;
+  ASSERT_RC(rstate_get(c, "d.x", &v), RSTATE_ECLOSED);
+  ASSERT_RC(rstate_set_int(c, "d.x", 2), RSTATE_ECLOSED);
+  ASSERT_RC(h_define(c, "d.y", RSTATE_TYPE_INTEGER, rstate_int(1), NULL), RSTATE_ECLOSED);
+  cr_assert_eq(rstate_revision(c), 0, "rstate_revision is 0 when it cannot ask");
+  ASSERT_RC(rstate_unwatch(c, id), RSTATE_OK);
+  cr_assert_eq(r.destroyed, 1);
+  cr_assert_eq(h_get_int(backing, "d.x"), 1, "nothing was applied");
+  cr_assert_eq(proxy_accepted(px), 1, "no_reconnect: no second connection");
+  rstate_close(c);
+  rec_free(&r);
+}
+
+/* A request whose answer is cut off fails with ECLOSED; it is not retried. */
+static rstate_store *in_flight_store;
+static atomic_int in_flight_rc;
+static void *set_in_flight(void *arg) {
+  (void)arg;
+  atomic_store(&in_flight_rc, rstate_set_int(in_flight_store, "f.x", 2));
+  return NULL;
+}
+
+Test(remote, a_request_in_flight_when_the_connection_drops_fails_with_eclosed) {
+  h_define_ok(backing, "f.x", RSTATE_TYPE_INTEGER, rstate_int(1), NULL);
+  rstate_options o = {.request_timeout_ms = 10000, .no_reconnect = true};
+  in_flight_store = client(&o);
+  proxy_hold(px, true); /* the request goes nowhere */
+  atomic_store(&in_flight_rc, 1);
+  pthread_t t;
+  pthread_create(&t, NULL, set_in_flight, NULL);
+  proxy_cut(px);
+  pthread_join(t, NULL);
+  cr_assert_eq(atomic_load(&in_flight_rc), RSTATE_ECLOSED, "got %s", rstate_error_name(atomic_load(&in_flight_rc)));
+  rstate_close(in_flight_store);
+}
+
+Test(remote, a_request_without_answer_times_out) {
+  h_define_ok(backing, "t.x", RSTATE_TYPE_INTEGER, rstate_int(1), NULL);
+  rstate_options o = {.request_timeout_ms = 100, .no_reconnect = true};
+  rstate_store *c = client(&o);
+  proxy_hold(px, true);
+  rstate_value v;
+  ASSERT_RC(rstate_get(c, "t.x", &v), RSTATE_ETIMEDOUT);
+  proxy_hold(px, false);
+  rstate_close(c);
+}
+
+Test(remote, a_silent_server_is_declared_dead_after_three_heartbeats) {
+  rstate_server_stop(server);
+  rstate_server_opts so = {.heartbeat_ms = 50};
+  serve(&so);
+  proxy_stop(px);
+  px = proxy_start(server_uri);
+  rstate_options o = {.heartbeat_ms = 50};
+  rstate_store *c = client(&o);
+  proxy_hold(px, true); /* no more PINGs reach the client */
+  wait_state(RSTATE_STATE_DISCONNECTED, 1);
+  proxy_hold(px, false);
+  wait_state(RSTATE_STATE_CONNECTED, 2); /* and it comes back */
+  rstate_close(c);
+}
+
+/* ---- reconnecting and resuming ----------------------------------------------------- */
+
+/* Asserts the recorder holds exactly these CHANGED values of name, in order,
+ * with increasing revisions. */
+static void assert_changes(recorder *r, size_t from, const char *name, const int64_t *want, size_t n) {
+  pthread_mutex_lock(&r->lock);
+  cr_assert_eq(r->n - from, n, "%zu events, want %zu", r->n - from, n);
+  for (size_t i = 0; i < n; i++) {
+    rec_event *e = &r->ev[from + i];
+    cr_assert_eq(e->kind, RSTATE_EVENT_CHANGED, "event %zu is kind %d", i, (int)e->kind);
+    cr_assert_str_eq(e->name, name);
+    cr_assert_eq(e->new_value.u.i, want[i], "event %zu: %lld, want %lld", i, (long long)e->new_value.u.i,
+                 (long long)want[i]);
+    cr_assert_eq(e->coalesced, 1);
+    if (from + i > 0) cr_assert_gt(e->revision, r->ev[from + i - 1].revision);
+  }
+  pthread_mutex_unlock(&r->lock);
+}
+
+Test(remote, after_a_reconnect_every_missed_change_is_replayed_in_order) {
+  h_define_ok(backing, "r.x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  rstate_options o = {.connect_timeout_ms = 200};
+  rstate_store *c = client(&o);
+  recorder r;
+  rec_init(&r);
+  rec_watch1(c, &r, "r.x", NULL);
+  ASSERT_RC(rstate_set_int(backing, "r.x", 1), RSTATE_OK);
+  rec_wait(&r, 1);
+  proxy_hold(px, true); /* reconnect attempts hang until released */
+  proxy_cut(px);
+  wait_state(RSTATE_STATE_DISCONNECTED, 1);
+  for (int i = 2; i <= 6; i++) ASSERT_RC(rstate_set_int(backing, "r.x", i), RSTATE_OK);
+  proxy_hold(px, false);
+  wait_state(RSTATE_STATE_CONNECTED, 2);
+  rec_wait(&r, 6);
+  int64_t want[] = {1, 2, 3, 4, 5, 6};
+  assert_changes(&r, 0, "r.x", want, 6);
+  cr_assert_eq(h_get_int(c, "r.x"), 6);
+  rstate_close(c);
+  rec_free(&r);
+}
+
+static rec_event *find_event(recorder *r, size_t from, const char *name) {
+  for (size_t i = from; i < r->n; i++)
+    if (!strcmp(r->ev[i].name, name)) return &r->ev[i];
+  return NULL;
+}
+
+/* The changes made while disconnected no longer fit the history: the
+ * client gets RESYNC, DELETED and DEFINED for exactly what differs. */
+Test(remote, a_gap_beyond_the_history_gives_resync_deleted_and_defined) {
+  rstate_server_stop(server);
+  rstate_server_opts so = {.history = 4};
+  serve(&so);
+  proxy_stop(px);
+  px = proxy_start(server_uri);
+  h_define_ok(backing, "g.x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  h_define_ok(backing, "g.y", RSTATE_TYPE_STRING, rstate_string("y"), NULL);
+  h_define_ok(backing, "g.z", RSTATE_TYPE_BOOLEAN, rstate_bool(false), NULL);
+  rstate_options o = {.connect_timeout_ms = 200};
+  rstate_store *c = client(&o);
+  recorder r;
+  rec_init(&r);
+  rec_watch1(c, &r, "g.*", NULL);
+  ASSERT_RC(rstate_set_int(backing, "g.x", 1), RSTATE_OK);
+  rec_wait(&r, 1);
+  proxy_hold(px, true);
+  proxy_cut(px);
+  wait_state(RSTATE_STATE_DISCONNECTED, 1);
+  for (int i = 2; i <= 11; i++) ASSERT_RC(rstate_set_int(backing, "g.x", i), RSTATE_OK);
+  ASSERT_RC(rstate_undefine(backing, "g.y"), RSTATE_OK);
+  h_define_ok(backing, "g.w", RSTATE_TYPE_FLOAT, rstate_float(0.5), NULL);
+  proxy_hold(px, false);
+  wait_state(RSTATE_STATE_CONNECTED, 2);
+  rec_wait(&r, 4);
+  pthread_mutex_lock(&r.lock);
+  cr_assert_eq(r.n, 4, "x: CHANGED before, then RESYNC x, DELETED y, DEFINED w; got %zu events", r.n);
+  rec_event *x = find_event(&r, 1, "g.x"), *y = find_event(&r, 1, "g.y"), *w = find_event(&r, 1, "g.w");
+  cr_assert(x && y && w, "events for g.x, g.y and g.w");
+  cr_assert_null(find_event(&r, 1, "g.z"), "g.z did not change: no event");
+  cr_assert_eq(x->kind, RSTATE_EVENT_RESYNC);
+  cr_assert_eq(x->old_value.u.i, 1, "old = the last value the watch saw");
+  cr_assert_eq(x->new_value.u.i, 11);
+  cr_assert_eq(x->coalesced, 10, "the version difference it spans");
+  cr_assert_eq(x->version, h_version(backing, "g.x"));
+  cr_assert_eq(y->kind, RSTATE_EVENT_DELETED);
+  cr_assert_str_eq(y->old_value.u.s.ptr, "y");
+  cr_assert_eq(w->kind, RSTATE_EVENT_DEFINED);
+  cr_assert_eq(w->new_value.u.f, 0.5);
+  pthread_mutex_unlock(&r.lock);
+  rstate_close(c);
+  rec_free(&r);
+}
+
+/* The server restarts (a new instance) on the same store and address. */
+Test(remote, a_restarted_server_gives_resync) {
+  h_define_ok(backing, "s.x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  rstate_options o = {.connect_timeout_ms = 200};
+  rstate_store *c = NULL;
+  o.on_state = on_state;
+  ASSERT_RC(rstate_open(&c, server_uri, &o), RSTATE_OK);
+  recorder r;
+  rec_init(&r);
+  rec_watch1(c, &r, "s.x", NULL);
+  rstate_server_stop(server);
+  wait_state(RSTATE_STATE_DISCONNECTED, 1);
+  ASSERT_RC(rstate_set_int(backing, "s.x", 5), RSTATE_OK);
+  ASSERT_RC(rstate_set_int(backing, "s.x", 7), RSTATE_OK);
+  ASSERT_RC(rstate_server_start(&server, backing, server_uri, NULL), RSTATE_OK);
+  wait_state(RSTATE_STATE_CONNECTED, 2);
+  rec_wait(&r, 1);
+  pthread_mutex_lock(&r.lock);
+  cr_assert_eq(r.ev[0].kind, RSTATE_EVENT_RESYNC);
+  cr_assert_eq(r.ev[0].old_value.u.i, 0);
+  cr_assert_eq(r.ev[0].new_value.u.i, 7);
+  cr_assert_eq(r.ev[0].coalesced, 2);
+  pthread_mutex_unlock(&r.lock);
+  ASSERT_RC(rstate_set_int(backing, "s.x", 8), RSTATE_OK);
+  rec_wait(&r, 2);
+  cr_assert_eq(r.ev[1].kind, RSTATE_EVENT_CHANGED, "and then changes as before");
+  rstate_close(c);
+  rec_free(&r);
+}
+
+/* ---- two clients ---------------------------------------------------------------------- */
+
+Test(remote, a_change_made_by_one_client_reaches_the_watch_of_another) {
+  rstate_store *a = client(NULL), *b = client(NULL);
+  h_define_ok(a, "two.x", RSTATE_TYPE_STRING, rstate_string("a"), NULL);
+  recorder r;
+  rec_init(&r);
+  rec_watch1(b, &r, "two.x", &(rstate_watch_opts){.include_initial = true});
+  rstate_meta m = {"k", "v"};
+  rstate_set_opts so = {.source = "client-a", .meta = &m, .n_meta = 1};
+  rstate_value v = rstate_string("b");
+  ASSERT_RC(rstate_set(a, "two.x", &v, &so), RSTATE_OK);
+  rec_wait(&r, 2);
+  pthread_mutex_lock(&r.lock);
+  cr_assert_eq(r.ev[0].kind, RSTATE_EVENT_INITIAL);
+  cr_assert_eq(r.ev[1].kind, RSTATE_EVENT_CHANGED);
+  cr_assert_str_eq(r.ev[1].old_value.u.s.ptr, "a");
+  cr_assert_str_eq(r.ev[1].new_value.u.s.ptr, "b");
+  cr_assert_str_eq(r.ev[1].source, "client-a");
+  cr_assert_str_eq(r.ev[1].meta0_key, "k");
+  cr_assert_str_eq(r.ev[1].meta0_value, "v");
+  cr_assert_eq(r.ev[1].store, b);
+  pthread_mutex_unlock(&r.lock);
+  rstate_close(a);
+  rstate_close(b);
+  rec_free(&r);
+}
