@@ -1,9 +1,9 @@
 # The Python binding (bindings/python), included at the end of the Makefile.
 #
-#   make python-check  the binding's unittests against $(BUILD)/libreactivestate.so
-#                      (and the C programs of examples/python, so they keep building)
-#   make python-e2e    the cross-language tests: Python and C processes over a
-#                      Unix socket (needs remote stores and the server)
+#   make python-check  the binding's unittests against $(BUILD)/libreactivestate.so,
+#                      then python-e2e
+#   make python-e2e    the cross-language tests: the Python and C process pairs
+#                      of examples/python over a Unix socket
 #   make python-bench  Python set through the binding vs a plain ctypes call
 #
 # `make check` runs python-check too, except in sanitizer builds (make asan):
@@ -22,10 +22,11 @@ $(BUILD)/examples/python/%: examples/python/%.c examples/python/wait.h $(STATIC)
 
 python-check: $(BUILD)/libreactivestate.so $(PY_EXAMPLE_BINS)
 	@$(PY_ENV) $(PYTHON) -m unittest discover -s bindings/python/tests -t bindings/python/tests
+	@$(MAKE) -s python-e2e
 
 python-e2e: $(BUILD)/libreactivestate.so $(PY_EXAMPLE_BINS)
 	@$(PY_ENV) RSTATE_EXAMPLES=$(CURDIR)/$(BUILD)/examples/python \
-	  $(PYTHON) -m unittest discover -v -s bindings/python/e2e -t bindings/python/e2e
+	  $(PYTHON) -m unittest discover -s bindings/python/e2e -t bindings/python/e2e
 
 python-bench: $(BUILD)/libreactivestate.so
 	@$(PY_ENV) $(PYTHON) bench/python_set.py

@@ -2,15 +2,14 @@
 Unix socket, the four pairs of examples/python (issue 7), plus Server and
 remote Store from Python alone.
 
-Run with `make python-e2e` (which builds the C programs). They need remote
-stores and the server (rstate_open("unix:..."), rstate_server_start): until
-the library has them, every test here fails with NotSupported — they are not
-part of `make python-check` until then. Every wait is bounded: a process
-that does not say "ready", or does not exit, fails the test with its output.
+Run by `make python-e2e` (which builds the C programs) and `make
+python-check`. Every wait is bounded: a process that does not say "ready",
+or does not exit, fails the test with its output.
 """
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import queue
 import shutil
@@ -32,6 +31,8 @@ import reactivestate as rs  # noqa: E402
 EXAMPLES = REPO / "examples" / "python"
 BIN = Path(os.environ.get("RSTATE_EXAMPLES", REPO / "build" / "examples" / "python"))
 WAIT_S = float(os.environ.get("RSTATE_TEST_WAIT_S", "20"))
+# the whole run is bounded too: a hang prints every thread's stack and exits
+faulthandler.dump_traceback_later(float(os.environ.get("RSTATE_TEST_RUN_S", "600")), exit=True)
 ENV = dict(os.environ, PYTHONPATH=str(PYROOT), PYTHONUNBUFFERED="1")
 
 
@@ -91,11 +92,15 @@ class Proc:
         """After exit: every line of stdout and stderr read."""
         for t in self._readers:
             t.join(5)
+        for f in (self.p.stdout, self.p.stderr):
+            if f is not None:
+                f.close()
 
     def kill(self) -> None:
         if self.p.poll() is None:
             self.p.kill()
             self.p.wait(5)
+        self._collect()
 
     @property
     def name(self) -> str:

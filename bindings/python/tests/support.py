@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import sys
 import threading
@@ -18,6 +19,8 @@ import reactivestate as rs  # noqa: E402
 
 #: Upper bound of every wait in the tests: a failure, never a hang.
 WAIT_S = float(os.environ.get("RSTATE_TEST_WAIT_S", "10"))
+# And of the whole run: a deadlock prints every thread's stack and exits.
+faulthandler.dump_traceback_later(float(os.environ.get("RSTATE_TEST_RUN_S", "300")), exit=True)
 
 
 def wait_for(predicate, what: str, timeout: float = WAIT_S) -> None:
