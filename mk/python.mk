@@ -4,7 +4,8 @@
 #                      then python-e2e
 #   make python-e2e    the cross-language tests: the Python and C process pairs
 #                      of examples/python over a Unix socket
-#   make python-bench  Python set through the binding vs a plain ctypes call
+#   make python-bench  Python set through the binding vs a plain ctypes call, and
+#                      the latency of a change from a C process to asyncio
 #
 # `make check` runs python-check too, except in sanitizer builds (make asan):
 # a sanitized library cannot be loaded into an unsanitized python3.
@@ -28,8 +29,9 @@ python-e2e: $(BUILD)/libreactivestate.so $(PY_EXAMPLE_BINS)
 	@$(PY_ENV) RSTATE_EXAMPLES=$(CURDIR)/$(BUILD)/examples/python \
 	  $(PYTHON) -m unittest discover -s bindings/python/e2e -t bindings/python/e2e
 
-python-bench: $(BUILD)/libreactivestate.so
+python-bench: $(BUILD)/libreactivestate.so $(PY_EXAMPLE_BINS)
 	@$(PY_ENV) $(PYTHON) bench/python_set.py
+	@$(PY_ENV) RSTATE_EXAMPLES=$(CURDIR)/$(BUILD)/examples/python $(PYTHON) bench/python_latency.py
 
 ifeq ($(findstring -fsanitize,$(CFLAGS)),)
 check: python-check
