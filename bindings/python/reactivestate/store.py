@@ -12,11 +12,14 @@ import traceback
 import weakref
 from ctypes import byref, c_bool, c_char_p, c_double, c_int64, c_size_t, c_uint64, c_void_p
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, NamedTuple, Optional
 
 from . import _native as N
 from ._values import _NAMES, KINDS, TYPES, ConnState, EventKind, Type, Value, bname, encode, fill, to_python, to_type
-from .errors import Closed, InvalidArgument, NotFound, ReactiveStateError, error
+from .errors import Closed, InvalidArgument, NotFound, error
+
+if TYPE_CHECKING:
+    from .aio import EventStream
 
 lib = N.lib
 _set_float = N.raw.rstate_set_float
@@ -718,7 +721,7 @@ class Store:
         """Live watches covering this name."""
         return lib.rstate_watcher_count(self._handle(), bname(name))
 
-    def events(self, names: "Iterable[str] | str", **options: Any) -> "Any":
+    def events(self, names: "Iterable[str] | str", **options: Any) -> "EventStream":
         """An asyncio iterator of the named variables' events, to use inside
         a running event loop: ``async for event in store.events(["x"]):``.
 

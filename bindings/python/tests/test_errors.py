@@ -9,7 +9,6 @@ import unittest
 
 from support import REPO, rs
 
-from reactivestate import _native as N
 from reactivestate.errors import BY_CODE, error
 
 EXPECTED = {

@@ -11,7 +11,7 @@ import time
 import unittest
 import weakref
 
-from support import PYROOT, Recorder, Unraisable, rs, wait_for
+from support import PYROOT, Recorder, Unraisable, rs
 
 from reactivestate import store as store_mod
 
