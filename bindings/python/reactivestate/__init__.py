@@ -32,7 +32,7 @@ from .errors import (
     TransportError,
     TypeMismatch,
 )
-from .aio import EventStream
+from .aio import EventStream, attach
 from .server import Server
 from .store import UNWATCH, Event, Store, VarInfo, Watch, WatchStats, version
 
@@ -44,6 +44,7 @@ __all__ = [
     "Watch",
     "Event",
     "EventStream",
+    "attach",
     "VarInfo",
     "WatchStats",
     "Type",

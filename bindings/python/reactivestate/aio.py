@@ -8,11 +8,53 @@ which wakes the loop through its self-pipe: no polling, no thread of ours.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncGenerator, Iterable, Optional
+from typing import Any, AsyncGenerator, Callable, Iterable, Optional
 
 from .store import UNWATCH, Event, Store, Watch
 
 _END = object()
+
+# (loop, store) -> [count, fd]: attach() is shared by every stream of a
+# store in a loop, and the reader goes when the last one detaches.
+_attached: dict = {}
+
+
+def attach(store: Store, loop: Optional[asyncio.AbstractEventLoop] = None) -> Callable[[], None]:
+    """Runs the store's queued and debounced callbacks from an asyncio loop
+    (the running one by default): the loop watches store.fileno(), which
+    is readable whenever dispatch() has work, debounce deadlines included,
+    and calls dispatch(0) then. Returns the function that undoes it; calls
+    nest. Not for a store with a dispatch thread, which needs none of it.
+    """
+    loop = loop or asyncio.get_running_loop()
+    key = (loop, store)
+    entry = _attached.get(key)
+    if entry is None:
+        fd = store.fileno()
+
+        def ready() -> None:
+            if store.closed:
+                loop.remove_reader(fd)
+                return
+            store.dispatch(0)
+
+        loop.add_reader(fd, ready)
+        entry = _attached[key] = [0, fd]
+    entry[0] += 1
+    done = False
+
+    def detach() -> None:
+        nonlocal done
+        if done:
+            return
+        done = True
+        entry[0] -= 1
+        if entry[0] == 0:
+            _attached.pop(key, None)
+            if not loop.is_closed() and not store.closed:
+                loop.remove_reader(entry[1])
+
+    return detach
 
 
 class EventStream:
@@ -48,8 +90,23 @@ class EventStream:
             except RuntimeError:
                 pass
 
-        self._watch: Optional[Watch] = store.watch(names, deliver, _on_end=ended, **options)
+        self._detach: Optional[Callable[[], None]] = None
+        if (options.get("queued") or options.get("debounce_ms")) and not store.dispatch_thread:
+            self._detach = attach(store, loop)
+        try:
+            self._watch: Optional[Watch] = store.watch(names, deliver, _on_end=ended, **options)
+        except BaseException:
+            self._undo_attach()
+            raise
         self._agen = self._iterate()
+
+    def _undo_attach(self) -> None:
+        d, self._detach = self._detach, None
+        if d is not None:
+            try:
+                d()
+            except RuntimeError:  # the loop is gone (a collection on another thread)
+                pass
 
     @property
     def watch(self) -> Optional[Watch]:
@@ -60,6 +117,7 @@ class EventStream:
         w, self._watch = self._watch, None
         if w is not None:
             w.unwatch()
+        self._undo_attach()
 
     async def _iterate(self) -> AsyncGenerator[Event, None]:
         try:
@@ -89,6 +147,8 @@ class EventStream:
         await self.aclose()
 
     def __del__(self) -> None:
+        if not hasattr(self, "_agen"):
+            return  # __init__ failed: it cleaned up
         try:
             self._end_watch()
         except BaseException:

@@ -365,6 +365,7 @@ class Store:
         self._servers: "weakref.WeakSet[Any]" = weakref.WeakSet()
         self._on_state_c = None
         self.uri = uri
+        self.dispatch_thread = bool(dispatch_thread)
         opts = N.rstate_options()
         opts.dispatch_thread = bool(dispatch_thread)
         opts.token = None if token is None else encode(token, "token")
@@ -728,7 +729,9 @@ class Store:
         Takes watch()'s options. The watch is registered at once (so nothing
         set after this call is missed) and ends when the iteration ends, the
         iterator is closed or collected, the loop closes, or the store
-        closes (which also ends the iteration).
+        closes (which also ends the iteration). A queued or debounced
+        stream on a store without a dispatch thread is dispatched by the
+        loop itself (aio.attach).
         """
         from .aio import EventStream
 

@@ -136,6 +136,37 @@ class Aio(unittest.TestCase):
             ev = self.run_async(main())
             self.assertEqual((ev.old, ev.new, ev.coalesced), (0, 10, 10))
 
+    def test_debounced_dispatched_by_the_loop(self) -> None:
+        # no dispatch thread: the loop watches the store's fd and dispatches
+        async def main():
+            stream = self.s.events("x", debounce_ms=20)
+            for i in range(1, 11):
+                self.s["x"] = i
+            (ev,) = await take(stream, 1)
+            return ev
+
+        ev = self.run_async(main())
+        self.assertEqual((ev.old, ev.new, ev.coalesced), (0, 10, 10))
+        self.assertEqual(self.s.watcher_count("x"), 0)
+        self.assertEqual(rs.aio._attached, {})
+
+    def test_attach_runs_queued_watches(self) -> None:
+        async def main():
+            got = asyncio.Queue()
+            detach = rs.attach(self.s)
+            detach2 = rs.attach(self.s)  # nests
+            w = self.s.watch("x", got.put_nowait, queued=True)
+            self.s["x"] = 5
+            ev = await got.get()
+            detach2()
+            detach()
+            detach()  # twice: nothing
+            w.unwatch()
+            return ev.new
+
+        self.assertEqual(self.run_async(main()), 5)
+        self.assertEqual(rs.aio._attached, {})
+
     def test_needs_a_running_loop(self) -> None:
         with self.assertRaises(RuntimeError):
             self.s.events("x")
