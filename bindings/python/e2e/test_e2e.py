@@ -240,6 +240,78 @@ class PythonRemote(unittest.TestCase):
         s.close()
         self.assertFalse(srv.running)
 
+    def test_remote_watch_lifetimes_and_callback_errors(self) -> None:
+        import gc
+        import weakref
+
+        class Cb:
+            def __init__(self) -> None:
+                self.q: "queue.Queue[rs.Event]" = queue.Queue()
+
+            def __call__(self, ev: rs.Event) -> None:
+                self.q.put(ev)
+                if ev.new == 1:
+                    raise RuntimeError("raised on the connection thread")
+
+        reports = []  # the exception's type only: its traceback would keep the callback alive
+        old_hook = sys.unraisablehook
+        sys.unraisablehook = lambda u: reports.append(u.exc_type)
+        self.addCleanup(setattr, sys, "unraisablehook", old_hook)
+        with rs.Server(self.store, self.uri):
+            remote = rs.Store(self.uri, no_reconnect=True)
+            cb = Cb()
+            ref = weakref.ref(cb)
+            w = remote.watch("x", cb)
+            q = cb.q
+            del cb
+            self.store["x"] = 1
+            self.store["x"] = 2
+            self.assertEqual([q.get(timeout=WAIT_S).new for _ in range(2)], [1, 2], "the watch died with the exception")
+            self.assertEqual(len(reports), 1)
+            self.assertIs(reports[0], RuntimeError)
+            gc.collect()
+            self.assertIsNotNone(ref())
+            w.unwatch()
+            gc.collect()
+            self.assertIsNone(ref(), "unwatch on a remote store did not release the callback")
+            cb2 = Cb()
+            ref2 = weakref.ref(cb2)
+            remote.watch("x", cb2)
+            del cb2
+            remote.close()
+            gc.collect()
+            self.assertIsNone(ref2(), "closing a remote store did not release the callback")
+
+    def test_server_stop_is_seen_by_the_client(self) -> None:
+        states: "queue.Queue[rs.ConnState]" = queue.Queue()
+        srv = rs.Server(self.store, self.uri)
+        with rs.Store(self.uri, no_reconnect=True, on_state=states.put) as remote:
+            self.assertEqual(states.get(timeout=WAIT_S), rs.ConnState.CONNECTED)
+            srv.stop()
+            self.assertEqual(states.get(timeout=WAIT_S), rs.ConnState.DISCONNECTED)
+            with self.assertRaises(rs.Closed):
+                remote.set("x", 3)
+
+    def test_asyncio_debounced_over_a_remote_store(self) -> None:
+        import asyncio
+
+        async def main(remote: rs.Store) -> rs.Event:
+            async for ev in remote.events("x", debounce_ms=30):
+                return ev
+            raise AssertionError("the stream ended")
+
+        async def run(remote: rs.Store) -> rs.Event:
+            task = asyncio.ensure_future(main(remote))
+            await asyncio.sleep(0.05)  # the watch is registered at once; let the server see it too
+            for i in range(1, 11):
+                self.store["x"] = i
+            return await asyncio.wait_for(task, WAIT_S)
+
+        with rs.Server(self.store, self.uri), rs.Store(self.uri, no_reconnect=True) as remote:
+            ev = asyncio.run(run(remote))
+        self.assertEqual((ev.old, ev.new), (0, 10))
+        self.assertEqual(ev.coalesced, 10)
+
     def test_asyncio_consumer_in_another_process(self) -> None:
         code = (
             "import asyncio, sys, reactivestate as rs\n"
