@@ -46,6 +46,16 @@ EXAMPLE_BINS := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%)
 
 CRITERION_LIBS ?= -lcriterion
 
+# The tests of what every store guarantees run again over a served store,
+# once per transport (tests/helpers.h, RSTATE_TEST_TRANSPORT).
+TRANSPORT_TESTS := watch order reentrancy debounce dispatch set set_many threads store errors backend
+TRANSPORTS := unix tcp
+# runs $(1) (a runner) over the transport tests built in $(2) (a build dir)
+define run_transports
+	@for tr in $(TRANSPORTS); do echo "== over $$tr:"; \
+	  RSTATE_TEST_TRANSPORT=$$tr sh tests/run.sh "$(1)" $(TRANSPORT_TESTS:%=$(2)/tests/test_%) || exit 1; done
+endef
+
 .PHONY: fuzz bench bench-peers all test deps check asan tsan valgrind example examples install uninstall clean symbols pkgconfig-check
 
 all: $(SHARED) $(BUILD)/libreactivestate.so $(STATIC) $(PC)
@@ -105,6 +115,7 @@ test: deps
 # and the last line sums them up as "N passed, N failed".
 check: all $(TEST_BINS) $(EXAMPLE_BINS) symbols
 	@sh tests/run.sh "$(RUNNER)" $(TEST_BINS)
+	$(call run_transports,$(RUNNER),$(BUILD))
 
 symbols: $(SHARED)
 	@bad=$$(nm -D --defined-only $(SHARED) | awk '{print $$3}' | grep -v '^rstate_' | \
@@ -125,11 +136,15 @@ tsan:
 	  $(TEST_BINS:$(BUILD)/%=build-tsan/%)
 	@TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
 	  sh tests/run.sh "" $(TEST_BINS:$(BUILD)/%=build-tsan/%)
+	$(call run_transports,env TSAN_OPTIONS=halt_on_error=1,build-tsan)
 
 # Criterion forks a process per test; valgrind follows the children, and
 # tests/run.sh fails a program whose output shows a valgrind error or leak.
+VALGRIND := env RSTATE_TEST_QUICK=1 valgrind -q --trace-children=yes --leak-check=full --show-leak-kinds=definite,indirect,possible \
+	--errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99
 valgrind: all $(TEST_BINS)
-	@sh tests/run.sh "valgrind -q --trace-children=yes --leak-check=full --show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99" $(TEST_BINS)
+	@sh tests/run.sh "$(VALGRIND)" $(TEST_BINS)
+	$(call run_transports,$(VALGRIND),$(BUILD))
 
 install: all
 	install -d $(DESTDIR)$(INCLUDEDIR)/reactivestate $(DESTDIR)$(LIBDIR)/pkgconfig

@@ -237,10 +237,50 @@ typedef struct rstate_options {
 /* Opens a store. uri: "mem:" for an in-process store; "unix:/path/to.sock" or
  * "tcp:127.0.0.1:7411" for a remote one. On success *out is the store, to be
  * released with rstate_close. Errors: RSTATE_EINVAL (NULL out/uri, unknown
- * scheme, bad options), RSTATE_ENOMEM, RSTATE_ENOTSUP (a scheme this build
- * cannot open yet), and for remote stores RSTATE_EIO, RSTATE_EPERM,
- * RSTATE_ETIMEDOUT. On failure *out is NULL. */
+ * scheme, bad options, a malformed address), RSTATE_ENOMEM, and for remote
+ * stores RSTATE_EIO, RSTATE_EPERM, RSTATE_ETIMEDOUT (see below). On failure
+ * *out is NULL. */
 RSTATE_API int rstate_open(rstate_store **out, const char *uri, const rstate_options *opts);
+/*
+ * Remote stores ("unix:", "tcp:"): the store lives in a server process
+ * (rstate_server_start, rstated) and every call works as on "mem:", with
+ * these additions:
+ *  - rstate_open connects once within connect_timeout_ms and fails if it
+ *    cannot: RSTATE_EIO (unreachable), RSTATE_EPERM (token refused),
+ *    RSTATE_ETIMEDOUT (no answer). One connection carries every request and
+ *    every watch of the store; a connection thread reads it.
+ *  - on_state runs on the connection thread: CONNECTED once before
+ *    rstate_open returns and after each reconnect, DISCONNECTED on each
+ *    loss, CLOSED inside rstate_close. It may call the store.
+ *  - A lost connection is noticed at once (the socket closes) or after three
+ *    heartbeat intervals of silence. Then every call that needs the server
+ *    fails at once with RSTATE_ECLOSED, and so does a request in flight: a
+ *    request is never sent twice behind the caller's back (it may have been
+ *    applied). rstate_unwatch still succeeds; rstate_revision returns 0.
+ *    A request with no answer within request_timeout_ms is RSTATE_ETIMEDOUT.
+ *  - Unless no_reconnect, the connection thread reconnects: the first try
+ *    after 25-50 ms, then each wait doubling up to 5 s, each drawn at random
+ *    between half and all of it (jitter), for as long as the store is open.
+ *  - After a reconnect every watch resumes after the last revision it
+ *    received: the server replays what it missed from its history. When the
+ *    history no longer reaches back (or the server restarted), the watch gets
+ *    RSTATE_EVENT_RESYNC for each covered variable whose value or version
+ *    differs from the last it saw (old_value: that value; coalesced: the
+ *    versions it spans, 1 if it was re-defined), DEFINED for a variable new
+ *    to it and DELETED for one gone; nothing for the unchanged ones.
+ *  - Inline callbacks run on the connection thread (guarantee 4). A write
+ *    (set, define, undefine) returns once this store's inline callbacks for
+ *    its own change have run, as on "mem:", unless this client has fallen
+ *    more than the server's max_queue_bytes behind. Callbacks may call the
+ *    store: the call then reads the connection itself until its answer
+ *    comes.
+ *  - A client far behind gets coalesced events (coalesced > 1): whole values,
+ *    first old value, latest new value, nothing lost without being counted.
+ *  - Definitions are checked locally before they are sent (the same errors,
+ *    no round trip); values are checked by the server, the authority, whose
+ *    code and sentence come back unchanged.
+ */
+
 /* Ends every watch (each destroy callback runs once), frees every resource.
  * NULL is a no-op. Must not race with any other call on the store and must
  * not be called from a callback of the store. */

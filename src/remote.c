@@ -475,11 +475,9 @@ static void serve(remote *r) {
     }
     pthread_mutex_unlock(&r->lock);
     rstate_host_deliver(r->host);
-    if (r->answered) { /* only this thread adds to the list */
-      pthread_mutex_lock(&r->lock);
-      release_answered(r);
-      pthread_mutex_unlock(&r->lock);
-    }
+    pthread_mutex_lock(&r->lock);
+    if (r->answered) release_answered(r);
+    pthread_mutex_unlock(&r->lock);
   }
 }
 

@@ -185,6 +185,9 @@ static void drain(rstate_server *srv) {
 
 /* ---- output ----------------------------------------------------------------- */
 
+static bool fill(rstate_server *srv, client *c);
+static void events_first(rstate_server *srv, client *c);
+
 static size_t out_pending(const client *c) { return c->out.len - c->out_off; }
 
 static void set_events(rstate_server *srv, client *c) {
@@ -566,6 +569,7 @@ static void do_set_many(rstate_server *srv, client *c, const rstate__wire_set_ma
     reply_error(srv, c, m->req, rc, failed);
   } else {
     rstate__wire_rev r = {m->req, s->ops->revision(s->backend)};
+    events_first(srv, c);
     sent(srv, c, rstate__wire_put_rev(&c->out, RSTATE__WIRE_SET_MANY_REPLY, &r), 1);
   }
   /* the served store's inline watchers run here, as on any setter's thread */
@@ -789,18 +793,22 @@ static void on_request(rstate_server *srv, client *c, const rstate__wire_frame *
     case RSTATE__WIRE_DEFINE:
       if (refuse_read_only(srv, c, m.u.define.req, "DEFINE")) break;
       rc = rstate_define(s, &m.u.define.def);
-      if (rc)
+      if (rc) {
         reply_error(srv, c, m.u.define.req, rc, SIZE_MAX);
-      else
+      } else {
+        events_first(srv, c);
         sent(srv, c, rstate__wire_put_req(&c->out, RSTATE__WIRE_OK, m.u.define.req), 1);
+      }
       break;
     case RSTATE__WIRE_UNDEFINE:
       if (refuse_read_only(srv, c, m.u.name.req, "UNDEFINE")) break;
       rc = rstate_undefine(s, m.u.name.name);
-      if (rc)
+      if (rc) {
         reply_error(srv, c, m.u.name.req, rc, SIZE_MAX);
-      else
+      } else {
+        events_first(srv, c);
         sent(srv, c, rstate__wire_put_req(&c->out, RSTATE__WIRE_OK, m.u.name.req), 1);
+      }
       break;
     case RSTATE__WIRE_GET: {
       rstate__wire_get_reply r = {.req = m.u.name.req};
@@ -1012,9 +1020,19 @@ static void coalesce(rstate_server *srv, client *c) {
 
 /* Fills the client's output from its subscriptions, then writes. */
 static void pump(rstate_server *srv, client *c) {
-  if (c->state != C_READY || c->doomed) return;
-  if (backlog(srv, c) > srv->max_queue) coalesce(srv, c);
+  if (fill(srv, c)) flush(srv, c);
+}
+
+/* Moves what the subscriptions have not had into the client's output;
+ * false when the client is being failed. */
+static bool fill(rstate_server *srv, client *c) {
+  if (c->state != C_READY || c->doomed) return false;
   size_t limit = srv->threshold;
+  /* A client that takes what it is sent is not coalesced while the server
+   * itself is catching up, unless its backlog grows past four times the
+   * bound; one that stops reading (its output full) is, past the bound. */
+  uint64_t b = backlog(srv, c);
+  if (b > srv->max_queue && (out_pending(c) >= limit || b > 4 * (uint64_t)srv->max_queue)) coalesce(srv, c);
   for (size_t i = 0; i < c->n_subs && out_pending(c) < limit; i++) {
     sub *s = c->subs[i];
     int rc = RSTATE_OK;
@@ -1028,10 +1046,18 @@ static void pump(rstate_server *srv, client *c) {
     if (e != s->cursor) rstate__cursor_set(&s->cursor, e);
     if (rc) {
       fail(srv, c, RSTATE_ENOMEM, "the server ran out of memory");
-      return;
+      return false;
     }
   }
-  flush(srv, c);
+  return true;
+}
+
+/* Before the answer to a write: the events up to that write go out first,
+ * so that a client whose own watches cover what it wrote has had their
+ * events when its write returns (unless it is too far behind). */
+static void events_first(rstate_server *srv, client *c) {
+  drain(srv);
+  fill(srv, c);
 }
 
 /* ---- heartbeats ---------------------------------------------------------------- */
