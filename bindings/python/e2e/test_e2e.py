@@ -219,6 +219,27 @@ class PythonRemote(unittest.TestCase):
             self.assertEqual(states[-1], rs.ConnState.CLOSED)
         self.assertFalse(srv.running)
 
+    def test_tcp(self) -> None:
+        with rs.Server(self.store, "tcp:127.0.0.1:0") as srv:
+            self.assertRegex(srv.uri, r"^tcp:127\.0\.0\.1:[1-9][0-9]*$")
+            with rs.Store(srv.uri, no_reconnect=True) as remote:
+                remote.set_many({"x": 9}, source="tcp")
+                self.assertEqual(self.store["x"], 9)
+
+    def test_exit_with_a_remote_store_left_open(self) -> None:
+        code = (
+            "import sys, reactivestate as rs\n"
+            "s = rs.Store(sys.argv[1], no_reconnect=True)\n"
+            "s.watch('x', lambda ev: None, include_initial=True)\n"
+            "s['x'] = 7\n"
+            "print('leaving')\n"
+        )
+        with rs.Server(self.store, self.uri):
+            p = subprocess.run([sys.executable, "-c", code, self.uri], env=ENV, capture_output=True, text=True,
+                               timeout=WAIT_S)
+        self.assertEqual((p.returncode, p.stdout, p.stderr), (0, "leaving\n", ""))
+        self.assertEqual(self.store["x"], 7)
+
     def test_tokens(self) -> None:
         with rs.Server(self.store, self.uri, token="rw", read_token="ro") as srv:
             with self.assertRaises(rs.PermissionDenied):

@@ -246,6 +246,26 @@ class Exceptions(unittest.TestCase):
         self.assertIn("ValueError: raised on the dispatch thread", p.stderr)
 
 
+class Shutdown(unittest.TestCase):
+    def test_exit_with_stores_left_open(self) -> None:
+        # atexit closes them, so no library thread calls into a finalizing
+        # interpreter; every destroy hook runs before Python goes away
+        code = (
+            "import reactivestate as rs\n"
+            "stores = [rs.Store(dispatch_thread=True) for _ in range(3)]\n"
+            "for s in stores:\n"
+            "    s.define('n', 'integer', 0)\n"
+            "    s.watch('n', lambda ev: None, queued=True)\n"
+            "    s.watch('n', lambda ev: None, debounce_ms=50)\n"
+            "    for i in range(100): s['n'] = i\n"
+            "print('leaving')\n"
+        )
+        env = dict(os.environ, PYTHONPATH=str(PYROOT))
+        for _ in range(3):
+            p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30)
+            self.assertEqual((p.returncode, p.stdout, p.stderr), (0, "leaving\n", ""))
+
+
 class Lifetimes(unittest.TestCase):
     """The callables live exactly as long as their watch."""
 
