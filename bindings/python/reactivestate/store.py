@@ -92,7 +92,7 @@ class WatchStats(NamedTuple):
 
 
 # --------------------------------------------------------------------------
-# Callbacks. Three trampolines for every watch, made once: the watch's
+# Callbacks. Three trampolines, made once and shared by every watch: a watch's
 # userdata is a key into _entries, whose entry holds the Python callables.
 # The library's destroy hook (called exactly once, however the watch ends)
 # removes the entry, so the callables live exactly as long as the watch. The
@@ -102,12 +102,13 @@ class WatchStats(NamedTuple):
 
 
 class _Entry:
-    __slots__ = ("callback", "filter", "on_end")
+    __slots__ = ("callback", "filter", "on_end", "store")
 
-    def __init__(self, callback: Callable, filter: Optional[Callable], on_end: Optional[Callable]) -> None:
+    def __init__(self, callback: Callable, filter: Optional[Callable], on_end: Optional[Callable], store: int) -> None:
         self.callback = callback
         self.filter = filter
         self.on_end = on_end
+        self.store = store  # the store's handle, for in_callback_of
 
 
 _entries: dict[int, _Entry] = {}
@@ -214,11 +215,20 @@ def _on_filter(ev, key):  # type: ignore[no-untyped-def]
 @N.DESTROY_FN
 def _on_destroy(key):  # type: ignore[no-untyped-def]
     entry = _entries.pop(key, None)
-    if entry is not None and entry.on_end is not None:
-        try:
-            entry.on_end()
-        except BaseException:
-            report_exception(entry.on_end, "watch end hook")
+    if entry is None:
+        return
+    # Counts as a callback of the store: dropping the callables may drop the
+    # last reference to the Store, whose __del__ must then not close it here.
+    stack = _enter(entry.store)
+    try:
+        if entry.on_end is not None:
+            try:
+                entry.on_end()
+            except BaseException:
+                report_exception(entry.on_end, "watch end hook")
+        entry.callback = entry.filter = entry.on_end = None
+    finally:
+        stack.pop()
 
 
 def in_callback_of(ptr: Optional[int]) -> bool:
@@ -427,11 +437,21 @@ class Store:
 
     def __del__(self) -> None:
         h = getattr(self, "_h", None)
-        if h is not None and not in_callback_of(h.value):
+        if h is None:
+            return
+        if not in_callback_of(h.value):
             try:
                 self.close()
             except BaseException:
                 pass
+            return
+        # Collected inside one of its own callbacks (the last reference was
+        # the callback's): rstate_close may not run here, so a helper thread
+        # runs it, waiting for this callback to return. Nothing else can
+        # call the store any more.
+        self._h = None
+        _live_stores.discard(self)
+        threading.Thread(target=lib.rstate_close, args=(h,), name="reactivestate-close", daemon=True).start()
 
     def __repr__(self) -> str:
         return f"<reactivestate.Store {self.uri!r}{' closed' if self._h is None else ''}>"
@@ -706,10 +726,11 @@ class Store:
         opts.destroy = _on_destroy
         key = next(_keys)
         # registered before the call: INITIAL events arrive inside it
-        _entries[key] = _Entry(callback, filter, _on_end)
+        h = self._handle()
+        _entries[key] = _Entry(callback, filter, _on_end, h.value)
         wid = c_uint64()
         try:
-            rc = lib.rstate_watch(self._handle(), arr, n, _on_event, key, byref(opts), byref(wid))
+            rc = lib.rstate_watch(h, arr, n, _on_event, key, byref(opts), byref(wid))
         except BaseException:
             _entries.pop(key, None)
             raise

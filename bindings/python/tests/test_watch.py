@@ -11,7 +11,7 @@ import time
 import unittest
 import weakref
 
-from support import PYROOT, Recorder, Unraisable, rs
+from support import PYROOT, WAIT_S, Recorder, Unraisable, rs
 
 from reactivestate import store as store_mod
 
@@ -356,6 +356,29 @@ class Lifetimes(unittest.TestCase):
         self.assertIsNone(wref())
         self.assertIsNone(sref(), "the store was not collected")
         self.assertCollected(ref, "the store was collected")
+
+    def test_store_collected_by_its_own_destroy_hook(self) -> None:
+        # The callback holds the last reference to the store; it returns
+        # UNWATCH on the dispatch thread, whose destroy hook drops it: the
+        # store is closed from a helper thread, not inside its own thread.
+        go, closed = threading.Event(), threading.Event()
+        s = rs.Store(dispatch_thread=True)
+        s.define("n", "integer", 0)
+
+        def cb(ev: rs.Event, s: rs.Store = s):
+            go.wait(WAIT_S)
+            return rs.UNWATCH
+
+        s.watch("n", cb, queued=True)
+        s.watch("n", lambda ev: None, _on_end=closed.set)
+        ref = weakref.ref(s)
+        s["n"] = 1
+        del s, cb
+        gc.collect()
+        self.assertIsNotNone(ref(), "the callback should hold the store")
+        go.set()
+        self.assertTrue(closed.wait(WAIT_S), "the store was not closed once collected")
+        self.assertIsNone(ref())
 
     def test_unwatch_from_another_thread_waits_for_the_running_call(self) -> None:
         with rs.Store(dispatch_thread=True) as s:
