@@ -26,8 +26,10 @@ _set_float = N.raw.rstate_set_float
 _set_int = N.raw.rstate_set_int
 _set_bool = N.raw.rstate_set_bool
 _set_string = N.raw.rstate_set_string
-_get = lib.rstate_get
+_get = N.raw.rstate_get
 _value_clear = lib.rstate_value_clear
+_Value = N.rstate_value
+_KIND_FLOAT = N.KIND_FLOAT
 _INT64_MIN = N.INT64_MIN
 _INT64_MAX = N.INT64_MAX
 _ENOTFOUND = NotFound.code
@@ -524,15 +526,17 @@ class Store:
 
     def get(self, name: str) -> Value:
         """The current value: float, int, bool or str."""
-        v = N.rstate_value()
-        rc = _get(self._h, bname(name), byref(v))
+        v = _Value()
+        rc = _get(self._h, _NAMES[name], byref(v))
         if rc:
             raise error(rc) if self._h is not None else Closed("the store is closed")
-        if v.kind == N.KIND_STRING:
-            out = to_python(v)
+        k = v.kind
+        if k == _KIND_FLOAT:
+            return v.u.f
+        out = to_python(v)
+        if k == N.KIND_STRING:
             _value_clear(byref(v))
-            return out  # type: ignore[return-value]
-        return to_python(v)  # type: ignore[return-value]
+        return out  # type: ignore[return-value]
 
     def snapshot(self, names: Iterable[str]) -> tuple[dict, int]:
         """Reads several variables as one consistent snapshot: returns
