@@ -3,16 +3,22 @@
 The watch's callback runs on a library thread (or whichever thread set the
 variable); it hands each event to the loop with loop.call_soon_threadsafe,
 which wakes the loop through its self-pipe: no polling, no thread of ours.
+Wakeups coalesce: events arriving while one is pending ride along with it.
+An event from the loop's own thread (a set made by a coroutine) is queued
+directly.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import threading
 from typing import Any, AsyncGenerator, Callable, Iterable, Optional
 
 from .store import UNWATCH, Event, Store, Watch
 
 _END = object()
+_running_loop = asyncio._get_running_loop  # low-level, public: None outside a running loop
 
 # (loop, store) -> [count, fd]: attach() is shared by every stream of a
 # store in a loop, and the reader goes when the last one detaches.
@@ -74,21 +80,39 @@ class EventStream:
         self._loop = loop = asyncio.get_running_loop()
         self._queue: asyncio.Queue = asyncio.Queue()
         put = self._queue.put_nowait
+        loop_thread = threading.get_ident()
+        pending: collections.deque = collections.deque()
+        scheduled = [False]
 
         # Closures over the queue and the loop only, never over self, so the
-        # stream can be collected while the watch still holds them.
+        # stream can be collected while the watch still holds them. Under
+        # the GIL, deque operations and the flag are atomic: an event
+        # appended after drain() cleared the flag schedules another drain.
+        def drain() -> None:
+            scheduled[0] = False
+            while pending:
+                put(pending.popleft())
+
+        def hand_over(item: Any) -> bool:
+            if not pending and threading.get_ident() == loop_thread and _running_loop() is loop:
+                put(item)  # inside the loop already (a coroutine's set)
+                return True
+            pending.append(item)
+            if not scheduled[0]:
+                scheduled[0] = True
+                try:
+                    loop.call_soon_threadsafe(drain)
+                except RuntimeError:  # the loop is closed: nobody will read
+                    scheduled[0] = False
+                    pending.clear()
+                    return False
+            return True
+
         def deliver(event: Event) -> Any:
-            try:
-                loop.call_soon_threadsafe(put, event)
-            except RuntimeError:  # the loop is closed: nobody will read
-                return UNWATCH
-            return None
+            return None if hand_over(event) else UNWATCH
 
         def ended() -> None:
-            try:
-                loop.call_soon_threadsafe(put, _END)
-            except RuntimeError:
-                pass
+            hand_over(_END)
 
         self._detach: Optional[Callable[[], None]] = None
         if (options.get("queued") or options.get("debounce_ms")) and not store.dispatch_thread:

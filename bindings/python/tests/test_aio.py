@@ -48,6 +48,23 @@ class Aio(unittest.TestCase):
         self.assertIs(events[0].kind, rs.EventKind.INITIAL)
         self.assertEqual(self.s.watcher_count("x"), 0, "break did not end the watch")
 
+    def test_burst_from_threads_arrives_whole_and_in_order(self) -> None:
+        # wakeups coalesce: a burst rides on few loop wakeups, none is lost
+        async def main():
+            stream = self.s.events("x")
+
+            def setter():
+                for i in range(1, 2001):
+                    self.s["x"] = i
+
+            t = threading.Thread(target=setter)
+            t.start()
+            events = await take(stream, 2000)
+            t.join()
+            return [e.new for e in events]
+
+        self.assertEqual(self.run_async(main()), list(range(1, 2001)))
+
     def test_set_from_the_loop_itself(self) -> None:
         async def main():
             async with self.s.events("x") as stream:
