@@ -57,8 +57,12 @@ def attach(store: Store, loop: Optional[asyncio.AbstractEventLoop] = None) -> Ca
         entry[0] -= 1
         if entry[0] == 0:
             _attached.pop(key, None)
-            if not loop.is_closed() and not store.closed:
+            if loop.is_closed() or store.closed:
+                return
+            if _running_loop() is loop:
                 loop.remove_reader(entry[1])
+            else:  # a collection on another thread: the loop removes it
+                loop.call_soon_threadsafe(loop.remove_reader, entry[1])
 
     return detach
 
