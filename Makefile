@@ -50,9 +50,10 @@ CRITERION_LIBS ?= -lcriterion
 # once per transport (tests/helpers.h, RSTATE_TEST_TRANSPORT).
 TRANSPORT_TESTS := watch order reentrancy debounce dispatch set set_many threads store errors backend
 TRANSPORTS := unix tcp
-# runs $(1) (a runner) over the transport tests built in $(2) (a build dir)
+# runs $(1) (a runner) over the transport tests built in $(2) (a build dir),
+# over the transports $(3) (default: all)
 define run_transports
-	@for tr in $(TRANSPORTS); do echo "== over $$tr:"; \
+	@for tr in $(or $(3),$(TRANSPORTS)); do echo "== over $$tr:"; \
 	  RSTATE_TEST_TRANSPORT=$$tr sh tests/run.sh "$(1)" $(TRANSPORT_TESTS:%=$(2)/tests/test_%) || exit 1; done
 endef
 
@@ -144,7 +145,7 @@ VALGRIND := env RSTATE_TEST_QUICK=1 valgrind -q --trace-children=yes --leak-chec
 	--errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99
 valgrind: all $(TEST_BINS)
 	@sh tests/run.sh "$(VALGRIND)" $(TEST_BINS)
-	$(call run_transports,$(VALGRIND),$(BUILD))
+	$(call run_transports,$(VALGRIND),$(BUILD),unix)
 
 install: all
 	install -d $(DESTDIR)$(INCLUDEDIR)/reactivestate $(DESTDIR)$(LIBDIR)/pkgconfig
@@ -207,4 +208,5 @@ clean:
 	rm -rf build build-asan build-tsan build-bench build-fuzz
 
 -include $(wildcard $(BUILD)/obj/*.d)
+include mk/tools.mk
 include mk/python.mk

@@ -515,24 +515,63 @@ RSTATE_API int rstate_dispatch(rstate_store *s, int timeout_ms);
 /* Server                                                                    */
 /* ------------------------------------------------------------------------ */
 
+/*
+ * A server makes a store reachable by other processes: clients open it with
+ * rstate_open("unix:/path" or "tcp:HOST:PORT") and get the same API over the
+ * protocol of docs/PROTOCOL.md. The served store stays an ordinary store:
+ * the program keeps using it directly, and every change, local or remote,
+ * reaches every watcher, local or remote.
+ *
+ * Threads: each server runs one thread of its own. Clients' requests run on
+ * it through the store's public calls, so inline callbacks of the served
+ * store's watches may run on that thread when a client writes (keep them
+ * short: clients wait meanwhile). Setters never wait for clients: a change
+ * costs them one copy into the server's history, whatever the clients do.
+ * Several servers may serve one store (up to 4).
+ *
+ * Slow clients: a client that falls more than max_queue_bytes behind has
+ * its pending changes merged per variable (the events then have
+ * coalesced > 1); memory stays bounded and nothing is lost uncounted.
+ */
 typedef struct rstate_server rstate_server;
 typedef struct rstate_server_opts {
-  const char *token;        /* required for read-write access; NULL: none needed */
-  const char *read_token;   /* grants get/watch only */
-  int heartbeat_ms;         /* 0 = 1000 */
+  const char *token;        /* required for read-write access; NULL or "": none needed */
+  const char *read_token;   /* grants get/watch only; NULL or "": none. When either token is set,
+                               a client must present one of them. Both are copied. */
+  int heartbeat_ms;         /* 0 = 1000; a client may ask for a shorter one; a client silent for
+                               3 intervals is closed. Negative: RSTATE_EINVAL */
   size_t history;           /* events kept so reconnecting clients can resume; 0 = 65536 */
-  size_t max_clients;       /* 0 = 1024 */
-  size_t max_frame;         /* bytes; 0 = 1 MiB */
+  size_t max_clients;       /* 0 = 1024; the connection over the limit is refused (RSTATE_ELIMIT) */
+  size_t max_frame;         /* bytes; 0 = 1 MiB; at least 4096 (else RSTATE_EINVAL); a client
+                               sending a larger frame is disconnected */
   size_t max_queue_bytes;   /* per client, before its events are coalesced; 0 = 4 MiB */
 } rstate_server_opts;
 
-/* Serves store on its own thread at "unix:/path" (socket mode 0600) or
- * "tcp:127.0.0.1:PORT" (PORT 0: any free port). */
+/* Serves store on a thread of its own at listen_uri:
+ *   "unix:/path"      a Unix socket created with mode 0600. A stale socket
+ *                     file (no one listening) is replaced; a live server
+ *                     there is RSTATE_EIO, and so is a path that exists and
+ *                     is not a socket.
+ *   "tcp:HOST:PORT"   HOST a name or address ("[::1]" for IPv6), PORT 0 to
+ *                     65535, 0: any free port (rstate_server_uri tells which).
+ * opts may be NULL (every default). *out gets the server, NULL on failure.
+ * Errors: RSTATE_EINVAL (NULL argument, a URI of another form, a bad port
+ * or option), RSTATE_EIO (cannot listen there), RSTATE_ENOMEM, RSTATE_ELIMIT
+ * (the store already has 4 servers). The store must outlive the server:
+ * stop the server before rstate_close. Any thread may call it. */
 RSTATE_API int rstate_server_start(rstate_server **out, rstate_store *store, const char *listen_uri,
                                    const rstate_server_opts *opts);
-/* The bound address, as a URI rstate_open accepts; "" for NULL. */
+/* The bound address, as a URI rstate_open accepts: "unix:/path", or
+ * "tcp:ADDRESS:PORT" with the real port (a wildcard address such as 0.0.0.0
+ * is given as 127.0.0.1, [::] as [::1]). Owned by the server, valid until
+ * rstate_server_stop. "" for NULL. */
 RSTATE_API const char *rstate_server_uri(const rstate_server *srv);
-/* Closes every client and frees the server; the store stays open. NULL: no-op. */
+/* Stops serving: each client is told (an ERROR RSTATE_ECLOSED, when its
+ * socket takes it) and disconnected, the thread is joined, the Unix socket
+ * file is removed (if it is still this server's), and everything is freed.
+ * The store stays open, with its variables and local watches. Waits for a
+ * request being served to finish; must not be called from a callback that
+ * runs on the server's own thread. NULL: no-op. */
 RSTATE_API void rstate_server_stop(rstate_server *srv);
 
 /* ------------------------------------------------------------------------ */

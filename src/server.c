@@ -57,6 +57,8 @@
 #define MAX_SUBS 4096  /* subscriptions per connection (RSTATE_ELIMIT above) */
 /* A client being closed on purpose gets this long to take its last frames. */
 #define CLOSE_LINGER_MS 1000
+/* The decoding scratch is given back when a big frame made it larger. */
+#define SCRATCH_KEEP (1024u * 1024u)
 
 /* ---- clients and subscriptions --------------------------------------------- */
 
@@ -82,6 +84,7 @@ typedef struct client {
   cstate state;
   bool doomed;  /* to be closed by the handler that found out */
   bool counted; /* counts against max_clients */
+  bool more;    /* its subscriptions have more to send than its output holds */
   uint8_t access;
   uint32_t hb_ms;
   uint32_t events; /* epoll mask in force */
@@ -100,6 +103,7 @@ struct rstate_server {
   dev_t unix_dev;
   ino_t unix_ino;
   bool tcp;
+  bool accept_paused; /* accept failed for want of resources: retried at the next tick */
   int lfd, efd, tfd, ep;
   pthread_t thread;
   bool thread_started;
@@ -192,7 +196,7 @@ static size_t out_pending(const client *c) { return c->out.len - c->out_off; }
 
 static void set_events(rstate_server *srv, client *c) {
   uint32_t ev = EPOLLIN;
-  if (out_pending(c)) ev |= EPOLLOUT;
+  if (out_pending(c) || (c->more && c->state == C_READY)) ev |= EPOLLOUT;
   /* a client that sends requests but does not read its answers stops being
    * read until it does */
   if (c->state != C_CLOSING && out_pending(c) > 2 * srv->max_queue + srv->threshold) ev &= ~(uint32_t)EPOLLIN;
@@ -234,6 +238,8 @@ static void flush(rstate_server *srv, client *c) {
 
 static void frames_out(rstate_server *srv, size_t n) { srv->frames_out += n; }
 
+static void remove_sub(rstate_server *srv, client *c, struct sub **slot);
+
 /* The client failed at the connection level: an ERROR with request id 0,
  * then the connection closes once that is written (or after a short
  * linger). Nothing more is read from it or sent to it. */
@@ -245,6 +251,7 @@ static void fail(rstate_server *srv, client *c, int code, const char *sentence) 
   if (c->counted) srv->n_open--;
   c->counted = false;
   c->state = C_CLOSING;
+  while (c->n_subs) remove_sub(srv, c, &c->subs[c->n_subs - 1]); /* they would hold the history */
   c->deadline = now_ms() + CLOSE_LINGER_MS;
   flush(srv, c);
 }
@@ -335,7 +342,7 @@ static sub **find_sub(client *c, uint64_t id) {
   return NULL;
 }
 
-static void remove_sub(rstate_server *srv, client *c, sub **slot) {
+static void remove_sub(rstate_server *srv, client *c, struct sub **slot) {
   sub_free(*slot);
   *slot = c->subs[--c->n_subs];
   srv->n_subs--;
@@ -383,7 +390,13 @@ static void on_accept(rstate_server *srv) {
     int fd = accept4(srv->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
-      return; /* EAGAIN, or out of descriptors: the rest wait in the backlog */
+      if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        /* out of descriptors or memory: the listening socket would stay
+         * readable and spin the loop; stop watching it until the next tick */
+        struct epoll_event e = {.events = 0, .data.ptr = &srv->lfd};
+        if (epoll_ctl(srv->ep, EPOLL_CTL_MOD, srv->lfd, &e) == 0) srv->accept_paused = true;
+      }
+      return;
     }
     if (srv->tcp) {
       int one = 1;
@@ -452,6 +465,24 @@ static bool ensure_evs(rstate_server *srv, size_t n) {
   return true;
 }
 
+static const char *const every[] = {"*"};
+
+static int snap_none(const rstate_snapshot_var *v, void *ud) {
+  (void)v;
+  (*(uint64_t *)ud)++;
+  return RSTATE_OK;
+}
+
+/* The store revision, read under the backend's snapshot, which is serialized
+ * with the changes (backend.h): every revision up to it has been through the
+ * tap, none after it. ops->revision promises no such thing. */
+static uint64_t serialized_revision(rstate_server *srv) {
+  uint64_t r = 0, n = 0;
+  rstate_store *s = srv->store;
+  s->ops->snapshot(s->backend, every, 0, snap_none, &n, &r);
+  return r;
+}
+
 /* Snapshots of variables, copied out of the backend's callback. */
 typedef struct snap {
   rstate__wire_var *vars;
@@ -496,8 +527,6 @@ static void snap_free(snap *sn) {
 static int snap_cmp(const void *a, const void *b) {
   return strcmp(((const rstate__wire_var *)a)->name, ((const rstate__wire_var *)b)->name);
 }
-
-static const char *const every[] = {"*"};
 
 static void do_list(rstate_server *srv, client *c, const rstate__wire_names *m, bool values) {
   const char *const *p = m->n ? m->names : every;
@@ -578,11 +607,8 @@ static void do_set_many(rstate_server *srv, client *c, const rstate__wire_set_ma
 
 static void do_stats(rstate_server *srv, client *c, uint32_t req) {
   rstate_store *s = srv->store;
-  snap sn = {0};
-  uint64_t rev = 0;
-  s->ops->snapshot(s->backend, every, 1, snap_collect, &sn, &rev);
-  uint64_t vars = sn.n;
-  snap_free(&sn);
+  uint64_t rev = 0, vars = 0;
+  s->ops->snapshot(s->backend, every, 1, snap_none, &vars, &rev);
   uint64_t oldest = srv->hist.events ? srv->hist.head->revision : 0;
   rstate__wire_stat st[] = {
       {"revision", rev},
@@ -647,7 +673,7 @@ static void do_watch(rstate_server *srv, client *c, const rstate__wire_watch *m)
   }
   uint8_t status = RSTATE__WIRE_WATCH_NEW;
   if (m->resume_after) {
-    uint64_t cur = s->ops->revision(s->backend);
+    uint64_t cur = serialized_revision(srv);
     drain(srv); /* every revision up to cur is now in the history */
     if (m->resume_after >= srv->hist.head->revision && m->resume_after <= cur) {
       rstate__cursor_set(&sb->cursor, rstate__history_find(&srv->hist, NULL, m->resume_after));
@@ -666,7 +692,7 @@ static void do_watch(rstate_server *srv, client *c, const rstate__wire_watch *m)
   if (initial)
     rc = s->ops->snapshot(s->backend, m->patterns, m->n, snap_collect, &sn, &R);
   else
-    R = s->ops->revision(s->backend); /* the same serialization as a snapshot, without the copying */
+    R = serialized_revision(srv);
   if (!rc && !ensure_evs(srv, sn.n)) rc = rstate__err(RSTATE_ENOMEM, "WATCH: the server ran out of memory");
   if (rc) {
     snap_free(&sn);
@@ -905,7 +931,7 @@ static void on_readable(rstate_server *srv, client *c) {
     c->last_rx = now_ms();
     rstate__wire_reader_commit(&c->rd, (size_t)r);
     rstate__wire_frame f;
-    int rc;
+    int rc = 0;
     while (c->state != C_CLOSING && !c->doomed && (rc = rstate__wire_reader_next(&c->rd, &f)) == 1) {
       srv->frames_in++;
       if (c->state == C_HELLO)
@@ -1018,13 +1044,16 @@ static void coalesce(rstate_server *srv, client *c) {
   }
 }
 
-/* Fills the client's output from its subscriptions, then writes. */
-static void pump(rstate_server *srv, client *c) {
-  if (fill(srv, c)) flush(srv, c);
+/* Whether a subscription has anything left to send. */
+static bool has_more(const client *c) {
+  for (size_t i = 0; i < c->n_subs; i++)
+    if (c->subs[i]->pend.live || c->subs[i]->cursor->next) return true;
+  return false;
 }
 
-/* Moves what the subscriptions have not had into the client's output;
- * false when the client is being failed. */
+/* Moves what the subscriptions have not had into the client's output, up
+ * to the threshold, and notes whether more is left; false when the client
+ * is being failed. */
 static bool fill(rstate_server *srv, client *c) {
   if (c->state != C_READY || c->doomed) return false;
   size_t limit = srv->threshold;
@@ -1049,7 +1078,19 @@ static bool fill(rstate_server *srv, client *c) {
       return false;
     }
   }
+  c->more = has_more(c);
   return true;
+}
+
+/* Fills the client's output and writes, a few rounds at most (other
+ * clients wait meanwhile). When more is left, EPOLLOUT stays on even with
+ * the output empty, so the loop comes back for it. */
+static void pump(rstate_server *srv, client *c) {
+  for (int round = 0; round < 4; round++) {
+    if (!fill(srv, c)) return;
+    flush(srv, c);
+    if (c->doomed || !c->more || out_pending(c) >= srv->threshold) return;
+  }
 }
 
 /* Before the answer to a write: the events up to that write go out first,
@@ -1067,6 +1108,10 @@ static void on_tick(rstate_server *srv) {
   ssize_t r = read(srv->tfd, &ticks, sizeof ticks);
   (void)r;
   int64_t now = now_ms();
+  if (srv->accept_paused) {
+    struct epoll_event e = {.events = EPOLLIN, .data.ptr = &srv->lfd};
+    if (epoll_ctl(srv->ep, EPOLL_CTL_MOD, srv->lfd, &e) == 0) srv->accept_paused = false;
+  }
   for (client *c = srv->clients, *next; c; c = next) {
     next = c->next;
     if (c->state == C_CLOSING) {
@@ -1110,6 +1155,7 @@ static void *server_main(void *arg) {
       } else {
         client *c = p;
         if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) on_readable(srv, c);
+        if (srv->scratch.cap > SCRATCH_KEEP) rstate__wire_buf_free(&srv->scratch); /* after a big frame */
         if (!c->doomed && (evs[i].events & EPOLLOUT)) flush(srv, c);
         settle(srv, c);
       }
@@ -1158,6 +1204,8 @@ static int listen_unix(rstate_server *srv, const char *path) {
     return rstate__err(RSTATE_EINVAL, "rstate_server_start: unix:%s: the path must be 1 to %zu bytes", path,
                        sizeof sa.sun_path - 1);
   memcpy(sa.sun_path, path, len + 1);
+  if (!(srv->uri = malloc(len + 6))) return rstate__err(RSTATE_ENOMEM, "rstate_server_start: out of memory");
+  snprintf(srv->uri, len + 6, "unix:%s", path);
   struct stat st;
   if (lstat(path, &st) == 0) {
     if (!S_ISSOCK(st.st_mode))
@@ -1194,10 +1242,10 @@ static int listen_unix(rstate_server *srv, const char *path) {
   srv->unix_dev = st.st_dev;
   srv->unix_ino = st.st_ino;
   srv->lfd = fd;
-  if (!(srv->unix_path = strdup(path)) || !(srv->uri = malloc(len + 6))) {
+  if (!(srv->unix_path = strdup(path))) {
+    unlink(path);
     return rstate__err(RSTATE_ENOMEM, "rstate_server_start: out of memory");
   }
-  snprintf(srv->uri, len + 6, "unix:%s", path);
   return RSTATE_OK;
 }
 
@@ -1220,20 +1268,23 @@ static int listen_tcp(rstate_server *srv, const char *hostport) {
   int g = getaddrinfo(host, colon + 1, &hints, &ai);
   if (g) return rstate__err(RSTATE_EINVAL, "rstate_server_start: tcp:%s: %s", hostport, gai_strerror(g));
   int err = 0, fd = -1;
-  for (struct addrinfo *a = ai; a && fd < 0; a = a->ai_next) {
-    fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
-    if (fd < 0) {
-      err = errno;
-      continue;
+  /* IPv4 first when a name has both (localhost): the address most clients try first */
+  for (int pass = 0; pass < 2 && fd < 0; pass++)
+    for (struct addrinfo *a = ai; a && fd < 0; a = a->ai_next) {
+      if ((a->ai_family == AF_INET) != (pass == 0)) continue;
+      fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
+      if (fd < 0) {
+        err = errno;
+        continue;
+      }
+      int one = 1;
+      setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+      if (bind(fd, a->ai_addr, a->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0) {
+        err = errno;
+        close(fd);
+        fd = -1;
+      }
     }
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(fd, a->ai_addr, a->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0) {
-      err = errno;
-      close(fd);
-      fd = -1;
-    }
-  }
   freeaddrinfo(ai);
   if (fd < 0)
     return rstate__err(RSTATE_EIO, "rstate_server_start: cannot listen on tcp:%s: %s", hostport, strerror(err));

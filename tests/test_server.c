@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#include "history.h"
 #include "wireclient.h"
 
 TestSuite(server, .timeout = 60);
@@ -265,6 +266,15 @@ Test(server, tcp_port_0_gives_the_real_port) {
   wc c;
   rstate__wire_welcome w = join(&c, srv, NULL);
   cr_assert_eq(w.access, RSTATE__WIRE_READ_WRITE);
+  wc_close(&c);
+  rstate_server_stop(srv);
+  /* a name, and the wildcard address, give an address a client can connect to */
+  srv = start_at(s, "tcp:localhost:0", NULL);
+  cr_assert(strncmp(rstate_server_uri(srv), "tcp:127.0.0.1:", 14) == 0, "uri %s", rstate_server_uri(srv));
+  rstate_server_stop(srv);
+  srv = start_at(s, "tcp:0.0.0.0:0", NULL);
+  cr_assert(strncmp(rstate_server_uri(srv), "tcp:127.0.0.1:", 14) == 0, "uri %s", rstate_server_uri(srv));
+  join(&c, srv, NULL);
   wc_close(&c);
   rstate_server_stop(srv);
   rstate_close(s);
@@ -817,6 +827,66 @@ Test(server, gap_when_the_history_no_longer_reaches) {
   rstate_close(s);
 }
 
+typedef struct batch_arg {
+  rstate_store *s;
+  rstate_assign *items;
+  int vars, rounds;
+} batch_arg;
+
+static void *batch_setter(void *arg) {
+  batch_arg *a = arg;
+  for (int k = 1; k <= a->rounds; k++) {
+    for (int i = 0; i < a->vars; i++) a->items[i].value = rstate_int(k);
+    if (rstate_set_many(a->s, a->items, (size_t)a->vars, NULL, NULL) != RSTATE_OK) abort();
+  }
+  return NULL;
+}
+
+Test(server, a_long_stream_arrives_whole_and_in_order) {
+  rstate_store *s = open_store();
+  enum { VARS = 64, ROUNDS = 1000 };
+  char names[VARS][8];
+  rstate_assign items[VARS];
+  for (int i = 0; i < VARS; i++) {
+    snprintf(names[i], sizeof names[i], "s%02d", i);
+    define_int(s, names[i], 0);
+    items[i].name = names[i];
+  }
+  /* TCP buffers grow large, so whole writes; no heartbeat tick to wake the loop */
+  rstate_server_opts o = {.max_queue_bytes = 64u << 20, .heartbeat_ms = 60000};
+  rstate_server *srv = start_at(s, "tcp:127.0.0.1:0", &o);
+  wc c;
+  join(&c, srv, NULL);
+  const char *p[] = {"s*"};
+  rstate__wire_watch_reply r = watch(&c, 1, 1, 0, 0, p, 1);
+  /* far more than the server encodes ahead of the socket (256 KiB), and
+   * already waiting when the client starts reading: streamed in many rounds
+   * once no change wakes the server any more, never coalesced */
+  batch_arg a = {s, items, VARS, ROUNDS};
+  pthread_t t;
+  cr_assert_eq(pthread_create(&t, NULL, batch_setter, &a), 0);
+  pthread_join(t, NULL);
+  uint64_t rev = r.revision;
+  size_t got = 0;
+  while (got < (size_t)VARS * ROUNDS) {
+    expect(&c, RSTATE__WIRE_EVENT);
+    const rstate__wire_events *m = &c.m.u.events;
+    cr_assert_eq(m->revision, rev + 1, "revision %llu after %llu", (unsigned long long)m->revision,
+                 (unsigned long long)rev);
+    cr_assert_eq(m->n, VARS, "one frame per batch");
+    for (size_t i = 0; i < m->n; i++) {
+      cr_assert_eq(m->events[i].coalesced, 1);
+      cr_assert_eq(m->events[i].new_value.u.i, (int64_t)(m->revision - r.revision));
+    }
+    rev = m->revision;
+    got += m->n;
+  }
+  cr_assert_eq(stat_of(&c, "events_coalesced"), 0);
+  wc_close(&c);
+  rstate_server_stop(srv);
+  rstate_close(s);
+}
+
 /* ---- slow consumers ------------------------------------------------------------- */
 
 typedef struct setter_arg {
@@ -841,10 +911,11 @@ Test(server, slow_consumer_is_coalesced_and_nothing_is_lost) {
     snprintf(name, sizeof name, "v%d", i);
     define_int(s, name, 0);
   }
-  rstate_server_opts o = {.max_queue_bytes = 4096, .heartbeat_ms = 30000};
+  rstate_server_opts o = {.max_queue_bytes = 4096, .heartbeat_ms = 30000, .history = 100};
   rstate_server *srv = start(s, &o);
-  wc c;
+  wc c, b;
   join(&c, srv, NULL);
+  join(&b, srv, NULL);
   const char *p[] = {"v*"};
   rstate__wire_watch_reply r = watch(&c, 1, 1, 0, 0, p, 1);
   /* the client reads nothing while another thread sets, much more than any buffer holds */
@@ -853,6 +924,12 @@ Test(server, slow_consumer_is_coalesced_and_nothing_is_lost) {
   pthread_t t;
   cr_assert_eq(pthread_create(&t, NULL, setter, &a), 0);
   pthread_join(t, NULL);
+  /* memory stays bounded: the stalled subscription does not pin the history */
+  int64_t deadline = ms_now() + WAIT_MS;
+  while (stat_of(&b, "history_events") > 100)
+    cr_assert_lt(ms_now(), deadline, "the history still holds %llu events for a client that reads nothing",
+                 (unsigned long long)stat_of(&b, "history_events"));
+  wc_close(&b);
   /* now read: the final value of each variable arrives, and every change is counted */
   int64_t final[4] = {0};
   uint64_t coalesced = 0, events = 0, last_rev = r.revision, merged_events = 0;
@@ -887,6 +964,156 @@ Test(server, slow_consumer_is_coalesced_and_nothing_is_lost) {
   rstate_close(s);
 }
 
+/* The merging rules themselves (history.c), on entries built by hand. */
+static rstate__hentry *entry(uint64_t rev, rstate_event_kind kind, const char *name, int64_t old, int64_t now,
+                             const char *source) {
+  rstate_value o = rstate_int(old), n = rstate_int(now);
+  rstate_change ch = {.kind = kind,
+                      .name = name,
+                      .type = RSTATE_TYPE_INTEGER,
+                      .old_value = kind == RSTATE_EVENT_DEFINED ? NULL : &o,
+                      .new_value = kind == RSTATE_EVENT_DELETED ? NULL : &n,
+                      .version = (uint64_t)now,
+                      .revision = rev,
+                      .source = source};
+  rstate__hentry *e = rstate__hentry_new(&ch, 1);
+  cr_assert_not_null(e);
+  return e;
+}
+
+Test(server, coalescing_merges_only_consecutive_changes_of_a_variable) {
+  rstate__coalesced c;
+  rstate__coalesced_init(&c);
+  rstate__hentry *e[] = {
+      entry(1, RSTATE_EVENT_CHANGED, "a", 1, 2, "x"),   entry(2, RSTATE_EVENT_CHANGED, "b", 0, 1, NULL),
+      entry(3, RSTATE_EVENT_CHANGED, "a", 2, 3, "y"),   entry(4, RSTATE_EVENT_DELETED, "a", 3, 0, NULL),
+      entry(5, RSTATE_EVENT_DEFINED, "a", 0, 9, NULL),  entry(6, RSTATE_EVENT_CHANGED, "a", 9, 10, NULL),
+      entry(7, RSTATE_EVENT_CHANGED, "a", 10, 11, "z"),
+  };
+  size_t merged_total = 0;
+  for (size_t i = 0; i < 7; i++) {
+    uint32_t idx = 0;
+    size_t merged = 0;
+    cr_assert(rstate__coalesced_add(&c, e[i], &idx, 1, &merged));
+    merged_total += merged;
+    rstate__hentry_unref(e[i]); /* the list holds what it needs */
+  }
+  cr_assert_eq(merged_total, 2);
+  cr_assert_eq(c.live, 5);
+  /* live events in revision order: b@2, a@3 (1 -> 3, x2), DELETED a@4, DEFINED a@5, a@7 (9 -> 11, x2) */
+  uint64_t want_rev[] = {2, 3, 4, 5, 7};
+  int64_t want_old[] = {0, 1, 3, 0, 9}, want_new[] = {1, 3, 0, 9, 11};
+  uint32_t want_coal[] = {1, 2, 1, 1, 2};
+  size_t k = 0;
+  for (size_t i = 0; i < c.n; i++) {
+    if (c.ev[i].dead) continue;
+    const rstate__hchange *last = &c.ev[i].e->changes[c.ev[i].idx];
+    const rstate__hchange *first = &c.ev[i].first->changes[c.ev[i].first_idx];
+    cr_assert_lt(k, 5);
+    cr_assert_eq(c.ev[i].e->revision, want_rev[k], "event %zu at revision %llu", k,
+                 (unsigned long long)c.ev[i].e->revision);
+    cr_assert_eq(c.ev[i].coalesced, want_coal[k]);
+    if (first->old_value.kind == RSTATE_INT) cr_assert_eq(first->old_value.u.i, want_old[k]);
+    if (last->new_value.kind == RSTATE_INT) cr_assert_eq(last->new_value.u.i, want_new[k]);
+    k++;
+  }
+  cr_assert_eq(k, 5);
+  /* the merged event takes source from its last change */
+  cr_assert_not_null(c.ev[c.n - 1].e->source);
+  cr_assert_str_eq(c.ev[c.n - 1].e->source, "z");
+  rstate__coalesced_free(&c); /* frees every entry: valgrind checks */
+}
+
+/* Several setters, several watching clients, one client coming and going:
+ * each client sees each variable's versions in order, every change counted. */
+typedef struct churn_arg {
+  rstate_store *s;
+  int id, n;
+} churn_arg;
+
+static void *churn_setter(void *arg) {
+  churn_arg *a = arg;
+  char name[8];
+  for (int i = 1; i <= a->n; i++) {
+    snprintf(name, sizeof name, "c%d", (i + a->id) % 8);
+    if (rstate_set_int(a->s, name, i * 10 + a->id) != RSTATE_OK) abort();
+  }
+  return NULL;
+}
+
+Test(server, concurrent_setters_and_clients) {
+  rstate_store *s = open_store();
+  char name[8];
+  for (int i = 0; i < 8; i++) {
+    snprintf(name, sizeof name, "c%d", i);
+    define_int(s, name, 0);
+  }
+  rstate_server_opts o = {.max_queue_bytes = 8192}; /* some coalescing too */
+  rstate_server *srv = start(s, &o);
+  enum { CLIENTS = 3, SETTERS = 2, SETS = 2000 };
+  wc c[CLIENTS];
+  const char *p[] = {"c*"};
+  uint64_t version[CLIENTS][8] = {{0}}, counted[CLIENTS] = {0};
+  for (int k = 0; k < CLIENTS; k++) {
+    join(&c[k], srv, NULL);
+    watch(&c[k], 1, 1, RSTATE__WIRE_WATCH_INITIAL, 0, p, 1);
+  }
+  pthread_t t[SETTERS];
+  churn_arg a[SETTERS];
+  for (int i = 0; i < SETTERS; i++) {
+    a[i] = (churn_arg){s, i, SETS};
+    cr_assert_eq(pthread_create(&t[i], NULL, churn_setter, &a[i]), 0);
+  }
+  int done = 0, round = 0;
+  int64_t deadline = ms_now() + 4 * WAIT_MS;
+  while (done < CLIENTS) {
+    cr_assert_lt(ms_now(), deadline, "clients did not see every change");
+    if (round++ % 16 == 0) { /* a client that comes, watches and goes */
+      wc x;
+      join(&x, srv, NULL);
+      send_watch(&x, 1, 1, RSTATE__WIRE_WATCH_INITIAL, 0, p, 1);
+      wc_close(&x);
+    }
+    done = 0;
+    for (int k = 0; k < CLIENTS; k++) {
+      if (counted[k] == (uint64_t)SETTERS * SETS) {
+        done++;
+        continue;
+      }
+      int ty = wc_next(&c[k], 2);
+      if (ty == 0) continue;
+      cr_assert_eq(ty, RSTATE__WIRE_EVENT, "client %d got %d", k, ty);
+      const rstate__wire_events *m = &c[k].m.u.events;
+      for (size_t i = 0; i < m->n; i++) {
+        const rstate__wire_event *e = &m->events[i];
+        int v = e->name[1] - '0';
+        if (e->kind == RSTATE_EVENT_INITIAL) {
+          version[k][v] = e->version;
+          continue;
+        }
+        cr_assert_eq(e->version - version[k][v], e->coalesced,
+                     "client %d: %s went from version %llu to %llu, counted %u", k, e->name,
+                     (unsigned long long)version[k][v], (unsigned long long)e->version, e->coalesced);
+        version[k][v] = e->version;
+        counted[k] += e->coalesced;
+      }
+    }
+  }
+  for (int i = 0; i < SETTERS; i++) pthread_join(t[i], NULL);
+  for (int k = 0; k < CLIENTS; k++) {
+    for (int v = 0; v < 8; v++) {
+      snprintf(name, sizeof name, "c%d", v);
+      rstate_var_info info;
+      ASSERT_RC(rstate_info(s, name, &info), RSTATE_OK);
+      cr_assert_eq(version[k][v], info.version, "client %d saw %s at version %llu, not %llu", k, name,
+                   (unsigned long long)version[k][v], (unsigned long long)info.version);
+    }
+    wc_close(&c[k]);
+  }
+  rstate_server_stop(srv);
+  rstate_close(s);
+}
+
 /* ---- heartbeats ---------------------------------------------------------------- */
 
 Test(server, silent_client_is_closed_after_three_intervals) {
@@ -914,6 +1141,18 @@ Test(server, silent_client_is_closed_after_three_intervals) {
   cr_assert_lt(took, 2000, "closed after %lld ms", (long long)took);
   cr_assert_eq(wc_next(&quiet, WAIT_MS), -1);
   /* the client that answered its PINGs is still served */
+  wc mute; /* and one that never even says HELLO is closed too */
+  cr_assert_eq(wc_connect(&mute, rstate_server_uri(srv)), 0);
+  t = 0;
+  t0 = ms_now();
+  while (t == 0) {
+    cr_assert_lt(ms_now() - t0, WAIT_MS, "a client that never said HELLO was never closed");
+    cr_assert_eq(wc_next(&live, 5), 0);
+    t = wc_next(&mute, 5);
+  }
+  cr_assert_eq(t, RSTATE__WIRE_ERROR);
+  cr_assert_eq(mute.m.u.error.code, RSTATE_ETIMEDOUT);
+  wc_close(&mute);
   send_req(&live, RSTATE__WIRE_REVISION, 1);
   expect(&live, RSTATE__WIRE_REVISION_REPLY);
   cr_assert_gt(live.pings, 0);

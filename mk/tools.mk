@@ -1,0 +1,70 @@
+# mk/tools.mk — the command-line tools: rstated (the daemon) and rstate (the
+# client), their manual pages, their tests. Included at the end of the
+# Makefile.
+#
+#   make                 also builds $(BUILD)/tools/rstated and $(BUILD)/tools/rstate
+#   make check           also runs tests/tools/cli.sh (the binaries without a server)
+#                        and man-check (the pages format without a groff warning)
+#   make tools-integration  tests/tools/integration.py: rstated and rstate over a socket
+#                        (make check runs it too; make valgrind runs it under valgrind)
+#   make install         also installs both tools in BINDIR and their pages in MANDIR
+#
+# The tools link the static library, so they need nothing at run time, and
+# sanitizer flags in CFLAGS cover them too. tests/test_tools.c (built by the
+# Makefile's test rule) links the tools' helpers as well.
+
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+
+TOOL_MAINS := tools/rstate.c tools/rstated.c
+TOOL_HELPERS := $(filter-out $(TOOL_MAINS),$(wildcard tools/*.c))
+TOOL_BINS := $(TOOL_MAINS:tools/%.c=$(BUILD)/tools/%)
+TOOL_CFLAGS := $(WARN) -Iinclude -D_GNU_SOURCE -pthread
+MAN_PAGES := man/rstate.1 man/rstated.1
+
+.PHONY: tools tools-check tools-integration tools-valgrind install-tools uninstall-tools man-check
+
+all: $(TOOL_BINS)
+tools: $(TOOL_BINS)
+
+$(BUILD)/tools/%: tools/%.c $(TOOL_HELPERS) tools/*.h $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(TOOL_CFLAGS) $(CPPFLAGS) $(CFLAGS) $< $(TOOL_HELPERS) -o $@ $(STATIC) $(LDFLAGS) $(LIBS)
+
+$(BUILD)/tests/test_tools: $(TOOL_HELPERS) tools/*.h
+$(BUILD)/tests/test_tools: TEST_HELPERS += $(TOOL_HELPERS)
+
+check: tools-check tools-integration man-check
+tools-check: $(TOOL_BINS)
+	@bash tests/tools/cli.sh $(BUILD)/tools
+
+tools-integration: $(TOOL_BINS)
+	@command -v python3 >/dev/null || { echo "tools-integration: python3 is needed"; exit 1; }
+	@python3 tests/tools/integration.py $(BUILD)/tools
+
+# The same with every rstate and rstated process under valgrind: an error or
+# a leak changes the exit status, which the script checks everywhere.
+valgrind: tools-valgrind
+tools-valgrind: $(TOOL_BINS)
+	@TOOL_RUNNER="valgrind -q --leak-check=full --show-leak-kinds=definite,indirect,possible \
+	  --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99" \
+	  python3 tests/tools/integration.py $(BUILD)/tools
+
+# The pages must format without a warning (skipped when groff is missing).
+man-check:
+	@command -v groff >/dev/null || { echo "man-check: groff not installed, pages not checked"; exit 0; }; \
+	for p in $(MAN_PAGES); do \
+	  out=$$(LC_ALL=C.UTF-8 MANWIDTH=80 groff -man -Tutf8 -ww -z $$p 2>&1); \
+	  if [ -n "$$out" ]; then echo "$$p: $$out"; exit 1; fi; \
+	done; echo "man-check: $(MAN_PAGES) format without warnings"
+
+install: install-tools
+install-tools: $(TOOL_BINS)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
+	install -m 755 $(TOOL_BINS) $(DESTDIR)$(BINDIR)/
+	install -m 644 $(MAN_PAGES) $(DESTDIR)$(MANDIR)/man1/
+
+uninstall: uninstall-tools
+uninstall-tools:
+	rm -f $(DESTDIR)$(BINDIR)/rstate $(DESTDIR)$(BINDIR)/rstated
+	rm -f $(DESTDIR)$(MANDIR)/man1/rstate.1 $(DESTDIR)$(MANDIR)/man1/rstated.1

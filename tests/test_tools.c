@@ -1,0 +1,672 @@
+/*
+ * test_tools.c — the helpers of the command-line tools (tools/), tested
+ * without a server: argument parsing (args.c), values read by type and
+ * written back (textvalue.c), JSON escaping (json.c), the watch line
+ * formats (eventfmt.c), the default socket (defaults.c), and the snapshot
+ * file (snapshot.c): an exact round trip of every type through a file,
+ * the restore rules, every malformed-file error with its "path:line", and
+ * the atomic write leaving no temporary file behind.
+ */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <float.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../tools/args.h"
+#include "../tools/defaults.h"
+#include "../tools/eventfmt.h"
+#include "../tools/json.h"
+#include "../tools/snapshot.h"
+#include "../tools/textvalue.h"
+#include "helpers.h"
+
+/* ---- args ---------------------------------------------------------------- */
+
+TestSuite(tools_args);
+
+enum { O_SOURCE, O_JSON, O_HELP };
+static const tool_opt opts[] = {{"source", true}, {"json", false}, {"help", false}, {NULL, false}};
+
+static int parse(tool_args *a, char *err, size_t errlen, int argc, ...) {
+  char *argv[16];
+  va_list ap;
+  va_start(ap, argc);
+  for (int i = 0; i < argc; i++) argv[i] = va_arg(ap, char *);
+  va_end(ap);
+  return tool_args_parse(argc, argv, opts, a, err, errlen);
+}
+
+Test(tools_args, options_anywhere_and_both_spellings) {
+  tool_args a;
+  char err[128];
+  cr_assert_eq(parse(&a, err, sizeof err, 6, "x", "--source", "cli", "-5", "--json", "--source=later"), 0, "%s", err);
+  cr_assert_eq(a.n_pos, 2);
+  cr_assert_str_eq(a.pos[0], "x");
+  cr_assert_str_eq(a.pos[1], "-5", "a negative number is an argument");
+  cr_assert_str_eq(tool_args_get(&a, O_SOURCE), "later", "the last value wins");
+  cr_assert_eq(tool_args_count(&a, O_SOURCE), 2);
+  cr_assert_str_eq(tool_args_get(&a, O_JSON), "");
+  cr_assert_null(tool_args_get(&a, O_HELP));
+  tool_args_free(&a);
+}
+
+Test(tools_args, double_dash_ends_options_and_h_is_help) {
+  tool_args a;
+  char err[128];
+  cr_assert_eq(parse(&a, err, sizeof err, 5, "-h", "--", "--json", "-x", "-.5"), 0, "%s", err);
+  cr_assert_not_null(tool_args_get(&a, O_HELP));
+  cr_assert_null(tool_args_get(&a, O_JSON));
+  cr_assert_eq(a.n_pos, 3);
+  cr_assert_str_eq(a.pos[0], "--json");
+  cr_assert_str_eq(a.pos[1], "-x");
+  cr_assert_str_eq(a.pos[2], "-.5");
+  tool_args_free(&a);
+  cr_assert_eq(parse(&a, err, sizeof err, 2, "-", "-0.5"), 0, "%s", err);
+  cr_assert_eq(a.n_pos, 2, "\"-\" and \"-0.5\" are arguments");
+  tool_args_free(&a);
+}
+
+Test(tools_args, usage_errors_have_sentences) {
+  tool_args a;
+  char err[128];
+  cr_assert_eq(parse(&a, err, sizeof err, 1, "--frob"), -1);
+  cr_assert_str_eq(err, "unknown option --frob");
+  tool_args_free(&a);
+  cr_assert_eq(parse(&a, err, sizeof err, 1, "-x"), -1);
+  cr_assert_str_eq(err, "unknown option -x");
+  tool_args_free(&a);
+  cr_assert_eq(parse(&a, err, sizeof err, 2, "x", "--source"), -1);
+  cr_assert_str_eq(err, "option --source needs a value");
+  tool_args_free(&a);
+  cr_assert_eq(parse(&a, err, sizeof err, 1, "--json=yes"), -1);
+  cr_assert_str_eq(err, "option --json takes no value");
+  tool_args_free(&a);
+  cr_assert_eq(parse(&a, err, sizeof err, 1, "--sourc=x"), -1, "no abbreviations");
+  tool_args_free(&a);
+}
+
+Test(tools_args, strict_unsigned_numbers) {
+  unsigned long long v = 7;
+  cr_assert_eq(tool_parse_u64("0", 10, &v), 0);
+  cr_assert_eq(v, 0);
+  cr_assert_eq(tool_parse_u64("18446744073709551615", UINT64_MAX, &v), 0);
+  cr_assert_eq(v, UINT64_MAX);
+  cr_assert_eq(tool_parse_u64("18446744073709551616", UINT64_MAX, &v), -1);
+  cr_assert_eq(tool_parse_u64("11", 10, &v), -1);
+  cr_assert_eq(tool_parse_u64("", 10, &v), -1);
+  cr_assert_eq(tool_parse_u64("-1", 10, &v), -1);
+  cr_assert_eq(tool_parse_u64("+1", 10, &v), -1);
+  cr_assert_eq(tool_parse_u64(" 1", 10, &v), -1);
+  cr_assert_eq(tool_parse_u64("1x", 10, &v), -1);
+}
+
+/* ---- textvalue ----------------------------------------------------------- */
+
+TestSuite(tools_textvalue);
+
+Test(tools_textvalue, type_names) {
+  rstate_type t;
+  const char *names[] = {"float", "integer", "boolean", "string", "choice", "module"};
+  for (int i = 0; i < 6; i++) {
+    cr_assert_eq(tv_parse_type(names[i], &t), 0);
+    cr_assert_eq(t, (rstate_type)(RSTATE_TYPE_FLOAT + i));
+  }
+  cr_assert_eq(tv_parse_type("int", &t), -1);
+  cr_assert_eq(tv_parse_type("Float", &t), -1);
+}
+
+Test(tools_textvalue, parse_by_type) {
+  rstate_value v;
+  char err[256];
+  cr_assert_eq(tv_parse(RSTATE_TYPE_INTEGER, "n", "-42", &v, err, sizeof err), 0);
+  cr_assert_eq(v.kind, RSTATE_INT);
+  cr_assert_eq(v.u.i, -42);
+  cr_assert_eq(tv_parse(RSTATE_TYPE_INTEGER, "n", "9223372036854775807", &v, err, sizeof err), 0);
+  cr_assert_eq(v.u.i, INT64_MAX);
+  cr_assert_eq(tv_parse(RSTATE_TYPE_INTEGER, "n", "-9223372036854775808", &v, err, sizeof err), 0);
+  cr_assert_eq(v.u.i, INT64_MIN);
+  cr_assert_eq(tv_parse(RSTATE_TYPE_INTEGER, "n", "9223372036854775808", &v, err, sizeof err), -1);
+  cr_assert_str_eq(err, "n: 9223372036854775808 is outside the range of a 64-bit integer");
+  cr_assert_eq(tv_parse(RSTATE_TYPE_INTEGER, "n", "1e3", &v, err, sizeof err), 0);
+  cr_assert_eq(v.kind, RSTATE_FLOAT, "not an integer literal: handed to the library as a float");
+  cr_assert_eq(v.u.f, 1000.0);
+  cr_assert_eq(tv_parse(RSTATE_TYPE_INTEGER, "n", "abc", &v, err, sizeof err), -1);
+  cr_assert_str_eq(err, "n: \"abc\" is not an integer");
+  cr_assert_eq(tv_parse(RSTATE_TYPE_INTEGER, "n", "", &v, err, sizeof err), -1);
+
+  cr_assert_eq(tv_parse(RSTATE_TYPE_FLOAT, "t", "0.5", &v, err, sizeof err), 0);
+  cr_assert_eq(v.kind, RSTATE_FLOAT);
+  cr_assert_eq(v.u.f, 0.5);
+  cr_assert_eq(tv_parse(RSTATE_TYPE_FLOAT, "t", "-3", &v, err, sizeof err), 0);
+  cr_assert_eq(v.u.f, -3.0);
+  cr_assert_eq(tv_parse(RSTATE_TYPE_FLOAT, "t", "0.5x", &v, err, sizeof err), -1);
+  cr_assert_str_eq(err, "t: \"0.5x\" is not a number");
+  cr_assert_eq(tv_parse(RSTATE_TYPE_FLOAT, "t", " 1", &v, err, sizeof err), -1);
+
+  const char *yes[] = {"true", "TRUE", "yes", "on", "1"}, *no[] = {"false", "No", "off", "0"};
+  for (int i = 0; i < 5; i++) {
+    cr_assert_eq(tv_parse(RSTATE_TYPE_BOOLEAN, "b", yes[i], &v, err, sizeof err), 0, "%s", yes[i]);
+    cr_assert(v.kind == RSTATE_BOOL && v.u.b);
+  }
+  for (int i = 0; i < 4; i++) {
+    cr_assert_eq(tv_parse(RSTATE_TYPE_BOOLEAN, "b", no[i], &v, err, sizeof err), 0, "%s", no[i]);
+    cr_assert(v.kind == RSTATE_BOOL && !v.u.b);
+  }
+  cr_assert_eq(tv_parse(RSTATE_TYPE_BOOLEAN, "b", "2", &v, err, sizeof err), -1);
+  cr_assert_str_eq(err, "b: \"2\" is not a boolean (true/false, yes/no, on/off, 1/0)");
+
+  const char *text = "any text, even 12";
+  for (rstate_type t = RSTATE_TYPE_STRING; t <= RSTATE_TYPE_MODULE; t++) {
+    cr_assert_eq(tv_parse(t, "s", text, &v, err, sizeof err), 0);
+    cr_assert_eq(v.kind, RSTATE_STRING);
+    cr_assert_eq(v.u.s.ptr, text, "strings are borrowed, not copied");
+    cr_assert_eq(v.u.s.len, strlen(text));
+  }
+}
+
+Test(tools_textvalue, floats_shortest_and_exact) {
+  char buf[40];
+  tv_format_float(0.7, buf);
+  cr_assert_str_eq(buf, "0.7");
+  tv_format_float(1.0, buf);
+  cr_assert_str_eq(buf, "1.0");
+  tv_format_float(-0.0, buf);
+  cr_assert_str_eq(buf, "-0.0");
+  tv_format_float(1e300, buf);
+  cr_assert_str_eq(buf, "1e+300");
+  tv_format_float(0.1 + 0.2, buf);
+  cr_assert_str_eq(buf, "0.30000000000000004");
+  double samples[] = {DBL_MAX, -DBL_MAX, DBL_MIN, DBL_TRUE_MIN, 1.0 / 3, M_PI, 123456789012345678.0, 2.5e-8};
+  for (size_t i = 0; i < sizeof samples / sizeof samples[0]; i++) {
+    tv_format_float(samples[i], buf);
+    cr_assert_eq(strtod(buf, NULL), samples[i], "%s does not read back as %.17g", buf, samples[i]);
+  }
+  /* a sweep of bit patterns: every finite one reads back exactly */
+  uint64_t bits = 0x0123456789abcdefULL;
+  for (int i = 0; i < 20000; i++) {
+    bits = bits * 6364136223846793005ULL + 1442695040888963407ULL;
+    double d;
+    memcpy(&d, &bits, sizeof d);
+    if (!isfinite(d)) continue;
+    tv_format_float(d, buf);
+    cr_assert_eq(strtod(buf, NULL), d, "%s does not read back as %a", buf, d);
+  }
+}
+
+static char *printed(const rstate_value *v, tv_style style) {
+  char *s = tv_to_string(v, style);
+  cr_assert_not_null(s);
+  return s;
+}
+
+Test(tools_textvalue, print_raw_and_quoted) {
+  struct {
+    rstate_value v;
+    const char *raw, *quoted;
+  } cases[] = {
+      {rstate_int(-7), "-7", "-7"},
+      {rstate_float(2), "2.0", "2.0"},
+      {rstate_bool(true), "true", "true"},
+      {rstate_bool(false), "false", "false"},
+      {rstate_string(""), "", "\"\""},
+      {rstate_string("say \"hi\"\\\n\t\r\x01\x7f é"), "say \"hi\"\\\n\t\r\x01\x7f é",
+       "\"say \\\"hi\\\"\\\\\\n\\t\\r\\x01\\x7f é\""},
+      {{.kind = RSTATE_NONE}, "-", "-"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char *raw = printed(&cases[i].v, TV_RAW), *quoted = printed(&cases[i].v, TV_QUOTED);
+    cr_assert_str_eq(raw, cases[i].raw, "case %zu", i);
+    cr_assert_str_eq(quoted, cases[i].quoted, "case %zu", i);
+    free(raw);
+    free(quoted);
+  }
+}
+
+/* ---- json and event lines ------------------------------------------------ */
+
+TestSuite(tools_format);
+
+static FILE *capture(char **buf, size_t *len) {
+  *buf = NULL;
+  FILE *f = open_memstream(buf, len);
+  cr_assert_not_null(f);
+  return f;
+}
+
+Test(tools_format, json_strings_and_values) {
+  char *buf;
+  size_t len;
+  FILE *f = open_memstream(&buf, &len);
+  cr_assert_not_null(f);
+  const char *s = "a\"b\\c\n\r\t\b\f\x01\x1f é €";
+  cr_assert_eq(json_string(f, s, strlen(s)), 0);
+  putc(' ', f);
+  json_string(f, NULL, 0);
+  putc(' ', f);
+  rstate_value vals[] = {rstate_float(0.25), rstate_float(3), rstate_int(INT64_MIN), rstate_bool(false),
+                         {.kind = RSTATE_NONE}};
+  for (size_t i = 0; i < 5; i++) {
+    cr_assert_eq(json_value(f, &vals[i]), 0);
+    putc(' ', f);
+  }
+  fclose(f);
+  cr_assert_str_eq(buf, "\"a\\\"b\\\\c\\n\\r\\t\\b\\f\\u0001\\u001f é €\" null 0.25 3.0 -9223372036854775808 false null ");
+  free(buf);
+}
+
+static rstate_event sample_event(void) {
+  static const rstate_meta meta[] = {{"run", "7"}, {"why", "a \"test\""}};
+  rstate_event ev = {0};
+  ev.kind = RSTATE_EVENT_CHANGED;
+  ev.name = "model";
+  ev.type = RSTATE_TYPE_CHOICE;
+  ev.old_value = rstate_string("gpt-4");
+  ev.new_value = rstate_string("claude-3");
+  ev.version = 2;
+  ev.revision = 5;
+  ev.timestamp_ns = 1795346102123456789LL; /* 2026-11-22T11:15:02.123456789Z */
+  ev.source = "cli";
+  ev.meta = meta;
+  ev.n_meta = 2;
+  ev.coalesced = 1;
+  return ev;
+}
+
+Test(tools_format, human_line) {
+  size_t len;
+  char *buf;
+  FILE *f = capture(&buf, &len);
+  rstate_event ev = sample_event();
+  cr_assert_eq(eventfmt_human(f, &ev), 0);
+  ev.kind = RSTATE_EVENT_INITIAL;
+  ev.old_value.kind = RSTATE_NONE;
+  ev.source = NULL;
+  ev.coalesced = 0;
+  eventfmt_human(f, &ev);
+  ev.kind = RSTATE_EVENT_CHANGED;
+  ev.old_value = rstate_float(0.5);
+  ev.new_value = rstate_float(1);
+  ev.coalesced = 3;
+  eventfmt_human(f, &ev);
+  fclose(f);
+  cr_assert_str_eq(buf,
+                   "2026-11-22T11:15:02.123456Z changed model \"gpt-4\" -> \"claude-3\" version 2 source cli\n"
+                   "2026-11-22T11:15:02.123456Z initial model - -> \"claude-3\" version 2\n"
+                   "2026-11-22T11:15:02.123456Z changed model 0.5 -> 1.0 version 2 coalesced 3\n");
+  free(buf);
+}
+
+Test(tools_format, json_line) {
+  size_t len;
+  char *buf;
+  FILE *f = capture(&buf, &len);
+  rstate_event ev = sample_event();
+  cr_assert_eq(eventfmt_json(f, &ev), 0);
+  ev.kind = RSTATE_EVENT_DELETED;
+  ev.new_value.kind = RSTATE_NONE;
+  ev.source = NULL;
+  ev.n_meta = 0;
+  eventfmt_json(f, &ev);
+  fclose(f);
+  cr_assert_str_eq(buf,
+                   "{\"kind\":\"changed\",\"name\":\"model\",\"type\":\"choice\",\"old\":\"gpt-4\",\"new\":"
+                   "\"claude-3\",\"version\":2,\"revision\":5,\"timestamp_ns\":1795346102123456789,\"source\":\"cli\","
+                   "\"meta\":{\"run\":\"7\",\"why\":\"a \\\"test\\\"\"},\"coalesced\":1}\n"
+                   "{\"kind\":\"deleted\",\"name\":\"model\",\"type\":\"choice\",\"old\":\"gpt-4\",\"new\":null,"
+                   "\"version\":2,\"revision\":5,\"timestamp_ns\":1795346102123456789,\"source\":null,\"meta\":{},"
+                   "\"coalesced\":1}\n");
+  free(buf);
+}
+
+Test(tools_format, times_before_1970) {
+  char buf[40];
+  eventfmt_time(-1, buf);
+  cr_assert_str_eq(buf, "1969-12-31T23:59:59.999999Z");
+  eventfmt_time(0, buf);
+  cr_assert_str_eq(buf, "1970-01-01T00:00:00.000000Z");
+}
+
+Test(tools_format, default_socket) {
+  setenv("XDG_RUNTIME_DIR", "/run/user/1234", 1);
+  char *uri = tool_default_uri();
+  cr_assert_str_eq(uri, "unix:/run/user/1234/reactivestate.sock");
+  free(uri);
+  setenv("XDG_RUNTIME_DIR", "", 1);
+  uri = tool_default_uri();
+  char want[64];
+  snprintf(want, sizeof want, "unix:/tmp/reactivestate-%u.sock", (unsigned)getuid());
+  cr_assert_str_eq(uri, want);
+  free(uri);
+  unsetenv("XDG_RUNTIME_DIR");
+  uri = tool_default_uri();
+  cr_assert_str_eq(uri, want);
+  free(uri);
+}
+
+/* ---- snapshot ------------------------------------------------------------ */
+
+TestSuite(tools_snapshot);
+
+typedef struct tmpdir {
+  char dir[64];
+  char path[128];
+} tmpdir;
+
+static void tmp_make(tmpdir *t) {
+  strcpy(t->dir, "/tmp/rstate-test-tools-XXXXXX");
+  cr_assert_not_null(mkdtemp(t->dir));
+  snprintf(t->path, sizeof t->path, "%s/state.snap", t->dir);
+}
+
+/* Entries in the directory, "." and ".." aside. */
+static int tmp_entries(const tmpdir *t) {
+  DIR *d = opendir(t->dir);
+  cr_assert_not_null(d);
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)))
+    if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
+  closedir(d);
+  return n;
+}
+
+static void tmp_remove(tmpdir *t) {
+  DIR *d = opendir(t->dir);
+  if (d) {
+    struct dirent *e;
+    char p[512];
+    while ((e = readdir(d))) {
+      if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+      snprintf(p, sizeof p, "%s/%s", t->dir, e->d_name);
+      unlink(p);
+    }
+    closedir(d);
+  }
+  rmdir(t->dir);
+}
+
+static void write_text(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  cr_assert_not_null(f);
+  fputs(text, f);
+  fclose(f);
+}
+
+static void def(rstate_store *s, const char *name, rstate_type type, rstate_value initial,
+                const rstate_constraints *c) {
+  rstate_var_def d = {.name = name, .type = type, .initial = initial, .constraints = c};
+  ASSERT_RC(rstate_define(s, &d), RSTATE_OK);
+}
+
+/* A snapshot file's text without its "# written ..." line. */
+static char *body_of(const char *path) {
+  FILE *f = fopen(path, "r");
+  cr_assert_not_null(f);
+  char *out = NULL, *line = NULL;
+  size_t len = 0, cap = 0;
+  FILE *o = open_memstream(&out, &len);
+  while (getline(&line, &cap, f) >= 0)
+    if (strncmp(line, "# written ", 10) != 0) fputs(line, o);
+  free(line);
+  fclose(f);
+  fclose(o);
+  return out;
+}
+
+static void assert_same_value(rstate_store *a, rstate_store *b, const char *name) {
+  rstate_value va, vb;
+  ASSERT_RC(rstate_get(a, name, &va), RSTATE_OK);
+  ASSERT_RC(rstate_get(b, name, &vb), RSTATE_OK);
+  cr_assert(rstate_value_equal(&va, &vb), "%s differs after the round trip", name);
+  if (va.kind == RSTATE_FLOAT)
+    cr_assert_eq(signbit(va.u.f), signbit(vb.u.f), "%s: the sign of zero was lost", name);
+  rstate_value_clear(&va);
+  rstate_value_clear(&vb);
+}
+
+typedef struct warnings {
+  int n;
+  char first[512], last[512];
+} warnings;
+
+static void collect_warning(void *ud, const char *sentence) {
+  warnings *w = ud;
+  if (w->n++ == 0) snprintf(w->first, sizeof w->first, "%s", sentence);
+  snprintf(w->last, sizeof w->last, "%s", sentence);
+}
+
+static const char *const hard_strings[][2] = {
+    {"s.empty", ""},
+    {"s.controls", "tab\there\nnewline\rcr\x01\x1f\x7f end"},
+    {"s.backslashes", "\\\\x41 \\t \\ trailing\\"},
+    {"s.utf8", "héllo → 世界 🎉"},
+    {"s.hashes", "# not a comment\t# nor this"},
+};
+
+Test(tools_snapshot, every_type_round_trips_exactly) {
+  tmpdir t;
+  tmp_make(&t);
+  rstate_store *a = h_open();
+  double floats[] = {0.7, -0.0, DBL_MAX, DBL_TRUE_MIN, 1.0 / 3, 1e21};
+  char name[32];
+  for (size_t i = 0; i < sizeof floats / sizeof floats[0]; i++) {
+    snprintf(name, sizeof name, "f.%zu", i);
+    def(a, name, RSTATE_TYPE_FLOAT, rstate_float(floats[i]), NULL);
+  }
+  def(a, "i.min", RSTATE_TYPE_INTEGER, rstate_int(INT64_MIN), NULL);
+  def(a, "i.max", RSTATE_TYPE_INTEGER, rstate_int(INT64_MAX), NULL);
+  def(a, "b.t", RSTATE_TYPE_BOOLEAN, rstate_bool(true), NULL);
+  def(a, "b.f", RSTATE_TYPE_BOOLEAN, rstate_bool(false), NULL);
+  for (size_t i = 0; i < sizeof hard_strings / sizeof hard_strings[0]; i++)
+    def(a, hard_strings[i][0], RSTATE_TYPE_STRING, rstate_string(hard_strings[i][1]), NULL);
+  const char *choices[] = {"gpt-4", "claude-3"};
+  rstate_constraints cc = {.choices = choices, .n_choices = 2};
+  def(a, "model", RSTATE_TYPE_CHOICE, rstate_string("claude-3"), &cc);
+  rstate_constraints mc = {.module_namespace = "Strategies"};
+  def(a, "strategy", RSTATE_TYPE_MODULE, rstate_string("Strategies.Fast"), &mc);
+
+  char err[512];
+  size_t count = 0;
+  cr_assert_eq(snapshot_write(a, t.path, &count, err, sizeof err), 0, "%s", err);
+  size_t n_vars = 6 + 4 + sizeof hard_strings / sizeof hard_strings[0] + 2;
+  cr_assert_eq(count, n_vars);
+  cr_assert_eq(tmp_entries(&t), 1, "the temporary file is gone");
+  struct stat st;
+  cr_assert_eq(stat(t.path, &st), 0);
+  cr_assert_eq(st.st_mode & 0777, 0600, "a snapshot is private to its owner");
+
+  /* into an empty store: every variable is defined from the snapshot */
+  rstate_store *b = h_open();
+  warnings w = {0};
+  size_t set = 9, defined = 9;
+  cr_assert_eq(snapshot_restore(b, t.path, collect_warning, &w, &set, &defined, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(w.n, 0, "warning: %s", w.last);
+  cr_assert_eq(set, 0);
+  cr_assert_eq(defined, n_vars);
+  for (size_t i = 0; i < sizeof floats / sizeof floats[0]; i++) {
+    snprintf(name, sizeof name, "f.%zu", i);
+    assert_same_value(a, b, name);
+  }
+  const char *others[] = {"i.min", "i.max", "b.t", "b.f", "model", "strategy"};
+  for (size_t i = 0; i < 6; i++) assert_same_value(a, b, others[i]);
+  for (size_t i = 0; i < sizeof hard_strings / sizeof hard_strings[0]; i++) assert_same_value(a, b, hard_strings[i][0]);
+  rstate_var_info info;
+  ASSERT_RC(rstate_info(b, "model", &info), RSTATE_OK);
+  cr_assert_eq(info.type, RSTATE_TYPE_CHOICE, "types are kept");
+  ASSERT_RC(rstate_set_string(b, "model", "gpt-4"), RSTATE_ECONSTRAINT); /* its only choice is its value */
+
+  /* and back again: the same text but for the "written" line */
+  tmpdir t2;
+  tmp_make(&t2);
+  cr_assert_eq(snapshot_write(b, t2.path, NULL, err, sizeof err), 0, "%s", err);
+  char *one = body_of(t.path), *two = body_of(t2.path);
+  cr_assert_str_eq(one, two);
+  free(one);
+  free(two);
+  rstate_close(a);
+  rstate_close(b);
+  tmp_remove(&t);
+  tmp_remove(&t2);
+}
+
+Test(tools_snapshot, the_file_text) {
+  tmpdir t;
+  tmp_make(&t);
+  rstate_store *s = h_open();
+  def(s, "b", RSTATE_TYPE_STRING, rstate_string("x\ty\\z\n"), NULL);
+  def(s, "a", RSTATE_TYPE_FLOAT, rstate_float(0.7), NULL);
+  def(s, "c", RSTATE_TYPE_INTEGER, rstate_int(-3), NULL);
+  char err[512];
+  cr_assert_eq(snapshot_write(s, t.path, NULL, err, sizeof err), 0, "%s", err);
+  FILE *f = fopen(t.path, "r");
+  char text[1024] = {0};
+  size_t n = fread(text, 1, sizeof text - 1, f);
+  fclose(f);
+  text[n] = '\0';
+  cr_assert_eq(strncmp(text, "# reactivestate snapshot 1\n# written ", 37), 0, "%s", text);
+  const char *body = strstr(text, "revision 3\n");
+  cr_assert_not_null(body, "%s", text);
+  cr_assert_str_eq(body + 11, "a\tfloat\t0.7\nb\tstring\tx\\ty\\\\z\\n\nc\tinteger\t-3\n");
+  rstate_close(s);
+  tmp_remove(&t);
+}
+
+Test(tools_snapshot, restore_into_a_schema) {
+  tmpdir t;
+  tmp_make(&t);
+  char err[512];
+  write_text(t.path,
+             "# reactivestate snapshot 1\n"
+             "# a comment\n"
+             "\n"
+             "temperature\tfloat\t1.5\n"
+             "max_tokens\tinteger\t9000\n"
+             "mode\tstring\tfast\n"
+             "extra\tboolean\ttrue\n");
+  rstate_store *s = h_open();
+  rstate_constraints c = {.min = rstate_int(0), .max = rstate_int(4096)};
+  def(s, "temperature", RSTATE_TYPE_FLOAT, rstate_float(0.7), NULL);
+  def(s, "max_tokens", RSTATE_TYPE_INTEGER, rstate_int(1024), &c);
+  def(s, "mode", RSTATE_TYPE_INTEGER, rstate_int(1), NULL);
+  warnings w = {0};
+  size_t set, defined;
+  cr_assert_eq(snapshot_restore(s, t.path, collect_warning, &w, &set, &defined, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(set, 1);
+  cr_assert_eq(defined, 1);
+  cr_assert_eq(w.n, 2);
+  char want[512];
+  snprintf(want, sizeof want, "%s:5: max_tokens: not restored: max_tokens: 9000 is above the maximum 4096", t.path);
+  cr_assert_str_eq(w.first, want);
+  snprintf(want, sizeof want, "%s:6: mode: not restored: its type is string in the snapshot, integer in the store",
+           t.path);
+  cr_assert_str_eq(w.last, want);
+  double temp = 0;
+  int64_t tokens = 0, mode = 0;
+  bool extra = false;
+  ASSERT_RC(rstate_get_float(s, "temperature", &temp), RSTATE_OK);
+  ASSERT_RC(rstate_get_int(s, "max_tokens", &tokens), RSTATE_OK);
+  ASSERT_RC(rstate_get_int(s, "mode", &mode), RSTATE_OK);
+  ASSERT_RC(rstate_get_bool(s, "extra", &extra), RSTATE_OK);
+  cr_assert_eq(temp, 1.5);
+  cr_assert_eq(tokens, 1024, "a refused value keeps the schema's");
+  cr_assert_eq(mode, 1);
+  cr_assert(extra);
+  rstate_close(s);
+  tmp_remove(&t);
+}
+
+Test(tools_snapshot, missing_file_is_no_snapshot) {
+  rstate_store *s = h_open();
+  char err[256] = "";
+  size_t set = 5, defined = 5;
+  cr_assert_eq(snapshot_restore(s, "/tmp/rstate-test-tools-does-not-exist.snap", NULL, NULL, &set, &defined, err,
+                                sizeof err),
+               1);
+  cr_assert_eq(set, 0);
+  cr_assert_eq(defined, 0);
+  rstate_close(s);
+}
+
+Test(tools_snapshot, malformed_files_change_nothing) {
+  struct {
+    const char *text, *error;
+  } cases[] = {
+      {"", "%s: empty file, not a snapshot"},
+      {"x\tfloat\t1\n", "%s:1: not a snapshot file (the first line must be \"# reactivestate snapshot 1\")"},
+      {"# reactivestate snapshot 2\n", "%s:1: not a snapshot file (the first line must be \"# reactivestate snapshot 1\")"},
+      {"# reactivestate snapshot 1\nok\tfloat\t1\nbad line\n", "%s:3: expected name<TAB>type<TAB>value"},
+      {"# reactivestate snapshot 1\n\tfloat\t1\n", "%s:2: empty variable name"},
+      {"# reactivestate snapshot 1\nx\tdouble\t1\n", "%s:2: x: unknown type \"double\""},
+      {"# reactivestate snapshot 1\nx\tfloat\tone\n", "%s:2: x: \"one\" is not a number"},
+      {"# reactivestate snapshot 1\nx\tinteger\t1.0\n", "%s:2: x: \"1.0\" is not an integer"},
+      {"# reactivestate snapshot 1\nx\tinteger\t99999999999999999999\n",
+       "%s:2: x: 99999999999999999999 is outside the range of a 64-bit integer"},
+      {"# reactivestate snapshot 1\nx\tboolean\tmaybe\n",
+       "%s:2: x: \"maybe\" is not a boolean (true/false, yes/no, on/off, 1/0)"},
+      {"# reactivestate snapshot 1\nx\tstring\tbad \\q\n",
+       "%s:2: x: bad escape in the value (\\\\, \\t, \\n, \\r or \\xHH, not \\x00)"},
+      {"# reactivestate snapshot 1\nx\tstring\t\\x0\n",
+       "%s:2: x: bad escape in the value (\\\\, \\t, \\n, \\r or \\xHH, not \\x00)"},
+      {"# reactivestate snapshot 1\nx\tstring\t\\x00\n",
+       "%s:2: x: bad escape in the value (\\\\, \\t, \\n, \\r or \\xHH, not \\x00)"},
+  };
+  tmpdir t;
+  tmp_make(&t);
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    write_text(t.path, cases[i].text);
+    rstate_store *s = h_open();
+    char err[512], want[512];
+    size_t set = 5, defined = 5;
+    cr_assert_eq(snapshot_restore(s, t.path, NULL, NULL, &set, &defined, err, sizeof err), -1, "case %zu", i);
+    snprintf(want, sizeof want, cases[i].error, t.path);
+    cr_assert_str_eq(err, want, "case %zu", i);
+    cr_assert_eq(rstate_revision(s), 0, "case %zu: the store changed", i);
+    cr_assert_eq(set + defined, 0);
+    rstate_close(s);
+  }
+  tmp_remove(&t);
+}
+
+Test(tools_snapshot, write_failures_are_sentences) {
+  rstate_store *s = h_open();
+  char err[512];
+  cr_assert_eq(snapshot_write(s, "/tmp/rstate-test-tools-no-such-dir/x.snap", NULL, err, sizeof err), -1);
+  cr_assert_str_eq(err,
+                   "/tmp/rstate-test-tools-no-such-dir/x.snap: cannot create a temporary file in "
+                   "/tmp/rstate-test-tools-no-such-dir: No such file or directory");
+  rstate_close(s);
+}
+
+Test(tools_snapshot, rewrite_replaces_and_empty_store_round_trips) {
+  tmpdir t;
+  tmp_make(&t);
+  rstate_store *s = h_open();
+  char err[512];
+  size_t n = 9;
+  cr_assert_eq(snapshot_write(s, t.path, &n, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(n, 0);
+  def(s, "x", RSTATE_TYPE_INTEGER, rstate_int(1), NULL);
+  cr_assert_eq(snapshot_write(s, t.path, &n, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(n, 1);
+  ASSERT_RC(rstate_set_int(s, "x", 2), RSTATE_OK);
+  cr_assert_eq(snapshot_write(s, t.path, &n, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(tmp_entries(&t), 1);
+  rstate_store *b = h_open();
+  def(b, "x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  size_t set, defined;
+  cr_assert_eq(snapshot_restore(b, t.path, NULL, NULL, &set, &defined, err, sizeof err), 0, "%s", err);
+  int64_t x = 0;
+  ASSERT_RC(rstate_get_int(b, "x", &x), RSTATE_OK);
+  cr_assert_eq(x, 2);
+  cr_assert_eq(set, 1);
+  rstate_close(s);
+  rstate_close(b);
+  tmp_remove(&t);
+}

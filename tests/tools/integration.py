@@ -1,0 +1,407 @@
+#!/usr/bin/env python3
+"""integration.py — rstated and rstate driven as a user drives them.
+
+Starts the real rstated on a temporary Unix socket with a schema, tokens and
+a snapshot file; runs `rstate watch --json` (and a human-format watch) in the
+background while `rstate set`, `set-many`, `define` and `undefine` change
+values from other processes, and checks the watchers' output line by line;
+then bad values (exit 1 and the library's sentence), tokens (a wrong token
+exits 3, a read-only token cannot write), a missing daemon (exit 3), usage
+errors (exit 2); SIGTERM and SIGINT (exit 0, the snapshot written, the
+watcher told the connection ended), a restart that restores the snapshot,
+the periodic snapshot, and --max-clients. Every wait polls with a deadline; nothing sleeps
+blindly.
+
+Usage: integration.py BINDIR
+Environment: TOOL_RUNNER, a command prefix for every tool process (for
+example "valgrind -q --leak-check=full --error-exitcode=99").
+Run by `make tools-integration` and by `make check`.
+"""
+import json
+import os
+import queue
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+BINDIR = sys.argv[1] if len(sys.argv) > 1 else "build/tools"
+RUNNER = shlex.split(os.environ.get("TOOL_RUNNER", ""))
+TIMEOUT = 10.0 * (4 if RUNNER else 1)  # seconds for any one wait
+
+passed = 0
+failures = []
+
+
+def check(cond, what, detail=""):
+    global passed
+    if cond:
+        passed += 1
+    else:
+        failures.append(what)
+        print(f"FAIL: {what}" + (f"\n  {detail}" if detail else ""), flush=True)
+    return cond
+
+
+def tool(name):
+    return RUNNER + [os.path.join(BINDIR, name)]
+
+
+class Result:
+    def __init__(self, p):
+        self.code, self.out, self.err = p.returncode, p.stdout, p.stderr
+
+    def __repr__(self):
+        return f"exit {self.code}, stdout {self.out!r}, stderr {self.err!r}"
+
+
+def rstate(*args, env=None, token=None):
+    e = dict(ENV)
+    if token is not None:
+        e["RSTATE_TOKEN"] = token
+    if env:
+        e.update(env)
+    p = subprocess.run(tool("rstate") + list(args), capture_output=True, text=True, env=e, timeout=TIMEOUT)
+    return Result(p)
+
+
+def expect(args, code, out=None, err=None, token=None, what=None):
+    r = rstate(*args, token=token)
+    what = what or "rstate " + " ".join(args)
+    ok = r.code == code
+    if out is not None:
+        ok = ok and (r.out == out if isinstance(out, str) else re.search(out.pattern, r.out, re.M) is not None)
+    if err is not None:
+        ok = ok and err in r.err
+    if code != 0:
+        ok = ok and r.err.strip() != ""
+    check(ok, f"{what}: want exit {code}" + (f", stderr with {err!r}" if err else ""), repr(r))
+    return r
+
+
+def wait_for(cond, what):
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return check(False, f"timed out waiting for {what}")
+
+
+class Daemon:
+    """rstated in the background. It is ready when its log says "listening
+    on" (logged once rstate_server_start has returned); at a log level that
+    hides it, when the socket file exists. (Probing with a connection would
+    take a client's place, which --max-clients counts.)"""
+
+    def __init__(self, *args):
+        self.log_path = os.path.join(WORK, f"rstated-{time.monotonic_ns()}.log")
+        self.log = open(self.log_path, "w")
+        if os.path.exists(SOCK):
+            os.unlink(SOCK)
+        self.p = subprocess.Popen(tool("rstated") + ["--listen", URI] + list(args), stdout=self.log,
+                                  stderr=self.log, env=ENV)
+        quiet = "warn" in args or "error" in args
+        up = wait_for(lambda: self.p.poll() is not None or
+                      (os.path.exists(SOCK) if quiet else "listening on" in self.text()), "rstated to listen")
+        check(up and self.p.poll() is None, "rstated starts and listens", self.text())
+
+    def text(self):
+        with open(self.log_path) as f:
+            return f.read()
+
+    def stop(self, sig=signal.SIGTERM):
+        self.p.send_signal(sig)
+        try:
+            code = self.p.wait(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            code = self.p.wait()
+            check(False, f"rstated exits within {TIMEOUT} s of {sig.name}")
+        self.log.close()
+        return code
+
+
+class Watcher:
+    """rstate watch in the background; its stdout lines arrive in a queue."""
+
+    def __init__(self, *args):
+        self.p = subprocess.Popen(tool("rstate") + ["watch"] + list(args), stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True, env=ENV)
+        self.lines = queue.Queue()
+        self.t = threading.Thread(target=self._read, daemon=True)
+        self.t.start()
+
+    def _read(self):
+        for line in self.p.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def next(self, what):
+        try:
+            line = self.lines.get(timeout=TIMEOUT)
+        except queue.Empty:
+            check(False, f"watcher: a line for {what} within {TIMEOUT} s")
+            return None
+        if line is None:
+            check(False, f"watcher: a line for {what}, but it ended: {self.p.stderr.read()!r}")
+        return line
+
+    def next_json(self, what):
+        line = self.next(what)
+        if line is None:
+            return {}
+        try:
+            return json.loads(line)
+        except ValueError:
+            check(False, f"watcher: {what}: a JSON line", line)
+            return {}
+
+    def no_more_lines(self):
+        try:
+            line = self.lines.get_nowait()
+        except queue.Empty:
+            return True
+        return check(False, "watcher: no unexpected line", repr(line))
+
+    def stop(self, sig=signal.SIGINT):
+        if self.p.poll() is None:
+            self.p.send_signal(sig)
+        try:
+            return self.p.wait(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            check(False, "watcher exits on a signal")
+            return self.p.wait()
+
+
+def event_is(ev, what, **want):
+    bad = {k: (ev.get(k), v) for k, v in want.items() if ev.get(k) != v or type(ev.get(k)) is not type(v)}
+    check(not bad, f"event {what}", f"got {ev}, differs in {bad}")
+
+
+SCHEMA = """\
+[model]
+type = choice
+choices = gpt-4, claude-3, gemini
+default = gpt-4
+description = Which model answers
+
+[temperature]
+type = float
+default = 0.7
+min = 0
+max = 2
+
+[max_tokens]
+type = integer
+default = 1024
+min = 1
+max = 4096
+"""
+
+
+def main():
+    global WORK, SOCK, URI, ENV
+    WORK = tempfile.mkdtemp(prefix="rstate-it-")
+    SOCK = os.path.join(WORK, "s.sock")
+    URI = "unix:" + SOCK
+    ENV = dict(os.environ, RSTATE_URI=URI, XDG_RUNTIME_DIR=WORK)
+    ENV.pop("RSTATE_TOKEN", None)
+    schema = os.path.join(WORK, "models.ini")
+    snap = os.path.join(WORK, "state.snap")
+    with open(schema, "w") as f:
+        f.write(SCHEMA)
+    for name, token in (("rw.token", "s3cret\n"), ("ro.token", "look-only\r\n")):
+        with open(os.path.join(WORK, name), "w") as f:
+            f.write(token)
+        os.chmod(os.path.join(WORK, name), 0o600)
+    RW, RO = "s3cret", "look-only"
+
+    d = Daemon("--schema", schema, "--snapshot", snap, "--token-file", os.path.join(WORK, "rw.token"),
+               "--read-token-file", os.path.join(WORK, "ro.token"), "--log-level", "debug")
+    check(f"schema {schema} loaded" in d.text(), "the log names the schema", d.text())
+    check("no snapshot at" in d.text(), "the first start says there is no snapshot yet", d.text())
+    ENV["RSTATE_TOKEN"] = RW
+
+    # reading
+    expect(["get", "model", "temperature", "max_tokens"], 0, out="gpt-4\n0.7\n1024\n")
+    expect(["list"], 0, out="NAME         TYPE     VALUE    VERSION\n"
+                            "max_tokens   integer  1024     1\n"
+                            "model        choice   \"gpt-4\"  1\n"
+                            "temperature  float    0.7      1\n")
+    expect(["list", "m*"], 0, out=re.compile(r"\A(NAME .*\n)(max_tokens .*\n)(model .*\n)\Z"))
+    expect(["info", "temperature"], 0, out=re.compile(r"\Aname      temperature\ntype      float\nvalue     0.7\n"
+                                                       r"version   1\nrevision  2\nupdated   \d{4}-\d\d-\d\dT.*Z\n\Z"))
+    expect(["stats"], 0, out=re.compile(r"^revision   3\nvariables  3$"))
+
+    # watchers: JSON of everything, and the human format of one variable
+    wj = Watcher("*", "--json", "--initial")
+    initial = sorted((wj.next_json("initial"), wj.next_json("initial"), wj.next_json("initial")),
+                     key=lambda e: e.get("name", ""))
+    event_is(initial[0], "initial max_tokens", kind="initial", name="max_tokens", type="integer", old=None, new=1024,
+             version=1, revision=3, source=None, meta={}, coalesced=0)
+    event_is(initial[1], "initial model", kind="initial", name="model", type="choice", new="gpt-4", version=1)
+    event_is(initial[2], "initial temperature", kind="initial", name="temperature", type="float", new=0.7)
+    wh = Watcher("temperature", "--initial")
+    line = wh.next("initial temperature (human)")
+    check(line is not None and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z initial temperature - -> 0\.7 "
+                                            r"version 1", line), "human initial line", repr(line))
+
+    # a change from another process
+    expect(["set", "temperature", "0.9", "--source", "cli"], 0, out="")
+    ev = wj.next_json("set temperature")
+    event_is(ev, "changed temperature", kind="changed", name="temperature", type="float", old=0.7, new=0.9, version=2,
+             revision=4, source="cli", meta={}, coalesced=1)
+    check(isinstance(ev.get("timestamp_ns"), int) and abs(ev["timestamp_ns"] / 1e9 - time.time()) < 60,
+          "timestamp_ns is now, in nanoseconds", repr(ev))
+    line = wh.next("set temperature (human)")
+    check(line is not None and re.fullmatch(r"\S+Z changed temperature 0\.7 -> 0\.9 version 2 source cli", line),
+          "human changed line", repr(line))
+
+    # rejected values: exit 1, the sentence, no event
+    expect(["set", "temperature", "3"], 1, err="temperature: 3 is above the maximum 2")
+    expect(["set", "temperature", "warm"], 1, err='temperature: "warm" is not a number')
+    expect(["set", "max_tokens", "1.5"], 1, err="max_tokens")
+    expect(["set", "model", "gpt-5"], 1, err="model: ")
+    expect(["set", "nosuch", "1"], 1, err="nosuch")
+    expect(["set", "temperature", "1.5", "--if-version", "1"], 1, err="temperature")
+    expect(["set-many", "model=gemini", "max_tokens=99999"], 1, err="max_tokens")
+    expect(["get", "model", "max_tokens"], 0, out="gpt-4\n1024\n", what="a refused set-many changed nothing")
+    expect(["define", "temperature", "integer", "1"], 1, err="temperature")
+    expect(["define", "x.bad", "integer", "5", "--max", "4"], 1, err="x.bad")
+    expect(["undefine", "nosuch"], 1, err="nosuch")
+
+    # set --if-version at the right version; set-many: one revision
+    expect(["set", "max_tokens", "2048", "--if-version", "1"], 0)
+    event_is(wj.next_json("set --if-version"), "set --if-version", name="max_tokens", old=1024, new=2048, version=2,
+             revision=5)
+    expect(["set-many", "model=claude-3", "temperature=1", "--source", "batch"], 0)
+    a, b = wj.next_json("set-many"), wj.next_json("set-many")
+    event_is(a, "set-many model", kind="changed", name="model", old="gpt-4", new="claude-3", revision=6,
+             source="batch")
+    event_is(b, "set-many temperature", kind="changed", name="temperature", old=0.9, new=1.0, revision=6,
+             source="batch")
+    line = wh.next("set-many temperature (human)")
+    check(line is not None and line.endswith(" changed temperature 0.9 -> 1.0 version 3 source batch"),
+          "human set-many line", repr(line))
+
+    # define and undefine, seen by the '*' watch
+    expect(["define", "greeting", "string", "hello\tworld", "--max-length", "20", "--description", "Hi"], 0)
+    event_is(wj.next_json("define"), "defined greeting", kind="defined", name="greeting", type="string", old=None,
+             new="hello\tworld", version=1, revision=7)
+    expect(["set", "greeting", 'say "hi"\\'], 0)
+    event_is(wj.next_json("set greeting"), "greeting escaped", new='say "hi"\\', old="hello\tworld")
+    expect(["undefine", "greeting"], 0)
+    event_is(wj.next_json("undefine"), "deleted greeting", kind="deleted", name="greeting", new=None, revision=9)
+    # variables the schema does not know, to be kept by the snapshot
+    expect(["define", "extra.flag", "boolean", "yes"], 0)
+    expect(["define", "extra.mode", "choice", "slow", "--choices", "slow, fast"], 0)
+    expect(["set", "extra.mode", "fast"], 0)
+    expect(["define", "extra.neg", "integer", "-5"], 0)
+    expect(["set", "extra.neg", "-9"], 0, what="a negative value needs no --")
+    for what in ("extra.flag", "extra.mode", "extra.mode set", "extra.neg", "extra.neg set"):
+        wj.next_json(what)
+    wj.no_more_lines()
+    wh.no_more_lines()
+
+    # tokens
+    expect(["get", "model"], 3, token="wrong", err="refused")
+    expect(["get", "model"], 3, token="", what="rstate without a token", err="")
+    expect(["get", "model"], 0, token=RO, out="claude-3\n", what="a read-only token reads")
+    expect(["set", "model", "gemini"], 1, token=RO, what="a read-only token cannot write", err="")
+    expect(["get", "model"], 0, out="claude-3\n", what="the read-only set changed nothing")
+    # no daemon there, usage errors
+    r = rstate("get", "model", env={"RSTATE_URI": "unix:" + os.path.join(WORK, "none.sock")})
+    check(r.code == 3 and "cannot connect" in r.err, "a missing daemon: exit 3", repr(r))
+    expect(["set", "model"], 2, err="missing arguments")
+
+    # SIGTERM: exit 0, snapshot written, watchers told the connection ended
+    code = d.stop(signal.SIGTERM)
+    check(code == 0, "rstated exits 0 on SIGTERM", f"exit {code}\n{d.text()}")
+    check("SIGTERM received" in d.text() and "snapshot written" in d.text(), "the log tells the shutdown", d.text())
+    for w, name in ((wj, "json"), (wh, "human")):
+        try:
+            code = w.p.wait(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            code = w.stop()
+        err = w.p.stderr.read()
+        check(code == 3 and "connection" in err and "lost" in err, f"the {name} watcher exits 3 when the daemon stops",
+              f"exit {code}, stderr {err!r}")
+    with open(snap) as f:
+        text = f.read()
+    body = [l for l in text.splitlines() if not l.startswith("#")]
+    check(text.startswith("# reactivestate snapshot 1\n") and body == [
+        "extra.flag\tboolean\ttrue", "extra.mode\tchoice\tfast", "extra.neg\tinteger\t-9", "max_tokens\tinteger\t2048",
+        "model\tchoice\tclaude-3", "temperature\tfloat\t1.0"], "the snapshot holds every value", text)
+    check(oct(os.stat(snap).st_mode & 0o777) == "0o600", "the snapshot is private")
+    check(sorted(os.listdir(WORK)) == sorted(["models.ini", "ro.token", "rw.token", "state.snap"] +
+                                             [n for n in os.listdir(WORK) if n.startswith("rstated-")]),
+          "no temporary file and no socket left", repr(os.listdir(WORK)))
+
+    # restart: the snapshot restores values and the variables it alone knew
+    d = Daemon("--schema", schema, "--snapshot", snap, "--snapshot-every", "1", "--token-file",
+               os.path.join(WORK, "rw.token"))
+    check("3 values set, 3 variables defined from it" in d.text(), "the restart restores the snapshot", d.text())
+    expect(["get", "model", "temperature", "max_tokens", "extra.flag", "extra.mode", "extra.neg"], 0,
+           out="claude-3\n1.0\n2048\ntrue\nfast\n-9\n")
+    expect(["set", "extra.mode", "slow"], 1, err="extra.mode", what="a restored choice has its value as only choice")
+    expect(["set", "max_tokens", "99999"], 1, err="max_tokens", what="schema constraints still hold after a restart")
+    # a watcher whose reader goes away (rstate watch ... | head -1) ends quietly with status 0
+    p = subprocess.Popen(tool("rstate") + ["watch", "temperature", "--initial"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=ENV)
+    first = p.stdout.readline()
+    p.stdout.close()
+    expect(["set", "temperature", "0.125"], 0)
+    try:
+        code = p.wait(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        code = p.wait()
+    err = p.stderr.read()
+    check(" initial temperature " in first and code == 0 and err == "", "a watcher exits 0 when its reader leaves",
+          f"first line {first!r}, exit {code}, stderr {err!r}")
+    # periodic snapshot, then SIGINT
+    expect(["set", "temperature", "0.25"], 0)
+    wait_for(lambda: "temperature\tfloat\t0.25\n" in open(snap).read(), "the periodic snapshot")
+    expect(["set", "temperature", "0.5"], 0)
+    code = d.stop(signal.SIGINT)
+    check(code == 0, "rstated exits 0 on SIGINT", f"exit {code}\n{d.text()}")
+    check("temperature\tfloat\t0.5\n" in open(snap).read(), "SIGINT writes the snapshot")
+
+    # a token file that others can read is accepted with a warning
+    os.chmod(os.path.join(WORK, "rw.token"), 0o644)
+    d = Daemon("--token-file", os.path.join(WORK, "rw.token"), "--log-level", "warn")
+    check("can be read by other users" in d.text(), "a readable token file is warned about", d.text())
+    check(d.stop() == 0, "rstated without a snapshot exits 0")
+
+    # --max-clients (with --heartbeat-ms and --history passed through)
+    d = Daemon("--max-clients", "1", "--heartbeat-ms", "200", "--history", "10")
+    del ENV["RSTATE_TOKEN"]
+    expect(["define", "n", "integer", "1"], 0)
+    w = Watcher("n", "--initial")
+    line = w.next("initial n")
+    check(line is not None and line.endswith(" initial n - -> 1 version 1"), "the one client's watch", repr(line))
+    # the server refuses the client; the sentence is its "limit of 1 clients", or "Broken pipe" when the
+    # server's close beats the client's HELLO
+    expect(["get", "n"], 3, err="cannot connect", what="a second client over --max-clients")
+    check(w.stop() == 0, "the watcher exits 0 on SIGINT")
+    wait_for(lambda: rstate("get", "n").code == 0, "the server to free the client's place")
+    check(d.stop() == 0, "rstated exits 0")
+
+    print(f"tools integration: {passed} passed, {len(failures)} failed", flush=True)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    code = 1
+    try:
+        code = main()
+    finally:
+        if "WORK" in globals():
+            subprocess.run(["rm", "-rf", WORK])
+    sys.exit(code)

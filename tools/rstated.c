@@ -1,0 +1,377 @@
+/*
+ * rstated.c — the reactivestate daemon: serves an in-process ("mem:") store
+ * over a Unix or TCP socket with rstate_server_start, defines variables from
+ * schema files, keeps their values across restarts in a snapshot file, and
+ * exits cleanly on SIGTERM or SIGINT with the snapshot written.
+ *
+ * Signals are blocked in every thread (before the store and the server
+ * start theirs) and read from a signalfd in the main loop, which also wakes
+ * for the periodic snapshot: no code runs in a signal handler.
+ *
+ * Exit status: 0 after a clean shutdown; 1 when starting fails (schema,
+ * snapshot, token file, listening) or the final snapshot cannot be written;
+ * 2 on a usage error. The manual is man/rstated.1.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <reactivestate.h>
+
+#include "args.h"
+#include "defaults.h"
+#include "eventfmt.h"
+#include "snapshot.h"
+
+/* ---- logging ------------------------------------------------------------- */
+
+enum { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
+static int log_level = LOG_INFO;
+
+/* One line on stderr: "2026-11-22T11:15:02.123456Z rstated: info: ...". */
+static void logf_(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void logf_(int level, const char *fmt, ...) {
+  if (level > log_level) return;
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  char when[40];
+  eventfmt_time((int64_t)now.tv_sec * 1000000000 + now.tv_nsec, when);
+  char msg[2048];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "%s rstated: %s: %s\n", when, level_names[level], msg);
+  fflush(stderr);
+}
+
+static void snapshot_warning(void *ud, const char *sentence) {
+  (void)ud;
+  logf_(LOG_WARN, "%s", sentence);
+}
+
+/* ---- options ------------------------------------------------------------- */
+
+enum {
+  OPT_LISTEN,
+  OPT_SCHEMA,
+  OPT_TOKEN_FILE,
+  OPT_READ_TOKEN_FILE,
+  OPT_HEARTBEAT,
+  OPT_HISTORY,
+  OPT_MAX_CLIENTS,
+  OPT_SNAPSHOT,
+  OPT_SNAPSHOT_EVERY,
+  OPT_LOG_LEVEL,
+  OPT_HELP,
+  OPT_VERSION
+};
+static const tool_opt options[] = {
+    [OPT_LISTEN] = {"listen", true},
+    [OPT_SCHEMA] = {"schema", true},
+    [OPT_TOKEN_FILE] = {"token-file", true},
+    [OPT_READ_TOKEN_FILE] = {"read-token-file", true},
+    [OPT_HEARTBEAT] = {"heartbeat-ms", true},
+    [OPT_HISTORY] = {"history", true},
+    [OPT_MAX_CLIENTS] = {"max-clients", true},
+    [OPT_SNAPSHOT] = {"snapshot", true},
+    [OPT_SNAPSHOT_EVERY] = {"snapshot-every", true},
+    [OPT_LOG_LEVEL] = {"log-level", true},
+    [OPT_HELP] = {"help", false},
+    [OPT_VERSION] = {"version", false},
+    {NULL, false},
+};
+
+static const char usage_text[] =
+    "Usage: rstated [OPTION]...\n"
+    "Serve a reactivestate store over a Unix or TCP socket.\n"
+    "\n"
+    "  --listen URI            unix:PATH or tcp:HOST:PORT (default: unix:$XDG_RUNTIME_DIR/reactivestate.sock,\n"
+    "                          else unix:/tmp/reactivestate-UID.sock)\n"
+    "  --schema FILE           define the variables of a schema file (repeatable, in order)\n"
+    "  --token-file FILE       clients must present this token (first line of FILE) for read-write access\n"
+    "  --read-token-file FILE  this token (first line of FILE) grants read-only access\n"
+    "  --heartbeat-ms N        heartbeat interval (default 1000)\n"
+    "  --history N             events kept for reconnecting clients (default 65536)\n"
+    "  --max-clients N         simultaneous clients (default 1024)\n"
+    "  --snapshot FILE         restore values from FILE at start; write it on exit and periodically\n"
+    "  --snapshot-every SECS   how often to write the snapshot when values changed (default 60; 0: only on exit)\n"
+    "  --log-level LEVEL       error, warn, info (default) or debug\n"
+    "  -h, --help              show this help and exit\n"
+    "  --version               show the version and exit\n"
+    "\n"
+    "SIGTERM or SIGINT stops the server, writes the snapshot and exits with status 0.\n"
+    "Exit status: 0 clean shutdown, 1 failure, 2 usage error. See rstated(1).\n";
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("rstated: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputs("\nTry 'rstated --help'.\n", stderr);
+  return 2;
+}
+
+/* The first line of a token file, without its line ending. Returns a
+ * malloc'ed string, or NULL with the reason logged. */
+static char *read_token_file(const char *path) {
+  FILE *f = fopen(path, "r");
+  if (!f) {
+    logf_(LOG_ERROR, "%s: cannot read the token file: %s", path, strerror(errno));
+    return NULL;
+  }
+  struct stat st;
+  if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077))
+    logf_(LOG_WARN, "%s: the token file can be read by other users (mode %03o)", path, (unsigned)(st.st_mode & 0777));
+  char *line = NULL;
+  size_t cap = 0;
+  ssize_t len = getline(&line, &cap, f);
+  int saved = errno;
+  fclose(f);
+  if (len < 0) {
+    logf_(LOG_ERROR, "%s: the token file is empty%s%s", path, saved ? ": " : "", saved ? strerror(saved) : "");
+    free(line);
+    return NULL;
+  }
+  while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
+  if (len == 0 || strlen(line) != (size_t)len) {
+    logf_(LOG_ERROR, "%s: the first line of the token file is %s", path, len == 0 ? "empty" : "not text (a NUL byte)");
+    free(line);
+    return NULL;
+  }
+  return line;
+}
+
+typedef struct config {
+  const char *listen;
+  char *default_listen;
+  const char *snapshot;
+  unsigned long long snapshot_every;
+  rstate_server_opts server;
+  char *token, *read_token;
+} config;
+
+static int parse_number(const tool_args *a, size_t opt, unsigned long long max, unsigned long long *out) {
+  const char *v = tool_args_get(a, opt);
+  if (!v) return 0;
+  if (tool_parse_u64(v, max, out) != 0)
+    return usage_error("--%s: \"%s\" is not a whole number from 0 to %llu", options[opt].name, v, max);
+  return 0;
+}
+
+/* Fills cfg from the command line. Returns -1 to go on, or an exit status. */
+static int configure(int argc, char **argv, config *cfg, tool_args *a) {
+  char err[256];
+  int r = tool_args_parse(argc - 1, argv + 1, options, a, err, sizeof err);
+  if (r == -2) {
+    fprintf(stderr, "rstated: out of memory\n");
+    return 1;
+  }
+  if (r != 0) return usage_error("%s", err);
+  if (tool_args_get(a, OPT_HELP)) {
+    fputs(usage_text, stdout);
+    return 0;
+  }
+  if (tool_args_get(a, OPT_VERSION)) {
+    printf("rstated %s (libreactivestate %s)\n", rstate_version(), rstate_version());
+    return 0;
+  }
+  if (a->n_pos) return usage_error("unexpected argument \"%s\"", a->pos[0]);
+  const char *level = tool_args_get(a, OPT_LOG_LEVEL);
+  if (level) {
+    int l = 0;
+    while (l <= LOG_DEBUG && strcmp(level, level_names[l]) != 0) l++;
+    if (l > LOG_DEBUG) return usage_error("--log-level: \"%s\" is not one of error, warn, info, debug", level);
+    log_level = l;
+  }
+  unsigned long long hb = 0, history = 0, max_clients = 0;
+  cfg->snapshot_every = 60;
+  if ((r = parse_number(a, OPT_HEARTBEAT, INT32_MAX, &hb)) || (r = parse_number(a, OPT_HISTORY, SIZE_MAX, &history)) ||
+      (r = parse_number(a, OPT_MAX_CLIENTS, SIZE_MAX, &max_clients)) ||
+      (r = parse_number(a, OPT_SNAPSHOT_EVERY, 86400ULL * 365, &cfg->snapshot_every)))
+    return r;
+  cfg->server.heartbeat_ms = (int)hb;
+  cfg->server.history = (size_t)history;
+  cfg->server.max_clients = (size_t)max_clients;
+  cfg->snapshot = tool_args_get(a, OPT_SNAPSHOT);
+  if (cfg->snapshot && !*cfg->snapshot) return usage_error("--snapshot needs a file name");
+  if (tool_args_get(a, OPT_SNAPSHOT_EVERY) && !cfg->snapshot) return usage_error("--snapshot-every needs --snapshot");
+  cfg->listen = tool_args_get(a, OPT_LISTEN);
+  if (!cfg->listen) {
+    cfg->default_listen = tool_default_uri();
+    if (!cfg->default_listen) {
+      fprintf(stderr, "rstated: out of memory\n");
+      return 1;
+    }
+    cfg->listen = cfg->default_listen;
+  }
+  const char *tf = tool_args_get(a, OPT_TOKEN_FILE), *rtf = tool_args_get(a, OPT_READ_TOKEN_FILE);
+  if (tf && !(cfg->token = read_token_file(tf))) return 1;
+  if (rtf && !(cfg->read_token = read_token_file(rtf))) return 1;
+  cfg->server.token = cfg->token;
+  cfg->server.read_token = cfg->read_token;
+  return -1;
+}
+
+/* ---- running ------------------------------------------------------------- */
+
+/* Writes the snapshot, logging success at level (debug when periodic, info
+ * at exit) and failure as an error. */
+static int write_snapshot(rstate_store *s, const char *path, int level) {
+  char err[1024];
+  size_t n = 0;
+  if (snapshot_write(s, path, &n, err, sizeof err) != 0) {
+    logf_(LOG_ERROR, "snapshot not written: %s", err);
+    return -1;
+  }
+  logf_(level, "snapshot written: %zu variables to %s", n, path);
+  return 0;
+}
+
+/* Fails fast, before serving, when the snapshot could not be written at
+ * exit: creates and removes a temporary file in its directory. */
+static int check_writable(const char *path) {
+  const char *slash = strrchr(path, '/');
+  char *tmp = NULL;
+  int r = slash ? asprintf(&tmp, "%.*s/.rstated-check.XXXXXX", (int)(slash - path), path)
+                : asprintf(&tmp, ".rstated-check.XXXXXX");
+  if (r < 0) {
+    logf_(LOG_ERROR, "out of memory");
+    return -1;
+  }
+  int fd = mkstemp(tmp);
+  if (fd < 0) {
+    logf_(LOG_ERROR, "%s: the snapshot could not be written: cannot create a file in its directory: %s", path,
+          strerror(errno));
+    free(tmp);
+    return -1;
+  }
+  close(fd);
+  unlink(tmp);
+  free(tmp);
+  return 0;
+}
+
+static int64_t now_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Waits for SIGTERM/SIGINT, writing the snapshot every snapshot_every
+ * seconds when the store revision moved. Returns the signal, or -1. */
+static int serve(rstate_store *s, const config *cfg, int sfd) {
+  uint64_t saved_revision = rstate_revision(s);
+  int64_t period = cfg->snapshot ? (int64_t)cfg->snapshot_every * 1000 : 0;
+  int64_t next = period ? now_ms() + period : 0;
+  for (;;) {
+    int timeout = -1;
+    if (period) {
+      int64_t left = next - now_ms();
+      timeout = left < 0 ? 0 : left > INT32_MAX ? INT32_MAX : (int)left;
+    }
+    struct pollfd p = {.fd = sfd, .events = POLLIN};
+    int r = poll(&p, 1, timeout);
+    if (r < 0 && errno != EINTR) {
+      logf_(LOG_ERROR, "poll: %s", strerror(errno));
+      return -1;
+    }
+    if (r > 0) {
+      struct signalfd_siginfo si;
+      ssize_t n = read(sfd, &si, sizeof si);
+      if (n == (ssize_t)sizeof si) return (int)si.ssi_signo;
+    }
+    if (period && now_ms() >= next) {
+      uint64_t rev = rstate_revision(s);
+      if (rev != saved_revision && write_snapshot(s, cfg->snapshot, LOG_DEBUG) == 0) saved_revision = rev;
+      next = now_ms() + period;
+    }
+  }
+}
+
+int main(int argc, char **argv) {
+  config cfg = {0};
+  tool_args a = {0};
+  rstate_store *s = NULL;
+  rstate_server *srv = NULL;
+  int sfd = -1;
+  int status = configure(argc, argv, &cfg, &a);
+  if (status >= 0) goto out;
+  status = 1;
+
+  /* Block the signals in this thread before any other starts, so every
+   * library thread inherits the mask and the signalfd alone receives them. */
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  signal(SIGPIPE, SIG_IGN);
+  if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0 || (sfd = signalfd(-1, &set, SFD_CLOEXEC)) < 0) {
+    logf_(LOG_ERROR, "cannot set up signal handling: %s", strerror(errno));
+    goto out;
+  }
+
+  if (rstate_open(&s, "mem:", NULL) != RSTATE_OK) {
+    logf_(LOG_ERROR, "cannot open the store: %s", rstate_last_error());
+    goto out_fd;
+  }
+  for (size_t i = 0; i < a.n_opts; i++) {
+    if (a.opts[i].index != OPT_SCHEMA) continue;
+    if (rstate_load_schema(s, a.opts[i].value) != RSTATE_OK) {
+      logf_(LOG_ERROR, "schema not loaded: %s", rstate_last_error());
+      goto out_store;
+    }
+    logf_(LOG_INFO, "schema %s loaded", a.opts[i].value);
+  }
+  if (cfg.snapshot) {
+    char err[1024];
+    size_t n_set = 0, n_defined = 0;
+    int r = snapshot_restore(s, cfg.snapshot, snapshot_warning, NULL, &n_set, &n_defined, err, sizeof err);
+    if (r < 0) {
+      logf_(LOG_ERROR, "snapshot not restored: %s", err);
+      goto out_store;
+    }
+    if (r == 1)
+      logf_(LOG_INFO, "no snapshot at %s yet: starting from the schema", cfg.snapshot);
+    else
+      logf_(LOG_INFO, "snapshot %s restored: %zu values set, %zu variables defined from it", cfg.snapshot, n_set,
+            n_defined);
+  }
+  if (cfg.snapshot && check_writable(cfg.snapshot) != 0) goto out_store;
+  if (rstate_server_start(&srv, s, cfg.listen, &cfg.server) != RSTATE_OK) {
+    logf_(LOG_ERROR, "cannot listen on %s: %s", cfg.listen, rstate_last_error());
+    goto out_store;
+  }
+  logf_(LOG_INFO, "listening on %s (rstated %s, pid %ld)", rstate_server_uri(srv), rstate_version(), (long)getpid());
+
+  int sig = serve(s, &cfg, sfd);
+  if (sig > 0) logf_(LOG_INFO, "%s received: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  rstate_server_stop(srv);
+  status = sig > 0 ? 0 : 1;
+  if (cfg.snapshot && write_snapshot(s, cfg.snapshot, LOG_INFO) != 0) status = 1;
+  if (status == 0) logf_(LOG_INFO, "stopped");
+
+out_store:
+  rstate_close(s);
+out_fd:
+  close(sfd);
+out:
+  tool_args_free(&a);
+  free(cfg.default_listen);
+  free(cfg.token);
+  free(cfg.read_token);
+  return status;
+}
