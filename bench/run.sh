@@ -43,7 +43,7 @@ BIN=$BUILD/bench
 OUT=bench/results
 RAW=$OUT/raw.tsv
 RESULTS=bench/RESULTS.md
-PROGS="get set set_watch fanout scale set_many dispatch threads memory"
+PROGS="get set set_watch fanout scale set_many dispatch threads memory remote_latency remote_throughput remote_fanout remote_watchers"
 
 # RESULTS.md: the header the run wrote, the tables, the hyperfine table.
 write_results() {
@@ -89,7 +89,7 @@ make -s -C $tree BUILD=$BUILD CFLAGS="-O2 -DNDEBUG" all
 LIB=$tree/$BUILD/libreactivestate.a
 mkdir -p $BIN $OUT
 for p in $PROGS; do
-  $CC -std=c11 -O2 -DNDEBUG -Wall -Wextra -I$tree/include -Ibench bench/$p.c -o $BIN/$p $LIB -pthread -lm
+  $CC -std=c11 -O2 -DNDEBUG -Wall -Wextra -Wpedantic -I$tree/include -Ibench bench/$p.c -o $BIN/$p $LIB -pthread -lm
 done
 
 if [ $peers = 1 ]; then
@@ -204,6 +204,16 @@ echo "$prev_desc" > $OUT/prev_desc
   echo "  queue costs); \`floor.mutex4\` four threads on one mutex; \`floor.miss\` one dependent load"
   echo "  from a random cache line of a region as big as the 100,000-variable store; \`payload\` the"
   echo "  bytes the information itself takes."
+  echo "- Remote figures (\`remote_*\`): a server in the same process serves a \`mem:\` store; clients are"
+  echo "  \`unix:\`/\`tcp:\` stores in the same process (each its own connection and connection thread),"
+  echo "  so one CLOCK_MONOTONIC times a set on one thread and the callback on another. Latencies are"
+  echo "  one change per sample, the setter waiting for the last callback before the next change; the"
+  echo "  mean is wall clock. Their floors move messages of one EVENT frame's size (89 bytes):"
+  echo "  \`floor.X.rtt\` a socket ping-pong round trip between two threads; \`floor.X.relay\` a write"
+  echo "  relayed by a middle thread into a second socket, read by a third thread, timed as ours;"
+  echo "  \`floor.unix.stream\` / \`floor.unix.msg\` frames through a socket in 64 KiB writes / one"
+  echo "  write each; \`floor.unix.fan100\` one thread writing into 100 sockets, each read by its"
+  echo "  own blocked thread, to the last read. Targets on p50 / p99 are checked on that percentile."
   echo
 } > $OUT/header.md
 

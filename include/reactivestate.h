@@ -545,6 +545,13 @@ typedef struct rstate_server_opts {
   size_t max_frame;         /* bytes; 0 = 1 MiB; at least 4096 (else RSTATE_EINVAL); a client
                                sending a larger frame is disconnected */
   size_t max_queue_bytes;   /* per client, before its events are coalesced; 0 = 4 MiB */
+  /* NULL, or called on the server thread when a client has shaken hands
+   * (connected true, why NULL) and when such a client goes (false, why: a
+   * sentence, such as "the client closed the connection"). peer names the
+   * client: "pid 4242 uid 1000" on a Unix socket, "127.0.0.1:54321" over
+   * TCP; valid during the call. It must not call rstate_server_stop. */
+  void (*on_client)(rstate_server *srv, const char *peer, bool connected, const char *why, void *userdata);
+  void *client_userdata;
 } rstate_server_opts;
 
 /* Serves store on a thread of its own at listen_uri:

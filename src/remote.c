@@ -32,6 +32,10 @@
 #define R(b) ((remote *)(b))
 #define BACKOFF_FIRST_MS 50
 #define BACKOFF_CAP_MS 5000
+/* Bytes read before the events in them are delivered: small enough that the
+ * event batches alive at once stay under malloc's trim threshold (128 KiB),
+ * which would otherwise give memory back and fault it in again per read. */
+#define READ_CHUNK 16384
 
 static _Thread_local remote *tls_conn; /* the remote whose connection thread this is */
 
@@ -174,12 +178,13 @@ int rstate__remote_wait(remote *r, waiter *w) {
   }
   if (!w->done) {
     remove_waiter(r, w);
-    for (waiter **p = &r->answered; *p; p = &(*p)->next) /* answered, but too late */
+    bool answered = false; /* the answer came; callbacks before it are still running */
+    for (waiter **p = &r->answered; *p && !answered; p = &(*p)->next)
       if (*p == w) {
         *p = w->next;
-        break;
+        answered = true;
       }
-    w->rc = w->rc ? w->rc : RSTATE_ETIMEDOUT;
+    if (!answered) w->rc = RSTATE_ETIMEDOUT;
   }
   pthread_mutex_unlock(&r->lock);
   int rc = w->rc;
@@ -205,8 +210,9 @@ typedef struct request {
 static int call(remote *r, waiter *w, const request *q) {
   pthread_mutex_lock(&r->lock);
   if (r->state != CONN_CONNECTED) {
+    int rc = rstate__err(RSTATE_ECLOSED, "%s: not connected to the server (%s)", r->uri, r->why);
     pthread_mutex_unlock(&r->lock);
-    return rstate__err(RSTATE_ECLOSED, "%s: not connected to the server", r->uri);
+    return rc;
   }
   rstate__remote_add_waiter(r, w);
   uint64_t gen = r->gen;
@@ -305,7 +311,7 @@ static void pong(remote *r, uint64_t payload) { rstate__remote_send(r, r->gen, e
 
 void rstate__remote_drop(remote *r, const char *why) {
   if (r->state != CONN_CONNECTED) return;
-  (void)why;
+  snprintf(r->why, sizeof r->why, "%s", why && *why ? why : "the connection was lost");
   r->state = CONN_DISCONNECTED;
   pthread_mutex_lock(&r->wlock);
   r->gen++;
@@ -316,6 +322,9 @@ void rstate__remote_drop(remote *r, const char *why) {
     waiter *w = r->waiters;
     free(w->sentence);
     w->sentence = NULL;
+    char s[256];
+    snprintf(s, sizeof s, "%s: the connection was lost before the answer came (%s)", r->uri, r->why);
+    w->sentence = strdup(s);
     rstate__remote_finish(r, w, RSTATE_ECLOSED);
   }
   rstate__sub_lost(r);
@@ -463,8 +472,8 @@ static void serve(remote *r) {
       rstate__remote_drop(r, "the server stopped answering heartbeats");
     } else if (n > 0 && p[0].revents) {
       size_t room;
-      uint8_t *buf = rstate__wire_reader_prepare(&r->reader, 65536, &room);
-      ssize_t k = buf ? recv(fd, buf, room, MSG_DONTWAIT) : -1;
+      uint8_t *buf = rstate__wire_reader_prepare(&r->reader, READ_CHUNK, &room);
+      ssize_t k = buf ? recv(fd, buf, room < READ_CHUNK ? room : READ_CHUNK, MSG_DONTWAIT) : -1;
       if (k > 0 && rstate__wire_reader_commit(&r->reader, (size_t)k) == RSTATE_OK) {
         r->in_serve = true;
         process_frames(r);
@@ -522,6 +531,7 @@ static void *conn_main(void *arg) {
 
 static void remote_free(remote *r) {
   rstate__sub_free_all(r);
+  rstate__sub_out_free(r);
   rstate__wire_reader_free(&r->reader);
   rstate__wire_buf_free(&r->scratch);
   rstate__wire_buf_free(&r->out);

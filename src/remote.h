@@ -20,6 +20,13 @@
 typedef struct waiter waiter;
 typedef struct rsub rsub;
 
+/* The events of one frame on their way to rstate_host_emit_to. */
+typedef struct evq {
+  rstate_change *c;
+  uint32_t *coalesced;
+  size_t n, cap;
+} evq;
+
 /* Called on the connection thread, under lock, for each frame answering the
  * waiter's request; returns true once the answer is whole. */
 typedef bool (*reply_fn)(waiter *w, const rstate__wire_msg *m);
@@ -50,6 +57,7 @@ typedef struct remote {
   pthread_cond_t cond; /* a waiter is done, the state changed */
   int state;
   bool closing;   /* rstate_close: the connection thread ends */
+  char why[160];  /* why the last connection was lost */
   bool open_done; /* the first connection attempt is over (open_rc) */
   int open_rc;
   char *open_error;
@@ -68,6 +76,7 @@ typedef struct remote {
   bool in_serve;    /* the connection thread is reading outside any callback */
   rsub *subs;
   uint64_t next_sub;
+  evq outq; /* subscription.c's, kept between groups */
   pthread_t thread;
 
   pthread_mutex_t wlock;
@@ -106,5 +115,6 @@ void rstate__sub_lost(remote *r);
 void rstate__sub_resubscribe(remote *r);
 /* Frees every subscription (closing). */
 void rstate__sub_free_all(remote *r);
+void rstate__sub_out_free(remote *r);
 
 #endif

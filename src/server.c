@@ -94,10 +94,14 @@ typedef struct client {
   size_t out_off;
   sub **subs;
   size_t n_subs, cap_subs;
+  bool announced; /* on_client was told it connected, not yet that it went */
+  char peer[64];
 } client;
 
 struct rstate_server {
   rstate_store *store;
+  void (*on_client)(rstate_server *srv, const char *peer, bool connected, const char *why, void *ud);
+  void *client_ud;
   char *uri;
   char *unix_path; /* removed at stop when it is still our socket */
   dev_t unix_dev;
@@ -148,6 +152,8 @@ static int tap_prepare(void *ud, const rstate_change *changes, size_t n, void **
               : rstate__err(RSTATE_ENOMEM, "%s: out of memory copying the change for the server", changes[0].name);
 }
 
+static _Thread_local rstate_server *tls_serving; /* the server whose thread this is */
+
 static void tap_publish(void *ud, void *prepared) {
   rstate_server *srv = ud;
   rstate__hentry *e = prepared;
@@ -157,8 +163,10 @@ static void tap_publish(void *ud, void *prepared) {
   else
     srv->in_head = e;
   srv->in_tail = e;
-  bool wake = !srv->signalled;
-  srv->signalled = true;
+  /* a change the server thread made itself (a client's write) is drained at
+   * the end of its loop's turn: no wakeup needed */
+  bool wake = !srv->signalled && tls_serving != srv;
+  if (wake) srv->signalled = true;
   pthread_mutex_unlock(&srv->mu);
   if (wake) {
     uint64_t one = 1;
@@ -240,11 +248,47 @@ static void frames_out(rstate_server *srv, size_t n) { srv->frames_out += n; }
 
 static void remove_sub(rstate_server *srv, client *c, struct sub **slot);
 
+/* Tells on_client that an admitted client goes (once). */
+static void announce_gone(rstate_server *srv, client *c, const char *why) {
+  if (!c->announced) return;
+  c->announced = false;
+  if (srv->on_client) srv->on_client(srv, c->peer, false, why, srv->client_ud);
+}
+
+/* Names the peer for on_client: its process on a Unix socket, its address
+ * over TCP. */
+static void name_peer(rstate_server *srv, client *c) {
+  if (!srv->tcp) {
+    struct ucred cr;
+    socklen_t len = sizeof cr;
+    if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0)
+      snprintf(c->peer, sizeof c->peer, "pid %d uid %u", (int)cr.pid, (unsigned)cr.uid);
+    else
+      snprintf(c->peer, sizeof c->peer, "a local process");
+    return;
+  }
+  struct sockaddr_storage a;
+  socklen_t len = sizeof a;
+  char host[INET6_ADDRSTRLEN] = "?";
+  int port = 0;
+  if (getpeername(c->fd, (struct sockaddr *)&a, &len) == 0) {
+    if (a.ss_family == AF_INET) {
+      inet_ntop(AF_INET, &((struct sockaddr_in *)&a)->sin_addr, host, sizeof host);
+      port = ntohs(((struct sockaddr_in *)&a)->sin_port);
+    } else if (a.ss_family == AF_INET6) {
+      inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&a)->sin6_addr, host, sizeof host);
+      port = ntohs(((struct sockaddr_in6 *)&a)->sin6_port);
+    }
+  }
+  snprintf(c->peer, sizeof c->peer, a.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", host, port);
+}
+
 /* The client failed at the connection level: an ERROR with request id 0,
  * then the connection closes once that is written (or after a short
  * linger). Nothing more is read from it or sent to it. */
 static void fail(rstate_server *srv, client *c, int code, const char *sentence) {
   if (c->state == C_CLOSING || c->doomed) return;
+  announce_gone(srv, c, sentence ? sentence : rstate_strerror(code));
   rstate__wire_error e = {0, code, sentence ? sentence : "", RSTATE__WIRE_NO_INDEX};
   if (rstate__wire_put_error(&c->out, &e) == RSTATE_OK) frames_out(srv, 1);
   if (c->state == C_READY) srv->n_ready--;
@@ -351,6 +395,7 @@ static void remove_sub(rstate_server *srv, client *c, struct sub **slot) {
 /* ---- clients ----------------------------------------------------------------- */
 
 static void client_close(rstate_server *srv, client *c) {
+  announce_gone(srv, c, atomic_load(&srv->stopping) ? "the server is stopping" : "the connection was closed");
   epoll_ctl(srv->ep, EPOLL_CTL_DEL, c->fd, NULL);
   if (c->state == C_CLOSING) shutdown(c->fd, SHUT_WR); /* an orderly end after the ERROR */
   close(c->fd);
@@ -784,6 +829,11 @@ static void on_hello(rstate_server *srv, client *c, const rstate__wire_frame *f)
   c->state = C_READY;
   srv->n_ready++;
   arm_timer(srv, hb);
+  if (srv->on_client) {
+    name_peer(srv, c);
+    c->announced = true;
+    srv->on_client(srv, c->peer, true, NULL, srv->client_ud);
+  }
 }
 
 static bool refuse_read_only(rstate_server *srv, client *c, uint32_t req, const char *what) {
@@ -943,6 +993,7 @@ static void on_readable(rstate_server *srv, client *c) {
       fail(srv, c, rc, rstate_last_error());
       return;
     }
+    if ((size_t)r < room) return; /* the socket is empty: epoll tells when more comes */
     /* answers are piling up: stop reading until they are written */
     if (out_pending(c) > 2 * srv->max_queue + srv->threshold) return;
   }
@@ -1133,6 +1184,7 @@ static void on_tick(rstate_server *srv) {
 /* ---- the thread ---------------------------------------------------------------- */
 
 static void *server_main(void *arg) {
+  tls_serving = (rstate_server *)arg;
   rstate_server *srv = arg;
   bool tick = false;
   struct epoll_event evs[64];
@@ -1380,6 +1432,8 @@ int rstate_server_start(rstate_server **out, rstate_store *store, const char *li
   srv->max_frame = o.max_frame ? (uint32_t)o.max_frame : RSTATE__WIRE_DEFAULT_MAX_FRAME;
   srv->max_queue = o.max_queue_bytes ? o.max_queue_bytes : DEFAULT_MAX_QUEUE;
   srv->threshold = srv->max_queue < STREAM_THRESHOLD ? srv->max_queue : STREAM_THRESHOLD;
+  srv->on_client = o.on_client;
+  srv->client_ud = o.client_userdata;
   srv->instance_id = random_id();
   srv->started_ns = rstate__monotonic_ns();
   /* an empty token is no token */

@@ -174,9 +174,10 @@ int rstate__sub_subscribe(remote *r, rstate_sub *handle, const char *const *patt
   waiter w = {.reply_type = RSTATE__WIRE_WATCH_REPLY};
   pthread_mutex_lock(&r->lock);
   if (r->state != CONN_CONNECTED) {
+    int rc = rstate__err(RSTATE_ECLOSED, "rstate_watch: %s: not connected to the server (%s)", r->uri, r->why);
     pthread_mutex_unlock(&r->lock);
     sub_free(s);
-    return rstate__err(RSTATE_ECLOSED, "rstate_watch: %s: not connected to the server", r->uri);
+    return rc;
   }
   s->id = ++r->next_sub;
   s->instance = r->welcome.instance_id;
@@ -262,13 +263,7 @@ void rstate__sub_free_all(remote *r) {
 
 /* ---- events ----------------------------------------------------------------------- */
 
-typedef struct out {
-  rstate_change *c;
-  uint32_t *coalesced;
-  size_t n, cap;
-} out;
-
-static bool out_push(out *o, const rstate_change *c, uint32_t coalesced) {
+static bool out_push(evq *o, const rstate_change *c, uint32_t coalesced) {
   if (o->n == o->cap) {
     size_t cap = o->cap ? 2 * o->cap : 16;
     rstate_change *nc = realloc(o->c, cap * sizeof *nc);
@@ -283,12 +278,13 @@ static bool out_push(out *o, const rstate_change *c, uint32_t coalesced) {
   return true;
 }
 
-static void out_free(out *o) {
-  free(o->c);
-  free(o->coalesced);
+void rstate__sub_out_free(remote *r) {
+  free(r->outq.c);
+  free(r->outq.coalesced);
+  memset(&r->outq, 0, sizeof r->outq);
 }
 
-static bool emit(remote *r, rsub *s, out *o) {
+static bool emit(remote *r, rsub *s, evq *o) {
   if (!o->n) return true;
   bool ok = rstate__emit_to_depth(r->host, s->handle, o->c, o->coalesced, o->n, r->emit_depth) == RSTATE_OK;
   o->n = 0;
@@ -296,7 +292,7 @@ static bool emit(remote *r, rsub *s, out *o) {
 }
 
 /* One frame of INITIAL events after a gap: compared with what was seen. */
-static bool rebuild_frame(remote *r, rsub *s, const rstate__wire_events *e, out *o) {
+static bool rebuild_frame(remote *r, rsub *s, const rstate__wire_events *e, evq *o) {
   for (size_t i = 0; i < e->n; i++) {
     const rstate__wire_event *ev = &e->events[i];
     seen *v = seen_get(s, ev->name);
@@ -326,7 +322,7 @@ static bool rebuild_frame(remote *r, rsub *s, const rstate__wire_events *e, out 
 
 /* After the last frame of a rebuild: a variable seen before and absent now
  * was undefined during the gap. */
-static bool rebuild_end(remote *r, rsub *s, uint64_t revision, out *o) {
+static bool rebuild_end(remote *r, rsub *s, uint64_t revision, evq *o) {
   size_t it = 0;
   seen *v;
   while ((v = rstate__map_next(&s->seen, &it))) {
@@ -347,7 +343,7 @@ static bool rebuild_end(remote *r, rsub *s, uint64_t revision, out *o) {
 }
 
 /* One frame of a whole group, in order. */
-static bool frame_events(remote *r, rsub *s, const rstate__wire_events *e, out *o) {
+static bool frame_events(remote *r, rsub *s, const rstate__wire_events *e, evq *o) {
   if (s->initial_pending && s->gap) return rebuild_frame(r, s, e, o);
   bool initial = s->initial_pending;
   for (size_t i = 0; i < e->n; i++) {
@@ -374,21 +370,21 @@ static bool frame_events(remote *r, rsub *s, const rstate__wire_events *e, out *
 /* The group is whole: its frames are s->group then last (NULL when the
  * group's frames are all copied). */
 static void group_done(remote *r, rsub *s, const rstate__wire_events *last) {
-  out o = {0};
+  evq *o = &r->outq; /* kept from group to group: no allocation per event */
+  o->n = 0;
   bool ok = true;
   uint64_t revision = s->resume;
   if (s->gap && s->initial_pending) s->gaps++;
   for (frame_copy *f = s->group; f && ok; f = f->next) {
     rstate__wire_events e;
-    ok = rstate__wire_decode_events(f->body, f->len, &r->scratch, &e) == RSTATE_OK && frame_events(r, s, &e, &o);
+    ok = rstate__wire_decode_events(f->body, f->len, &r->scratch, &e) == RSTATE_OK && frame_events(r, s, &e, o);
     revision = e.revision;
   }
   if (ok && last) {
-    ok = frame_events(r, s, last, &o);
+    ok = frame_events(r, s, last, o);
     revision = last->revision;
   }
-  if (ok && s->initial_pending && s->gap) ok = rebuild_end(r, s, revision, &o);
-  out_free(&o);
+  if (ok && s->initial_pending && s->gap) ok = rebuild_end(r, s, revision, o);
   drop_group(s);
   if (!ok) { /* out of memory: the group was not taken whole; the server sends it again after a reconnect */
     rstate__remote_drop(r, "out of memory taking events");

@@ -410,3 +410,46 @@ Test(remote, a_change_made_by_one_client_reaches_the_watch_of_another) {
   rstate_close(b);
   rec_free(&r);
 }
+
+/* ---- the server's on_client hook ------------------------------------------------------ */
+
+typedef struct client_log {
+  pthread_mutex_t lock;
+  char lines[8][160];
+  int n;
+} client_log;
+
+static void log_client(rstate_server *srv, const char *peer, bool connected, const char *why, void *ud) {
+  (void)srv;
+  client_log *l = ud;
+  pthread_mutex_lock(&l->lock);
+  if (l->n < 8) snprintf(l->lines[l->n++], sizeof l->lines[0], "%s %s%s%s", connected ? "+" : "-", peer,
+                         why ? ": " : "", why ? why : "");
+  pthread_mutex_unlock(&l->lock);
+}
+
+static void check_on_client(const char *listen, const char *want_peer_prefix) {
+  client_log l = {.lock = PTHREAD_MUTEX_INITIALIZER};
+  rstate_server *srv;
+  rstate_server_opts so = {.on_client = log_client, .client_userdata = &l};
+  ASSERT_RC(rstate_server_start(&srv, backing, listen, &so), RSTATE_OK);
+  rstate_store *c = NULL;
+  ASSERT_RC(rstate_open(&c, rstate_server_uri(srv), NULL), RSTATE_OK);
+  pthread_mutex_lock(&l.lock);
+  cr_assert_eq(l.n, 1, "one connect reported once the client is open (%d lines)", l.n);
+  cr_assert(!strncmp(l.lines[0] + 2, want_peer_prefix, strlen(want_peer_prefix)), "peer: %s", l.lines[0]);
+  pthread_mutex_unlock(&l.lock);
+  rstate_close(c);
+  rstate_server_stop(srv); /* its thread has handled the close by the time it stopped */
+  cr_assert_eq(l.n, 2, "a disconnect reported (%d lines)", l.n);
+  cr_assert_eq(l.lines[1][0], '-', "%s", l.lines[1]);
+  cr_assert(strchr(l.lines[1], ':') != NULL, "with a reason: %s", l.lines[1]);
+}
+
+Test(remote, on_client_reports_each_client_that_connects_and_goes) {
+  char listen[128], pid[32];
+  snprintf(listen, sizeof listen, "unix:/tmp/rstate-onclient-%d.sock", (int)getpid());
+  snprintf(pid, sizeof pid, "pid %d uid ", (int)getpid());
+  check_on_client(listen, pid);
+  check_on_client("tcp:127.0.0.1:0", "127.0.0.1:");
+}

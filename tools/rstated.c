@@ -56,6 +56,16 @@ static void logf_(int level, const char *fmt, ...) {
   fflush(stderr);
 }
 
+/* One line per client connect and disconnect (on the server thread). */
+static void on_client(rstate_server *srv, const char *peer, bool connected, const char *why, void *ud) {
+  (void)srv;
+  (void)ud;
+  if (connected)
+    logf_(LOG_INFO, "client %s connected", peer);
+  else
+    logf_(LOG_INFO, "client %s disconnected: %s", peer, why);
+}
+
 static void snapshot_warning(void *ud, const char *sentence) {
   (void)ud;
   logf_(LOG_WARN, "%s", sentence);
@@ -351,6 +361,7 @@ int main(int argc, char **argv) {
             n_defined);
   }
   if (cfg.snapshot && check_writable(cfg.snapshot) != 0) goto out_store;
+  cfg.server.on_client = on_client;
   if (rstate_server_start(&srv, s, cfg.listen, &cfg.server) != RSTATE_OK) {
     logf_(LOG_ERROR, "cannot listen on %s: %s", cfg.listen, rstate_last_error());
     goto out_store;

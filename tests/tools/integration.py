@@ -252,6 +252,12 @@ def main():
     check(line is not None and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z initial temperature - -> 0\.7 "
                                             r"version 1", line), "human initial line", repr(line))
 
+    # the daemon logs each client that connects and disconnects
+    wait_for(lambda: re.search(r"client pid \d+ uid \d+ disconnected: ", d.text()), "a disconnect in the log")
+    check(re.search(r"info: client pid \d+ uid \d+ connected\n", d.text()), "the log has a line per connect", d.text())
+    check(re.search(r"info: client pid \d+ uid \d+ disconnected: .+\n", d.text()),
+          "the log has a line per disconnect, with the reason", d.text())
+
     # a change from another process
     expect(["set", "temperature", "0.9", "--source", "cli"], 0, out="")
     ev = wj.next_json("set temperature")

@@ -1,0 +1,99 @@
+/*
+ * remote_latency.c — a set on one client store reaching an inline callback
+ * on another, through a server in this process, over a Unix socket and over
+ * TCP loopback (issue 5: p50 ≤ 25 µs and p99 ≤ 100 µs over unix:, p50 ≤
+ * 30 µs over tcp:).
+ *
+ * Client A sets a float variable; client B watches it inline, so its
+ * callback runs on B's connection thread, reads the clock and wakes A
+ * through a condition variable; A sends the next change only then. Each
+ * sample is one isolated change: from just before A's rstate_set to B's
+ * callback (the path: A's socket → the server thread, which applies the
+ * change and writes the EVENT → B's socket → B's connection thread, which
+ * decodes it and runs the callback). A's own rstate_set returns when the
+ * server's answer reaches it (remote.*.set).
+ *
+ *   remote.unix / .p50 / .p99   set on A → callback on B over unix:
+ *   remote.unix.set             A's rstate_set, call to return (request → answer)
+ *   remote.tcp / .p50 / .p99    the same over tcp:127.0.0.1
+ *   remote.tcp.set
+ *
+ * Floors, per transport, measured in the same run with messages of one EVENT
+ * frame's size (89 bytes): floor.X.rtt — a ping-pong round trip between two
+ * threads (two one-way trips and two wakeups: the least any request →
+ * answer costs, and the same number of hops as A → server → B);
+ * floor.X.relay — the path's shape without the library: a write into a
+ * socket, a middle thread reading it and writing into a second socket, a
+ * third thread reading it and timestamping, timed exactly as ours.
+ */
+#include "bench_remote.h"
+
+static void run(const char *t, size_t samples, double target_p50, double target_p99) {
+  char id[64], fid[64], rid[64], label[160];
+
+  bsum rtt = floor_pingpong(t, samples);
+  snprintf(fid, sizeof fid, "floor.%s.rtt", t);
+  snprintf(label, sizeof label, "floor: %s socket ping-pong round trip, 89-byte messages", t);
+  bench_floor_row(fid, label, rtt);
+  bsum relay = floor_relay(t, samples);
+  snprintf(rid, sizeof rid, "floor.%s.relay", t);
+  snprintf(label, sizeof label, "floor: %s relay A -> middle thread -> B, timed as ours", t);
+  bench_floor_row(rid, label, relay);
+
+  bserver b;
+  bserver_start(&b, t, NULL);
+  bench_define_float(b.store, BENCH_VAR);
+  rstate_store *A = bclient_open(&b), *B = bclient_open(&b);
+  arrival a;
+  arrival_init(&a);
+  rstate_watch_id w;
+  const char *name = BENCH_VAR;
+  BENCH_OK(rstate_watch(B, &name, 1, arrival_cb, &a, NULL, &w));
+
+  size_t warm = 200;
+  bstats st = {0}, setst = {0};
+  rstate_value v = rstate_float(0);
+  for (size_t i = 0; i < samples + warm; i++) {
+    v.u.f += 1;
+    arrival_expect(&a, 1);
+    int64_t t0 = bench_now();
+    BENCH_OK(rstate_set(A, BENCH_VAR, &v, NULL));
+    int64_t t1 = bench_now();
+    int64_t t2 = arrival_wait(&a, "remote latency");
+    if (i >= warm) {
+      bs_add(&st, (double)(t2 - t0), 1);
+      bs_add(&setst, (double)(t1 - t0), 1);
+    }
+  }
+  bench_expect("remote latency: coalesced", a.coalesced, samples + warm);
+  bsum s = bs_sum(&st), ss = bs_sum(&setst);
+
+  snprintf(id, sizeof id, "remote.%s", t);
+  snprintf(label, sizeof label, "set on client A -> inline callback on client B, %s:", t);
+  bench_latency(id, label, "ns/event", s, rid, relay.mean, 0, 0);
+  snprintf(id, sizeof id, "remote.%s.p50", t);
+  snprintf(label, sizeof label, "set on client A -> callback on client B, %s:, p50", t);
+  bench_pct_row(id, label, s.p50, s, fid, rtt.p50, '<', target_p50);
+  if (target_p99 > 0) {
+    snprintf(id, sizeof id, "remote.%s.p99", t);
+    snprintf(label, sizeof label, "set on client A -> callback on client B, %s:, p99", t);
+    bench_pct_row(id, label, s.p99, s, fid, rtt.p99, '<', target_p99);
+  }
+  snprintf(id, sizeof id, "remote.%s.set", t);
+  snprintf(label, sizeof label, "rstate_set on a %s: client, call to return", t);
+  bench_latency(id, label, "ns/op", ss, fid, rtt.mean, 0, 0);
+
+  bs_free(&st);
+  bs_free(&setst);
+  rstate_close(A);
+  rstate_close(B);
+  bserver_stop(&b);
+}
+
+int main(int argc, char **argv) {
+  bench_init(argc, argv, "remote_latency");
+  size_t samples = bench_n(5000, 500);
+  run("unix", samples, 25000, 100000);
+  run("tcp", samples, 30000, 0);
+  return 0;
+}
