@@ -219,6 +219,18 @@ class PythonRemote(unittest.TestCase):
             self.assertEqual(states[-1], rs.ConnState.CLOSED)
         self.assertFalse(srv.running)
 
+    def test_on_client(self) -> None:
+        seen: "queue.Queue[tuple]" = queue.Queue()
+        with rs.Server(self.store, self.uri, on_client=lambda *a: seen.put(a)) as srv:
+            with rs.Store(srv.uri, no_reconnect=True):
+                peer, connected, why = seen.get(timeout=WAIT_S)
+                self.assertTrue(connected)
+                self.assertIsNone(why)
+                self.assertIn(f"pid {os.getpid()}", peer)
+            peer2, connected, why = seen.get(timeout=WAIT_S)
+            self.assertEqual((peer2, connected), (peer, False))
+            self.assertTrue(why)
+
     def test_tcp(self) -> None:
         with rs.Server(self.store, "tcp:127.0.0.1:0") as srv:
             self.assertRegex(srv.uri, r"^tcp:127\.0\.0\.1:[1-9][0-9]*$")

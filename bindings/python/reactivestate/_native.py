@@ -141,6 +141,9 @@ class rstate_watch_stats(Structure):
     _fields_ = [("delivered", c_uint64), ("filtered", c_uint64), ("coalesced", c_uint64), ("pending", c_uint64)]
 
 
+ON_CLIENT_FN = CFUNCTYPE(None, c_void_p, c_char_p, c_bool, c_char_p, c_void_p)
+
+
 class rstate_server_opts(Structure):
     _fields_ = [
         ("token", c_char_p),
@@ -150,6 +153,8 @@ class rstate_server_opts(Structure):
         ("max_clients", c_size_t),
         ("max_frame", c_size_t),
         ("max_queue_bytes", c_size_t),
+        ("on_client", ON_CLIENT_FN),
+        ("client_userdata", c_void_p),
     ]
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from ctypes import byref, c_void_p
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from . import _native as N
 from ._values import encode
 from .errors import error
-from .store import Store
+from .store import Store, report_exception
 
 
 class Server:
@@ -16,8 +16,12 @@ class Server:
     "tcp:127.0.0.1:PORT", PORT 0 picking a free port) on a library thread.
 
     token is required for read-write access (None: none needed); read_token
-    grants get/watch only. Use it as a context manager, or call stop(). The
-    server keeps its store open; closing the store stops its servers first.
+    grants get/watch only. on_client(peer, connected, why) is told, on the
+    server thread, of each client that connects (connected True, why None)
+    and goes (False, with the reason); peer is "pid 4242 uid 1000" on a Unix
+    socket, "127.0.0.1:54321" over TCP. Use the server as a context manager,
+    or call stop(). It keeps its store open; closing the store stops its
+    servers first.
     """
 
     def __init__(
@@ -32,8 +36,10 @@ class Server:
         max_clients: int = 0,
         max_frame: int = 0,
         max_queue_bytes: int = 0,
+        on_client: Optional[Callable[[str, bool, Optional[str]], Any]] = None,
     ) -> None:
         self._srv: Optional[c_void_p] = None
+        self._on_client_c = None
         self.store = store
         opts = N.rstate_server_opts()
         opts.token = None if token is None else encode(token, "token")
@@ -43,6 +49,18 @@ class Server:
         opts.max_clients = max_clients
         opts.max_frame = max_frame
         opts.max_queue_bytes = max_queue_bytes
+        if on_client is not None:
+
+            def client(_srv: Any, peer: bytes, connected: bool, why: Optional[bytes], _ud: Any) -> None:
+                try:
+                    on_client(peer.decode("utf-8", "replace"), bool(connected),
+                              None if why is None else why.decode("utf-8", "replace"))
+                except BaseException:
+                    report_exception(on_client, "on_client callback")
+
+            # kept until rstate_server_stop has returned: no call comes after
+            self._on_client_c = N.ON_CLIENT_FN(client)
+            opts.on_client = self._on_client_c
         srv = c_void_p()
         rc = N.lib.rstate_server_start(byref(srv), store._handle(), encode(uri, "uri"), byref(opts))
         if rc:
@@ -68,6 +86,7 @@ class Server:
         if srv is not None:
             self.store._servers.discard(self)
             N.lib.rstate_server_stop(srv)
+            self._on_client_c = None
 
     def __enter__(self) -> "Server":
         return self
