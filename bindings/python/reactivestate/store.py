@@ -387,11 +387,14 @@ class Store:
         opts.no_reconnect = bool(no_reconnect)
         if on_state is not None:
 
-            def state_changed(_s: Any, state: int, _ud: Any) -> None:
+            def state_changed(store_ptr: Any, state: int, _ud: Any) -> None:
+                stack = _enter(store_ptr)  # close() from here is refused
                 try:
                     on_state(ConnState(state))
                 except BaseException:
                     report_exception(on_state, "on_state callback")
+                finally:
+                    stack.pop()
 
             # kept until after rstate_close, which reports CLOSED through it
             self._on_state_c = N.ON_STATE_FN(state_changed)
