@@ -329,7 +329,7 @@ class PythonRemote(unittest.TestCase):
         import asyncio
 
         async def main(remote: rs.Store) -> rs.Event:
-            async for ev in remote.events("x", debounce_ms=30):
+            async for ev in remote.events("x", debounce_ms=300):
                 return ev
             raise AssertionError("the stream ended")
 
