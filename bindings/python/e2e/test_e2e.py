@@ -328,17 +328,17 @@ class PythonRemote(unittest.TestCase):
     def test_asyncio_debounced_over_a_remote_store(self) -> None:
         import asyncio
 
-        async def main(remote: rs.Store) -> rs.Event:
-            async for ev in remote.events("x", debounce_ms=300):
-                return ev
-            raise AssertionError("the stream ended")
-
         async def run(remote: rs.Store) -> rs.Event:
-            task = asyncio.ensure_future(main(remote))
-            await asyncio.sleep(0.05)  # the watch is registered at once; let the server see it too
+            stream = remote.events("x", debounce_ms=300)  # registered when this returns
             for i in range(1, 11):
                 self.store["x"] = i
-            return await asyncio.wait_for(task, WAIT_S)
+
+            async def first() -> rs.Event:
+                async for ev in stream:
+                    return ev
+                raise AssertionError("the stream ended")
+
+            return await asyncio.wait_for(first(), WAIT_S)
 
         with rs.Server(self.store, self.uri), rs.Store(self.uri, no_reconnect=True) as remote:
             ev = asyncio.run(run(remote))

@@ -100,20 +100,20 @@ class Aio(unittest.TestCase):
         self.assertEqual(self.run_async(main()), [])
 
     def test_loop_shutdown_ends_the_watch(self) -> None:
-        started = threading.Event()
-
-        async def forever():
-            async for _ in self.s.events("x"):
+        async def forever(started: asyncio.Event):
+            stream = self.s.events("x")
+            started.set()
+            async for _ in stream:
                 pass
 
         async def main():
-            asyncio.get_running_loop().create_task(forever())
-            await asyncio.sleep(0.01)
-            started.set()
+            started = asyncio.Event()
+            asyncio.get_running_loop().create_task(forever(started))
+            await started.wait()
+            self.assertEqual(self.s.watcher_count("x"), 1)
             # main returns with forever() suspended inside the iteration
 
         asyncio.run(main())
-        self.assertTrue(started.is_set())
         self.assertEqual(self.s.watcher_count("x"), 0, "the watch outlived its event loop")
 
     def test_closed_loop_ends_the_watch_on_next_event(self) -> None:
