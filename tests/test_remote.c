@@ -453,3 +453,79 @@ Test(remote, on_client_reports_each_client_that_connects_and_goes) {
   check_on_client(listen, pid);
   check_on_client("tcp:127.0.0.1:0", "127.0.0.1:");
 }
+
+/* ---- killing the server mid-stream ------------------------------------------------------ */
+
+static atomic_int stream_stop;
+static int64_t stream_last;
+static void *stream_setter(void *arg) {
+  (void)arg;
+  int64_t k = 0;
+  while (!atomic_load(&stream_stop))
+    if (rstate_set_int(backing, "m.x", ++k) != RSTATE_OK) return (void *)1;
+  stream_last = k;
+  return NULL;
+}
+
+/* Changes keep coming while the server is stopped and started again (twice):
+ * the watch sees a chain of events, each starting where the last ended, up
+ * to the final value, and the changes they stand for add up to all of them. */
+Test(remote, killing_and_restarting_the_server_mid_stream_loses_nothing_uncounted) {
+  h_define_ok(backing, "m.x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  rstate_options o = {.connect_timeout_ms = 500, .on_state = on_state};
+  rstate_store *c = NULL;
+  ASSERT_RC(rstate_open(&c, server_uri, &o), RSTATE_OK);
+  recorder r;
+  rec_init(&r);
+  rec_watch1(c, &r, "m.x", NULL);
+  atomic_store(&stream_stop, 0);
+  pthread_t t;
+  pthread_create(&t, NULL, stream_setter, NULL);
+  for (int round = 1; round <= 2; round++) {
+    pthread_mutex_lock(&r.lock);
+    size_t seen = r.n;
+    pthread_mutex_unlock(&r.lock);
+    rec_wait(&r, seen + 1); /* the stream is flowing to the client */
+    rstate_server_stop(server);
+    wait_state(RSTATE_STATE_DISCONNECTED, round);
+    ASSERT_RC(rstate_server_start(&server, backing, server_uri, NULL), RSTATE_OK);
+    wait_state(RSTATE_STATE_CONNECTED, round + 1);
+  }
+  pthread_mutex_lock(&r.lock);
+  size_t seen = r.n;
+  pthread_mutex_unlock(&r.lock);
+  rec_wait(&r, seen + 1); /* flowing again after the last restart */
+  atomic_store(&stream_stop, 1);
+  void *failed;
+  pthread_join(t, &failed);
+  cr_assert_null(failed, "the setter failed: %s", rstate_last_error());
+  const int64_t final = stream_last;
+  /* wait for the final value */
+  struct timespec deadline;
+  clock_gettime(CLOCK_REALTIME, &deadline);
+  deadline.tv_sec += 10;
+  pthread_mutex_lock(&r.lock);
+  while (!(r.n && r.ev[r.n - 1].new_value.u.i == final))
+    if (pthread_cond_timedwait(&r.cond, &r.lock, &deadline)) break;
+  cr_assert(r.n && r.ev[r.n - 1].new_value.u.i == final, "the watch reached the final value %lld", (long long)final);
+  int64_t last = 0;
+  uint64_t covered = 0;
+  size_t resyncs = 0;
+  for (size_t i = 0; i < r.n; i++) {
+    rec_event *e = &r.ev[i];
+    cr_assert(e->kind == RSTATE_EVENT_CHANGED || e->kind == RSTATE_EVENT_RESYNC, "event %zu is kind %d", i,
+              (int)e->kind);
+    cr_assert_eq(e->old_value.u.i, last, "event %zu starts at %lld, the last one ended at %lld", i,
+                 (long long)e->old_value.u.i, (long long)last);
+    cr_assert_gt(e->new_value.u.i, last);
+    resyncs += e->kind == RSTATE_EVENT_RESYNC;
+    covered += e->coalesced;
+    last = e->new_value.u.i;
+  }
+  cr_assert_eq(covered, (uint64_t)final, "the events stand for %llu changes, want %lld", (unsigned long long)covered,
+               (long long)final);
+  pthread_mutex_unlock(&r.lock);
+  cr_log_info("%lld changes, %zu events, %zu of them RESYNC", (long long)final, r.n, resyncs);
+  rstate_close(c);
+  rec_free(&r);
+}
