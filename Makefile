@@ -3,7 +3,7 @@
 #   make              the shared and static library and reactivestate.pc in build/
 #   make example      build and run examples/basics
 #   make test         install what the tests need, then every target below
-#   make check        the Criterion tests (and the exported-symbol check)
+#   make check        the Criterion tests (and the exported-symbol check), python-check (mk/python.mk)
 #   make asan         every test under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make tsan         every test under ThreadSanitizer
 #   make valgrind     every test under valgrind, failing on any leak or error
@@ -209,3 +209,4 @@ clean:
 
 -include $(wildcard $(BUILD)/obj/*.d)
 include mk/tools.mk
+include mk/python.mk
