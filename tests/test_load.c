@@ -76,7 +76,9 @@ static void *setter(void *arg) {
   return NULL;
 }
 
-Test(load, every_client_sees_every_change_of_its_variables_in_order, .timeout = 600) {
+TestSuite(load, .timeout = 600);
+
+Test(load, every_client_sees_every_change_of_its_variables_in_order) {
   bool quick = getenv("RSTATE_TEST_QUICK") != NULL;
   n_clients = quick ? 20 : CLIENTS;
   per_var = quick ? 100 : 100000 / VARS;
