@@ -297,9 +297,10 @@ __attribute__((format(printf, 3, 4))) static void wr_fail(wr *w, int code, const
   va_end(ap);
 }
 
-static void wr_bytes(wr *w, const void *p, size_t n) {
+/* Every field goes through here: the room check is inline, the growth not. */
+static inline void wr_bytes(wr *w, const void *p, size_t n) {
   if (w->err || n == 0) return;
-  if (rstate__wire_buf_reserve(w->b, n) != RSTATE_OK) {
+  if (__builtin_expect(w->b->cap - w->b->len < n, 0) && rstate__wire_buf_reserve(w->b, n) != RSTATE_OK) {
     w->err = RSTATE_ENOMEM;
     return;
   }
