@@ -321,9 +321,29 @@ static void wr_u32(wr *w, uint32_t v) {
   wr_bytes(w, p, 4);
 }
 
+/* Little-endian on any host; on a little-endian one these compile to one
+ * load or store. */
+static inline void put_le64(uint8_t *p, uint64_t v) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  memcpy(p, &v, 8);
+#else
+  for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+#endif
+}
+
+static inline uint64_t get_le64(const uint8_t *p) {
+  uint64_t v = 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  memcpy(&v, p, 8);
+#else
+  for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
+#endif
+  return v;
+}
+
 static void wr_u64(wr *w, uint64_t v) {
   uint8_t p[8];
-  for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+  put_le64(p, v);
   wr_bytes(w, p, 8);
 }
 
@@ -539,8 +559,7 @@ static uint32_t rd_u32(rd *c, const char *field) {
 
 static uint64_t rd_u64(rd *c, const char *field) {
   if (!rd_need(c, 8, field)) return 0;
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; i--) v = v << 8 | c->p[i];
+  uint64_t v = get_le64(c->p);
   c->p += 8;
   return v;
 }
