@@ -189,7 +189,7 @@ static void drain(rstate_server *srv) {
 
 /* ---- output ----------------------------------------------------------------- */
 
-static bool fill(rstate_server *srv, client *c);
+static bool fill(rstate_server *srv, client *c, size_t limit);
 static void events_first(rstate_server *srv, client *c);
 
 static size_t out_pending(const client *c) { return c->out.len - c->out_off; }
@@ -1054,14 +1054,13 @@ static bool has_more(const client *c) {
 /* Moves what the subscriptions have not had into the client's output, up
  * to the threshold, and notes whether more is left; false when the client
  * is being failed. */
-static bool fill(rstate_server *srv, client *c) {
+static bool fill(rstate_server *srv, client *c, size_t limit) {
   if (c->state != C_READY || c->doomed) return false;
-  size_t limit = srv->threshold;
   /* A client that takes what it is sent is not coalesced while the server
    * itself is catching up, unless its backlog grows past four times the
    * bound; one that stops reading (its output full) is, past the bound. */
   uint64_t b = backlog(srv, c);
-  if (b > srv->max_queue && (out_pending(c) >= limit || b > 4 * (uint64_t)srv->max_queue)) coalesce(srv, c);
+  if (b > srv->max_queue && (out_pending(c) >= srv->threshold || b > 4 * (uint64_t)srv->max_queue)) coalesce(srv, c);
   for (size_t i = 0; i < c->n_subs && out_pending(c) < limit; i++) {
     sub *s = c->subs[i];
     int rc = RSTATE_OK;
@@ -1087,7 +1086,7 @@ static bool fill(rstate_server *srv, client *c) {
  * the output empty, so the loop comes back for it. */
 static void pump(rstate_server *srv, client *c) {
   for (int round = 0; round < 4; round++) {
-    if (!fill(srv, c)) return;
+    if (!fill(srv, c, srv->threshold)) return;
     flush(srv, c);
     if (c->doomed || !c->more || out_pending(c) >= srv->threshold) return;
   }
@@ -1095,10 +1094,12 @@ static void pump(rstate_server *srv, client *c) {
 
 /* Before the answer to a write: the events up to that write go out first,
  * so that a client whose own watches cover what it wrote has had their
- * events when its write returns (unless it is too far behind). */
+ * events when its write returns (unless it is too far behind). Past the
+ * streaming threshold, up to max_queue_bytes: what is behind the output
+ * must not slip behind the answer. */
 static void events_first(rstate_server *srv, client *c) {
   drain(srv);
-  fill(srv, c);
+  fill(srv, c, srv->max_queue > srv->threshold ? srv->max_queue : srv->threshold);
 }
 
 /* ---- heartbeats ---------------------------------------------------------------- */
