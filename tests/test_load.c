@@ -76,6 +76,8 @@ static void *setter(void *arg) {
   return NULL;
 }
 
+TestSuite(load); /* the TSan stand-in (tests/tsan/criterion/criterion.h) needs the suite declared */
+
 Test(load, every_client_sees_every_change_of_its_variables_in_order, .timeout = 600) {
   bool quick = getenv("RSTATE_TEST_QUICK") != NULL;
   n_clients = quick ? 20 : CLIENTS;
