@@ -570,10 +570,8 @@ static void do_get_many(rstate_server *srv, client *c, const rstate__wire_names 
   rstate_value *vals = m->n ? calloc(m->n, sizeof *vals) : NULL;
   if (m->n && !vals) {
     rstate__err(RSTATE_ENOMEM, "GET_MANY: the server ran out of memory");
-    {
-      reply_error(srv, c, m->req, RSTATE_ENOMEM, SIZE_MAX);
-      return;
-    }
+    reply_error(srv, c, m->req, RSTATE_ENOMEM, SIZE_MAX);
+    return;
   }
   uint64_t rev = 0;
   int rc = m->n ? rstate_get_many(srv->store, m->names, m->n, vals, &rev) : RSTATE_OK;
@@ -655,10 +653,8 @@ static void do_watch(rstate_server *srv, client *c, const rstate__wire_watch *m)
     sub **subs = realloc(c->subs, cap * sizeof *subs);
     if (!subs) {
       rstate__err(RSTATE_ENOMEM, "WATCH: the server ran out of memory");
-      {
-        reply_error(srv, c, m->req, RSTATE_ENOMEM, SIZE_MAX);
-        return;
-      }
+      reply_error(srv, c, m->req, RSTATE_ENOMEM, SIZE_MAX);
+      return;
     }
     c->subs = subs;
     c->cap_subs = cap;
@@ -666,10 +662,8 @@ static void do_watch(rstate_server *srv, client *c, const rstate__wire_watch *m)
   sub *sb = sub_new(m->sub, m->patterns, m->n);
   if (!sb) {
     rstate__err(RSTATE_ENOMEM, "WATCH: the server ran out of memory");
-    {
-      reply_error(srv, c, m->req, RSTATE_ENOMEM, SIZE_MAX);
-      return;
-    }
+    reply_error(srv, c, m->req, RSTATE_ENOMEM, SIZE_MAX);
+    return;
   }
   uint8_t status = RSTATE__WIRE_WATCH_NEW;
   if (m->resume_after) {
@@ -697,10 +691,8 @@ static void do_watch(rstate_server *srv, client *c, const rstate__wire_watch *m)
   if (rc) {
     snap_free(&sn);
     sub_free(sb);
-    {
-      reply_error(srv, c, m->req, rc, SIZE_MAX);
-      return;
-    }
+    reply_error(srv, c, m->req, rc, SIZE_MAX);
+    return;
   }
   drain(srv);
   rstate__cursor_set(&sb->cursor, rstate__history_find(&srv->hist, before, R));
@@ -738,10 +730,8 @@ static void on_hello(rstate_server *srv, client *c, const rstate__wire_frame *f)
   if (f->type != RSTATE__WIRE_HELLO) {
     char msg[96];
     snprintf(msg, sizeof msg, "the first frame must be HELLO, not %s", rstate__wire_type_name(f->type));
-    {
-      fail(srv, c, RSTATE_EPROTO, msg);
-      return;
-    }
+    fail(srv, c, RSTATE_EPROTO, msg);
+    return;
   }
   if (f->len < RSTATE__WIRE_MAGIC_LEN || memcmp(f->body, RSTATE__WIRE_MAGIC, RSTATE__WIRE_MAGIC_LEN) != 0) {
     c->doomed = true; /* not our protocol: no answer */
@@ -798,10 +788,8 @@ static void on_request(rstate_server *srv, client *c, const rstate__wire_frame *
     char msg[96];
     snprintf(msg, sizeof msg, "a client may not send a frame of type 0x%02x (%s)%s", f->type,
              rstate__wire_type_name(f->type), f->type == RSTATE__WIRE_HELLO ? " after the handshake" : "");
-    {
-      fail(srv, c, RSTATE_EPROTO, msg);
-      return;
-    }
+    fail(srv, c, RSTATE_EPROTO, msg);
+    return;
   }
   rstate__wire_msg m;
   int rc = rstate__wire_decode_frame(f, &srv->scratch, &m);
