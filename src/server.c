@@ -197,7 +197,7 @@ static void drain(rstate_server *srv) {
 
 /* ---- output ----------------------------------------------------------------- */
 
-static bool fill(rstate_server *srv, client *c);
+static bool fill(rstate_server *srv, client *c, size_t limit);
 static void events_first(rstate_server *srv, client *c);
 
 static size_t out_pending(const client *c) { return c->out.len - c->out_off; }
@@ -615,10 +615,8 @@ static void do_get_many(rstate_server *srv, client *c, const rstate__wire_names 
   rstate_value *vals = m->n ? calloc(m->n, sizeof *vals) : NULL;
   if (m->n && !vals) {
     rstate__err(RSTATE_ENOMEM, "GET_MANY: the server ran out of memory");
-    {
-      reply_error(srv, c, m->req, RSTATE_ENOMEM, SIZE_MAX);
-      return;
-    }
+    reply_error(srv, c, m->req, RSTATE_ENOMEM, SIZE_MAX);
+    return;
   }
   uint64_t rev = 0;
   int rc = m->n ? rstate_get_many(srv->store, m->names, m->n, vals, &rev) : RSTATE_OK;
@@ -700,10 +698,8 @@ static void do_watch(rstate_server *srv, client *c, const rstate__wire_watch *m)
     sub **subs = realloc(c->subs, cap * sizeof *subs);
     if (!subs) {
       rstate__err(RSTATE_ENOMEM, "WATCH: the server ran out of memory");
-      {
-        reply_error(srv, c, m->req, RSTATE_ENOMEM, SIZE_MAX);
-        return;
-      }
+      reply_error(srv, c, m->req, RSTATE_ENOMEM, SIZE_MAX);
+      return;
     }
     c->subs = subs;
     c->cap_subs = cap;
@@ -711,10 +707,8 @@ static void do_watch(rstate_server *srv, client *c, const rstate__wire_watch *m)
   sub *sb = sub_new(m->sub, m->patterns, m->n);
   if (!sb) {
     rstate__err(RSTATE_ENOMEM, "WATCH: the server ran out of memory");
-    {
-      reply_error(srv, c, m->req, RSTATE_ENOMEM, SIZE_MAX);
-      return;
-    }
+    reply_error(srv, c, m->req, RSTATE_ENOMEM, SIZE_MAX);
+    return;
   }
   uint8_t status = RSTATE__WIRE_WATCH_NEW;
   if (m->resume_after) {
@@ -742,10 +736,8 @@ static void do_watch(rstate_server *srv, client *c, const rstate__wire_watch *m)
   if (rc) {
     snap_free(&sn);
     sub_free(sb);
-    {
-      reply_error(srv, c, m->req, rc, SIZE_MAX);
-      return;
-    }
+    reply_error(srv, c, m->req, rc, SIZE_MAX);
+    return;
   }
   drain(srv);
   rstate__cursor_set(&sb->cursor, rstate__history_find(&srv->hist, before, R));
@@ -783,10 +775,8 @@ static void on_hello(rstate_server *srv, client *c, const rstate__wire_frame *f)
   if (f->type != RSTATE__WIRE_HELLO) {
     char msg[96];
     snprintf(msg, sizeof msg, "the first frame must be HELLO, not %s", rstate__wire_type_name(f->type));
-    {
-      fail(srv, c, RSTATE_EPROTO, msg);
-      return;
-    }
+    fail(srv, c, RSTATE_EPROTO, msg);
+    return;
   }
   if (f->len < RSTATE__WIRE_MAGIC_LEN || memcmp(f->body, RSTATE__WIRE_MAGIC, RSTATE__WIRE_MAGIC_LEN) != 0) {
     c->doomed = true; /* not our protocol: no answer */
@@ -848,10 +838,8 @@ static void on_request(rstate_server *srv, client *c, const rstate__wire_frame *
     char msg[96];
     snprintf(msg, sizeof msg, "a client may not send a frame of type 0x%02x (%s)%s", f->type,
              rstate__wire_type_name(f->type), f->type == RSTATE__WIRE_HELLO ? " after the handshake" : "");
-    {
-      fail(srv, c, RSTATE_EPROTO, msg);
-      return;
-    }
+    fail(srv, c, RSTATE_EPROTO, msg);
+    return;
   }
   rstate__wire_msg m;
   int rc = rstate__wire_decode_frame(f, &srv->scratch, &m);
@@ -1105,14 +1093,13 @@ static bool has_more(const client *c) {
 /* Moves what the subscriptions have not had into the client's output, up
  * to the threshold, and notes whether more is left; false when the client
  * is being failed. */
-static bool fill(rstate_server *srv, client *c) {
+static bool fill(rstate_server *srv, client *c, size_t limit) {
   if (c->state != C_READY || c->doomed) return false;
-  size_t limit = srv->threshold;
   /* A client that takes what it is sent is not coalesced while the server
    * itself is catching up, unless its backlog grows past four times the
    * bound; one that stops reading (its output full) is, past the bound. */
   uint64_t b = backlog(srv, c);
-  if (b > srv->max_queue && (out_pending(c) >= limit || b > 4 * (uint64_t)srv->max_queue)) coalesce(srv, c);
+  if (b > srv->max_queue && (out_pending(c) >= srv->threshold || b > 4 * (uint64_t)srv->max_queue)) coalesce(srv, c);
   for (size_t i = 0; i < c->n_subs && out_pending(c) < limit; i++) {
     sub *s = c->subs[i];
     int rc = RSTATE_OK;
@@ -1138,7 +1125,7 @@ static bool fill(rstate_server *srv, client *c) {
  * the output empty, so the loop comes back for it. */
 static void pump(rstate_server *srv, client *c) {
   for (int round = 0; round < 4; round++) {
-    if (!fill(srv, c)) return;
+    if (!fill(srv, c, srv->threshold)) return;
     flush(srv, c);
     if (c->doomed || !c->more || out_pending(c) >= srv->threshold) return;
   }
@@ -1146,10 +1133,12 @@ static void pump(rstate_server *srv, client *c) {
 
 /* Before the answer to a write: the events up to that write go out first,
  * so that a client whose own watches cover what it wrote has had their
- * events when its write returns (unless it is too far behind). */
+ * events when its write returns (unless it is too far behind). Past the
+ * streaming threshold, up to max_queue_bytes: what is behind the output
+ * must not slip behind the answer. */
 static void events_first(rstate_server *srv, client *c) {
   drain(srv);
-  fill(srv, c);
+  fill(srv, c, srv->max_queue > srv->threshold ? srv->max_queue : srv->threshold);
 }
 
 /* ---- heartbeats ---------------------------------------------------------------- */
