@@ -59,6 +59,9 @@ typedef struct rstate__spec rstate__spec;
 /* Checks a name: 1..255 bytes of [A-Za-z0-9_.:/-]. RSTATE_EINVAL with a
  * sentence otherwise. what names the argument in the sentence ("name"). */
 int rstate__name_check(const char *name);
+/* Checks a watch pattern: a name, or a name's prefix followed by '*' ("*"
+ * alone: every name). RSTATE_EINVAL with a sentence otherwise. */
+int rstate__watch_pattern_check(const char *pattern);
 
 /* Validates a definition and compiles it. Errors (each with a sentence that
  * names the variable): RSTATE_EINVAL (bad name, bad type, constraints

@@ -322,24 +322,9 @@ static bool covers(const sub *s, const rstate__hchange *h) {
   return false;
 }
 
-/* Checks a pattern as rstate_watch does: a name, or a prefix and '*'. */
-static int pattern_check(const char *p) {
-  size_t len = strlen(p);
-  if (len && p[len - 1] == '*') {
-    if (len == 1) return RSTATE_OK;
-    char prefix[RSTATE_NAME_MAX + 1];
-    if (len - 1 > RSTATE_NAME_MAX)
-      return rstate__err(RSTATE_EINVAL, "pattern \"%.40s...\" is longer than %d bytes", p, RSTATE_NAME_MAX);
-    memcpy(prefix, p, len - 1);
-    prefix[len - 1] = '\0';
-    return rstate__name_check(prefix);
-  }
-  return rstate__name_check(p);
-}
-
 static int patterns_check(const char *const *p, size_t n) {
   for (size_t i = 0; i < n; i++) {
-    int rc = pattern_check(p[i]);
+    int rc = rstate__watch_pattern_check(p[i]);
     if (rc) return rc;
   }
   return RSTATE_OK;

@@ -801,6 +801,21 @@ int rstate__name_check(const char *name) {
   return RSTATE_OK;
 }
 
+int rstate__watch_pattern_check(const char *p) {
+  if (!p) return rstate__err(RSTATE_EINVAL, "a name or pattern is NULL");
+  size_t len = strlen(p);
+  if (len && p[len - 1] == '*') {
+    if (len == 1) return RSTATE_OK;
+    char prefix[RSTATE_NAME_MAX + 1];
+    if (len - 1 > RSTATE_NAME_MAX)
+      return rstate__err(RSTATE_EINVAL, "pattern \"%.40s...\" is longer than %d bytes", p, RSTATE_NAME_MAX);
+    memcpy(prefix, p, len - 1);
+    prefix[len - 1] = '\0';
+    return rstate__name_check(prefix);
+  }
+  return rstate__name_check(p);
+}
+
 /* ---- specs -------------------------------------------------------------- */
 
 /* The C_* bits of the constraints c sets. */

@@ -409,22 +409,6 @@ void rstate__deliver_claimed(void) {
 
 /* ---- registration -------------------------------------------------------- */
 
-static int pattern_check(const char *p) {
-  if (!p) return rstate__err(RSTATE_EINVAL, "rstate_watch: a name is NULL");
-  size_t len = strlen(p);
-  if (len && p[len - 1] == '*') {
-    if (len == 1) return RSTATE_OK;
-    char prefix[RSTATE_NAME_MAX + 1];
-    if (len - 1 > RSTATE_NAME_MAX)
-      return rstate__err(RSTATE_EINVAL, "rstate_watch: pattern \"%.40s...\" is longer than %d bytes", p,
-                         RSTATE_NAME_MAX);
-    memcpy(prefix, p, len - 1);
-    prefix[len - 1] = '\0';
-    return rstate__name_check(prefix);
-  }
-  return rstate__name_check(p);
-}
-
 static rstate__watch *watch_new(rstate_store *s, const char *const *names, size_t n, rstate_watch_fn fn, void *userdata,
                                 const rstate_watch_opts *o) {
   rstate__watch *w = calloc(1, sizeof *w);
@@ -562,7 +546,7 @@ int rstate_watch(rstate_store *s, const char *const *names, size_t n, rstate_wat
   if (!s || !fn) return rstate__err(RSTATE_EINVAL, "rstate_watch: store and callback must not be NULL");
   if (!names || !n) return rstate__err(RSTATE_EINVAL, "rstate_watch: at least one name is needed");
   for (size_t i = 0; i < n; i++) {
-    int rc = pattern_check(names[i]);
+    int rc = rstate__watch_pattern_check(names[i]);
     if (rc) return rc;
   }
   rstate_watch_opts o = {0};
