@@ -89,9 +89,13 @@ int rstate__remote_send(remote *r, uint64_t gen, int (*encode)(rstate__wire_buf 
 
 /* ---- requests ---------------------------------------------------------------- */
 
+uint32_t rstate__remote_next_req(remote *r) {
+  if (++r->next_req == 0) r->next_req = 1; /* 0 is for the connection */
+  return r->next_req;
+}
+
 void rstate__remote_add_waiter(remote *r, waiter *w) {
-  if (++r->next_req == 0) r->next_req = 1;
-  w->req = r->next_req;
+  w->req = rstate__remote_next_req(r);
   w->next = r->waiters;
   r->waiters = w;
 }

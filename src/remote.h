@@ -94,6 +94,8 @@ void rstate__remote_drop(remote *r, const char *why);
 int rstate__remote_send(remote *r, uint64_t gen, int (*encode)(rstate__wire_buf *b, const void *arg), const void *arg);
 /* Completes a waiter (under lock). */
 void rstate__remote_finish(remote *r, waiter *w, int rc);
+/* A request id for a request no one waits for (under lock). */
+uint32_t rstate__remote_next_req(remote *r);
 /* Registers a waiter for a request of this connection (under lock) and
  * gives it a request id. */
 void rstate__remote_add_waiter(remote *r, waiter *w);

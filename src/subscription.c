@@ -199,7 +199,7 @@ int rstate__sub_subscribe(remote *r, rstate_sub *handle, const char *const *patt
   if (rc) {
     unlink_sub(r, s);
     if (rc == RSTATE_ETIMEDOUT && r->state == CONN_CONNECTED) { /* it may exist on the server: forget it there */
-      rstate__wire_unwatch u = {0, s->id};
+      rstate__wire_unwatch u = {rstate__remote_next_req(r), s->id};
       rstate__remote_send(r, r->gen, put_unwatch, &u);
     }
     sub_free(s);
@@ -215,11 +215,7 @@ void rstate__sub_unsubscribe(remote *r, rstate_sub *handle) {
   if (s) {
     unlink_sub(r, s);
     if (r->state == CONN_CONNECTED) {
-      /* no one waits for the OK: a request id of its own, answered into the void */
-      waiter none = {0};
-      rstate__remote_add_waiter(r, &none);
-      r->waiters = none.next;
-      rstate__wire_unwatch u = {none.req, s->id};
+      rstate__wire_unwatch u = {rstate__remote_next_req(r), s->id}; /* no one waits for its OK */
       rstate__remote_send(r, r->gen, put_unwatch, &u);
     }
     sub_free(s);
@@ -233,10 +229,7 @@ void rstate__sub_resubscribe(remote *r) {
     uint64_t resume_after = s->instance == r->welcome.instance_id ? s->resume : 0;
     s->instance = r->welcome.instance_id;
     s->broken = false;
-    waiter none = {0};
-    rstate__remote_add_waiter(r, &none); /* only for an id: answers come to rstate__sub_frame */
-    r->waiters = none.next;
-    s->watch_req = none.req;
+    s->watch_req = rstate__remote_next_req(r); /* its answer comes to rstate__sub_frame */
     send_watch(r, s, resume_after);
   }
 }
