@@ -225,10 +225,12 @@ static int call(remote *r, waiter *w, const request *q) {
   q->set_req(q->arg, w->req);
   pthread_mutex_unlock(&r->lock);
   int rc = rstate__remote_send(r, gen, q->encode, q->arg);
-  if (rc) {
+  if (rc) { /* the connection may have failed w meanwhile, with a sentence */
     pthread_mutex_lock(&r->lock);
     remove_waiter(r, w);
     pthread_mutex_unlock(&r->lock);
+    free(w->sentence);
+    w->sentence = NULL;
     return rc;
   }
   return rstate__remote_wait(r, w);
