@@ -7,6 +7,7 @@
  * (proxy.h) between the client and the server.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -86,7 +87,10 @@ static void setup(void) {
   cr_assert_not_null(px, "the test proxy did not start");
 }
 
+static void stop_stream(void);
+
 static void teardown(void) {
+  stop_stream();
   proxy_stop(px);
   rstate_server_stop(server);
   rstate_close(backing);
@@ -458,13 +462,26 @@ Test(remote, on_client_reports_each_client_that_connects_and_goes) {
 
 static atomic_int stream_stop;
 static int64_t stream_last;
+static pthread_t stream_thread;
+static bool stream_running;
+
 static void *stream_setter(void *arg) {
   (void)arg;
   int64_t k = 0;
-  while (!atomic_load(&stream_stop))
+  while (!atomic_load(&stream_stop)) {
     if (rstate_set_int(backing, "m.x", ++k) != RSTATE_OK) return (void *)1;
+    if (k % 64 == 0) sched_yield(); /* lets the server thread in under valgrind's one-thread-at-a-time */
+  }
   stream_last = k;
   return NULL;
+}
+
+/* A failed assertion leaves the setter running: stop it before the store goes. */
+static void stop_stream(void) {
+  if (!stream_running) return;
+  atomic_store(&stream_stop, 1);
+  pthread_join(stream_thread, NULL);
+  stream_running = false;
 }
 
 /* Changes keep coming while the server is stopped and started again (twice):
@@ -479,8 +496,8 @@ Test(remote, killing_and_restarting_the_server_mid_stream_loses_nothing_uncounte
   rec_init(&r);
   rec_watch1(c, &r, "m.x", NULL);
   atomic_store(&stream_stop, 0);
-  pthread_t t;
-  pthread_create(&t, NULL, stream_setter, NULL);
+  cr_assert_eq(pthread_create(&stream_thread, NULL, stream_setter, NULL), 0);
+  stream_running = true;
   for (int round = 1; round <= 2; round++) {
     pthread_mutex_lock(&r.lock);
     size_t seen = r.n;
@@ -497,7 +514,8 @@ Test(remote, killing_and_restarting_the_server_mid_stream_loses_nothing_uncounte
   rec_wait(&r, seen + 1); /* flowing again after the last restart */
   atomic_store(&stream_stop, 1);
   void *failed;
-  pthread_join(t, &failed);
+  pthread_join(stream_thread, &failed);
+  stream_running = false;
   cr_assert_null(failed, "the setter failed: %s", rstate_last_error());
   const int64_t final = stream_last;
   /* wait for the final value */
