@@ -27,13 +27,17 @@ static char server_uri[128];
 static pthread_mutex_t st_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t st_cond = PTHREAD_COND_INITIALIZER;
 static rstate_conn_state states[64];
+static pthread_t state_threads[64];
 static int n_states;
 
 static void on_state(rstate_store *s, rstate_conn_state st, void *ud) {
   (void)s;
   (void)ud;
   pthread_mutex_lock(&st_lock);
-  if (n_states < 64) states[n_states++] = st;
+  if (n_states < 64) {
+    state_threads[n_states] = pthread_self();
+    states[n_states++] = st;
+  }
   pthread_cond_broadcast(&st_cond);
   pthread_mutex_unlock(&st_lock);
 }
@@ -142,6 +146,9 @@ Test(remote, on_state_reports_connected_inside_open_and_closed_inside_close) {
   pthread_mutex_lock(&st_lock);
   cr_assert_eq(n_states, 2);
   cr_assert_eq(states[1], RSTATE_STATE_CLOSED, "CLOSED, inside rstate_close");
+  /* both on the connection thread, not on the caller's */
+  cr_assert(!pthread_equal(state_threads[0], pthread_self()), "CONNECTED ran on the thread calling rstate_open");
+  cr_assert(pthread_equal(state_threads[0], state_threads[1]), "CONNECTED and CLOSED ran on different threads");
   pthread_mutex_unlock(&st_lock);
 }
 
