@@ -20,7 +20,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -32,13 +31,12 @@
 #include <sys/eventfd.h>
 #include <sys/random.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/timerfd.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "history.h"
+#include "listener.h"
 #include "map.h"
 #include "store.h"
 #include "wire.h"
@@ -102,13 +100,9 @@ struct rstate_server {
   rstate_store *store;
   void (*on_client)(rstate_server *srv, const char *peer, bool connected, const char *why, void *ud);
   void *client_ud;
-  char *uri;
-  char *unix_path; /* removed at stop when it is still our socket */
-  dev_t unix_dev;
-  ino_t unix_ino;
-  bool tcp;
+  rstate__listener lis;
   bool accept_paused; /* accept failed for want of resources: retried at the next tick */
-  int lfd, efd, tfd, ep;
+  int efd, tfd, ep;
   pthread_t thread;
   bool thread_started;
   atomic_bool stopping;
@@ -258,7 +252,7 @@ static void announce_gone(rstate_server *srv, client *c, const char *why) {
 /* Names the peer for on_client: its process on a Unix socket, its address
  * over TCP. */
 static void name_peer(rstate_server *srv, client *c) {
-  if (!srv->tcp) {
+  if (!srv->lis.tcp) {
     struct ucred cr;
     socklen_t len = sizeof cr;
     if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0)
@@ -417,18 +411,18 @@ static void arm_timer(rstate_server *srv, uint32_t hb_ms) {
 
 static void on_accept(rstate_server *srv) {
   for (;;) {
-    int fd = accept4(srv->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int fd = accept4(srv->lis.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
       if (errno != EAGAIN && errno != EWOULDBLOCK) {
         /* out of descriptors or memory: the listening socket would stay
          * readable and spin the loop; stop watching it until the next tick */
-        struct epoll_event e = {.events = 0, .data.ptr = &srv->lfd};
-        if (epoll_ctl(srv->ep, EPOLL_CTL_MOD, srv->lfd, &e) == 0) srv->accept_paused = true;
+        struct epoll_event e = {.events = 0, .data.ptr = &srv->lis.fd};
+        if (epoll_ctl(srv->ep, EPOLL_CTL_MOD, srv->lis.fd, &e) == 0) srv->accept_paused = true;
       }
       return;
     }
-    if (srv->tcp) {
+    if (srv->lis.tcp) {
       int one = 1;
       setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
@@ -1134,8 +1128,8 @@ static void on_tick(rstate_server *srv) {
   (void)r;
   int64_t now = now_ms();
   if (srv->accept_paused) {
-    struct epoll_event e = {.events = EPOLLIN, .data.ptr = &srv->lfd};
-    if (epoll_ctl(srv->ep, EPOLL_CTL_MOD, srv->lfd, &e) == 0) srv->accept_paused = false;
+    struct epoll_event e = {.events = EPOLLIN, .data.ptr = &srv->lis.fd};
+    if (epoll_ctl(srv->ep, EPOLL_CTL_MOD, srv->lis.fd, &e) == 0) srv->accept_paused = false;
   }
   for (client *c = srv->clients, *next; c; c = next) {
     next = c->next;
@@ -1170,7 +1164,7 @@ static void *server_main(void *arg) {
     }
     for (int i = 0; i < n; i++) {
       void *p = evs[i].data.ptr;
-      if (p == &srv->lfd) {
+      if (p == &srv->lis.fd) {
         on_accept(srv);
       } else if (p == &srv->efd) {
         uint64_t v;
@@ -1223,123 +1217,6 @@ static uint64_t random_id(void) {
   return id ? id : 1;
 }
 
-static int listen_unix(rstate_server *srv, const char *path) {
-  struct sockaddr_un sa = {.sun_family = AF_UNIX};
-  size_t len = strlen(path);
-  if (len == 0 || len >= sizeof sa.sun_path)
-    return rstate__err(RSTATE_EINVAL, "rstate_server_start: unix:%s: the path must be 1 to %zu bytes", path,
-                       sizeof sa.sun_path - 1);
-  memcpy(sa.sun_path, path, len + 1);
-  if (!(srv->uri = malloc(len + 6))) return rstate__err(RSTATE_ENOMEM, "rstate_server_start: out of memory");
-  snprintf(srv->uri, len + 6, "unix:%s", path);
-  struct stat st;
-  if (lstat(path, &st) == 0) {
-    if (!S_ISSOCK(st.st_mode))
-      return rstate__err(RSTATE_EIO, "rstate_server_start: unix:%s exists and is not a socket", path);
-    /* a live server answers; a stale file from a dead one refuses */
-    int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (probe < 0) return rstate__err(RSTATE_EIO, "rstate_server_start: socket: %s", strerror(errno));
-    int rc = connect(probe, (struct sockaddr *)&sa, sizeof sa);
-    int err = errno;
-    close(probe);
-    if (rc == 0 || err == EAGAIN || err == EINPROGRESS)
-      return rstate__err(RSTATE_EIO, "rstate_server_start: a server is already listening at unix:%s", path);
-    if (err != ECONNREFUSED && err != ENOENT)
-      return rstate__err(RSTATE_EIO, "rstate_server_start: unix:%s: %s", path, strerror(err));
-    if (unlink(path) != 0 && errno != ENOENT)
-      return rstate__err(RSTATE_EIO, "rstate_server_start: cannot remove the stale socket unix:%s: %s", path,
-                         strerror(errno));
-  }
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return rstate__err(RSTATE_EIO, "rstate_server_start: socket: %s", strerror(errno));
-  fchmod(fd, 0600); /* Linux creates the file with the socket's mode (less the umask) */
-  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-    int err = errno;
-    close(fd);
-    return rstate__err(RSTATE_EIO, "rstate_server_start: cannot bind unix:%s: %s", path, strerror(err));
-  }
-  /* no one can connect before listen, so there is no window with a wider mode */
-  if (chmod(path, 0600) != 0 || stat(path, &st) != 0 || listen(fd, SOMAXCONN) != 0) {
-    int err = errno;
-    close(fd);
-    unlink(path);
-    return rstate__err(RSTATE_EIO, "rstate_server_start: unix:%s: %s", path, strerror(err));
-  }
-  srv->unix_dev = st.st_dev;
-  srv->unix_ino = st.st_ino;
-  srv->lfd = fd;
-  if (!(srv->unix_path = strdup(path))) {
-    unlink(path);
-    return rstate__err(RSTATE_ENOMEM, "rstate_server_start: out of memory");
-  }
-  return RSTATE_OK;
-}
-
-static int listen_tcp(rstate_server *srv, const char *hostport) {
-  const char *colon = strrchr(hostport, ':');
-  if (!colon || colon == hostport || !colon[1] || strlen(colon + 1) > 5 ||
-      strspn(colon + 1, "0123456789") != strlen(colon + 1) || atoi(colon + 1) > 65535)
-    return rstate__err(RSTATE_EINVAL, "rstate_server_start: \"tcp:%s\" is not tcp:HOST:PORT with PORT 0 to 65535",
-                       hostport);
-  char host[256];
-  size_t hlen = (size_t)(colon - hostport);
-  if (hlen >= sizeof host) return rstate__err(RSTATE_EINVAL, "rstate_server_start: tcp:%s: host too long", hostport);
-  memcpy(host, hostport, hlen);
-  host[hlen] = '\0';
-  if (hlen >= 2 && host[0] == '[' && host[hlen - 1] == ']') {
-    memmove(host, host + 1, hlen - 2);
-    host[hlen - 2] = '\0';
-  }
-  struct addrinfo hints = {.ai_flags = AI_PASSIVE | AI_NUMERICSERV, .ai_socktype = SOCK_STREAM}, *ai = NULL;
-  int g = getaddrinfo(host, colon + 1, &hints, &ai);
-  if (g) return rstate__err(RSTATE_EINVAL, "rstate_server_start: tcp:%s: %s", hostport, gai_strerror(g));
-  int err = 0, fd = -1;
-  /* IPv4 first when a name has both (localhost): the address most clients try first */
-  for (int pass = 0; pass < 2 && fd < 0; pass++)
-    for (struct addrinfo *a = ai; a && fd < 0; a = a->ai_next) {
-      if ((a->ai_family == AF_INET) != (pass == 0)) continue;
-      fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
-      if (fd < 0) {
-        err = errno;
-        continue;
-      }
-      int one = 1;
-      setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-      if (bind(fd, a->ai_addr, a->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0) {
-        err = errno;
-        close(fd);
-        fd = -1;
-      }
-    }
-  freeaddrinfo(ai);
-  if (fd < 0)
-    return rstate__err(RSTATE_EIO, "rstate_server_start: cannot listen on tcp:%s: %s", hostport, strerror(err));
-  srv->lfd = fd;
-  srv->tcp = true;
-  struct sockaddr_storage ss;
-  socklen_t sl = sizeof ss;
-  char num[INET6_ADDRSTRLEN] = "127.0.0.1";
-  unsigned port = 0;
-  if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
-    if (ss.ss_family == AF_INET) {
-      struct sockaddr_in *in = (struct sockaddr_in *)&ss;
-      port = ntohs(in->sin_port);
-      if (in->sin_addr.s_addr != htonl(INADDR_ANY)) inet_ntop(AF_INET, &in->sin_addr, num, sizeof num);
-    } else if (ss.ss_family == AF_INET6) {
-      struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-      port = ntohs(in6->sin6_port);
-      if (memcmp(&in6->sin6_addr, &in6addr_any, sizeof in6addr_any) == 0)
-        strcpy(num, "::1");
-      else
-        inet_ntop(AF_INET6, &in6->sin6_addr, num, sizeof num);
-    }
-  }
-  size_t n = strlen(num) + 16;
-  if (!(srv->uri = malloc(n))) return rstate__err(RSTATE_ENOMEM, "rstate_server_start: out of memory");
-  snprintf(srv->uri, n, strchr(num, ':') ? "tcp:[%s]:%u" : "tcp:%s:%u", num, port);
-  return RSTATE_OK;
-}
-
 static void server_free(rstate_server *srv) {
   if (srv->tap_added) rstate__tap_remove(srv->store, &srv->tap);
   if (srv->thread_started) {
@@ -1354,12 +1231,7 @@ static void server_free(rstate_server *srv) {
     rstate__hentry_unref(e);
   }
   if (srv->hist.head) rstate__history_free(&srv->hist);
-  if (srv->lfd >= 0) close(srv->lfd);
-  if (srv->unix_path) {
-    struct stat st; /* remove the file only if it is still ours */
-    if (lstat(srv->unix_path, &st) == 0 && st.st_dev == srv->unix_dev && st.st_ino == srv->unix_ino)
-      unlink(srv->unix_path);
-  }
+  rstate__listener_close(&srv->lis);
   if (srv->ep >= 0) close(srv->ep);
   if (srv->efd >= 0) close(srv->efd);
   if (srv->tfd >= 0) close(srv->tfd);
@@ -1368,8 +1240,6 @@ static void server_free(rstate_server *srv) {
   free(srv->evs);
   free(srv->token);
   free(srv->read_token);
-  free(srv->unix_path);
-  free(srv->uri);
   free(srv);
 }
 
@@ -1391,13 +1261,10 @@ int rstate_server_start(rstate_server **out, rstate_store *store, const char *li
   if (opts) o = *opts;
   int rc = check_opts(&o);
   if (rc) return rc;
-  bool is_unix = strncmp(listen_uri, "unix:", 5) == 0, is_tcp = strncmp(listen_uri, "tcp:", 4) == 0;
-  if (!is_unix && !is_tcp)
-    return rstate__err(RSTATE_EINVAL, "rstate_server_start: \"%s\" is not unix:/path or tcp:HOST:PORT", listen_uri);
 
   rstate_server *srv = calloc(1, sizeof *srv);
   if (!srv) return rstate__err(RSTATE_ENOMEM, "rstate_server_start: out of memory");
-  srv->lfd = srv->efd = srv->tfd = srv->ep = -1;
+  srv->lis.fd = srv->efd = srv->tfd = srv->ep = -1;
   pthread_mutex_init(&srv->mu, NULL);
   rstate__wire_buf_init(&srv->scratch);
   srv->store = store;
@@ -1417,15 +1284,15 @@ int rstate_server_start(rstate_server **out, rstate_store *store, const char *li
     return rstate__err(RSTATE_ENOMEM, "rstate_server_start: out of memory");
   }
 
-  rc = is_unix ? listen_unix(srv, listen_uri + 5) : listen_tcp(srv, listen_uri + 4);
+  rc = rstate__listener_open(&srv->lis, listen_uri, "rstate_server_start");
   if (!rc) {
     srv->ep = epoll_create1(EPOLL_CLOEXEC);
     srv->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     srv->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-    struct epoll_event el = {.events = EPOLLIN, .data.ptr = &srv->lfd};
+    struct epoll_event el = {.events = EPOLLIN, .data.ptr = &srv->lis.fd};
     struct epoll_event ee = {.events = EPOLLIN, .data.ptr = &srv->efd};
     struct epoll_event et = {.events = EPOLLIN, .data.ptr = &srv->tfd};
-    if (srv->ep < 0 || srv->efd < 0 || srv->tfd < 0 || epoll_ctl(srv->ep, EPOLL_CTL_ADD, srv->lfd, &el) ||
+    if (srv->ep < 0 || srv->efd < 0 || srv->tfd < 0 || epoll_ctl(srv->ep, EPOLL_CTL_ADD, srv->lis.fd, &el) ||
         epoll_ctl(srv->ep, EPOLL_CTL_ADD, srv->efd, &ee) || epoll_ctl(srv->ep, EPOLL_CTL_ADD, srv->tfd, &et))
       rc = rstate__err(RSTATE_EIO, "rstate_server_start: %s", strerror(errno));
   }
@@ -1450,7 +1317,7 @@ int rstate_server_start(rstate_server **out, rstate_store *store, const char *li
   return RSTATE_OK;
 }
 
-const char *rstate_server_uri(const rstate_server *srv) { return srv && srv->uri ? srv->uri : ""; }
+const char *rstate_server_uri(const rstate_server *srv) { return srv && srv->lis.uri ? srv->lis.uri : ""; }
 
 void rstate_server_stop(rstate_server *srv) {
   if (srv) server_free(srv);

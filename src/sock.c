@@ -15,6 +15,29 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+int rstate__hostport(const char *uri, char *host, size_t cap, const char **port, const char *fn) {
+  const char *hp = uri + 4, *colon;
+  if (*hp == '[') { /* [v6]:port */
+    const char *end = strchr(hp, ']');
+    if (!end || end[1] != ':' || (size_t)(end - hp - 1) >= cap)
+      return rstate__err(RSTATE_EINVAL, "%s: \"%s\": expected tcp:[address]:port", fn, uri);
+    memcpy(host, hp + 1, (size_t)(end - hp - 1));
+    host[end - hp - 1] = '\0';
+    colon = end + 1;
+  } else {
+    colon = strrchr(hp, ':');
+    if (!colon || colon == hp || (size_t)(colon - hp) >= cap)
+      return rstate__err(RSTATE_EINVAL, "%s: \"%s\": expected tcp:host:port", fn, uri);
+    memcpy(host, hp, (size_t)(colon - hp));
+    host[colon - hp] = '\0';
+  }
+  *port = colon + 1;
+  size_t digits = strspn(*port, "0123456789");
+  if (!digits || digits > 5 || (*port)[digits] || atol(*port) > 65535)
+    return rstate__err(RSTATE_EINVAL, "%s: \"%s\": the port must be a number from 0 to 65535", fn, uri);
+  return RSTATE_OK;
+}
+
 int rstate__addr_parse(rstate__addr *out, const char *uri, const char *fn) {
   memset(out, 0, sizeof *out);
   if (!strncmp(uri, "unix:", 5)) {
@@ -32,28 +55,10 @@ int rstate__addr_parse(rstate__addr *out, const char *uri, const char *fn) {
   }
   if (strncmp(uri, "tcp:", 4))
     return rstate__err(RSTATE_EINVAL, "%s: \"%s\" is neither unix:/path nor tcp:host:port", fn, uri);
-  const char *hp = uri + 4;
   char host[256];
-  const char *colon;
-  if (*hp == '[') { /* [v6]:port */
-    const char *end = strchr(hp, ']');
-    if (!end || end[1] != ':' || (size_t)(end - hp - 1) >= sizeof host)
-      return rstate__err(RSTATE_EINVAL, "%s: \"%s\": expected tcp:[address]:port", fn, uri);
-    memcpy(host, hp + 1, (size_t)(end - hp - 1));
-    host[end - hp - 1] = '\0';
-    colon = end + 1;
-  } else {
-    colon = strrchr(hp, ':');
-    if (!colon || colon == hp || (size_t)(colon - hp) >= sizeof host)
-      return rstate__err(RSTATE_EINVAL, "%s: \"%s\": expected tcp:host:port", fn, uri);
-    memcpy(host, hp, (size_t)(colon - hp));
-    host[colon - hp] = '\0';
-  }
-  const char *port = colon + 1;
-  char *end;
-  long p = strtol(port, &end, 10);
-  if (!*port || *end || p < 0 || p > 65535)
-    return rstate__err(RSTATE_EINVAL, "%s: \"%s\": the port must be a number from 0 to 65535", fn, uri);
+  const char *port;
+  int rc = rstate__hostport(uri, host, sizeof host, &port, fn);
+  if (rc) return rc;
   struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai = NULL;
   int gai = getaddrinfo(host, port, &hints, &ai);
   if (gai || !ai)

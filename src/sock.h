@@ -15,6 +15,10 @@ typedef struct rstate__addr {
   int family; /* AF_UNIX or AF_INET / AF_INET6 */
 } rstate__addr;
 
+/* Splits the host and port of a "tcp:host:port" or "tcp:[v6]:port" URI: host
+ * (cap bytes) gets the host without brackets, *port points into uri at a
+ * number from 0 to 65535. RSTATE_EINVAL with a sentence; fn prefixes it. */
+int rstate__hostport(const char *uri, char *host, size_t cap, const char **port, const char *fn);
 /* Parses a "unix:" or "tcp:" URI (numeric or named host; "[::1]:7411" for
  * IPv6). RSTATE_EINVAL with a sentence naming what is wrong. fn prefixes
  * the sentence. */

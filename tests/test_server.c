@@ -288,6 +288,14 @@ Test(server, bad_uris_and_options_are_einval) {
   ASSERT_RC(rstate_server_start(&srv, s, "tcp:127.0.0.1:70000", NULL), RSTATE_EINVAL);
   ASSERT_RC(rstate_server_start(&srv, s, "tcp::80", NULL), RSTATE_EINVAL);
   ASSERT_RC(rstate_server_start(&srv, s, "unix:", NULL), RSTATE_EINVAL);
+  ASSERT_RC(rstate_server_start(&srv, s, "tcp:127.0.0.1:8x", NULL), RSTATE_EINVAL);
+  cr_assert(strstr(rstate_last_error(), "\"tcp:127.0.0.1:8x\": the port must be a number from 0 to 65535"),
+            "the sentence names the URI and the rule: %s", rstate_last_error());
+  ASSERT_RC(rstate_server_start(&srv, s, "tcp:[::1:0", NULL), RSTATE_EINVAL);
+  char longpath[200] = "unix:/tmp/";
+  memset(longpath + 10, 'x', sizeof longpath - 11);
+  ASSERT_RC(rstate_server_start(&srv, s, longpath, NULL), RSTATE_EINVAL);
+  cr_assert(strstr(rstate_last_error(), "a socket path is at most"), "%s", rstate_last_error());
   ASSERT_RC(rstate_server_start(&srv, NULL, "tcp:127.0.0.1:0", NULL), RSTATE_EINVAL);
   ASSERT_RC(rstate_server_start(NULL, s, "tcp:127.0.0.1:0", NULL), RSTATE_EINVAL);
   ASSERT_RC(rstate_server_start(&srv, s, NULL, NULL), RSTATE_EINVAL);
