@@ -274,8 +274,12 @@ RSTATE_API int rstate_open(rstate_store **out, const char *uri, const rstate_opt
  *    more than the server's max_queue_bytes behind. Callbacks may call the
  *    store: the call then reads the connection itself until its answer
  *    comes.
- *  - A watch the server refuses to take back after a reconnect (over its
- *    4096 subscriptions per connection) receives nothing more.
+ *  - A watch the server does not take back after a reconnect (it refused,
+ *    out of memory, or the watch does not fit in that server's max_frame)
+ *    receives nothing until it does: the connection thread asks again every
+ *    heartbeat interval and after every reconnect, and the watch then
+ *    resumes as after any gap (the missed changes, or RESYNC). The store's
+ *    other watches and calls go on meanwhile.
  *  - A client far behind gets coalesced events (coalesced > 1): whole values,
  *    first old value, latest new value, nothing lost without being counted.
  *  - Definitions are checked locally before they are sent (the same errors,

@@ -416,6 +416,7 @@ static int connect_once(remote *r) {
   pthread_mutex_unlock(&r->wlock);
   r->state = CONN_CONNECTED;
   r->last_rx_ns = rstate__monotonic_ns();
+  r->retry_ns = r->last_rx_ns + (int64_t)heartbeat_ms(r) * 1000000;
   rstate__sub_resubscribe(r);
   r->instance = r->welcome.instance_id;
   pthread_cond_broadcast(&r->cond);
@@ -468,17 +469,22 @@ static void serve(remote *r) {
   for (;;) {
     pthread_mutex_lock(&r->lock);
     if (r->answered) release_answered(r); /* answered while on_state ran */
+    int64_t hb_ns = (int64_t)heartbeat_ms(r) * 1000000, now = rstate__monotonic_ns();
+    if (now >= r->retry_ns) {
+      rstate__sub_retry(r); /* a send that fails on the socket drops the connection */
+      r->retry_ns = now + hb_ns;
+    }
     if (r->state != CONN_CONNECTED) {
       pthread_mutex_unlock(&r->lock);
       return;
     }
     int fd = r->fd;
-    int hb = heartbeat_ms(r);
-    int64_t dead_at = r->last_rx_ns + 3 * (int64_t)hb * 1000000;
+    int64_t dead_at = r->last_rx_ns + 3 * hb_ns;
+    int64_t wake_at = dead_at < r->retry_ns ? dead_at : r->retry_ns;
     pthread_mutex_unlock(&r->lock);
 
     struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = r->wake, .events = POLLIN}};
-    int n = poll(p, 2, ms_until(dead_at));
+    int n = poll(p, 2, ms_until(wake_at));
     pthread_mutex_lock(&r->lock);
     if (r->closing) rstate__remote_drop(r, "the store is closing");
     if (r->state != CONN_CONNECTED) {

@@ -69,6 +69,7 @@ typedef struct remote {
   rstate__wire_welcome welcome;
   uint64_t instance;          /* the server instance subscriptions belong to */
   int64_t last_rx_ns;         /* monotonic: the last frame received */
+  int64_t retry_ns;           /* monotonic: when refused subscriptions are asked for again */
   uint32_t next_req;
   uint32_t emit_depth; /* feedback depth of the events taken now (pump) */
   waiter *waiters;
@@ -117,6 +118,9 @@ void rstate__sub_lost(remote *r);
 /* A new connection (under lock): every subscription is sent again, resuming
  * from its last revision when the server is the same instance. */
 void rstate__sub_resubscribe(remote *r);
+/* Sends again each subscription the server did not take back (under lock,
+ * connection thread, once per heartbeat interval). */
+void rstate__sub_retry(remote *r);
 /* Frees every subscription (closing). */
 void rstate__sub_free_all(remote *r);
 void rstate__sub_out_free(remote *r);

@@ -47,7 +47,7 @@ struct rsub {
   bool subscribed;      /* the first WATCH was answered whole */
   bool initial_pending; /* INITIAL events are on their way */
   bool gap;             /* ... and they rebuild the view */
-  bool broken;          /* the server refused to take it back */
+  bool broken;          /* not taken back after a reconnect: asked again every heartbeat */
   uint32_t watch_req;
   waiter *waiter;    /* the first WATCH's caller, until it returns */
   uint64_t resume;   /* revision of the last group received whole */
@@ -223,15 +223,27 @@ void rstate__sub_unsubscribe(remote *r, rstate_sub *handle) {
   pthread_mutex_unlock(&r->lock);
 }
 
-void rstate__sub_resubscribe(remote *r) {
-  for (rsub *s = r->subs; s; s = s->next) {
-    if (s->waiter) continue; /* its first WATCH failed with the old connection */
-    uint64_t resume_after = s->instance == r->welcome.instance_id ? s->resume : 0;
+/* Sends WATCH for s again on the current connection, resuming after the last
+ * revision it received whole when the server is the instance it came from.
+ * A WATCH that cannot be sent (larger than this server's max_frame) leaves s
+ * broken, to be asked again later. */
+static void ask_again(remote *r, rsub *s) {
+  if (s->instance != r->welcome.instance_id) {
     s->instance = r->welcome.instance_id;
-    s->broken = false;
-    s->watch_req = rstate__remote_next_req(r); /* its answer comes to rstate__sub_frame */
-    send_watch(r, s, resume_after);
+    s->resume = 0; /* a new server: its revisions are not ours */
   }
+  s->watch_req = rstate__remote_next_req(r); /* its answer comes to rstate__sub_frame */
+  s->broken = send_watch(r, s, s->resume) != RSTATE_OK;
+}
+
+void rstate__sub_resubscribe(remote *r) {
+  for (rsub *s = r->subs; s; s = s->next)
+    if (!s->waiter) ask_again(r, s); /* (a waiter: its first WATCH failed with the old connection) */
+}
+
+void rstate__sub_retry(remote *r) {
+  for (rsub *s = r->subs; s && r->state == CONN_CONNECTED; s = s->next)
+    if (s->broken && !s->waiter) ask_again(r, s);
 }
 
 void rstate__sub_lost(remote *r) {
@@ -243,7 +255,7 @@ void rstate__sub_lost(remote *r) {
 
 void rstate__sub_error(remote *r, const rstate__wire_error *e) {
   for (rsub *s = r->subs; s; s = s->next)
-    if (s->watch_req == e->req) s->broken = true; /* the server refused to take it back */
+    if (s->watch_req == e->req) s->broken = true; /* the server refused to take it back: asked again later */
 }
 
 void rstate__sub_free_all(remote *r) {

@@ -6,6 +6,7 @@
  * RESYNC events after a gap. The network failures come from a proxy
  * (proxy.h) between the client and the server.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -14,6 +15,7 @@
 #include <time.h>
 
 #include "proxy.h"
+#include "wireclient.h"
 #include "recorder.h"
 
 /* ---- a served store, a proxy in front of it, and a client ---------------- */
@@ -391,6 +393,200 @@ Test(remote, a_restarted_server_gives_resync) {
   rec_wait(&r, 2);
   cr_assert_eq(r.ev[1].kind, RSTATE_EVENT_CHANGED, "and then changes as before");
   rstate_close(c);
+  rec_free(&r);
+}
+
+/* A watch whose WATCH frame is larger than a new server's max_frame cannot be
+ * taken back there: the other watches go on, it is asked for again (every
+ * heartbeat, and after every reconnect), and a server that can take it
+ * gives it the RESYNC events of what it missed. (With 50 ms heartbeats the
+ * client asks again, and fails to send, while it talks to the small server.) */
+Test(remote, a_watch_a_new_server_cannot_take_is_asked_for_again_until_one_can) {
+  h_define_ok(backing, "s.x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  h_define_ok(backing, "s.y", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  rstate_options o = {.connect_timeout_ms = 200, .heartbeat_ms = 50, .on_state = on_state};
+  rstate_store *c = NULL;
+  ASSERT_RC(rstate_open(&c, server_uri, &o), RSTATE_OK);
+  /* "s.x" and 40 patterns of 120 bytes: a WATCH frame over 4096 bytes */
+  enum { N_BIG = 41 };
+  char big[N_BIG][128];
+  const char *pats[N_BIG];
+  snprintf(big[0], sizeof big[0], "s.x");
+  for (int i = 1; i < N_BIG; i++) {
+    snprintf(big[i], sizeof big[i], "other.%02d.", i);
+    memset(big[i] + 9, 'q', 110);
+    strcpy(big[i] + 119, "*");
+    pats[i] = big[i];
+  }
+  pats[0] = big[0];
+  recorder rx, ry;
+  rec_init(&rx);
+  rec_init(&ry);
+  rec_watch(c, &rx, pats, N_BIG, NULL);
+  rec_watch1(c, &ry, "s.y", NULL);
+
+  rstate_server_stop(server);
+  wait_state(RSTATE_STATE_DISCONNECTED, 1);
+  ASSERT_RC(rstate_set_int(backing, "s.x", 5), RSTATE_OK);
+  rstate_server_opts small = {.max_frame = 4096};
+  ASSERT_RC(rstate_server_start(&server, backing, server_uri, &small), RSTATE_OK);
+  wait_state(RSTATE_STATE_CONNECTED, 2);
+  ASSERT_RC(rstate_set_int(c, "s.y", 1), RSTATE_OK);
+  rec_wait(&ry, 1);
+  cr_assert_eq(ry.ev[ry.n - 1].new_value.u.i, 1, "the watch the server took back goes on");
+  pthread_mutex_lock(&rx.lock);
+  cr_assert_eq(rx.n, 0, "no server took the big watch yet, so it has no event (got %zu)", rx.n);
+  pthread_mutex_unlock(&rx.lock);
+
+  rstate_server_stop(server);
+  wait_state(RSTATE_STATE_DISCONNECTED, 2);
+  ASSERT_RC(rstate_server_start(&server, backing, server_uri, NULL), RSTATE_OK);
+  wait_state(RSTATE_STATE_CONNECTED, 3);
+  rec_wait(&rx, 1);
+  pthread_mutex_lock(&rx.lock);
+  cr_assert_eq(rx.ev[0].kind, RSTATE_EVENT_RESYNC, "what it missed comes as RESYNC");
+  cr_assert_str_eq(rx.ev[0].name, "s.x");
+  cr_assert_eq(rx.ev[0].old_value.u.i, 0);
+  cr_assert_eq(rx.ev[0].new_value.u.i, 5);
+  pthread_mutex_unlock(&rx.lock);
+  ASSERT_RC(rstate_set_int(c, "s.x", 6), RSTATE_OK);
+  rec_wait(&rx, 2);
+  cr_assert_eq(rx.ev[1].kind, RSTATE_EVENT_CHANGED, "and then changes as before");
+  cr_assert_eq(rx.ev[1].new_value.u.i, 6);
+  rstate_close(c);
+  rec_free(&rx);
+  rec_free(&ry);
+}
+
+/* ---- a scripted server ------------------------------------------------------------------ */
+
+/* Plays a server that takes a watch, drops the connection, refuses the
+ * watch once when the client comes back (as a server out of memory would),
+ * and takes it when asked again on the same connection. Whatever goes wrong
+ * is written to failure; the test asserts it is empty. */
+typedef struct refusing {
+  int lfd;
+  char failure[160];
+  int watches_after_refusal;
+} refusing;
+
+#define SCRIPT_FAIL(st, ...)                                     \
+  do {                                                           \
+    snprintf((st)->failure, sizeof (st)->failure, __VA_ARGS__); \
+    goto done;                                                   \
+  } while (0)
+
+/* The next frame other than PING, PONG and UNWATCH, sending PING every
+ * 20 ms meanwhile so the client does not declare the server dead. */
+static int script_next(wc *c) {
+  for (int waited = 0; waited < 10000; waited += 20) {
+    int t = wc_next(c, 20);
+    if (t == RSTATE__WIRE_UNWATCH) continue;
+    if (t) return t;
+    rstate__wire_put_ping(&c->out, RSTATE__WIRE_PING, 1);
+    wc_flush(c);
+  }
+  return 0;
+}
+
+static void script_welcome(wc *c, uint64_t revision) {
+  rstate__wire_welcome w = {RSTATE__WIRE_VERSION, 7, 50, revision, RSTATE__WIRE_DEFAULT_MAX_FRAME,
+                            RSTATE__WIRE_READ_WRITE};
+  rstate__wire_put_welcome(&c->out, &w);
+  wc_flush(c);
+}
+
+static void script_events(wc *c, uint64_t sub, uint64_t revision, rstate_event_kind kind, int64_t old, int64_t now) {
+  rstate__wire_event ev = {kind, "s.x", RSTATE_TYPE_INTEGER, kind == RSTATE_EVENT_INITIAL ? (rstate_value){0} : rstate_int(old),
+                           rstate_int(now), revision, 0, kind == RSTATE_EVENT_INITIAL ? 0 : 1};
+  rstate__wire_events e = {sub, revision, 0, NULL, NULL, 0, &ev, 1};
+  rstate__wire_put_events(&c->out, &e);
+  wc_flush(c);
+}
+
+static void *refusing_server(void *arg) {
+  refusing *st = arg;
+  wc c = {.fd = -1};
+  /* connection 1: the watch is taken at revision 1, x = 0 */
+  if (wc_accept(&c, st->lfd)) SCRIPT_FAIL(st, "accept: %s", strerror(errno));
+  if (script_next(&c) != RSTATE__WIRE_HELLO) SCRIPT_FAIL(st, "connection 1: no HELLO");
+  script_welcome(&c, 1);
+  int t = script_next(&c);
+  if (t == RSTATE__WIRE_INFO) { /* rstate_watch asks what the watched name is */
+    rstate__wire_info_reply info = {c.m.u.name.req, {RSTATE_TYPE_INTEGER, 1, 1, 0}};
+    rstate__wire_put_info_reply(&c.out, &info);
+    wc_flush(&c);
+    t = script_next(&c);
+  }
+  if (t != RSTATE__WIRE_WATCH) SCRIPT_FAIL(st, "connection 1: %s instead of WATCH", rstate__wire_type_name(t));
+  rstate__wire_watch_reply r = {c.m.u.watch.req, c.m.u.watch.sub, RSTATE__WIRE_WATCH_NEW, 1, 1};
+  uint64_t sub = r.sub;
+  rstate__wire_put_watch_reply(&c.out, &r);
+  script_events(&c, sub, 1, RSTATE_EVENT_INITIAL, 0, 0);
+  wc_close(&c);
+
+  /* connection 2: the same server; x became 5 at revision 2 meanwhile */
+  if (wc_accept(&c, st->lfd)) SCRIPT_FAIL(st, "accept: %s", strerror(errno));
+  if (script_next(&c) != RSTATE__WIRE_HELLO) SCRIPT_FAIL(st, "connection 2: no HELLO");
+  script_welcome(&c, 2);
+  if (script_next(&c) != RSTATE__WIRE_WATCH) SCRIPT_FAIL(st, "connection 2: no WATCH");
+  if (c.m.u.watch.sub != sub || c.m.u.watch.resume_after != 1)
+    SCRIPT_FAIL(st, "connection 2: WATCH of sub %llu after %llu, want sub %llu after 1",
+                (unsigned long long)c.m.u.watch.sub, (unsigned long long)c.m.u.watch.resume_after,
+                (unsigned long long)sub);
+  rstate__wire_error no = {c.m.u.watch.req, RSTATE_ENOMEM, "out of memory", RSTATE__WIRE_NO_INDEX};
+  rstate__wire_put_error(&c.out, &no);
+  wc_flush(&c);
+  t = script_next(&c);
+  if (t != RSTATE__WIRE_WATCH) SCRIPT_FAIL(st, "the refused watch was not asked for again (frame type %d)", t);
+  st->watches_after_refusal++;
+  if (c.m.u.watch.resume_after != 1)
+    SCRIPT_FAIL(st, "asked again after %llu, want 1", (unsigned long long)c.m.u.watch.resume_after);
+  r = (rstate__wire_watch_reply){c.m.u.watch.req, sub, RSTATE__WIRE_WATCH_RESUMED, 1, 0};
+  rstate__wire_put_watch_reply(&c.out, &r);
+  script_events(&c, sub, 2, RSTATE_EVENT_CHANGED, 0, 5);
+  while (script_next(&c) > 0) { /* until the client closes */
+  }
+done:
+  wc_close(&c);
+  return NULL;
+}
+
+Test(remote, a_watch_the_server_refuses_to_take_back_is_asked_for_again) {
+  refusing st = {0};
+  char path[108];
+  snprintf(path, sizeof path, "/tmp/rstate-refusing-%d.sock", (int)getpid());
+  unlink(path);
+  st.lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+  cr_assert(bind(st.lfd, (struct sockaddr *)&sa, sizeof sa) == 0 && listen(st.lfd, 4) == 0, "%s", strerror(errno));
+  pthread_t th;
+  pthread_create(&th, NULL, refusing_server, &st);
+  char uri[120];
+  snprintf(uri, sizeof uri, "unix:%s", path);
+  rstate_options o = {.connect_timeout_ms = 2000, .on_state = on_state};
+  rstate_store *c = NULL;
+  ASSERT_RC(rstate_open(&c, uri, &o), RSTATE_OK);
+  recorder r;
+  rec_init(&r);
+  const char *name = "s.x";
+  rstate_watch_id id;
+  int rc = rstate_watch(c, &name, 1, rec_cb, &r, NULL, &id);
+  cr_assert_eq(rc, RSTATE_OK, "rstate_watch: %s; the scripted server: %s", rstate_last_error(), st.failure);
+  wait_state(RSTATE_STATE_CONNECTED, 2); /* the script dropped the first connection */
+  rec_wait(&r, 1);
+  pthread_mutex_lock(&r.lock);
+  cr_assert_eq(r.ev[0].kind, RSTATE_EVENT_CHANGED, "the change made while it was refused arrives");
+  cr_assert_eq(r.ev[0].old_value.u.i, 0);
+  cr_assert_eq(r.ev[0].new_value.u.i, 5);
+  pthread_mutex_unlock(&r.lock);
+  rstate_close(c);
+  pthread_join(th, NULL);
+  cr_assert_str_empty(st.failure, "the scripted server: %s", st.failure);
+  cr_assert_eq(st.watches_after_refusal, 1);
+  close(st.lfd);
+  unlink(path);
   rec_free(&r);
 }
 

@@ -21,13 +21,23 @@ static int64_t wc_now_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int wc_connect(wc *c, const char *uri) {
+static void wc_init(wc *c) {
   memset(c, 0, sizeof *c);
   c->fd = -1;
   c->auto_pong = true;
   rstate__wire_reader_init(&c->rd, rstate__wire_client_limit(RSTATE__WIRE_DEFAULT_MAX_FRAME * 4));
   rstate__wire_buf_init(&c->out);
   rstate__wire_buf_init(&c->scratch);
+}
+
+int wc_accept(wc *c, int lfd) {
+  wc_init(c);
+  c->fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+  return c->fd < 0 ? -errno : 0;
+}
+
+int wc_connect(wc *c, const char *uri) {
+  wc_init(c);
   if (strncmp(uri, "unix:", 5) == 0) {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     snprintf(sa.sun_path, sizeof sa.sun_path, "%s", uri + 5);

@@ -1,7 +1,8 @@
 /*
  * wireclient.h — a raw protocol client for tests (wireclient.c): a socket,
  * the codec's reader and buffers, and nothing of the library's remote store,
- * so server tests see exactly the frames the server sends.
+ * so server tests see exactly the frames the server sends. The same end,
+ * accepted instead of connected, plays a scripted server for client tests.
  */
 #ifndef RSTATE_TEST_WIRECLIENT_H
 #define RSTATE_TEST_WIRECLIENT_H
@@ -23,6 +24,9 @@ typedef struct wc {
 
 /* Connects to "unix:/path" or "tcp:HOST:PORT". 0, or -errno. */
 int wc_connect(wc *c, const char *uri);
+/* The server's end instead: accepts a connection on the listening socket
+ * lfd, for a test that plays a scripted server. 0, or -errno. */
+int wc_accept(wc *c, int lfd);
 void wc_close(wc *c);
 /* Writes c->out whole (blocking); 0, or -errno. */
 int wc_flush(wc *c);
