@@ -32,9 +32,10 @@
 #define R(b) ((remote *)(b))
 #define BACKOFF_FIRST_MS 50
 #define BACKOFF_CAP_MS 5000
-/* Bytes read before the events in them are delivered: small enough that the
- * event batches alive at once stay under malloc's trim threshold (128 KiB),
- * which would otherwise give memory back and fault it in again per read. */
+/* The most bytes read before the events in them are delivered: small enough
+ * that the event batches alive at once stay under malloc's trim threshold
+ * (128 KiB), which would otherwise give memory back and fault it in again
+ * per read. A connection starts with 4 KiB reads (rstate__wire_read_size). */
 #define READ_CHUNK 16384
 
 static _Thread_local remote *tls_conn; /* the remote whose connection thread this is */
@@ -144,6 +145,24 @@ static void process_frames(remote *r);
 
 /* The connection thread waiting for its own request (from a callback):
  * read until the answer is in. */
+/* Reads what the socket has, up to the connection's read size, into the
+ * reader: the bytes taken, 0 when the server closed, -1 with errno. */
+static ssize_t read_some(remote *r, int fd) {
+  size_t room;
+  uint8_t *buf = rstate__wire_reader_prepare(&r->reader, r->read_size, &room);
+  if (!buf) {
+    errno = ENOMEM;
+    return -1;
+  }
+  size_t want = room < r->read_size ? room : r->read_size;
+  ssize_t k = recv(fd, buf, want, MSG_DONTWAIT);
+  if (k > 0) {
+    r->read_size = rstate__wire_read_size(r->read_size, (size_t)k, want, READ_CHUNK);
+    rstate__wire_reader_commit(&r->reader, (size_t)k);
+  }
+  return k;
+}
+
 static void pump(remote *r, waiter *w, int64_t deadline) {
   /* what arrives now may be caused by the write this callback waits for: it
    * counts as one more link of a feedback chain (RSTATE_CASCADE_LIMIT) */
@@ -158,10 +177,8 @@ static void pump(remote *r, waiter *w, int64_t deadline) {
     pthread_mutex_lock(&r->lock);
     if (n == 0) break; /* timed out */
     if (n < 0) continue;
-    size_t room;
-    uint8_t *buf = rstate__wire_reader_prepare(&r->reader, 65536, &room);
-    ssize_t k = buf ? recv(fd, buf, room, MSG_DONTWAIT) : -1;
-    if (k > 0 && rstate__wire_reader_commit(&r->reader, (size_t)k) == RSTATE_OK) {
+    ssize_t k = read_some(r, fd);
+    if (k > 0) {
       process_frames(r);
     } else if (k == 0 || (k < 0 && errno != EAGAIN && errno != EINTR)) {
       rstate__remote_drop(r, k == 0 ? "the server closed the connection" : strerror(errno));
@@ -360,6 +377,7 @@ static int handshake(remote *r, int fd, int64_t deadline) {
   rstate__wire_buf_free(&b);
   if (rc) return rc;
   rstate__wire_reader_init(&r->reader, RSTATE__WIRE_HANDSHAKE_MAX);
+  r->read_size = RSTATE__WIRE_READ_FIRST;
   for (;;) {
     rstate__wire_frame f;
     int k = rstate__wire_reader_next(&r->reader, &f);
@@ -494,10 +512,8 @@ static void serve(remote *r) {
     if (n == 0 && rstate__monotonic_ns() >= dead_at) {
       rstate__remote_drop(r, "the server stopped answering heartbeats");
     } else if (n > 0 && p[0].revents) {
-      size_t room;
-      uint8_t *buf = rstate__wire_reader_prepare(&r->reader, READ_CHUNK, &room);
-      ssize_t k = buf ? recv(fd, buf, room < READ_CHUNK ? room : READ_CHUNK, MSG_DONTWAIT) : -1;
-      if (k > 0 && rstate__wire_reader_commit(&r->reader, (size_t)k) == RSTATE_OK) {
+      ssize_t k = read_some(r, fd);
+      if (k > 0) {
         r->in_serve = true;
         process_frames(r);
         r->in_serve = false;

@@ -65,6 +65,7 @@ typedef struct remote {
   int fd;           /* -1 when disconnected */
   int wake;         /* eventfd: wakes the connection thread (closing) */
   rstate__wire_reader reader; /* connection thread only */
+  size_t read_size;           /* ... and its next read's size (rstate__wire_read_size) */
   rstate__wire_buf scratch;   /* decoding, connection thread only */
   rstate__wire_welcome welcome;
   uint64_t instance;          /* the server instance subscriptions belong to */

@@ -88,6 +88,7 @@ typedef struct client {
   uint32_t events; /* epoll mask in force */
   int64_t last_rx, last_ping, deadline;
   rstate__wire_reader rd;
+  size_t read_size; /* rstate__wire_read_size: grows up to READ_CHUNK with the traffic */
   rstate__wire_buf out;
   size_t out_off;
   sub **subs;
@@ -437,6 +438,7 @@ static void on_accept(rstate_server *srv) {
     c->last_rx = c->last_ping = now_ms();
     c->events = EPOLLIN;
     rstate__wire_reader_init(&c->rd, RSTATE__WIRE_HANDSHAKE_MAX);
+    c->read_size = RSTATE__WIRE_READ_FIRST;
     rstate__wire_buf_init(&c->out);
     struct epoll_event e = {.events = EPOLLIN, .data.ptr = c};
     if (epoll_ctl(srv->ep, EPOLL_CTL_ADD, fd, &e) != 0) {
@@ -929,7 +931,7 @@ static void on_readable(rstate_server *srv, client *c) {
       continue;
     }
     size_t room = 0;
-    uint8_t *p = rstate__wire_reader_prepare(&c->rd, READ_CHUNK, &room);
+    uint8_t *p = rstate__wire_reader_prepare(&c->rd, c->read_size, &room);
     if (!p) {
       fail(srv, c, RSTATE_ENOMEM, "the server ran out of memory");
       return;
@@ -945,6 +947,7 @@ static void on_readable(rstate_server *srv, client *c) {
       return;
     }
     srv->bytes_in += (uint64_t)r;
+    c->read_size = rstate__wire_read_size(c->read_size, (size_t)r, room, READ_CHUNK);
     c->last_rx = now_ms();
     rstate__wire_reader_commit(&c->rd, (size_t)r);
     rstate__wire_frame f;

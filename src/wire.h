@@ -174,6 +174,14 @@ int rstate__wire_reader_feed(rstate__wire_reader *r, const void *bytes, size_t n
  * never on a declared length. After an error, committed bytes are dropped. */
 uint8_t *rstate__wire_reader_prepare(rstate__wire_reader *r, size_t want, size_t *room);
 int rstate__wire_reader_commit(rstate__wire_reader *r, size_t n);
+/* How much a connection asks prepare for: RSTATE__WIRE_READ_FIRST at first,
+ * doubling up to max after each read that filled all the room it had (got ==
+ * room), so an idle connection holds a small buffer and a busy one reads in
+ * large batches. Returns the next read size. */
+#define RSTATE__WIRE_READ_FIRST 4096u
+static inline size_t rstate__wire_read_size(size_t size, size_t got, size_t room, size_t max) {
+  return got == room && size < max ? (2 * size < max ? 2 * size : max) : size;
+}
 /* 1: *out is the next whole frame (its body stays valid until the next
  * feed, prepare, commit or free: next() itself moves nothing, so several
  * frames may be held at once); 0: need more bytes; RSTATE_ELIMIT: a length

@@ -1468,3 +1468,18 @@ Test(wire, buf_consume_drops_from_the_front) {
   rstate__wire_buf_free(&b);
   cr_assert_null(b.data);
 }
+
+/* A connection's reads start small and grow only while they come back full,
+ * so an idle connection holds 4 KiB and a streaming one reads in batches. */
+Test(wire, read_size_grows_while_reads_fill_their_room) {
+  size_t s = RSTATE__WIRE_READ_FIRST;
+  s = rstate__wire_read_size(s, 100, s, 65536);
+  cr_assert_eq(s, 4096, "a short read keeps the size");
+  s = rstate__wire_read_size(s, 4096, 4096, 65536);
+  cr_assert_eq(s, 8192, "a full read doubles it");
+  s = rstate__wire_read_size(s, 8192, 16384, 65536);
+  cr_assert_eq(s, 8192, "a read short of a larger room keeps it");
+  for (int i = 0; i < 10; i++) s = rstate__wire_read_size(s, s, s, 65536);
+  cr_assert_eq(s, 65536, "never past the maximum");
+  cr_assert_eq(rstate__wire_read_size(49152, 49152, 49152, 65536), 65536, "the last step stops at the maximum");
+}
