@@ -18,6 +18,12 @@
  *   remote.tcp / .p50 / .p99    the same over tcp:127.0.0.1
  *   remote.tcp.set
  *
+ * Each is measured twice: first as the scheduler places the threads (on
+ * this 2-vCPU guest each hop then wakes a thread on the other, often idle,
+ * vCPU), then with every thread of the process on one CPU (suffix .1cpu:
+ * each hop is a context switch on a running CPU, as when a client and a
+ * server share a core). The floors are measured again in each placement.
+ *
  * Floors, per transport, measured in the same run with messages of one EVENT
  * frame's size (89 bytes): floor.X.rtt — a ping-pong round trip between two
  * threads (two one-way trips and two wakeups: the least any request →
@@ -28,16 +34,20 @@
  */
 #include "bench_remote.h"
 
-static void run(const char *t, size_t samples, double target_p50, double target_p99) {
-  char id[64], fid[64], rid[64], label[160];
+#include <sched.h>
+
+/* t: "unix" or "tcp"; place: "" or ".1cpu" (appended to every id). */
+static void run(const char *t, const char *place, size_t samples, double target_p50, double target_p99) {
+  char id[64], fid[64], rid[64], label[200];
+  const char *where = *place ? ", threads on one CPU" : "";
 
   bsum rtt = floor_pingpong(t, samples);
-  snprintf(fid, sizeof fid, "floor.%s.rtt", t);
-  snprintf(label, sizeof label, "floor: %s socket ping-pong round trip, 89-byte messages", t);
+  snprintf(fid, sizeof fid, "floor.%s.rtt%s", t, place);
+  snprintf(label, sizeof label, "floor: %s socket ping-pong round trip, 89-byte messages%s", t, where);
   bench_floor_row(fid, label, rtt);
   bsum relay = floor_relay(t, samples);
-  snprintf(rid, sizeof rid, "floor.%s.relay", t);
-  snprintf(label, sizeof label, "floor: %s relay A -> middle thread -> B, timed as ours", t);
+  snprintf(rid, sizeof rid, "floor.%s.relay%s", t, place);
+  snprintf(label, sizeof label, "floor: %s relay A -> middle thread -> B, timed as ours%s", t, where);
   bench_floor_row(rid, label, relay);
 
   bserver b;
@@ -68,19 +78,19 @@ static void run(const char *t, size_t samples, double target_p50, double target_
   bench_expect("remote latency: coalesced", a.coalesced, samples + warm);
   bsum s = bs_sum(&st), ss = bs_sum(&setst);
 
-  snprintf(id, sizeof id, "remote.%s", t);
-  snprintf(label, sizeof label, "set on client A -> inline callback on client B, %s:", t);
+  snprintf(id, sizeof id, "remote.%s%s", t, place);
+  snprintf(label, sizeof label, "set on client A -> inline callback on client B, %s:%s", t, where);
   bench_latency(id, label, "ns/event", s, rid, relay.mean, 0, 0);
-  snprintf(id, sizeof id, "remote.%s.p50", t);
-  snprintf(label, sizeof label, "set on client A -> callback on client B, %s:, p50", t);
+  snprintf(id, sizeof id, "remote.%s%s.p50", t, place);
+  snprintf(label, sizeof label, "set on client A -> callback on client B, %s:, p50%s", t, where);
   bench_pct_row(id, label, s.p50, s, fid, rtt.p50, '<', target_p50);
   if (target_p99 > 0) {
-    snprintf(id, sizeof id, "remote.%s.p99", t);
-    snprintf(label, sizeof label, "set on client A -> callback on client B, %s:, p99", t);
+    snprintf(id, sizeof id, "remote.%s%s.p99", t, place);
+    snprintf(label, sizeof label, "set on client A -> callback on client B, %s:, p99%s", t, where);
     bench_pct_row(id, label, s.p99, s, fid, rtt.p99, '<', target_p99);
   }
-  snprintf(id, sizeof id, "remote.%s.set", t);
-  snprintf(label, sizeof label, "rstate_set on a %s: client, call to return", t);
+  snprintf(id, sizeof id, "remote.%s%s.set", t, place);
+  snprintf(label, sizeof label, "rstate_set on a %s: client, call to return%s", t, where);
   bench_latency(id, label, "ns/op", ss, fid, rtt.mean, 0, 0);
 
   bs_free(&st);
@@ -93,7 +103,15 @@ static void run(const char *t, size_t samples, double target_p50, double target_
 int main(int argc, char **argv) {
   bench_init(argc, argv, "remote_latency");
   size_t samples = bench_n(5000, 500);
-  run("unix", samples, 25000, 100000);
-  run("tcp", samples, 30000, 0);
+  run("unix", "", samples, 25000, 100000);
+  run("tcp", "", samples, 30000, 0);
+  /* every thread started from here on (server, connection threads, the
+   * floors' threads) inherits this thread's one CPU */
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(sched_getcpu() < 0 ? 0 : sched_getcpu(), &one);
+  if (sched_setaffinity(0, sizeof one, &one) != 0) bench_die("sched_setaffinity: cannot keep the threads on one CPU");
+  run("unix", ".1cpu", samples, 25000, 100000);
+  run("tcp", ".1cpu", samples, 30000, 0);
   return 0;
 }
