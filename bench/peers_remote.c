@@ -2,38 +2,54 @@
  * peers_remote.c — the remote peers issue 5 quotes, measured the way
  * remote_latency.c, remote_throughput.c and remote_fanout.c measure us, on
  * this machine, in the same run: Redis (a SET reaching a client subscribed
- * to its keyspace notification). Built and run only by `make bench-peers`.
+ * to its keyspace notification) and NATS (a JetStream KV put reaching a KV
+ * watch; core publish/subscribe). Built and run only by `make bench-peers`.
  *
- * The program starts its own servers (fork/exec, loopback and a socket in a
- * temporary directory, nothing persisted), waits until they answer (a
- * bounded poll), and kills and reaps them when it exits, however it exits.
- * The clients are minimal protocol code of our own (RESP over a socket),
- * each connection read by a blocked thread of its own, as our clients'
- * connection threads are; arrivals meet at bench_remote.h's `arrival`, so
- * the clock is read where our inline callbacks read it.
+ * The program starts its own servers (fork/exec; Redis on a socket in a
+ * temporary directory and a port on 127.0.0.1, NATS on a port of
+ * 127.0.0.1; nothing persisted), waits until they answer (a bounded poll),
+ * and kills and reaps them when it exits, however it exits. The clients
+ * are minimal protocol code of our own (RESP2; the NATS client protocol),
+ * each subscriber's connection read by a thread of its own blocked in
+ * read(), as our clients' connection threads are; arrivals meet at
+ * bench_remote.h's `arrival`, the clock read where our inline callbacks
+ * read it, once the whole message is parsed.
  *
  *   peer.redis.unix / .p50 / .p99   client A: SET temperature <n>, waits for
- *                         its +OK; client B, SUBSCRIBEd to
- *                         __keyspace@0__:temperature, has parsed the whole
- *                         "message" push: from just before A's write to B's
- *                         thread (ours: remote.unix)
- *   peer.redis.unix.set   A's SET, write to +OK            (ours: remote.unix.set)
- *   peer.redis.tcp / .p50 / .p99 / .set  the same over tcp:127.0.0.1
- *   peer.redis.stream     notifications/s to one subscriber, a setter
- *                         pipelining SETs 100 to a write (up to 200 in
- *                         flight), unix:                  (ours: remote.stream)
- *   peer.redis.stream.cpu CPU per event, redis-server and this process
- *                                                      (ours: remote.stream.cpu)
+ *                         its +OK, then for client B, SUBSCRIBEd to
+ *                         __keyspace@0__:temperature, to have parsed the
+ *                         "message" push: from just before A's write
+ *                                                    (ours: remote.unix)
+ *   peer.redis.unix.set   A's SET, write to +OK        (ours: remote.unix.set)
+ *   peer.redis.tcp.*      the same over tcp:127.0.0.1  (ours: remote.tcp)
+ *   peer.nats.kv.tcp / .p50 / .p99   A: a KV put (PUB to $KV.bench.temperature
+ *                         with a reply inbox), waits for the JetStream ack;
+ *                         B: a KV watch (an ephemeral push consumer of the
+ *                         bucket's stream, deliver new, no acks, filtered on
+ *                         the key) has parsed the value   (ours: remote.tcp)
+ *   peer.nats.kv.tcp.set  A's put, write to the ack    (ours: remote.tcp.set)
+ *   peer.nats.core.tcp.*  A: PUB temperature; B: SUB temperature, no reply
+ *                         to wait for                  (ours: remote.tcp)
+ *   peer.redis.stream     keyspace messages/s to one subscriber, unix:, a
+ *                         setter pipelining SETs 100 to a write (the next
+ *                         100 written before the last 100's replies are
+ *                         read)                        (ours: remote.stream)
+ *   peer.nats.stream      core messages/s to one subscriber, tcp:, PUBs
+ *                         100 to a write               (ours: remote.stream)
+ *   peer.X.stream.cpu     CPU per event: the server process and this one
+ *                                                  (ours: remote.stream.cpu)
  *   peer.redis.fan100 / .first  one SET -> the last (first) of 100
  *                         subscribers, each its own connection and reader
- *                         thread, unix:               (ours: remote.fanout100)
+ *                         thread, unix:            (ours: remote.fanout100)
+ *   peer.nats.fan100 / .first   one core PUB -> the last (first) of 100
+ *                         core subscribers, tcp:   (ours: remote.fanout100)
  *
- * Floors (same run, bench_remote.h): floor.X.rtt, floor.X.relay for unix and
- * tcp (as remote_latency.c), floor.X.stream (as remote_throughput.c),
- * floor.X.fan100 (as remote_fanout.c). The servers are separate processes,
- * our server a thread of the benchmark's process: on this machine a wakeup
- * costs the same across processes as across threads (both are the floors'
- * kind of hop).
+ * NATS has no Unix socket: its figures are over TCP only. Floors (same run,
+ * bench_remote.h): floor.X.rtt and floor.X.relay for unix and tcp (as
+ * remote_latency.c), floor.X.stream (as remote_throughput.c),
+ * floor.X.fan100 (as remote_fanout.c). The servers are processes of their
+ * own where ours is a thread of the benchmark's process: a wakeup across
+ * processes and one across threads are the same kind of hop (the floors').
  */
 #include "bench_remote.h"
 
@@ -57,7 +73,8 @@ typedef struct peer_proc {
   char log[128];
 } peer_proc;
 
-static char peer_dir[64]; /* the temporary directory: sockets, logs, storage */
+static char peer_dir[64];        /* the temporary directory: sockets, logs, storage */
+static atomic_bool peer_exiting; /* the servers are being stopped: connections close */
 static peer_proc *peer_procs[4];
 static int peer_nprocs;
 
@@ -80,12 +97,27 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 }
 
 static void peers_cleanup(void) {
+  atomic_store(&peer_exiting, true);
   peers_kill();
   if (peer_dir[0]) nftw(peer_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* Interrupted (hyperfine's Ctrl-C, a kill): the servers go, and the files
+ * they leave, removed by name (unlink and rmdir, safe in a signal handler,
+ * where nftw is not). */
 static void on_signal(int sig) {
+  atomic_store(&peer_exiting, true);
   peers_kill();
+  static const char *const files[] = {"redis.sock", "redis-server.log", "nats-server.log", "nats/jetstream", "nats"};
+  char path[sizeof peer_dir + 32];
+  for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+    size_t d = strlen(peer_dir), f = strlen(files[i]);
+    memcpy(path, peer_dir, d);
+    path[d] = '/';
+    memcpy(path + d + 1, files[i], f + 1);
+    if (unlink(path)) rmdir(path);
+  }
+  rmdir(peer_dir);
   _exit(128 + sig);
 }
 
@@ -152,8 +184,9 @@ static void peer_wait_ready(peer_proc *p, int (*ready)(void *), void *arg) {
     int status;
     if (waitpid(p->pid, &status, WNOHANG) == p->pid) {
       p->pid = 0;
-      peer_fail(p, WIFEXITED(status) && WEXITSTATUS(status) == 127 ? "it is not installed (apt-get install redis-server nats-server)"
-                                                                     : "it exited at once");
+      peer_fail(p, WIFEXITED(status) && WEXITSTATUS(status) == 127
+                       ? "it is not installed (apt-get install redis-server nats-server)"
+                       : "it exited at once");
     }
     if (ready(arg)) return;
     if (bench_now() > deadline) peer_fail(p, "it did not answer within 10 s");
@@ -187,8 +220,8 @@ static int peer_connect(const char *path, int port) {
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a)) goto fail;
   } else {
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in a = {
+        .sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a)) goto fail;
     int one = 1;
@@ -315,10 +348,10 @@ static void sub_stop(sub *s) {
   pc_close(&s->c);
 }
 
-/* A reader's end: the connection closed because sub_stop asked, or a
- * failure. */
+/* A reader's end: the connection closed because sub_stop asked, or because
+ * the program is exiting (another thread failed), or a failure. */
 static void sub_ended(sub *s) {
-  if (atomic_load(&s->stop)) return;
+  if (atomic_load(&s->stop) || atomic_load(&peer_exiting)) return;
   fprintf(stderr, "%s: %s: a subscriber's connection %s\n", bench_prog, s->what,
           errno == EAGAIN ? "got nothing for 10 s" : "was closed by the server");
   exit(3);
@@ -337,27 +370,27 @@ static size_t resp_frame(const char *p, size_t n, void *out) {
   size_t line = (size_t)(nl - p) + 1;
   long k = 0;
   switch (p[0]) {
-  case '+':
-  case '-':
-  case ':':
-    return line;
-  case '$':
-    k = strtol(p + 1, NULL, 10);
-    if (k < 0) return line; /* nil */
-    if ((size_t)k > PC_MAX_FRAME) bench_die("redis: a bulk string over 1 MiB");
-    return n >= line + (size_t)k + 2 ? line + (size_t)k + 2 : 0;
-  case '*': {
-    k = strtol(p + 1, NULL, 10);
-    size_t off = line;
-    for (long i = 0; i < k; i++) {
-      size_t e = resp_frame(p + off, n - off, NULL);
-      if (!e) return 0;
-      off += e;
+    case '+':
+    case '-':
+    case ':':
+      return line;
+    case '$':
+      k = strtol(p + 1, NULL, 10);
+      if (k < 0) return line; /* nil */
+      if ((size_t)k > PC_MAX_FRAME) bench_die("redis: a bulk string over 1 MiB");
+      return n >= line + (size_t)k + 2 ? line + (size_t)k + 2 : 0;
+    case '*': {
+      k = strtol(p + 1, NULL, 10);
+      size_t off = line;
+      for (long i = 0; i < k; i++) {
+        size_t e = resp_frame(p + off, n - off, NULL);
+        if (!e) return 0;
+        off += e;
+      }
+      return off;
     }
-    return off;
-  }
-  default:
-    bench_die("redis: a reply that is not RESP2");
+    default:
+      bench_die("redis: a reply that is not RESP2");
   }
   return 0;
 }
@@ -366,8 +399,8 @@ static size_t resp_frame(const char *p, size_t n, void *out) {
 static size_t resp_set(char *buf, size_t size, uint64_t n) {
   char v[24];
   int vl = snprintf(v, sizeof v, "%llu", (unsigned long long)n);
-  return (size_t)snprintf(buf, size, "*3\r\n$3\r\nSET\r\n$%zu\r\n%s\r\n$%d\r\n%s\r\n", strlen(BENCH_VAR), BENCH_VAR,
-                          vl, v);
+  return (size_t)snprintf(buf, size, "*3\r\n$3\r\nSET\r\n$%zu\r\n%s\r\n$%d\r\n%s\r\n", strlen(BENCH_VAR), BENCH_VAR, vl,
+                          v);
 }
 
 static void redis_expect_ok(pconn *c) {
@@ -426,9 +459,27 @@ static void redis_start(redis_server *r) {
   r->port = free_port();
   char port[16];
   snprintf(port, sizeof port, "%d", r->port);
-  char *argv[] = {"redis-server", "--save", "", "--appendonly", "no", "--port", port, "--bind", "127.0.0.1",
-                  "--unixsocket", r->path, "--unixsocketperm", "700", "--notify-keyspace-events", "KA",
-                  "--client-output-buffer-limit", "pubsub 0 0 0", "--dir", peer_dir, "--loglevel", "warning",
+  char *argv[] = {"redis-server",
+                  "--save",
+                  "",
+                  "--appendonly",
+                  "no",
+                  "--port",
+                  port,
+                  "--bind",
+                  "127.0.0.1",
+                  "--unixsocket",
+                  r->path,
+                  "--unixsocketperm",
+                  "700",
+                  "--notify-keyspace-events",
+                  "KA",
+                  "--client-output-buffer-limit",
+                  "pubsub 0 0 0",
+                  "--dir",
+                  peer_dir,
+                  "--loglevel",
+                  "warning",
                   NULL};
   peer_spawn(&r->proc, argv);
   peer_wait_ready(&r->proc, redis_ready, r);
@@ -452,6 +503,270 @@ static void redis_sub_start(sub *s, const redis_server *r, const char *t, arriva
   const char *f = pc_expect(&s->c, resp_frame, NULL, &len, "redis: SUBSCRIBE");
   if (len < 20 || memcmp(f, "*3\r\n$9\r\nsubscribe\r\n", 19)) bench_die("redis: SUBSCRIBE was not confirmed");
   if (pthread_create(&s->thread, NULL, redis_reader, s)) bench_die("pthread_create");
+}
+
+/* ---- NATS: the client protocol --------------------------------------------------- */
+
+enum { NATS_MSG, NATS_PING, NATS_PONG, NATS_OK, NATS_ERR, NATS_INFO };
+
+/* What nats_frame decodes: the operation; for MSG and HMSG the
+ * subscription id and the payload (headers skipped). */
+typedef struct nmsg {
+  int op;
+  long sid;
+  const char *data;
+  size_t len;
+} nmsg;
+
+/* The length of the whole server operation at p: a control line, or MSG /
+ * HMSG with their payload. */
+static size_t nats_frame(const char *p, size_t n, void *out) {
+  nmsg *m = out, ignored;
+  if (!m) m = &ignored;
+  const char *nl = memchr(p, '\n', n);
+  if (!nl) return 0;
+  size_t line = (size_t)(nl - p) + 1;
+  bool hmsg = line > 5 && !memcmp(p, "HMSG ", 5);
+  if (hmsg || (line > 4 && !memcmp(p, "MSG ", 4))) {
+    /* MSG subject sid [reply] size; HMSG subject sid [reply] header_size total_size */
+    const char *tok[6], *q = p + (hmsg ? 5 : 4), *e = nl;
+    if (e > q && e[-1] == '\r') e--;
+    int nt = 0;
+    while (q < e && nt < 6) {
+      while (q < e && *q == ' ') q++;
+      if (q == e) break;
+      tok[nt++] = q;
+      while (q < e && *q != ' ') q++;
+    }
+    if (nt < (hmsg ? 4 : 3) || nt > (hmsg ? 5 : 4)) bench_die("nats: a malformed MSG line");
+    size_t total = strtoul(tok[nt - 1], NULL, 10), hdr = hmsg ? strtoul(tok[nt - 2], NULL, 10) : 0;
+    if (total > PC_MAX_FRAME || hdr > total) bench_die("nats: a message over 1 MiB");
+    if (n < line + total + 2) return 0;
+    m->op = NATS_MSG;
+    m->sid = strtol(tok[1], NULL, 10);
+    m->data = p + line + hdr;
+    m->len = total - hdr;
+    return line + total + 2;
+  }
+  if (line >= 4 && !memcmp(p, "PING", 4))
+    m->op = NATS_PING;
+  else if (line >= 4 && !memcmp(p, "PONG", 4))
+    m->op = NATS_PONG;
+  else if (line >= 3 && !memcmp(p, "+OK", 3))
+    m->op = NATS_OK;
+  else if (line >= 4 && !memcmp(p, "-ERR", 4))
+    m->op = NATS_ERR;
+  else if (line >= 4 && !memcmp(p, "INFO", 4))
+    m->op = NATS_INFO;
+  else
+    bench_die("nats: an operation that is not in the client protocol");
+  return line;
+}
+
+/* The next message for the calling thread, answering the server's PINGs on
+ * the way; an -ERR fails the program. */
+static nmsg nats_next(pconn *c, const char *what) {
+  for (;;) {
+    nmsg m;
+    size_t len;
+    const char *f = pc_expect(c, nats_frame, &m, &len, what);
+    if (m.op == NATS_PING) pc_write(c, "PONG\r\n", 6);
+    if (m.op == NATS_ERR) {
+      fprintf(stderr, "%s: %s: the server says %.*s", bench_prog, what, (int)len, f);
+      exit(2);
+    }
+    if (m.op == NATS_MSG || m.op == NATS_PONG) return m;
+  }
+}
+
+/* PING, then wait for the PONG: the server has processed everything sent
+ * before (a SUB is in force). */
+static void nats_flush(pconn *c, const char *what) {
+  pc_write(c, "PING\r\n", 6);
+  if (nats_next(c, what).op != NATS_PONG) bench_die("nats: a message before the PONG of a flush");
+}
+
+typedef struct nats_server {
+  peer_proc proc;
+  int port;
+} nats_server;
+
+static int nats_ready(void *arg) {
+  nats_server *ns = arg;
+  int fd = peer_connect(NULL, ns->port);
+  if (fd < 0) return 0;
+  pconn c;
+  pc_open(&c, fd);
+  nmsg m;
+  size_t len;
+  int ok = pc_frame(&c, nats_frame, &m, &len) && m.op == NATS_INFO;
+  pc_close(&c);
+  return ok;
+}
+
+/* nats-server on a port of 127.0.0.1, JetStream on, its storage directory
+ * in peer_dir (the bucket is in memory). */
+static void nats_start(nats_server *ns) {
+  ns->port = free_port();
+  char port[16], store[96];
+  snprintf(port, sizeof port, "%d", ns->port);
+  snprintf(store, sizeof store, "%s/nats", peer_dir);
+  char *argv[] = {"nats-server", "-a", "127.0.0.1", "-p", port, "-js", "-sd", store, NULL};
+  peer_spawn(&ns->proc, argv);
+  peer_wait_ready(&ns->proc, nats_ready, ns);
+}
+
+/* A connection past INFO and CONNECT (headers on: JetStream may send
+ * HMSG). */
+static void nats_open(pconn *c, const nats_server *ns) {
+  pc_open(c, peer_connect(NULL, ns->port));
+  nmsg m;
+  size_t len;
+  pc_expect(c, nats_frame, &m, &len, "nats: INFO");
+  if (m.op != NATS_INFO) bench_die("nats: the server did not begin with INFO");
+  const char *connect =
+      "CONNECT {\"verbose\":false,\"pedantic\":false,\"headers\":true,\"no_responders\":true,\"protocol\":1,"
+      "\"name\":\"peers_remote\",\"lang\":\"C\",\"version\":\"0\"}\r\n";
+  pc_write(c, connect, strlen(connect));
+  nats_flush(c, "nats: CONNECT");
+}
+
+static void nats_sub(pconn *c, const char *subject, int sid) {
+  char cmd[160];
+  int n = snprintf(cmd, sizeof cmd, "SUB %s %d\r\n", subject, sid);
+  pc_write(c, cmd, (size_t)n);
+  nats_flush(c, "nats: SUB");
+}
+
+/* PUB subject [reply] with a number as its payload, into buf; its length. */
+static size_t nats_pub(char *buf, size_t size, const char *subject, const char *reply, uint64_t x) {
+  char v[24];
+  int vl = snprintf(v, sizeof v, "%llu", (unsigned long long)x);
+  return (size_t)snprintf(buf, size, "PUB %s%s%s %d\r\n%s\r\n", subject, reply ? " " : "", reply ? reply : "", vl, v);
+}
+
+#define NATS_CTL_SID 99 /* the control connection's inbox, _INBOX.ctl.* */
+
+/* A JetStream API request on the control connection; its reply's payload
+ * into out (NUL-terminated). A reply that carries an error fails the
+ * program. */
+static void nats_request(pconn *ctl, const char *subject, const char *json, char *out, size_t size) {
+  static int seq;
+  char head[192];
+  int hn = snprintf(head, sizeof head, "PUB %s _INBOX.ctl.%d %zu\r\n", subject, ++seq, strlen(json));
+  pc_write(ctl, head, (size_t)hn);
+  pc_write(ctl, json, strlen(json));
+  pc_write(ctl, "\r\n", 2);
+  nmsg m;
+  do m = nats_next(ctl, subject);
+  while (m.op != NATS_MSG || m.sid != NATS_CTL_SID);
+  size_t k = m.len < size - 1 ? m.len : size - 1;
+  memcpy(out, m.data, k);
+  out[k] = 0;
+  if (!k || strstr(out, "\"error\"")) {
+    fprintf(stderr, "%s: nats: %s answered: %s\n", bench_prog, subject, k ? out : "nothing (no JetStream?)");
+    exit(2);
+  }
+}
+
+#define NATS_BUCKET "bench"
+#define NATS_KEY "$KV." NATS_BUCKET "." BENCH_VAR
+
+/* The KV bucket as a JetStream KV client creates it: stream KV_<bucket> on
+ * $KV.<bucket>.>, one message (history) per key, in memory. */
+static void nats_kv_create(pconn *ctl) {
+  const char *cfg =
+      "{\"name\":\"KV_" NATS_BUCKET "\",\"subjects\":[\"$KV." NATS_BUCKET
+      ".>\"],\"retention\":\"limits\","
+      "\"max_consumers\":-1,\"max_msgs\":-1,\"max_bytes\":-1,\"max_age\":0,\"max_msgs_per_subject\":1,"
+      "\"max_msg_size\":-1,\"discard\":\"new\",\"storage\":\"memory\",\"num_replicas\":1,"
+      "\"duplicate_window\":120000000000,\"allow_rollup_hdrs\":true,\"deny_delete\":true,\"allow_direct\":true}";
+  char reply[4096];
+  nats_request(ctl, "$JS.API.STREAM.CREATE.KV_" NATS_BUCKET, cfg, reply, sizeof reply);
+}
+
+static void *nats_reader(void *arg) {
+  sub *s = arg;
+  for (;;) {
+    nmsg m;
+    size_t len;
+    if (!pc_frame(&s->c, nats_frame, &m, &len)) {
+      if (errno == EAGAIN && !atomic_load(&s->stop)) continue; /* idle between phases */
+      break;
+    }
+    if (m.op == NATS_MSG && m.sid == 1)
+      arrival_cb(&peer_ev, s->a);
+    else if (m.op == NATS_PING)
+      pc_write(&s->c, "PONG\r\n", 6);
+  }
+  sub_ended(s);
+  return NULL;
+}
+
+/* A core subscriber (sid 1) to subject, its SUB in force, its reader
+ * thread running. */
+static void nats_sub_start(sub *s, const nats_server *ns, const char *subject, arrival *a, const char *what) {
+  memset(s, 0, sizeof *s);
+  nats_open(&s->c, ns);
+  s->a = a;
+  s->what = what;
+  nats_sub(&s->c, subject, 1);
+  if (pthread_create(&s->thread, NULL, nats_reader, s)) bench_die("pthread_create");
+}
+
+/* A KV watch: the subscriber on an inbox of its own, then an ephemeral push
+ * consumer delivering there the bucket's new values of BENCH_VAR, without
+ * acks (a KV client's watch: deliver new, ack none, filtered on the key).
+ * Its name into name, to delete it. */
+static void nats_watch_start(sub *s, const nats_server *ns, pconn *ctl, arrival *a, const char *what, char *name,
+                             size_t size) {
+  static int seq;
+  char inbox[64], cfg[512], reply[4096];
+  snprintf(inbox, sizeof inbox, "_INBOX.watch.%d", ++seq);
+  nats_sub_start(s, ns, inbox, a, what);
+  snprintf(cfg, sizeof cfg,
+           "{\"stream_name\":\"KV_" NATS_BUCKET
+           "\",\"config\":{\"deliver_subject\":\"%s\",\"deliver_policy\":\"new\","
+           "\"ack_policy\":\"none\",\"filter_subject\":\"" NATS_KEY
+           "\",\"replay_policy\":\"instant\","
+           "\"mem_storage\":true,\"num_replicas\":1}}",
+           inbox);
+  nats_request(ctl, "$JS.API.CONSUMER.CREATE.KV_" NATS_BUCKET, cfg, reply, sizeof reply);
+  const char *nm = strstr(reply, "\"name\":\"");
+  if (!nm) bench_die("nats: the consumer's creation did not name it");
+  nm += 8;
+  size_t k = strcspn(nm, "\"");
+  if (k >= size) bench_die("nats: a consumer name too long");
+  memcpy(name, nm, k);
+  name[k] = 0;
+}
+
+static void nats_watch_stop(sub *s, pconn *ctl, const char *name) {
+  char subject[192], reply[4096];
+  snprintf(subject, sizeof subject, "$JS.API.CONSUMER.DELETE.KV_" NATS_BUCKET ".%s", name);
+  nats_request(ctl, subject, "", reply, sizeof reply);
+  sub_stop(s);
+}
+
+/* The control connection: JetStream API requests, replies on _INBOX.ctl.*. */
+static void nats_ctl_open(pconn *ctl, const nats_server *ns) {
+  nats_open(ctl, ns);
+  nats_sub(ctl, "_INBOX.ctl.*", NATS_CTL_SID);
+}
+
+/* A KV put on A: PUB to the key with a reply inbox; the JetStream ack
+ * comes back there (sid 2) once the value is stored. */
+static void nats_put(pconn *A, uint64_t x) {
+  char cmd[160], inbox[48];
+  snprintf(inbox, sizeof inbox, "_INBOX.ack.%llu", (unsigned long long)x);
+  pc_write(A, cmd, nats_pub(cmd, sizeof cmd, NATS_KEY, inbox, x));
+  nmsg m;
+  do m = nats_next(A, "nats: KV put");
+  while (m.op != NATS_MSG || m.sid != 2);
+  if (!memmem(m.data, m.len, "\"seq\"", 5)) {
+    fprintf(stderr, "%s: nats: a KV put was answered %.*s\n", bench_prog, (int)m.len, m.data);
+    exit(2);
+  }
 }
 
 /* ---- latency ------------------------------------------------------------------ */
@@ -527,6 +842,55 @@ static void redis_latency(const redis_server *r, const char *t, size_t samples, 
   pc_close(&A);
 }
 
+/* KV: A puts and waits for the ack, B's watch thread parses the value;
+ * core: A publishes, B's subscription thread parses it. Over tcp: only
+ * (NATS has no Unix socket). */
+static void nats_latency(const nats_server *ns, pconn *ctl, size_t samples, bsum rtt, bsum relay) {
+  size_t warm = 200;
+  for (int kv = 1; kv >= 0; kv--) {
+    arrival a;
+    arrival_init(&a);
+    sub B;
+    char consumer[128];
+    if (kv)
+      nats_watch_start(&B, ns, ctl, &a, "nats KV latency", consumer, sizeof consumer);
+    else
+      nats_sub_start(&B, ns, BENCH_VAR, &a, "nats core latency");
+    pconn A;
+    nats_open(&A, ns);
+    if (kv) nats_sub(&A, "_INBOX.ack.*", 2);
+    bstats st = {0}, setst = {0};
+    char cmd[160];
+    for (size_t i = 0; i < samples + warm; i++) {
+      arrival_expect(&a, 1);
+      int64_t t0 = bench_now();
+      if (kv)
+        nats_put(&A, i + 1);
+      else
+        pc_write(&A, cmd, nats_pub(cmd, sizeof cmd, BENCH_VAR, NULL, i + 1));
+      int64_t t1 = bench_now();
+      int64_t t2 = arrival_wait(&a, kv ? "nats KV latency" : "nats core latency");
+      if (i >= warm) {
+        bs_add(&st, (double)(t2 - t0), 1);
+        bs_add(&setst, (double)(t1 - t0), 1);
+      }
+    }
+    if (kv)
+      latency_rows("peer.nats.kv", "NATS KV: put on client A -> watch message parsed on client B", "tcp", &st, &setst,
+                   "NATS KV: put on client A, write to the JetStream ack", rtt, relay);
+    else
+      latency_rows("peer.nats.core", "NATS core: PUB on client A -> MSG parsed on client B", "tcp", &st, NULL, NULL,
+                   rtt, relay);
+    bs_free(&st);
+    bs_free(&setst);
+    if (kv)
+      nats_watch_stop(&B, ctl, consumer);
+    else
+      sub_stop(&B);
+    pc_close(&A);
+  }
+}
+
 /* ---- stream -------------------------------------------------------------------- */
 
 #define STREAM_BATCH 100 /* commands per write() */
@@ -546,8 +910,8 @@ static void stream_rows(const char *id, const char *label, double ns, double cpu
   char cid[64];
   bench_rate(id, label, "events/s", 1e9 / ns, bench_nopct, floor, floor_ns, 0, 0);
   snprintf(cid, sizeof cid, "%s.cpu", id);
-  bench_latency(cid, "  CPU per event, the server process and this one (1e9 / this: events/s per CPU)",
-                "ns/event", (bsum){cpu_ns, ns, NAN, NAN, NAN}, floor, floor_ns, 0, 0);
+  bench_latency(cid, "  CPU per event, the server process and this one (1e9 / this: events/s per CPU)", "ns/event",
+                (bsum){cpu_ns, ns, NAN, NAN, NAN}, floor, floor_ns, 0, 0);
 }
 
 /* A setter pipelines SETs (STREAM_BATCH per write, the next batch written
@@ -590,6 +954,46 @@ static void redis_stream(const redis_server *r, size_t n, double floor_ns) {
   stream_rows("peer.redis.stream", "Redis: keyspace messages/s to one subscriber, unix:, SETs pipelined 100 a write",
               ns / rounds, cpu, "floor.unix.stream", floor_ns);
   for (int k = 0; k < 2; k++) free(batch[k]);
+  sub_stop(&B);
+  pc_close(&A);
+}
+
+/* A publisher writes core PUBs STREAM_BATCH to a write, back to back (core
+ * NATS has no reply to wait for), while one subscriber counts them;
+ * events/s from the first write to the last message, the mean of 3 rounds.
+ * Not KV: a watch of a bucket of history 1 skips the values the stream has
+ * already replaced when it gets to them, so a stream of puts cannot be
+ * counted event for event. */
+static void nats_stream(const nats_server *ns, size_t n, double floor_ns) {
+  int rounds = 3;
+  size_t nb = (n + STREAM_BATCH - 1) / STREAM_BATCH;
+  n = nb * STREAM_BATCH;
+  char *batch = malloc(STREAM_BATCH * 64);
+  if (!batch) bench_die("out of memory");
+  arrival a;
+  arrival_init(&a);
+  sub B;
+  nats_sub_start(&B, ns, BENCH_VAR, &a, "nats stream");
+  pconn A;
+  nats_open(&A, ns);
+  uint64_t x = 0;
+  double ns_ev = 0;
+  int64_t p0 = bench_proc_cpu_now(), s0 = proc_cpu_ns(ns->proc.pid);
+  for (int round = 0; round < rounds; round++) {
+    arrival_expect(&a, n);
+    int64_t t0 = bench_now();
+    for (size_t b = 0; b < nb; b++) {
+      size_t off = 0;
+      for (int i = 0; i < STREAM_BATCH; i++) off += nats_pub(batch + off, 64, BENCH_VAR, NULL, ++x);
+      pc_write(&A, batch, off);
+    }
+    int64_t t1 = arrival_wait(&a, "nats stream");
+    ns_ev += (double)(t1 - t0) / (double)n;
+  }
+  double cpu = (double)(bench_proc_cpu_now() - p0 + proc_cpu_ns(ns->proc.pid) - s0) / ((double)n * rounds);
+  stream_rows("peer.nats.stream", "NATS core: messages/s to one subscriber, tcp:, PUBs 100 a write", ns_ev / rounds,
+              cpu, "floor.tcp.stream", floor_ns);
+  free(batch);
   sub_stop(&B);
   pc_close(&A);
 }
@@ -656,6 +1060,38 @@ static void redis_fanout(const redis_server *r, size_t samples, bsum ff) {
   pc_close(&A.c);
 }
 
+typedef struct nats_setter {
+  pconn c;
+  uint64_t x;
+} nats_setter;
+
+static void nats_pub_send(void *arg) {
+  nats_setter *s = arg;
+  char cmd[160];
+  pc_write(&s->c, cmd, nats_pub(cmd, sizeof cmd, BENCH_VAR, NULL, ++s->x));
+}
+
+/* 100 core subscribers over tcp:, each its own connection and reader
+ * thread; one PUB per sample from a 101st connection. */
+static void nats_fanout(const nats_server *ns, size_t samples, bsum ff) {
+  arrival a;
+  arrival_init(&a);
+  sub *subs = calloc(BR_FAN, sizeof *subs);
+  if (!subs) bench_die("out of memory");
+  for (int i = 0; i < BR_FAN; i++) nats_sub_start(&subs[i], ns, BENCH_VAR, &a, "nats fan-out");
+  nats_setter A = {.x = 0};
+  nats_open(&A.c, ns);
+  bstats last = {0}, first = {0};
+  size_t warm = 50;
+  for (size_t s = 0; s < samples + warm; s++) fan_sample(&a, s >= warm, &last, &first, nats_pub_send, &A);
+  fan_rows("peer.nats", "NATS core: PUB on a client", "tcp", &last, &first, ff);
+  bs_free(&last);
+  bs_free(&first);
+  for (int i = 0; i < BR_FAN; i++) sub_stop(&subs[i]);
+  free(subs);
+  pc_close(&A.c);
+}
+
 /* ---- the program -------------------------------------------------------------- */
 
 int main(int argc, char **argv) {
@@ -665,20 +1101,34 @@ int main(int argc, char **argv) {
   peers_init();
   redis_server redis;
   redis_start(&redis);
+  nats_server nats;
+  nats_start(&nats);
+  pconn ctl;
+  nats_ctl_open(&ctl, &nats);
+  nats_kv_create(&ctl);
 
   bsum rtt, relay;
   latency_floors("unix", samples, &rtt, &relay);
   redis_latency(&redis, "unix", samples, rtt, relay);
   latency_floors("tcp", samples, &rtt, &relay);
   redis_latency(&redis, "tcp", samples, rtt, relay);
+  nats_latency(&nats, &ctl, samples, rtt, relay);
 
   double fs = floor_stream("unix", n * 5, 65536 / BR_FRAME);
   bench_floor_row("floor.unix.stream", "floor: 89-byte frames through a unix socket, 64 KiB writes",
                   (bsum){fs, fs, NAN, NAN, NAN});
   redis_stream(&redis, n, fs);
+  fs = floor_stream("tcp", n * 5, 65536 / BR_FRAME);
+  bench_floor_row("floor.tcp.stream", "floor: 89-byte frames through a tcp connection, 64 KiB writes",
+                  (bsum){fs, fs, NAN, NAN, NAN});
+  nats_stream(&nats, n, fs);
 
   bsum ff = floor_fan("unix", fan_samples);
   bench_floor_row("floor.unix.fan100", "floor: 100 unix sockets, one writer, 100 reader threads: last read", ff);
   redis_fanout(&redis, fan_samples, ff);
+  ff = floor_fan("tcp", fan_samples);
+  bench_floor_row("floor.tcp.fan100", "floor: 100 tcp connections, one writer, 100 reader threads: last read", ff);
+  nats_fanout(&nats, fan_samples, ff);
+  pc_close(&ctl);
   return 0; /* the servers are stopped at exit */
 }
