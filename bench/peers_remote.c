@@ -5,6 +5,13 @@
  * to its keyspace notification) and NATS (a JetStream KV put reaching a KV
  * watch; core publish/subscribe). Built and run only by `make bench-peers`.
  *
+ * Ours is measured again here, in turns with the peers: each sample goes to
+ * libreactivestate, then to each peer, then again, so every system meets
+ * the machine in the same state. On this 2-vCPU guest a wakeup costs
+ * several times more while the vCPUs are idle than while they are busy,
+ * and the state changes from one second to the next, even between the
+ * runs of one program; figures taken one after the other do not compare.
+ *
  * The program starts its own servers (fork/exec; Redis on a socket in a
  * temporary directory and a port on 127.0.0.1, NATS on a port of
  * 127.0.0.1; nothing persisted), waits until they answer (a bounded poll),
@@ -13,42 +20,37 @@
  * each subscriber's connection read by a thread of its own blocked in
  * read(), as our clients' connection threads are; arrivals meet at
  * bench_remote.h's `arrival`, the clock read where our inline callbacks
- * read it, once the whole message is parsed.
+ * read it, once the whole message is parsed. Ours is what the remote_*
+ * programs measure: a server thread in this process, client stores.
  *
- *   peer.redis.unix / .p50 / .p99   client A: SET temperature <n>, waits for
- *                         its +OK, then for client B, SUBSCRIBEd to
- *                         __keyspace@0__:temperature, to have parsed the
- *                         "message" push: from just before A's write
- *                                                    (ours: remote.unix)
- *   peer.redis.unix.set   A's SET, write to +OK        (ours: remote.unix.set)
- *   peer.redis.tcp.*      the same over tcp:127.0.0.1  (ours: remote.tcp)
- *   peer.nats.kv.tcp / .p50 / .p99   A: a KV put (PUB to $KV.bench.temperature
- *                         with a reply inbox), waits for the JetStream ack;
- *                         B: a KV watch (an ephemeral push consumer of the
- *                         bucket's stream, deliver new, no acks, filtered on
- *                         the key) has parsed the value   (ours: remote.tcp)
- *   peer.nats.kv.tcp.set  A's put, write to the ack    (ours: remote.tcp.set)
- *   peer.nats.core.tcp.*  A: PUB temperature; B: SUB temperature, no reply
- *                         to wait for                  (ours: remote.tcp)
- *   peer.redis.stream     keyspace messages/s to one subscriber, unix:, a
- *                         setter pipelining SETs 100 to a write (the next
- *                         100 written before the last 100's replies are
- *                         read)                        (ours: remote.stream)
- *   peer.nats.stream      core messages/s to one subscriber, tcp:, PUBs
- *                         100 to a write               (ours: remote.stream)
- *   peer.X.stream.cpu     CPU per event: the server process and this one
- *                                                  (ours: remote.stream.cpu)
- *   peer.redis.fan100 / .first  one SET -> the last (first) of 100
- *                         subscribers, each its own connection and reader
- *                         thread, unix:            (ours: remote.fanout100)
- *   peer.nats.fan100 / .first   one core PUB -> the last (first) of 100
- *                         core subscribers, tcp:   (ours: remote.fanout100)
+ *   X.unix / .p50 / .p99  a change on client A, A waiting for its reply,
+ *                         then for client B to have it: ours rstate_set_float
+ *                         -> inline callback (ours.*: remote.unix); Redis
+ *                         SET temperature <n>, +OK -> B, SUBSCRIBEd to
+ *                         __keyspace@0__:temperature, has parsed the
+ *                         "message" push (peer.redis.*)
+ *   X.unix.set            A's call, to its reply      (remote.unix.set)
+ *   X.tcp.*               the same over tcp:127.0.0.1, and NATS, which has
+ *                         no Unix socket: peer.nats.kv.* a KV put (PUB to
+ *                         $KV.bench.temperature with a reply inbox) and its
+ *                         JetStream ack -> a KV watch (an ephemeral push
+ *                         consumer of the bucket's stream, deliver new, no
+ *                         acks, filtered on the key); peer.nats.core.* a
+ *                         PUB -> a SUB (no reply to wait for)
+ *   X.stream / .cpu       change events/s to one subscriber, and the CPU per
+ *                         event of the server and the clients: ours set in
+ *                         the server process (as remote.stream), unix:;
+ *                         Redis SETs pipelined 100 to a write (the next 100
+ *                         written before the last 100's replies are read),
+ *                         unix:; peer.nats.* core PUBs 100 to a write, tcp:
+ *   X.fan100 / .first     one change -> the last (first) of 100
+ *                         subscribers, each its own connection and thread:
+ *                         ours and Redis unix:, peer.nats.* core, tcp:
  *
- * NATS has no Unix socket: its figures are over TCP only. Floors (same run,
- * bench_remote.h): floor.X.rtt and floor.X.relay for unix and tcp (as
- * remote_latency.c), floor.X.stream (as remote_throughput.c),
- * floor.X.fan100 (as remote_fanout.c). The servers are processes of their
- * own where ours is a thread of the benchmark's process: a wakeup across
+ * Floors (same run, bench_remote.h): floor.X.rtt and floor.X.relay for unix
+ * and tcp (as remote_latency.c), floor.X.stream (as remote_throughput.c),
+ * floor.X.fan100 (as remote_fanout.c). The peers' servers are processes of
+ * their own where ours is a thread of this process: a wakeup across
  * processes and one across threads are the same kind of hop (the floors').
  */
 #include "bench_remote.h"
@@ -769,130 +771,290 @@ static void nats_put(pconn *A, uint64_t x) {
   }
 }
 
-/* ---- latency ------------------------------------------------------------------ */
+/* ---- probes: one system each, measured in turns ------------------------------------ */
 
-/* The rows of one latency measurement, beside the floors of its transport
- * (as remote_latency.c reports ours). */
-static void latency_rows(const char *idp, const char *what, const char *t, bstats *st, bstats *setst,
-                         const char *set_what, bsum rtt, bsum relay) {
-  char id[64], fid[64], rid[64], label[160];
-  snprintf(fid, sizeof fid, "floor.%s.rtt", t);
-  snprintf(rid, sizeof rid, "floor.%s.relay", t);
-  bsum s = bs_sum(st);
-  snprintf(id, sizeof id, "%s.%s", idp, t);
-  snprintf(label, sizeof label, "%s, %s:", what, t);
-  bench_latency(id, label, "ns/event", s, rid, relay.mean, 0, 0);
-  snprintf(id, sizeof id, "%s.%s.p50", idp, t);
-  snprintf(label, sizeof label, "%s, %s:, p50", what, t);
-  bench_pct_row(id, label, s.p50, s, fid, rtt.p50, 0, 0);
-  snprintf(id, sizeof id, "%s.%s.p99", idp, t);
-  snprintf(label, sizeof label, "%s, %s:, p99", what, t);
-  bench_pct_row(id, label, s.p99, s, fid, rtt.p99, 0, 0);
-  if (setst) {
-    bsum ss = bs_sum(setst);
-    snprintf(id, sizeof id, "%s.%s.set", idp, t);
-    snprintf(label, sizeof label, "%s, %s:", set_what, t);
-    bench_latency(id, label, "ns/op", ss, fid, rtt.mean, 0, 0);
-  }
-}
-
-/* The floors of one transport, as remote_latency.c measures them. */
-static void latency_floors(const char *t, size_t samples, bsum *rtt, bsum *relay) {
-  char id[64], label[160];
-  *rtt = floor_pingpong(t, samples);
-  snprintf(id, sizeof id, "floor.%s.rtt", t);
-  snprintf(label, sizeof label, "floor: %s socket ping-pong round trip, 89-byte messages", t);
-  bench_floor_row(id, label, *rtt);
-  *relay = floor_relay(t, samples);
-  snprintf(id, sizeof id, "floor.%s.relay", t);
-  snprintf(label, sizeof label, "floor: %s relay A -> middle thread -> B, timed as ours", t);
-  bench_floor_row(id, label, *relay);
-}
-
-/* Client A sets, client B's thread parses the notification; A waits for its
- * +OK, then for B, before the next SET (remote_latency.c's shape). */
-static void redis_latency(const redis_server *r, const char *t, size_t samples, bsum rtt, bsum relay) {
+/* One system under measurement: a setter and nsubs subscribers (client
+ * stores, or connections each read by a thread of its own) whose arrivals
+ * meet at `a`. The loops below give every probe of a group one sample in
+ * turn (ours, then each peer), so all of them meet the machine in the same
+ * state: on this guest a wakeup costs several times more while the vCPUs
+ * are idle (halted) than while they are busy, and the state changes from
+ * one second to the next, so figures taken one after the other (even in
+ * one run) do not compare. */
+typedef struct probe probe;
+struct probe {
+  const char *idp;         /* row ids' prefix: "ours", "peer.redis", "peer.nats.kv", ... */
+  const char *sidp;        /* the same for the stream and fan-out rows ("peer.nats": core only) */
+  const char *name;        /* "libreactivestate", "Redis", ... */
+  const char *what;        /* a change reaching a subscriber, for labels */
+  const char *set_what;    /* the setter's call to its reply (NULL: it has none) */
+  const char *stream_what; /* the stream row's label */
+  const char *t;           /* transport: "unix" or "tcp" */
+  int nsubs;
+  void (*change)(probe *p, uint64_t x); /* one change; returns once the setter has its reply */
+  void (*burst)(probe *p, size_t n);    /* n changes as fast as the setter sends them */
+  void (*close)(probe *p);
+  pid_t server; /* the server's process, for its CPU time (0: ours, a thread of this process) */
+  uint64_t x;   /* the last value set: every change is a new value */
   arrival a;
-  arrival_init(&a);
-  sub B;
-  redis_sub_start(&B, r, t, &a, "redis latency");
+  bstats last, first, set;
+  double ns, cpu; /* stream: ns per event summed over the rounds; CPU ns over all of them */
+  size_t events;  /* stream: events over all the rounds */
+};
+
+static void probe_init(probe *p, const char *t, int nsubs) {
+  p->t = t;
+  p->nsubs = nsubs;
+  arrival_init(&p->a);
+}
+
+/* Checks every subscriber got every change (ours: none coalesced), frees
+ * what the runs gathered and closes the probe. */
+static void probe_close(probe *p) {
+  bench_expect(p->name, p->a.coalesced, p->a.count);
+  bs_free(&p->last);
+  bs_free(&p->first);
+  bs_free(&p->set);
+  p->close(p);
+}
+
+/* libreactivestate, as the remote_* programs measure it: a server in this
+ * process serving a mem: store (a 1 GiB queue per client, as
+ * remote_throughput gives it, so no event is coalesced), nsubs client
+ * stores each watching BENCH_VAR inline, one more client setting it;
+ * streams are set in the server process itself (remote_throughput's
+ * setter). */
+typedef struct ours_probe {
+  probe p;
+  bserver b;
+  rstate_store *setter, **subs;
+} ours_probe;
+
+static void ours_change(probe *p, uint64_t x) {
+  ours_probe *o = (ours_probe *)p;
+  BENCH_OK(rstate_set_float(o->setter, BENCH_VAR, (double)x));
+}
+
+static void ours_burst(probe *p, size_t n) {
+  ours_probe *o = (ours_probe *)p;
+  for (size_t i = 0; i < n; i++) BENCH_OK(rstate_set_float(o->b.store, BENCH_VAR, (double)++p->x));
+}
+
+static void ours_close(probe *p) {
+  ours_probe *o = (ours_probe *)p;
+  rstate_close(o->setter);
+  for (int i = 0; i < p->nsubs; i++) rstate_close(o->subs[i]);
+  bserver_stop(&o->b);
+  free(o->subs);
+  free(o);
+}
+
+static probe *ours_open(const char *t, int nsubs) {
+  ours_probe *o = calloc(1, sizeof *o);
+  if (!o || !(o->subs = calloc((size_t)nsubs, sizeof *o->subs))) bench_die("out of memory");
+  probe *p = &o->p;
+  probe_init(p, t, nsubs);
+  p->idp = p->sidp = "ours";
+  p->name = "libreactivestate";
+  p->what = "set on client A -> inline callback on client B";
+  p->set_what = "rstate_set_float on client A, call to return";
+  p->stream_what = "change events/s to one watching client, unix:, rstate_set_float in the server process";
+  p->change = ours_change;
+  p->burst = ours_burst;
+  p->close = ours_close;
+  rstate_server_opts so = {.max_queue_bytes = (size_t)1 << 30};
+  bserver_start(&o->b, t, &so);
+  bench_define_float(o->b.store, BENCH_VAR);
+  const char *name = BENCH_VAR;
+  for (int i = 0; i < nsubs; i++) {
+    o->subs[i] = bclient_open(&o->b);
+    rstate_watch_id w;
+    BENCH_OK(rstate_watch(o->subs[i], &name, 1, arrival_cb, &p->a, NULL, &w));
+  }
+  o->setter = bclient_open(&o->b);
+  return p;
+}
+
+#define STREAM_BATCH 100 /* a peer's commands per write() when streaming */
+
+/* Redis: nsubs connections SUBSCRIBEd to BENCH_VAR's keyspace channel, one
+ * more SETting it and waiting for +OK; streams pipeline the SETs,
+ * STREAM_BATCH to a write, the next batch written before the replies of the
+ * last are read (at most two batches in flight). */
+typedef struct redis_probe {
+  probe p;
   pconn A;
-  pc_open(&A, redis_connect(r, t));
-  size_t warm = 200;
-  bstats st = {0}, setst = {0};
+  sub *subs;
+  char *batch[2];
+} redis_probe;
+
+static void redis_change(probe *p, uint64_t x) {
+  redis_probe *r = (redis_probe *)p;
   char cmd[128];
-  for (size_t i = 0; i < samples + warm; i++) {
-    size_t n = resp_set(cmd, sizeof cmd, i + 1);
-    arrival_expect(&a, 1);
-    int64_t t0 = bench_now();
-    pc_write(&A, cmd, n);
-    redis_expect_ok(&A);
-    int64_t t1 = bench_now();
-    int64_t t2 = arrival_wait(&a, "redis latency");
-    if (i >= warm) {
-      bs_add(&st, (double)(t2 - t0), 1);
-      bs_add(&setst, (double)(t1 - t0), 1);
-    }
-  }
-  latency_rows("peer.redis", "Redis: SET on client A -> keyspace message parsed on client B", t, &st, &setst,
-               "Redis: SET on client A, write to +OK", rtt, relay);
-  bs_free(&st);
-  bs_free(&setst);
-  sub_stop(&B);
-  pc_close(&A);
+  pc_write(&r->A, cmd, resp_set(cmd, sizeof cmd, x));
+  redis_expect_ok(&r->A);
 }
 
-/* KV: A puts and waits for the ack, B's watch thread parses the value;
- * core: A publishes, B's subscription thread parses it. Over tcp: only
- * (NATS has no Unix socket). */
-static void nats_latency(const nats_server *ns, pconn *ctl, size_t samples, bsum rtt, bsum relay) {
-  size_t warm = 200;
-  for (int kv = 1; kv >= 0; kv--) {
-    arrival a;
-    arrival_init(&a);
-    sub B;
-    char consumer[128];
-    if (kv)
-      nats_watch_start(&B, ns, ctl, &a, "nats KV latency", consumer, sizeof consumer);
-    else
-      nats_sub_start(&B, ns, BENCH_VAR, &a, "nats core latency");
-    pconn A;
-    nats_open(&A, ns);
-    if (kv) nats_sub(&A, "_INBOX.ack.*", 2);
-    bstats st = {0}, setst = {0};
-    char cmd[160];
-    for (size_t i = 0; i < samples + warm; i++) {
-      arrival_expect(&a, 1);
-      int64_t t0 = bench_now();
-      if (kv)
-        nats_put(&A, i + 1);
-      else
-        pc_write(&A, cmd, nats_pub(cmd, sizeof cmd, BENCH_VAR, NULL, i + 1));
-      int64_t t1 = bench_now();
-      int64_t t2 = arrival_wait(&a, kv ? "nats KV latency" : "nats core latency");
-      if (i < warm) continue;
-      bs_add(&st, (double)(t2 - t0), 1);
-      if (kv) bs_add(&setst, (double)(t1 - t0), 1); /* a core PUB has no reply to wait for */
+static void redis_burst(probe *p, size_t n) {
+  redis_probe *r = (redis_probe *)p;
+  size_t nb = n / STREAM_BATCH;
+  for (size_t b = 0; b <= nb; b++) {
+    if (b < nb) { /* write batch b, then read the replies of batch b - 1 */
+      char *out = r->batch[b & 1];
+      size_t off = 0;
+      for (int i = 0; i < STREAM_BATCH; i++) off += resp_set(out + off, 64, ++p->x);
+      pc_write(&r->A, out, off);
     }
-    if (kv)
-      latency_rows("peer.nats.kv", "NATS KV: put on client A -> watch message parsed on client B", "tcp", &st, &setst,
-                   "NATS KV: put on client A, write to the JetStream ack", rtt, relay);
-    else
-      latency_rows("peer.nats.core", "NATS core: PUB on client A -> MSG parsed on client B", "tcp", &st, NULL, NULL,
-                   rtt, relay);
-    bs_free(&st);
-    bs_free(&setst);
-    if (kv)
-      nats_watch_stop(&B, ctl, consumer);
-    else
-      sub_stop(&B);
-    pc_close(&A);
+    if (b > 0)
+      for (int i = 0; i < STREAM_BATCH; i++) redis_expect_ok(&r->A);
   }
 }
 
-/* ---- stream -------------------------------------------------------------------- */
+static void redis_close(probe *p) {
+  redis_probe *r = (redis_probe *)p;
+  for (int i = 0; i < p->nsubs; i++) sub_stop(&r->subs[i]);
+  pc_close(&r->A);
+  free(r->subs);
+  free(r->batch[0]);
+  free(r->batch[1]);
+  free(r);
+}
 
-#define STREAM_BATCH 100 /* commands per write() */
+static probe *redis_open(const redis_server *srv, const char *t, int nsubs) {
+  redis_probe *r = calloc(1, sizeof *r);
+  if (!r || !(r->subs = calloc((size_t)nsubs, sizeof *r->subs)) || !(r->batch[0] = malloc(STREAM_BATCH * 64)) ||
+      !(r->batch[1] = malloc(STREAM_BATCH * 64)))
+    bench_die("out of memory");
+  probe *p = &r->p;
+  probe_init(p, t, nsubs);
+  p->idp = p->sidp = "peer.redis";
+  p->name = "Redis";
+  p->what = "SET on client A -> keyspace message parsed on client B";
+  p->set_what = "SET on client A, write to +OK";
+  p->stream_what = "keyspace messages/s to one subscriber, unix:, SETs pipelined 100 a write";
+  p->change = redis_change;
+  p->burst = redis_burst;
+  p->close = redis_close;
+  p->server = srv->proc.pid;
+  for (int i = 0; i < nsubs; i++) redis_sub_start(&r->subs[i], srv, t, &p->a, "redis");
+  pc_open(&r->A, redis_connect(srv, t));
+  return p;
+}
+
+/* NATS over tcp: (it has no Unix socket). Core: nsubs connections SUBscribed
+ * to BENCH_VAR, one more PUBlishing to it (no reply to wait for); streams
+ * write PUBs STREAM_BATCH to a write, back to back. KV: one KV watch, the
+ * setter putting (a PUB with a reply inbox) and waiting for the JetStream
+ * ack. No KV stream: a watch of a bucket of history 1 skips the values the
+ * stream has already replaced when it gets to them, so a stream of puts
+ * cannot be counted event for event. */
+typedef struct nats_probe {
+  probe p;
+  pconn A, *ctl;
+  sub *subs;
+  bool kv;
+  char consumer[128];
+  char *batch;
+} nats_probe;
+
+static void nats_change(probe *p, uint64_t x) {
+  nats_probe *np = (nats_probe *)p;
+  char cmd[160];
+  if (np->kv)
+    nats_put(&np->A, x);
+  else
+    pc_write(&np->A, cmd, nats_pub(cmd, sizeof cmd, BENCH_VAR, NULL, x));
+}
+
+static void nats_burst(probe *p, size_t n) {
+  nats_probe *np = (nats_probe *)p;
+  for (size_t b = 0; b < n / STREAM_BATCH; b++) {
+    size_t off = 0;
+    for (int i = 0; i < STREAM_BATCH; i++) off += nats_pub(np->batch + off, 64, BENCH_VAR, NULL, ++p->x);
+    pc_write(&np->A, np->batch, off);
+  }
+}
+
+static void nats_close(probe *p) {
+  nats_probe *np = (nats_probe *)p;
+  if (np->kv)
+    nats_watch_stop(&np->subs[0], np->ctl, np->consumer);
+  else
+    for (int i = 0; i < p->nsubs; i++) sub_stop(&np->subs[i]);
+  pc_close(&np->A);
+  free(np->subs);
+  free(np->batch);
+  free(np);
+}
+
+static probe *nats_open_probe(const nats_server *ns, pconn *ctl, bool kv, int nsubs) {
+  nats_probe *np = calloc(1, sizeof *np);
+  if (!np || !(np->subs = calloc((size_t)nsubs, sizeof *np->subs)) || !(np->batch = malloc(STREAM_BATCH * 64)))
+    bench_die("out of memory");
+  probe *p = &np->p;
+  probe_init(p, "tcp", nsubs);
+  np->kv = kv;
+  np->ctl = ctl;
+  p->idp = kv ? "peer.nats.kv" : "peer.nats.core";
+  p->sidp = "peer.nats";
+  p->name = kv ? "NATS KV" : "NATS core";
+  p->what = kv ? "put on client A -> watch message parsed on client B" : "PUB on client A -> MSG parsed on client B";
+  p->set_what = kv ? "put on client A, write to the JetStream ack" : NULL;
+  p->stream_what = "messages/s to one subscriber, tcp:, PUBs 100 a write";
+  p->change = nats_change;
+  p->burst = kv ? NULL : nats_burst;
+  p->close = nats_close;
+  p->server = ns->proc.pid;
+  if (kv)
+    nats_watch_start(&np->subs[0], ns, ctl, &p->a, "nats KV watch", np->consumer, sizeof np->consumer);
+  else
+    for (int i = 0; i < nsubs; i++) nats_sub_start(&np->subs[i], ns, BENCH_VAR, &p->a, "nats");
+  nats_open(&np->A, ns);
+  if (kv) nats_sub(&np->A, "_INBOX.ack.*", 2);
+  return p;
+}
+
+/* ---- the runs ----------------------------------------------------------------- */
+
+/* The floors of both transports, measured in this run (bench_remote.h);
+ * index 0 unix, 1 tcp. */
+typedef struct floors {
+  bsum rtt[2], relay[2], fan[2];
+  double stream[2];
+} floors;
+
+static int tix(const char *t) { return !strcmp(t, "tcp"); }
+
+#define TURN 20 /* samples a probe takes in a row: milliseconds, far shorter than a machine state */
+
+/* samples changes through every probe, the probes taking turns of TURN
+ * samples; each sample from just before the change to the last (and first)
+ * of the probe's subscribers, and to the setter's reply. Each turn begins
+ * with one more sample, not kept: it finds the probe's threads cold (in
+ * strict alternation a change to 100 subscribers takes twice as long). The
+ * first `warm` samples are not kept either. */
+static void run_changes(probe **ps, int np, size_t samples, size_t warm) {
+  size_t total = samples + warm;
+  for (size_t done = 0; done < total; done += TURN)
+    for (int k = 0; k < np; k++) {
+      probe *p = ps[k];
+      size_t m = total - done < TURN ? total - done : TURN;
+      for (size_t j = 0; j <= m; j++) {
+        arrival_expect(&p->a, (uint64_t)p->nsubs);
+        int64_t t0 = bench_now();
+        p->change(p, ++p->x);
+        int64_t t1 = bench_now();
+        int64_t t2 = arrival_wait(&p->a, p->name);
+        if (j == 0 || done + j - 1 < warm) continue;
+        pthread_mutex_lock(&p->a.mu);
+        int64_t tf = p->a.t_first;
+        pthread_mutex_unlock(&p->a.mu);
+        bs_add(&p->last, (double)(t2 - t0), 1);
+        bs_add(&p->first, (double)(tf - t0), 1);
+        if (p->set_what) bs_add(&p->set, (double)(t1 - t0), 1);
+      }
+    }
+}
 
 /* CPU time of another process (every thread), ns. */
 static int64_t proc_cpu_ns(pid_t pid) {
@@ -902,201 +1064,97 @@ static int64_t proc_cpu_ns(pid_t pid) {
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* The rate and CPU rows of a stream: ns per event over the rounds, CPU of
- * the server and of this process over all of them. */
-static void stream_rows(const char *id, const char *label, double ns, double cpu_ns, const char *floor,
-                        double floor_ns) {
-  char cid[64];
-  bench_rate(id, label, "events/s", 1e9 / ns, bench_nopct, floor, floor_ns, 0, 0);
-  snprintf(cid, sizeof cid, "%s.cpu", id);
-  bench_latency(cid, "  CPU per event, the server process and this one (1e9 / this: events/s per CPU)", "ns/event",
-                (bsum){cpu_ns, ns, NAN, NAN, NAN}, floor, floor_ns, 0, 0);
-}
+/* CPU time of a probe's whole system: this process, and the server's. */
+static int64_t probe_cpu(const probe *p) { return bench_proc_cpu_now() + (p->server ? proc_cpu_ns(p->server) : 0); }
 
-/* A setter pipelines SETs (STREAM_BATCH per write, the next batch written
- * before the replies of the last are read: at most two batches in flight)
- * while one subscriber counts notifications; events/s from the first
- * write to the last notification, the mean of 3 rounds. */
-static void redis_stream(const redis_server *r, size_t n, double floor_ns) {
-  int rounds = 3;
-  arrival a;
-  arrival_init(&a);
-  sub B;
-  redis_sub_start(&B, r, "unix", &a, "redis stream");
-  pconn A;
-  pc_open(&A, redis_connect(r, "unix"));
-  char *batch[2];
-  for (int k = 0; k < 2; k++)
-    if (!(batch[k] = malloc(STREAM_BATCH * 64))) bench_die("out of memory");
-  size_t nb = (n + STREAM_BATCH - 1) / STREAM_BATCH;
-  n = nb * STREAM_BATCH;
-  uint64_t x = 0;
-  double ns = 0;
-  int64_t p0 = bench_proc_cpu_now(), s0 = proc_cpu_ns(r->proc.pid);
-  for (int round = 0; round < rounds; round++) {
-    arrival_expect(&a, n);
-    int64_t t0 = bench_now();
-    for (size_t b = 0; b <= nb; b++) {
-      if (b < nb) { /* write batch b, then read the replies of batch b - 1 */
-        char *p = batch[b & 1];
-        size_t off = 0;
-        for (int i = 0; i < STREAM_BATCH; i++) off += resp_set(p + off, 64, ++x);
-        pc_write(&A, p, off);
-      }
-      if (b > 0)
-        for (int i = 0; i < STREAM_BATCH; i++) redis_expect_ok(&A);
+/* rounds bursts of n changes through every probe, the probes taking turns;
+ * each round from the first change sent to the last one parsed. */
+static void run_stream(probe **ps, int np, size_t n, int rounds) {
+  for (int r = 0; r < rounds; r++)
+    for (int k = 0; k < np; k++) {
+      probe *p = ps[k];
+      arrival_expect(&p->a, n);
+      int64_t c0 = probe_cpu(p), t0 = bench_now();
+      p->burst(p, n);
+      int64_t t1 = arrival_wait(&p->a, p->name);
+      p->cpu += (double)(probe_cpu(p) - c0);
+      p->ns += (double)(t1 - t0) / (double)n;
+      p->events += n;
     }
-    int64_t t1 = arrival_wait(&a, "redis stream");
-    ns += (double)(t1 - t0) / (double)n;
-  }
-  double cpu = (double)(bench_proc_cpu_now() - p0 + proc_cpu_ns(r->proc.pid) - s0) / ((double)n * rounds);
-  stream_rows("peer.redis.stream", "Redis: keyspace messages/s to one subscriber, unix:, SETs pipelined 100 a write",
-              ns / rounds, cpu, "floor.unix.stream", floor_ns);
-  for (int k = 0; k < 2; k++) free(batch[k]);
-  sub_stop(&B);
-  pc_close(&A);
 }
 
-/* A publisher writes core PUBs STREAM_BATCH to a write, back to back (core
- * NATS has no reply to wait for), while one subscriber counts them;
- * events/s from the first write to the last message, the mean of 3 rounds.
- * Not KV: a watch of a bucket of history 1 skips the values the stream has
- * already replaced when it gets to them, so a stream of puts cannot be
- * counted event for event. */
-static void nats_stream(const nats_server *ns, size_t n, double floor_ns) {
-  int rounds = 3;
-  size_t nb = (n + STREAM_BATCH - 1) / STREAM_BATCH;
-  n = nb * STREAM_BATCH;
-  char *batch = malloc(STREAM_BATCH * 64);
-  if (!batch) bench_die("out of memory");
-  arrival a;
-  arrival_init(&a);
-  sub B;
-  nats_sub_start(&B, ns, BENCH_VAR, &a, "nats stream");
-  pconn A;
-  nats_open(&A, ns);
-  uint64_t x = 0;
-  double ns_ev = 0;
-  int64_t p0 = bench_proc_cpu_now(), s0 = proc_cpu_ns(ns->proc.pid);
-  for (int round = 0; round < rounds; round++) {
-    arrival_expect(&a, n);
-    int64_t t0 = bench_now();
-    for (size_t b = 0; b < nb; b++) {
-      size_t off = 0;
-      for (int i = 0; i < STREAM_BATCH; i++) off += nats_pub(batch + off, 64, BENCH_VAR, NULL, ++x);
-      pc_write(&A, batch, off);
-    }
-    int64_t t1 = arrival_wait(&a, "nats stream");
-    ns_ev += (double)(t1 - t0) / (double)n;
-  }
-  double cpu = (double)(bench_proc_cpu_now() - p0 + proc_cpu_ns(ns->proc.pid) - s0) / ((double)n * rounds);
-  stream_rows("peer.nats.stream", "NATS core: messages/s to one subscriber, tcp:, PUBs 100 a write", ns_ev / rounds,
-              cpu, "floor.tcp.stream", floor_ns);
-  free(batch);
-  sub_stop(&B);
-  pc_close(&A);
+/* The rows of a latency run, beside the floors of its transport (as
+ * remote_latency.c reports ours). */
+static void latency_rows(probe *p, const floors *f) {
+  char id[64], fid[64], rid[64], label[160];
+  int ti = tix(p->t);
+  snprintf(fid, sizeof fid, "floor.%s.rtt", p->t);
+  snprintf(rid, sizeof rid, "floor.%s.relay", p->t);
+  bsum s = bs_sum(&p->last);
+  snprintf(id, sizeof id, "%s.%s", p->idp, p->t);
+  snprintf(label, sizeof label, "%s: %s, %s:", p->name, p->what, p->t);
+  bench_latency(id, label, "ns/event", s, rid, f->relay[ti].mean, 0, 0);
+  snprintf(id, sizeof id, "%s.%s.p50", p->idp, p->t);
+  snprintf(label, sizeof label, "%s: %s, %s:, p50", p->name, p->what, p->t);
+  bench_pct_row(id, label, s.p50, s, fid, f->rtt[ti].p50, 0, 0);
+  snprintf(id, sizeof id, "%s.%s.p99", p->idp, p->t);
+  snprintf(label, sizeof label, "%s: %s, %s:, p99", p->name, p->what, p->t);
+  bench_pct_row(id, label, s.p99, s, fid, f->rtt[ti].p99, 0, 0);
+  if (!p->set_what) return;
+  bsum ss = bs_sum(&p->set);
+  snprintf(id, sizeof id, "%s.%s.set", p->idp, p->t);
+  snprintf(label, sizeof label, "%s: %s, %s:", p->name, p->set_what, p->t);
+  bench_latency(id, label, "ns/op", ss, fid, f->rtt[ti].mean, 0, 0);
 }
 
-/* ---- fan-out --------------------------------------------------------------------- */
-
-static void fan_rows(const char *idp, const char *what, const char *t, bstats *last, bstats *first, bsum ff) {
+static void stream_rows(probe *p, const floors *f, int rounds) {
   char id[64], fid[64], label[160];
-  snprintf(fid, sizeof fid, "floor.%s.fan100", t);
-  bsum sl = bs_sum(last), sf = bs_sum(first);
-  snprintf(id, sizeof id, "%s.fan100", idp);
-  snprintf(label, sizeof label, "%s -> last of 100 subscribers, %s:, p50", what, t);
-  bench_pct_row(id, label, sl.p50, sl, fid, ff.p50, 0, 0);
-  snprintf(id, sizeof id, "%s.fan100.first", idp);
-  snprintf(label, sizeof label, "%s -> first of the 100, p50", what);
+  double ns = p->ns / rounds, fs = f->stream[tix(p->t)];
+  snprintf(fid, sizeof fid, "floor.%s.stream", p->t);
+  snprintf(id, sizeof id, "%s.stream", p->sidp);
+  snprintf(label, sizeof label, "%s: %s", p->name, p->stream_what);
+  bench_rate(id, label, "events/s", 1e9 / ns, bench_nopct, fid, fs, 0, 0);
+  snprintf(id, sizeof id, "%s.stream.cpu", p->sidp);
+  snprintf(label, sizeof label, "  %s: CPU per event, the server and the clients (1e9 / this: events/s per CPU)",
+           p->name);
+  bench_latency(id, label, "ns/event", (bsum){p->cpu / (double)p->events, ns, NAN, NAN, NAN}, fid, fs, 0, 0);
+}
+
+static void fan_rows(probe *p, const floors *f) {
+  char id[64], fid[64], label[160];
+  snprintf(fid, sizeof fid, "floor.%s.fan100", p->t);
+  bsum sl = bs_sum(&p->last), sf = bs_sum(&p->first);
+  snprintf(id, sizeof id, "%s.fan100", p->sidp);
+  snprintf(label, sizeof label, "%s: one change -> last of 100 subscribers, %s:, p50", p->name, p->t);
+  bench_pct_row(id, label, sl.p50, sl, fid, f->fan[tix(p->t)].p50, 0, 0);
+  snprintf(id, sizeof id, "%s.fan100.first", p->sidp);
+  snprintf(label, sizeof label, "%s: one change -> first of the 100, p50", p->name);
   bench_pct_row(id, label, sf.p50, sf, NULL, NAN, 0, 0);
 }
 
-/* One sample: from just before `send` to the last of BR_FAN arrivals, and
- * to the first (remote_fanout.c's shape). */
-static void fan_sample(arrival *a, bool keep, bstats *last, bstats *first, void (*send)(void *), void *arg) {
-  arrival_expect(a, BR_FAN);
-  int64_t t0 = bench_now();
-  send(arg);
-  int64_t t1 = arrival_wait(a, "fan-out");
-  if (!keep) return;
-  pthread_mutex_lock(&a->mu);
-  int64_t tf = a->t_first;
-  pthread_mutex_unlock(&a->mu);
-  bs_add(last, (double)(t1 - t0), 1);
-  bs_add(first, (double)(tf - t0), 1);
-}
-
-typedef struct redis_setter {
-  pconn c;
-  uint64_t x;
-} redis_setter;
-
-static void redis_set_send(void *arg) {
-  redis_setter *s = arg;
-  char cmd[128];
-  pc_write(&s->c, cmd, resp_set(cmd, sizeof cmd, ++s->x));
-  redis_expect_ok(&s->c);
-}
-
-/* 100 subscribers over unix:, each its own connection and reader thread;
- * one SET per sample from a 101st connection. */
-static void redis_fanout(const redis_server *r, size_t samples, bsum ff) {
-  arrival a;
-  arrival_init(&a);
-  sub *subs = calloc(BR_FAN, sizeof *subs);
-  if (!subs) bench_die("out of memory");
-  for (int i = 0; i < BR_FAN; i++) redis_sub_start(&subs[i], r, "unix", &a, "redis fan-out");
-  redis_setter A = {.x = 0};
-  pc_open(&A.c, redis_connect(r, "unix"));
-  bstats last = {0}, first = {0};
-  size_t warm = 50;
-  for (size_t s = 0; s < samples + warm; s++) fan_sample(&a, s >= warm, &last, &first, redis_set_send, &A);
-  fan_rows("peer.redis", "Redis: SET on a client", "unix", &last, &first, ff);
-  bs_free(&last);
-  bs_free(&first);
-  for (int i = 0; i < BR_FAN; i++) sub_stop(&subs[i]);
-  free(subs);
-  pc_close(&A.c);
-}
-
-typedef struct nats_setter {
-  pconn c;
-  uint64_t x;
-} nats_setter;
-
-static void nats_pub_send(void *arg) {
-  nats_setter *s = arg;
-  char cmd[160];
-  pc_write(&s->c, cmd, nats_pub(cmd, sizeof cmd, BENCH_VAR, NULL, ++s->x));
-}
-
-/* 100 core subscribers over tcp:, each its own connection and reader
- * thread; one PUB per sample from a 101st connection. */
-static void nats_fanout(const nats_server *ns, size_t samples, bsum ff) {
-  arrival a;
-  arrival_init(&a);
-  sub *subs = calloc(BR_FAN, sizeof *subs);
-  if (!subs) bench_die("out of memory");
-  for (int i = 0; i < BR_FAN; i++) nats_sub_start(&subs[i], ns, BENCH_VAR, &a, "nats fan-out");
-  nats_setter A = {.x = 0};
-  nats_open(&A.c, ns);
-  bstats last = {0}, first = {0};
-  size_t warm = 50;
-  for (size_t s = 0; s < samples + warm; s++) fan_sample(&a, s >= warm, &last, &first, nats_pub_send, &A);
-  fan_rows("peer.nats", "NATS core: PUB on a client", "tcp", &last, &first, ff);
-  bs_free(&last);
-  bs_free(&first);
-  for (int i = 0; i < BR_FAN; i++) sub_stop(&subs[i]);
-  free(subs);
-  pc_close(&A.c);
+/* The floors of one transport, as remote_latency.c measures them. */
+static void latency_floors(const char *t, size_t samples, floors *f) {
+  char id[64], label[160];
+  int ti = tix(t);
+  f->rtt[ti] = floor_pingpong(t, samples);
+  snprintf(id, sizeof id, "floor.%s.rtt", t);
+  snprintf(label, sizeof label, "floor: %s socket ping-pong round trip, 89-byte messages", t);
+  bench_floor_row(id, label, f->rtt[ti]);
+  f->relay[ti] = floor_relay(t, samples);
+  snprintf(id, sizeof id, "floor.%s.relay", t);
+  snprintf(label, sizeof label, "floor: %s relay A -> middle thread -> B, timed as ours", t);
+  bench_floor_row(id, label, f->relay[ti]);
 }
 
 /* ---- the program -------------------------------------------------------------- */
 
 int main(int argc, char **argv) {
   bench_init(argc, argv, "peers_remote");
-  size_t samples = bench_n(5000, 500), n = bench_n(200000, 20000), fan_samples = bench_n(1000, 100);
-  if (bench_raise_nofile(4 * BR_FAN + 64) < 4 * BR_FAN + 64) bench_die("too few open files allowed for 100 clients");
+  size_t samples = bench_n(5000, 500), fan_samples = bench_n(1000, 100);
+  size_t n = bench_n(200000, 20000) / STREAM_BATCH * STREAM_BATCH;
+  int rounds = 3;
+  rlim_t files = 8 * BR_FAN + 128; /* three systems of 100 subscribers, ours counting both ends */
+  if (bench_raise_nofile(files) < files) bench_die("too few open files allowed for 300 clients");
   peers_init();
   redis_server redis;
   redis_start(&redis);
@@ -1105,29 +1163,43 @@ int main(int argc, char **argv) {
   pconn ctl;
   nats_ctl_open(&ctl, &nats);
   nats_kv_create(&ctl);
+  floors f;
+  probe *ps[4];
 
-  bsum rtt, relay;
-  latency_floors("unix", samples, &rtt, &relay);
-  redis_latency(&redis, "unix", samples, rtt, relay);
-  latency_floors("tcp", samples, &rtt, &relay);
-  redis_latency(&redis, "tcp", samples, rtt, relay);
-  nats_latency(&nats, &ctl, samples, rtt, relay);
+  /* set on A -> B notified: unix (NATS has no Unix socket), then tcp */
+  latency_floors("unix", samples, &f);
+  ps[0] = ours_open("unix", 1), ps[1] = redis_open(&redis, "unix", 1);
+  run_changes(ps, 2, samples, 200);
+  for (int k = 0; k < 2; k++) latency_rows(ps[k], &f), probe_close(ps[k]);
+  latency_floors("tcp", samples, &f);
+  ps[0] = ours_open("tcp", 1), ps[1] = redis_open(&redis, "tcp", 1);
+  ps[2] = nats_open_probe(&nats, &ctl, true, 1), ps[3] = nats_open_probe(&nats, &ctl, false, 1);
+  run_changes(ps, 4, samples, 200);
+  for (int k = 0; k < 4; k++) latency_rows(ps[k], &f), probe_close(ps[k]);
 
-  double fs = floor_stream("unix", n * 5, 65536 / BR_FRAME);
+  /* a stream to one subscriber */
+  f.stream[0] = floor_stream("unix", n * 5, 65536 / BR_FRAME);
   bench_floor_row("floor.unix.stream", "floor: 89-byte frames through a unix socket, 64 KiB writes",
-                  (bsum){fs, fs, NAN, NAN, NAN});
-  redis_stream(&redis, n, fs);
-  fs = floor_stream("tcp", n * 5, 65536 / BR_FRAME);
+                  (bsum){f.stream[0], f.stream[0], NAN, NAN, NAN});
+  f.stream[1] = floor_stream("tcp", n * 5, 65536 / BR_FRAME);
   bench_floor_row("floor.tcp.stream", "floor: 89-byte frames through a tcp connection, 64 KiB writes",
-                  (bsum){fs, fs, NAN, NAN, NAN});
-  nats_stream(&nats, n, fs);
+                  (bsum){f.stream[1], f.stream[1], NAN, NAN, NAN});
+  ps[0] = ours_open("unix", 1), ps[1] = redis_open(&redis, "unix", 1);
+  ps[2] = nats_open_probe(&nats, &ctl, false, 1);
+  run_stream(ps, 3, n, rounds);
+  for (int k = 0; k < 3; k++) stream_rows(ps[k], &f, rounds), probe_close(ps[k]);
 
-  bsum ff = floor_fan("unix", fan_samples);
-  bench_floor_row("floor.unix.fan100", "floor: 100 unix sockets, one writer, 100 reader threads: last read", ff);
-  redis_fanout(&redis, fan_samples, ff);
-  ff = floor_fan("tcp", fan_samples);
-  bench_floor_row("floor.tcp.fan100", "floor: 100 tcp connections, one writer, 100 reader threads: last read", ff);
-  nats_fanout(&nats, fan_samples, ff);
+  /* one change to 100 subscribers */
+  f.fan[0] = floor_fan("unix", fan_samples);
+  bench_floor_row("floor.unix.fan100", "floor: 100 unix sockets, one writer, 100 reader threads: last read", f.fan[0]);
+  f.fan[1] = floor_fan("tcp", fan_samples);
+  bench_floor_row("floor.tcp.fan100", "floor: 100 tcp connections, one writer, 100 reader threads: last read",
+                  f.fan[1]);
+  ps[0] = ours_open("unix", BR_FAN), ps[1] = redis_open(&redis, "unix", BR_FAN);
+  ps[2] = nats_open_probe(&nats, &ctl, false, BR_FAN);
+  run_changes(ps, 3, fan_samples, 50);
+  for (int k = 0; k < 3; k++) fan_rows(ps[k], &f), probe_close(ps[k]);
+
   pc_close(&ctl);
   return 0; /* the servers are stopped at exit */
 }

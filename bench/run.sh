@@ -119,7 +119,7 @@ if [ $peers = 1 ]; then
   $CC -std=gnu11 -O2 -DNDEBUG -Wall -Wextra -I$tree/include -Ibench bench/peers.c -o $BIN/peers \
     $(pkg-config --cflags --libs gio-2.0 gobject-2.0) -pthread -lm
   $CC -std=gnu11 -O2 -DNDEBUG -Wall -Wextra -I$tree/include -Ibench bench/peers_remote.c -o $BIN/peers_remote \
-    -pthread -lm
+    $LIB -pthread -lm
   PROGS="$PROGS peers peers_remote"
 fi
 
