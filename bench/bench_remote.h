@@ -4,7 +4,7 @@
  * client stores opened on it, a meeting point where watch callbacks on the
  * clients' connection threads record when the last of them ran, and the
  * kernel's own floors: a socket ping-pong round trip, a relay through a
- * middle thread, a stream of frames.
+ * middle thread, a stream of frames, one writer waking 100 readers.
  *
  * Everything is in one process, so one CLOCK_MONOTONIC times a set on one
  * thread and its callback on another.
@@ -282,6 +282,118 @@ static inline bsum floor_relay(const char *transport, size_t samples) {
   pthread_join(tm, NULL);
   pthread_join(tl, NULL);
   close(p1[0]), close(p1[1]), close(p2[0]), close(p2[1]);
+  bsum b = bs_sum(&st);
+  bs_free(&st);
+  return b;
+}
+
+/* Stream: BR_FRAME-byte frames through one socket, `batch` frames per
+ * write(), the reader reading 64 KiB at a time and walking every frame's
+ * length prefix: what the kernel's copy costs per event. */
+typedef struct br_sink {
+  int fd;
+  size_t n; /* frames to read */
+  uint64_t sum;
+} br_sink;
+
+static inline void *br_frame_reader(void *arg) {
+  br_sink *k = arg;
+  static uint8_t buf[65536 + BR_FRAME];
+  size_t have = 0, got = 0;
+  while (got < k->n) {
+    ssize_t r = read(k->fd, buf + have, 65536);
+    if (r <= 0) bench_die("floor: read");
+    have += (size_t)r;
+    size_t off = 0;
+    while (have - off >= BR_FRAME) { /* walk the frames by their length prefix */
+      uint32_t len;
+      memcpy(&len, buf + off, 4);
+      k->sum += buf[off + 4];
+      off += 4 + len;
+      got++;
+    }
+    memmove(buf, buf + off, have - off);
+    have -= off;
+  }
+  return NULL;
+}
+
+/* ns per frame; batch: frames per write() */
+static inline double floor_stream(const char *transport, size_t n, size_t batch) {
+  int fd[2];
+  br_pair(transport, fd);
+  br_sink k = {fd[1], n, 0};
+  pthread_t t;
+  if (pthread_create(&t, NULL, br_frame_reader, &k)) bench_die("pthread_create");
+  uint8_t *out = calloc(batch, BR_FRAME);
+  if (!out) bench_die("out of memory");
+  uint32_t len = BR_FRAME - 4;
+  for (size_t i = 0; i < batch; i++) {
+    memcpy(out + i * BR_FRAME, &len, 4);
+    out[i * BR_FRAME + 4] = 0x40;
+  }
+  int64_t t0 = bench_now();
+  for (size_t i = 0; i < n; i += batch) {
+    size_t m = n - i < batch ? n - i : batch;
+    br_write_full(fd[0], out, m * BR_FRAME);
+  }
+  pthread_join(t, NULL);
+  int64_t t1 = bench_now();
+  free(out);
+  close(fd[0]);
+  close(fd[1]);
+  return (double)(t1 - t0) / (double)n;
+}
+
+/* Fan-out: one thread writes a BR_FRAME-byte message into each of BR_FAN
+ * sockets, each read by its own blocked thread, which reads the clock; one
+ * sample is the time to the last reader. What waking BR_FAN threads through
+ * as many sockets costs on this machine. */
+#define BR_FAN 100
+
+typedef struct br_fan_reader {
+  int fd;
+  size_t n;
+  arrival *a;
+} br_fan_reader;
+
+static inline void *br_fan_reader_main(void *arg) {
+  br_fan_reader *f = arg;
+  char buf[BR_FRAME];
+  rstate_event ev = {.kind = RSTATE_EVENT_CHANGED, .coalesced = 1};
+  for (size_t i = 0; i < f->n; i++) {
+    br_read_full(f->fd, buf, sizeof buf);
+    arrival_cb(&ev, f->a);
+  }
+  return NULL;
+}
+
+static inline bsum floor_fan(const char *transport, size_t samples) {
+  size_t warm = 50;
+  arrival a;
+  arrival_init(&a);
+  int fd[BR_FAN][2];
+  br_fan_reader r[BR_FAN];
+  pthread_t t[BR_FAN];
+  for (int i = 0; i < BR_FAN; i++) {
+    br_pair(transport, fd[i]);
+    r[i] = (br_fan_reader){fd[i][1], samples + warm, &a};
+    if (pthread_create(&t[i], NULL, br_fan_reader_main, &r[i])) bench_die("pthread_create");
+  }
+  char buf[BR_FRAME] = {0};
+  bstats st = {0};
+  for (size_t s = 0; s < samples + warm; s++) {
+    arrival_expect(&a, BR_FAN);
+    int64_t t0 = bench_now();
+    for (int i = 0; i < BR_FAN; i++) br_write_full(fd[i][0], buf, sizeof buf);
+    int64_t t1 = arrival_wait(&a, "floor fan-out");
+    if (s >= warm) bs_add(&st, (double)(t1 - t0), 1);
+  }
+  for (int i = 0; i < BR_FAN; i++) {
+    pthread_join(t[i], NULL);
+    close(fd[i][0]);
+    close(fd[i][1]);
+  }
   bsum b = bs_sum(&st);
   bs_free(&st);
   return b;

@@ -21,55 +21,7 @@
  */
 #include "bench_remote.h"
 
-#define FAN 100
-
-typedef struct fan_reader {
-  int fd;
-  size_t n;
-  arrival *a;
-} fan_reader;
-
-static void *fan_reader_main(void *arg) {
-  fan_reader *f = arg;
-  char buf[BR_FRAME];
-  rstate_event ev = {.kind = RSTATE_EVENT_CHANGED, .coalesced = 1};
-  for (size_t i = 0; i < f->n; i++) {
-    br_read_full(f->fd, buf, sizeof buf);
-    arrival_cb(&ev, f->a);
-  }
-  return NULL;
-}
-
-static bsum floor_fan(size_t samples) {
-  size_t warm = 50;
-  arrival a;
-  arrival_init(&a);
-  int fd[FAN][2];
-  fan_reader r[FAN];
-  pthread_t t[FAN];
-  for (int i = 0; i < FAN; i++) {
-    br_pair("unix", fd[i]);
-    r[i] = (fan_reader){fd[i][1], samples + warm, &a};
-    if (pthread_create(&t[i], NULL, fan_reader_main, &r[i])) bench_die("pthread_create");
-  }
-  char buf[BR_FRAME] = {0};
-  bstats st = {0};
-  for (size_t s = 0; s < samples + warm; s++) {
-    arrival_expect(&a, FAN);
-    int64_t t0 = bench_now();
-    for (int i = 0; i < FAN; i++) br_write_full(fd[i][0], buf, sizeof buf);
-    int64_t t1 = arrival_wait(&a, "floor fan-out");
-    if (s >= warm) bs_add(&st, (double)(t1 - t0), 1);
-  }
-  for (int i = 0; i < FAN; i++) {
-    pthread_join(t[i], NULL);
-    close(fd[i][0]);
-    close(fd[i][1]);
-  }
-  bsum b = bs_sum(&st);
-  bs_free(&st);
-  return b;
-}
+#define FAN BR_FAN
 
 /* samples changes through setter (a client, or the served store itself) */
 static void measure(rstate_store *setter, arrival *a, size_t samples, double *x, bstats *last, bstats *first) {
@@ -93,7 +45,7 @@ int main(int argc, char **argv) {
   size_t samples = bench_n(1000, 100);
   bench_raise_nofile(4 * FAN + 64);
 
-  bsum ff = floor_fan(samples);
+  bsum ff = floor_fan("unix", samples);
   bench_floor_row("floor.unix.fan100", "floor: 100 unix sockets, one writer, 100 reader threads: last read", ff);
 
   bserver b;

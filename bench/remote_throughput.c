@@ -33,62 +33,6 @@
  */
 #include "bench_remote.h"
 
-/* ---- floors ---------------------------------------------------------------- */
-
-typedef struct sink_fd {
-  int fd;
-  size_t n; /* frames to read */
-  uint64_t sum;
-} sink_fd;
-
-static void *frame_reader(void *arg) {
-  sink_fd *k = arg;
-  static uint8_t buf[65536 + BR_FRAME];
-  size_t have = 0, got = 0;
-  while (got < k->n) {
-    ssize_t r = read(k->fd, buf + have, 65536);
-    if (r <= 0) bench_die("floor: read");
-    have += (size_t)r;
-    size_t off = 0;
-    while (have - off >= BR_FRAME) { /* walk the frames by their length prefix */
-      uint32_t len;
-      memcpy(&len, buf + off, 4);
-      k->sum += buf[off + 4];
-      off += 4 + len;
-      got++;
-    }
-    memmove(buf, buf + off, have - off);
-    have -= off;
-  }
-  return NULL;
-}
-
-/* ns per frame; batch: frames per write() */
-static double floor_stream(size_t n, size_t batch) {
-  int fd[2];
-  br_pair("unix", fd);
-  sink_fd k = {fd[1], n, 0};
-  pthread_t t;
-  if (pthread_create(&t, NULL, frame_reader, &k)) bench_die("pthread_create");
-  uint8_t *out = calloc(batch, BR_FRAME);
-  uint32_t len = BR_FRAME - 4;
-  for (size_t i = 0; i < batch; i++) {
-    memcpy(out + i * BR_FRAME, &len, 4);
-    out[i * BR_FRAME + 4] = 0x40;
-  }
-  int64_t t0 = bench_now();
-  for (size_t i = 0; i < n; i += batch) {
-    size_t m = n - i < batch ? n - i : batch;
-    br_write_full(fd[0], out, m * BR_FRAME);
-  }
-  pthread_join(t, NULL);
-  int64_t t1 = bench_now();
-  free(out);
-  close(fd[0]);
-  close(fd[1]);
-  return (double)(t1 - t0) / (double)n;
-}
-
 /* ---- the library -------------------------------------------------------------- */
 
 typedef struct counter {
@@ -142,10 +86,10 @@ int main(int argc, char **argv) {
   size_t n = bench_n(200000, 20000);
   int rounds = 3;
 
-  double fs = floor_stream(n * 5, 65536 / BR_FRAME);
+  double fs = floor_stream("unix", n * 5, 65536 / BR_FRAME);
   bench_floor_row("floor.unix.stream", "floor: 89-byte frames through a unix socket, 64 KiB writes",
                   (bsum){fs, fs, NAN, NAN, NAN});
-  double fm = floor_stream(n, 1);
+  double fm = floor_stream("unix", n, 1);
   bench_floor_row("floor.unix.msg", "floor: 89-byte frames through a unix socket, one write each",
                   (bsum){fm, fm, NAN, NAN, NAN});
 

@@ -93,6 +93,29 @@ function peer_row(what, ours_key, peer_name, peer_key,    r, cmpw) {
          peer_name, f(val[peer_key], unit[peer_key]), t(p50[peer_key]), cmpw
 }
 
+# A row of the remote peers' table: our figure as its remote_* program
+# measured it (oprog, id oid), ours and a peer's as peers_remote measured
+# them in turns (ids hid, pid), the ratio of those two (in cost terms: time,
+# or time per event for a rate), and the floor its own run measured beside
+# each of the two programs.
+function remote_row(what, oprog, oid, hid, peer_name, pid,    ok, hk, pk, r, cmpw, fl) {
+  pk = find("peers_remote", pid)
+  if (pk == "") return
+  ok = find(oprog, oid)
+  hk = find("peers_remote", hid)
+  cmpw = ""
+  if (hk != "" && val[hk] != "-" && val[pk] != "-" && val[hk] + 0 > 0 && val[pk] + 0 > 0) {
+    r = unit[pk] ~ /\/s$/ ? val[hk] / val[pk] : val[pk] / val[hk]
+    if (r < 1.05 && r > 1 / 1.05) cmpw = "the same within 5 %"
+    else cmpw = r >= 1 ? sprintf("ours %.1f× faster", r) : sprintf("theirs %.1f× faster", 1 / r)
+  }
+  fl = ""
+  if (floor_id[pk] != "-" && floor_id[pk] != "")
+    fl = "`" floor_id[pk] "` " (ok != "" && floor_id[ok] == floor_id[pk] ? t(fv[ok]) : "-") " / " t(fv[pk])
+  printf "| %s | %s | %s | %s | %s | %s | %s |\n", what, ok == "" ? "-" : f(val[ok], unit[ok]),
+         hk == "" ? "-" : f(val[hk], unit[hk]), peer_name, f(val[pk], unit[pk]), cmpw, fl
+}
+
 END {
   # ---- targets
   print "## Targets"
@@ -127,6 +150,43 @@ END {
     peer_row("set + one watcher", find("set_watch", "set.watch1"), "GObject `g_object_set` → `notify::value`", find("peers", "peer.go.notify"))
     peer_row("set + one watcher", find("set_watch", "set.watch1"), "GObject setter + `g_object_notify_by_pspec`", find("peers", "peer.go.pspec"))
     peer_row("fan-out to 1,000 watchers, per event", find("fanout", "fanout.1000"), "GSettings, 1,000 `changed` handlers", find("peers", "peer.gs.fan1000"))
+    print ""
+  }
+
+  # ---- remote peers
+  if (find("peers_remote", "peer.redis.unix.p50") != "") {
+    print "## Beside the remote peers (same machine, same run)"
+    print ""
+    print "The peers issue 5 quotes, measured by `bench/peers_remote.c` the way the `remote_*` programs measure"
+    print "us: the program starts its own servers (Debian's packages, loopback or a socket in /tmp, nothing"
+    print "persisted) and talks to them with minimal clients of its own, each subscriber's connection read by"
+    print "a blocked thread of its own, whose clock read on the whole parsed message is the arrival. A latency"
+    print "sample is one change, the setter waiting for its reply and for the arrival before the next."
+    print "The same program measures ours again **in turns** with the peers (one sample each, round after"
+    print "round): on this guest a wakeup costs several times more while the vCPUs are idle than while they"
+    print "are busy, and the state changes between and within programs, so the `remote_*` figure (second"
+    print "column) can come from another state than the peers'; the ratio compares the two figures taken in"
+    print "turns. Floor: as measured beside the `remote_*` figure / beside the figures taken in turns."
+    print "NATS has no Unix socket: its figures are over tcp: only."
+    print ""
+    print "| Figure | Ours (`remote_*`) | Ours, in turns | Peer, in turns | Peer's figure | Ratio (in turns) | Floor |"
+    print "|---|---|---|---|---|---|---|"
+    remote_row("set on A → B notified, unix:, p50", "remote_latency", "remote.unix.p50", "ours.unix.p50", "Redis SET → keyspace message", "peer.redis.unix.p50")
+    remote_row("set on A → B notified, unix:, p99", "remote_latency", "remote.unix.p99", "ours.unix.p99", "Redis SET → keyspace message", "peer.redis.unix.p99")
+    remote_row("set on A → B notified, tcp:, p50", "remote_latency", "remote.tcp.p50", "ours.tcp.p50", "Redis SET → keyspace message", "peer.redis.tcp.p50")
+    remote_row("set on A → B notified, tcp:, p50", "remote_latency", "remote.tcp.p50", "ours.tcp.p50", "NATS JetStream KV put → watch", "peer.nats.kv.tcp.p50")
+    remote_row("set on A → B notified, tcp:, p50", "remote_latency", "remote.tcp.p50", "ours.tcp.p50", "NATS core PUB → SUB", "peer.nats.core.tcp.p50")
+    remote_row("set on A, call to its reply, unix:", "remote_latency", "remote.unix.set", "ours.unix.set", "Redis SET → +OK", "peer.redis.unix.set")
+    remote_row("set on A, call to its reply, tcp:", "remote_latency", "remote.tcp.set", "ours.tcp.set", "Redis SET → +OK", "peer.redis.tcp.set")
+    remote_row("set on A, call to its reply, tcp:", "remote_latency", "remote.tcp.set", "ours.tcp.set", "NATS KV put → JetStream ack", "peer.nats.kv.tcp.set")
+    remote_row("change events/s to one watching client", "remote_throughput", "remote.stream", "ours.stream", "Redis, SETs pipelined 100 a write, unix:", "peer.redis.stream")
+    remote_row("change events/s to one watching client", "remote_throughput", "remote.stream", "ours.stream", "NATS core, PUBs 100 a write, tcp:", "peer.nats.stream")
+    remote_row("CPU per streamed event, server and clients", "remote_throughput", "remote.stream.cpu", "ours.stream.cpu", "Redis", "peer.redis.stream.cpu")
+    remote_row("CPU per streamed event, server and clients", "remote_throughput", "remote.stream.cpu", "ours.stream.cpu", "NATS core", "peer.nats.stream.cpu")
+    remote_row("one change → last of 100 clients, p50", "remote_fanout", "remote.fanout100", "ours.fan100", "Redis, 100 subscribers, unix:", "peer.redis.fan100")
+    remote_row("one change → last of 100 clients, p50", "remote_fanout", "remote.fanout100", "ours.fan100", "NATS core, 100 subscribers, tcp:", "peer.nats.fan100")
+    remote_row("one change → first of 100 clients, p50", "remote_fanout", "remote.fanout100.first", "ours.fan100.first", "Redis, unix:", "peer.redis.fan100.first")
+    remote_row("one change → first of 100 clients, p50", "remote_fanout", "remote.fanout100.first", "ours.fan100.first", "NATS core, tcp:", "peer.nats.fan100.first")
     print ""
   }
 

@@ -12,8 +12,9 @@
 #    writes bench/RESULTS.md: date, machine, compiler, the targets, every
 #    figure beside its floor, and the noise within this run and against the
 #    previous one.
-# With --peers it also installs GLib's development files when they are
-# missing (apt-get, as root) and measures GSettings and GObject beside us.
+# With --peers it also installs GLib's development files and the Redis and
+# NATS servers when they are missing (apt-get, as root) and measures
+# GSettings and GObject, Redis and NATS beside us.
 # With --report it only rewrites bench/RESULTS.md from the files the last
 # run left in bench/results/ (after an edit of bench/notes.md).
 #
@@ -93,21 +94,33 @@ for p in $PROGS; do
 done
 
 if [ $peers = 1 ]; then
+  # The peers' Debian packages, installed (as root) when missing: GLib for
+  # peers.c, the Redis and NATS servers for peers_remote.c (which starts its
+  # own servers; nats-server is in /usr/sbin).
+  pkgs=""
   if ! command -v pkg-config >/dev/null || ! pkg-config --exists gio-2.0 gobject-2.0 ||
      ! command -v glib-compile-schemas >/dev/null; then
+    pkgs="libglib2.0-dev libglib2.0-bin pkg-config"
+  fi
+  for s in redis-server nats-server; do
+    command -v $s >/dev/null || [ -x /usr/sbin/$s ] || [ -x /usr/bin/$s ] || pkgs="$pkgs $s"
+  done
+  if [ -n "$pkgs" ]; then
     if [ "$(id -u)" != 0 ]; then
-      echo "bench: --peers needs libglib2.0-dev, libglib2.0-bin and pkg-config; run as root to install them" >&2
+      echo "bench: --peers needs $pkgs; run as root to install them" >&2
       exit 1
     fi
-    echo "bench: installing libglib2.0-dev libglib2.0-bin pkg-config"
-    pkgs="libglib2.0-dev libglib2.0-bin pkg-config"
+    echo "bench: installing $pkgs"
+    # shellcheck disable=SC2086
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q $pkgs >/dev/null ||
       { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $pkgs >/dev/null; }
   fi
   # shellcheck disable=SC2046
   $CC -std=gnu11 -O2 -DNDEBUG -Wall -Wextra -I$tree/include -Ibench bench/peers.c -o $BIN/peers \
     $(pkg-config --cflags --libs gio-2.0 gobject-2.0) -pthread -lm
-  PROGS="$PROGS peers"
+  $CC -std=gnu11 -O2 -DNDEBUG -Wall -Wextra -I$tree/include -Ibench bench/peers_remote.c -o $BIN/peers_remote \
+    $LIB -pthread -lm
+  PROGS="$PROGS peers peers_remote"
 fi
 
 # ---- run -----------------------------------------------------------------------
@@ -174,7 +187,12 @@ echo "$prev_desc" > $OUT/prev_desc
   echo "| Kernel | $(uname -sr) |"
   echo "| Compiler | $($CC --version | head -1), \`-O2 -DNDEBUG\` |"
   echo "| C library | $(ldd --version 2>/dev/null | head -1) |"
-  if [ $peers = 1 ]; then echo "| GLib | $(pkg-config --modversion glib-2.0) |"; fi
+  if [ $peers = 1 ]; then
+    echo "| GLib | $(pkg-config --modversion glib-2.0) |"
+    redis_v=$(redis-server --version | sed -n 's/.* v=\([^ ]*\).*/\1/p')
+    nats_v=$(PATH=$PATH:/usr/sbin nats-server --version | sed 's/^nats-server: *//')
+    echo "| Redis, NATS | redis-server $redis_v, nats-server $nats_v (Debian's packages; started by \`bench/peers_remote.c\`) |"
+  fi
   echo "| hyperfine | $(hyperfine --version) — $WARMUP warmup + $RUNS measured runs per program${nice:+, under \`$nice\`} |"
   echo "| Library | libreactivestate $commit |"
   echo "| Load average | $load_before before, $load_after after ($elapsed s; the benchmarks' own threads count too) |"
