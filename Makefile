@@ -9,7 +9,7 @@
 #   make valgrind     every test under valgrind, failing on any leak or error
 #   make pkgconfig-check  install to a scratch prefix, build a program with pkg-config
 #   make bench        benchmarks through hyperfine; writes bench/RESULTS.md
-#   make bench-peers  the same beside GSettings and GObject (installs them)
+#   make bench-peers  the same beside GSettings, GObject, Redis and NATS (installs them)
 #   make fuzz         every libFuzzer target in fuzz/ for FUZZ_SECONDS each (60)
 #   make install      PREFIX=/usr/local DESTDIR=
 #
