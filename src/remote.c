@@ -143,8 +143,6 @@ static void release_answered(remote *r) {
 
 static void process_frames(remote *r);
 
-/* The connection thread waiting for its own request (from a callback):
- * read until the answer is in. */
 /* Reads what the socket has, up to the connection's read size, into the
  * reader: the bytes taken, 0 when the server closed, -1 with errno. */
 static ssize_t read_some(remote *r, int fd) {
@@ -163,6 +161,8 @@ static ssize_t read_some(remote *r, int fd) {
   return k;
 }
 
+/* The connection thread waiting for its own request (from a callback):
+ * read until the answer is in. */
 static void pump(remote *r, waiter *w, int64_t deadline) {
   /* what arrives now may be caused by the write this callback waits for: it
    * counts as one more link of a feedback chain (RSTATE_CASCADE_LIMIT) */
