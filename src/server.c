@@ -50,7 +50,7 @@
  * events per write, little enough that a slow client's backlog stays in
  * the history, where it can be coalesced. */
 #define STREAM_THRESHOLD (256u * 1024u)
-#define READ_CHUNK 65536u
+#define READ_CHUNK 65536u /* the largest read; a client starts at 4 KiB (rstate__wire_read_size) */
 #define READ_ROUNDS 16 /* reads per wakeup per client, for fairness */
 #define MAX_SUBS 4096  /* subscriptions per connection (RSTATE_ELIMIT above) */
 /* A client being closed on purpose gets this long to take its last frames. */
