@@ -225,6 +225,25 @@ static inline bsum floor_pingpong(const char *transport, size_t samples) {
   return b;
 }
 
+/* A reader thread standing for a watching client: reads n frames from fd,
+ * each an arrival (the clock read once the whole frame is in). */
+typedef struct br_reader {
+  int fd;
+  size_t n;
+  arrival *a;
+} br_reader;
+
+static inline void *br_reader_main(void *arg) {
+  br_reader *f = arg;
+  char buf[BR_FRAME];
+  rstate_event ev = {.kind = RSTATE_EVENT_CHANGED, .coalesced = 1};
+  for (size_t i = 0; i < f->n; i++) {
+    br_read_full(f->fd, buf, sizeof buf);
+    arrival_cb(&ev, f->a);
+  }
+  return NULL;
+}
+
 /* Relay: the shape of a remote set → callback without the library. The
  * timing thread writes a message into a socket; a middle thread (the
  * server) reads it and writes it into a second socket; a third thread (the
@@ -233,9 +252,7 @@ static inline bsum floor_pingpong(const char *transport, size_t samples) {
  * message, from the write to the third thread's clock read. */
 typedef struct br_relay {
   int in, out; /* middle: reads in, writes out */
-  int last;    /* third: reads last */
   size_t n;
-  arrival *a;
 } br_relay;
 
 static inline void *br_relay_middle(void *arg) {
@@ -248,17 +265,6 @@ static inline void *br_relay_middle(void *arg) {
   return NULL;
 }
 
-static inline void *br_relay_last(void *arg) {
-  br_relay *r = arg;
-  char buf[BR_FRAME];
-  rstate_event ev = {.kind = RSTATE_EVENT_CHANGED, .coalesced = 1};
-  for (size_t i = 0; i < r->n; i++) {
-    br_read_full(r->last, buf, sizeof buf);
-    arrival_cb(&ev, r->a);
-  }
-  return NULL;
-}
-
 static inline bsum floor_relay(const char *transport, size_t samples) {
   int p1[2], p2[2];
   br_pair(transport, p1);
@@ -266,9 +272,10 @@ static inline bsum floor_relay(const char *transport, size_t samples) {
   size_t warm = 100;
   arrival a;
   arrival_init(&a);
-  br_relay r = {p1[1], p2[0], p2[1], samples + warm, &a};
+  br_relay r = {p1[1], p2[0], samples + warm};
+  br_reader last = {p2[1], samples + warm, &a};
   pthread_t tm, tl;
-  if (pthread_create(&tm, NULL, br_relay_middle, &r) || pthread_create(&tl, NULL, br_relay_last, &r))
+  if (pthread_create(&tm, NULL, br_relay_middle, &r) || pthread_create(&tl, NULL, br_reader_main, &last))
     bench_die("pthread_create");
   char buf[BR_FRAME] = {0};
   bstats st = {0};
@@ -351,34 +358,17 @@ static inline double floor_stream(const char *transport, size_t n, size_t batch)
  * as many sockets costs on this machine. */
 #define BR_FAN 100
 
-typedef struct br_fan_reader {
-  int fd;
-  size_t n;
-  arrival *a;
-} br_fan_reader;
-
-static inline void *br_fan_reader_main(void *arg) {
-  br_fan_reader *f = arg;
-  char buf[BR_FRAME];
-  rstate_event ev = {.kind = RSTATE_EVENT_CHANGED, .coalesced = 1};
-  for (size_t i = 0; i < f->n; i++) {
-    br_read_full(f->fd, buf, sizeof buf);
-    arrival_cb(&ev, f->a);
-  }
-  return NULL;
-}
-
 static inline bsum floor_fan(const char *transport, size_t samples) {
   size_t warm = 50;
   arrival a;
   arrival_init(&a);
   int fd[BR_FAN][2];
-  br_fan_reader r[BR_FAN];
+  br_reader r[BR_FAN];
   pthread_t t[BR_FAN];
   for (int i = 0; i < BR_FAN; i++) {
     br_pair(transport, fd[i]);
-    r[i] = (br_fan_reader){fd[i][1], samples + warm, &a};
-    if (pthread_create(&t[i], NULL, br_fan_reader_main, &r[i])) bench_die("pthread_create");
+    r[i] = (br_reader){fd[i][1], samples + warm, &a};
+    if (pthread_create(&t[i], NULL, br_reader_main, &r[i])) bench_die("pthread_create");
   }
   char buf[BR_FRAME] = {0};
   bstats st = {0};
