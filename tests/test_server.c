@@ -8,6 +8,7 @@
  * leaving the others alone.
  */
 #include <errno.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -276,6 +277,28 @@ Test(server, tcp_port_0_gives_the_real_port) {
   cr_assert(strncmp(rstate_server_uri(srv), "tcp:127.0.0.1:", 14) == 0, "uri %s", rstate_server_uri(srv));
   join(&c, srv, NULL);
   wc_close(&c);
+  rstate_server_stop(srv);
+  rstate_close(s);
+}
+
+/* IPv6: the bound address comes back bracketed, and a remote store reaches
+ * it through the same URI (both sides parse "[address]:port" alike). */
+Test(server, tcp_on_ipv6_loopback_round_trips) {
+  int probe = socket(AF_INET6, SOCK_STREAM, 0);
+  struct sockaddr_in6 lo = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+  bool v6 = probe >= 0 && bind(probe, (struct sockaddr *)&lo, sizeof lo) == 0;
+  if (probe >= 0) close(probe);
+  if (!v6) cr_skip_test("this machine has no IPv6 loopback");
+  rstate_store *s = open_store();
+  rstate_server *srv = start_at(s, "tcp:[::1]:0", NULL);
+  const char *uri = rstate_server_uri(srv);
+  cr_assert(strncmp(uri, "tcp:[::1]:", 10) == 0 && atoi(uri + 10) > 0, "uri %s", uri);
+  rstate_store *c = NULL;
+  ASSERT_RC(rstate_open(&c, uri, NULL), RSTATE_OK);
+  h_define_ok(c, "v6.x", RSTATE_TYPE_INTEGER, rstate_int(1), NULL);
+  ASSERT_RC(rstate_set_int(c, "v6.x", 6), RSTATE_OK);
+  cr_assert_eq(h_get_int(s, "v6.x"), 6, "the served store has the client's value");
+  rstate_close(c);
   rstate_server_stop(srv);
   rstate_close(s);
 }
