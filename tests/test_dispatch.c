@@ -13,6 +13,7 @@
 #include <poll.h>
 #include <stdatomic.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -673,6 +674,9 @@ Test(dispatch, two_threads_may_dispatch_debounced_watches_at_once, .timeout = 60
       ASSERT_RC(rstate_get_watch_stats(s, id, &st), RSTATE_OK);
       if (st.pending) idle = false;
     }
+    /* lets the dispatchers in: valgrind runs one thread at a time, and a
+     * thread that never blocks can keep the others out */
+    sched_yield();
   }
   atomic_store(&stop_dispatchers, true);
   for (int t = 0; t < 2; t++) pthread_join(th[t], NULL);
