@@ -401,7 +401,7 @@ Test(remote, a_restarted_server_gives_resync) {
  * heartbeat, and after every reconnect), and a server that can take it
  * gives it the RESYNC events of what it missed. (With 50 ms heartbeats the
  * client asks again, and fails to send, while it talks to the small server.) */
-Test(remote, a_watch_a_new_server_cannot_take_is_asked_for_again_until_one_can) {
+Test(remote, a_watch_too_large_for_a_new_server_waits_for_one_that_takes_it_and_the_others_go_on) {
   h_define_ok(backing, "s.x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
   h_define_ok(backing, "s.y", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
   rstate_options o = {.connect_timeout_ms = 200, .heartbeat_ms = 50, .on_state = on_state};
