@@ -144,8 +144,9 @@ static void release_answered(remote *r) {
 static void process_frames(remote *r);
 
 /* Reads what the socket has, up to the connection's read size, into the
- * reader: the bytes taken, 0 when the server closed, -1 with errno. */
-static ssize_t read_some(remote *r, int fd) {
+ * reader: the bytes taken, 0 when the server closed, -1 with errno. flags:
+ * MSG_DONTWAIT, or 0 to wait for bytes until the receive timeout. */
+static ssize_t read_some(remote *r, int fd, int flags) {
   size_t room;
   uint8_t *buf = rstate__wire_reader_prepare(&r->reader, r->read_size, &room);
   if (!buf) {
@@ -153,7 +154,7 @@ static ssize_t read_some(remote *r, int fd) {
     return -1;
   }
   size_t want = room < r->read_size ? room : r->read_size;
-  ssize_t k = recv(fd, buf, want, MSG_DONTWAIT);
+  ssize_t k = recv(fd, buf, want, flags);
   if (k > 0) {
     r->read_size = rstate__wire_read_size(r->read_size, (size_t)k, want, READ_CHUNK);
     rstate__wire_reader_commit(&r->reader, (size_t)k);
@@ -177,7 +178,7 @@ static void pump(remote *r, waiter *w, int64_t deadline) {
     pthread_mutex_lock(&r->lock);
     if (n == 0) break; /* timed out */
     if (n < 0) continue;
-    ssize_t k = read_some(r, fd);
+    ssize_t k = read_some(r, fd, MSG_DONTWAIT);
     if (k > 0) {
       process_frames(r);
     } else if (k == 0 || (k < 0 && errno != EAGAIN && errno != EINTR)) {
@@ -426,6 +427,9 @@ static int connect_once(remote *r) {
   }
   struct timeval tv = {r->request_timeout_ms / 1000, (r->request_timeout_ms % 1000) * 1000};
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  int tick_ms = heartbeat_ms(r) / 4 ? heartbeat_ms(r) / 4 : 1; /* serve's check of the heartbeats */
+  struct timeval rtv = {tick_ms / 1000, (tick_ms % 1000) * 1000};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &rtv, sizeof rtv);
   pthread_mutex_lock(&r->lock);
   pthread_mutex_lock(&r->wlock);
   r->fd = fd;
@@ -482,13 +486,17 @@ static bool reconnect(remote *r) {
 }
 
 /* Reads while connected; returns when the connection is lost or the store
- * closes. */
+ * closes. The connection thread blocks in recv itself, one system call per
+ * wakeup: the socket's receive timeout (a quarter of the heartbeat interval,
+ * set by connect_once) brings it back to check the heartbeats, and
+ * remote_close shuts the socket down to end the wait. */
 static void serve(remote *r) {
   for (;;) {
     pthread_mutex_lock(&r->lock);
     if (r->answered) release_answered(r); /* answered while on_state ran */
+    if (r->closing) rstate__remote_drop(r, "the store is closing");
     int64_t hb_ns = (int64_t)heartbeat_ms(r) * 1000000, now = rstate__monotonic_ns();
-    if (now >= r->retry_ns) {
+    if (r->state == CONN_CONNECTED && now >= r->retry_ns) {
       rstate__sub_retry(r); /* a send that fails on the socket drops the connection */
       r->retry_ns = now + hb_ns;
     }
@@ -498,28 +506,21 @@ static void serve(remote *r) {
     }
     int fd = r->fd;
     int64_t dead_at = r->last_rx_ns + 3 * hb_ns;
-    int64_t wake_at = dead_at < r->retry_ns ? dead_at : r->retry_ns;
     pthread_mutex_unlock(&r->lock);
 
-    struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = r->wake, .events = POLLIN}};
-    int n = poll(p, 2, ms_until(wake_at));
+    /* the reader is the connection thread's alone: read outside the lock */
+    ssize_t k = read_some(r, fd, 0);
+    int err = errno;
     pthread_mutex_lock(&r->lock);
     if (r->closing) rstate__remote_drop(r, "the store is closing");
-    if (r->state != CONN_CONNECTED) {
-      pthread_mutex_unlock(&r->lock);
-      return;
-    }
-    if (n == 0 && rstate__monotonic_ns() >= dead_at) {
+    if (k > 0) {
+      r->in_serve = true;
+      process_frames(r);
+      r->in_serve = false;
+    } else if (k == 0 || (err != EAGAIN && err != EWOULDBLOCK && err != EINTR)) {
+      rstate__remote_drop(r, k == 0 ? "the server closed the connection" : strerror(err));
+    } else if (rstate__monotonic_ns() >= dead_at) { /* the receive timeout, in silence */
       rstate__remote_drop(r, "the server stopped answering heartbeats");
-    } else if (n > 0 && p[0].revents) {
-      ssize_t k = read_some(r, fd);
-      if (k > 0) {
-        r->in_serve = true;
-        process_frames(r);
-        r->in_serve = false;
-      } else if (k == 0 || (k < 0 && errno != EAGAIN && errno != EINTR)) {
-        rstate__remote_drop(r, k == 0 ? "the server closed the connection" : strerror(errno));
-      }
     }
     pthread_mutex_unlock(&r->lock);
     rstate_host_deliver(r->host);
@@ -633,6 +634,9 @@ static void remote_close(rstate_backend *b) {
   pthread_mutex_lock(&r->lock);
   r->closing = true; /* the connection thread drops the connection and ends */
   pthread_mutex_unlock(&r->lock);
+  pthread_mutex_lock(&r->wlock);
+  if (r->fd >= 0) shutdown(r->fd, SHUT_RDWR); /* ends serve's recv */
+  pthread_mutex_unlock(&r->wlock);
   uint64_t one = 1;
   if (write(r->wake, &one, sizeof one) < 0) { /* a full eventfd is awake already */
   }

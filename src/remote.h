@@ -63,7 +63,7 @@ typedef struct remote {
   char *open_error;
   uint64_t gen;     /* connection serial: a request belongs to one connection */
   int fd;           /* -1 when disconnected */
-  int wake;         /* eventfd: wakes the connection thread (closing) */
+  int wake;         /* eventfd: wakes the connection thread resting before a reconnect (closing) */
   rstate__wire_reader reader; /* connection thread only */
   size_t read_size;           /* ... and its next read's size (rstate__wire_read_size) */
   rstate__wire_buf scratch;   /* decoding, connection thread only */

@@ -156,6 +156,29 @@ Test(remote, on_state_reports_connected_inside_open_and_closed_inside_close) {
 
 /* ---- tokens ------------------------------------------------------------------ */
 
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The connection thread waits in recv between heartbeats; closing the store
+ * must end that wait at once, not at the next heartbeat (here a minute). */
+Test(remote, close_does_not_wait_for_the_next_heartbeat) {
+  rstate_server_stop(server);
+  rstate_server_opts so = {.heartbeat_ms = 60000};
+  serve(&so);
+  proxy_stop(px);
+  px = proxy_start(server_uri);
+  rstate_store *c = client(NULL);
+  h_define_ok(c, "hb.x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL); /* the connection is up and idle */
+  int64_t t0 = now_ms();
+  rstate_close(c);
+  int64_t took_ms = now_ms() - t0;
+  cr_assert_lt(took_ms, 5000, "rstate_close took %lld ms with a 60 s heartbeat: it waited for the heartbeat",
+               (long long)took_ms);
+}
+
 Test(remote, a_wrong_or_missing_token_is_eperm) {
   rstate_server *guarded;
   char uri[128];
