@@ -24,6 +24,12 @@
  *                            64 KiB reads are mostly never touched
  *   remote.watchers.last     set on a client → the last of the 1,000
  *                            callbacks (p50 / p99)
+ *   remote.watchers.one      set a variable that one other client watches →
+ *                            its callback, with the 1,000 connected and idle
+ *                            (their variable does not change); its floor,
+ *                            remote.watchers.one.alone, is the same before
+ *                            the 1,000 connect: the difference is what the
+ *                            server spends per connected client and change
  *
  * No floor of its own: what waking 100 threads through 100 sockets costs
  * here is remote_fanout's floor.unix.fan100, and 1,000 cost about ten
@@ -44,6 +50,21 @@ static int watcher_cb(const rstate_event *ev, void *ud) {
   return arrival_cb(ev, w->a);
 }
 
+#define ONE_VAR "pressure"
+
+/* Sets ONE_VAR samples times (after a warm-up), each waited for until the
+ * one client watching it ran its callback. */
+static void one_latency(rstate_store *setter, arrival *a, bstats *st, size_t samples) {
+  static double x;
+  for (size_t s = 0; s < samples + 10; s++) {
+    arrival_expect(a, 1);
+    int64_t s0 = bench_now();
+    BENCH_OK(rstate_set_float(setter, ONE_VAR, ++x));
+    int64_t s1 = arrival_wait(a, "the one watcher");
+    if (s >= 10) bs_add(st, (double)(s1 - s0), 1);
+  }
+}
+
 int main(int argc, char **argv) {
   bench_init(argc, argv, "remote_watchers");
   size_t samples = bench_n(200, 30);
@@ -56,7 +77,16 @@ int main(int argc, char **argv) {
   bserver b;
   bserver_start(&b, "unix", &so);
   bench_define_float(b.store, BENCH_VAR);
+  bench_define_float(b.store, ONE_VAR);
   rstate_store *setter = bclient_open(&b);
+  rstate_store *one = bclient_open(&b);
+  arrival a1;
+  arrival_init(&a1);
+  const char *one_name = ONE_VAR;
+  rstate_watch_id one_id;
+  BENCH_OK(rstate_watch(one, &one_name, 1, arrival_cb, &a1, NULL, &one_id));
+  bstats alone = {0};
+  one_latency(setter, &a1, &alone, samples);
   arrival a;
   arrival_init(&a);
   static rstate_store *cl[WATCHERS];
@@ -98,6 +128,8 @@ int main(int argc, char **argv) {
     int64_t s1 = arrival_wait(&a, "1,000 watchers");
     if (s >= warm) bs_add(&st, (double)(s1 - s0), 1);
   }
+  bstats among = {0};
+  one_latency(setter, &a1, &among, samples);
   size_t complete = 0;
   for (size_t i = 0; i < n; i++) complete += w[i].got == samples + warm;
   bench_expect("1,000 watchers: coalesced", a.coalesced, a.count);
@@ -127,11 +159,19 @@ int main(int argc, char **argv) {
   bench_pct_row("remote.watchers.last", "set on a client -> last of the 1,000 callbacks, p50", sl.p50, sl, NULL, NAN,
                 0, 0);
   bs_free(&st);
+  bsum s_alone = bs_sum(&alone), s_among = bs_sum(&among);
+  bench_pct_row("remote.watchers.one.alone", "set -> callback on the one client watching, no other client, p50",
+                s_alone.p50, s_alone, NULL, NAN, 0, 0);
+  snprintf(label, sizeof label, "set -> callback on the one client watching, %zu others connected, p50", n);
+  bench_pct_row("remote.watchers.one", label, s_among.p50, s_among, "remote.watchers.one.alone", s_alone.p50, 0, 0);
+  bs_free(&alone);
+  bs_free(&among);
 
   int64_t c0 = bench_now();
   for (size_t i = 0; i < n; i++) rstate_close(cl[i]);
   bench_latency("remote.watchers.close", "rstate_close, per connection", "ns/op",
                 (bsum){n ? (double)(bench_now() - c0) / (double)n : NAN, NAN, NAN, NAN, NAN}, NULL, NAN, 0, 0);
+  rstate_close(one);
   rstate_close(setter);
   bserver_stop(&b);
   return 0;
