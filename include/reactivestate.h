@@ -253,7 +253,8 @@ RSTATE_API int rstate_open(rstate_store **out, const char *uri, const rstate_opt
  *    rstate_open returns and after each reconnect, DISCONNECTED on each
  *    loss, CLOSED inside rstate_close. It may call the store.
  *  - A lost connection is noticed at once (the socket closes) or after three
- *    heartbeat intervals of silence. Then every call that needs the server
+ *    heartbeat intervals of silence (checked every quarter interval, so
+ *    within three and a quarter). Then every call that needs the server
  *    fails at once with RSTATE_ECLOSED, and so does a request in flight: a
  *    request is never sent twice behind the caller's back (it may have been
  *    applied). rstate_unwatch still succeeds; rstate_revision returns 0.
