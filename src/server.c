@@ -12,6 +12,12 @@
  * thread moves queued entries into its history, streams to each
  * subscription what it covers, and merges what a slow client cannot take.
  *
+ * A change costs work only for the clients it concerns: the index of the
+ * names subscriptions watch (subindex.c) finds them as the entry comes in,
+ * and the loop pumps the active clients alone (activate). A subscription
+ * that has had everything keeps no cursor of its own; it stands at
+ * srv->synced, which moves to the history's tail at the end of each turn.
+ *
  * Locks: the tap takes the server's mutex under the backend's lock; the
  * server thread takes the mutex only to move the queue and never calls the
  * store while holding it. Nothing else is shared: clients, subscriptions
@@ -39,6 +45,7 @@
 #include "listener.h"
 #include "map.h"
 #include "store.h"
+#include "subindex.h"
 #include "wire.h"
 
 #define DEFAULT_HEARTBEAT_MS 1000
@@ -62,12 +69,13 @@
 
 typedef struct sub {
   uint64_t id;
+  struct client *owner;
   rstate__map exact; /* exact names, keys in text */
   const char **prefixes;
   size_t *prefix_lens;
   size_t n_prefixes;
   bool all;               /* a "*" pattern */
-  rstate__hentry *cursor; /* the last entry this subscription has had */
+  rstate__hentry *cursor; /* the last entry it has had; NULL: srv->synced (see at()) */
   rstate__coalesced pend; /* merged events not sent yet (slow client) */
   const char **patterns;
   size_t n_patterns;
@@ -94,6 +102,8 @@ typedef struct client {
   sub **subs;
   size_t n_subs, cap_subs;
   bool announced; /* on_client was told it connected, not yet that it went */
+  bool active;    /* in the server's active list (activate) */
+  struct client *aprev, *anext;
   char peer[64];
 } client;
 
@@ -125,6 +135,11 @@ struct rstate_server {
 
   /* the server thread's */
   rstate__history hist;
+  /* The entry every subscription without a cursor of its own has had: the
+   * history's tail at the end of the loop's last turn. */
+  rstate__hentry *synced;
+  rstate__subindex index; /* the subscriptions by the names they watch */
+  client *active;         /* the clients the loop's turn pumps (activate) */
   client *clients;
   size_t n_open, n_ready, n_subs;
   uint32_t tick_ms;
@@ -177,6 +192,8 @@ static void tap_discard(void *ud, void *prepared) {
 
 /* Moves the queued entries into the history. The eventfd is read before
  * (by the caller), so a publish after the queue was taken wakes us again. */
+static void activate_covered(rstate_server *srv, const rstate__hentry *e);
+
 static void drain(rstate_server *srv) {
   pthread_mutex_lock(&srv->mu);
   rstate__hentry *e = srv->in_head;
@@ -185,6 +202,7 @@ static void drain(rstate_server *srv) {
   pthread_mutex_unlock(&srv->mu);
   while (e) {
     rstate__hentry *next = e->next;
+    activate_covered(srv, e);
     rstate__history_push(&srv->hist, e);
     e = next;
   }
@@ -367,15 +385,90 @@ static sub **find_sub(client *c, uint64_t id) {
 }
 
 static void remove_sub(rstate_server *srv, client *c, struct sub **slot) {
+  rstate__subindex_remove(&srv->index, *slot, (*slot)->patterns, (*slot)->n_patterns);
   sub_free(*slot);
   *slot = c->subs[--c->n_subs];
   srv->n_subs--;
+}
+
+/* ---- which clients the loop pumps --------------------------------------------- */
+
+/* A client is pumped at the end of the loop's turn while it is active: it
+ * had a socket event, a change its subscriptions may cover, a new
+ * subscription, or it still has something to send (resync). The others
+ * cost nothing per change. */
+static void activate(rstate_server *srv, client *c) {
+  if (c->active) return;
+  c->active = true;
+  c->aprev = NULL;
+  c->anext = srv->active;
+  if (srv->active) srv->active->aprev = c;
+  srv->active = c;
+}
+
+static void deactivate(rstate_server *srv, client *c) {
+  if (!c->active) return;
+  c->active = false;
+  if (c->aprev)
+    c->aprev->anext = c->anext;
+  else
+    srv->active = c->anext;
+  if (c->anext) c->anext->aprev = c->aprev;
+}
+
+static void activate_owner(void *item, void *ud) { activate(ud, ((sub *)item)->owner); }
+
+/* Activates the clients with a subscription that may cover a change of e:
+ * those watching one of its names, and those with a prefix pattern that
+ * covers one. */
+static void activate_covered(rstate_server *srv, const rstate__hentry *e) {
+  for (size_t i = 0; i < e->n; i++) {
+    const rstate__hchange *h = &e->changes[i];
+    rstate__subindex_each_exact(&srv->index, h->name, h->name_len, h->hash, activate_owner, srv);
+  }
+  for (size_t w = 0; w < srv->index.n_wide; w++) {
+    sub *s = srv->index.wide[w];
+    if (s->owner->active) continue;
+    for (size_t i = 0; i < e->n; i++)
+      if (covers(s, &e->changes[i])) {
+        activate(srv, s->owner);
+        break;
+      }
+  }
+}
+
+/* The last entry s has had. */
+static rstate__hentry *at(const rstate_server *srv, const sub *s) { return s->cursor ? s->cursor : srv->synced; }
+
+/* Adds s to c at entry e (its cursor); false on ENOMEM. */
+static bool attach(rstate_server *srv, client *c, sub *s, rstate__hentry *e) {
+  s->owner = c;
+  if (!rstate__subindex_add(&srv->index, s, s->patterns, s->n_patterns)) return false;
+  rstate__cursor_set(&s->cursor, e);
+  c->subs[c->n_subs++] = s;
+  srv->n_subs++;
+  activate(srv, c);
+  return true;
+}
+
+/* At the end of the loop's turn, once srv->synced is the tail: the
+ * subscriptions that have had everything give up their own cursors; true
+ * when c has nothing left to send and can leave the active list. */
+static bool resync(rstate_server *srv, client *c) {
+  bool idle = !c->more;
+  for (size_t i = 0; i < c->n_subs; i++) {
+    sub *s = c->subs[i];
+    if (s->cursor == srv->synced && !s->pend.live) rstate__cursor_set(&s->cursor, NULL);
+    if (s->cursor || s->pend.live) idle = false;
+  }
+  return idle;
 }
 
 /* ---- clients ----------------------------------------------------------------- */
 
 static void client_close(rstate_server *srv, client *c) {
   announce_gone(srv, c, atomic_load(&srv->stopping) ? "the server is stopping" : "the connection was closed");
+  deactivate(srv, c);
   epoll_ctl(srv->ep, EPOLL_CTL_DEL, c->fd, NULL);
   if (c->state == C_CLOSING) shutdown(c->fd, SHUT_WR); /* an orderly end after the ERROR */
   close(c->fd);
@@ -696,11 +789,14 @@ static void do_watch(rstate_server *srv, client *c, const rstate__wire_watch *m)
     uint64_t cur = serialized_revision(srv);
     drain(srv); /* every revision up to cur is now in the history */
     if (m->resume_after >= srv->hist.head->revision && m->resume_after <= cur) {
-      rstate__cursor_set(&sb->cursor, rstate__history_find(&srv->hist, NULL, m->resume_after));
+      if (!attach(srv, c, sb, rstate__history_find(&srv->hist, NULL, m->resume_after))) {
+        sub_free(sb);
+        rstate__err(RSTATE_ENOMEM, "WATCH: the server ran out of memory");
+        reply_error(srv, c, m->req, RSTATE_ENOMEM, SIZE_MAX);
+        return;
+      }
       rstate__wire_watch_reply r = {m->req, m->sub, RSTATE__WIRE_WATCH_RESUMED, m->resume_after, 0};
       sent(srv, c, rstate__wire_put_watch_reply(&c->out, &r), 1);
-      c->subs[c->n_subs++] = sb;
-      srv->n_subs++;
       return;
     }
     status = RSTATE__WIRE_WATCH_GAP;
@@ -714,14 +810,17 @@ static void do_watch(rstate_server *srv, client *c, const rstate__wire_watch *m)
   else
     R = serialized_revision(srv);
   if (!rc && !ensure_evs(srv, sn.n)) rc = rstate__err(RSTATE_ENOMEM, "WATCH: the server ran out of memory");
+  if (!rc) {
+    drain(srv);
+    if (!attach(srv, c, sb, rstate__history_find(&srv->hist, before, R)))
+      rc = rstate__err(RSTATE_ENOMEM, "WATCH: the server ran out of memory");
+  }
   if (rc) {
     snap_free(&sn);
     sub_free(sb);
     reply_error(srv, c, m->req, rc, SIZE_MAX);
     return;
   }
-  drain(srv);
-  rstate__cursor_set(&sb->cursor, rstate__history_find(&srv->hist, before, R));
   rstate__wire_watch_reply r = {m->req, m->sub, status, R, sn.n};
   sent(srv, c, rstate__wire_put_watch_reply(&c->out, &r), 1);
   if (sn.n && c->state == C_READY) {
@@ -738,8 +837,6 @@ static void do_watch(rstate_server *srv, client *c, const rstate__wire_watch *m)
     srv->events_sent += sn.n;
   }
   snap_free(&sn);
-  c->subs[c->n_subs++] = sb;
-  srv->n_subs++;
 }
 
 /* ---- frames from a client ---------------------------------------------------- */
@@ -1035,7 +1132,7 @@ static uint64_t backlog(const rstate_server *srv, const client *c) {
   uint64_t q = out_pending(c);
   uint64_t oldest = UINT64_MAX;
   for (size_t i = 0; i < c->n_subs; i++)
-    if (c->subs[i]->cursor->cum_bytes < oldest) oldest = c->subs[i]->cursor->cum_bytes;
+    if (at(srv, c->subs[i])->cum_bytes < oldest) oldest = at(srv, c->subs[i])->cum_bytes;
   if (oldest != UINT64_MAX) q += srv->hist.total_bytes - oldest;
   return q;
 }
@@ -1046,7 +1143,7 @@ static void coalesce(rstate_server *srv, client *c) {
   uint32_t idx_small[64];
   for (size_t i = 0; i < c->n_subs; i++) {
     sub *s = c->subs[i];
-    rstate__hentry *e = s->cursor;
+    rstate__hentry *e = at(srv, s);
     while (e->next) {
       rstate__hentry *n = e->next;
       uint32_t *idx = n->n <= 64 ? idx_small : malloc(n->n * sizeof *idx);
@@ -1066,9 +1163,9 @@ static void coalesce(rstate_server *srv, client *c) {
 }
 
 /* Whether a subscription has anything left to send. */
-static bool has_more(const client *c) {
+static bool has_more(const rstate_server *srv, const client *c) {
   for (size_t i = 0; i < c->n_subs; i++)
-    if (c->subs[i]->pend.live || c->subs[i]->cursor->next) return true;
+    if (c->subs[i]->pend.live || at(srv, c->subs[i])->next) return true;
   return false;
 }
 
@@ -1077,16 +1174,18 @@ static bool has_more(const client *c) {
  * is being failed. */
 static bool fill(rstate_server *srv, client *c, size_t limit) {
   if (c->state != C_READY || c->doomed) return false;
+  activate(srv, c); /* its cursors move: resync at the end of the turn */
   /* A client that takes what it is sent is not coalesced while the server
    * itself is catching up, unless its backlog grows past four times the
    * bound; one that stops reading (its output full) is, past the bound. */
   uint64_t b = backlog(srv, c);
   if (b > srv->max_queue && (out_pending(c) >= srv->threshold || b > 4 * (uint64_t)srv->max_queue)) coalesce(srv, c);
-  for (size_t i = 0; i < c->n_subs && out_pending(c) < limit; i++) {
+  size_t i = 0;
+  for (; i < c->n_subs && out_pending(c) < limit; i++) {
     sub *s = c->subs[i];
     int rc = RSTATE_OK;
     if (s->pend.live) rc = put_coalesced(srv, c, s);
-    rstate__hentry *e = s->cursor;
+    rstate__hentry *e = at(srv, s);
     while (!rc && e->next && out_pending(c) < limit) {
       e = e->next;
       size_t k;
@@ -1098,7 +1197,10 @@ static bool fill(rstate_server *srv, client *c, size_t limit) {
       return false;
     }
   }
-  c->more = has_more(c);
+  /* the ones not reached keep their place when srv->synced moves on */
+  for (; i < c->n_subs; i++)
+    if (!c->subs[i]->cursor) rstate__cursor_set(&c->subs[i]->cursor, srv->synced);
+  c->more = has_more(srv, c);
   return true;
 }
 
@@ -1177,6 +1279,7 @@ static void *server_main(void *arg) {
         tick = true;
       } else {
         client *c = p;
+        activate(srv, c); /* what it asked for is flushed at the end of the turn */
         if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) on_readable(srv, c);
         if (srv->scratch.cap > SCRATCH_KEEP) rstate__wire_buf_free(&srv->scratch); /* after a big frame */
         if (!c->doomed && (evs[i].events & EPOLLOUT)) flush(srv, c);
@@ -1186,10 +1289,17 @@ static void *server_main(void *arg) {
     drain(srv);
     if (tick) on_tick(srv);
     tick = false;
-    for (client *c = srv->clients, *next; c; c = next) {
-      next = c->next;
+    /* the active clients only: the others' subscriptions cover none of the
+     * changes since the last turn, and move on with srv->synced */
+    for (client *c = srv->active, *next; c; c = next) {
+      next = c->anext;
       pump(srv, c);
       settle(srv, c);
+    }
+    rstate__cursor_set(&srv->synced, srv->hist.tail);
+    for (client *c = srv->active, *next; c; c = next) {
+      next = c->anext;
+      if (resync(srv, c)) deactivate(srv, c);
     }
     rstate__history_trim(&srv->hist);
   }
@@ -1233,7 +1343,9 @@ static void server_free(rstate_server *srv) {
     next = e->next;
     rstate__hentry_unref(e);
   }
+  rstate__cursor_set(&srv->synced, NULL);
   if (srv->hist.head) rstate__history_free(&srv->hist);
+  rstate__subindex_free(&srv->index);
   rstate__listener_close(&srv->lis);
   if (srv->ep >= 0) close(srv->ep);
   if (srv->efd >= 0) close(srv->efd);
@@ -1270,6 +1382,7 @@ int rstate_server_start(rstate_server **out, rstate_store *store, const char *li
   srv->lis.fd = srv->efd = srv->tfd = srv->ep = -1;
   pthread_mutex_init(&srv->mu, NULL);
   rstate__wire_buf_init(&srv->scratch);
+  rstate__subindex_init(&srv->index);
   srv->store = store;
   srv->hb_ms = o.heartbeat_ms ? (uint32_t)o.heartbeat_ms : DEFAULT_HEARTBEAT_MS;
   srv->max_clients = o.max_clients ? o.max_clients : DEFAULT_MAX_CLIENTS;
@@ -1307,6 +1420,7 @@ int rstate_server_start(rstate_server **out, rstate_store *store, const char *li
   }
   /* the revision read after the tap is in: every later change reaches the history */
   if (!rc) rc = rstate__history_init(&srv->hist, o.history ? o.history : DEFAULT_HISTORY, rstate_revision(store));
+  if (!rc) rstate__cursor_set(&srv->synced, srv->hist.head);
   if (!rc) {
     int e = pthread_create(&srv->thread, NULL, server_main, srv);
     if (e) rc = rstate__err(RSTATE_ENOMEM, "rstate_server_start: cannot start the server thread: %s", strerror(e));

@@ -735,6 +735,84 @@ Test(server, watch_new_initial_then_changes_in_order) {
   rstate_close(s);
 }
 
+/* What a client receives: exactly these events (sub, name, new value), in
+ * any order across its subscriptions. */
+typedef struct want {
+  uint64_t sub;
+  const char *name;
+  int64_t v;
+} want;
+
+static void expect_exactly(wc *c, const char *who, const want *w, size_t n) {
+  evlog l = {0};
+  read_events(c, &l, n);
+  cr_assert_eq(l.n, n, "%s: %zu events, want %zu", who, l.n, n);
+  for (size_t i = 0; i < n; i++) {
+    size_t found = 0;
+    for (size_t j = 0; j < l.n; j++)
+      found += l.e[j].sub == w[i].sub && strcmp(l.e[j].name, w[i].name) == 0 && l.e[j].new_i == w[i].v;
+    cr_assert_eq(found, 1, "%s: subscription %llu got %s = %lld %zu times, want once (first event: sub %llu %s)",
+                 who, (unsigned long long)w[i].sub, w[i].name, (long long)w[i].v, found,
+                 (unsigned long long)l.e[0].sub, l.e[0].name);
+  }
+  free(l.e);
+}
+
+/* The server finds the subscriptions a change concerns through an index of
+ * the names they watch (src/subindex.c): names shared by several
+ * subscriptions, a name given twice, prefix and "*" patterns, a client
+ * whose names never change, and an UNWATCH that leaves the name's other
+ * watchers in place. */
+Test(server, each_change_reaches_exactly_the_subscriptions_that_cover_it) {
+  rstate_store *s = open_store();
+  const char *names[] = {"a.x", "b.y", "a.z", "c", "d"};
+  for (size_t i = 0; i < 5; i++) define_int(s, names[i], 0);
+  rstate_server *srv = start(s, NULL);
+  wc a, b, c, d;
+  join(&a, srv, NULL);
+  join(&b, srv, NULL);
+  join(&c, srv, NULL);
+  join(&d, srv, NULL);
+  const char *ax[] = {"a.x"}, *by_ax[] = {"b.y", "a.x"}, *a_pre[] = {"a.*"}, *ax_twice[] = {"a.x", "a.x"},
+             *all[] = {"*"}, *only_c[] = {"c"};
+  watch(&a, 1, 1, 0, 0, ax, 1);
+  watch(&a, 2, 2, 0, 0, by_ax, 2);
+  watch(&b, 1, 3, 0, 0, a_pre, 1);
+  watch(&b, 2, 4, 0, 0, ax_twice, 2);
+  watch(&c, 1, 5, 0, 0, all, 1);
+  watch(&d, 1, 6, 0, 0, only_c, 1);
+
+  set_int(s, "a.x", 1);
+  set_int(s, "b.y", 2);
+  set_int(s, "a.z", 3);
+  set_int(s, "d", 5);
+  expect_exactly(&a, "client a", (want[]){{1, "a.x", 1}, {2, "a.x", 1}, {2, "b.y", 2}}, 3);
+  expect_exactly(&b, "client b", (want[]){{3, "a.x", 1}, {3, "a.z", 3}, {4, "a.x", 1}}, 3);
+  expect_exactly(&c, "client c", (want[]){{5, "a.x", 1}, {5, "b.y", 2}, {5, "a.z", 3}, {5, "d", 5}}, 4);
+
+  /* a.x loses one watcher on each of a and b; the others keep it */
+  rstate__wire_unwatch u = {3, 1};
+  rstate__wire_put_unwatch(&a.out, &u);
+  wc_flush(&a);
+  expect(&a, RSTATE__WIRE_OK);
+  u = (rstate__wire_unwatch){3, 4};
+  rstate__wire_put_unwatch(&b.out, &u);
+  wc_flush(&b);
+  expect(&b, RSTATE__WIRE_OK);
+  set_int(s, "a.x", 6);
+  set_int(s, "c", 7);
+  expect_exactly(&a, "client a after UNWATCH", (want[]){{2, "a.x", 6}}, 1);
+  expect_exactly(&b, "client b after UNWATCH", (want[]){{3, "a.x", 6}}, 1);
+  expect_exactly(&c, "client c, second round", (want[]){{5, "a.x", 6}, {5, "c", 7}}, 2);
+  expect_exactly(&d, "client d", (want[]){{6, "c", 7}}, 1); /* and nothing of the others before it */
+  wc_close(&a);
+  wc_close(&b);
+  wc_close(&c);
+  wc_close(&d);
+  rstate_server_stop(srv);
+  rstate_close(s);
+}
+
 Test(server, set_many_of_two_is_one_event_frame) {
   rstate_store *s = open_store();
   define_int(s, "a", 1);
