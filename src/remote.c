@@ -176,6 +176,7 @@ static void pump(remote *r, waiter *w, int64_t deadline) {
     struct pollfd p = {.fd = fd, .events = POLLIN};
     int n = poll(&p, 1, ms_until(deadline));
     pthread_mutex_lock(&r->lock);
+    if (r->closing) rstate__remote_drop(r, "the store is closing"); /* (its shutdown woke the poll) */
     if (n == 0) break; /* timed out */
     if (n < 0) continue;
     ssize_t k = read_some(r, fd, MSG_DONTWAIT);

@@ -88,8 +88,10 @@ typedef struct remote {
 
 /* ---- remote.c, for subscription.c ---- */
 
-/* Drops the connection (under lock): fails every request in flight with
- * RSTATE_ECLOSED; the connection thread reports and reconnects. */
+/* Drops the connection (under lock, on the connection thread only: it
+ * closes the socket and frees the reader, which serve reads into outside
+ * the lock): fails every request in flight with RSTATE_ECLOSED; the
+ * connection thread reports and reconnects. */
 void rstate__remote_drop(remote *r, const char *why);
 /* Sends an encoded frame on the current connection (under lock or not;
  * takes wlock). encode appends the frame to the buffer. */

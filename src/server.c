@@ -14,9 +14,11 @@
  *
  * A change costs work only for the clients it concerns: the index of the
  * names subscriptions watch (subindex.c) finds them as the entry comes in,
- * and the loop pumps the active clients alone (activate). A subscription
- * that has had everything keeps no cursor of its own; it stands at
- * srv->synced, which moves to the history's tail at the end of each turn.
+ * and the loop pumps the active clients alone (activate); only the
+ * subscriptions with a prefix pattern are each checked against every
+ * change. A subscription that has had everything keeps no cursor of its
+ * own: it stands at srv->synced, which moves to the history's tail at the
+ * end of each turn.
  *
  * Locks: the tap takes the server's mutex under the backend's lock; the
  * server thread takes the mutex only to move the queue and never calls the
@@ -190,10 +192,10 @@ static void tap_discard(void *ud, void *prepared) {
   rstate__hentry_unref(prepared);
 }
 
-/* Moves the queued entries into the history. The eventfd is read before
- * (by the caller), so a publish after the queue was taken wakes us again. */
 static void activate_covered(rstate_server *srv, const rstate__hentry *e);
 
+/* Moves the queued entries into the history. The eventfd is read before
+ * (by the caller), so a publish after the queue was taken wakes us again. */
 static void drain(rstate_server *srv) {
   pthread_mutex_lock(&srv->mu);
   rstate__hentry *e = srv->in_head;
@@ -308,6 +310,7 @@ static void fail(rstate_server *srv, client *c, int code, const char *sentence) 
   if (c->counted) srv->n_open--;
   c->counted = false;
   c->state = C_CLOSING;
+  c->more = false; /* nothing more is sent: it may leave the active list */
   while (c->n_subs) remove_sub(srv, c, &c->subs[c->n_subs - 1]); /* they would hold the history */
   c->deadline = now_ms() + CLOSE_LINGER_MS;
   flush(srv, c);

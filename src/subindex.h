@@ -7,7 +7,9 @@
  * table of name -> subscriptions; one with a prefix pattern ("motor.*", "*")
  * goes into the list of wide subscriptions, which every change is checked
  * against. Items are the caller's (opaque here); the patterns given to add
- * must be given again to remove. Server thread only, no locks.
+ * must be given again to remove, which takes time linear in the number of
+ * items sharing the name (or in the wide list). Server thread only, no
+ * locks.
  */
 #ifndef RSTATE_SUBINDEX_H
 #define RSTATE_SUBINDEX_H

@@ -736,7 +736,8 @@ Test(server, watch_new_initial_then_changes_in_order) {
 }
 
 /* What a client receives: exactly these events (sub, name, new value), in
- * any order across its subscriptions. */
+ * any order across its subscriptions, and then nothing before the answer to
+ * a REVISION request. */
 typedef struct want {
   uint64_t sub;
   const char *name;
@@ -756,6 +757,9 @@ static void expect_exactly(wc *c, const char *who, const want *w, size_t n) {
                  (unsigned long long)l.e[0].sub, l.e[0].name);
   }
   free(l.e);
+  static uint32_t req = 100;
+  send_req(c, RSTATE__WIRE_REVISION, ++req);
+  expect(c, RSTATE__WIRE_REVISION_REPLY);
 }
 
 /* The server finds the subscriptions a change concerns through an index of
