@@ -1135,6 +1135,55 @@ static rstate__hentry *entry(uint64_t rev, rstate_event_kind kind, const char *n
   return e;
 }
 
+/* The same with the variables split over two subscriptions of one client:
+ * when its output is full the server stops filling before it reaches the
+ * second, which must keep its place (src/server.c, fill) and in the end
+ * have every change of its variables, counted. */
+Test(server, a_slow_client_loses_nothing_on_any_of_its_subscriptions) {
+  rstate_store *s = open_store();
+  for (int i = 0; i < 4; i++) {
+    char name[8];
+    snprintf(name, sizeof name, "v%d", i);
+    define_int(s, name, 0);
+  }
+  rstate_server_opts o = {.max_queue_bytes = 4096, .heartbeat_ms = 30000, .history = 100};
+  rstate_server *srv = start(s, &o);
+  wc c;
+  join(&c, srv, NULL);
+  const char *first[] = {"v0", "v1"}, *second[] = {"v2", "v3"};
+  watch(&c, 1, 1, 0, 0, first, 2);
+  watch(&c, 2, 2, 0, 0, second, 2);
+  enum { N = 20000 };
+  setter_arg a = {s, N};
+  pthread_t t;
+  cr_assert_eq(pthread_create(&t, NULL, setter, &a), 0);
+  pthread_join(t, NULL);
+  int64_t final[4] = {0};
+  uint64_t coalesced[3] = {0};
+  int done = 0;
+  while (done < 4) {
+    expect(&c, RSTATE__WIRE_EVENT);
+    const rstate__wire_events *m = &c.m.u.events;
+    for (size_t i = 0; i < m->n; i++) {
+      const rstate__wire_event *e = &m->events[i];
+      int k = e->name[1] - '0';
+      cr_assert_eq(m->sub, k < 2 ? 1u : 2u, "%s came on subscription %llu", e->name, (unsigned long long)m->sub);
+      cr_assert_gt(e->new_value.u.i, final[k], "%s went from %lld back to %lld", e->name, (long long) final[k],
+                   (long long)e->new_value.u.i);
+      final[k] = e->new_value.u.i;
+      coalesced[m->sub] += e->coalesced;
+      if (final[k] > N - 4) done++;
+    }
+  }
+  cr_assert_eq(coalesced[1], N / 2, "subscription 1 accounts for %llu changes, want %d",
+               (unsigned long long)coalesced[1], N / 2);
+  cr_assert_eq(coalesced[2], N / 2, "subscription 2 accounts for %llu changes, want %d",
+               (unsigned long long)coalesced[2], N / 2);
+  wc_close(&c);
+  rstate_server_stop(srv);
+  rstate_close(s);
+}
+
 Test(server, coalescing_merges_only_consecutive_changes_of_a_variable) {
   rstate__coalesced c;
   rstate__coalesced_init(&c);
