@@ -14,11 +14,9 @@
  *
  * A change costs work only for the clients it concerns: the index of the
  * names subscriptions watch (subindex.c) finds them as the entry comes in,
- * and the loop pumps the active clients alone (activate); only the
- * subscriptions with a prefix pattern are each checked against every
- * change. A subscription that has had everything keeps no cursor of its
- * own: it stands at srv->synced, which moves to the history's tail at the
- * end of each turn.
+ * and the loop pumps the active clients alone (activate). A subscription
+ * that has had everything keeps no cursor of its own: it stands at
+ * srv->synced, which moves to the history's tail at the end of each turn.
  *
  * Locks: the tap takes the server's mutex under the backend's lock; the
  * server thread takes the mutex only to move the queue and never calls the
@@ -421,22 +419,11 @@ static void deactivate(rstate_server *srv, client *c) {
 
 static void activate_owner(void *item, void *ud) { activate(ud, ((sub *)item)->owner); }
 
-/* Activates the clients with a subscription that may cover a change of e:
- * those watching one of its names, and those with a prefix pattern that
- * covers one. */
+/* Activates the clients with a subscription that covers a change of e. */
 static void activate_covered(rstate_server *srv, const rstate__hentry *e) {
   for (size_t i = 0; i < e->n; i++) {
     const rstate__hchange *h = &e->changes[i];
-    rstate__subindex_each_exact(&srv->index, h->name, h->name_len, h->hash, activate_owner, srv);
-  }
-  for (size_t w = 0; w < srv->index.n_wide; w++) {
-    sub *s = srv->index.wide[w];
-    if (s->owner->active) continue;
-    for (size_t i = 0; i < e->n; i++)
-      if (covers(s, &e->changes[i])) {
-        activate(srv, s->owner);
-        break;
-      }
+    rstate__subindex_each(&srv->index, h->name, h->name_len, h->hash, activate_owner, srv);
   }
 }
 

@@ -1,8 +1,9 @@
 /*
- * subindex.c — which subscriptions may cover a variable (see subindex.h).
+ * subindex.c — which subscriptions cover a variable (see subindex.h).
  *
- * A bucket per exact name holds its own copy of the name (the table's key)
- * and the items watching it, unordered; removal swaps the last item in.
+ * A bucket per exact name or prefix holds its own copy of the key and the
+ * items under it, unordered; removal swaps the last item in. The prefix
+ * lengths in use are counted, so that a lookup tries only those.
  */
 #include "subindex.h"
 
@@ -12,111 +13,137 @@
 typedef struct bucket {
   void **items;
   size_t n, cap;
-  size_t len;
-  char name[]; /* the table's key */
+  char key[]; /* the table's key */
 } bucket;
-
-static bool is_wide(const char *pattern, size_t len) { return len && pattern[len - 1] == '*'; }
 
 void rstate__subindex_init(rstate__subindex *x) {
   memset(x, 0, sizeof *x);
   rstate__map_init(&x->exact);
+  rstate__map_init(&x->prefix);
 }
 
-void rstate__subindex_free(rstate__subindex *x) {
+static void free_buckets(rstate__map *m) {
   size_t it = 0;
-  for (bucket *b; (b = rstate__map_next(&x->exact, &it));) {
+  for (bucket *b; (b = rstate__map_next(m, &it));) {
     free(b->items);
     free(b);
   }
-  rstate__map_free(&x->exact);
-  free(x->wide);
+  rstate__map_free(m);
+}
+
+void rstate__subindex_free(rstate__subindex *x) {
+  free_buckets(&x->exact);
+  free_buckets(&x->prefix);
+  free(x->lens);
   memset(x, 0, sizeof *x);
 }
 
-/* Appends item to a list unless it is its last element already; false on
- * ENOMEM. */
-static bool push(void ***items, size_t *n, size_t *cap, void *item) {
-  if (*n && (*items)[*n - 1] == item) return true;
-  if (*n == *cap) {
-    size_t c = *cap ? *cap * 2 : 2;
-    void **p = realloc(*items, c * sizeof *p);
-    if (!p) return false;
-    *items = p;
-    *cap = c;
+/* A pattern's table and key: a prefix pattern goes in by its prefix. */
+static rstate__map *table(rstate__subindex *x, const char *pattern, size_t *len) {
+  *len = strlen(pattern);
+  if (*len && pattern[*len - 1] == '*') {
+    --*len;
+    return &x->prefix;
   }
-  (*items)[(*n)++] = item;
+  return &x->exact;
+}
+
+/* One more (d = 1) or one fewer (d = -1) prefix of length len; false on
+ * ENOMEM (nothing changed). */
+static bool count_len(rstate__subindex *x, size_t len, int d) {
+  size_t i = 0;
+  while (i < x->n_lens && x->lens[i].len < len) i++;
+  if (i < x->n_lens && x->lens[i].len == len) {
+    x->lens[i].buckets += (size_t)d;
+    if (!x->lens[i].buckets) memmove(&x->lens[i], &x->lens[i + 1], (--x->n_lens - i) * sizeof *x->lens);
+    return true;
+  }
+  if (x->n_lens == x->cap_lens) {
+    size_t cap = x->cap_lens ? x->cap_lens * 2 : 4;
+    rstate__prefix_len *p = realloc(x->lens, cap * sizeof *p);
+    if (!p) return false;
+    x->lens = p;
+    x->cap_lens = cap;
+  }
+  memmove(&x->lens[i + 1], &x->lens[i], (x->n_lens - i) * sizeof *x->lens);
+  x->lens[i] = (rstate__prefix_len){len, 1};
+  x->n_lens++;
   return true;
 }
 
-/* Takes item out of a list, if there. */
-static void drop(void **items, size_t *n, void *item) {
-  for (size_t i = 0; i < *n; i++)
-    if (items[i] == item) {
-      items[i] = items[--*n];
-      return;
-    }
+/* Appends item to a bucket unless it is its last item already (the same
+ * pattern twice in one add); false on ENOMEM. */
+static bool push(bucket *b, void *item) {
+  if (b->n && b->items[b->n - 1] == item) return true;
+  if (b->n == b->cap) {
+    size_t cap = b->cap ? b->cap * 2 : 2;
+    void **p = realloc(b->items, cap * sizeof *p);
+    if (!p) return false;
+    b->items = p;
+    b->cap = cap;
+  }
+  b->items[b->n++] = item;
+  return true;
 }
 
-static bool add_exact(rstate__subindex *x, void *item, const char *name, size_t len) {
-  uint64_t h = rstate__hash(name, len);
-  bucket *b = rstate__map_get(&x->exact, name, len, h);
-  if (b) return push(&b->items, &b->n, &b->cap, item);
-  if (!rstate__map_reserve(&x->exact, 1) || !(b = calloc(1, sizeof *b + len + 1))) return false;
-  memcpy(b->name, name, len);
-  b->len = len;
-  if (!push(&b->items, &b->n, &b->cap, item)) {
+static bool add_one(rstate__subindex *x, void *item, const char *pattern) {
+  size_t len;
+  rstate__map *m = table(x, pattern, &len);
+  uint64_t h = rstate__hash(pattern, len);
+  bucket *b = rstate__map_get(m, pattern, len, h);
+  if (b) return push(b, item);
+  if (!rstate__map_reserve(m, 1) || !(b = calloc(1, sizeof *b + len + 1))) return false;
+  memcpy(b->key, pattern, len);
+  if (!push(b, item) || (m == &x->prefix && !count_len(x, len, 1))) {
+    free(b->items);
     free(b);
     return false;
   }
-  rstate__map_put(&x->exact, b->name, len, h, b);
+  rstate__map_put(m, b->key, len, h, b);
   return true;
 }
 
-static void remove_exact(rstate__subindex *x, void *item, const char *name, size_t len) {
-  uint64_t h = rstate__hash(name, len);
-  bucket *b = rstate__map_get(&x->exact, name, len, h);
+static void remove_one(rstate__subindex *x, void *item, const char *pattern) {
+  size_t len;
+  rstate__map *m = table(x, pattern, &len);
+  uint64_t h = rstate__hash(pattern, len);
+  bucket *b = rstate__map_get(m, pattern, len, h);
   if (!b) return;
-  drop(b->items, &b->n, item);
+  for (size_t i = 0; i < b->n; i++)
+    if (b->items[i] == item) {
+      b->items[i] = b->items[--b->n];
+      break;
+    }
   if (b->n) return;
-  rstate__map_del(&x->exact, name, len, h);
+  rstate__map_del(m, pattern, len, h);
+  if (m == &x->prefix) count_len(x, len, -1);
   free(b->items);
   free(b);
 }
 
 void rstate__subindex_remove(rstate__subindex *x, void *item, const char *const *patterns, size_t n) {
-  bool wide = false;
-  for (size_t i = 0; i < n; i++) {
-    size_t len = strlen(patterns[i]);
-    if (is_wide(patterns[i], len))
-      wide = true;
-    else
-      remove_exact(x, item, patterns[i], len);
-  }
-  if (wide) drop(x->wide, &x->n_wide, item);
+  for (size_t i = 0; i < n; i++) remove_one(x, item, patterns[i]);
 }
 
 bool rstate__subindex_add(rstate__subindex *x, void *item, const char *const *patterns, size_t n) {
-  bool wide = false;
-  for (size_t i = 0; i < n; i++) {
-    size_t len = strlen(patterns[i]);
-    if (is_wide(patterns[i], len)) {
-      wide = true;
-    } else if (!add_exact(x, item, patterns[i], len)) {
+  for (size_t i = 0; i < n; i++)
+    if (!add_one(x, item, patterns[i])) {
       rstate__subindex_remove(x, item, patterns, i);
       return false;
     }
-  }
-  if (wide && !push(&x->wide, &x->n_wide, &x->cap_wide, item)) {
-    rstate__subindex_remove(x, item, patterns, n);
-    return false;
-  }
   return true;
 }
 
-void rstate__subindex_each_exact(const rstate__subindex *x, const char *name, size_t len, uint64_t hash,
-                                 void (*fn)(void *item, void *ud), void *ud) {
-  const bucket *b = rstate__map_get(&x->exact, name, len, hash);
+static void each_in(const bucket *b, void (*fn)(void *item, void *ud), void *ud) {
   if (b)
     for (size_t i = 0; i < b->n; i++) fn(b->items[i], ud);
+}
+
+void rstate__subindex_each(const rstate__subindex *x, const char *name, size_t len, uint64_t hash,
+                           void (*fn)(void *item, void *ud), void *ud) {
+  each_in(rstate__map_get(&x->exact, name, len, hash), fn, ud);
+  for (size_t i = 0; i < x->n_lens && x->lens[i].len <= len; i++) {
+    size_t pl = x->lens[i].len;
+    each_in(rstate__map_get(&x->prefix, name, pl, pl == len ? hash : rstate__hash(name, pl)), fn, ud);
+  }
 }
