@@ -395,7 +395,7 @@ static void remove_sub(rstate_server *srv, client *c, struct sub **slot) {
 /* ---- which clients the loop pumps --------------------------------------------- */
 
 /* A client is pumped at the end of the loop's turn while it is active: it
- * had a socket event, a change its subscriptions may cover, a new
+ * had a socket event, a change one of its subscriptions covers, a new
  * subscription, or it still has something to send (resync). The others
  * cost nothing per change. */
 static void activate(rstate_server *srv, client *c) {
