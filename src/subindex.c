@@ -38,14 +38,22 @@ void rstate__subindex_free(rstate__subindex *x) {
   memset(x, 0, sizeof *x);
 }
 
-/* A pattern's table and key: a prefix pattern goes in by its prefix. */
-static rstate__map *table(rstate__subindex *x, const char *pattern, size_t *len) {
-  *len = strlen(pattern);
-  if (*len && pattern[*len - 1] == '*') {
-    --*len;
-    return &x->prefix;
+/* Where a pattern goes: its table, the length of its key (a prefix
+ * pattern goes in by its prefix) and the key's hash. */
+typedef struct place {
+  rstate__map *m;
+  size_t len;
+  uint64_t h;
+} place;
+
+static place place_of(rstate__subindex *x, const char *pattern) {
+  place p = {&x->exact, strlen(pattern), 0};
+  if (p.len && pattern[p.len - 1] == '*') {
+    p.m = &x->prefix;
+    p.len--;
   }
-  return &x->exact;
+  p.h = rstate__hash(pattern, p.len);
+  return p;
 }
 
 /* One more (d = 1) or one fewer (d = -1) prefix of length len; false on
@@ -87,27 +95,23 @@ static bool push(bucket *b, void *item) {
 }
 
 static bool add_one(rstate__subindex *x, void *item, const char *pattern) {
-  size_t len;
-  rstate__map *m = table(x, pattern, &len);
-  uint64_t h = rstate__hash(pattern, len);
-  bucket *b = rstate__map_get(m, pattern, len, h);
+  place p = place_of(x, pattern);
+  bucket *b = rstate__map_get(p.m, pattern, p.len, p.h);
   if (b) return push(b, item);
-  if (!rstate__map_reserve(m, 1) || !(b = calloc(1, sizeof *b + len + 1))) return false;
-  memcpy(b->key, pattern, len);
-  if (!push(b, item) || (m == &x->prefix && !count_len(x, len, 1))) {
+  if (!rstate__map_reserve(p.m, 1) || !(b = calloc(1, sizeof *b + p.len + 1))) return false;
+  memcpy(b->key, pattern, p.len);
+  if (!push(b, item) || (p.m == &x->prefix && !count_len(x, p.len, 1))) {
     free(b->items);
     free(b);
     return false;
   }
-  rstate__map_put(m, b->key, len, h, b);
+  rstate__map_put(p.m, b->key, p.len, p.h, b);
   return true;
 }
 
 static void remove_one(rstate__subindex *x, void *item, const char *pattern) {
-  size_t len;
-  rstate__map *m = table(x, pattern, &len);
-  uint64_t h = rstate__hash(pattern, len);
-  bucket *b = rstate__map_get(m, pattern, len, h);
+  place p = place_of(x, pattern);
+  bucket *b = rstate__map_get(p.m, pattern, p.len, p.h);
   if (!b) return;
   for (size_t i = 0; i < b->n; i++)
     if (b->items[i] == item) {
@@ -115,8 +119,8 @@ static void remove_one(rstate__subindex *x, void *item, const char *pattern) {
       break;
     }
   if (b->n) return;
-  rstate__map_del(m, pattern, len, h);
-  if (m == &x->prefix) count_len(x, len, -1);
+  rstate__map_del(p.m, pattern, p.len, p.h);
+  if (p.m == &x->prefix) count_len(x, p.len, -1);
   free(b->items);
   free(b);
 }

@@ -86,6 +86,15 @@ static rstate_store *client(const rstate_options *extra) {
   return c;
 }
 
+/* Replaces the test's server by one with these options, behind a new proxy. */
+static void serve_again(rstate_server_opts so) {
+  rstate_server_stop(server);
+  serve(&so);
+  proxy_stop(px);
+  px = proxy_start(server_uri);
+  cr_assert_not_null(px, "the test proxy did not start");
+}
+
 static void setup(void) {
   n_states = 0;
   serve(NULL);
@@ -165,11 +174,7 @@ static int64_t now_ms(void) {
 /* The connection thread waits in recv between heartbeats; closing the store
  * must end that wait at once, not at the next heartbeat (here a minute). */
 Test(remote, close_does_not_wait_for_the_next_heartbeat) {
-  rstate_server_stop(server);
-  rstate_server_opts so = {.heartbeat_ms = 60000};
-  serve(&so);
-  proxy_stop(px);
-  px = proxy_start(server_uri);
+  serve_again((rstate_server_opts){.heartbeat_ms = 60000});
   rstate_store *c = client(NULL);
   h_define_ok(c, "hb.x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL); /* the connection is up and idle */
   int64_t t0 = now_ms();
@@ -281,11 +286,7 @@ Test(remote, a_request_without_answer_times_out) {
 }
 
 Test(remote, a_silent_server_is_declared_dead_after_three_heartbeats) {
-  rstate_server_stop(server);
-  rstate_server_opts so = {.heartbeat_ms = 50};
-  serve(&so);
-  proxy_stop(px);
-  px = proxy_start(server_uri);
+  serve_again((rstate_server_opts){.heartbeat_ms = 50});
   rstate_options o = {.heartbeat_ms = 50};
   rstate_store *c = client(&o);
   proxy_hold(px, true); /* no more PINGs reach the client */
@@ -346,11 +347,7 @@ static rec_event *find_event(recorder *r, size_t from, const char *name) {
 /* The changes made while disconnected no longer fit the history: the
  * client gets RESYNC, DELETED and DEFINED for exactly what differs. */
 Test(remote, a_gap_beyond_the_history_gives_resync_deleted_and_defined) {
-  rstate_server_stop(server);
-  rstate_server_opts so = {.history = 4};
-  serve(&so);
-  proxy_stop(px);
-  px = proxy_start(server_uri);
+  serve_again((rstate_server_opts){.history = 4});
   h_define_ok(backing, "g.x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
   h_define_ok(backing, "g.y", RSTATE_TYPE_STRING, rstate_string("y"), NULL);
   h_define_ok(backing, "g.z", RSTATE_TYPE_BOOLEAN, rstate_bool(false), NULL);

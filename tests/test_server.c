@@ -1058,15 +1058,21 @@ static void *setter(void *arg) {
   return NULL;
 }
 
-Test(server, slow_consumer_is_coalesced_and_nothing_is_lost) {
-  rstate_store *s = open_store();
+/* A store of v0..v3 served with a 4 KiB queue bound and a history of 100. */
+static rstate_server *start_for_slow_client(rstate_store **s) {
+  *s = open_store();
   for (int i = 0; i < 4; i++) {
     char name[8];
     snprintf(name, sizeof name, "v%d", i);
-    define_int(s, name, 0);
+    define_int(*s, name, 0);
   }
   rstate_server_opts o = {.max_queue_bytes = 4096, .heartbeat_ms = 30000, .history = 100};
-  rstate_server *srv = start(s, &o);
+  return start(*s, &o);
+}
+
+Test(server, slow_consumer_is_coalesced_and_nothing_is_lost) {
+  rstate_store *s;
+  rstate_server *srv = start_for_slow_client(&s);
   wc c, b;
   join(&c, srv, NULL);
   join(&b, srv, NULL);
@@ -1140,14 +1146,8 @@ static rstate__hentry *entry(uint64_t rev, rstate_event_kind kind, const char *n
  * second, which must keep its place (src/server.c, fill) and in the end
  * have every change of its variables, counted. */
 Test(server, a_slow_client_loses_nothing_on_any_of_its_subscriptions) {
-  rstate_store *s = open_store();
-  for (int i = 0; i < 4; i++) {
-    char name[8];
-    snprintf(name, sizeof name, "v%d", i);
-    define_int(s, name, 0);
-  }
-  rstate_server_opts o = {.max_queue_bytes = 4096, .heartbeat_ms = 30000, .history = 100};
-  rstate_server *srv = start(s, &o);
+  rstate_store *s;
+  rstate_server *srv = start_for_slow_client(&s);
   wc c;
   join(&c, srv, NULL);
   const char *first[] = {"v0", "v1"}, *second[] = {"v2", "v3"};
