@@ -1,12 +1,10 @@
 /*
  * registry.c — the index of a store's watches.
  *
- * Exact names map to the list of watches on that name; prefix patterns
- * ("model.*") map, by their prefix, to theirs, and the registry remembers
- * which prefix lengths are in use. A change of a variable therefore costs a
- * lookup of its name plus one lookup per prefix length in use, and then
- * O(watches covering it): never O(all watches). Watches are also kept by id,
- * in id order, for rstate_unwatch and the statistics.
+ * Which watches cover a name is subindex.c's: a change of a variable costs
+ * a lookup of its name plus one lookup per prefix length in use, and then
+ * O(watches covering it), never O(all watches). Watches are also kept by
+ * id, in id order, for rstate_unwatch and the statistics.
  *
  * Emitting (rstate_host_emit) happens here: the targets of every change are
  * collected, one batch is allocated for them all, and then each node is
@@ -16,14 +14,7 @@
 #include <string.h>
 
 #include "store.h"
-
-typedef struct wlist {
-  size_t len;
-  uint64_t hash;
-  rstate__watch **w;
-  size_t n, cap;
-  char key[]; /* the name or prefix, NUL-terminated */
-} wlist;
+#include "subindex.h"
 
 typedef struct target {
   rstate__watch *w;
@@ -34,19 +25,17 @@ typedef struct target {
 
 struct rstate__registry {
   pthread_mutex_t lock;
-  rstate__map exact;
-  rstate__map prefix;
-  size_t prefix_lens[RSTATE_NAME_MAX + 1]; /* prefix keys of each length */
-  rstate__watch **ids;                     /* sorted by id */
+  rstate__subindex index;
+  rstate__watch **ids; /* sorted by id */
   size_t n_ids, cap_ids;
   uint64_t next_id;
   uint64_t serial; /* for watch->mark */
   target *targets; /* scratch for emit, kept to avoid reallocating */
   size_t cap_targets;
   atomic_size_t live;
-  /* A look before the lock: how many exact-name lists hash to each slot
-   * (255: many, never lowered again) and how many prefix lists exist. A
-   * change whose slot is 0, with no prefix list, reaches no watch. */
+  /* A look before the lock: how many exact patterns hash to each slot
+   * (255: many, never lowered again) and how many prefix patterns exist. A
+   * change whose slot is 0, with no prefix pattern, reaches no watch. */
   _Atomic uint8_t exact_slots[EXACT_SLOTS];
   atomic_size_t prefixes;
 };
@@ -55,66 +44,33 @@ rstate__registry *rstate__registry_new(void) {
   rstate__registry *r = calloc(1, sizeof *r);
   if (!r) return NULL;
   pthread_mutex_init(&r->lock, NULL);
-  rstate__map_init(&r->exact);
-  rstate__map_init(&r->prefix);
+  rstate__subindex_init(&r->index);
   r->next_id = 1;
   return r;
 }
 
-static void free_lists(rstate__map *m) {
-  size_t it = 0;
-  wlist *l;
-  while ((l = rstate__map_next(m, &it))) {
-    free(l->w);
-    free(l);
-  }
-  rstate__map_free(m);
-}
-
 void rstate__registry_free(rstate__registry *r) {
   if (!r) return;
-  free_lists(&r->exact);
-  free_lists(&r->prefix);
+  rstate__subindex_free(&r->index);
   free(r->ids);
   free(r->targets);
   pthread_mutex_destroy(&r->lock);
   free(r);
 }
 
-static bool is_prefix(const char *pattern, size_t *len) {
-  *len = strlen(pattern);
-  if (*len && pattern[*len - 1] == '*') {
-    (*len)--;
-    return true;
+/* Counts w's patterns in (d = 1) or out (d = -1) of the look before the
+ * lock. */
+static void count_patterns(rstate__registry *r, const rstate__watch *w, int d) {
+  for (size_t i = 0; i < w->n_patterns; i++) {
+    size_t len;
+    if (rstate__pattern_is_prefix(w->patterns[i], &len)) {
+      atomic_fetch_add(&r->prefixes, (size_t)(ptrdiff_t)d);
+      continue;
+    }
+    _Atomic uint8_t *slot = &r->exact_slots[rstate__hash(w->patterns[i], len) % EXACT_SLOTS];
+    uint8_t n = atomic_load(slot);
+    if (n < 255) atomic_store(slot, (uint8_t)(n + d));
   }
-  return false;
-}
-
-/* The list for a pattern, created (empty) when create is set; NULL on ENOMEM or absent. */
-static wlist *list_for(rstate__registry *r, const char *pattern, bool create) {
-  size_t len;
-  bool prefix = is_prefix(pattern, &len);
-  rstate__map *m = prefix ? &r->prefix : &r->exact;
-  uint64_t h = rstate__hash(pattern, len);
-  wlist *l = rstate__map_get(m, pattern, len, h);
-  if (l || !create) return l;
-  l = calloc(1, sizeof *l + len + 1);
-  if (!l || !rstate__map_reserve(m, 1)) {
-    free(l);
-    return NULL;
-  }
-  memcpy(l->key, pattern, len);
-  l->len = len;
-  l->hash = h;
-  rstate__map_put(m, l->key, len, h, l);
-  if (prefix) {
-    r->prefix_lens[len]++;
-    atomic_fetch_add(&r->prefixes, 1);
-  } else {
-    uint8_t n = atomic_load(&r->exact_slots[h % EXACT_SLOTS]);
-    if (n < 255) atomic_store(&r->exact_slots[h % EXACT_SLOTS], n + 1);
-  }
-  return l;
 }
 
 static bool reserve(void **arr, size_t *cap, size_t need, size_t size) {
@@ -130,21 +86,13 @@ static bool reserve(void **arr, size_t *cap, size_t need, size_t size) {
 
 int rstate__registry_add(rstate__registry *r, rstate__watch *w) {
   pthread_mutex_lock(&r->lock);
-  /* make every allocation first, so the adding itself cannot fail; lists
-   * created here and left empty by a failure are reused later */
-  bool ok = reserve((void **)&r->ids, &r->cap_ids, r->n_ids + 1, sizeof *r->ids);
-  for (size_t i = 0; ok && i < w->n_patterns; i++) {
-    wlist *l = list_for(r, w->patterns[i], true);
-    ok = l && reserve((void **)&l->w, &l->cap, l->n + 1, sizeof *l->w);
-  }
-  if (!ok) {
+  /* the id's room first: once the index took the watch, nothing can fail */
+  if (!reserve((void **)&r->ids, &r->cap_ids, r->n_ids + 1, sizeof *r->ids) ||
+      !rstate__subindex_add(&r->index, w, (const char *const *)w->patterns, w->n_patterns)) {
     pthread_mutex_unlock(&r->lock);
     return rstate__err(RSTATE_ENOMEM, "rstate_watch: out of memory registering the watch");
   }
-  for (size_t i = 0; i < w->n_patterns; i++) {
-    wlist *l = list_for(r, w->patterns[i], false);
-    l->w[l->n++] = w;
-  }
+  count_patterns(r, w, 1);
   w->id = r->next_id++;
   r->ids[r->n_ids++] = w; /* ids only grow, so the array stays sorted */
   atomic_fetch_add(&r->live, 1);
@@ -164,29 +112,9 @@ static size_t id_index(rstate__registry *r, rstate_watch_id id) {
   return lo < r->n_ids && r->ids[lo]->id == id ? lo : SIZE_MAX;
 }
 
-static void list_remove(rstate__registry *r, const char *pattern, rstate__watch *w) {
-  size_t len;
-  bool prefix = is_prefix(pattern, &len);
-  wlist *l = list_for(r, pattern, false);
-  if (!l) return;
-  for (size_t i = 0; i < l->n; i++) {
-    if (l->w[i] == w) {
-      memmove(&l->w[i], &l->w[i + 1], (l->n - i - 1) * sizeof *l->w); /* keep registration order */
-      l->n--;
-      break;
-    }
-  }
-  if (l->n) return;
-  rstate__map_del(prefix ? &r->prefix : &r->exact, l->key, l->len, l->hash);
-  if (prefix) {
-    r->prefix_lens[len]--;
-    atomic_fetch_sub(&r->prefixes, 1);
-  } else {
-    uint8_t n = atomic_load(&r->exact_slots[l->hash % EXACT_SLOTS]);
-    if (n < 255) atomic_store(&r->exact_slots[l->hash % EXACT_SLOTS], n - 1);
-  }
-  free(l->w);
-  free(l);
+static void unindex(rstate__registry *r, rstate__watch *w) {
+  rstate__subindex_remove(&r->index, w, (const char *const *)w->patterns, w->n_patterns);
+  count_patterns(r, w, -1);
 }
 
 bool rstate__registry_remove(rstate__registry *r, rstate__watch *w) {
@@ -198,7 +126,7 @@ bool rstate__registry_remove(rstate__registry *r, rstate__watch *w) {
   }
   memmove(&r->ids[i], &r->ids[i + 1], (r->n_ids - i - 1) * sizeof *r->ids);
   r->n_ids--;
-  for (size_t p = 0; p < w->n_patterns; p++) list_remove(r, w->patterns[p], w);
+  unindex(r, w);
   atomic_fetch_sub(&r->live, 1);
   pthread_mutex_unlock(&r->lock);
   return true;
@@ -224,7 +152,7 @@ rstate__watch *rstate__registry_take_all(rstate__registry *r) {
   rstate__watch *head = NULL;
   for (size_t i = r->n_ids; i-- > 0;) {
     rstate__watch *w = r->ids[i];
-    for (size_t p = 0; p < w->n_patterns; p++) list_remove(r, w->patterns[p], w);
+    unindex(r, w);
     w->drain_next = head;
     head = w;
   }
@@ -234,27 +162,25 @@ rstate__watch *rstate__registry_take_all(rstate__registry *r) {
   return head;
 }
 
+typedef struct visit {
+  uint64_t serial;
+  bool (*fn)(rstate__watch *, void *);
+  void *ud;
+} visit;
+
+static bool visit_once(void *item, void *ud) {
+  visit *v = ud;
+  rstate__watch *w = item;
+  if (w->mark == v->serial) return true; /* covered twice: one event */
+  w->mark = v->serial;
+  return v->fn(w, v->ud);
+}
+
 /* Calls fn(w, ud) once for each watch covering name; stops when fn returns false. */
 static bool each_covering(rstate__registry *r, const char *name, size_t len, uint64_t hash,
                           bool (*fn)(rstate__watch *, void *), void *ud) {
-  uint64_t serial = ++r->serial;
-  wlist *l = r->exact.count ? rstate__map_get(&r->exact, name, len, hash ? hash : rstate__hash(name, len)) : NULL;
-  for (size_t i = 0; l && i < l->n; i++) {
-    l->w[i]->mark = serial;
-    if (!fn(l->w[i], ud)) return false;
-  }
-  if (!r->prefix.count) return true;
-  for (size_t plen = 0; plen <= len; plen++) {
-    if (!r->prefix_lens[plen]) continue;
-    wlist *pl = rstate__map_get(&r->prefix, name, plen, rstate__hash(name, plen));
-    for (size_t i = 0; pl && i < pl->n; i++) {
-      rstate__watch *w = pl->w[i];
-      if (w->mark == serial) continue; /* covered twice: one event */
-      w->mark = serial;
-      if (!fn(w, ud)) return false;
-    }
-  }
-  return true;
+  visit v = {++r->serial, fn, ud};
+  return rstate__subindex_each(&r->index, name, len, hash ? hash : rstate__hash(name, len), visit_once, &v);
 }
 
 static bool count_one(rstate__watch *w, void *ud) {

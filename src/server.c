@@ -363,16 +363,16 @@ static sub *sub_new(uint64_t id, const char *const *patterns, size_t n) {
   }
   char *p = s->text;
   for (size_t i = 0; i < n; i++) {
-    size_t len = strlen(patterns[i]);
+    size_t len = strlen(patterns[i]), key;
     memcpy(p, patterns[i], len + 1);
     s->patterns[s->n_patterns++] = p;
-    if (len && p[len - 1] == '*') {
-      if (len == 1) s->all = true;
+    if (rstate__pattern_is_prefix(p, &key)) {
+      if (!key) s->all = true;
       s->prefixes[s->n_prefixes] = p;
-      s->prefix_lens[s->n_prefixes++] = len - 1;
+      s->prefix_lens[s->n_prefixes++] = key;
     } else {
-      uint64_t h = rstate__hash(p, len);
-      if (!rstate__map_get(&s->exact, p, len, h)) rstate__map_put(&s->exact, p, len, h, p);
+      uint64_t h = rstate__hash(p, key);
+      if (!rstate__map_get(&s->exact, p, key, h)) rstate__map_put(&s->exact, p, key, h, p);
     }
     p += len + 1;
   }
@@ -417,7 +417,10 @@ static void deactivate(rstate_server *srv, client *c) {
   if (c->anext) c->anext->aprev = c->aprev;
 }
 
-static void activate_owner(void *item, void *ud) { activate(ud, ((sub *)item)->owner); }
+static bool activate_owner(void *item, void *ud) {
+  activate(ud, ((sub *)item)->owner);
+  return true;
+}
 
 /* Activates the clients with a subscription that covers a change of e. */
 static void activate_covered(rstate_server *srv, const rstate__hentry *e) {

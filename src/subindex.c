@@ -1,20 +1,17 @@
 /*
- * subindex.c — which subscriptions cover a variable (see subindex.h).
+ * subindex.c — which subscribers cover a variable (see subindex.h).
  *
  * A bucket per exact name or prefix holds its own copy of the key and the
- * items under it, unordered; removal swaps the last item in. The prefix
- * lengths in use are counted, so that a lookup tries only those.
+ * items under it, in the order they were added (a store delivers to its
+ * watches in that order). The prefix lengths in use are counted, so that a
+ * lookup tries only those.
  */
 #include "subindex.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct bucket {
-  void **items;
-  size_t n, cap;
-  char key[]; /* the table's key */
-} bucket;
+typedef rstate__subindex_bucket bucket;
 
 void rstate__subindex_init(rstate__subindex *x) {
   memset(x, 0, sizeof *x);
@@ -46,12 +43,18 @@ typedef struct place {
   uint64_t h;
 } place;
 
-static place place_of(rstate__subindex *x, const char *pattern) {
-  place p = {&x->exact, strlen(pattern), 0};
-  if (p.len && pattern[p.len - 1] == '*') {
-    p.m = &x->prefix;
-    p.len--;
+bool rstate__pattern_is_prefix(const char *pattern, size_t *len) {
+  *len = strlen(pattern);
+  if (*len && pattern[*len - 1] == '*') {
+    --*len;
+    return true;
   }
+  return false;
+}
+
+static place place_of(rstate__subindex *x, const char *pattern) {
+  place p;
+  p.m = rstate__pattern_is_prefix(pattern, &p.len) ? &x->prefix : &x->exact;
   p.h = rstate__hash(pattern, p.len);
   return p;
 }
@@ -115,7 +118,7 @@ static void remove_one(rstate__subindex *x, void *item, const char *pattern) {
   if (!b) return;
   for (size_t i = 0; i < b->n; i++)
     if (b->items[i] == item) {
-      b->items[i] = b->items[--b->n];
+      memmove(&b->items[i], &b->items[i + 1], (--b->n - i) * sizeof *b->items); /* keep the order */
       break;
     }
   if (b->n) return;
@@ -138,16 +141,3 @@ bool rstate__subindex_add(rstate__subindex *x, void *item, const char *const *pa
   return true;
 }
 
-static void each_in(const bucket *b, void (*fn)(void *item, void *ud), void *ud) {
-  if (b)
-    for (size_t i = 0; i < b->n; i++) fn(b->items[i], ud);
-}
-
-void rstate__subindex_each(const rstate__subindex *x, const char *name, size_t len, uint64_t hash,
-                           void (*fn)(void *item, void *ud), void *ud) {
-  each_in(rstate__map_get(&x->exact, name, len, hash), fn, ud);
-  for (size_t i = 0; i < x->n_lens && x->lens[i].len <= len; i++) {
-    size_t pl = x->lens[i].len;
-    each_in(rstate__map_get(&x->prefix, name, pl, pl == len ? hash : rstate__hash(name, pl)), fn, ud);
-  }
-}

@@ -1,8 +1,8 @@
 /*
- * test_subindex.c — the server's index of which subscriptions cover a
- * variable (src/subindex.c): exact names and prefix patterns, names shared
- * by several subscriptions, a pattern given twice, removal, and running out
- * of memory halfway through an add.
+ * test_subindex.c — the index of which subscribers (a store's watches, a
+ * server's subscriptions) cover a variable (src/subindex.c): exact names and
+ * prefix patterns, names shared by several subscribers, a pattern given
+ * twice, order, removal, and running out of memory halfway through an add.
  */
 #include <string.h>
 
@@ -19,9 +19,10 @@ typedef struct calls {
 
 static char items[5]; /* a..e: their addresses are the items */
 
-static void count(void *item, void *ud) {
+static bool count(void *item, void *ud) {
   calls *c = ud;
   c->n[(char *)item - items]++;
+  return true;
 }
 
 static calls lookup(const rstate__subindex *x, const char *name) {
@@ -87,6 +88,39 @@ Test(subindex, a_pattern_given_twice_counts_once_and_removal_leaves_the_others) 
   /* a prefix length given up and taken again */
   ADD(&x, 'd', "h.*");
   expect_calls(&x, "h.y", 0, 0, 0, 1, 0);
+  rstate__subindex_free(&x);
+}
+
+static bool note_order(void *item, void *ud) {
+  char *seq = ud;
+  seq[strlen(seq)] = (char)('a' + ((char *)item - items));
+  return true;
+}
+
+static bool stop_at_c(void *item, void *ud) {
+  note_order(item, ud);
+  return (char *)item - items != 2;
+}
+
+/* Exact names first, then prefixes from the shortest; within each, the
+ * order items were added, also after one in the middle went. A callback
+ * returning false ends the lookup. */
+Test(subindex, items_come_in_the_order_added_and_a_lookup_can_stop) {
+  rstate__subindex x;
+  rstate__subindex_init(&x);
+  ADD(&x, 'e', "m.*");
+  ADD(&x, 'd', "*");
+  ADD(&x, 'a', "m.x");
+  ADD(&x, 'b', "m.x");
+  ADD(&x, 'c', "m.x");
+  REMOVE(&x, 'a', "m.x");
+  ADD(&x, 'a', "m.x");
+  char seq[8] = "";
+  cr_assert(rstate__subindex_each(&x, "m.x", 3, rstate__hash("m.x", 3), note_order, seq));
+  cr_assert_str_eq(seq, "bcade");
+  memset(seq, 0, sizeof seq);
+  cr_assert_not(rstate__subindex_each(&x, "m.x", 3, rstate__hash("m.x", 3), stop_at_c, seq));
+  cr_assert_str_eq(seq, "bc");
   rstate__subindex_free(&x);
 }
 
