@@ -134,6 +134,10 @@ struct rstate_server {
   bool signalled;
 
   /* the server thread's */
+  /* A change its own thread made is queued (not drained) since the last
+   * drain: a callback of the loop's own (on_client) may set a variable after
+   * the turn's drain, and the next epoll_wait must not block on it. */
+  bool self_queued;
   rstate__history hist;
   /* The entry every subscription without a cursor of its own has had: the
    * history's tail at the end of the loop's last turn. */
@@ -173,9 +177,11 @@ static void tap_publish(void *ud, void *prepared) {
   else
     srv->in_head = e;
   srv->in_tail = e;
-  /* a change the server thread made itself (a client's write) is drained at
-   * the end of its loop's turn: no wakeup needed */
-  bool wake = !srv->signalled && tls_serving != srv;
+  /* a change the server thread made itself (a client's write, an on_client
+   * callback) is drained before its loop waits again: no wakeup needed */
+  bool self = tls_serving == srv;
+  if (self) srv->self_queued = true;
+  bool wake = !srv->signalled && !self;
   if (wake) srv->signalled = true;
   pthread_mutex_unlock(&srv->mu);
   if (wake) {
@@ -199,6 +205,7 @@ static void drain(rstate_server *srv) {
   rstate__hentry *e = srv->in_head;
   srv->in_head = srv->in_tail = NULL;
   srv->signalled = false;
+  srv->self_queued = false;
   pthread_mutex_unlock(&srv->mu);
   while (e) {
     rstate__hentry *next = e->next;
@@ -1255,7 +1262,7 @@ static void *server_main(void *arg) {
   bool tick = false;
   struct epoll_event evs[64];
   while (!atomic_load(&srv->stopping)) {
-    int n = epoll_wait(srv->ep, evs, 64, -1);
+    int n = epoll_wait(srv->ep, evs, 64, srv->self_queued ? 0 : -1);
     if (n < 0) {
       if (errno == EINTR) continue;
       break;

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1361,6 +1362,50 @@ Test(server, silent_client_is_closed_after_three_intervals) {
   cr_assert_gt(live.pings, 0);
   wc_close(&quiet);
   wc_close(&live);
+  rstate_server_stop(srv);
+  rstate_close(s);
+}
+
+/* on_client for the test below: when a client goes, note when and set
+ * "gone" on the served store (from the server thread). */
+typedef struct gone_setter {
+  rstate_store *s;
+  _Atomic int64_t at_ms;
+} gone_setter;
+
+static void set_when_gone(rstate_server *srv, const char *peer, bool connected, const char *why, void *ud) {
+  (void)srv, (void)peer, (void)why;
+  gone_setter *g = ud;
+  if (connected) return;
+  atomic_store(&g->at_ms, ms_now());
+  rstate_set_int(g->s, "gone", 1);
+}
+
+/* A change made on the server thread after its loop took the turn's changes
+ * (here by on_client, when the heartbeat tick closes a silent client) goes
+ * out in the next turn, at once: not a tick later, when the timer next
+ * wakes the loop. The tick is 200 ms; the event must come within half. */
+Test(server, a_change_made_by_on_client_at_a_tick_goes_out_at_once) {
+  rstate_store *s = open_store();
+  define_int(s, "gone", 0);
+  gone_setter g = {s, 0};
+  rstate_server_opts o = {.heartbeat_ms = 800, .on_client = set_when_gone, .client_userdata = &g};
+  rstate_server *srv = start(s, &o);
+  wc w, quiet;
+  join(&w, srv, NULL);
+  const char *p[] = {"gone"};
+  watch(&w, 1, 1, 0, 0, p, 1);
+  join(&quiet, srv, NULL); /* never answers a PING: closed at a tick after 2.4 s */
+  evlog l = {0};
+  read_events(&w, &l, 1); /* answers its own PINGs meanwhile */
+  int64_t late = ms_now() - atomic_load(&g.at_ms);
+  cr_assert_str_eq(l.e[0].name, "gone");
+  cr_assert_eq(l.e[0].new_i, 1);
+  cr_assert_lt(late, 100, "the change made by on_client went out %lld ms after it was made: at the next tick",
+               (long long)late);
+  free(l.e);
+  wc_close(&quiet);
+  wc_close(&w);
   rstate_server_stop(srv);
   rstate_close(s);
 }
