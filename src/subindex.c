@@ -116,11 +116,12 @@ static void remove_one(rstate__subindex *x, void *item, const char *pattern) {
   place p = place_of(x, pattern);
   bucket *b = rstate__map_get(p.m, pattern, p.len, p.h);
   if (!b) return;
-  for (size_t i = 0; i < b->n; i++)
-    if (b->items[i] == item) {
-      memmove(&b->items[i], &b->items[i + 1], (--b->n - i) * sizeof *b->items); /* keep the order */
-      break;
-    }
+  /* the newest first: a closing client removes its subscriptions newest
+   * first, so each is the last of its bucket unless others came after it */
+  size_t i = b->n - 1;
+  if (b->items[i] != item)
+    for (i = 0; i < b->n && b->items[i] != item; i++) continue;
+  if (i < b->n) memmove(&b->items[i], &b->items[i + 1], (--b->n - i) * sizeof *b->items); /* keep the order */
   if (b->n) return;
   rstate__map_del(p.m, pattern, p.len, p.h);
   if (p.m == &x->prefix) count_len(x, p.len, -1);

@@ -9,8 +9,9 @@
  * its prefix patterns ("motor.*", "*") into another, keyed by the prefix
  * without its '*'. Items are the caller's (opaque here), kept in the order
  * they were added; the patterns given to add must be given again to remove,
- * which takes time linear in the number of items sharing the name or
- * prefix. No locks: the owner serializes.
+ * which takes constant time for the newest item of a name or prefix (a
+ * closing client removes its subscriptions newest first) and time linear
+ * in the items sharing it for any other. No locks: the owner serializes.
  */
 #ifndef RSTATE_SUBINDEX_H
 #define RSTATE_SUBINDEX_H

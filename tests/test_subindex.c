@@ -103,7 +103,8 @@ static bool stop_at_c(void *item, void *ud) {
 }
 
 /* Exact names first, then prefixes from the shortest; within each, the
- * order items were added, also after one in the middle went. A callback
+ * order items were added, also after one in the middle or the newest went
+ * (removal takes the newest at once, and looks for any other). A callback
  * returning false ends the lookup. */
 Test(subindex, items_come_in_the_order_added_and_a_lookup_can_stop) {
   rstate__subindex x;
@@ -121,6 +122,12 @@ Test(subindex, items_come_in_the_order_added_and_a_lookup_can_stop) {
   memset(seq, 0, sizeof seq);
   cr_assert_not(rstate__subindex_each(&x, "m.x", 3, rstate__hash("m.x", 3), stop_at_c, seq));
   cr_assert_str_eq(seq, "bc");
+  /* the newest of a name goes, then one that is not there: the rest stay */
+  REMOVE(&x, 'a', "m.x");
+  REMOVE(&x, 'e', "m.x");
+  memset(seq, 0, sizeof seq);
+  cr_assert(rstate__subindex_each(&x, "m.x", 3, rstate__hash("m.x", 3), note_order, seq));
+  cr_assert_str_eq(seq, "bcde");
   rstate__subindex_free(&x);
 }
 
