@@ -289,8 +289,10 @@ RSTATE_API int rstate_open(rstate_store **out, const char *uri, const rstate_opt
  */
 
 /* Ends every watch (each destroy callback runs once), frees every resource.
- * NULL is a no-op. Must not race with any other call on the store and must
- * not be called from a callback of the store. */
+ * A server serving the store stops serving it first (see
+ * rstate_server_start). NULL is a no-op. Must not race with any other call
+ * on the store and must not be called from a callback of the store or of a
+ * server serving it. */
 RSTATE_API void rstate_close(rstate_store *s);
 
 /* Defines a variable. Defining the same name again with an identical
@@ -571,8 +573,10 @@ typedef struct rstate_server_opts {
  * opts may be NULL (every default). *out gets the server, NULL on failure.
  * Errors: RSTATE_EINVAL (NULL argument, a URI of another form, a bad port
  * or option), RSTATE_EIO (cannot listen there), RSTATE_ENOMEM, RSTATE_ELIMIT
- * (the store already has 4 servers). The store must outlive the server:
- * stop the server before rstate_close. Any thread may call it. */
+ * (the store already has 4 servers). rstate_close of the store stops the
+ * serving at once, as rstate_server_stop does, but each client is told
+ * "the store was closed"; the server must still be stopped, to free it.
+ * Any thread may call it. */
 RSTATE_API int rstate_server_start(rstate_server **out, rstate_store *store, const char *listen_uri,
                                    const rstate_server_opts *opts);
 /* The bound address, as a URI rstate_open accepts: "unix:/path", or

@@ -94,11 +94,14 @@ int rstate__spec_check(const rstate__spec *spec, const rstate_value *in, rstate_
  * prepare copies what publish will need into *out (RSTATE_ENOMEM with a
  * sentence: the change is then abandoned, as when a watch cannot queue it);
  * then exactly one of publish (the change is accepted) or discard (it was
- * abandoned) gets that copy. None of them may call the store. */
+ * abandoned) gets that copy. None of them may call the store. closing runs
+ * first thing in rstate_close, outside every lock: the tap must remove
+ * itself and stop using the store before it returns. */
 typedef struct rstate__tap {
   int (*prepare)(void *ud, const rstate_change *changes, size_t n, void **out);
   void (*publish)(void *ud, void *prepared);
   void (*discard)(void *ud, void *prepared);
+  void (*closing)(void *ud);
   void *ud;
 } rstate__tap;
 
@@ -108,6 +111,8 @@ typedef struct rstate__tap {
 int rstate__tap_add(rstate_store *s, const rstate__tap *tap);
 /* Stops calling tap; returns once no call of it is in progress. */
 void rstate__tap_remove(rstate_store *s, const rstate__tap *tap);
+/* rstate_close: calls each tap's closing. */
+void rstate__tap_close_all(rstate_store *s);
 /* rstate_host_emit with taps: prepares every tap, runs emit, then publishes
  * or discards. */
 int rstate__tap_emit(rstate_store *s, const rstate_change *changes, size_t n,

@@ -138,13 +138,19 @@ int rstate__listener_open(rstate__listener *l, const char *uri, const char *fn) 
   return rstate__err(RSTATE_EINVAL, "%s: \"%s\" is neither unix:/path nor tcp:host:port", fn, uri);
 }
 
-void rstate__listener_close(rstate__listener *l) {
+void rstate__listener_shut(rstate__listener *l) {
   if (l->fd >= 0) close(l->fd);
+  l->fd = -1;
   if (l->unix_path) {
     struct stat st; /* remove the file only if it is still ours */
     if (lstat(l->unix_path, &st) == 0 && st.st_dev == l->dev && st.st_ino == l->ino) unlink(l->unix_path);
   }
   free(l->unix_path);
+  l->unix_path = NULL;
+}
+
+void rstate__listener_close(rstate__listener *l) {
+  rstate__listener_shut(l);
   free(l->uri);
   *l = (rstate__listener){.fd = -1};
 }

@@ -23,7 +23,10 @@ typedef struct rstate__listener {
  * RSTATE_EIO. TCP binds the first address of the host, IPv4 first. On
  * failure *l holds nothing to close. fn prefixes the sentence. */
 int rstate__listener_open(rstate__listener *l, const char *uri, const char *fn);
-/* Closes the socket and removes the socket file if it is still ours. */
+/* Closes the socket and removes the socket file if it is still ours; keeps
+ * uri. A second call does nothing. */
+void rstate__listener_shut(rstate__listener *l);
+/* rstate__listener_shut, then frees uri. */
 void rstate__listener_close(rstate__listener *l);
 
 #endif

@@ -117,6 +117,7 @@ struct rstate_server {
   pthread_t thread;
   bool thread_started;
   atomic_bool stopping;
+  const char *stop_why; /* what the clients are told; set before stopping */
 
   char *token, *read_token;
   uint32_t hb_ms;
@@ -467,7 +468,7 @@ static bool resync(rstate_server *srv, client *c) {
 /* ---- clients ----------------------------------------------------------------- */
 
 static void client_close(rstate_server *srv, client *c) {
-  announce_gone(srv, c, atomic_load(&srv->stopping) ? "the server is stopping" : "the connection was closed");
+  announce_gone(srv, c, atomic_load(&srv->stopping) ? srv->stop_why : "the connection was closed");
   deactivate(srv, c);
   epoll_ctl(srv->ep, EPOLL_CTL_DEL, c->fd, NULL);
   if (c->state == C_CLOSING) shutdown(c->fd, SHUT_WR); /* an orderly end after the ERROR */
@@ -1306,7 +1307,7 @@ static void *server_main(void *arg) {
   /* stopping: tell every client, when its socket takes it, and close */
   for (client *c = srv->clients, *next; c; c = next) {
     next = c->next;
-    fail(srv, c, RSTATE_ECLOSED, "the server is stopping");
+    fail(srv, c, RSTATE_ECLOSED, srv->stop_why);
     c->doomed = true;
     settle(srv, c);
   }
@@ -1330,15 +1331,31 @@ static uint64_t random_id(void) {
   return id ? id : 1;
 }
 
-static void server_free(rstate_server *srv) {
+/* Ends the serving: no change reaches the server any more, its thread
+ * tells each client why and ends, the listening socket closes (its file
+ * removed). What rstate_server_uri gives is kept. A second call does
+ * nothing. */
+static void shut(rstate_server *srv, const char *why) {
   if (srv->tap_added) rstate__tap_remove(srv->store, &srv->tap);
+  srv->tap_added = false;
   if (srv->thread_started) {
+    srv->stop_why = why;
     atomic_store(&srv->stopping, true);
     uint64_t one = 1;
     ssize_t w = write(srv->efd, &one, sizeof one);
     (void)w;
     pthread_join(srv->thread, NULL);
+    srv->thread_started = false;
   }
+  rstate__listener_shut(&srv->lis);
+}
+
+/* rstate_close of the served store: its server stops serving it at once;
+ * rstate_server_stop frees the rest. */
+static void tap_closing(void *ud) { shut(ud, "the store was closed"); }
+
+static void server_free(rstate_server *srv) {
+  shut(srv, "the server is stopping");
   for (rstate__hentry *e = srv->in_head, *next; e; e = next) {
     next = e->next;
     rstate__hentry_unref(e);
@@ -1414,7 +1431,7 @@ int rstate_server_start(rstate_server **out, rstate_store *store, const char *li
   }
   if (!rc) {
     arm_timer(srv, srv->hb_ms);
-    srv->tap = (rstate__tap){tap_prepare, tap_publish, tap_discard, srv};
+    srv->tap = (rstate__tap){tap_prepare, tap_publish, tap_discard, tap_closing, srv};
     rc = rstate__tap_add(store, &srv->tap);
     srv->tap_added = rc == RSTATE_OK;
   }

@@ -95,6 +95,7 @@ int rstate_open(rstate_store **out, const char *uri, const rstate_options *opts)
 
 void rstate_close(rstate_store *s) {
   if (!s) return;
+  rstate__tap_close_all(s);           /* its servers stop serving it */
   rstate__dispatch_stop(s->dispatch); /* no callback runs from here on */
   rstate__watch_close_all(s);
   s->ops->close(s->backend);

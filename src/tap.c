@@ -9,6 +9,7 @@
  * (may fail, and then the change is abandoned), then publish or discard.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "store.h"
 
@@ -37,6 +38,15 @@ void rstate__tap_remove(rstate_store *s, const rstate__tap *tap) {
     }
   }
   pthread_rwlock_unlock(&s->tap_lock);
+}
+
+void rstate__tap_close_all(rstate_store *s) {
+  const rstate__tap *taps[RSTATE_TAPS];
+  pthread_rwlock_rdlock(&s->tap_lock);
+  memcpy(taps, s->taps, sizeof taps);
+  pthread_rwlock_unlock(&s->tap_lock);
+  for (int i = 0; i < RSTATE_TAPS; i++) /* each removes itself: no lock held */
+    if (taps[i]) taps[i]->closing(taps[i]->ud);
 }
 
 int rstate__tap_emit(rstate_store *s, const rstate_change *changes, size_t n,

@@ -344,6 +344,31 @@ Test(server, stop_tells_clients_eclosed) {
   rstate_close(s);
 }
 
+/* Closing the served store stops the serving at once, as
+ * rstate_server_stop would, with its own sentence; the server is still to
+ * be stopped (freed), and its URI stays readable until then. */
+Test(server, closing_the_store_stops_serving_it) {
+  rstate_store *s = open_store();
+  define_int(s, "x", 1);
+  rstate_server *srv = start(s, NULL);
+  wc c;
+  join(&c, srv, NULL);
+  const char *p[] = {"x"};
+  watch(&c, 1, 1, 0, 0, p, 1);
+  char uri[128];
+  snprintf(uri, sizeof uri, "%s", rstate_server_uri(srv));
+  rstate_close(s);
+  expect_error(&c, 0, RSTATE_ECLOSED);
+  cr_assert_str_eq(c.m.u.error.sentence, "the store was closed");
+  cr_assert_eq(wc_next(&c, WAIT_MS), -1, "the server should close after ERROR 0");
+  wc_close(&c);
+  struct stat st;
+  cr_assert_neq(stat(sock_path(0), &st), 0, "the socket file is still there");
+  cr_assert_neq(wc_connect(&c, uri), 0, "a client could still connect");
+  cr_assert_str_eq(rstate_server_uri(srv), uri);
+  rstate_server_stop(srv);
+}
+
 /* ---- handshake and access ----------------------------------------------------- */
 
 Test(server, welcome_fields) {
