@@ -285,7 +285,11 @@ RSTATE_API int rstate_open(rstate_store **out, const char *uri, const rstate_opt
  *    first old value, latest new value, nothing lost without being counted.
  *  - Definitions are checked locally before they are sent (the same errors,
  *    no round trip); values are checked by the server, the authority, whose
- *    code and sentence come back unchanged.
+ *    code and sentence come back unchanged. A value the protocol cannot
+ *    carry (of an unknown kind, or a string holding a NUL byte) is
+ *    RSTATE_ETYPE at once, whether or not the variable exists; a batch
+ *    over the server's max_frame is RSTATE_ELIMIT with failed_index
+ *    SIZE_MAX.
  */
 
 /* Ends every watch (each destroy callback runs once), frees every resource.

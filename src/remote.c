@@ -817,7 +817,9 @@ static int remote_set_many(rstate_backend *b, const rstate_assign *items, size_t
     int rc = rstate__name_check(items[i].name);
     const rstate_value *v = &items[i].value;
     const char *nul = v->kind == RSTATE_STRING && v->u.s.ptr ? memchr(v->u.s.ptr, '\0', v->u.s.len) : NULL;
-    if (!rc && v->kind == RSTATE_STRING && !v->u.s.ptr)
+    if (!rc && ((int)v->kind < RSTATE_NONE || (int)v->kind > RSTATE_STRING)) /* the protocol cannot carry it */
+      rc = rstate__err(RSTATE_ETYPE, "%s: no variable takes a value of unknown kind %d", items[i].name, (int)v->kind);
+    else if (!rc && v->kind == RSTATE_STRING && !v->u.s.ptr)
       rc = rstate__err(RSTATE_EINVAL, "%s: the string value has a NULL pointer", items[i].name);
     else if (!rc && nul) /* the protocol cannot carry it; the same answer as a mem: store */
       rc = rstate__err(RSTATE_ETYPE, "%s: the string holds a NUL byte at byte %zu", items[i].name,
@@ -828,7 +830,7 @@ static int remote_set_many(rstate_backend *b, const rstate_assign *items, size_t
     }
   }
   rstate__wire_set_many m = {0, items, expected, n, opts ? *opts : (rstate_set_opts){0}};
-  waiter w = {.reply_type = RSTATE__WIRE_SET_MANY_REPLY};
+  waiter w = {.reply_type = RSTATE__WIRE_SET_MANY_REPLY, .failed_index = RSTATE__WIRE_NO_INDEX};
   int rc = call(R(b), &w, &(request){req_set_many, put_set_many, &m});
   if (rc && w.failed_index < n) *failed_index = (size_t)w.failed_index;
   return rc;

@@ -229,6 +229,13 @@ Test(remote, a_read_token_may_get_and_watch_but_not_write) {
 
 /* ---- losing the connection ---------------------------------------------------- */
 
+static int count_listed(const char *name, rstate_type type, void *ud) {
+  (void)name, (void)type;
+  ++*(int *)ud;
+  return 0;
+}
+
+/* Every call that needs the server. */
 Test(remote, calls_fail_fast_with_eclosed_while_disconnected) {
   h_define_ok(backing, "d.x", RSTATE_TYPE_INTEGER, rstate_int(1), NULL);
   rstate_options o = {.no_reconnect = true};
@@ -242,6 +249,25 @@ Test(remote, calls_fail_fast_with_eclosed_while_disconnected) {
   ASSERT_RC(rstate_get(c, "d.x", &v), RSTATE_ECLOSED);
   ASSERT_RC(rstate_set_int(c, "d.x", 2), RSTATE_ECLOSED);
   ASSERT_RC(h_define(c, "d.y", RSTATE_TYPE_INTEGER, rstate_int(1), NULL), RSTATE_ECLOSED);
+  ASSERT_RC(rstate_undefine(c, "d.x"), RSTATE_ECLOSED);
+  rstate_value two = rstate_int(2);
+  ASSERT_RC(rstate_set_if(c, "d.x", &two, 1, NULL), RSTATE_ECLOSED);
+  rstate_assign items[] = {{"d.x", rstate_int(2)}};
+  size_t failed = 0;
+  ASSERT_RC(rstate_set_many(c, items, 1, NULL, &failed), RSTATE_ECLOSED);
+  cr_assert_eq(failed, SIZE_MAX, "no item is to blame for a lost connection: failed_index %zu", failed);
+  const char *names[] = {"d.x"};
+  ASSERT_RC(rstate_get_many(c, names, 1, &v, NULL), RSTATE_ECLOSED);
+  rstate_var_info info;
+  ASSERT_RC(rstate_info(c, "d.x", &info), RSTATE_ECLOSED);
+  int listed = 0;
+  ASSERT_RC(rstate_list(c, count_listed, &listed), RSTATE_ECLOSED);
+  cr_assert_eq(listed, 0);
+  recorder r2;
+  rec_init(&r2);
+  rstate_watch_id id2;
+  ASSERT_RC(rstate_watch(c, names, 1, rec_cb, &r2, NULL, &id2), RSTATE_ECLOSED);
+  rec_free(&r2);
   cr_assert_eq(rstate_revision(c), 0, "rstate_revision is 0 when it cannot ask");
   ASSERT_RC(rstate_unwatch(c, id), RSTATE_OK);
   cr_assert_eq(r.destroyed, 1);
@@ -249,6 +275,26 @@ Test(remote, calls_fail_fast_with_eclosed_while_disconnected) {
   cr_assert_eq(proxy_accepted(px), 1, "no_reconnect: no second connection");
   rstate_close(c);
   rec_free(&r);
+}
+
+/* A batch the server's max_frame cannot take is refused by the client: the
+ * batch as a whole is to blame, no item of it. */
+Test(remote, a_batch_over_the_servers_max_frame_blames_no_item) {
+  h_define_ok(backing, "b.i", RSTATE_TYPE_INTEGER, rstate_int(1), NULL);
+  h_define_ok(backing, "b.s", RSTATE_TYPE_STRING, rstate_string(""), NULL);
+  rstate_store *c = client(NULL);
+  size_t big = (size_t)2 << 20; /* the server's max_frame is 1 MiB */
+  char *text = malloc(big);
+  cr_assert_not_null(text);
+  memset(text, 'a', big);
+  rstate_assign items[] = {{"b.i", rstate_int(2)}, {"b.s", rstate_stringn(text, big)}};
+  size_t failed = 7;
+  ASSERT_RC(rstate_set_many(c, items, 2, NULL, &failed), RSTATE_ELIMIT);
+  cr_assert_eq(failed, SIZE_MAX, "failed_index %zu, want SIZE_MAX", failed);
+  cr_assert_eq(h_get_int(backing, "b.i"), 1, "nothing was applied");
+  ASSERT_RC(rstate_set_int(c, "b.i", 3), RSTATE_OK); /* and the connection goes on */
+  free(text);
+  rstate_close(c);
 }
 
 /* A request whose answer is cut off fails with ECLOSED; it is not retried. */

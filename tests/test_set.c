@@ -251,6 +251,9 @@ Test(set, wrong_kinds_are_etype) {
   memset(&none, 0, sizeof none);
   ASSERT_REJECTED("v_int", rstate_set(s, "v_int", &none, NULL), RSTATE_ETYPE);
   ASSERT_REJECTED("v_string", rstate_set(s, "v_string", &none, NULL), RSTATE_ETYPE);
+  rstate_value odd = {.kind = (rstate_kind)42};
+  ASSERT_REJECTED("v_int", rstate_set(s, "v_int", &odd, NULL), RSTATE_ETYPE);
+  ASSERT_REJECTED("v_string", rstate_set_if(s, "v_string", &odd, 1, NULL), RSTATE_ETYPE);
 }
 
 Test(set, invalid_utf8_is_etype) {

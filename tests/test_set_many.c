@@ -137,6 +137,8 @@ Test(set_many, bad_type_blames_its_item) {
       {"stream", rstate_bool(true)},
   };
   expect_failure(items, 4, RSTATE_ETYPE, 2, "prompt");
+  rstate_assign odd[] = {{"temperature", rstate_float(1.0)}, {"max_tokens", {.kind = (rstate_kind)42}}};
+  expect_failure(odd, 2, RSTATE_ETYPE, 1, "max_tokens"); /* a kind no variable takes */
 }
 
 Test(set_many, constraint_blames_its_item) {
