@@ -520,8 +520,9 @@ RSTATE_API int rstate_timeout(rstate_store *s);
 /* Runs every queued and due callback; with none ready, waits up to timeout_ms
  * (0: don't wait, -1: until one is) and runs the first batch. Returns how many
  * callbacks ran (events a filter dropped do not count), or an error:
- * RSTATE_EINVAL when the store has a dispatch thread or when called from a
- * callback. Any thread may call it; calls are serialized per watch. */
+ * RSTATE_EINVAL when the store has a dispatch thread, when called from a
+ * callback, or for a timeout_ms below -1. Any thread may call it; calls are
+ * serialized per watch. */
 RSTATE_API int rstate_dispatch(rstate_store *s, int timeout_ms);
 
 /* ------------------------------------------------------------------------ */

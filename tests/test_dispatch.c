@@ -314,6 +314,18 @@ Test(dispatch, dispatch_with_nothing_to_do_and_timeout_zero_returns_at_once) {
   cr_assert_lt(took, 1000, "rstate_dispatch(s, 0) with nothing to do took %lld ms", (long long)took);
 }
 
+/* A timeout below -1 is a mistake, not "for ever": EINVAL, nothing run. */
+Test(dispatch, dispatch_with_a_timeout_below_minus_one_is_einval) {
+  s = h_open();
+  h_define_ok(s, "x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  watch_one("x", record_cb, true);
+  ASSERT_RC(rstate_set_int(s, "x", 1), RSTATE_OK);
+  ASSERT_RC(rstate_dispatch(s, -7), RSTATE_EINVAL);
+  cr_assert(strstr(rstate_last_error(), "-7") != NULL, "the sentence names the timeout: %s", rstate_last_error());
+  cr_assert_eq(rec.n, 0, "a callback ran");
+  ASSERT_RC(rstate_dispatch(s, 0), 1); /* the event still waits for a proper call */
+}
+
 Test(dispatch, dispatch_waits_about_its_timeout_when_nothing_is_ready) {
   s = h_open();
   h_define_ok(s, "x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
