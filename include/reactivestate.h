@@ -237,9 +237,9 @@ typedef struct rstate_options {
 /* Opens a store. uri: "mem:" for an in-process store; "unix:/path/to.sock" or
  * "tcp:127.0.0.1:7411" for a remote one. On success *out is the store, to be
  * released with rstate_close. Errors: RSTATE_EINVAL (NULL out/uri, unknown
- * scheme, bad options, a malformed address), RSTATE_ENOMEM, and for remote
- * stores RSTATE_EIO, RSTATE_EPERM, RSTATE_ETIMEDOUT (see below). On failure
- * *out is NULL. */
+ * scheme, bad options, a malformed address or a host name that does not
+ * resolve), RSTATE_ENOMEM, and for remote stores RSTATE_EIO, RSTATE_EPERM,
+ * RSTATE_ETIMEDOUT (see below). On failure *out is NULL. */
 RSTATE_API int rstate_open(rstate_store **out, const char *uri, const rstate_options *opts);
 /*
  * Remote stores ("unix:", "tcp:"): the store lives in a server process
@@ -576,8 +576,9 @@ typedef struct rstate_server_opts {
  *   "tcp:HOST:PORT"   HOST a name or address ("[::1]" for IPv6), PORT 0 to
  *                     65535, 0: any free port (rstate_server_uri tells which).
  * opts may be NULL (every default). *out gets the server, NULL on failure.
- * Errors: RSTATE_EINVAL (NULL argument, a URI of another form, a bad port
- * or option), RSTATE_EIO (cannot listen there), RSTATE_ENOMEM, RSTATE_ELIMIT
+ * Errors: RSTATE_EINVAL (NULL argument, a URI of another form, a host name
+ * that does not resolve, a bad port or option), RSTATE_EIO (cannot listen
+ * there), RSTATE_ENOMEM, RSTATE_ELIMIT
  * (the store already has 4 servers). rstate_close of the store stops the
  * serving at once, as rstate_server_stop does, but each client is told
  * "the store was closed"; the server must still be stopped, to free it.
