@@ -265,10 +265,13 @@ RSTATE_API int rstate_open(rstate_store **out, const char *uri, const rstate_opt
  *  - After a reconnect every watch resumes after the last revision it
  *    received: the server replays what it missed from its history. When the
  *    history no longer reaches back (or the server restarted), the watch gets
- *    RSTATE_EVENT_RESYNC for each covered variable whose value or version
- *    differs from the last it saw (old_value: that value; coalesced: the
- *    versions it spans, 1 if it was re-defined), DEFINED for a variable new
- *    to it and DELETED for one gone; nothing for the unchanged ones.
+ *    RSTATE_EVENT_RESYNC for each covered variable whose value, version,
+ *    type or time of last change differs from the last it saw (old_value:
+ *    that value; coalesced: the versions it spans, 1 if it was re-defined,
+ *    as the type changing or the version not growing shows), DEFINED for a
+ *    variable new to it and DELETED for one gone; nothing for the unchanged
+ *    ones. A variable re-defined back to the value and version the watch
+ *    saw gets a RESYNC (old_value equal to new_value, coalesced 1).
  *  - Inline callbacks run on the connection thread (guarantee 4). A write
  *    (set, define, undefine) returns once this store's inline callbacks for
  *    its own change have run, as on "mem:", unless this client has fallen

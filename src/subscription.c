@@ -28,7 +28,8 @@ typedef struct seen {
   rstate_type type;
   rstate_value value;
   uint64_t version;
-  uint64_t mark; /* the gap being rebuilt that found it */
+  int64_t updated_ns; /* the timestamp of that event: when the variable last changed */
+  uint64_t mark;      /* the gap being rebuilt that found it */
 } seen;
 
 typedef struct frame_copy {
@@ -76,7 +77,9 @@ static void seen_del(rsub *s, const char *name) {
   seen_free(rstate__map_del(&s->seen, name, len, rstate__hash(name, len)));
 }
 
-static bool seen_set(rsub *s, const char *name, rstate_type type, const rstate_value *value, uint64_t version) {
+/* What ev says the variable now is. */
+static bool seen_set(rsub *s, const rstate__wire_event *ev) {
+  const char *name = ev->name;
   seen *v = seen_get(s, name);
   if (!v) {
     if (!rstate__map_reserve(&s->seen, 1) || !(v = calloc(1, sizeof *v))) return false;
@@ -90,11 +93,12 @@ static bool seen_set(rsub *s, const char *name, rstate_type type, const rstate_v
     rstate__map_put(&s->seen, v->name, v->len, v->hash, v);
   }
   rstate_value copy;
-  if (rstate_value_copy(&copy, value)) return false;
+  if (rstate_value_copy(&copy, &ev->new_value)) return false;
   rstate_value_clear(&v->value);
   v->value = copy;
-  v->type = type;
-  v->version = version;
+  v->type = ev->type;
+  v->version = ev->version;
+  v->updated_ns = ev->timestamp_ns;
   return true;
 }
 
@@ -306,10 +310,14 @@ static bool rebuild_frame(remote *r, rsub *s, const rstate__wire_events *e, evq 
     uint32_t coalesced = 1;
     if (!v) {
       c.kind = RSTATE_EVENT_DEFINED;
-    } else if (v->version != ev->version || v->type != ev->type || !rstate_value_equal(&v->value, &ev->new_value)) {
+    } else if (v->version != ev->version || v->type != ev->type || v->updated_ns != ev->timestamp_ns ||
+               !rstate_value_equal(&v->value, &ev->new_value)) {
+      /* changed since (a change of the same version, value and type shows
+       * only in when it was made). Re-defined, as far as can be known, when
+       * the type changed or the version did not grow: 1 */
       c.kind = RSTATE_EVENT_RESYNC;
       c.old_value = &v->value;
-      coalesced = ev->version > v->version ? (uint32_t)(ev->version - v->version) : 1;
+      if (v->type == ev->type && ev->version > v->version) coalesced = (uint32_t)(ev->version - v->version);
     } else {
       v->mark = s->gaps;
       continue;
@@ -319,7 +327,7 @@ static bool rebuild_frame(remote *r, rsub *s, const rstate__wire_events *e, evq 
   if (!emit(r, s, o)) return false;
   for (size_t i = 0; i < e->n; i++) {
     const rstate__wire_event *ev = &e->events[i];
-    if (!seen_set(s, ev->name, ev->type, &ev->new_value, ev->version)) return false;
+    if (!seen_set(s, ev)) return false;
     seen_get(s, ev->name)->mark = s->gaps;
   }
   return true;
@@ -366,7 +374,7 @@ static bool frame_events(remote *r, rsub *s, const rstate__wire_events *e, evq *
     const rstate__wire_event *ev = &e->events[i];
     if (ev->kind == RSTATE_EVENT_DELETED)
       seen_del(s, ev->name);
-    else if (!seen_set(s, ev->name, ev->type, &ev->new_value, ev->version))
+    else if (!seen_set(s, ev))
       return false;
   }
   return true;

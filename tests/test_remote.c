@@ -391,12 +391,16 @@ static rec_event *find_event(recorder *r, size_t from, const char *name) {
 }
 
 /* The changes made while disconnected no longer fit the history: the
- * client gets RESYNC, DELETED and DEFINED for exactly what differs. */
+ * client gets RESYNC, DELETED and DEFINED for exactly what differs, a
+ * re-defined variable included, even one back at the same version and
+ * value; a re-definition counts 1. */
 Test(remote, a_gap_beyond_the_history_gives_resync_deleted_and_defined) {
   serve_again((rstate_server_opts){.history = 4});
   h_define_ok(backing, "g.x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
   h_define_ok(backing, "g.y", RSTATE_TYPE_STRING, rstate_string("y"), NULL);
   h_define_ok(backing, "g.z", RSTATE_TYPE_BOOLEAN, rstate_bool(false), NULL);
+  h_define_ok(backing, "g.same", RSTATE_TYPE_INTEGER, rstate_int(5), NULL);
+  h_define_ok(backing, "g.retyped", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
   rstate_options o = {.connect_timeout_ms = 200};
   rstate_store *c = client(&o);
   recorder r;
@@ -410,13 +414,31 @@ Test(remote, a_gap_beyond_the_history_gives_resync_deleted_and_defined) {
   for (int i = 2; i <= 11; i++) ASSERT_RC(rstate_set_int(backing, "g.x", i), RSTATE_OK);
   ASSERT_RC(rstate_undefine(backing, "g.y"), RSTATE_OK);
   h_define_ok(backing, "g.w", RSTATE_TYPE_FLOAT, rstate_float(0.5), NULL);
+  ASSERT_RC(rstate_undefine(backing, "g.same"), RSTATE_OK); /* back as it was: version 1, value 5 */
+  h_define_ok(backing, "g.same", RSTATE_TYPE_INTEGER, rstate_int(5), NULL);
+  ASSERT_RC(rstate_undefine(backing, "g.retyped"), RSTATE_OK); /* a string now, at version 3 */
+  h_define_ok(backing, "g.retyped", RSTATE_TYPE_STRING, rstate_string("a"), NULL);
+  ASSERT_RC(rstate_set_string(backing, "g.retyped", "b"), RSTATE_OK);
+  ASSERT_RC(rstate_set_string(backing, "g.retyped", "c"), RSTATE_OK);
+  uint64_t R = rstate_revision(backing);
   proxy_hold(px, false);
   wait_state(RSTATE_STATE_CONNECTED, 2);
-  rec_wait(&r, 4);
+  rec_wait(&r, 6);
   pthread_mutex_lock(&r.lock);
-  cr_assert_eq(r.n, 4, "x: CHANGED before, then RESYNC x, DELETED y, DEFINED w; got %zu events", r.n);
+  cr_assert_eq(r.n, 6, "x: CHANGED before, then RESYNC x, same, retyped, DELETED y, DEFINED w; got %zu events", r.n);
   rec_event *x = find_event(&r, 1, "g.x"), *y = find_event(&r, 1, "g.y"), *w = find_event(&r, 1, "g.w");
-  cr_assert(x && y && w, "events for g.x, g.y and g.w");
+  rec_event *same = find_event(&r, 1, "g.same"), *retyped = find_event(&r, 1, "g.retyped");
+  cr_assert(x && y && w && same && retyped, "events for g.x, g.y, g.w, g.same and g.retyped");
+  cr_assert_eq(x->revision, R, "RESYNC carries the snapshot's revision");
+  cr_assert_eq(same->kind, RSTATE_EVENT_RESYNC, "re-defined as it was: still a RESYNC");
+  cr_assert_eq(same->old_value.u.i, 5);
+  cr_assert_eq(same->new_value.u.i, 5);
+  cr_assert_eq(same->coalesced, 1, "a re-definition counts 1");
+  cr_assert_eq(retyped->kind, RSTATE_EVENT_RESYNC);
+  cr_assert_eq(retyped->old_value.kind, RSTATE_INT);
+  cr_assert_str_eq(retyped->new_value.u.s.ptr, "c");
+  cr_assert_eq(retyped->type, RSTATE_TYPE_STRING);
+  cr_assert_eq(retyped->coalesced, 1, "re-defined with another type: 1, not the version difference");
   cr_assert_null(find_event(&r, 1, "g.z"), "g.z did not change: no event");
   cr_assert_eq(x->kind, RSTATE_EVENT_RESYNC);
   cr_assert_eq(x->old_value.u.i, 1, "old = the last value the watch saw");
