@@ -905,9 +905,11 @@ static void on_hello(rstate_server *srv, client *c, const rstate__wire_frame *f)
   }
 }
 
-static bool refuse_read_only(rstate_server *srv, client *c, uint32_t req, const char *what) {
+/* name: the variable the request would change first. */
+static bool refuse_read_only(rstate_server *srv, client *c, uint32_t req, const char *name) {
   if (c->access != RSTATE__WIRE_READ_ONLY) return false;
-  rstate__err(RSTATE_EPERM, "%s: this connection is read-only", what);
+  rstate__err(RSTATE_EPERM, "%s: not changed: this connection gave the read token, which may get and watch only",
+              name);
   reply_error(srv, c, req, RSTATE_EPERM, SIZE_MAX);
   return true;
 }
@@ -934,7 +936,7 @@ static void on_request(rstate_server *srv, client *c, const rstate__wire_frame *
     case RSTATE__WIRE_PONG:
       break;
     case RSTATE__WIRE_DEFINE:
-      if (refuse_read_only(srv, c, m.u.define.req, "DEFINE")) break;
+      if (refuse_read_only(srv, c, m.u.define.req, m.u.define.def.name)) break;
       rc = rstate_define(s, &m.u.define.def);
       if (rc) {
         reply_error(srv, c, m.u.define.req, rc, SIZE_MAX);
@@ -944,7 +946,7 @@ static void on_request(rstate_server *srv, client *c, const rstate__wire_frame *
       }
       break;
     case RSTATE__WIRE_UNDEFINE:
-      if (refuse_read_only(srv, c, m.u.name.req, "UNDEFINE")) break;
+      if (refuse_read_only(srv, c, m.u.name.req, m.u.name.name)) break;
       rc = rstate_undefine(s, m.u.name.name);
       if (rc) {
         reply_error(srv, c, m.u.name.req, rc, SIZE_MAX);
@@ -982,7 +984,7 @@ static void on_request(rstate_server *srv, client *c, const rstate__wire_frame *
       do_get_many(srv, c, &m.u.names);
       break;
     case RSTATE__WIRE_SET_MANY:
-      if (refuse_read_only(srv, c, m.u.set_many.req, "SET_MANY")) break;
+      if (refuse_read_only(srv, c, m.u.set_many.req, m.u.set_many.n ? m.u.set_many.items[0].name : "SET_MANY")) break;
       do_set_many(srv, c, &m.u.set_many);
       break;
     case RSTATE__WIRE_LIST:

@@ -217,7 +217,9 @@ Test(remote, a_read_token_may_get_and_watch_but_not_write) {
   rec_init(&r);
   rec_watch1(c, &r, "ro.x", NULL);
   ASSERT_RC(rstate_set_int(c, "ro.x", 2), RSTATE_EPERM);
+  cr_assert(!strncmp(rstate_last_error(), "ro.x: ", 6), "the sentence names the variable: %s", rstate_last_error());
   ASSERT_RC(h_define(c, "ro.y", RSTATE_TYPE_INTEGER, rstate_int(1), NULL), RSTATE_EPERM);
+  cr_assert(!strncmp(rstate_last_error(), "ro.y: ", 6), "the sentence names the variable: %s", rstate_last_error());
   ASSERT_RC(rstate_undefine(c, "ro.x"), RSTATE_EPERM);
   ASSERT_RC(rstate_set_int(backing, "ro.x", 3), RSTATE_OK);
   rec_wait(&r, 1);
@@ -225,6 +227,27 @@ Test(remote, a_read_token_may_get_and_watch_but_not_write) {
   rstate_close(c);
   rstate_server_stop(guarded);
   rec_free(&r);
+}
+
+/* A server with a read token and no other: a client must still present it,
+ * and may then only read. */
+Test(remote, a_read_token_alone_is_still_required_and_still_read_only) {
+  h_define_ok(backing, "ro.x", RSTATE_TYPE_INTEGER, rstate_int(1), NULL);
+  rstate_server *guarded;
+  char uri[128];
+  snprintf(uri, sizeof uri, "unix:/tmp/rstate-ro-%d.sock", (int)getpid());
+  rstate_server_opts so = {.read_token = "peek"};
+  ASSERT_RC(rstate_server_start(&guarded, backing, uri, &so), RSTATE_OK);
+  rstate_store *c = NULL;
+  ASSERT_RC(rstate_open(&c, uri, NULL), RSTATE_EPERM);
+  cr_assert_null(c);
+  rstate_options o = {.token = "peek"};
+  ASSERT_RC(rstate_open(&c, uri, &o), RSTATE_OK);
+  cr_assert_eq(h_get_int(c, "ro.x"), 1);
+  ASSERT_RC(rstate_set_int(c, "ro.x", 2), RSTATE_EPERM);
+  cr_assert_eq(h_get_int(backing, "ro.x"), 1, "nothing was applied");
+  rstate_close(c);
+  rstate_server_stop(guarded);
 }
 
 /* ---- losing the connection ---------------------------------------------------- */
