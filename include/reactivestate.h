@@ -349,7 +349,8 @@ typedef struct rstate_meta {
 } rstate_meta;
 typedef struct rstate_set_opts {
   const char *source;       /* who changed it: "python", "optimizer", ...; NULL = none */
-  const rstate_meta *meta;  /* extra pairs delivered with the events */
+  const rstate_meta *meta;  /* extra pairs delivered with the events; keys and values, like
+                               source, valid UTF-8 (else RSTATE_EINVAL) */
   size_t n_meta;
 } rstate_set_opts;
 

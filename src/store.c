@@ -204,9 +204,14 @@ static int check_set_opts(const rstate_set_opts *opts, const char *fn) {
   if (!opts) return RSTATE_OK;
   if (opts->n_meta && !opts->meta)
     return rstate__err(RSTATE_EINVAL, "%s: n_meta is %zu but meta is NULL", fn, opts->n_meta);
-  for (size_t i = 0; i < opts->n_meta; i++)
-    if (!opts->meta[i].key || !opts->meta[i].value)
-      return rstate__err(RSTATE_EINVAL, "%s: meta[%zu] has a NULL key or value", fn, i);
+  if (opts->source && !rstate__utf8_valid(opts->source, strlen(opts->source)))
+    return rstate__err(RSTATE_EINVAL, "%s: the source is not valid UTF-8", fn);
+  for (size_t i = 0; i < opts->n_meta; i++) {
+    const rstate_meta *m = &opts->meta[i];
+    if (!m->key || !m->value) return rstate__err(RSTATE_EINVAL, "%s: meta[%zu] has a NULL key or value", fn, i);
+    if (!rstate__utf8_valid(m->key, strlen(m->key)) || !rstate__utf8_valid(m->value, strlen(m->value)))
+      return rstate__err(RSTATE_EINVAL, "%s: meta[%zu] (key or value) is not valid UTF-8", fn, i);
+  }
   return RSTATE_OK;
 }
 

@@ -644,3 +644,26 @@ Test(set, meta_count_without_array_is_einval) {
   ASSERT_RC(rstate_set(s, "v_float", &v, &opts), RSTATE_EINVAL);
   assert_same("v_float", &before);
 }
+
+/* Source and meta travel with the events, over the wire and into JSON:
+ * UTF-8 only, as names and descriptions. */
+Test(set, source_or_meta_not_utf8_is_einval) {
+  define_all();
+  rstate_value v = rstate_float(0.9);
+  rstate_meta bad_key[] = {{"ok", "fine"}, {"k\xff", "v"}}, bad_value[] = {{"why", "\xc3"}};
+  rstate_set_opts opts[] = {{.source = "opt\xffimizer"},
+                            {.source = "x", .meta = bad_key, .n_meta = 2},
+                            {.meta = bad_value, .n_meta = 1}};
+  const char *blamed[] = {"source", "meta[1]", "meta[0]"};
+  for (size_t i = 0; i < 3; i++) {
+    struct snap before = take("v_float");
+    ASSERT_RC(rstate_set(s, "v_float", &v, &opts[i]), RSTATE_EINVAL);
+    cr_assert(strstr(rstate_last_error(), blamed[i]) && strstr(rstate_last_error(), "UTF-8"),
+              "the sentence names %s and the rule: %s", blamed[i], rstate_last_error());
+    assert_same("v_float", &before);
+    rstate_assign item = {"v_float", v};
+    size_t failed = 0;
+    ASSERT_RC(rstate_set_many(s, &item, 1, NULL, &failed), RSTATE_OK);
+    ASSERT_RC(rstate_set_float(s, "v_float", 0.5), RSTATE_OK);
+  }
+}
