@@ -966,6 +966,27 @@ Test(server, gap_when_the_history_no_longer_reaches) {
   rstate_close(s);
 }
 
+/* The defaults the header gives: a heartbeat of 1000 ms, max_frame 1 MiB,
+ * a history of 65536 events. */
+Test(server, the_defaults_are_the_documented_ones) {
+  rstate_store *s = open_store();
+  define_int(s, "a", 0);
+  rstate_server *srv = start(s, NULL);
+  wc c;
+  rstate__wire_welcome w = join(&c, srv, NULL);
+  cr_assert_eq(w.heartbeat_ms, 1000);
+  cr_assert_eq(w.max_frame, 1u << 20);
+  for (int i = 1; i <= 65536 + 100; i++) set_int(s, "a", i);
+  uint64_t kept = 0;
+  int64_t deadline = ms_now() + WAIT_MS;
+  while ((kept = stat_of(&c, "history_events")) != 65536 && ms_now() < deadline) {
+  }
+  cr_assert_eq(kept, 65536, "the history keeps %llu events", (unsigned long long)kept);
+  wc_close(&c);
+  rstate_server_stop(srv);
+  rstate_close(s);
+}
+
 typedef struct batch_arg {
   rstate_store *s;
   rstate_assign *items;
