@@ -300,6 +300,10 @@ static bool emit(remote *r, rsub *s, evq *o) {
   return ok;
 }
 
+/* Two times of a variable's last change that tell it changed again: 0 is
+ * unknown (a backend may not keep them). */
+static bool other_time(int64_t seen_ns, int64_t now_ns) { return seen_ns && now_ns && seen_ns != now_ns; }
+
 /* One frame of INITIAL events after a gap: compared with what was seen. */
 static bool rebuild_frame(remote *r, rsub *s, const rstate__wire_events *e, evq *o) {
   for (size_t i = 0; i < e->n; i++) {
@@ -310,7 +314,7 @@ static bool rebuild_frame(remote *r, rsub *s, const rstate__wire_events *e, evq 
     uint32_t coalesced = 1;
     if (!v) {
       c.kind = RSTATE_EVENT_DEFINED;
-    } else if (v->version != ev->version || v->type != ev->type || v->updated_ns != ev->timestamp_ns ||
+    } else if (v->version != ev->version || v->type != ev->type || other_time(v->updated_ns, ev->timestamp_ns) ||
                !rstate_value_equal(&v->value, &ev->new_value)) {
       /* changed since (a change of the same version, value and type shows
        * only in when it was made). Re-defined, as far as can be known, when

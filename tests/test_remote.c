@@ -17,6 +17,7 @@
 #include "proxy.h"
 #include "wireclient.h"
 #include "recorder.h"
+#include "testbackend.h"
 
 /* ---- a served store, a proxy in front of it, and a client ---------------- */
 
@@ -504,6 +505,47 @@ Test(remote, a_restarted_server_gives_resync) {
   rec_wait(&r, 2);
   cr_assert_eq(r.ev[1].kind, RSTATE_EVENT_CHANGED, "and then changes as before");
   rstate_close(c);
+  rec_free(&r);
+}
+
+/* A backend that does not know when its variables last changed (the test
+ * backend gives updated_ns 0 in its snapshots): after a gap, a variable that
+ * changed gets its RESYNC and one that did not gets nothing. */
+Test(remote, a_gap_over_a_backend_without_change_times_gives_resync_only_for_what_differs) {
+  rstate_store *tb = NULL;
+  ASSERT_RC(rstate_open_backend(&tb, &testbackend_ops, "test:", NULL), RSTATE_OK);
+  h_define_ok(tb, "t.x", RSTATE_TYPE_FLOAT, rstate_float(1), NULL);
+  h_define_ok(tb, "t.y", RSTATE_TYPE_FLOAT, rstate_float(1), NULL);
+  char uri[128];
+  snprintf(uri, sizeof uri, "unix:/tmp/rstate-tb-%d.sock", (int)getpid());
+  rstate_server *srv = NULL;
+  ASSERT_RC(rstate_server_start(&srv, tb, uri, NULL), RSTATE_OK);
+  rstate_options o = {.connect_timeout_ms = 200, .on_state = on_state};
+  rstate_store *c = NULL;
+  ASSERT_RC(rstate_open(&c, uri, &o), RSTATE_OK);
+  recorder r;
+  rec_init(&r);
+  rec_watch1(c, &r, "t.*", NULL);
+  ASSERT_RC(rstate_set_float(tb, "t.x", 2), RSTATE_OK);
+  rec_wait(&r, 1);
+  rstate_server_stop(srv);
+  wait_state(RSTATE_STATE_DISCONNECTED, 1);
+  ASSERT_RC(rstate_set_float(tb, "t.y", 3), RSTATE_OK);
+  ASSERT_RC(rstate_server_start(&srv, tb, uri, NULL), RSTATE_OK);
+  wait_state(RSTATE_STATE_CONNECTED, 2);
+  rec_wait(&r, 2);
+  ASSERT_RC(rstate_set_float(tb, "t.x", 4), RSTATE_OK); /* what comes after the RESYNC */
+  rec_wait(&r, 3);
+  pthread_mutex_lock(&r.lock);
+  cr_assert_eq(r.n, 3, "CHANGED x, RESYNC y, CHANGED x; got %zu events", r.n);
+  cr_assert_eq(r.ev[1].kind, RSTATE_EVENT_RESYNC);
+  cr_assert_str_eq(r.ev[1].name, "t.y", "a RESYNC for %s, which did not change", r.ev[1].name);
+  cr_assert_eq(r.ev[2].kind, RSTATE_EVENT_CHANGED);
+  cr_assert_eq(r.ev[2].new_value.u.f, 4);
+  pthread_mutex_unlock(&r.lock);
+  rstate_close(c);
+  rstate_server_stop(srv);
+  rstate_close(tb);
   rec_free(&r);
 }
 

@@ -8,7 +8,8 @@
  * and announces every accepted change with rstate_host_emit before applying
  * it, under that mutex, as backend.h requires. Only the float type is
  * supported; defining anything else is RSTATE_ENOTSUP. Constraints are not
- * supported either (RSTATE_ENOTSUP). Open it with
+ * supported either (RSTATE_ENOTSUP). Its snapshots give updated_ns 0, as a
+ * backend that does not keep the time of each change. Open it with
  *
  *     rstate_open_backend(&s, &testbackend_ops, "test:", NULL);
  *

@@ -72,7 +72,11 @@ typedef struct rstate_snapshot_var {
   rstate_type type;
   const rstate_value *value;
   uint64_t version;
-  int64_t updated_ns; /* CLOCK_REALTIME of its last change; 0 if unknown */
+  /* CLOCK_REALTIME of its last change, the very timestamp_ns that change
+   * was emitted with (a remote client compares the two after a gap, to see
+   * a variable re-defined back to the version and value it had); 0 if
+   * unknown, and then such a re-definition goes unseen. */
+  int64_t updated_ns;
 } rstate_snapshot_var;
 
 /* Called under the backend's snapshot; must not call the store. Returns
