@@ -581,7 +581,8 @@ typedef struct rstate_server_opts {
  *                     65535, 0: any free port (rstate_server_uri tells which).
  * opts may be NULL (every default). *out gets the server, NULL on failure.
  * Errors: RSTATE_EINVAL (NULL argument, a URI of another form, a host name
- * that does not resolve, a bad port or option), RSTATE_EIO (cannot listen
+ * that does not resolve, a bad port or option, a remote store: serve the
+ * store it is connected to), RSTATE_EIO (cannot listen
  * there), RSTATE_ENOMEM, RSTATE_ELIMIT
  * (the store already has 4 servers). rstate_close of the store stops the
  * serving at once, as rstate_server_stop does, but each client is told

@@ -107,7 +107,8 @@ typedef struct rstate__tap {
 
 #define RSTATE_TAPS 4
 /* Starts calling tap (which must stay valid until removed); RSTATE_ELIMIT
- * when RSTATE_TAPS are in use. */
+ * when RSTATE_TAPS are in use, RSTATE_EINVAL for a backend that keeps its
+ * watches itself (subscribe): its changes are never emitted here. */
 int rstate__tap_add(rstate_store *s, const rstate__tap *tap);
 /* Stops calling tap; returns once no call of it is in progress. */
 void rstate__tap_remove(rstate_store *s, const rstate__tap *tap);

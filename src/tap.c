@@ -14,6 +14,11 @@
 #include "store.h"
 
 int rstate__tap_add(rstate_store *s, const rstate__tap *tap) {
+  if (s->ops->subscribe) /* its changes reach only the watches it keeps itself */
+    return rstate__err(RSTATE_EINVAL,
+                       "a %s store cannot be served: its changes happen elsewhere and reach only its own watches "
+                       "(serve the store it is connected to)",
+                       s->ops->name);
   int rc = RSTATE_ELIMIT;
   pthread_rwlock_wrlock(&s->tap_lock);
   for (int i = 0; i < RSTATE_TAPS; i++) {

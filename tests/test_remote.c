@@ -11,6 +11,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 
@@ -506,6 +507,21 @@ Test(remote, a_restarted_server_gives_resync) {
   cr_assert_eq(r.ev[1].kind, RSTATE_EVENT_CHANGED, "and then changes as before");
   rstate_close(c);
   rec_free(&r);
+}
+
+/* A remote store's changes happen in its server and reach only the watches
+ * it keeps there: it cannot be served again, and says so. */
+Test(remote, a_remote_store_cannot_be_served) {
+  rstate_store *c = client(NULL);
+  char uri[128];
+  snprintf(uri, sizeof uri, "unix:/tmp/rstate-relay-%d.sock", (int)getpid());
+  rstate_server *relay = (rstate_server *)1;
+  ASSERT_RC(rstate_server_start(&relay, c, uri, NULL), RSTATE_EINVAL);
+  cr_assert_null(relay);
+  cr_assert(strstr(rstate_last_error(), "cannot be served"), "%s", rstate_last_error());
+  struct stat st;
+  cr_assert_neq(stat(uri + 5, &st), 0, "the socket file was left behind");
+  rstate_close(c);
 }
 
 /* A backend that does not know when its variables last changed (the test
