@@ -40,6 +40,16 @@ class Strategies:
             return task * (task + 1) // 2  # Gauss
 
 
+_out = threading.Lock()
+
+
+def say(line: str) -> None:
+    """One whole line at a time: the callback and the worker both print."""
+    with _out:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
 def resolve(module_value: str) -> type:
     """"Strategies.Optimized" -> the class Strategies.Optimized."""
     ns, _, name = module_value.partition(".")
@@ -60,7 +70,7 @@ class Worker:
         cls = resolve(ev.new)
         with self.lock:  # held for two assignments only, never across a store call
             self.strategy_name, self.strategy = ev.new, cls
-        print(f"strategy -> {ev.new} ({ev.kind.name}, source {ev.source})", flush=True)
+        say(f"strategy -> {ev.new} ({ev.kind.name}, source {ev.source})")
 
     def run(self) -> bool:
         deadline = time.monotonic() + TIMEOUT_S
@@ -76,7 +86,7 @@ class Worker:
                 in_use = name
                 self.store.set("worker.strategy_in_use", name, source="worker")
             self.store.set("worker.tasks_done", task, source="worker")
-            print(f"task {task} by {name}: {result}", flush=True)
+            say(f"task {task} by {name}: {result}")
             if strategy is Strategies.Optimized:
                 optimized += 1
                 if optimized == 3:
