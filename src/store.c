@@ -200,17 +200,21 @@ int rstate_list(rstate_store *s, int (*fn)(const char *name, rstate_type type, v
 
 /* ---- setting ------------------------------------------------------------ */
 
-static int check_set_opts(const rstate_set_opts *opts, const char *fn) {
+/* name: the variable set, or NULL (a batch). */
+static int check_set_opts(const rstate_set_opts *opts, const char *fn, const char *name) {
   if (!opts) return RSTATE_OK;
+  const char *sep = name ? ": " : "";
+  if (!name) name = "";
   if (opts->n_meta && !opts->meta)
-    return rstate__err(RSTATE_EINVAL, "%s: n_meta is %zu but meta is NULL", fn, opts->n_meta);
+    return rstate__err(RSTATE_EINVAL, "%s: %s%sn_meta is %zu but meta is NULL", fn, name, sep, opts->n_meta);
   if (opts->source && !rstate__utf8_valid(opts->source, strlen(opts->source)))
-    return rstate__err(RSTATE_EINVAL, "%s: the source is not valid UTF-8", fn);
+    return rstate__err(RSTATE_EINVAL, "%s: %s%sthe source is not valid UTF-8", fn, name, sep);
   for (size_t i = 0; i < opts->n_meta; i++) {
     const rstate_meta *m = &opts->meta[i];
-    if (!m->key || !m->value) return rstate__err(RSTATE_EINVAL, "%s: meta[%zu] has a NULL key or value", fn, i);
+    if (!m->key || !m->value)
+      return rstate__err(RSTATE_EINVAL, "%s: %s%smeta[%zu] has a NULL key or value", fn, name, sep, i);
     if (!rstate__utf8_valid(m->key, strlen(m->key)) || !rstate__utf8_valid(m->value, strlen(m->value)))
-      return rstate__err(RSTATE_EINVAL, "%s: meta[%zu] (key or value) is not valid UTF-8", fn, i);
+      return rstate__err(RSTATE_EINVAL, "%s: %s%smeta[%zu] (key or value) is not valid UTF-8", fn, name, sep, i);
   }
   return RSTATE_OK;
 }
@@ -220,7 +224,7 @@ static int set_one(rstate_store *s, const char *name, const rstate_value *v, con
   CHECK_STORE(s, fn);
   if (!name) return rstate__err(RSTATE_EINVAL, "%s: name is NULL", fn);
   if (!v) return rstate__err(RSTATE_EINVAL, "%s: %s: value is NULL", fn, name);
-  int rc = check_set_opts(opts, fn);
+  int rc = check_set_opts(opts, fn, name);
   if (!rc) rc = rstate__cascade_check(fn, name);
   if (rc) return rc;
   rstate_assign item = {name, *v};
@@ -254,7 +258,7 @@ int rstate_set_many(rstate_store *s, const rstate_assign *items, size_t n, const
     rc = rstate__err(RSTATE_EINVAL, "rstate_set_many: store is NULL");
   } else if (n && !items) {
     rc = rstate__err(RSTATE_EINVAL, "rstate_set_many: items is NULL");
-  } else if ((rc = check_set_opts(opts, "rstate_set_many")) == RSTATE_OK) {
+  } else if ((rc = check_set_opts(opts, "rstate_set_many", NULL)) == RSTATE_OK) {
     for (size_t i = 0; i < n && !rc; i++)
       if (!items[i].name) {
         failed = i;

@@ -658,12 +658,15 @@ Test(set, source_or_meta_not_utf8_is_einval) {
   for (size_t i = 0; i < 3; i++) {
     struct snap before = take("v_float");
     ASSERT_RC(rstate_set(s, "v_float", &v, &opts[i]), RSTATE_EINVAL);
-    cr_assert(strstr(rstate_last_error(), blamed[i]) && strstr(rstate_last_error(), "UTF-8"),
-              "the sentence names %s and the rule: %s", blamed[i], rstate_last_error());
-    assert_same("v_float", &before);
+    cr_assert(strstr(rstate_last_error(), "v_float: ") && strstr(rstate_last_error(), blamed[i]) &&
+                  strstr(rstate_last_error(), "UTF-8"),
+              "the sentence names the variable, %s and the rule: %s", blamed[i], rstate_last_error());
+    ASSERT_RC(rstate_set_if(s, "v_float", &v, before.info.version, &opts[i]), RSTATE_EINVAL);
     rstate_assign item = {"v_float", v};
     size_t failed = 0;
-    ASSERT_RC(rstate_set_many(s, &item, 1, NULL, &failed), RSTATE_OK);
-    ASSERT_RC(rstate_set_float(s, "v_float", 0.5), RSTATE_OK);
+    ASSERT_RC(rstate_set_many(s, &item, 1, &opts[i], &failed), RSTATE_EINVAL);
+    cr_assert_eq(failed, SIZE_MAX, "no item is to blame for the options: failed_index %zu", failed);
+    assert_same("v_float", &before);
+    ASSERT_RC(rstate_set_many(s, &item, 1, NULL, &failed), RSTATE_OK); /* the same batch without them */
   }
 }
