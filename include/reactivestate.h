@@ -297,9 +297,11 @@ RSTATE_API int rstate_open(rstate_store **out, const char *uri, const rstate_opt
 
 /* Ends every watch (each destroy callback runs once), frees every resource.
  * A server serving the store stops serving it first (see
- * rstate_server_start). NULL is a no-op. Must not race with any other call
- * on the store and must not be called from a callback of the store or of a
- * server serving it. */
+ * rstate_server_start): rstate_close waits for a request it is serving, and
+ * its on_client runs for each client. NULL is a no-op. Must not race with
+ * any other call on the store, rstate_server_stop of a server serving it
+ * included, and must not be called from a callback of the store or of
+ * such a server. */
 RSTATE_API void rstate_close(rstate_store *s);
 
 /* Defines a variable. Defining the same name again with an identical
@@ -600,7 +602,8 @@ RSTATE_API const char *rstate_server_uri(const rstate_server *srv);
  * file is removed (if it is still this server's), and everything is freed.
  * The store stays open, with its variables and local watches. Waits for a
  * request being served to finish; must not be called from a callback that
- * runs on the server's own thread. NULL: no-op. */
+ * runs on the server's own thread, nor race with rstate_close of the store.
+ * After that rstate_close it only frees. NULL: no-op. */
 RSTATE_API void rstate_server_stop(rstate_server *srv);
 
 /* ------------------------------------------------------------------------ */

@@ -908,7 +908,7 @@ static void on_hello(rstate_server *srv, client *c, const rstate__wire_frame *f)
 /* name: the variable the request would change first. */
 static bool refuse_read_only(rstate_server *srv, client *c, uint32_t req, const char *name) {
   if (c->access != RSTATE__WIRE_READ_ONLY) return false;
-  rstate__err(RSTATE_EPERM, "%s: not changed: this connection gave the read token, which may get and watch only",
+  rstate__err(RSTATE_EPERM, "%s: not changed: this connection gave the read token, which may read and watch only",
               name);
   reply_error(srv, c, req, RSTATE_EPERM, SIZE_MAX);
   return true;
@@ -1403,6 +1403,7 @@ int rstate_server_start(rstate_server **out, rstate_store *store, const char *li
   rstate__wire_buf_init(&srv->scratch);
   rstate__subindex_init(&srv->index);
   srv->store = store;
+  srv->stop_why = "the server is stopping";
   srv->hb_ms = o.heartbeat_ms ? (uint32_t)o.heartbeat_ms : DEFAULT_HEARTBEAT_MS;
   srv->max_clients = o.max_clients ? o.max_clients : DEFAULT_MAX_CLIENTS;
   srv->max_frame = o.max_frame ? (uint32_t)o.max_frame : RSTATE__WIRE_DEFAULT_MAX_FRAME;

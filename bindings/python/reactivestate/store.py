@@ -770,7 +770,8 @@ class Store:
     def dispatch(self, timeout_ms: int = 0) -> int:
         """Runs queued and due debounced callbacks; with none ready waits up
         to timeout_ms (0: not at all, -1: until one is). Returns how many
-        ran. InvalidArgument with a dispatch thread or from a callback."""
+        ran. InvalidArgument with a dispatch thread, from a callback, or for
+        a timeout_ms below -1."""
         rc = lib.rstate_dispatch(self._handle(), timeout_ms)
         if rc < 0:
             raise error(rc)
