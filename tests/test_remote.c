@@ -479,6 +479,49 @@ Test(remote, a_gap_beyond_the_history_gives_resync_deleted_and_defined) {
   rec_free(&r);
 }
 
+static bool not_changed(const rstate_event *ev, void *ud) {
+  (void)ud;
+  return ev->kind != RSTATE_EVENT_CHANGED;
+}
+
+/* "The last value a watch saw" counts the events its filter dropped: after a
+ * gap, RESYNC's old value is the filtered one. */
+Test(remote, a_resync_starts_from_the_last_value_seen_even_if_filtered) {
+  serve_again((rstate_server_opts){.history = 4});
+  h_define_ok(backing, "f.x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  h_define_ok(backing, "f.pad", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  rstate_options o = {.connect_timeout_ms = 200};
+  rstate_store *c = client(&o);
+  recorder r;
+  rec_init(&r);
+  rstate_watch_opts wo = {.filter = not_changed};
+  rstate_watch_id id = rec_watch1(c, &r, "f.x", &wo);
+  ASSERT_RC(rstate_set_int(backing, "f.x", 5), RSTATE_OK);
+  rstate_watch_stats st = {0};
+  int64_t deadline = now_ms() + 10000;
+  while (st.filtered < 1) { /* the client has it, filtered */
+    cr_assert_lt(now_ms(), deadline, "the change to f.x never reached the client");
+    ASSERT_RC(rstate_get_watch_stats(c, id, &st), RSTATE_OK);
+    sched_yield();
+  }
+  proxy_hold(px, true);
+  proxy_cut(px);
+  wait_state(RSTATE_STATE_DISCONNECTED, 1);
+  ASSERT_RC(rstate_set_int(backing, "f.x", 6), RSTATE_OK);
+  for (int i = 1; i <= 10; i++) ASSERT_RC(rstate_set_int(backing, "f.pad", i), RSTATE_OK);
+  proxy_hold(px, false);
+  wait_state(RSTATE_STATE_CONNECTED, 2);
+  rec_wait(&r, 1);
+  pthread_mutex_lock(&r.lock);
+  cr_assert_eq(r.ev[0].kind, RSTATE_EVENT_RESYNC);
+  cr_assert_eq(r.ev[0].old_value.u.i, 5, "old = the filtered value 5, got %lld", (long long)r.ev[0].old_value.u.i);
+  cr_assert_eq(r.ev[0].new_value.u.i, 6);
+  cr_assert_eq(r.ev[0].coalesced, 1);
+  pthread_mutex_unlock(&r.lock);
+  rstate_close(c);
+  rec_free(&r);
+}
+
 /* The server restarts (a new instance) on the same store and address. */
 Test(remote, a_restarted_server_gives_resync) {
   h_define_ok(backing, "s.x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
