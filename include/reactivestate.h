@@ -584,12 +584,11 @@ typedef struct rstate_server_opts {
  * opts may be NULL (every default). *out gets the server, NULL on failure.
  * Errors: RSTATE_EINVAL (NULL argument, a URI of another form, a host name
  * that does not resolve, a bad port or option, a remote store: serve the
- * store it is connected to), RSTATE_EIO (cannot listen
- * there), RSTATE_ENOMEM, RSTATE_ELIMIT
- * (the store already has 4 servers). rstate_close of the store stops the
- * serving at once, as rstate_server_stop does, but each client is told
- * "the store was closed"; the server must still be stopped, to free it.
- * Any thread may call it. */
+ * store it is connected to), RSTATE_EIO (cannot listen there),
+ * RSTATE_ENOMEM, RSTATE_ELIMIT (the store already has 4 servers).
+ * rstate_close of the store stops the serving at once, as
+ * rstate_server_stop does, but each client is told "the store was closed";
+ * the server must still be stopped, to free it. Any thread may call it. */
 RSTATE_API int rstate_server_start(rstate_server **out, rstate_store *store, const char *listen_uri,
                                    const rstate_server_opts *opts);
 /* The bound address, as a URI rstate_open accepts: "unix:/path", or

@@ -286,8 +286,7 @@ int rstate_dispatch(rstate_store *s, int timeout) {
     return rstate__err(RSTATE_EINVAL, "rstate_dispatch: this store has a dispatch thread, which runs its callbacks");
   if (rstate__in_callback()) return rstate__err(RSTATE_EINVAL, "rstate_dispatch: called from a callback");
   if (timeout < -1)
-    return rstate__err(RSTATE_EINVAL, "rstate_dispatch: timeout_ms %d is neither -1 (no limit) nor 0 or more",
-                       timeout);
+    return rstate__err(RSTATE_EINVAL, "rstate_dispatch: timeout_ms %d is neither -1 (no limit) nor 0 or more", timeout);
   int64_t end = timeout < 0 ? INT64_MAX : rstate__monotonic_ns() + (int64_t)timeout * 1000000;
   for (;;) {
     bool did;
