@@ -97,6 +97,19 @@ static void serve_again(rstate_server_opts so) {
   cr_assert_not_null(px, "the test proxy did not start");
 }
 
+/* Cuts the client's connection and holds its reconnect attempts until
+ * release_and_reconnect (which waits for the second CONNECTED). */
+static void disconnect_and_hold(void) {
+  proxy_hold(px, true);
+  proxy_cut(px);
+  wait_state(RSTATE_STATE_DISCONNECTED, 1);
+}
+
+static void release_and_reconnect(void) {
+  proxy_hold(px, false);
+  wait_state(RSTATE_STATE_CONNECTED, 2);
+}
+
 static void setup(void) {
   n_states = 0;
   serve(NULL);
@@ -395,12 +408,9 @@ Test(remote, after_a_reconnect_every_missed_change_is_replayed_in_order) {
   rec_watch1(c, &r, "r.x", NULL);
   ASSERT_RC(rstate_set_int(backing, "r.x", 1), RSTATE_OK);
   rec_wait(&r, 1);
-  proxy_hold(px, true); /* reconnect attempts hang until released */
-  proxy_cut(px);
-  wait_state(RSTATE_STATE_DISCONNECTED, 1);
+  disconnect_and_hold();
   for (int i = 2; i <= 6; i++) ASSERT_RC(rstate_set_int(backing, "r.x", i), RSTATE_OK);
-  proxy_hold(px, false);
-  wait_state(RSTATE_STATE_CONNECTED, 2);
+  release_and_reconnect();
   rec_wait(&r, 6);
   int64_t want[] = {1, 2, 3, 4, 5, 6};
   assert_changes(&r, 0, "r.x", want, 6);
@@ -433,9 +443,7 @@ Test(remote, a_gap_beyond_the_history_gives_resync_deleted_and_defined) {
   rec_watch1(c, &r, "g.*", NULL);
   ASSERT_RC(rstate_set_int(backing, "g.x", 1), RSTATE_OK);
   rec_wait(&r, 1);
-  proxy_hold(px, true);
-  proxy_cut(px);
-  wait_state(RSTATE_STATE_DISCONNECTED, 1);
+  disconnect_and_hold();
   for (int i = 2; i <= 11; i++) ASSERT_RC(rstate_set_int(backing, "g.x", i), RSTATE_OK);
   ASSERT_RC(rstate_undefine(backing, "g.y"), RSTATE_OK);
   h_define_ok(backing, "g.w", RSTATE_TYPE_FLOAT, rstate_float(0.5), NULL);
@@ -446,8 +454,7 @@ Test(remote, a_gap_beyond_the_history_gives_resync_deleted_and_defined) {
   ASSERT_RC(rstate_set_string(backing, "g.retyped", "b"), RSTATE_OK);
   ASSERT_RC(rstate_set_string(backing, "g.retyped", "c"), RSTATE_OK);
   uint64_t R = rstate_revision(backing);
-  proxy_hold(px, false);
-  wait_state(RSTATE_STATE_CONNECTED, 2);
+  release_and_reconnect();
   rec_wait(&r, 6);
   pthread_mutex_lock(&r.lock);
   cr_assert_eq(r.n, 6, "x: CHANGED before, then RESYNC x, same, retyped, DELETED y, DEFINED w; got %zu events", r.n);
@@ -504,13 +511,10 @@ Test(remote, a_resync_starts_from_the_last_value_seen_even_if_filtered) {
     ASSERT_RC(rstate_get_watch_stats(c, id, &st), RSTATE_OK);
     sched_yield();
   }
-  proxy_hold(px, true);
-  proxy_cut(px);
-  wait_state(RSTATE_STATE_DISCONNECTED, 1);
+  disconnect_and_hold();
   ASSERT_RC(rstate_set_int(backing, "f.x", 6), RSTATE_OK);
   for (int i = 1; i <= 10; i++) ASSERT_RC(rstate_set_int(backing, "f.pad", i), RSTATE_OK);
-  proxy_hold(px, false);
-  wait_state(RSTATE_STATE_CONNECTED, 2);
+  release_and_reconnect();
   rec_wait(&r, 1);
   pthread_mutex_lock(&r.lock);
   cr_assert_eq(r.ev[0].kind, RSTATE_EVENT_RESYNC);
