@@ -27,6 +27,14 @@ int64_t rstate__monotonic_ns(void);
 int64_t rstate__now_ns(void);
 extern int64_t (*rstate__clock_hook)(void);
 
+/* ---- spin.c: looking before sleeping ------------------------------------ */
+
+/* Whether the calling thread may run on more than one CPU (threads it starts
+ * inherit that): looking for work another thread makes only pays then. */
+bool rstate__spin_pays(void);
+/* A short pause between two looks (a few dozen nanoseconds). */
+void rstate__spin_pause(void);
+
 /* ---- value.c: value helpers shared by every file ------------------------ */
 
 /* Valid UTF-8 with no NUL byte inside the len bytes. */

@@ -21,7 +21,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,37 +190,24 @@ static void pump(remote *r, waiter *w, int64_t deadline) {
   r->pumping = NULL;
 }
 
-/* A caller first polls for its answer, for about as long as answers have
- * been taking, before it sleeps on r->cond: an answer that comes within the
- * poll costs no wakeup of the caller, a third of the hops of a set's round
- * trip. It does not poll when answers take longer than POLL_MAX_NS, nor
- * when the process may run on one CPU only, where polling would hold off
- * the connection thread that reads the answer. */
-#define POLL_MAX_NS 100000
+/* A caller first looks for its answer (spin.c), for about as long as
+ * answers have been taking, before it sleeps on r->cond: an answer that
+ * comes meanwhile costs no wakeup of the caller, a third of the hops of a
+ * set's round trip. It does not look when answers take longer than
+ * SPIN_MAX_NS, nor when the process may run on one CPU only, where looking
+ * would hold off the connection thread that reads the answer. */
+#define SPIN_MAX_NS 100000
 
-static bool may_run_on_two_cpus(void) {
-  cpu_set_t set;
-  return sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 1;
+/* How long a caller looks: twice the usual wait for an answer, at most
+ * SPIN_MAX_NS; 0 when answers are slower than that (under lock). */
+static int64_t spin_budget(const remote *r) {
+  if (!r->spin_ok || r->answer_ns > SPIN_MAX_NS) return 0;
+  return 2 * r->answer_ns < SPIN_MAX_NS ? 2 * r->answer_ns : SPIN_MAX_NS;
 }
 
-static void cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  __asm__ __volatile__("yield");
-#endif
-}
-
-/* How long a caller polls: twice the usual wait for an answer, at most
- * POLL_MAX_NS; 0 when answers are slower than that (under lock). */
-static int64_t poll_budget(const remote *r) {
-  if (!r->poll_ok || r->answer_ns > POLL_MAX_NS) return 0;
-  return 2 * r->answer_ns < POLL_MAX_NS ? 2 * r->answer_ns : POLL_MAX_NS;
-}
-
-static void poll_answer(waiter *w, int64_t until) {
+static void spin_for_answer(waiter *w, int64_t until) {
   while (!atomic_load_explicit(&w->done, memory_order_acquire) && rstate__monotonic_ns() < until)
-    for (int i = 0; i < 16; i++) cpu_relax();
+    rstate__spin_pause();
 }
 
 int rstate__remote_wait(remote *r, waiter *w) {
@@ -230,10 +216,10 @@ int rstate__remote_wait(remote *r, waiter *w) {
   if (tls_conn == r) {
     pump(r, w, deadline);
   } else {
-    int64_t budget = poll_budget(r);
+    int64_t budget = spin_budget(r);
     if (budget && !w->done) {
       pthread_mutex_unlock(&r->lock);
-      poll_answer(w, start + budget);
+      spin_for_answer(w, start + budget);
       pthread_mutex_lock(&r->lock);
     }
     struct timespec ts;
@@ -635,8 +621,8 @@ static int remote_open(rstate_backend **out, const char *uri, const rstate_optio
   r->opts = *opts;
   r->connect_timeout_ms = opts->connect_timeout_ms ? opts->connect_timeout_ms : 2000;
   r->request_timeout_ms = opts->request_timeout_ms ? opts->request_timeout_ms : 5000;
-  r->poll_ok = may_run_on_two_cpus(); /* the connection thread gets the opener's CPUs */
-  r->answer_ns = POLL_MAX_NS / 2;
+  r->spin_ok = rstate__spin_pays(); /* the connection thread gets the opener's CPUs */
+  r->answer_ns = SPIN_MAX_NS / 2;
   pthread_mutex_init(&r->lock, NULL);
   pthread_mutex_init(&r->wlock, NULL);
   pthread_condattr_t ca;

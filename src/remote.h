@@ -37,7 +37,7 @@ struct waiter {
   uint8_t reply_type; /* the frame type that answers (OK, GET_REPLY, ...) */
   reply_fn on_reply;  /* NULL: the frame itself is the whole answer */
   void *ctx;
-  atomic_bool done; /* set under lock; read without it by a caller polling for it */
+  atomic_bool done; /* set under lock; read without it by a caller looking for it */
   int rc;
   char *sentence; /* an ERROR's sentence */
   uint64_t failed_index;
@@ -52,7 +52,7 @@ typedef struct remote {
   rstate_options opts;
   char *token;
   int connect_timeout_ms, request_timeout_ms;
-  bool poll_ok;      /* the process may run on more than one CPU (rstate__remote_wait) */
+  bool spin_ok;      /* the process may run on more than one CPU (rstate__remote_wait) */
   int64_t answer_ns; /* how long answers have been taking to come (a moving average, under lock) */
 
   pthread_mutex_t lock;
