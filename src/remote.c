@@ -110,9 +110,10 @@ static void remove_waiter(remote *r, waiter *w) {
 }
 
 void rstate__remote_finish(remote *r, waiter *w, int rc) {
-  w->done = true;
   w->rc = rc;
   remove_waiter(r, w);
+  w->done_ns = rstate__monotonic_ns();
+  w->done = true; /* last: a caller looking for it takes the lock before it reads the rest */
   pthread_cond_broadcast(&r->cond);
 }
 
@@ -136,6 +137,7 @@ static void release_answered(remote *r) {
   while (r->answered) {
     waiter *w = r->answered;
     r->answered = w->next;
+    w->done_ns = rstate__monotonic_ns();
     w->done = true;
   }
   pthread_cond_broadcast(&r->cond);
@@ -226,7 +228,9 @@ int rstate__remote_wait(remote *r, waiter *w) {
     deadline_ts(&ts, deadline);
     while (!w->done)
       if (pthread_cond_timedwait(&r->cond, &r->lock, &ts) == ETIMEDOUT) break;
-    if (w->done) r->answer_ns += (rstate__monotonic_ns() - start - r->answer_ns) / 8;
+    /* when the answer came, not when this thread woke: a caller that slept
+     * must not make the next one sleep too */
+    if (w->done) r->answer_ns += (w->done_ns - start - r->answer_ns) / 8;
   }
   if (!w->done) {
     remove_waiter(r, w);

@@ -38,6 +38,7 @@ struct waiter {
   reply_fn on_reply;  /* NULL: the frame itself is the whole answer */
   void *ctx;
   atomic_bool done; /* set under lock; read without it by a caller looking for it */
+  int64_t done_ns;  /* monotonic: when done was set */
   int rc;
   char *sentence; /* an ERROR's sentence */
   uint64_t failed_index;
