@@ -235,10 +235,11 @@ int rstate__remote_wait(remote *r, waiter *w) {
   if (!w->done) {
     remove_waiter(r, w);
     bool answered = false; /* the answer came; callbacks before it are still running */
-    for (waiter **p = &r->answered; *p && !answered; p = &(*p)->next)
+    for (waiter **p = &r->answered; *p; p = &(*p)->next)
       if (*p == w) {
         *p = w->next;
         answered = true;
+        break;
       }
     if (!answered) w->rc = RSTATE_ETIMEDOUT;
   }

@@ -369,6 +369,94 @@ Test(remote, a_request_without_answer_times_out) {
   rstate_close(c);
 }
 
+/* Inline callbacks that hold the connection thread until the test lets each go. */
+static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cond = PTHREAD_COND_INITIALIZER;
+static int64_t gate_entered, gate_open; /* the last value whose callback started / may end */
+static int64_t gate_applied;            /* the server applied the held client's write */
+
+static void gate_wait_for(int64_t *what, int64_t v, const char *sentence) {
+  struct timespec deadline;
+  clock_gettime(CLOCK_REALTIME, &deadline);
+  deadline.tv_sec += 10;
+  pthread_mutex_lock(&gate_lock);
+  while (*what < v)
+    if (pthread_cond_timedwait(&gate_cond, &gate_lock, &deadline)) {
+      pthread_mutex_unlock(&gate_lock);
+      cr_assert_fail("waited 10 s: %s", sentence);
+    }
+  pthread_mutex_unlock(&gate_lock);
+}
+
+static void gate_set(int64_t *what, int64_t v) {
+  pthread_mutex_lock(&gate_lock);
+  *what = v;
+  pthread_cond_broadcast(&gate_cond);
+  pthread_mutex_unlock(&gate_lock);
+}
+
+static int held_callback(const rstate_event *ev, void *ud) {
+  (void)ud;
+  if (ev->kind != RSTATE_EVENT_CHANGED) return RSTATE_CONTINUE;
+  gate_set(&gate_entered, ev->new_value.u.i);
+  gate_wait_for(&gate_open, ev->new_value.u.i, "the test never let a held callback end");
+  return RSTATE_CONTINUE;
+}
+
+static int note_applied(const rstate_event *ev, void *ud) {
+  (void)ud;
+  if (ev->kind == RSTATE_EVENT_CHANGED) gate_set(&gate_applied, 1);
+  return RSTATE_CONTINUE;
+}
+
+static rstate_store *late_store;
+static atomic_int late_rc;
+
+static void *late_set(void *arg) {
+  (void)arg;
+  atomic_store(&late_rc, rstate_set_int(late_store, "late.y", 5));
+  return NULL;
+}
+
+/* The answer to a write is read, but the write is released only after the
+ * inline callbacks of the events read before it: when they outlast the
+ * request timeout, the write still reports what the server answered. */
+Test(remote, an_answer_read_before_the_timeout_counts_even_while_earlier_callbacks_run) {
+  gate_entered = gate_open = gate_applied = 0;
+  h_define_ok(backing, "late.x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  h_define_ok(backing, "late.y", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  rstate_watch_id wy;
+  ASSERT_RC(rstate_watch(backing, (const char *[]){"late.y"}, 1, note_applied, NULL, NULL, &wy), RSTATE_OK);
+  rstate_options o = {.request_timeout_ms = 1000};
+  late_store = client(&o);
+  rstate_store *other = client(NULL);
+  rstate_watch_id wx;
+  ASSERT_RC(rstate_watch(late_store, (const char *[]){"late.x"}, 1, held_callback, NULL, NULL, &wx), RSTATE_OK);
+
+  /* the connection thread is held in the callback of x = 1 while the
+   * answer to a write, then the event of x = 2, wait in its socket */
+  ASSERT_RC(rstate_set_int(backing, "late.x", 1), RSTATE_OK);
+  gate_wait_for(&gate_entered, 1, "the callback of x = 1 never started");
+  pthread_t t;
+  cr_assert_eq(pthread_create(&t, NULL, late_set, NULL), 0);
+  gate_wait_for(&gate_applied, 1, "the server never applied the write");
+  rstate_value v;
+  ASSERT_RC(rstate_get(other, "late.y", &v), RSTATE_OK); /* a later server turn: the answer was sent */
+  ASSERT_RC(rstate_set_int(backing, "late.x", 2), RSTATE_OK);
+  ASSERT_RC(rstate_get(other, "late.y", &v), RSTATE_OK); /* and so was the event */
+  /* both are read at once: the answer is taken, then the callback of x = 2
+   * holds the thread past the write's timeout */
+  gate_set(&gate_open, 1);
+  gate_wait_for(&gate_entered, 2, "the callback of x = 2 never started");
+  pthread_join(t, NULL);
+  ASSERT_RC(atomic_load(&late_rc), RSTATE_OK);
+  gate_set(&gate_open, 2);
+  ASSERT_RC(rstate_unwatch(late_store, wx), RSTATE_OK);
+  ASSERT_RC(rstate_unwatch(backing, wy), RSTATE_OK);
+  rstate_close(other);
+  rstate_close(late_store);
+}
+
 Test(remote, a_silent_server_is_declared_dead_after_three_heartbeats) {
   serve_again((rstate_server_opts){.heartbeat_ms = 50});
   rstate_options o = {.heartbeat_ms = 50};
