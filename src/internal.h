@@ -29,10 +29,13 @@ extern int64_t (*rstate__clock_hook)(void);
 
 /* ---- spin.c: looking before sleeping ------------------------------------ */
 
-/* Whether the calling thread may run on more than one CPU (threads it starts
- * inherit that): looking for work another thread makes only pays then. */
-bool rstate__spin_pays(void);
-/* A short pause between two looks (a few dozen nanoseconds). */
+/* The CPUs the calling thread may run on (threads it starts inherit them). */
+int rstate__spin_cpus(void);
+/* Whether the caller may look now: true, and counted until rstate__spin_end,
+ * while fewer than cpus - 1 threads of the process look. */
+bool rstate__spin_begin(int cpus);
+void rstate__spin_end(void);
+/* A pause between two looks: from a few to ~150 cycles, by CPU. */
 void rstate__spin_pause(void);
 
 /* ---- value.c: value helpers shared by every file ------------------------ */

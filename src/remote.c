@@ -195,15 +195,17 @@ static void pump(remote *r, waiter *w, int64_t deadline) {
 /* A caller first looks for its answer (spin.c), for about as long as
  * answers have been taking, before it sleeps on r->cond: an answer that
  * comes meanwhile costs no wakeup of the caller, a third of the hops of a
- * set's round trip. It does not look when answers take longer than
- * SPIN_MAX_NS, nor when the process may run on one CPU only, where looking
- * would hold off the connection thread that reads the answer. */
+ * set's round trip. Only the store's one waiting caller looks, and only
+ * while a CPU is left for the threads that make the answer (where callers
+ * overlap, each wakeup serves several answers anyway), and not when answers
+ * take longer than SPIN_MAX_NS. */
 #define SPIN_MAX_NS 100000
 
 /* How long a caller looks: twice the usual wait for an answer, at most
- * SPIN_MAX_NS; 0 when answers are slower than that (under lock). */
+ * SPIN_MAX_NS; 0 when answers are slower than that or other callers wait
+ * (under lock). */
 static int64_t spin_budget(const remote *r) {
-  if (!r->spin_ok || r->answer_ns > SPIN_MAX_NS) return 0;
+  if (r->n_waiting > 1 || r->answer_ns > SPIN_MAX_NS) return 0;
   return 2 * r->answer_ns < SPIN_MAX_NS ? 2 * r->answer_ns : SPIN_MAX_NS;
 }
 
@@ -218,10 +220,12 @@ int rstate__remote_wait(remote *r, waiter *w) {
   if (tls_conn == r) {
     pump(r, w, deadline);
   } else {
+    r->n_waiting++;
     int64_t budget = spin_budget(r);
-    if (budget && !w->done) {
+    if (budget && !w->done && rstate__spin_begin(r->cpus)) {
       pthread_mutex_unlock(&r->lock);
       spin_for_answer(w, start + budget);
+      rstate__spin_end();
       pthread_mutex_lock(&r->lock);
     }
     struct timespec ts;
@@ -229,8 +233,13 @@ int rstate__remote_wait(remote *r, waiter *w) {
     while (!w->done)
       if (pthread_cond_timedwait(&r->cond, &r->lock, &ts) == ETIMEDOUT) break;
     /* when the answer came, not when this thread woke: a caller that slept
-     * must not make the next one sleep too */
-    if (w->done) r->answer_ns += (w->done_ns - start - r->answer_ns) / 8;
+     * must not make the next one sleep too; and one slow answer (a big
+     * snapshot, a lost connection) counts as merely slow */
+    if (w->done) {
+      int64_t took = w->done_ns - start < 2 * SPIN_MAX_NS ? w->done_ns - start : 2 * SPIN_MAX_NS;
+      r->answer_ns += (took - r->answer_ns) / 8;
+    }
+    r->n_waiting--;
   }
   if (!w->done) {
     remove_waiter(r, w);
@@ -626,7 +635,7 @@ static int remote_open(rstate_backend **out, const char *uri, const rstate_optio
   r->opts = *opts;
   r->connect_timeout_ms = opts->connect_timeout_ms ? opts->connect_timeout_ms : 2000;
   r->request_timeout_ms = opts->request_timeout_ms ? opts->request_timeout_ms : 5000;
-  r->spin_ok = rstate__spin_pays(); /* the connection thread gets the opener's CPUs */
+  r->cpus = rstate__spin_cpus(); /* the connection thread gets the opener's CPUs */
   r->answer_ns = SPIN_MAX_NS / 2;
   pthread_mutex_init(&r->lock, NULL);
   pthread_mutex_init(&r->wlock, NULL);

@@ -53,7 +53,8 @@ typedef struct remote {
   rstate_options opts;
   char *token;
   int connect_timeout_ms, request_timeout_ms;
-  bool spin_ok;      /* the process may run on more than one CPU (rstate__remote_wait) */
+  int cpus;          /* the CPUs the connection thread may run on (rstate__remote_wait) */
+  int n_waiting;     /* callers waiting for an answer now (under lock) */
   int64_t answer_ns; /* how long answers have been taking to come (a moving average, under lock) */
 
   pthread_mutex_t lock;
