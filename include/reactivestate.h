@@ -252,8 +252,9 @@ RSTATE_API int rstate_open(rstate_store **out, const char *uri, const rstate_opt
  *  - A call waits for its answer by polling for it, for up to twice as long
  *    as the store's recent answers took and at most 100 us, before it
  *    sleeps: a fast answer then costs no wakeup of the caller. It does not
- *    poll when answers take longer than that, or when the thread that
- *    opened the store could run on one CPU only.
+ *    poll when answers take longer than that, while another call on the
+ *    store waits, or when as many threads of the process poll as the
+ *    store's opener had CPUs less one (none on one CPU).
  *  - on_state runs on the connection thread: CONNECTED once before
  *    rstate_open returns and after each reconnect, DISCONNECTED on each
  *    loss, CLOSED inside rstate_close. It may call the store.
