@@ -205,14 +205,14 @@ static void run_timers(rstate__dispatch *d) {
     rstate__watch *w = d->timers[i];
     if (atomic_load(&w->deadline) <= now) {
       rstate__watch_ref(w);
-      w->due_next = due;
+      w->pass_next = due;
       due = w;
     }
   }
   pthread_mutex_unlock(&d->lock);
   while (due) {
     rstate__watch *w = due;
-    due = w->due_next;
+    due = w->pass_next;
     rstate__watch_flush_due(w, now, false);
     rstate__watch_unref(w);
   }

@@ -153,7 +153,7 @@ rstate__watch *rstate__registry_take_all(rstate__registry *r) {
   for (size_t i = r->n_ids; i-- > 0;) {
     rstate__watch *w = r->ids[i];
     unindex(r, w);
-    w->drain_next = head;
+    w->pass_next = head;
     head = w;
   }
   r->n_ids = 0;

@@ -316,7 +316,7 @@ int rstate_unwatch(rstate_store *s, rstate_watch_id id) {
 void rstate__watch_close_all(rstate_store *s) {
   rstate__watch *w = rstate__registry_take_all(s->registry);
   while (w) {
-    rstate__watch *next = w->drain_next;
+    rstate__watch *next = w->pass_next;
     end_watch(w);
     w = next;
   }

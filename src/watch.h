@@ -41,7 +41,10 @@ struct rstate__watch {
 
   uint64_t mark;             /* registry: last emit/count that reached it (under the registry lock) */
   rstate__watch *drain_next; /* on a thread's drain list or the store's ready list */
-  rstate__watch *due_next;   /* dispatch: on the list of watches with a passed deadline */
+  /* on the list of one pass over several watches: run_timers's watches with
+   * a passed deadline, or rstate_close's watches to end (the dispatch thread
+   * has stopped by then). Not drain_next: a thread may be draining it. */
+  rstate__watch *pass_next;
 
   /* under the lock of its stripe (store.h) */
   uint8_t stripe;
@@ -72,7 +75,7 @@ bool rstate__registry_remove(rstate__registry *r, rstate__watch *w);
 void rstate__registry_publish(rstate__registry *r, rstate__watch *w);
 /* The published watch with that id, with a reference taken; NULL if none. */
 rstate__watch *rstate__registry_find(rstate__registry *r, rstate_watch_id id);
-/* Removes every watch and returns them as a list through drain_next (the
+/* Removes every watch and returns them as a list through pass_next (the
  * registry's references pass to the caller). */
 rstate__watch *rstate__registry_take_all(rstate__registry *r);
 /* Published watches covering name. */

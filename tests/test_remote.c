@@ -457,6 +457,53 @@ Test(remote, an_answer_read_before_the_timeout_counts_even_while_earlier_callbac
   rstate_close(late_store);
 }
 
+static atomic_int destroyed[4];
+static void destroyed_0(void *ud) {
+  (void)ud;
+  atomic_fetch_add(&destroyed[0], 1);
+  gate_set(&gate_applied, 1); /* the first watch rstate_close ends */
+}
+static void destroyed_n(void *ud) { atomic_fetch_add(&destroyed[(intptr_t)ud], 1); }
+static int quiet_callback(const rstate_event *ev, void *ud) {
+  (void)ev;
+  (void)ud;
+  return RSTATE_CONTINUE;
+}
+static void *close_store(void *c) {
+  rstate_close(c);
+  return NULL;
+}
+
+/* rstate_close while the connection thread runs the callbacks of a change
+ * for two watches (the first held): close waits for it, every watch ends
+ * once, and the list of watches the connection thread has yet to run is
+ * its own, not rewritten by close. */
+Test(remote, closing_while_the_connection_thread_runs_callbacks_ends_each_watch_once) {
+  gate_entered = gate_open = gate_applied = 0;
+  for (int i = 0; i < 4; i++) atomic_store(&destroyed[i], 0);
+  h_define_ok(backing, "close.x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  h_define_ok(backing, "close.y", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  rstate_store *c = client(NULL);
+  const char *x[] = {"close.x"}, *y[] = {"close.y"};
+  ASSERT_RC(rstate_watch(c, y, 1, quiet_callback, NULL, &(rstate_watch_opts){.destroy = destroyed_0}, NULL),
+            RSTATE_OK);
+  ASSERT_RC(rstate_watch(c, x, 1, held_callback, (void *)1, &(rstate_watch_opts){.destroy = destroyed_n}, NULL),
+            RSTATE_OK);
+  ASSERT_RC(rstate_watch(c, x, 1, quiet_callback, (void *)2, &(rstate_watch_opts){.destroy = destroyed_n}, NULL),
+            RSTATE_OK);
+  ASSERT_RC(rstate_watch(c, y, 1, quiet_callback, (void *)3, &(rstate_watch_opts){.destroy = destroyed_n}, NULL),
+            RSTATE_OK);
+  ASSERT_RC(rstate_set_int(backing, "close.x", 1), RSTATE_OK);
+  gate_wait_for(&gate_entered, 1, "the held callback never started");
+  pthread_t t;
+  cr_assert_eq(pthread_create(&t, NULL, close_store, c), 0);
+  gate_wait_for(&gate_applied, 1, "rstate_close never began to end the watches");
+  gate_set(&gate_open, 1);
+  pthread_join(t, NULL);
+  for (int i = 0; i < 4; i++) cr_assert_eq(atomic_load(&destroyed[i]), 1, "watch %d: destroy ran %d times", i,
+                                           atomic_load(&destroyed[i]));
+}
+
 Test(remote, a_silent_server_is_declared_dead_after_three_heartbeats) {
   serve_again((rstate_server_opts){.heartbeat_ms = 50});
   rstate_options o = {.heartbeat_ms = 50};
