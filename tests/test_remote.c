@@ -373,7 +373,7 @@ Test(remote, a_request_without_answer_times_out) {
 static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t gate_cond = PTHREAD_COND_INITIALIZER;
 static int64_t gate_entered, gate_open; /* the last value whose callback started / may end */
-static int64_t gate_applied;            /* the server applied the held client's write */
+static int64_t gate_reached;            /* one more point a test waits for (each test says which) */
 
 static void gate_wait_for(int64_t *what, int64_t v, const char *sentence) {
   struct timespec deadline;
@@ -405,7 +405,7 @@ static int held_callback(const rstate_event *ev, void *ud) {
 
 static int note_applied(const rstate_event *ev, void *ud) {
   (void)ud;
-  if (ev->kind == RSTATE_EVENT_CHANGED) gate_set(&gate_applied, 1);
+  if (ev->kind == RSTATE_EVENT_CHANGED) gate_set(&gate_reached, 1);
   return RSTATE_CONTINUE;
 }
 
@@ -422,7 +422,7 @@ static void *late_set(void *arg) {
  * inline callbacks of the events read before it: when they outlast the
  * request timeout, the write still reports what the server answered. */
 Test(remote, an_answer_read_before_the_timeout_counts_even_while_earlier_callbacks_run) {
-  gate_entered = gate_open = gate_applied = 0;
+  gate_entered = gate_open = gate_reached = 0;
   h_define_ok(backing, "late.x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
   h_define_ok(backing, "late.y", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
   rstate_watch_id wy;
@@ -439,7 +439,7 @@ Test(remote, an_answer_read_before_the_timeout_counts_even_while_earlier_callbac
   gate_wait_for(&gate_entered, 1, "the callback of x = 1 never started");
   pthread_t t;
   cr_assert_eq(pthread_create(&t, NULL, late_set, NULL), 0);
-  gate_wait_for(&gate_applied, 1, "the server never applied the write");
+  gate_wait_for(&gate_reached, 1, "the server never applied the write");
   rstate_value v;
   ASSERT_RC(rstate_get(other, "late.y", &v), RSTATE_OK); /* a later server turn: the answer was sent */
   ASSERT_RC(rstate_set_int(backing, "late.x", 2), RSTATE_OK);
@@ -461,7 +461,7 @@ static atomic_int destroyed[4];
 static void destroyed_0(void *ud) {
   (void)ud;
   atomic_fetch_add(&destroyed[0], 1);
-  gate_set(&gate_applied, 1); /* the first watch rstate_close ends */
+  gate_set(&gate_reached, 1); /* the first watch rstate_close ends */
 }
 static void destroyed_n(void *ud) { atomic_fetch_add(&destroyed[(intptr_t)ud], 1); }
 static int quiet_callback(const rstate_event *ev, void *ud) {
@@ -479,7 +479,7 @@ static void *close_store(void *c) {
  * once, and the list of watches the connection thread has yet to run is
  * its own, not rewritten by close. */
 Test(remote, closing_while_the_connection_thread_runs_callbacks_ends_each_watch_once) {
-  gate_entered = gate_open = gate_applied = 0;
+  gate_entered = gate_open = gate_reached = 0;
   for (int i = 0; i < 4; i++) atomic_store(&destroyed[i], 0);
   h_define_ok(backing, "close.x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
   h_define_ok(backing, "close.y", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
@@ -497,7 +497,7 @@ Test(remote, closing_while_the_connection_thread_runs_callbacks_ends_each_watch_
   gate_wait_for(&gate_entered, 1, "the held callback never started");
   pthread_t t;
   cr_assert_eq(pthread_create(&t, NULL, close_store, c), 0);
-  gate_wait_for(&gate_applied, 1, "rstate_close never began to end the watches");
+  gate_wait_for(&gate_reached, 1, "rstate_close never began to end the watches");
   gate_set(&gate_open, 1);
   pthread_join(t, NULL);
   for (int i = 0; i < 4; i++) cr_assert_eq(atomic_load(&destroyed[i]), 1, "watch %d: destroy ran %d times", i,
