@@ -254,7 +254,8 @@ RSTATE_API int rstate_open(rstate_store **out, const char *uri, const rstate_opt
  *    sleeps: a fast answer then costs no wakeup of the caller. It does not
  *    poll when answers take longer than that, while another call on the
  *    store waits, or when as many threads of the process poll as the
- *    store's opener had CPUs less one (none on one CPU).
+ *    store's opener had CPUs less one (none on one CPU; a cgroup v2 CPU
+ *    quota, as in a container, counts as its whole CPUs).
  *  - on_state runs on the connection thread: CONNECTED once before
  *    rstate_open returns and after each reconnect, DISCONNECTED on each
  *    loss, CLOSED inside rstate_close. It may call the store.

@@ -29,8 +29,13 @@ extern int64_t (*rstate__clock_hook)(void);
 
 /* ---- spin.c: looking before sleeping ------------------------------------ */
 
-/* The CPUs the calling thread may run on (threads it starts inherit them). */
+/* The CPUs the calling thread may run on (threads it starts inherit them),
+ * at most the whole CPUs of the quota in /sys/fs/cgroup/cpu.max. */
 int rstate__spin_cpus(void);
+/* cpus, capped by the quota a cpu.max file gives ("QUOTA PERIOD": QUOTA /
+ * PERIOD whole CPUs, at least 1); cpus when it is missing, "max" or not
+ * understood. */
+int rstate__spin_cpus_capped(int cpus, const char *cpu_max);
 /* Whether the caller may look now: true, and counted until rstate__spin_end,
  * while fewer than cpus - 1 threads of the process look. */
 bool rstate__spin_begin(int cpus);

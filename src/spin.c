@@ -3,18 +3,38 @@
  * within microseconds can look for it for a bounded time before it sleeps:
  * what then arrives costs it no wakeup, which on an idle virtual CPU costs
  * tens of microseconds. That pays only while another CPU is free to make it
- * arrive, so at most one thread fewer than the CPUs looks at a time.
+ * arrive, so at most one thread fewer than the CPUs looks at a time. The
+ * CPUs are those the thread may run on, capped by a CPU quota of the
+ * process's cgroup (cgroup v2's cpu.max, as a container sees its own).
  */
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include "internal.h"
 
 static atomic_int spinners; /* threads of the process looking now */
 
+int rstate__spin_cpus_capped(int cpus, const char *cpu_max) {
+  FILE *f = fopen(cpu_max, "re");
+  if (!f) return cpus;
+  char quota[32];
+  long long period = 0;
+  int n = fscanf(f, "%31s %lld", quota, &period);
+  fclose(f);
+  char *end;
+  long long q = n == 2 ? strtoll(quota, &end, 10) : 0;
+  if (n != 2 || *end || q <= 0 || period <= 0) return cpus; /* "max": no quota */
+  long long whole = q / period;
+  if (whole < 1) whole = 1;
+  return whole < cpus ? (int)whole : cpus;
+}
+
 int rstate__spin_cpus(void) {
   cpu_set_t set;
-  return sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+  int cpus = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+  return rstate__spin_cpus_capped(cpus, "/sys/fs/cgroup/cpu.max");
 }
 
 bool rstate__spin_begin(int cpus) {

@@ -1,0 +1,51 @@
+/*
+ * test_spin.c — how many threads may look before they sleep (src/spin.c):
+ * the CPUs, capped by a cgroup CPU quota, and one looker fewer than them.
+ */
+#include <stdio.h>
+#include <unistd.h>
+
+#include "helpers.h"
+#include "internal.h"
+
+TestSuite(spin);
+
+/* cpus capped by a cpu.max file holding text */
+static int capped(int cpus, const char *text) {
+  char path[64];
+  snprintf(path, sizeof path, "/tmp/rstate-cpu-max-%d", (int)getpid());
+  FILE *f = fopen(path, "w");
+  cr_assert_not_null(f, "cannot write %s", path);
+  fputs(text, f);
+  fclose(f);
+  int n = rstate__spin_cpus_capped(cpus, path);
+  unlink(path);
+  return n;
+}
+
+Test(spin, a_quota_caps_the_cpus_at_its_whole_cpus) {
+  cr_assert_eq(capped(8, "200000 100000\n"), 2);
+  cr_assert_eq(capped(8, "150000 100000\n"), 1, "one and a half CPUs leave no room for a looker");
+  cr_assert_eq(capped(8, "50000 100000\n"), 1, "a fraction of a CPU still counts as one");
+  cr_assert_eq(capped(2, "800000 100000\n"), 2, "a quota above the CPUs changes nothing");
+}
+
+Test(spin, no_quota_or_an_unreadable_one_leaves_the_cpus) {
+  cr_assert_eq(capped(4, "max 100000\n"), 4);
+  cr_assert_eq(capped(4, "garbage\n"), 4);
+  cr_assert_eq(capped(4, "12x 100000\n"), 4);
+  cr_assert_eq(capped(4, "100000 0\n"), 4);
+  cr_assert_eq(rstate__spin_cpus_capped(4, "/nonexistent/cpu.max"), 4);
+  cr_assert_geq(rstate__spin_cpus(), 1);
+}
+
+Test(spin, one_looker_fewer_than_the_cpus) {
+  cr_assert(!rstate__spin_begin(1), "on one CPU nobody looks");
+  cr_assert(rstate__spin_begin(3));
+  cr_assert(rstate__spin_begin(3));
+  cr_assert(!rstate__spin_begin(3), "a third looker on three CPUs");
+  rstate__spin_end();
+  cr_assert(rstate__spin_begin(3), "a looker that stopped makes room");
+  rstate__spin_end();
+  rstate__spin_end();
+}
