@@ -335,27 +335,38 @@ Test(remote, a_batch_over_the_servers_max_frame_blames_no_item) {
   rstate_close(c);
 }
 
-/* A request whose answer is cut off fails with ECLOSED; it is not retried. */
-static rstate_store *in_flight_store;
-static atomic_int in_flight_rc;
-static void *set_in_flight(void *arg) {
-  (void)arg;
-  atomic_store(&in_flight_rc, rstate_set_int(in_flight_store, "f.x", 2));
+/* A set made on a thread of its own, for tests that act while it waits. */
+typedef struct bg_set {
+  rstate_store *s;
+  const char *name;
+  int64_t v;
+  atomic_int rc;
+  pthread_t t;
+} bg_set;
+
+static void *bg_set_run(void *arg) {
+  bg_set *b = arg;
+  atomic_store(&b->rc, rstate_set_int(b->s, b->name, b->v));
   return NULL;
 }
 
+static void bg_set_start(bg_set *b) { cr_assert_eq(pthread_create(&b->t, NULL, bg_set_run, b), 0); }
+
+static int bg_set_join(bg_set *b) {
+  pthread_join(b->t, NULL);
+  return atomic_load(&b->rc);
+}
+
+/* A request whose answer is cut off fails with ECLOSED; it is not retried. */
 Test(remote, a_request_in_flight_when_the_connection_drops_fails_with_eclosed) {
   h_define_ok(backing, "f.x", RSTATE_TYPE_INTEGER, rstate_int(1), NULL);
   rstate_options o = {.request_timeout_ms = 10000, .no_reconnect = true};
-  in_flight_store = client(&o);
+  bg_set set = {.s = client(&o), .name = "f.x", .v = 2};
   proxy_hold(px, true); /* the request goes nowhere */
-  atomic_store(&in_flight_rc, 1);
-  pthread_t t;
-  pthread_create(&t, NULL, set_in_flight, NULL);
+  bg_set_start(&set);
   proxy_cut(px);
-  pthread_join(t, NULL);
-  cr_assert_eq(atomic_load(&in_flight_rc), RSTATE_ECLOSED, "got %s", rstate_error_name(atomic_load(&in_flight_rc)));
-  rstate_close(in_flight_store);
+  ASSERT_RC(bg_set_join(&set), RSTATE_ECLOSED);
+  rstate_close(set.s);
 }
 
 Test(remote, a_request_without_answer_times_out) {
@@ -409,15 +420,6 @@ static int note_applied(const rstate_event *ev, void *ud) {
   return RSTATE_CONTINUE;
 }
 
-static rstate_store *late_store;
-static atomic_int late_rc;
-
-static void *late_set(void *arg) {
-  (void)arg;
-  atomic_store(&late_rc, rstate_set_int(late_store, "late.y", 5));
-  return NULL;
-}
-
 /* The answer to a write is read, but the write is released only after the
  * inline callbacks of the events read before it: when they outlast the
  * request timeout, the write still reports what the server answered. */
@@ -428,7 +430,7 @@ Test(remote, an_answer_read_before_the_timeout_counts_even_while_earlier_callbac
   rstate_watch_id wy;
   ASSERT_RC(rstate_watch(backing, (const char *[]){"late.y"}, 1, note_applied, NULL, NULL, &wy), RSTATE_OK);
   rstate_options o = {.request_timeout_ms = 1000};
-  late_store = client(&o);
+  rstate_store *late_store = client(&o);
   rstate_store *other = client(NULL);
   rstate_watch_id wx;
   ASSERT_RC(rstate_watch(late_store, (const char *[]){"late.x"}, 1, held_callback, NULL, NULL, &wx), RSTATE_OK);
@@ -437,8 +439,8 @@ Test(remote, an_answer_read_before_the_timeout_counts_even_while_earlier_callbac
    * answer to a write, then the event of x = 2, wait in its socket */
   ASSERT_RC(rstate_set_int(backing, "late.x", 1), RSTATE_OK);
   gate_wait_for(&gate_entered, 1, "the callback of x = 1 never started");
-  pthread_t t;
-  cr_assert_eq(pthread_create(&t, NULL, late_set, NULL), 0);
+  bg_set set = {.s = late_store, .name = "late.y", .v = 5};
+  bg_set_start(&set);
   gate_wait_for(&gate_reached, 1, "the server never applied the write");
   rstate_value v;
   ASSERT_RC(rstate_get(other, "late.y", &v), RSTATE_OK); /* a later server turn: the answer was sent */
@@ -448,8 +450,7 @@ Test(remote, an_answer_read_before_the_timeout_counts_even_while_earlier_callbac
    * holds the thread past the write's timeout */
   gate_set(&gate_open, 1);
   gate_wait_for(&gate_entered, 2, "the callback of x = 2 never started");
-  pthread_join(t, NULL);
-  ASSERT_RC(atomic_load(&late_rc), RSTATE_OK);
+  ASSERT_RC(bg_set_join(&set), RSTATE_OK);
   gate_set(&gate_open, 2);
   ASSERT_RC(rstate_unwatch(late_store, wx), RSTATE_OK);
   ASSERT_RC(rstate_unwatch(backing, wy), RSTATE_OK);
