@@ -476,9 +476,9 @@ static void *close_store(void *c) {
 }
 
 /* rstate_close while the connection thread runs the callbacks of a change
- * for two watches (the first held): close waits for it, every watch ends
- * once, and the list of watches the connection thread has yet to run is
- * its own, not rewritten by close. */
+ * for two watches (the first held): close waits for it and every watch ends
+ * once. Close's list of watches to end and the connection thread's list of
+ * watches to run do not share a link, so neither cuts the other short. */
 Test(remote, closing_while_the_connection_thread_runs_callbacks_ends_each_watch_once) {
   gate_entered = gate_open = gate_reached = 0;
   for (int i = 0; i < 4; i++) atomic_store(&destroyed[i], 0);
