@@ -258,7 +258,9 @@ RSTATE_API int rstate_open(rstate_store **out, const char *uri, const rstate_opt
  *    quota, as in a container, counts as its whole CPUs).
  *  - on_state runs on the connection thread: CONNECTED once before
  *    rstate_open returns and after each reconnect, DISCONNECTED on each
- *    loss, CLOSED inside rstate_close. It may call the store.
+ *    loss, CLOSED inside rstate_close. It may call the store, except
+ *    rstate_dispatch while another thread may be closing the store (that
+ *    would race rstate_close, as any call from another thread would).
  *  - A lost connection is noticed at once (the socket closes) or after three
  *    heartbeat intervals of silence (checked every quarter interval, so
  *    within three and a quarter). Then every call that needs the server
