@@ -58,7 +58,8 @@ extern "C" {
   X(EPERM, -11, "not allowed")                                                     \
   X(ECLOSED, -12, "store closed or connection lost")                               \
   X(ELIMIT, -13, "a configured limit was reached")                                 \
-  X(ENOTSUP, -14, "not supported by this store or backend")
+  X(ENOTSUP, -14, "not supported by this store or backend")                       \
+  X(EBUSY, -15, "held by another process or store")
 
 enum {
 #define RSTATE__ERRNO_ENUM(name, value, sentence) RSTATE_##name = value,
@@ -223,6 +224,14 @@ typedef enum rstate_conn_state {
   RSTATE_STATE_CLOSED
 } rstate_conn_state;
 
+/* When a file: store's change reaches the disk. */
+typedef enum rstate_sync {
+  RSTATE_SYNC_INTERVAL = 0, /* default: the data reaches the disk every sync_interval_ms */
+  RSTATE_SYNC_ALWAYS = 1,   /* a write returns once its change is on disk (fdatasync); concurrent
+                               writers share one sync (group commit) */
+  RSTATE_SYNC_NONE = 2      /* the operating system writes when it likes */
+} rstate_sync;
+
 typedef struct rstate_options {
   bool dispatch_thread;     /* queued and debounced callbacks run on a library thread */
   const char *token;        /* remote: secret sent in the handshake */
@@ -232,6 +241,13 @@ typedef struct rstate_options {
   bool no_reconnect;        /* remote: fail instead of reconnecting with backoff */
   void (*on_state)(rstate_store *s, rstate_conn_state state, void *userdata); /* remote */
   void *state_userdata;
+  /* Added in the second round, at the end so older programs keep their layout: */
+  rstate_sync sync;         /* file: when a change reaches the disk (below) */
+  int sync_interval_ms;     /* file: RSTATE_SYNC_INTERVAL's period; 0 = 1000 */
+  size_t keep_versions;     /* past versions kept per variable for rstate_history:
+                               0 = the backend's default (mem: none, file: 100, redis: 100) */
+  int replicas;             /* redis: a write waits until this many replicas hold it; 0 = none */
+  int replica_timeout_ms;   /* redis: how long it waits for them; 0 = 1000 */
 } rstate_options;
 
 /* Opens a store. uri: "mem:" for an in-process store; "unix:/path/to.sock" or
@@ -404,6 +420,36 @@ typedef struct rstate_assign {
  * revision. n == 0 is RSTATE_OK. Errors: as rstate_set. */
 RSTATE_API int rstate_set_many(rstate_store *s, const rstate_assign *items, size_t n, const rstate_set_opts *opts,
                                size_t *failed_index);
+
+/* ------------------------------------------------------------------------ */
+/* History and rollback                                                      */
+/* ------------------------------------------------------------------------ */
+
+typedef struct rstate_history_entry {
+  uint64_t version;         /* the variable's version this entry records */
+  uint64_t revision;        /* the store revision of that change */
+  int64_t timestamp_ns;     /* CLOCK_REALTIME when it was accepted */
+  rstate_value value;       /* the value it took at that version (borrowed during the callback) */
+  const char *source;       /* NULL if none */
+  const rstate_meta *meta;
+  size_t n_meta;
+} rstate_history_entry;
+
+/* Calls fn for every kept version of NAME above after_version, oldest first,
+ * the current one last; fn returning nonzero stops the walk (RSTATE_OK). The
+ * entry and what it points to are valid during the call only. History starts
+ * again when a variable is re-defined. Errors: RSTATE_ENOTFOUND for an
+ * unknown variable; RSTATE_ENOTSUP when the store keeps no history (a mem:
+ * store opened with keep_versions 0). */
+RSTATE_API int rstate_history(rstate_store *s, const char *name, uint64_t after_version,
+                              int (*fn)(const rstate_history_entry *e, void *ud), void *ud);
+/* Sets NAME to the value it had at VERSION, as a new change: its version and
+ * the store revision grow and watchers get CHANGED, with opts' source and
+ * meta. Checked against the current definition like any set. Errors:
+ * RSTATE_ENOTFOUND when that version is not kept; RSTATE_ECONFLICT for a
+ * version above the current one; RSTATE_ENOTSUP as rstate_history; and those
+ * of rstate_set. */
+RSTATE_API int rstate_rollback(rstate_store *s, const char *name, uint64_t version, const rstate_set_opts *opts);
 
 /* ------------------------------------------------------------------------ */
 /* Watching                                                                  */

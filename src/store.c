@@ -337,3 +337,22 @@ int rstate_get_string(rstate_store *s, const char *name, char **out) {
   if (!rc) *out = (char *)v.u.s.ptr; /* the copy rstate_get made, NUL-terminated: the caller frees it */
   return rc;
 }
+
+/* History and rollback: no backend keeps past versions yet. */
+int rstate_history(rstate_store *s, const char *name, uint64_t after_version,
+                   int (*fn)(const rstate_history_entry *e, void *ud), void *ud) {
+  (void)after_version;
+  (void)ud;
+  CHECK_STORE(s, "rstate_history");
+  CHECK_NAME(name, "rstate_history");
+  if (!fn) return rstate__err(RSTATE_EINVAL, "rstate_history: %s: fn is NULL", name);
+  return rstate__err(RSTATE_ENOTSUP, "rstate_history: %s: this store keeps no history", name);
+}
+
+int rstate_rollback(rstate_store *s, const char *name, uint64_t version, const rstate_set_opts *opts) {
+  (void)version;
+  (void)opts;
+  CHECK_STORE(s, "rstate_rollback");
+  CHECK_NAME(name, "rstate_rollback");
+  return rstate__err(RSTATE_ENOTSUP, "rstate_rollback: %s: this store keeps no history", name);
+}

@@ -33,6 +33,7 @@ static const struct code_row codes[] = {
     {RSTATE_ECLOSED, -12, "RSTATE_ECLOSED"},
     {RSTATE_ELIMIT, -13, "RSTATE_ELIMIT"},
     {RSTATE_ENOTSUP, -14, "RSTATE_ENOTSUP"},
+    {RSTATE_EBUSY, -15, "RSTATE_EBUSY"},
 };
 #define N_CODES (sizeof codes / sizeof codes[0])
 
@@ -74,7 +75,7 @@ Test(errors, strerror_matches_contract_meaning) {
 }
 
 Test(errors, unknown_codes) {
-  const int unknown[] = {1, 42, -15, -100, INT_MIN, INT_MAX};
+  const int unknown[] = {1, 42, -16, -100, INT_MIN, INT_MAX};
   for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
     const char *text = rstate_strerror(unknown[i]);
     const char *name = rstate_error_name(unknown[i]);

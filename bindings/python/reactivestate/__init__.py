@@ -24,6 +24,7 @@ from .errors import (
     LimitReached,
     NotFound,
     NotSupported,
+    Busy,
     OutOfMemory,
     PermissionDenied,
     ProtocolError,
@@ -68,4 +69,5 @@ __all__ = [
     "Closed",
     "LimitReached",
     "NotSupported",
+    "Busy",
 ]

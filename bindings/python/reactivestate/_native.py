@@ -81,6 +81,11 @@ class rstate_options(Structure):
         ("no_reconnect", c_bool),
         ("on_state", ON_STATE_FN),
         ("state_userdata", c_void_p),
+        ("sync", c_int),
+        ("sync_interval_ms", c_int),
+        ("keep_versions", c_size_t),
+        ("replicas", c_int),
+        ("replica_timeout_ms", c_int),
     ]
 
 
@@ -94,6 +99,18 @@ class rstate_meta(Structure):
 
 class rstate_set_opts(Structure):
     _fields_ = [("source", c_char_p), ("meta", POINTER(rstate_meta)), ("n_meta", c_size_t)]
+
+
+class rstate_history_entry(Structure):
+    _fields_ = [
+        ("version", c_uint64),
+        ("revision", c_uint64),
+        ("timestamp_ns", c_int64),
+        ("value", rstate_value),
+        ("source", c_char_p),
+        ("meta", POINTER(rstate_meta)),
+        ("n_meta", c_size_t),
+    ]
 
 
 class rstate_assign(Structure):
@@ -169,6 +186,7 @@ STRUCTS = {
         rstate_var_info,
         rstate_meta,
         rstate_set_opts,
+        rstate_history_entry,
         rstate_assign,
         rstate_event,
         rstate_watch_opts,

@@ -118,6 +118,12 @@ class NotSupported(ReactiveStateError, NotImplementedError):
     code = -14
 
 
+class Busy(ReactiveStateError):
+    """RSTATE_EBUSY: held by another process or store (a file: directory)."""
+
+    code = -15
+
+
 #: code -> exception class, for every code of RSTATE_ERRNO_MAP but OK.
 BY_CODE: dict[int, type[ReactiveStateError]] = {
     cls.code: cls
@@ -136,6 +142,7 @@ BY_CODE: dict[int, type[ReactiveStateError]] = {
         Closed,
         LimitReached,
         NotSupported,
+        Busy,
     )
 }
 

@@ -26,6 +26,7 @@ EXPECTED = {
     "ECLOSED": (rs.Closed, rs.ReactiveStateError),
     "ELIMIT": (rs.LimitReached, rs.ReactiveStateError),
     "ENOTSUP": (rs.NotSupported, NotImplementedError),
+    "EBUSY": (rs.Busy, rs.ReactiveStateError),
 }
 
 
