@@ -31,7 +31,9 @@ LIB_CPPFLAGS := -Iinclude -Isrc -D_GNU_SOURCE -DRSTATE_BUILDING
 LIB_CFLAGS := $(WARN) -fPIC -fvisibility=hidden -pthread
 LIBS := -pthread -lm
 
-SRCS := $(wildcard src/*.c)
+# One folder per subsystem (README, "Layout"); a new folder compiles with no
+# edit here.
+SRCS := $(wildcard src/*/*.c)
 OBJS := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 SONAME := libreactivestate.so.$(VERSION_MAJOR)
 SHARED := $(BUILD)/libreactivestate.so.$(VERSION)
@@ -61,7 +63,7 @@ endef
 
 all: $(SHARED) $(BUILD)/libreactivestate.so $(STATIC) $(PC)
 
-$(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) include/reactivestate.h include/reactivestate/backend.h
+$(BUILD)/obj/%.o: src/%.c $(wildcard src/*/*.h) include/reactivestate.h include/reactivestate/backend.h
 	@mkdir -p $(dir $@)
 	$(CC) $(LIB_CPPFLAGS) $(CPPFLAGS) $(LIB_CFLAGS) $(CFLAGS) -c $< -o $@
 
@@ -207,6 +209,5 @@ bench-peers:
 clean:
 	rm -rf build build-asan build-tsan build-bench build-fuzz
 
--include $(wildcard $(BUILD)/obj/*.d)
 include mk/tools.mk
 include mk/python.mk

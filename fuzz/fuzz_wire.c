@@ -40,8 +40,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
-#include "wire.h"
+#include "util/util.h"
+#include "wire/wire.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -22,7 +22,7 @@
 #include <time.h>
 
 #include "helpers.h"
-#include "internal.h"
+#include "util/util.h"
 #include "leakcheck.h" /* mem_now, ASSERT_MEM_CLEAN_SINCE: around the tests that end watches with bursts pending */
 #include "recorder.h"
 

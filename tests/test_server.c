@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
-#include "history.h"
+#include "server/history.h"
 #include "wireclient.h"
 
 TestSuite(server, .timeout = 60);

@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
-#include "internal.h"
+#include "util/util.h"
 
 TestSuite(spin);
 

@@ -8,7 +8,7 @@
 
 #include "failalloc.h" /* fail_in, live, injection_works() */
 #include "helpers.h"
-#include "subindex.h"
+#include "types/subindex.h"
 
 TestSuite(subindex);
 

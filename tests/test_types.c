@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "failalloc.h" /* the out-of-memory tests: fail_in, live, injection_works() */
-#include "internal.h"
+#include "util/util.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 

@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "helpers.h"
-#include "wire.h"
+#include "wire/wire.h"
 
 TestSuite(wire);
 

@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "util/util.h"
 #include "wire.h"
 
 /* ---- frame types --------------------------------------------------------- */

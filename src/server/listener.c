@@ -15,7 +15,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "sock.h"
+#include "net/sock.h"
 
 static int listen_unix(rstate__listener *l, const char *uri, const char *fn) {
   rstate__addr a;

@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
-#include "map.h"
+#include "util/util.h"
+#include "util/map.h"
 
 typedef struct var {
   char *name;

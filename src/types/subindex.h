@@ -20,7 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "map.h"
+#include "util/map.h"
 
 typedef struct rstate__prefix_len {
   size_t len;     /* a prefix length some pattern has */

@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "internal.h"
+#include "util.h"
 
 static atomic_int spinners; /* threads of the process looking now */
 

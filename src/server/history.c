@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "history.h"
-#include "internal.h"
+#include "util/util.h"
 
 /* ---- entries ----------------------------------------------------------------- */
 

@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "store.h"
-#include "subindex.h"
+#include "types/subindex.h"
 
 typedef struct target {
   rstate__watch *w;

@@ -107,7 +107,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "util/util.h"
 
 #define SCHEMA_MAX_BYTES ((size_t)16 << 20)
 

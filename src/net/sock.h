@@ -7,7 +7,7 @@
 
 #include <sys/socket.h>
 
-#include "internal.h"
+#include "util/util.h"
 
 typedef struct rstate__addr {
   struct sockaddr_storage sa;

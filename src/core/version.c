@@ -1,5 +1,5 @@
 /* version.c — the library's version string, built from the header's numbers. */
-#include "internal.h"
+#include "util/util.h"
 
 #define RSTATE__STR2(x) #x
 #define RSTATE__STR(x) RSTATE__STR2(x)

@@ -14,7 +14,7 @@
 #include <stdatomic.h>
 
 #include "event.h"
-#include "map.h"
+#include "util/map.h"
 
 /* A chain of callbacks setting variables that other callbacks watch ends
  * with RSTATE_ELIMIT after this many links. */

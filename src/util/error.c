@@ -7,7 +7,7 @@
  */
 #include <stdio.h>
 
-#include "internal.h"
+#include "util.h"
 
 static _Thread_local char last_error[512];
 

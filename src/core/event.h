@@ -10,7 +10,7 @@
 #ifndef RSTATE_EVENT_H
 #define RSTATE_EVENT_H
 
-#include "internal.h"
+#include "util/util.h"
 
 typedef struct rstate__record {
   rstate_event_kind kind;

@@ -5,7 +5,7 @@
  */
 #include <time.h>
 
-#include "internal.h"
+#include "util.h"
 
 static int64_t clock_ns(clockid_t id) {
   struct timespec ts;

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "util.h"
 #include "map.h"
 
 /* Eight bytes at a time, multiply and rotate (in the manner of FxHash),

@@ -12,10 +12,10 @@
 
 #include <pthread.h>
 
-#include "map.h"
-#include "sock.h"
-#include "store.h"
-#include "wire.h"
+#include "util/map.h"
+#include "net/sock.h"
+#include "core/store.h"
+#include "wire/wire.h"
 
 typedef struct waiter waiter;
 typedef struct rsub rsub;

@@ -7,7 +7,7 @@
 
 #include <stdatomic.h>
 
-#include "internal.h"
+#include "util/util.h"
 #include "watch.h"
 
 struct rstate_host {

@@ -43,10 +43,10 @@
 
 #include "history.h"
 #include "listener.h"
-#include "map.h"
-#include "store.h"
-#include "subindex.h"
-#include "wire.h"
+#include "util/map.h"
+#include "core/store.h"
+#include "types/subindex.h"
+#include "wire/wire.h"
 
 #define DEFAULT_HEARTBEAT_MS 1000
 #define DEFAULT_HISTORY 65536
