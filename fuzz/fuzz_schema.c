@@ -25,7 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util/util.h"
+#include "types/types.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

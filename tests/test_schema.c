@@ -18,7 +18,7 @@
 
 #include "failalloc.h" /* the out-of-memory test: fail_in, live, allocs, injection_works() */
 #include "helpers.h"
-#include "util/util.h"
+#include "types/types.h"
 
 static int count_vars(const char *name, rstate_type type, void *ud) {
   (void)name;

@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "failalloc.h" /* the out-of-memory tests: fail_in, live, injection_works() */
-#include "util/util.h"
+#include "types/types.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util/util.h"
+#include "types/types.h"
 #include "util/map.h"
 
 typedef struct var {

@@ -107,7 +107,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "util/util.h"
+#include "types.h"
 
 #define SCHEMA_MAX_BYTES ((size_t)16 << 20)
 

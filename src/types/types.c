@@ -40,7 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util/util.h"
+#include "types.h"
 
 /* REG_STARTEND (glibc, the BSDs, macOS) lets regexec read exactly len bytes
  * of a string that need not be NUL-terminated. The sanitizers' regexec

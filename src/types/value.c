@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util/util.h"
+#include "types.h"
 
 int rstate_value_copy(rstate_value *dst, const rstate_value *src) {
   if (!dst) return rstate__err(RSTATE_EINVAL, "rstate_value_copy: dst is NULL");
