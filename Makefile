@@ -3,7 +3,8 @@
 #   make              the shared and static library and reactivestate.pc in build/
 #   make example      build and run examples/basics
 #   make test         install what the tests need, then every target below
-#   make check        the Criterion tests (and the exported-symbol check), python-check (mk/python.mk)
+#   make check        the Criterion tests (and the exported-symbol check), python-check (mk/python.mk),
+#                     the layering check of src/ (mk/layering) and its self-test
 #   make asan         every test under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make tsan         every test under ThreadSanitizer
 #   make valgrind     every test under valgrind, failing on any leak or error
@@ -59,7 +60,7 @@ define run_transports
 	  RSTATE_TEST_TRANSPORT=$$tr sh tests/run.sh "$(1)" $(TRANSPORT_TESTS:%=$(2)/tests/test_%) || exit 1; done
 endef
 
-.PHONY: fuzz bench bench-peers all test deps check asan tsan valgrind example examples install uninstall clean symbols pkgconfig-check
+.PHONY: fuzz bench bench-peers all test deps check layering layering-selftest asan tsan valgrind example examples install uninstall clean symbols pkgconfig-check
 
 all: $(SHARED) $(BUILD)/libreactivestate.so $(STATIC) $(PC)
 
@@ -116,9 +117,17 @@ test: deps
 
 # Runs every test program; Criterion prints a "Synthesis:" line per program,
 # and the last line sums them up as "N passed, N failed".
-check: all $(TEST_BINS) $(EXAMPLE_BINS) symbols
+check: layering layering-selftest all $(TEST_BINS) $(EXAMPLE_BINS) symbols
 	@sh tests/run.sh "$(RUNNER)" $(TEST_BINS)
 	$(call run_transports,$(RUNNER),$(BUILD))
+
+# Which folder of src/ may include which one's headers: mk/layering, checked
+# by mk/layering.sh; layering-selftest proves the check fails on bad includes.
+layering:
+	@sh mk/layering.sh
+
+layering-selftest:
+	@sh mk/layering-test.sh
 
 symbols: $(SHARED)
 	@bad=$$(nm -D --defined-only $(SHARED) | awk '{print $$3}' | grep -v '^rstate_' | \
