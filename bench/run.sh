@@ -160,7 +160,7 @@ thp=$(sed -n 's/.*\[\(.*\)\].*/\1/p' /sys/kernel/mm/transparent_hugepage/enabled
 commit=$(git rev-parse --short "${BENCH_REV:-HEAD}" 2>/dev/null || echo "?")
 if [ -z "${BENCH_REV:-}" ] && [ -n "$(git status --porcelain -- src include 2>/dev/null)" ]; then
   # name the uncommitted state by a checksum of the sources, so two runs can tell
-  commit="$commit + uncommitted changes in src/ or include/ ($(cat src/* include/*.h include/*/*.h 2>/dev/null | cksum | cut -d' ' -f1))"
+  commit="$commit + uncommitted changes in src/ or include/ ($(find src include -type f | sort | xargs cat 2>/dev/null | cksum | cut -d' ' -f1))"
 fi
 printf '%s\t%s\n' "$date_now" "$commit" > $OUT/summary.info
 prev_desc="an earlier run"

@@ -1,5 +1,5 @@
 /*
- * fuzz_schema.c — libFuzzer target for the schema parser (src/schema.c),
+ * fuzz_schema.c — libFuzzer target for the schema parser (src/types/schema.c),
  * fed through rstate__schema_load_buffer: arbitrary bytes, NULs, no final
  * newline, CRLF, bad UTF-8.
  *
@@ -14,11 +14,11 @@
  *
  * Patterns whose compilation could take unbounded memory (glibc's regcomp
  * unrolls repetition: "f+++...", nested bounds) are refused by the library
- * (pattern_too_costly in src/types.c); libFuzzer's RSS limit checks that the
+ * (pattern_too_costly in src/types/types.c); libFuzzer's RSS limit checks that the
  * refusal holds.
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc -D_GNU_SOURCE \
- *     fuzz/fuzz_schema.c src/\*.c -o /tmp/fuzz_schema -pthread -lm
+ *     fuzz/fuzz_schema.c $(find src -name '*.c') -o /tmp/fuzz_schema -pthread -lm
  *   /tmp/fuzz_schema -max_total_time=600 CORPUS_DIR tests/schemas
  */
 #include <stdint.h>

@@ -2,7 +2,7 @@
  * test_debounce.c — debounced watches (Guarantee 7) driven by a fake clock.
  *
  * The library's debounce clock can be replaced through rstate__clock_hook
- * (src/internal.h, tests only): each test sets it to a function returning a
+ * (src/util/util.h, tests only): each test sets it to a function returning a
  * time the test controls, and drives delivery with rstate_dispatch(s, 0), so
  * every deadline is checked to the millisecond without sleeping. Criterion
  * runs each test in its own process; the hook is reset in fini anyway.

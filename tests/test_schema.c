@@ -1,5 +1,5 @@
 /*
- * test_schema.c — schema files (src/schema.c): the example from the
+ * test_schema.c — schema files (src/types/schema.c): the example from the
  * contract, every key and how its value is read, quoting, comments, CRLF,
  * every error path with its exact code and "file:line: " prefix, all or
  * nothing (a bad variable anywhere, a conflict with an existing definition),

@@ -1,5 +1,5 @@
 /*
- * test_server.c — rstate_server (src/server.c, src/history.c) seen from the
+ * test_server.c — rstate_server (src/server/server.c, src/server/history.c) seen from the
  * wire: a raw protocol client (wireclient.c) talks to a server over a "mem:"
  * store and checks the frames against docs/PROTOCOL.md: listening and
  * stopping, the handshake and access, every request and its error codes,
@@ -789,7 +789,7 @@ static void expect_exactly(wc *c, const char *who, const want *w, size_t n) {
 }
 
 /* The server finds the subscriptions a change concerns through an index of
- * the names they watch (src/subindex.c): names shared by several
+ * the names they watch (src/types/subindex.c): names shared by several
  * subscriptions, a name given twice, prefix and "*" patterns, a client
  * whose names never change, and an UNWATCH that leaves the name's other
  * watchers in place. */
@@ -1190,7 +1190,7 @@ static rstate__hentry *entry(uint64_t rev, rstate_event_kind kind, const char *n
 
 /* The same with the variables split over two subscriptions of one client:
  * when its output is full the server stops filling before it reaches the
- * second, which must keep its place (src/server.c, fill) and in the end
+ * second, which must keep its place (src/server/server.c, fill) and in the end
  * have every change of its variables, counted. */
 Test(server, a_slow_client_loses_nothing_on_any_of_its_subscriptions) {
   rstate_store *s;

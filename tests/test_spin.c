@@ -1,5 +1,5 @@
 /*
- * test_spin.c — how many threads may look before they sleep (src/spin.c):
+ * test_spin.c — how many threads may look before they sleep (src/util/spin.c):
  * the CPUs, capped by a cgroup CPU quota, and one looker fewer than them.
  */
 #include <stdio.h>

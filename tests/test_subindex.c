@@ -1,6 +1,6 @@
 /*
  * test_subindex.c — the index of which subscribers (a store's watches, a
- * server's subscriptions) cover a variable (src/subindex.c): exact names and
+ * server's subscriptions) cover a variable (src/types/subindex.c): exact names and
  * prefix patterns, names shared by several subscribers, a pattern given
  * twice, order, removal, and running out of memory halfway through an add.
  */

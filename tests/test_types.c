@@ -1,6 +1,6 @@
 /*
  * test_types.c — the six variable types, their constraints and the value
- * check (src/types.c), through the internal interface: names, kinds and
+ * check (src/types/types.c), through the internal interface: names, kinds and
  * coercions, every constraint and every error path with its exact code and a
  * sentence naming the variable, whole-value patterns, module names, the
  * idempotent-define comparison, out-of-memory paths, and concurrent checks.

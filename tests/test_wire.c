@@ -1,5 +1,5 @@
 /*
- * test_wire.c — the wire codec (src/wire.c): every frame type encoded,
+ * test_wire.c — the wire codec (src/wire/wire.c): every frame type encoded,
  * framed and decoded back to the same fields and the same bytes; every
  * frame fed split at every byte offset, byte by byte, and in random chunks;
  * declared lengths refused before anything is stored; every truncation,
