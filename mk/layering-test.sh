@@ -31,12 +31,12 @@ if ! out=$(sh "$here/mk/layering.sh" "$scratch" 2>&1); then
   echo "layering-selftest: FAIL: the tree as it is fails: $out"; fails=$((fails + 1))
 fi
 
-fresh; printf '#include "core/store.h"\n' >> "$scratch/src/wire/wire.c"
+fresh; printf '#include "core/core.h"\n' >> "$scratch/src/wire/wire.c"
 n=$(wc -l < "$scratch/src/wire/wire.c" | tr -d ' ')
 expect "the codec including the front end" \
-  "src/wire/wire.c:$n: includes"' "core/store.h": wire/ may not depend on core/'
+  "src/wire/wire.c:$n: includes"' "core/core.h": wire/ may not depend on core/'
 
-fresh; printf '#include "server/history.h"\n' >> "$scratch/src/core/store.h"
+fresh; printf '#include "server/history.h"\n' >> "$scratch/src/core/core.h"
 expect "the front end including the server" \
   'core/ may not depend on server/'
 
@@ -44,8 +44,12 @@ fresh; printf '#include "store.h"\n' >> "$scratch/src/server/server.c"
 expect "another folder's header by its bare name" \
   'includes "store.h": not a header of src/server/'
 
-fresh; printf '#include "../core/store.h"\n' >> "$scratch/src/net/sock.c"
-expect "a relative path" 'includes "../core/store.h": name another folder'\''s header as "folder/name.h"'
+fresh; printf '#include "core/watch.h"\n' >> "$scratch/src/server/server.c"
+expect "another folder's inner header" \
+  'includes "core/watch.h": another folder is seen through its one header, "core/core.h"'
+
+fresh; printf '#include "../core/core.h"\n' >> "$scratch/src/net/sock.c"
+expect "a relative path" 'includes "../core/core.h": name another folder'\''s header as "folder/folder.h"'
 
 fresh; mkdir "$scratch/src/newpart"; printf 'int x;\n' > "$scratch/src/newpart/x.c"
 expect "a folder with no line" 'src/newpart/ has no line in mk/layering'

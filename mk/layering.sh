@@ -1,7 +1,9 @@
 #!/bin/sh
 # mk/layering.sh [ROOT] — fails when a file of ROOT/src (default: .) includes
 # a header of a subsystem its line in ROOT/mk/layering does not name, names
-# a header by a path the rule does not allow, or when the table has a cycle.
+# a header by a path the rule does not allow (its own folder's by the bare
+# name, another folder's only as "other/other.h", that folder's one header),
+# or when the table has a cycle.
 # make layering runs it; make layering-selftest proves it fails on a bad tree.
 root=${1:-.}
 table=$root/mk/layering
@@ -36,7 +38,7 @@ for dir in "$root"/src/*/; do
       case $inc in
         reactivestate.h|reactivestate/*.h) ;; # the public headers: anyone
         */*/*|../*|./*)
-          echo "$rel:$num: includes \"$inc\": name another folder's header as \"folder/name.h\""; status=1 ;;
+          echo "$rel:$num: includes \"$inc\": name another folder's header as \"folder/folder.h\""; status=1 ;;
         */*)
           other=${inc%%/*}
           if [ "$other" = "$folder" ]; then
@@ -45,13 +47,16 @@ for dir in "$root"/src/*/; do
             echo "$rel:$num: includes \"$inc\": src/$other/ does not exist"; status=1
           else
             case $allowed in
-              *" $other "*) ;;
+              *" $other "*)
+                if [ "$inc" != "$other/$other.h" ]; then
+                  echo "$rel:$num: includes \"$inc\": another folder is seen through its one header, \"$other/$other.h\""; status=1
+                fi ;;
               *) echo "$rel:$num: includes \"$inc\": $folder/ may not depend on $other/ (mk/layering: $folder may include ${deps:-no other folder})"; status=1 ;;
             esac
           fi ;;
         *)
           if [ ! -f "$dir$inc" ]; then
-            echo "$rel:$num: includes \"$inc\": not a header of src/$folder/; name another folder's as \"folder/name.h\""; status=1
+            echo "$rel:$num: includes \"$inc\": not a header of src/$folder/; name another folder's as \"folder/folder.h\""; status=1
           fi ;;
       esac
     done < "${TMPDIR:-/tmp}/layering.$$"

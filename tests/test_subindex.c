@@ -8,7 +8,7 @@
 
 #include "failalloc.h" /* fail_in, live, injection_works() */
 #include "helpers.h"
-#include "types/subindex.h"
+#include "types/types.h"
 
 TestSuite(subindex);
 

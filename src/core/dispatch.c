@@ -19,7 +19,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
-#include "store.h"
+#include "core.h"
 
 struct rstate__dispatch {
   rstate_store *store;

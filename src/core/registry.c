@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store.h"
-#include "types/subindex.h"
+#include "core.h"
+#include "types/types.h"
 
 typedef struct target {
   rstate__watch *w;

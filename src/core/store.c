@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store.h"
+#include "core.h"
 
 extern const rstate_backend_ops rstate__local_ops;
 extern const rstate_backend_ops rstate__remote_ops;

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store.h"
+#include "core.h"
 
 /* What this thread is doing: the inline watches it claimed and must drain,
  * and whether (and how deep in a feedback chain) it is inside a callback. */

@@ -14,7 +14,7 @@
 #include <stdatomic.h>
 
 #include "event.h"
-#include "util/map.h"
+#include "util/util.h"
 
 /* A chain of callbacks setting variables that other callbacks watch ends
  * with RSTATE_ELIMIT after this many links. */
@@ -46,7 +46,7 @@ struct rstate__watch {
    * has stopped by then). Not drain_next: a thread may be draining it. */
   rstate__watch *pass_next;
 
-  /* under the lock of its stripe (store.h) */
+  /* under the lock of its stripe (core.h) */
   uint8_t stripe;
   rstate__node *head, *tail; /* ready to deliver, in order */
   rstate__node *pending;     /* debounce: one node per variable with a burst in progress */

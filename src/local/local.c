@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "types/types.h"
-#include "util/map.h"
+#include "util/util.h"
 
 typedef struct var {
   char *name;

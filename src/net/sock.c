@@ -1,7 +1,7 @@
 /*
  * sock.c — store URIs as socket addresses, and connecting with a deadline.
  */
-#include "sock.h"
+#include "net.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -12,9 +12,9 @@
 
 #include <pthread.h>
 
-#include "util/map.h"
-#include "net/sock.h"
-#include "core/store.h"
+#include "core/core.h"
+#include "net/net.h"
+#include "util/util.h"
 #include "wire/wire.h"
 
 typedef struct waiter waiter;

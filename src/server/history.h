@@ -23,7 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "util/map.h"
+#include "util/util.h"
 #include "reactivestate.h"
 #include "reactivestate/backend.h"
 

@@ -15,7 +15,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "net/sock.h"
+#include "net/net.h"
 
 static int listen_unix(rstate__listener *l, const char *uri, const char *fn) {
   rstate__addr a;

@@ -43,9 +43,9 @@
 
 #include "history.h"
 #include "listener.h"
-#include "util/map.h"
-#include "core/store.h"
-#include "types/subindex.h"
+#include "core/core.h"
+#include "types/types.h"
+#include "util/util.h"
 #include "wire/wire.h"
 
 #define DEFAULT_HEARTBEAT_MS 1000

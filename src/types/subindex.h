@@ -20,7 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "util/map.h"
+#include "util/util.h"
 
 typedef struct rstate__prefix_len {
   size_t len;     /* a prefix length some pattern has */

@@ -1,10 +1,12 @@
 /*
  * types.h — values, names and patterns, the six types and their checks,
  * schema files: what the front end and the backends share about variables.
+ * It includes the index of patterns (subindex.h).
  */
 #ifndef RSTATE_TYPES_H
 #define RSTATE_TYPES_H
 
+#include "subindex.h"
 #include "util/util.h"
 
 #define RSTATE_NAME_MAX 255

@@ -1,7 +1,7 @@
 /*
  * util.h — what every part of the library may use: the last-error sentence,
  * the clocks, looking before sleeping. Names are rstate__name (double
- * underscore); none of them is exported. The hash map is util/map.h.
+ * underscore); none of them is exported. It includes the hash map (map.h).
  */
 #ifndef RSTATE_UTIL_H
 #define RSTATE_UTIL_H
@@ -10,6 +10,7 @@
 
 #include "reactivestate.h"
 #include "reactivestate/backend.h"
+#include "map.h"
 
 /* ---- error.c: the thread-local last-error sentence ---------------------- */
 

@@ -1,10 +1,10 @@
 /*
- * store.h — the front end's store object, shared by the files that make up
+ * core.h — the front end's header: its store object, shared by the files that make up
  * the front end (store.c, and the watching files), and the tap through which
  * a server follows every change (tap.c).
  */
-#ifndef RSTATE_STORE_H
-#define RSTATE_STORE_H
+#ifndef RSTATE_CORE_H
+#define RSTATE_CORE_H
 
 #include <stdatomic.h>
 

@@ -1,9 +1,9 @@
 /*
- * sock.h — stream socket addresses of store URIs ("unix:/path",
+ * net.h — the net folder's header: stream socket addresses of store URIs ("unix:/path",
  * "tcp:host:port") and connecting to them with a deadline (sock.c).
  */
-#ifndef RSTATE_SOCK_H
-#define RSTATE_SOCK_H
+#ifndef RSTATE_NET_H
+#define RSTATE_NET_H
 
 #include <sys/socket.h>
 
