@@ -1,7 +1,7 @@
 /*
- * core.h — the front end's header: its store object, shared by the files that make up
- * the front end (store.c, and the watching files), and the tap through which
- * a server follows every change (tap.c).
+ * core.h — the front end's header: its store object, shared by the files
+ * that make up the front end (store.c, and the watching files), and the tap
+ * through which a server follows every change (tap.c).
  */
 #ifndef RSTATE_CORE_H
 #define RSTATE_CORE_H

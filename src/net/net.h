@@ -1,5 +1,5 @@
 /*
- * net.h — the net folder's header: stream socket addresses of store URIs ("unix:/path",
+ * net.h — stream socket addresses of store URIs ("unix:/path",
  * "tcp:host:port") and connecting to them with a deadline (sock.c).
  */
 #ifndef RSTATE_NET_H
