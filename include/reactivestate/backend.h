@@ -22,9 +22,28 @@
  *    that error: a change is either applied and announced, or neither.
  *    rstate_host_emit never runs user code; callbacks run later, after the
  *    backend's operation has returned.
- *  - A backend that emits from a thread of its own (a connection thread)
- *    calls rstate_host_deliver() after emitting, outside its locks, so that
- *    inline watchers run there.
+ *
+ * A backend whose changes happen elsewhere (the remote backend: a server
+ * makes them, a connection thread of the backend reads them) needs, and
+ * finds here, everything the remote backend of this library uses:
+ *  - It emits from its own thread, under its own lock, in revision order;
+ *    then, outside its locks, it calls rstate_host_deliver() on that
+ *    thread, so that inline watchers run there (as they run on a setter's
+ *    thread after a local change).
+ *  - It may keep watches itself (version 2: subscribe, unsubscribe) and
+ *    report each watch's events with rstate_host_emit_to().
+ *  - The feedback limit (RSTATE_CASCADE_LIMIT) follows the thread: events
+ *    emitted on a thread while one of the store's callbacks runs on it
+ *    count as changes made by that callback. So a backend whose call made
+ *    from a callback reads its connection on the calling thread until the
+ *    answer comes (the remote backend does, when the callback runs on its
+ *    connection thread) emits what it reads meanwhile as that callback's
+ *    changes, with nothing to pass.
+ *  - Callbacks of its own that the options name with a store
+ *    (rstate_options.on_state) get the store from rstate_host_store().
+ *  - A backend never calls the store's public calls from inside one of its
+ *    operations or under its lock; it reaches the front end only through
+ *    the rstate_host_* calls below.
  */
 #ifndef REACTIVESTATE_BACKEND_H
 #define REACTIVESTATE_BACKEND_H
@@ -35,10 +54,14 @@
 extern "C" {
 #endif
 
-/* Version 1 is the table and the structs below as released in 0.1.0;
- * version 2 adds subscribe and unsubscribe. A later version adds members
- * only at the end, and the front end reads them only from backends that
- * declare that version. */
+/* The table's version, as SQLite versions sqlite3_vfs (iVersion): version 1
+ * is the table and the structs below as released in 0.1.0; version 2 adds
+ * subscribe and unsubscribe. A later version adds members only at the end
+ * of the table and of the structs a backend fills (rstate_change,
+ * rstate_snapshot_var), and the front end reads them only from backends
+ * that declare that version: a backend built for an older version keeps
+ * working unchanged. The rstate_host_* functions belong to the library, not
+ * to the table: the ones added after 0.1.0 say so. */
 #define RSTATE_BACKEND_VERSION 2
 
 typedef struct rstate_backend rstate_backend; /* the backend's own state */
@@ -157,6 +180,10 @@ RSTATE_API int rstate_host_emit_to(rstate_host *h, rstate_sub *sub, const rstate
 /* Runs the inline callbacks due on this thread; call it outside any lock
  * after emitting from a thread the front end did not call you on. */
 RSTATE_API void rstate_host_deliver(rstate_host *h);
+/* The store this host reports to, for the callbacks a backend makes itself
+ * with a store argument (rstate_options.on_state); the store is valid
+ * until the backend's close returns. NULL for NULL. Added after 0.1.0. */
+RSTATE_API rstate_store *rstate_host_store(rstate_host *h);
 
 /* The hash the front end indexes names by (never 0), for rstate_change. */
 RSTATE_API uint64_t rstate_name_hash(const char *name, size_t len);

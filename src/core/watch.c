@@ -51,16 +51,14 @@ int rstate_host_emit(rstate_host *h, const rstate_change *changes, size_t n) {
   return emit(h->store, changes, n);
 }
 
+/* Emitted inside a callback (a backend reading its connection while the
+ * callback waits for its own write), events count as that callback's
+ * changes: one more link of a feedback chain, as for rstate_host_emit. */
 int rstate_host_emit_to(rstate_host *h, rstate_sub *sub, const rstate_change *changes, const uint32_t *coalesced,
                         size_t n) {
-  return rstate__emit_to_depth(h, sub, changes, coalesced, n, 0);
-}
-
-int rstate__emit_to_depth(rstate_host *h, rstate_sub *sub, const rstate_change *changes, const uint32_t *coalesced,
-                          size_t n, uint32_t depth) {
   if (!h || !sub || !changes || !n) return RSTATE_OK;
   rstate__watch *w = (rstate__watch *)sub;
-  rstate__batch *b = rstate__batch_new(changes, n, n, depth);
+  rstate__batch *b = rstate__batch_new(changes, n, n, rstate__emit_depth());
   if (!b) return RSTATE_ENOMEM;
   for (size_t i = 0; i < n; i++) {
     rstate__node *node = rstate__batch_node(b, i);
@@ -75,6 +73,8 @@ void rstate_host_deliver(rstate_host *h) {
   (void)h;
   rstate__deliver_claimed();
 }
+
+rstate_store *rstate_host_store(rstate_host *h) { return h ? h->store : NULL; }
 
 /* ---- lifetime ------------------------------------------------------------ */
 

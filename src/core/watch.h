@@ -104,12 +104,8 @@ void rstate__deliver_claimed(void);
  * feedback chain past RSTATE_CASCADE_LIMIT; RSTATE_OK otherwise. */
 int rstate__cascade_check(const char *fn, const char *name);
 /* The feedback depth of a change made now on this thread (0 outside
- * callbacks). */
+ * callbacks): rstate_host_emit and rstate_host_emit_to tag events with it. */
 uint32_t rstate__emit_depth(void);
-/* rstate_host_emit_to for changes of that depth: a remote store tags the
- * events that arrive while a callback waits for its own write. */
-int rstate__emit_to_depth(rstate_host *h, rstate_sub *sub, const rstate_change *changes, const uint32_t *coalesced,
-                          size_t n, uint32_t depth);
 /* True while a callback or filter runs on this thread. */
 bool rstate__in_callback(void);
 /* Ends every watch of a store that is closing. */

@@ -167,10 +167,9 @@ static ssize_t read_some(remote *r, int fd, int flags) {
 /* The connection thread waiting for its own request (from a callback):
  * read until the answer is in. */
 static void pump(remote *r, waiter *w, int64_t deadline) {
-  /* what arrives now may be caused by the write this callback waits for: it
-   * counts as one more link of a feedback chain (RSTATE_CASCADE_LIMIT) */
-  uint32_t saved = r->emit_depth;
-  r->emit_depth = rstate__emit_depth();
+  /* what arrives now may be caused by the write this callback waits for:
+   * emitted on this thread, inside the callback, it counts as one more link
+   * of a feedback chain (backend.h) */
   r->pumping = w;
   while (!w->done && r->state == CONN_CONNECTED) {
     int fd = r->fd;
@@ -188,7 +187,6 @@ static void pump(remote *r, waiter *w, int64_t deadline) {
       rstate__remote_drop(r, k == 0 ? "the server closed the connection" : strerror(errno));
     }
   }
-  r->emit_depth = saved;
   r->pumping = NULL;
 }
 
@@ -489,7 +487,7 @@ static int connect_once(remote *r) {
 }
 
 static void report(remote *r, rstate_conn_state st) {
-  if (r->opts.on_state) r->opts.on_state(r->host->store, st, r->opts.state_userdata);
+  if (r->opts.on_state) r->opts.on_state(rstate_host_store(r->host), st, r->opts.state_userdata);
   rstate_host_deliver(r->host);
 }
 

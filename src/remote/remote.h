@@ -11,9 +11,10 @@
 #define RSTATE_REMOTE_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 
-#include "core/core.h"
 #include "net/net.h"
+#include "types/types.h"
 #include "util/util.h"
 #include "wire/wire.h"
 
@@ -76,7 +77,6 @@ typedef struct remote {
   int64_t last_rx_ns;         /* monotonic: the last frame received */
   int64_t retry_ns;           /* monotonic: when refused subscriptions are asked for again */
   uint32_t next_req;
-  uint32_t emit_depth; /* feedback depth of the events taken now (pump) */
   waiter *waiters;
   waiter *answered; /* answers read, released after the callbacks before them ran */
   bool in_serve;    /* the connection thread is reading outside any callback */

@@ -295,7 +295,7 @@ void rstate__sub_out_free(remote *r) {
 
 static bool emit(remote *r, rsub *s, evq *o) {
   if (!o->n) return true;
-  bool ok = rstate__emit_to_depth(r->host, s->handle, o->c, o->coalesced, o->n, r->emit_depth) == RSTATE_OK;
+  bool ok = rstate_host_emit_to(r->host, s->handle, o->c, o->coalesced, o->n) == RSTATE_OK;
   o->n = 0;
   return ok;
 }
