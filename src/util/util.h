@@ -1,6 +1,6 @@
 /*
  * util.h — what every part of the library may use: the last-error sentence,
- * the clocks, looking before sleeping. Names are rstate__name (double
+ * the clocks, growing arrays, looking before sleeping. Names are rstate__name (double
  * underscore); none of them is exported. It includes the hash map (map.h).
  */
 #ifndef RSTATE_UTIL_H
@@ -26,6 +26,15 @@ int64_t rstate__monotonic_ns(void);
  * set (tests only; set it before opening stores). */
 int64_t rstate__now_ns(void);
 extern int64_t (*rstate__clock_hook)(void);
+
+/* ---- grow.c: arrays that grow ----------------------------------------- */
+
+/* Makes room for need elements in the array *arrayp (a T **, elements of
+ * size bytes) of capacity *cap, reallocating it to double its capacity (or
+ * first, when it has none) as many times as needed. false on ENOMEM, with
+ * the array and *cap unchanged. Use RSTATE__GROW. */
+bool rstate__grow_to(void *arrayp, size_t *cap, size_t need, size_t size, size_t first);
+#define RSTATE__GROW(array, cap, need, first) rstate__grow_to(&(array), &(cap), (need), sizeof *(array), (first))
 
 /* ---- spin.c: looking before sleeping ------------------------------------ */
 
