@@ -589,6 +589,59 @@ Test(server, get_many_set_many_revision) {
   rstate_close(s);
 }
 
+/* One door: a set sent as a frame gets every check rstate_set makes, with
+ * rstate_set's own sentence, and changes nothing. */
+Test(server, a_served_set_is_checked_as_rstate_set_is) {
+  rstate_store *s = open_store();
+  define_int(s, "a", 1);
+  rstate_server *srv = start(s, NULL);
+  wc c;
+  join(&c, srv, NULL);
+  const char *all[] = {"*"};
+  watch(&c, 1, 7, 0, 0, all, 1);
+  rstate_set_opts bad = {.source = "\xff\xfe"};
+  rstate_value v = rstate_int(2);
+  ASSERT_RC(rstate_set(s, "a", &v, &bad), RSTATE_EINVAL);
+  char local[256];
+  snprintf(local, sizeof local, "%s", rstate_last_error());
+  cr_assert(strstr(local, "UTF-8") != NULL, "rstate_set said \"%s\"", local);
+  uint64_t before = rstate_revision(s);
+
+  rstate_assign one[] = {{"a", rstate_int(2)}};
+  send_set(&c, 2, one, NULL, 1, &bad);
+  expect_error(&c, 2, RSTATE_EINVAL);
+  cr_assert_str_eq(c.m.u.error.sentence, local);
+  /* a conditional set is rstate_set_if's, a batch rstate_set_many's */
+  uint64_t exp[] = {1};
+  send_set(&c, 3, one, exp, 1, &bad);
+  expect_error(&c, 3, RSTATE_EINVAL);
+  ASSERT_RC(rstate_set_if(s, "a", &v, 1, &bad), RSTATE_EINVAL);
+  cr_assert_str_eq(c.m.u.error.sentence, rstate_last_error());
+  rstate_assign two[] = {{"a", rstate_int(2)}, {"a", rstate_int(3)}};
+  send_set(&c, 4, two, NULL, 2, &bad);
+  expect_error(&c, 4, RSTATE_EINVAL);
+  ASSERT_RC(rstate_set_many(s, two, 2, &bad, NULL), RSTATE_EINVAL);
+  cr_assert_str_eq(c.m.u.error.sentence, rstate_last_error());
+  rstate_meta m = {"k", "\xc3"};
+  rstate_set_opts bad_meta = {.meta = &m, .n_meta = 1};
+  send_set(&c, 5, one, NULL, 1, &bad_meta);
+  expect_error(&c, 5, RSTATE_EINVAL);
+  ASSERT_RC(rstate_set(s, "a", &v, &bad_meta), RSTATE_EINVAL);
+  cr_assert_str_eq(c.m.u.error.sentence, rstate_last_error());
+
+  cr_assert_eq(rstate_revision(s), before, "nothing changed");
+  int64_t x;
+  ASSERT_RC(rstate_get_int(s, "a", &x), RSTATE_OK);
+  cr_assert_eq(x, 1);
+  /* and no event went out: the next frame answers the next request */
+  send_req(&c, RSTATE__WIRE_REVISION, 6);
+  expect(&c, RSTATE__WIRE_REVISION_REPLY);
+  cr_assert_eq(c.m.u.rev.req, 6);
+  wc_close(&c);
+  rstate_server_stop(srv);
+  rstate_close(s);
+}
+
 Test(server, list_snapshot_stats) {
   rstate_store *s = open_store();
   define_int(s, "cfg.b", 2);

@@ -1,16 +1,15 @@
 /*
- * core.h — the front end's header: its store object, shared by the files
- * that make up the front end (store.c, and the watching files), and the tap
- * through which a server follows every change (tap.c).
+ * core.h — the front end as the rest of the library sees it: the calls made
+ * for serving a store (store.c, snapshot.c) and the tap through which a
+ * server follows every change (tap.c). A server reaches a store through
+ * these and the public calls only, so every check the front end makes is
+ * made for its clients too. The store object and the watching internals are
+ * the front end's own (store.h, watch.h, event.h).
  */
 #ifndef RSTATE_CORE_H
 #define RSTATE_CORE_H
 
-#include <stdatomic.h>
-
-#include "types/types.h"
 #include "util/util.h"
-#include "watch.h"
 
 /* ---- tap.c: every change, whole revisions, for a server ----------------- */
 
@@ -43,40 +42,52 @@ void rstate__tap_close_all(rstate_store *s);
 int rstate__tap_emit(rstate_store *s, const rstate_change *changes, size_t n,
                      int (*emit)(rstate_store *s, const rstate_change *changes, size_t n));
 
-/* ---- store.c: the store ------------------------------------------------- */
+/* ---- store.c: calls made for serving ------------------------------------ */
 
-struct rstate_host {
-  rstate_store *store;
-};
+/* rstate_get and rstate_info in one read (a GET frame): out and info may be
+ * NULL. The errors of rstate_get. */
+int rstate__serve_get(rstate_store *s, const char *name, rstate_value *out, rstate_var_info *info);
+/* A set a client asked for (a SET_MANY frame), with every check of the call
+ * it stands for and that call's sentences: rstate_set (one item, no
+ * version expected), rstate_set_if (one item, a version expected) or
+ * rstate_set_many. expected: NULL or n versions, 0 meaning any. failed_index as for
+ * rstate_set_many. The inline watchers it reached run at
+ * rstate__serve_deliver, which the server calls once it has answered. */
+int rstate__serve_set(rstate_store *s, const rstate_assign *items, size_t n, const uint64_t *expected,
+                      const rstate_set_opts *opts, size_t *failed_index);
+/* Runs the inline watchers the calling thread's changes reached, as every
+ * public call that changes the store does before returning. */
+void rstate__serve_deliver(void);
+/* The store revision read under the backend's snapshot, which is
+ * serialized with the changes (backend.h): every revision up to it has
+ * been through the taps, none after it (rstate_revision promises no such
+ * thing). n_vars, when not NULL, gets the number of variables. */
+uint64_t rstate__serve_revision(rstate_store *s, uint64_t *n_vars);
 
-/* Watches share their locks: a watch uses stripe (its address hashed) for
- * its queue and state, and waits for a running callback on that stripe's
- * condition. No code holds two watch locks at once, so sharing is safe, and
- * a watch stays small. */
-#define RSTATE_STRIPES 64
+/* ---- snapshot.c: one snapshot, copied out of the backend ---------------- */
 
-typedef struct rstate__stripe {
-  pthread_mutex_t lock;
-  pthread_cond_t idle; /* a callback returned (broadcast only when waiters) */
-  int waiters;
-} rstate__stripe;
+typedef struct rstate__snap_var {
+  const char *name; /* owned */
+  rstate_type type;
+  rstate_value value; /* owned; kind RSTATE_NONE without values */
+  uint64_t version;
+  int64_t updated_ns;
+} rstate__snap_var;
 
-struct rstate_store {
-  rstate_host host; /* what the backend reports changes to */
-  const rstate_backend_ops *ops;
-  rstate_backend *backend;
-  rstate_options opts; /* a copy; strings owned below */
-  char *token;
-  rstate__registry *registry;
-  rstate__dispatch *dispatch;
-  rstate__stripe stripes[RSTATE_STRIPES];
-  /* tap.c: servers serving this store */
-  pthread_rwlock_t tap_lock;
-  const rstate__tap *taps[RSTATE_TAPS];
-  atomic_int n_taps;
-};
+typedef struct rstate__snap {
+  rstate__snap_var *vars; /* in name order */
+  size_t n, cap;
+} rstate__snap;
 
-/* Whether the store's backend keeps watches itself (backend.h, version 2). */
-static inline bool rstate__subscribes(const rstate_store *s) { return s->ops->version >= 2 && s->ops->subscribe; }
+/* Copies the variables matching patterns (checked as rstate_watch checks
+ * them; exact names or prefixes ending in '*') from one consistent snapshot
+ * of the backend, with their values when values is true, in name order; the
+ * snapshot's revision goes to *revision (may be NULL). fn names the caller
+ * in sentences. On failure *out is empty. The front end's one collector:
+ * rstate_list, rstate_watch's INITIAL events and a server's LIST, SNAPSHOT
+ * and WATCH use it. */
+int rstate__snapshot_take(rstate_store *s, const char *const *patterns, size_t n, bool values, rstate__snap *out,
+                          uint64_t *revision, const char *fn);
+void rstate__snap_free(rstate__snap *sn);
 
 #endif

@@ -19,7 +19,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
-#include "core.h"
+#include "store.h"
 
 struct rstate__dispatch {
   rstate_store *store;

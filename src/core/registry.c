@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core.h"
+#include "store.h"
 #include "types/types.h"
 
 typedef struct target {

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core.h"
+#include "store.h"
 
 extern const rstate_backend_ops rstate__local_ops;
 extern const rstate_backend_ops rstate__remote_ops;
@@ -150,51 +150,26 @@ int rstate_info(rstate_store *s, const char *name, rstate_var_info *out) {
   return s->ops->get(s->backend, name, NULL, out);
 }
 
+int rstate__serve_get(rstate_store *s, const char *name, rstate_value *out, rstate_var_info *info) {
+  if (out) out->kind = RSTATE_NONE;
+  CHECK_STORE(s, "rstate_get");
+  CHECK_NAME(name, "rstate_get");
+  return s->ops->get(s->backend, name, out, info);
+}
+
 uint64_t rstate_revision(rstate_store *s) { return s ? s->ops->revision(s->backend) : 0; }
 
-/* rstate_list: collect names under one snapshot, then call the user's
- * function with no lock held, in name order. */
-typedef struct list_item {
-  char *name;
-  rstate_type type;
-} list_item;
-
-typedef struct list_acc {
-  list_item *items;
-  size_t n, cap;
-} list_acc;
-
-static int list_collect(const rstate_snapshot_var *v, void *ud) {
-  list_acc *acc = ud;
-  if (acc->n == acc->cap) {
-    size_t cap = acc->cap ? acc->cap * 2 : 64;
-    list_item *items = realloc(acc->items, cap * sizeof *items);
-    if (!items) return rstate__err(RSTATE_ENOMEM, "rstate_list: out of memory");
-    acc->items = items;
-    acc->cap = cap;
-  }
-  if (!(acc->items[acc->n].name = strdup(v->name))) return rstate__err(RSTATE_ENOMEM, "rstate_list: out of memory");
-  acc->items[acc->n++].type = v->type;
-  return RSTATE_OK;
-}
-
-static int list_cmp(const void *a, const void *b) {
-  return strcmp(((const list_item *)a)->name, ((const list_item *)b)->name);
-}
-
+/* rstate_list: the names of one snapshot, then the user's function with no
+ * lock held, in name order. */
 int rstate_list(rstate_store *s, int (*fn)(const char *name, rstate_type type, void *ud), void *ud) {
   CHECK_STORE(s, "rstate_list");
   if (!fn) return rstate__err(RSTATE_EINVAL, "rstate_list: fn is NULL");
-  list_acc acc = {0};
+  rstate__snap sn;
   const char *all = "*";
-  int rc = s->ops->snapshot(s->backend, &all, 1, list_collect, &acc, NULL);
-  if (!rc) {
-    if (acc.n) qsort(acc.items, acc.n, sizeof *acc.items, list_cmp);
-    for (size_t i = 0; i < acc.n; i++)
-      if (fn(acc.items[i].name, acc.items[i].type, ud)) break;
-  }
-  for (size_t i = 0; i < acc.n; i++) free(acc.items[i].name);
-  free(acc.items);
+  int rc = rstate__snapshot_take(s, &all, 1, false, &sn, NULL, "rstate_list");
+  for (size_t i = 0; !rc && i < sn.n; i++)
+    if (fn(sn.vars[i].name, sn.vars[i].type, ud)) break;
+  rstate__snap_free(&sn);
   return rc;
 }
 
@@ -219,8 +194,11 @@ static int check_set_opts(const rstate_set_opts *opts, const char *fn, const cha
   return RSTATE_OK;
 }
 
-static int set_one(rstate_store *s, const char *name, const rstate_value *v, const uint64_t *expected,
-                   const rstate_set_opts *opts, const char *fn) {
+/* failed: NULL, or where the backend's failed index goes. deliver: run the
+ * inline watchers reached before returning (rstate__serve_set leaves them
+ * to rstate__serve_deliver). */
+static int set_checked(rstate_store *s, const char *name, const rstate_value *v, const uint64_t *expected,
+                       const rstate_set_opts *opts, const char *fn, size_t *failed, bool deliver) {
   CHECK_STORE(s, fn);
   if (!name) return rstate__err(RSTATE_EINVAL, "%s: name is NULL", fn);
   if (!v) return rstate__err(RSTATE_EINVAL, "%s: %s: value is NULL", fn, name);
@@ -228,14 +206,19 @@ static int set_one(rstate_store *s, const char *name, const rstate_value *v, con
   if (!rc) rc = rstate__cascade_check(fn, name);
   if (rc) return rc;
   rstate_assign item = {name, *v};
-  size_t failed;
-  rc = s->ops->set_many(s->backend, &item, 1, expected, opts, &failed);
-  rstate__deliver_claimed();
+  size_t ignored;
+  rc = s->ops->set_many(s->backend, &item, 1, expected, opts, failed ? failed : &ignored);
+  if (deliver) rstate__deliver_claimed();
   return rc;
 }
 
+static int set_one(rstate_store *s, const char *name, const rstate_value *v, const uint64_t *expected,
+                   const rstate_set_opts *opts, const char *fn, size_t *failed) {
+  return set_checked(s, name, v, expected, opts, fn, failed, true);
+}
+
 int rstate_set(rstate_store *s, const char *name, const rstate_value *v, const rstate_set_opts *opts) {
-  return set_one(s, name, v, NULL, opts, "rstate_set");
+  return set_one(s, name, v, NULL, opts, "rstate_set", NULL);
 }
 
 int rstate_set_if(rstate_store *s, const char *name, const rstate_value *v, uint64_t expected_version,
@@ -247,11 +230,11 @@ int rstate_set_if(rstate_store *s, const char *name, const rstate_value *v, uint
     return rstate__err(RSTATE_ECONFLICT, "%s: version is %llu, not the expected 0", name,
                        (unsigned long long)info.version);
   }
-  return set_one(s, name, v, &expected_version, opts, "rstate_set_if");
+  return set_one(s, name, v, &expected_version, opts, "rstate_set_if", NULL);
 }
 
-int rstate_set_many(rstate_store *s, const rstate_assign *items, size_t n, const rstate_set_opts *opts,
-                    size_t *failed_index) {
+static int set_many(rstate_store *s, const rstate_assign *items, size_t n, const uint64_t *expected,
+                    const rstate_set_opts *opts, size_t *failed_index, bool deliver) {
   size_t failed = SIZE_MAX;
   int rc;
   if (!s) {
@@ -265,32 +248,54 @@ int rstate_set_many(rstate_store *s, const rstate_assign *items, size_t n, const
         rc = rstate__err(RSTATE_EINVAL, "rstate_set_many: items[%zu].name is NULL", i);
       }
     if (!rc) rc = rstate__cascade_check("rstate_set_many", n ? items[0].name : NULL);
-    if (!rc && n) rc = s->ops->set_many(s->backend, items, n, NULL, opts, &failed);
-    rstate__deliver_claimed();
+    if (!rc && n) rc = s->ops->set_many(s->backend, items, n, expected, opts, &failed);
+    if (deliver) rstate__deliver_claimed();
   }
   if (failed_index) *failed_index = rc ? failed : SIZE_MAX;
   return rc;
 }
 
+int rstate_set_many(rstate_store *s, const rstate_assign *items, size_t n, const rstate_set_opts *opts,
+                    size_t *failed_index) {
+  return set_many(s, items, n, NULL, opts, failed_index, true);
+}
+
+int rstate__serve_set(rstate_store *s, const rstate_assign *items, size_t n, const uint64_t *expected,
+                      const rstate_set_opts *opts, size_t *failed_index) {
+  bool any = true; /* every expected version 0: the call was not a conditional one */
+  for (size_t i = 0; expected && i < n && any; i++) any = expected[i] == 0;
+  if (any) expected = NULL;
+  if (n == 1 && items) {
+    size_t failed = SIZE_MAX;
+    int rc = set_checked(s, items[0].name, &items[0].value, expected, opts, expected ? "rstate_set_if" : "rstate_set",
+                         &failed, false);
+    if (failed_index) *failed_index = rc ? failed : SIZE_MAX;
+    return rc;
+  }
+  return set_many(s, items, n, expected, opts, failed_index, false);
+}
+
+void rstate__serve_deliver(void) { rstate__deliver_claimed(); }
+
 int rstate_set_float(rstate_store *s, const char *name, double v) {
   rstate_value x = rstate_float(v);
-  return set_one(s, name, &x, NULL, NULL, "rstate_set_float");
+  return set_one(s, name, &x, NULL, NULL, "rstate_set_float", NULL);
 }
 
 int rstate_set_int(rstate_store *s, const char *name, int64_t v) {
   rstate_value x = rstate_int(v);
-  return set_one(s, name, &x, NULL, NULL, "rstate_set_int");
+  return set_one(s, name, &x, NULL, NULL, "rstate_set_int", NULL);
 }
 
 int rstate_set_bool(rstate_store *s, const char *name, bool v) {
   rstate_value x = rstate_bool(v);
-  return set_one(s, name, &x, NULL, NULL, "rstate_set_bool");
+  return set_one(s, name, &x, NULL, NULL, "rstate_set_bool", NULL);
 }
 
 int rstate_set_string(rstate_store *s, const char *name, const char *v) {
   if (!v) return rstate__err(RSTATE_EINVAL, "rstate_set_string: %s: value is NULL", name ? name : "?");
   rstate_value x = rstate_string(v);
-  return set_one(s, name, &x, NULL, NULL, "rstate_set_string");
+  return set_one(s, name, &x, NULL, NULL, "rstate_set_string", NULL);
 }
 
 /* Reads a variable for a scalar getter; ETYPE unless its kind is wanted. */

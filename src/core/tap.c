@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core.h"
+#include "store.h"
 
 int rstate__tap_add(rstate_store *s, const rstate__tap *tap) {
   if (s->ops->subscribe) /* its changes reach only the watches it keeps itself */

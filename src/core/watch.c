@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core.h"
+#include "store.h"
 
 /* What this thread is doing: the inline watches it claimed and must drain,
  * and whether (and how deep in a feedback chain) it is inside a callback. */
@@ -446,62 +446,39 @@ static rstate__watch *watch_new(rstate_store *s, const char *const *names, size_
   return w;
 }
 
-/* The snapshot taken at registration, kept until the INITIAL events are made. */
-typedef struct snap {
-  rstate_change *items;
-  rstate_value *values;
-  size_t n, cap;
-} snap;
-
-static int snap_collect(const rstate_snapshot_var *v, void *ud) {
-  snap *sn = ud;
-  if (sn->n == sn->cap) {
-    size_t cap = sn->cap ? sn->cap * 2 : 16;
-    rstate_change *items = realloc(sn->items, cap * sizeof *items);
-    if (items) sn->items = items;
-    rstate_value *values = realloc(sn->values, cap * sizeof *values);
-    if (values) sn->values = values;
-    if (!items || !values) return rstate__err(RSTATE_ENOMEM, "rstate_watch: out of memory taking the snapshot");
-    sn->cap = cap;
-  }
-  rstate_change *c = &sn->items[sn->n];
-  memset(c, 0, sizeof *c);
-  if (!(c->name = strdup(v->name)) || rstate_value_copy(&sn->values[sn->n], v->value)) {
-    free((char *)c->name);
-    return rstate__err(RSTATE_ENOMEM, "rstate_watch: out of memory taking the snapshot");
-  }
-  c->kind = RSTATE_EVENT_INITIAL;
-  c->type = v->type;
-  c->version = v->version;
-  c->timestamp_ns = v->updated_ns;
-  sn->n++;
-  return RSTATE_OK;
-}
-
-static void snap_free(snap *sn) {
-  for (size_t i = 0; i < sn->n; i++) {
-    free((char *)sn->items[i].name);
-    rstate_value_clear(&sn->values[i]);
-  }
-  free(sn->items);
-  free(sn->values);
-}
-
-static int change_cmp(const void *a, const void *b) {
-  return strcmp(((const rstate_change *)a)->name, ((const rstate_change *)b)->name);
-}
-
 /* Every exact name of the watch must be defined. */
-static int check_exact(const rstate__watch *w, const snap *sn) {
+static int name_cmp(const void *key, const void *var) { return strcmp(key, ((const rstate__snap_var *)var)->name); }
+
+static int check_exact(const rstate__watch *w, const rstate__snap *sn) {
   for (size_t i = 0; i < w->n_patterns; i++) {
     const char *p = w->patterns[i];
     size_t len = strlen(p);
     if (len && p[len - 1] == '*') continue;
-    bool found = false;
-    for (size_t k = 0; k < sn->n && !found; k++) found = !strcmp(sn->items[k].name, p);
-    if (!found) return rstate__err(RSTATE_ENOTFOUND, "rstate_watch: %s: no such variable", p);
+    if (!sn->n || !bsearch(p, sn->vars, sn->n, sizeof *sn->vars, name_cmp)) /* in name order */
+      return rstate__err(RSTATE_ENOTFOUND, "rstate_watch: %s: no such variable", p);
   }
   return RSTATE_OK;
+}
+
+/* The INITIAL events of a snapshot, in name order. NULL on ENOMEM (with a
+ * sentence). */
+static rstate__batch *initial_batch(const rstate__snap *sn, uint64_t revision) {
+  rstate_change *items = calloc(sn->n, sizeof *items);
+  if (!items) return NULL;
+  for (size_t i = 0; i < sn->n; i++) {
+    const rstate__snap_var *v = &sn->vars[i];
+    items[i] = (rstate_change){.kind = RSTATE_EVENT_INITIAL,
+                               .name = v->name,
+                               .type = v->type,
+                               .new_value = &v->value,
+                               .version = v->version,
+                               .revision = revision,
+                               .timestamp_ns = v->updated_ns};
+  }
+  rstate__batch *b = rstate__batch_new(items, sn->n, sn->n, 0);
+  free(items);
+  for (size_t i = 0; b && i < sn->n; i++) rstate__batch_node(b, i)->rec = rstate__batch_record(b, i);
+  return b;
 }
 
 /* The same for a backend that subscribes: asked name by name. */
@@ -570,7 +547,7 @@ int rstate_watch(rstate_store *s, const char *const *names, size_t n, rstate_wat
   /* registered first, then the snapshot: every change is either in the
    * snapshot (revision <= its revision) or queued on the watch. A backend
    * that subscribes emits the INITIAL events itself. */
-  snap sn = {0};
+  rstate__snap sn = {0};
   uint64_t revision = 0;
   rstate__batch *initial = NULL;
   bool subscribes = rstate__subscribes(s);
@@ -580,21 +557,14 @@ int rstate_watch(rstate_store *s, const char *const *names, size_t n, rstate_wat
       rc = s->ops->subscribe(s->backend, (rstate_sub *)w, (const char *const *)w->patterns, w->n_patterns,
                              w->include_initial);
   } else {
-    rc = s->ops->snapshot(s->backend, (const char *const *)w->patterns, w->n_patterns, snap_collect, &sn, &revision);
+    rc = rstate__snapshot_take(s, (const char *const *)w->patterns, w->n_patterns, w->include_initial, &sn, &revision,
+                               "rstate_watch");
     if (!rc) rc = check_exact(w, &sn);
   }
-  if (!rc && w->include_initial && sn.n) {
-    for (size_t i = 0; i < sn.n; i++) {
-      sn.items[i].new_value = &sn.values[i];
-      sn.items[i].revision = revision;
-    }
-    qsort(sn.items, sn.n, sizeof *sn.items, change_cmp); /* values stay put: pointers follow */
-    if (!(initial = rstate__batch_new(sn.items, sn.n, sn.n, 0)))
-      rc = rstate__err(RSTATE_ENOMEM, "rstate_watch: out of memory for %zu initial events", sn.n);
-    for (size_t i = 0; initial && i < sn.n; i++) rstate__batch_node(initial, i)->rec = rstate__batch_record(initial, i);
-  }
+  if (!rc && w->include_initial && sn.n && !(initial = initial_batch(&sn, revision)))
+    rc = rstate__err(RSTATE_ENOMEM, "rstate_watch: out of memory for %zu initial events", sn.n);
   if (rc) {
-    snap_free(&sn);
+    rstate__snap_free(&sn);
     if (w->debounce_ms) rstate__dispatch_remove_timer(s->dispatch, w);
     rstate__registry_remove(s->registry, w);
     rstate__watch_unref(w); /* no destroy: the watch never existed */
@@ -605,7 +575,7 @@ int rstate_watch(rstate_store *s, const char *const *names, size_t n, rstate_wat
   rstate__watch_ref(w);
   rstate__registry_publish(s->registry, w); /* from here on it cannot fail */
   finish_registration(w, initial, initial ? sn.n : 0, revision, !subscribes);
-  snap_free(&sn);
+  rstate__snap_free(&sn);
   if (out) *out = w->id;
   rstate__watch_unref(w);
   rstate__deliver_claimed();

@@ -587,89 +587,43 @@ static bool ensure_evs(rstate_server *srv, size_t n) {
 
 static const char *const every[] = {"*"};
 
-static int snap_none(const rstate_snapshot_var *v, void *ud) {
-  (void)v;
-  (*(uint64_t *)ud)++;
-  return RSTATE_OK;
-}
-
-/* The store revision, read under the backend's snapshot, which is serialized
- * with the changes (backend.h): every revision up to it has been through the
- * tap, none after it. ops->revision promises no such thing. */
-static uint64_t serialized_revision(rstate_server *srv) {
-  uint64_t r = 0, n = 0;
-  rstate_store *s = srv->store;
-  s->ops->snapshot(s->backend, every, 0, snap_none, &n, &r);
-  return r;
-}
-
-/* Snapshots of variables, copied out of the backend's callback. */
-typedef struct snap {
-  rstate__wire_var *vars;
-  size_t n, cap;
-  bool want_values;
-} snap;
-
-static int snap_collect(const rstate_snapshot_var *v, void *ud) {
-  snap *sn = ud;
-  if (sn->n == sn->cap) {
-    size_t cap = sn->cap ? sn->cap * 2 : 64;
-    rstate__wire_var *vars = realloc(sn->vars, cap * sizeof *vars);
-    if (!vars) return rstate__err(RSTATE_ENOMEM, "the server ran out of memory taking a snapshot");
-    sn->vars = vars;
-    sn->cap = cap;
+/* The wire's view of a snapshot's variables (borrowed from it). NULL on
+ * ENOMEM, with a sentence. */
+static rstate__wire_var *wire_vars(const rstate__snap *sn, const char *what) {
+  rstate__wire_var *vars = malloc((sn->n ? sn->n : 1) * sizeof *vars);
+  if (!vars) {
+    rstate__err(RSTATE_ENOMEM, "%s: the server ran out of memory", what);
+    return NULL;
   }
-  rstate__wire_var *w = &sn->vars[sn->n];
-  memset(w, 0, sizeof *w);
-  char *name = strdup(v->name);
-  if (!name) return rstate__err(RSTATE_ENOMEM, "the server ran out of memory taking a snapshot");
-  if (sn->want_values && rstate_value_copy(&w->value, v->value) != RSTATE_OK) {
-    free(name);
-    return rstate__err(RSTATE_ENOMEM, "the server ran out of memory taking a snapshot");
-  }
-  w->name = name;
-  w->type = v->type;
-  w->version = v->version;
-  w->updated_ns = v->updated_ns;
-  sn->n++;
-  return RSTATE_OK;
-}
-
-static void snap_free(snap *sn) {
   for (size_t i = 0; i < sn->n; i++) {
-    free((char *)sn->vars[i].name);
-    rstate_value_clear(&sn->vars[i].value);
+    const rstate__snap_var *v = &sn->vars[i];
+    vars[i] = (rstate__wire_var){v->name, v->type, v->value, v->version, v->updated_ns};
   }
-  free(sn->vars);
-  memset(sn, 0, sizeof *sn);
-}
-
-static int snap_cmp(const void *a, const void *b) {
-  return strcmp(((const rstate__wire_var *)a)->name, ((const rstate__wire_var *)b)->name);
+  return vars;
 }
 
 static void do_list(rstate_server *srv, client *c, const rstate__wire_names *m, bool values) {
   const char *const *p = m->n ? m->names : every;
   size_t n = m->n ? m->n : 1;
-  int rc = patterns_check(p, n);
+  const char *what = values ? "SNAPSHOT" : "LIST";
+  rstate__snap sn;
+  uint64_t rev = values ? 0 : rstate_revision(srv->store); /* LIST: read just before the snapshot */
+  uint64_t srev = 0;
+  int rc = rstate__snapshot_take(srv->store, p, n, values, &sn, &srev, what);
   if (rc) {
     reply_error(srv, c, m->req, rc, SIZE_MAX);
     return;
   }
-  rstate_store *s = srv->store;
-  snap sn = {.want_values = values};
-  uint64_t rev = values ? 0 : s->ops->revision(s->backend); /* LIST: read just before the snapshot */
-  uint64_t srev = 0;
-  rc = s->ops->snapshot(s->backend, p, n, snap_collect, &sn, &srev);
-  if (rc) {
-    reply_error(srv, c, m->req, rc, SIZE_MAX);
-  } else if (values) {
-    rstate__wire_snapshot_part part = {m->req, 0, srev, sn.vars, sn.n};
+  if (values) {
+    rstate__wire_var *vars = wire_vars(&sn, what);
+    rstate__wire_snapshot_part part = {m->req, 0, srev, vars, sn.n};
     size_t frames = 0;
-    rc = rstate__wire_put_snapshot_parts(&c->out, &part, srv->max_frame, &frames);
-    sent(srv, c, rc, frames);
+    if (!vars)
+      reply_error(srv, c, m->req, RSTATE_ENOMEM, SIZE_MAX);
+    else
+      sent(srv, c, rstate__wire_put_snapshot_parts(&c->out, &part, srv->max_frame, &frames), frames);
+    free(vars);
   } else {
-    if (sn.n) qsort(sn.vars, sn.n, sizeof *sn.vars, snap_cmp);
     rstate__wire_list_item *items = sn.n ? malloc(sn.n * sizeof *items) : NULL;
     if (sn.n && !items) {
       rstate__err(RSTATE_ENOMEM, "LIST: the server ran out of memory");
@@ -683,7 +637,7 @@ static void do_list(rstate_server *srv, client *c, const rstate__wire_names *m, 
     }
     free(items);
   }
-  snap_free(&sn);
+  rstate__snap_free(&sn);
 }
 
 static void do_get_many(rstate_server *srv, client *c, const rstate__wire_names *m) {
@@ -709,24 +663,22 @@ static void do_get_many(rstate_server *srv, client *c, const rstate__wire_names 
 }
 
 static void do_set_many(rstate_server *srv, client *c, const rstate__wire_set_many *m) {
-  rstate_store *s = srv->store;
   size_t failed = SIZE_MAX;
-  int rc = m->n ? s->ops->set_many(s->backend, m->items, m->n, m->expected, &m->opts, &failed) : RSTATE_OK;
+  int rc = m->n ? rstate__serve_set(srv->store, m->items, m->n, m->expected, &m->opts, &failed) : RSTATE_OK;
   if (rc) {
     reply_error(srv, c, m->req, rc, failed);
   } else {
-    rstate__wire_rev r = {m->req, s->ops->revision(s->backend)};
+    rstate__wire_rev r = {m->req, rstate_revision(srv->store)};
     events_first(srv, c);
     sent(srv, c, rstate__wire_put_rev(&c->out, RSTATE__WIRE_SET_MANY_REPLY, &r), 1);
   }
   /* the served store's inline watchers run here, as on any setter's thread */
-  rstate_host_deliver(&s->host);
+  rstate__serve_deliver();
 }
 
 static void do_stats(rstate_server *srv, client *c, uint32_t req) {
-  rstate_store *s = srv->store;
-  uint64_t rev = 0, vars = 0;
-  s->ops->snapshot(s->backend, every, 1, snap_none, &vars, &rev);
+  uint64_t vars = 0;
+  uint64_t rev = rstate__serve_revision(srv->store, &vars);
   uint64_t oldest = srv->hist.events ? srv->hist.head->revision : 0;
   rstate__wire_stat st[] = {
       {"revision", rev},
@@ -752,7 +704,6 @@ static void do_stats(rstate_server *srv, client *c, uint32_t req) {
  * RESUMED starts it at resume_after when the history holds every revision
  * above it. */
 static void do_watch(rstate_server *srv, client *c, const rstate__wire_watch *m) {
-  rstate_store *s = srv->store;
   int rc = RSTATE_OK;
   if (m->sub == 0)
     rc = rstate__err(RSTATE_EINVAL, "WATCH: subscription id 0 is not allowed");
@@ -787,7 +738,7 @@ static void do_watch(rstate_server *srv, client *c, const rstate__wire_watch *m)
   }
   uint8_t status = RSTATE__WIRE_WATCH_NEW;
   if (m->resume_after) {
-    uint64_t cur = serialized_revision(srv);
+    uint64_t cur = rstate__serve_revision(srv->store, NULL);
     drain(srv); /* every revision up to cur is now in the history */
     if (m->resume_after >= srv->hist.head->revision && m->resume_after <= cur) {
       if (!attach(srv, c, sb, rstate__history_find(&srv->hist, NULL, m->resume_after))) {
@@ -804,12 +755,12 @@ static void do_watch(rstate_server *srv, client *c, const rstate__wire_watch *m)
   }
   bool initial = status == RSTATE__WIRE_WATCH_GAP || (m->flags & RSTATE__WIRE_WATCH_INITIAL);
   rstate__hentry *before = srv->hist.tail; /* published before the snapshot: revision <= R */
-  snap sn = {.want_values = true};
+  rstate__snap sn = {0};
   uint64_t R = 0;
   if (initial)
-    rc = s->ops->snapshot(s->backend, m->patterns, m->n, snap_collect, &sn, &R);
+    rc = rstate__snapshot_take(srv->store, m->patterns, m->n, true, &sn, &R, "WATCH");
   else
-    R = serialized_revision(srv);
+    R = rstate__serve_revision(srv->store, NULL);
   if (!rc && !ensure_evs(srv, sn.n)) rc = rstate__err(RSTATE_ENOMEM, "WATCH: the server ran out of memory");
   if (!rc) {
     drain(srv);
@@ -817,17 +768,16 @@ static void do_watch(rstate_server *srv, client *c, const rstate__wire_watch *m)
       rc = rstate__err(RSTATE_ENOMEM, "WATCH: the server ran out of memory");
   }
   if (rc) {
-    snap_free(&sn);
+    rstate__snap_free(&sn);
     sub_free(sb);
     reply_error(srv, c, m->req, rc, SIZE_MAX);
     return;
   }
   rstate__wire_watch_reply r = {m->req, m->sub, status, R, sn.n};
   sent(srv, c, rstate__wire_put_watch_reply(&c->out, &r), 1);
-  if (sn.n && c->state == C_READY) {
-    qsort(sn.vars, sn.n, sizeof *sn.vars, snap_cmp); /* in name order, as a mem: store gives them */
+  if (sn.n && c->state == C_READY) { /* in name order, as a mem: store gives them */
     for (size_t i = 0; i < sn.n; i++) {
-      const rstate__wire_var *v = &sn.vars[i];
+      const rstate__snap_var *v = &sn.vars[i];
       srv->evs[i] = (rstate__wire_event){RSTATE_EVENT_INITIAL, v->name,       v->type, {.kind = RSTATE_NONE}, v->value,
                                          v->version,           v->updated_ns, 0};
     }
@@ -837,7 +787,7 @@ static void do_watch(rstate_server *srv, client *c, const rstate__wire_watch *m)
     sent(srv, c, rc, frames);
     srv->events_sent += sn.n;
   }
-  snap_free(&sn);
+  rstate__snap_free(&sn);
 }
 
 /* ---- frames from a client ---------------------------------------------------- */
@@ -882,9 +832,8 @@ static void on_hello(rstate_server *srv, client *c, const rstate__wire_frame *f)
   }
   uint32_t hb = srv->hb_ms;
   if (h.heartbeat_ms && h.heartbeat_ms < hb) hb = h.heartbeat_ms;
-  rstate_store *s = srv->store;
-  rstate__wire_welcome w = {RSTATE__WIRE_VERSION,         srv->instance_id, hb,
-                            s->ops->revision(s->backend), srv->max_frame,   access};
+  rstate__wire_welcome w = {RSTATE__WIRE_VERSION,        srv->instance_id, hb,
+                            rstate_revision(srv->store), srv->max_frame,   access};
   rc = rstate__wire_put_welcome(&c->out, &w);
   if (rc) {
     fail(srv, c, RSTATE_ENOMEM, "the server ran out of memory");
@@ -958,7 +907,7 @@ static void on_request(rstate_server *srv, client *c, const rstate__wire_frame *
     case RSTATE__WIRE_GET: {
       rstate__wire_get_reply r = {.req = m.u.name.req};
       rstate_var_info info;
-      rc = s->ops->get(s->backend, m.u.name.name, &r.value, &info);
+      rc = rstate__serve_get(s, m.u.name.name, &r.value, &info);
       if (rc) {
         reply_error(srv, c, m.u.name.req, rc, SIZE_MAX);
         break;
@@ -973,7 +922,7 @@ static void on_request(rstate_server *srv, client *c, const rstate__wire_frame *
     }
     case RSTATE__WIRE_INFO: {
       rstate__wire_info_reply r = {.req = m.u.name.req};
-      rc = s->ops->get(s->backend, m.u.name.name, NULL, &r.info);
+      rc = rstate_info(s, m.u.name.name, &r.info);
       if (rc)
         reply_error(srv, c, m.u.name.req, rc, SIZE_MAX);
       else
@@ -1012,7 +961,7 @@ static void on_request(rstate_server *srv, client *c, const rstate__wire_frame *
       do_stats(srv, c, m.u.req.req);
       break;
     case RSTATE__WIRE_REVISION: {
-      rstate__wire_rev r = {m.u.req.req, s->ops->revision(s->backend)};
+      rstate__wire_rev r = {m.u.req.req, rstate_revision(s)};
       sent(srv, c, rstate__wire_put_rev(&c->out, RSTATE__WIRE_REVISION_REPLY, &r), 1);
       break;
     }

@@ -1,0 +1,51 @@
+/*
+ * store.h — the front end's store object, shared by the files that make up
+ * the front end (store.c, snapshot.c, tap.c and the watching files). No
+ * other folder sees it: they use core.h.
+ */
+#ifndef RSTATE_STORE_H
+#define RSTATE_STORE_H
+
+#include <stdatomic.h>
+
+#include "core.h"
+#include "types/types.h"
+#include "watch.h"
+
+/* ---- store.c: the store ------------------------------------------------- */
+
+struct rstate_host {
+  rstate_store *store;
+};
+
+/* Watches share their locks: a watch uses stripe (its address hashed) for
+ * its queue and state, and waits for a running callback on that stripe's
+ * condition. No code holds two watch locks at once, so sharing is safe, and
+ * a watch stays small. */
+#define RSTATE_STRIPES 64
+
+typedef struct rstate__stripe {
+  pthread_mutex_t lock;
+  pthread_cond_t idle; /* a callback returned (broadcast only when waiters) */
+  int waiters;
+} rstate__stripe;
+
+struct rstate_store {
+  rstate_host host; /* what the backend reports changes to */
+  const rstate_backend_ops *ops;
+  rstate_backend *backend;
+  rstate_options opts; /* a copy; strings owned below */
+  char *token;
+  rstate__registry *registry;
+  rstate__dispatch *dispatch;
+  rstate__stripe stripes[RSTATE_STRIPES];
+  /* tap.c: servers serving this store */
+  pthread_rwlock_t tap_lock;
+  const rstate__tap *taps[RSTATE_TAPS];
+  atomic_int n_taps;
+};
+
+/* Whether the store's backend keeps watches itself (backend.h, version 2). */
+static inline bool rstate__subscribes(const rstate_store *s) { return s->ops->version >= 2 && s->ops->subscribe; }
+
+#endif
