@@ -1,5 +1,6 @@
 /*
- * fuzz_wire.c — libFuzzer target for the wire codec (src/wire/wire.c).
+ * fuzz_wire.c — libFuzzer target for the wire codec (src/wire/framing.c,
+ * src/wire/codec.c).
  *
  * Input: byte 0 picks the reader's max_frame (low 3 bits), feed() or
  * prepare()/commit() (bit 3) and seeds the chunk sizes; the rest is the byte
@@ -12,7 +13,7 @@
  *    never exceed max_frame; an error is sticky; the reader's buffer never
  *    holds more than one maximal frame plus the last chunk;
  *  - a decoder returns RSTATE_OK or RSTATE_EPROTO only (RSTATE_ENOMEM would
- *    mean the scratch bound of wire.c is wrong);
+ *    mean the scratch bound of codec.c is wrong);
  *  - what decodes re-encodes to exactly the frame's bytes (HELLO: to a
  *    prefix, as it ignores trailing bytes), and the re-encoding decodes and
  *    re-encodes to itself;
@@ -26,11 +27,11 @@
  * defined is a program that writes one seed per frame type (and three
  * multi-frame streams) into the directory it is given. So:
  *
- *   cc -DFUZZ_WIRE_SEEDS -Iinclude -Isrc -D_GNU_SOURCE fuzz/fuzz_wire.c src/wire/wire.c src/util/error.c \
- *     -o /tmp/wire_seeds
+ *   cc -DFUZZ_WIRE_SEEDS -Iinclude -Isrc -D_GNU_SOURCE fuzz/fuzz_wire.c \
+ *     src/wire/framing.c src/wire/codec.c src/util/error.c -o /tmp/wire_seeds
  *   mkdir -p fuzz/corpus-wire && /tmp/wire_seeds fuzz/corpus-wire
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc -D_GNU_SOURCE \
- *     fuzz/fuzz_wire.c src/wire/wire.c src/util/error.c src/types/value.c -o /tmp/fuzz_wire
+ *     fuzz/fuzz_wire.c src/wire/framing.c src/wire/codec.c src/util/error.c src/types/value.c -o /tmp/fuzz_wire
  *   nice -n 19 /tmp/fuzz_wire -max_total_time=600 -max_len=16384 fuzz/corpus-wire
  *
  * (.gitignore keeps fuzz/corpus-wire and the other corpus-NAME directories out of git.)

@@ -31,10 +31,10 @@ if ! out=$(sh "$here/mk/layering.sh" "$scratch" 2>&1); then
   echo "layering-selftest: FAIL: the tree as it is fails: $out"; fails=$((fails + 1))
 fi
 
-fresh; printf '#include "core/core.h"\n' >> "$scratch/src/wire/wire.c"
-n=$(wc -l < "$scratch/src/wire/wire.c" | tr -d ' ')
+fresh; printf '#include "core/core.h"\n' >> "$scratch/src/wire/codec.c"
+n=$(wc -l < "$scratch/src/wire/codec.c" | tr -d ' ')
 expect "the codec including the front end" \
-  "src/wire/wire.c:$n: includes"' "core/core.h": wire/ may not depend on core/'
+  "src/wire/codec.c:$n: includes"' "core/core.h": wire/ may not depend on core/'
 
 fresh; printf '#include "server/history.h"\n' >> "$scratch/src/core/core.h"
 expect "the front end including the server" \

@@ -1,11 +1,11 @@
 /*
- * test_wire.c — the wire codec (src/wire/wire.c): every frame type encoded,
- * framed and decoded back to the same fields and the same bytes; every
- * frame fed split at every byte offset, byte by byte, and in random chunks;
- * declared lengths refused before anything is stored; every truncation,
- * trailing byte, bad tag and byte flip of every frame refused or re-encoded
- * exactly; the splitting encoders the server uses; golden bytes that
- * docs/PROTOCOL.md quotes.
+ * test_wire.c — the wire codec (src/wire/framing.c, src/wire/codec.c):
+ * every frame type encoded, framed and decoded back to the same fields and
+ * the same bytes; every frame fed split at every byte offset, byte by byte,
+ * and in random chunks; declared lengths refused before anything is stored;
+ * every truncation, trailing byte, bad tag and byte flip of every frame
+ * refused or re-encoded exactly; the splitting encoders the server uses;
+ * golden bytes that docs/PROTOCOL.md quotes.
  */
 #include <math.h>
 #include <stdio.h>

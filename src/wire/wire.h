@@ -1,6 +1,8 @@
 /*
- * wire.h — the wire codec of wire.c: frames of the client/server protocol
+ * wire.h — the wire codec: frames of the client/server protocol
  * (docs/PROTOCOL.md is the specification; this header is the C view of it).
+ * framing.c holds the buffers and the reader, codec.c the frame table and
+ * the message codecs.
  *
  * Pure code: no I/O, no threads, no globals. Three parts:
  *
@@ -53,6 +55,17 @@
  * after it (so it is at least 1), not itself. */
 #define RSTATE__WIRE_HEADER 4
 
+/* Little-endian 32-bit integers, as the length field and most fields are. */
+static inline uint32_t rstate__wire_get_u32(const uint8_t *p) {
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline void rstate__wire_set_u32(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)v;
+  p[1] = (uint8_t)(v >> 8);
+  p[2] = (uint8_t)(v >> 16);
+  p[3] = (uint8_t)(v >> 24);
+}
+
 /* The limit a client's reader uses once WELCOME announced max_frame: one
  * frame carrying a single event whose old and new values both came through
  * the protocol fits in it (PROTOCOL.md, "Limits"). */
@@ -61,38 +74,51 @@ static inline uint32_t rstate__wire_client_limit(uint32_t max_frame) {
   return l > UINT32_MAX ? UINT32_MAX : (uint32_t)l;
 }
 
-/* Frame types. Requests 0x10-0x1B; their specific replies are request|0x20;
- * DEFINE, UNDEFINE and UNWATCH are answered with OK. */
+/* The frames of PROTOCOL.md, one row each, the one list of them (the enum
+ * below, the names, who may send each, and the codec's table come from it):
+ * X(NAME, type byte, sender, layout). Requests are 0x10-0x1B; their
+ * specific replies are request|0x20; DEFINE, UNDEFINE and UNWATCH are
+ * answered with OK; ERROR with request id 0 means the connection failed;
+ * EVENT is pushed. sender: CLIENT, SERVER or BOTH. layout: the member of
+ * rstate__wire_msg.u the frame decodes to (frames of one layout share it). */
+#define RSTATE__WIRE_FRAMES(X)              \
+  X(HELLO, 0x01, CLIENT, hello)             \
+  X(WELCOME, 0x02, SERVER, welcome)         \
+  X(PING, 0x03, BOTH, ping)                 \
+  X(PONG, 0x04, BOTH, ping)                 \
+  X(ERROR, 0x05, SERVER, error)             \
+  X(OK, 0x06, SERVER, req)                  \
+  X(DEFINE, 0x10, CLIENT, define)           \
+  X(UNDEFINE, 0x11, CLIENT, name)           \
+  X(GET, 0x12, CLIENT, name)                \
+  X(GET_MANY, 0x13, CLIENT, names)          \
+  X(SET_MANY, 0x14, CLIENT, set_many)       \
+  X(INFO, 0x15, CLIENT, name)               \
+  X(LIST, 0x16, CLIENT, names)              \
+  X(SNAPSHOT, 0x17, CLIENT, names)          \
+  X(WATCH, 0x18, CLIENT, watch)             \
+  X(UNWATCH, 0x19, CLIENT, unwatch)         \
+  X(STATS, 0x1A, CLIENT, req)               \
+  X(REVISION, 0x1B, CLIENT, req)            \
+  X(GET_REPLY, 0x32, SERVER, get_reply)     \
+  X(GET_MANY_PART, 0x33, SERVER, values)    \
+  X(SET_MANY_REPLY, 0x34, SERVER, rev)      \
+  X(INFO_REPLY, 0x35, SERVER, info_reply)   \
+  X(LIST_PART, 0x36, SERVER, list)          \
+  X(SNAPSHOT_PART, 0x37, SERVER, snapshot)  \
+  X(WATCH_REPLY, 0x38, SERVER, watch_reply) \
+  X(STATS_REPLY, 0x3A, SERVER, stats)       \
+  X(REVISION_REPLY, 0x3B, SERVER, rev)      \
+  X(EVENT, 0x40, SERVER, events)
+
 enum {
-  RSTATE__WIRE_HELLO = 0x01,   /* client -> server, first frame */
-  RSTATE__WIRE_WELCOME = 0x02, /* server -> client, answer to HELLO */
-  RSTATE__WIRE_PING = 0x03,    /* either way */
-  RSTATE__WIRE_PONG = 0x04,    /* either way, answer to PING */
-  RSTATE__WIRE_ERROR = 0x05,   /* server -> client: a request failed (req 0: the connection did) */
-  RSTATE__WIRE_OK = 0x06,      /* server -> client: DEFINE, UNDEFINE, UNWATCH succeeded */
-  RSTATE__WIRE_DEFINE = 0x10,
-  RSTATE__WIRE_UNDEFINE = 0x11,
-  RSTATE__WIRE_GET = 0x12,
-  RSTATE__WIRE_GET_MANY = 0x13,
-  RSTATE__WIRE_SET_MANY = 0x14,
-  RSTATE__WIRE_INFO = 0x15,
-  RSTATE__WIRE_LIST = 0x16,
-  RSTATE__WIRE_SNAPSHOT = 0x17,
-  RSTATE__WIRE_WATCH = 0x18,
-  RSTATE__WIRE_UNWATCH = 0x19,
-  RSTATE__WIRE_STATS = 0x1A,
-  RSTATE__WIRE_REVISION = 0x1B,
-  RSTATE__WIRE_GET_REPLY = 0x32,
-  RSTATE__WIRE_GET_MANY_PART = 0x33,
-  RSTATE__WIRE_SET_MANY_REPLY = 0x34,
-  RSTATE__WIRE_INFO_REPLY = 0x35,
-  RSTATE__WIRE_LIST_PART = 0x36,
-  RSTATE__WIRE_SNAPSHOT_PART = 0x37,
-  RSTATE__WIRE_WATCH_REPLY = 0x38,
-  RSTATE__WIRE_STATS_REPLY = 0x3A,
-  RSTATE__WIRE_REVISION_REPLY = 0x3B,
-  RSTATE__WIRE_EVENT = 0x40 /* server -> client, pushed */
+#define RSTATE__WIRE_TYPE_ENUM(name, code, from, layout) RSTATE__WIRE_##name = code,
+  RSTATE__WIRE_FRAMES(RSTATE__WIRE_TYPE_ENUM)
+#undef RSTATE__WIRE_TYPE_ENUM
 };
+
+/* Senders (the table's third column). */
+enum { RSTATE__WIRE_FROM_CLIENT = 1, RSTATE__WIRE_FROM_SERVER = 2, RSTATE__WIRE_FROM_BOTH = 3 };
 
 /* WELCOME.access */
 enum { RSTATE__WIRE_READ_WRITE = 1, RSTATE__WIRE_READ_ONLY = 2 };

@@ -1,11 +1,10 @@
 /*
- * wire.c — the wire codec: framing, encoders and decoders of every frame of
- * docs/PROTOCOL.md. Pure: no I/O, no threads, no globals, so it can be fed
- * anything (tests/test_wire.c, fuzz/fuzz_wire.c).
- *
- * Framing follows hiredis's redisReader: bytes go in, whole frames come out,
- * and a frame's declared length is checked against max_frame as soon as its
- * four length bytes have arrived, before anything of it is stored.
+ * codec.c — the message codecs: encoders and decoders of every frame body of
+ * docs/PROTOCOL.md, and the frame table that maps each frame type to its
+ * name, its sender and its body layout (wire.h, RSTATE__WIRE_FRAMES). Pure:
+ * no I/O, no threads, no globals but constant tables, so it can be fed
+ * anything (tests/test_wire.c, fuzz/fuzz_wire.c). Cutting bytes into frames
+ * is framing.c's.
  *
  * Encoders write through a small writer with a sticky error (wr): the frame
  * is appended field by field and, on any failure, cut off again, so a
@@ -24,260 +23,39 @@
 #include "util/util.h"
 #include "wire.h"
 
-/* ---- frame types --------------------------------------------------------- */
+/* ---- the frame table --------------------------------------------------- */
+
+/* Scratch a body of len bytes of a layout may need for its arrays, beyond
+ * its strings (scratch_bound); defined with the cursor below. */
+typedef size_t (*arrays_fn)(size_t len);
+
+/* One row per frame type (RSTATE__WIRE_FRAMES); a type without a row has no
+ * name. Rows of one layout share its decoder and encoder. */
+typedef struct frame_row {
+  const char *name;
+  uint8_t from; /* RSTATE__WIRE_FROM_CLIENT, _SERVER, or both bits */
+  int (*decode)(uint8_t type, const uint8_t *body, size_t len, rstate__wire_buf *scratch, rstate__wire_msg *out);
+  int (*encode)(rstate__wire_buf *b, const rstate__wire_msg *m);
+  arrays_fn arrays; /* NULL: no arrays */
+} frame_row;
+
+static const frame_row *row_of(uint8_t type);
 
 const char *rstate__wire_type_name(uint8_t type) {
-  switch (type) {
-    case RSTATE__WIRE_HELLO:
-      return "HELLO";
-    case RSTATE__WIRE_WELCOME:
-      return "WELCOME";
-    case RSTATE__WIRE_PING:
-      return "PING";
-    case RSTATE__WIRE_PONG:
-      return "PONG";
-    case RSTATE__WIRE_ERROR:
-      return "ERROR";
-    case RSTATE__WIRE_OK:
-      return "OK";
-    case RSTATE__WIRE_DEFINE:
-      return "DEFINE";
-    case RSTATE__WIRE_UNDEFINE:
-      return "UNDEFINE";
-    case RSTATE__WIRE_GET:
-      return "GET";
-    case RSTATE__WIRE_GET_MANY:
-      return "GET_MANY";
-    case RSTATE__WIRE_SET_MANY:
-      return "SET_MANY";
-    case RSTATE__WIRE_INFO:
-      return "INFO";
-    case RSTATE__WIRE_LIST:
-      return "LIST";
-    case RSTATE__WIRE_SNAPSHOT:
-      return "SNAPSHOT";
-    case RSTATE__WIRE_WATCH:
-      return "WATCH";
-    case RSTATE__WIRE_UNWATCH:
-      return "UNWATCH";
-    case RSTATE__WIRE_STATS:
-      return "STATS";
-    case RSTATE__WIRE_REVISION:
-      return "REVISION";
-    case RSTATE__WIRE_GET_REPLY:
-      return "GET_REPLY";
-    case RSTATE__WIRE_GET_MANY_PART:
-      return "GET_MANY_PART";
-    case RSTATE__WIRE_SET_MANY_REPLY:
-      return "SET_MANY_REPLY";
-    case RSTATE__WIRE_INFO_REPLY:
-      return "INFO_REPLY";
-    case RSTATE__WIRE_LIST_PART:
-      return "LIST_PART";
-    case RSTATE__WIRE_SNAPSHOT_PART:
-      return "SNAPSHOT_PART";
-    case RSTATE__WIRE_WATCH_REPLY:
-      return "WATCH_REPLY";
-    case RSTATE__WIRE_STATS_REPLY:
-      return "STATS_REPLY";
-    case RSTATE__WIRE_REVISION_REPLY:
-      return "REVISION_REPLY";
-    case RSTATE__WIRE_EVENT:
-      return "EVENT";
-  }
-  return "unknown";
+  const frame_row *r = row_of(type);
+  return r ? r->name : "unknown";
 }
 
-bool rstate__wire_type_known(uint8_t type) { return strcmp(rstate__wire_type_name(type), "unknown") != 0; }
+bool rstate__wire_type_known(uint8_t type) { return row_of(type) != NULL; }
 
 bool rstate__wire_type_to_server(uint8_t type) {
-  return type == RSTATE__WIRE_HELLO || type == RSTATE__WIRE_PING || type == RSTATE__WIRE_PONG ||
-         (type >= RSTATE__WIRE_DEFINE && type <= RSTATE__WIRE_REVISION);
+  const frame_row *r = row_of(type);
+  return r && (r->from & RSTATE__WIRE_FROM_CLIENT);
 }
 
 bool rstate__wire_type_to_client(uint8_t type) {
-  return type == RSTATE__WIRE_PING || type == RSTATE__WIRE_PONG ||
-         (rstate__wire_type_known(type) && !rstate__wire_type_to_server(type));
-}
-
-/* ---- little-endian integers ---------------------------------------------- */
-
-static uint32_t get_u32(const uint8_t *p) {
-  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static void set_u32(uint8_t *p, uint32_t v) {
-  p[0] = (uint8_t)v;
-  p[1] = (uint8_t)(v >> 8);
-  p[2] = (uint8_t)(v >> 16);
-  p[3] = (uint8_t)(v >> 24);
-}
-
-/* ---- buffers ------------------------------------------------------------- */
-
-void rstate__wire_buf_init(rstate__wire_buf *b) { memset(b, 0, sizeof *b); }
-
-void rstate__wire_buf_free(rstate__wire_buf *b) {
-  uint32_t limit = b->limit;
-  free(b->data);
-  memset(b, 0, sizeof *b);
-  b->limit = limit;
-}
-
-int rstate__wire_buf_reserve(rstate__wire_buf *b, size_t extra) {
-  if (b->cap - b->len >= extra) return RSTATE_OK;
-  if (extra > SIZE_MAX - b->len)
-    return rstate__err(RSTATE_ENOMEM, "wire: buffer of %zu bytes cannot grow by %zu", b->len, extra);
-  size_t need = b->len + extra;
-  size_t cap = b->cap < 256 ? 256 : b->cap;
-  while (cap < need) cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-  uint8_t *p = realloc(b->data, cap);
-  if (!p) return rstate__err(RSTATE_ENOMEM, "wire: out of memory growing a buffer to %zu bytes", cap);
-  b->data = p;
-  b->cap = cap;
-  return RSTATE_OK;
-}
-
-void rstate__wire_buf_consume(rstate__wire_buf *b, size_t n) {
-  if (n >= b->len) {
-    b->len = 0;
-    return;
-  }
-  memmove(b->data, b->data + n, b->len - n);
-  b->len -= n;
-}
-
-/* ---- the reader ---------------------------------------------------------- */
-
-/* An empty reader buffer bigger than this is given back. */
-#define READER_SHRINK (256u * 1024u)
-
-void rstate__wire_reader_init(rstate__wire_reader *r, uint32_t max_frame) {
-  memset(r, 0, sizeof *r);
-  r->max_frame = max_frame;
-}
-
-void rstate__wire_reader_free(rstate__wire_reader *r) {
-  free(r->buf.data);
-  memset(r, 0, sizeof *r);
-}
-
-/* Drops the frames next() has returned. */
-static void reader_compact(rstate__wire_reader *r) {
-  if (r->pos == 0) return;
-  if (r->pos < r->buf.len) memmove(r->buf.data, r->buf.data + r->pos, r->buf.len - r->pos);
-  r->buf.len -= r->pos;
-  r->scan -= r->pos;
-  r->pos = 0;
-  if (r->buf.len == 0 && r->buf.cap > READER_SHRINK) {
-    free(r->buf.data);
-    r->buf.data = NULL;
-    r->buf.cap = 0;
-  }
-}
-
-/* The byte at offset off of the buffer followed by in. */
-static uint8_t reader_byte(const rstate__wire_reader *r, const uint8_t *in, size_t off) {
-  return off < r->buf.len ? r->buf.data[off] : in[off - r->buf.len];
-}
-
-/* Checks every frame header that lies whole within the buffer followed by
- * the first total - buf.len bytes of in. Returns how many of those bytes are
- * to be kept: all of them, or those before a bad header (r->err is then
- * set, and nothing after it is ever stored). */
-static size_t reader_scan(rstate__wire_reader *r, const uint8_t *in, size_t total) {
-  while (total >= RSTATE__WIRE_HEADER && r->scan <= total - RSTATE__WIRE_HEADER) {
-    uint32_t len = (uint32_t)reader_byte(r, in, r->scan) | (uint32_t)reader_byte(r, in, r->scan + 1) << 8 |
-                   (uint32_t)reader_byte(r, in, r->scan + 2) << 16 | (uint32_t)reader_byte(r, in, r->scan + 3) << 24;
-    if (len > r->max_frame || len == 0) {
-      r->err = len == 0 ? RSTATE_EPROTO : RSTATE_ELIMIT;
-      r->bad_len = len;
-      return r->scan;
-    }
-    if ((size_t)len > SIZE_MAX - RSTATE__WIRE_HEADER - r->scan) {
-      r->err = RSTATE_ELIMIT;
-      r->bad_len = len;
-      return r->scan;
-    }
-    r->scan += RSTATE__WIRE_HEADER + (size_t)len;
-  }
-  return total;
-}
-
-/* How many new bytes to keep when the scan says the stream may be kept up
- * to end. A refused header may have begun in bytes already buffered (its
- * first one to three bytes): those are dropped. */
-static size_t reader_keep(rstate__wire_reader *r, size_t end) {
-  if (end >= r->buf.len) return end - r->buf.len;
-  r->buf.len = end;
-  return 0;
-}
-
-int rstate__wire_reader_feed(rstate__wire_reader *r, const void *bytes, size_t n) {
-  if (!r || (!bytes && n)) return rstate__err(RSTATE_EINVAL, "wire: reader_feed: NULL argument");
-  if (n == 0 || r->err) return RSTATE_OK; /* after an error, input is dropped */
-  reader_compact(r);
-  if (n > SIZE_MAX - r->buf.len) return rstate__err(RSTATE_ENOMEM, "wire: reader_feed: %zu bytes is too much", n);
-  size_t scan = r->scan;
-  size_t keep = reader_keep(r, reader_scan(r, bytes, r->buf.len + n));
-  if (keep && rstate__wire_buf_reserve(&r->buf, keep) != RSTATE_OK) {
-    r->scan = scan; /* as if never called */
-    r->err = 0;
-    r->bad_len = 0;
-    return RSTATE_ENOMEM;
-  }
-  if (keep) memcpy(r->buf.data + r->buf.len, bytes, keep);
-  r->buf.len += keep;
-  return RSTATE_OK;
-}
-
-uint8_t *rstate__wire_reader_prepare(rstate__wire_reader *r, size_t want, size_t *room) {
-  if (room) *room = 0;
-  if (!r) return NULL;
-  reader_compact(r);
-  if (want == 0) want = 1;
-  if (rstate__wire_buf_reserve(&r->buf, want) != RSTATE_OK) return NULL;
-  if (room) *room = r->buf.cap - r->buf.len;
-  return r->buf.data + r->buf.len;
-}
-
-int rstate__wire_reader_commit(rstate__wire_reader *r, size_t n) {
-  if (!r || n > r->buf.cap - r->buf.len)
-    return rstate__err(RSTATE_EINVAL, "wire: reader_commit: more bytes than prepare gave room for");
-  if (n == 0 || r->err) return RSTATE_OK;
-  const uint8_t *in = r->buf.data + r->buf.len;
-  size_t keep = reader_keep(r, reader_scan(r, in, r->buf.len + n));
-  r->buf.len += keep;
-  return RSTATE_OK;
-}
-
-static int reader_fail(rstate__wire_reader *r) {
-  if (r->err == RSTATE_EPROTO)
-    return rstate__err(RSTATE_EPROTO, "wire: a frame's length field is 0 (a frame holds at least its type byte)");
-  return rstate__err(RSTATE_ELIMIT,
-                     "wire: a frame of %" PRIu32 " bytes is over the limit of %" PRIu32 " bytes (max_frame)",
-                     r->bad_len, r->max_frame);
-}
-
-int rstate__wire_reader_next(rstate__wire_reader *r, rstate__wire_frame *out) {
-  if (!r || !out) return rstate__err(RSTATE_EINVAL, "wire: reader_next: NULL argument");
-  size_t avail = r->buf.len - r->pos;
-  if (avail == 0 && r->err) return reader_fail(r);
-  if (avail < RSTATE__WIRE_HEADER) return 0;
-  uint32_t len = get_u32(r->buf.data + r->pos);
-  if (len > r->max_frame || len == 0) { /* max_frame may have been lowered since the scan */
-    r->err = len == 0 ? RSTATE_EPROTO : RSTATE_ELIMIT;
-    r->bad_len = len;
-    r->buf.len = r->pos;
-    r->scan = r->pos;
-    return reader_fail(r);
-  }
-  if (avail - RSTATE__WIRE_HEADER < len) return 0;
-  out->type = r->buf.data[r->pos + RSTATE__WIRE_HEADER];
-  out->body = r->buf.data + r->pos + RSTATE__WIRE_HEADER + 1;
-  out->len = (size_t)len - 1;
-  r->pos += RSTATE__WIRE_HEADER + (size_t)len;
-  return 1;
+  const frame_row *r = row_of(type);
+  return r && (r->from & RSTATE__WIRE_FROM_SERVER);
 }
 
 /* ---- the writer ---------------------------------------------------------- */
@@ -317,7 +95,7 @@ static void wr_u16(wr *w, uint16_t v) {
 
 static void wr_u32(wr *w, uint32_t v) {
   uint8_t p[4];
-  set_u32(p, v);
+  rstate__wire_set_u32(p, v);
   wr_bytes(w, p, 4);
 }
 
@@ -373,7 +151,7 @@ static int wr_end(wr *w) {
               "wire: %s: a frame of %zu bytes is over the peer's limit of %" PRIu32 " bytes (max_frame)", w->what, len,
               w->b->limit);
     else
-      set_u32(w->b->data + w->mark, (uint32_t)len);
+      rstate__wire_set_u32(w->b->data + w->mark, (uint32_t)len);
   }
   if (w->err) w->b->len = w->mark;
   return w->err;
@@ -552,7 +330,7 @@ static uint16_t rd_u16(rd *c, const char *field) {
 
 static uint32_t rd_u32(rd *c, const char *field) {
   if (!rd_need(c, 4, field)) return 0;
-  uint32_t v = get_u32(c->p);
+  uint32_t v = rstate__wire_get_u32(c->p);
   c->p += 4;
   return v;
 }
@@ -577,7 +355,7 @@ static void *rd_array(rd *c, size_t n, size_t size) {
   if (c->err || n == 0) return NULL;
   size_t bytes = (n * size + ALIGN - 1) / ALIGN * ALIGN;
   if (bytes > (size_t)(c->back - c->front)) {
-    rd_fail(c, RSTATE_ENOMEM, "wire: %s: decode scratch bound exceeded (a bug in wire.c)", c->what);
+    rd_fail(c, RSTATE_ENOMEM, "wire: %s: decode scratch bound exceeded (a bug in codec.c)", c->what);
     return NULL;
   }
   void *p = c->front;
@@ -594,7 +372,7 @@ static const char *rd_strn(rd *c, size_t n, const char *field) {
     return NULL;
   }
   if (n + 1 > (size_t)(c->back - c->front)) {
-    rd_fail(c, RSTATE_ENOMEM, "wire: %s: decode scratch bound exceeded (a bug in wire.c)", c->what);
+    rd_fail(c, RSTATE_ENOMEM, "wire: %s: decode scratch bound exceeded (a bug in codec.c)", c->what);
     return NULL;
   }
   c->back -= n + 1;
@@ -710,37 +488,33 @@ static size_t sat_mul(size_t a, size_t b) { return b && a > SIZE_MAX / b ? SIZE_
 /* Scratch for up to len / min elements of size bytes, plus alignment. */
 static size_t array_bound(size_t len, size_t min, size_t size) { return sat_add(sat_mul(len / min, size), ALIGN); }
 
+/* Scratch for the arrays of each layout that has some (frame_row.arrays):
+ * at most (len / its element's wire minimum) elements per array. */
+static size_t arrays_define(size_t len) {
+  return sat_add(sizeof(rstate_constraints) + ALIGN, array_bound(len, MIN_STR, sizeof(const char *)));
+}
+static size_t arrays_strs(size_t len) { return array_bound(len, MIN_STR, sizeof(const char *)); }
+static size_t arrays_set_many(size_t len) {
+  size_t b = array_bound(len, MIN_META, sizeof(rstate_meta));
+  b = sat_add(b, array_bound(len, MIN_ITEM, sizeof(rstate_assign)));
+  return sat_add(b, array_bound(len, MIN_ITEM, sizeof(uint64_t)));
+}
+static size_t arrays_values(size_t len) { return array_bound(len, MIN_VALUE, sizeof(rstate_value)); }
+static size_t arrays_list(size_t len) { return array_bound(len, MIN_LIST_ITEM, sizeof(rstate__wire_list_item)); }
+static size_t arrays_snapshot(size_t len) { return array_bound(len, MIN_VAR, sizeof(rstate__wire_var)); }
+static size_t arrays_stats(size_t len) { return array_bound(len, MIN_STAT, sizeof(rstate__wire_stat)); }
+static size_t arrays_events(size_t len) {
+  return sat_add(array_bound(len, MIN_META, sizeof(rstate_meta)),
+                 array_bound(len, MIN_EVENT, sizeof(rstate__wire_event)));
+}
+
 /* The most scratch a body of len bytes of this type can use: every string
- * takes at most the bytes it takes on the wire (n + 1 <= 4 + n), every array
- * at most (len / its element's wire minimum) elements. */
+ * takes at most the bytes it takes on the wire (n + 1 <= 4 + n), and the
+ * arrays what its layout says. */
 static size_t scratch_bound(uint8_t type, size_t len) {
   size_t b = sat_add(len, 64);
-  switch (type) {
-    case RSTATE__WIRE_DEFINE:
-      b = sat_add(b, sizeof(rstate_constraints) + ALIGN);
-      return sat_add(b, array_bound(len, MIN_STR, sizeof(const char *)));
-    case RSTATE__WIRE_GET_MANY:
-    case RSTATE__WIRE_LIST:
-    case RSTATE__WIRE_SNAPSHOT:
-    case RSTATE__WIRE_WATCH:
-      return sat_add(b, array_bound(len, MIN_STR, sizeof(const char *)));
-    case RSTATE__WIRE_SET_MANY:
-      b = sat_add(b, array_bound(len, MIN_META, sizeof(rstate_meta)));
-      b = sat_add(b, array_bound(len, MIN_ITEM, sizeof(rstate_assign)));
-      return sat_add(b, array_bound(len, MIN_ITEM, sizeof(uint64_t)));
-    case RSTATE__WIRE_GET_MANY_PART:
-      return sat_add(b, array_bound(len, MIN_VALUE, sizeof(rstate_value)));
-    case RSTATE__WIRE_LIST_PART:
-      return sat_add(b, array_bound(len, MIN_LIST_ITEM, sizeof(rstate__wire_list_item)));
-    case RSTATE__WIRE_SNAPSHOT_PART:
-      return sat_add(b, array_bound(len, MIN_VAR, sizeof(rstate__wire_var)));
-    case RSTATE__WIRE_STATS_REPLY:
-      return sat_add(b, array_bound(len, MIN_STAT, sizeof(rstate__wire_stat)));
-    case RSTATE__WIRE_EVENT:
-      b = sat_add(b, array_bound(len, MIN_META, sizeof(rstate_meta)));
-      return sat_add(b, array_bound(len, MIN_EVENT, sizeof(rstate__wire_event)));
-  }
-  return b;
+  const frame_row *r = row_of(type);
+  return r && r->arrays ? sat_add(b, r->arrays(len)) : b;
 }
 
 static const uint8_t empty_body[1];
@@ -899,12 +673,20 @@ int rstate__wire_decode_error(const uint8_t *body, size_t len, rstate__wire_buf 
   return RD_END();
 }
 
-static bool is_req_type(uint8_t type) {
-  return type == RSTATE__WIRE_OK || type == RSTATE__WIRE_STATS || type == RSTATE__WIRE_REVISION;
+/* Whether a frame type has the layout whose any-frame decoder is dec. */
+typedef int (*decode_fn)(uint8_t, const uint8_t *, size_t, rstate__wire_buf *, rstate__wire_msg *);
+static bool has_layout(uint8_t type, decode_fn dec) {
+  const frame_row *r = row_of(type);
+  return r && r->decode == dec;
 }
+static int dec_req(uint8_t type, const uint8_t *body, size_t len, rstate__wire_buf *scratch, rstate__wire_msg *out);
+static int dec_name(uint8_t type, const uint8_t *body, size_t len, rstate__wire_buf *scratch, rstate__wire_msg *out);
+static int dec_names(uint8_t type, const uint8_t *body, size_t len, rstate__wire_buf *scratch, rstate__wire_msg *out);
+static int dec_rev(uint8_t type, const uint8_t *body, size_t len, rstate__wire_buf *scratch, rstate__wire_msg *out);
+static int dec_ping(uint8_t type, const uint8_t *body, size_t len, rstate__wire_buf *scratch, rstate__wire_msg *out);
 
 int rstate__wire_put_req(rstate__wire_buf *b, uint8_t type, uint32_t req) {
-  if (!is_req_type(type)) return wr_bad_type(type, "OK");
+  if (!has_layout(type, dec_req)) return wr_bad_type(type, "OK");
   wr w;
   wr_begin(&w, b, type);
   wr_req(&w, req);
@@ -972,12 +754,8 @@ int rstate__wire_decode_define(const uint8_t *body, size_t len, rstate__wire_buf
   return RD_END();
 }
 
-static bool is_name_type(uint8_t type) {
-  return type == RSTATE__WIRE_UNDEFINE || type == RSTATE__WIRE_GET || type == RSTATE__WIRE_INFO;
-}
-
 int rstate__wire_put_name(rstate__wire_buf *b, uint8_t type, const rstate__wire_name *m) {
-  if (!is_name_type(type)) return wr_bad_type(type, "GET");
+  if (!has_layout(type, dec_name)) return wr_bad_type(type, "GET");
   wr w;
   wr_begin(&w, b, type);
   if (!m) return wr_fail(&w, RSTATE_EINVAL, "wire: %s: NULL message", w.what), wr_end(&w);
@@ -994,12 +772,8 @@ int rstate__wire_decode_name(uint8_t type, const uint8_t *body, size_t len, rsta
   return RD_END();
 }
 
-static bool is_names_type(uint8_t type) {
-  return type == RSTATE__WIRE_GET_MANY || type == RSTATE__WIRE_LIST || type == RSTATE__WIRE_SNAPSHOT;
-}
-
 int rstate__wire_put_names(rstate__wire_buf *b, uint8_t type, const rstate__wire_names *m) {
-  if (!is_names_type(type)) return wr_bad_type(type, "GET_MANY");
+  if (!has_layout(type, dec_names)) return wr_bad_type(type, "GET_MANY");
   wr w;
   wr_begin(&w, b, type);
   if (!m) return wr_fail(&w, RSTATE_EINVAL, "wire: %s: NULL message", w.what), wr_end(&w);
@@ -1116,12 +890,8 @@ int rstate__wire_decode_get_reply(const uint8_t *body, size_t len, rstate__wire_
   return RD_END();
 }
 
-static bool is_rev_type(uint8_t type) {
-  return type == RSTATE__WIRE_SET_MANY_REPLY || type == RSTATE__WIRE_REVISION_REPLY;
-}
-
 int rstate__wire_put_rev(rstate__wire_buf *b, uint8_t type, const rstate__wire_rev *m) {
-  if (!is_rev_type(type)) return wr_bad_type(type, "REVISION_REPLY");
+  if (!has_layout(type, dec_rev)) return wr_bad_type(type, "REVISION_REPLY");
   wr w;
   wr_begin(&w, b, type);
   if (!m) return wr_fail(&w, RSTATE_EINVAL, "wire: %s: NULL message", w.what), wr_end(&w);
@@ -1314,7 +1084,7 @@ static int put_parts(rstate__wire_buf *b, const part_head *h, const void *items,
     }
     if (!w.err) {
       if (split) b->data[flags_at] = i < n ? RSTATE__WIRE_MORE : h->last_flags;
-      set_u32(b->data + count_at, (uint32_t)k);
+      rstate__wire_set_u32(b->data + count_at, (uint32_t)k);
     }
     int rc = wr_end(&w);
     if (rc) {
@@ -1476,117 +1246,97 @@ int rstate__wire_decode_events(const uint8_t *body, size_t len, rstate__wire_buf
   return RD_END();
 }
 
-/* ---- any frame ----------------------------------------------------------- */
+/* ---- any frame: each layout's decoder and encoder, and the table ------------ */
+
+#define DECODER(layout, call)                                                                       \
+  static int dec_##layout(uint8_t type, const uint8_t *body, size_t len, rstate__wire_buf *scratch, \
+                          rstate__wire_msg *out) {                                                  \
+    (void)type;                                                                                     \
+    (void)scratch;                                                                                  \
+    return call;                                                                                    \
+  }
+#define ENCODER(layout, call) \
+  static int enc_##layout(rstate__wire_buf *b, const rstate__wire_msg *m) { return call; }
+
+DECODER(hello, rstate__wire_decode_hello(body, len, scratch, &out->u.hello))
+DECODER(welcome, rstate__wire_decode_welcome(body, len, &out->u.welcome))
+DECODER(ping, rstate__wire_decode_ping(type, body, len, &out->u.ping))
+DECODER(error, rstate__wire_decode_error(body, len, scratch, &out->u.error))
+DECODER(req, rstate__wire_decode_req(type, body, len, &out->u.req))
+DECODER(define, rstate__wire_decode_define(body, len, scratch, &out->u.define))
+DECODER(name, rstate__wire_decode_name(type, body, len, scratch, &out->u.name))
+DECODER(names, rstate__wire_decode_names(type, body, len, scratch, &out->u.names))
+DECODER(set_many, rstate__wire_decode_set_many(body, len, scratch, &out->u.set_many))
+DECODER(watch, rstate__wire_decode_watch(body, len, scratch, &out->u.watch))
+DECODER(unwatch, rstate__wire_decode_unwatch(body, len, &out->u.unwatch))
+DECODER(get_reply, rstate__wire_decode_get_reply(body, len, scratch, &out->u.get_reply))
+DECODER(rev, rstate__wire_decode_rev(type, body, len, &out->u.rev))
+DECODER(info_reply, rstate__wire_decode_info_reply(body, len, &out->u.info_reply))
+DECODER(values, rstate__wire_decode_values_part(body, len, scratch, &out->u.values))
+DECODER(list, rstate__wire_decode_list_part(body, len, scratch, &out->u.list))
+DECODER(snapshot, rstate__wire_decode_snapshot_part(body, len, scratch, &out->u.snapshot))
+DECODER(watch_reply, rstate__wire_decode_watch_reply(body, len, &out->u.watch_reply))
+DECODER(stats, rstate__wire_decode_stats_reply(body, len, scratch, &out->u.stats))
+DECODER(events, rstate__wire_decode_events(body, len, scratch, &out->u.events))
+
+ENCODER(hello, rstate__wire_put_hello(b, &m->u.hello))
+ENCODER(welcome, rstate__wire_put_welcome(b, &m->u.welcome))
+ENCODER(ping, rstate__wire_put_ping(b, m->type, m->u.ping.payload))
+ENCODER(error, rstate__wire_put_error(b, &m->u.error))
+ENCODER(req, rstate__wire_put_req(b, m->type, m->u.req.req))
+ENCODER(define, rstate__wire_put_define(b, &m->u.define))
+ENCODER(name, rstate__wire_put_name(b, m->type, &m->u.name))
+ENCODER(names, rstate__wire_put_names(b, m->type, &m->u.names))
+ENCODER(set_many, rstate__wire_put_set_many(b, &m->u.set_many))
+ENCODER(watch, rstate__wire_put_watch(b, &m->u.watch))
+ENCODER(unwatch, rstate__wire_put_unwatch(b, &m->u.unwatch))
+ENCODER(get_reply, rstate__wire_put_get_reply(b, &m->u.get_reply))
+ENCODER(rev, rstate__wire_put_rev(b, m->type, &m->u.rev))
+ENCODER(info_reply, rstate__wire_put_info_reply(b, &m->u.info_reply))
+ENCODER(values, rstate__wire_put_values_part(b, &m->u.values))
+ENCODER(list, rstate__wire_put_list_part(b, &m->u.list))
+ENCODER(snapshot, rstate__wire_put_snapshot_part(b, &m->u.snapshot))
+ENCODER(watch_reply, rstate__wire_put_watch_reply(b, &m->u.watch_reply))
+ENCODER(stats, rstate__wire_put_stats_reply(b, &m->u.stats))
+ENCODER(events, rstate__wire_put_events(b, &m->u.events))
+
+/* The layouts with arrays in the scratch; the others have none. */
+#define arrays_hello NULL
+#define arrays_welcome NULL
+#define arrays_ping NULL
+#define arrays_error NULL
+#define arrays_req NULL
+#define arrays_name NULL
+#define arrays_names arrays_strs
+#define arrays_watch arrays_strs
+#define arrays_unwatch NULL
+#define arrays_get_reply NULL
+#define arrays_rev NULL
+#define arrays_info_reply NULL
+#define arrays_watch_reply NULL
+
+static const frame_row frames[256] = {
+#define FRAME_ROW(name, code, from, layout) \
+  [code] = {#name, RSTATE__WIRE_FROM_##from, dec_##layout, enc_##layout, arrays_##layout},
+    RSTATE__WIRE_FRAMES(FRAME_ROW)
+#undef FRAME_ROW
+};
+
+static const frame_row *row_of(uint8_t type) { return frames[type].name ? &frames[type] : NULL; }
 
 int rstate__wire_decode(uint8_t type, const uint8_t *body, size_t len, rstate__wire_buf *scratch,
                         rstate__wire_msg *out) {
   if (!out) return rstate__err(RSTATE_EINVAL, "wire: decode: NULL argument");
   memset(out, 0, sizeof *out);
   out->type = type;
-  switch (type) {
-    case RSTATE__WIRE_HELLO:
-      return rstate__wire_decode_hello(body, len, scratch, &out->u.hello);
-    case RSTATE__WIRE_WELCOME:
-      return rstate__wire_decode_welcome(body, len, &out->u.welcome);
-    case RSTATE__WIRE_PING:
-    case RSTATE__WIRE_PONG:
-      return rstate__wire_decode_ping(type, body, len, &out->u.ping);
-    case RSTATE__WIRE_ERROR:
-      return rstate__wire_decode_error(body, len, scratch, &out->u.error);
-    case RSTATE__WIRE_OK:
-    case RSTATE__WIRE_STATS:
-    case RSTATE__WIRE_REVISION:
-      return rstate__wire_decode_req(type, body, len, &out->u.req);
-    case RSTATE__WIRE_DEFINE:
-      return rstate__wire_decode_define(body, len, scratch, &out->u.define);
-    case RSTATE__WIRE_UNDEFINE:
-    case RSTATE__WIRE_GET:
-    case RSTATE__WIRE_INFO:
-      return rstate__wire_decode_name(type, body, len, scratch, &out->u.name);
-    case RSTATE__WIRE_GET_MANY:
-    case RSTATE__WIRE_LIST:
-    case RSTATE__WIRE_SNAPSHOT:
-      return rstate__wire_decode_names(type, body, len, scratch, &out->u.names);
-    case RSTATE__WIRE_SET_MANY:
-      return rstate__wire_decode_set_many(body, len, scratch, &out->u.set_many);
-    case RSTATE__WIRE_WATCH:
-      return rstate__wire_decode_watch(body, len, scratch, &out->u.watch);
-    case RSTATE__WIRE_UNWATCH:
-      return rstate__wire_decode_unwatch(body, len, &out->u.unwatch);
-    case RSTATE__WIRE_GET_REPLY:
-      return rstate__wire_decode_get_reply(body, len, scratch, &out->u.get_reply);
-    case RSTATE__WIRE_SET_MANY_REPLY:
-    case RSTATE__WIRE_REVISION_REPLY:
-      return rstate__wire_decode_rev(type, body, len, &out->u.rev);
-    case RSTATE__WIRE_INFO_REPLY:
-      return rstate__wire_decode_info_reply(body, len, &out->u.info_reply);
-    case RSTATE__WIRE_GET_MANY_PART:
-      return rstate__wire_decode_values_part(body, len, scratch, &out->u.values);
-    case RSTATE__WIRE_LIST_PART:
-      return rstate__wire_decode_list_part(body, len, scratch, &out->u.list);
-    case RSTATE__WIRE_SNAPSHOT_PART:
-      return rstate__wire_decode_snapshot_part(body, len, scratch, &out->u.snapshot);
-    case RSTATE__WIRE_WATCH_REPLY:
-      return rstate__wire_decode_watch_reply(body, len, &out->u.watch_reply);
-    case RSTATE__WIRE_STATS_REPLY:
-      return rstate__wire_decode_stats_reply(body, len, scratch, &out->u.stats);
-    case RSTATE__WIRE_EVENT:
-      return rstate__wire_decode_events(body, len, scratch, &out->u.events);
-  }
-  return rstate__err(RSTATE_EPROTO, "wire: unknown frame type 0x%02x", type);
+  const frame_row *r = row_of(type);
+  if (!r) return rstate__err(RSTATE_EPROTO, "wire: unknown frame type 0x%02x", type);
+  return r->decode(type, body, len, scratch, out);
 }
 
 int rstate__wire_encode(rstate__wire_buf *b, const rstate__wire_msg *m) {
   if (!b || !m) return rstate__err(RSTATE_EINVAL, "wire: encode: NULL argument");
-  switch (m->type) {
-    case RSTATE__WIRE_HELLO:
-      return rstate__wire_put_hello(b, &m->u.hello);
-    case RSTATE__WIRE_WELCOME:
-      return rstate__wire_put_welcome(b, &m->u.welcome);
-    case RSTATE__WIRE_PING:
-    case RSTATE__WIRE_PONG:
-      return rstate__wire_put_ping(b, m->type, m->u.ping.payload);
-    case RSTATE__WIRE_ERROR:
-      return rstate__wire_put_error(b, &m->u.error);
-    case RSTATE__WIRE_OK:
-    case RSTATE__WIRE_STATS:
-    case RSTATE__WIRE_REVISION:
-      return rstate__wire_put_req(b, m->type, m->u.req.req);
-    case RSTATE__WIRE_DEFINE:
-      return rstate__wire_put_define(b, &m->u.define);
-    case RSTATE__WIRE_UNDEFINE:
-    case RSTATE__WIRE_GET:
-    case RSTATE__WIRE_INFO:
-      return rstate__wire_put_name(b, m->type, &m->u.name);
-    case RSTATE__WIRE_GET_MANY:
-    case RSTATE__WIRE_LIST:
-    case RSTATE__WIRE_SNAPSHOT:
-      return rstate__wire_put_names(b, m->type, &m->u.names);
-    case RSTATE__WIRE_SET_MANY:
-      return rstate__wire_put_set_many(b, &m->u.set_many);
-    case RSTATE__WIRE_WATCH:
-      return rstate__wire_put_watch(b, &m->u.watch);
-    case RSTATE__WIRE_UNWATCH:
-      return rstate__wire_put_unwatch(b, &m->u.unwatch);
-    case RSTATE__WIRE_GET_REPLY:
-      return rstate__wire_put_get_reply(b, &m->u.get_reply);
-    case RSTATE__WIRE_SET_MANY_REPLY:
-    case RSTATE__WIRE_REVISION_REPLY:
-      return rstate__wire_put_rev(b, m->type, &m->u.rev);
-    case RSTATE__WIRE_INFO_REPLY:
-      return rstate__wire_put_info_reply(b, &m->u.info_reply);
-    case RSTATE__WIRE_GET_MANY_PART:
-      return rstate__wire_put_values_part(b, &m->u.values);
-    case RSTATE__WIRE_LIST_PART:
-      return rstate__wire_put_list_part(b, &m->u.list);
-    case RSTATE__WIRE_SNAPSHOT_PART:
-      return rstate__wire_put_snapshot_part(b, &m->u.snapshot);
-    case RSTATE__WIRE_WATCH_REPLY:
-      return rstate__wire_put_watch_reply(b, &m->u.watch_reply);
-    case RSTATE__WIRE_STATS_REPLY:
-      return rstate__wire_put_stats_reply(b, &m->u.stats);
-    case RSTATE__WIRE_EVENT:
-      return rstate__wire_put_events(b, &m->u.events);
-  }
-  return rstate__err(RSTATE_EINVAL, "wire: encode: unknown frame type 0x%02x", m->type);
+  const frame_row *r = row_of(m->type);
+  if (!r) return rstate__err(RSTATE_EINVAL, "wire: encode: unknown frame type 0x%02x", m->type);
+  return r->encode(b, m);
 }
