@@ -40,13 +40,13 @@ fresh; printf '#include "server/history.h"\n' >> "$scratch/src/core/core.h"
 expect "the front end including the server" \
   'core/ may not depend on server/'
 
-fresh; printf '#include "store.h"\n' >> "$scratch/src/server/server.c"
+fresh; printf '#include "store.h"\n' >> "$scratch/src/server/request.c"
 expect "another folder's header by its bare name" \
   'includes "store.h": not a header of src/server/'
 
-fresh; printf '#include "core/watch.h"\n' >> "$scratch/src/server/server.c"
-expect "another folder's inner header" \
-  'includes "core/watch.h": another folder is seen through its one header, "core/core.h"'
+fresh; printf '#include "core/store.h"\n' >> "$scratch/src/server/request.c"
+expect "another folder's inner header (the store object)" \
+  'includes "core/store.h": another folder is seen through its one header, "core/core.h"'
 
 fresh; printf '#include "../core/core.h"\n' >> "$scratch/src/net/sock.c"
 expect "a relative path" 'includes "../core/core.h": name another folder'\''s header as "folder/folder.h"'

@@ -1,5 +1,5 @@
 /*
- * test_server.c — rstate_server (src/server/server.c, src/server/history.c) seen from the
+ * test_server.c — rstate_server (src/server/) seen from the
  * wire: a raw protocol client (wireclient.c) talks to a server over a "mem:"
  * store and checks the frames against docs/PROTOCOL.md: listening and
  * stopping, the handshake and access, every request and its error codes,
@@ -1243,7 +1243,7 @@ static rstate__hentry *entry(uint64_t rev, rstate_event_kind kind, const char *n
 
 /* The same with the variables split over two subscriptions of one client:
  * when its output is full the server stops filling before it reaches the
- * second, which must keep its place (src/server/server.c, fill) and in the end
+ * second, which must keep its place (src/server/stream.c, fill) and in the end
  * have every change of its variables, counted. */
 Test(server, a_slow_client_loses_nothing_on_any_of_its_subscriptions) {
   rstate_store *s;

@@ -1,5 +1,5 @@
 /*
- * tap.c — a copy of every change for whoever serves the store (server.c).
+ * tap.c — a copy of every change for whoever serves the store (server/stream.c).
  *
  * A server keeps a history of the store's changes and streams them to its
  * clients. It cannot get them from a watch: a watch sees one event at a time

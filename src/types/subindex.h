@@ -1,6 +1,6 @@
 /*
  * subindex.h — which subscribers cover a variable (subindex.c): a store's
- * watches (registry.c) and a server's subscriptions (server.c).
+ * watches (registry.c) and a server's subscriptions (server/subs.c).
  *
  * For each change the owner asks which of its subscribers want it, so that
  * a change costs a lookup of its name plus one per prefix length in use,

@@ -1,0 +1,317 @@
+/*
+ * client.c — a server's connections: accepting, the handshake (HELLO,
+ * tokens, access), reading frames, writing what is queued for a client
+ * without blocking, and failing or closing a client.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "server.h"
+
+static void set_events(rstate_server *srv, client *c) {
+  uint32_t ev = EPOLLIN;
+  if (out_pending(c) || (c->more && c->state == C_READY)) ev |= EPOLLOUT;
+  /* a client that sends requests but does not read its answers stops being
+   * read until it does */
+  if (c->state != C_CLOSING && out_pending(c) > 2 * srv->max_queue + srv->threshold) ev &= ~(uint32_t)EPOLLIN;
+  if (ev == c->events) return;
+  struct epoll_event e = {.events = ev, .data.ptr = c};
+  if (epoll_ctl(srv->ep, EPOLL_CTL_MOD, c->fd, &e) == 0) c->events = ev;
+}
+
+/* Writes what it can without blocking. */
+void rstate__srv_flush(rstate_server *srv, client *c) {
+  if (c->doomed) return;
+  while (c->out_off < c->out.len) {
+    ssize_t w = send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w > 0) {
+      c->out_off += (size_t)w;
+      srv->bytes_out += (uint64_t)w;
+    } else if (w < 0 && errno == EINTR) {
+      continue;
+    } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      break;
+    } else {
+      c->doomed = true; /* the peer is gone */
+      return;
+    }
+  }
+  if (c->out_off == c->out.len) {
+    c->out.len = c->out_off = 0;
+    if (c->out.cap > 4 * STREAM_THRESHOLD) rstate__wire_buf_free(&c->out);
+    if (c->state == C_CLOSING) {
+      c->doomed = true;
+      return;
+    }
+  } else if (c->out_off > STREAM_THRESHOLD && c->out_off * 2 > c->out.len) {
+    rstate__wire_buf_consume(&c->out, c->out_off);
+    c->out_off = 0;
+  }
+  set_events(srv, c);
+}
+
+/* Tells on_client that an admitted client goes (once). */
+static void announce_gone(rstate_server *srv, client *c, const char *why) {
+  if (!c->announced) return;
+  c->announced = false;
+  if (srv->on_client) srv->on_client(srv, c->peer, false, why, srv->client_ud);
+}
+
+/* Names the peer for on_client: its process on a Unix socket, its address
+ * over TCP. */
+static void name_peer(rstate_server *srv, client *c) {
+  if (!srv->lis.tcp) {
+    struct ucred cr;
+    socklen_t len = sizeof cr;
+    if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0)
+      snprintf(c->peer, sizeof c->peer, "pid %d uid %u", (int)cr.pid, (unsigned)cr.uid);
+    else
+      snprintf(c->peer, sizeof c->peer, "a local process");
+    return;
+  }
+  struct sockaddr_storage a;
+  socklen_t len = sizeof a;
+  char host[INET6_ADDRSTRLEN] = "?";
+  int port = 0;
+  if (getpeername(c->fd, (struct sockaddr *)&a, &len) == 0) {
+    if (a.ss_family == AF_INET) {
+      inet_ntop(AF_INET, &((struct sockaddr_in *)&a)->sin_addr, host, sizeof host);
+      port = ntohs(((struct sockaddr_in *)&a)->sin_port);
+    } else if (a.ss_family == AF_INET6) {
+      inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&a)->sin6_addr, host, sizeof host);
+      port = ntohs(((struct sockaddr_in6 *)&a)->sin6_port);
+    }
+  }
+  snprintf(c->peer, sizeof c->peer, a.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", host, port);
+}
+
+/* The client failed at the connection level: an ERROR with request id 0,
+ * then the connection closes once that is written (or after a short
+ * linger). Nothing more is read from it or sent to it. */
+void rstate__srv_fail(rstate_server *srv, client *c, int code, const char *sentence) {
+  if (c->state == C_CLOSING || c->doomed) return;
+  announce_gone(srv, c, sentence ? sentence : rstate_strerror(code));
+  rstate__wire_error e = {0, code, sentence ? sentence : "", RSTATE__WIRE_NO_INDEX};
+  if (rstate__wire_put_error(&c->out, &e) == RSTATE_OK) frames_out(srv, 1);
+  if (c->state == C_READY) srv->n_ready--;
+  if (c->counted) srv->n_open--;
+  c->counted = false;
+  c->state = C_CLOSING;
+  c->more = false; /* nothing more is sent: it may leave the active list */
+  while (c->n_subs) rstate__srv_remove_sub(srv, c, &c->subs[c->n_subs - 1]); /* they would hold the history */
+  c->deadline = now_ms() + CLOSE_LINGER_MS;
+  rstate__srv_flush(srv, c);
+}
+
+static void client_close(rstate_server *srv, client *c) {
+  announce_gone(srv, c, atomic_load(&srv->stopping) ? srv->stop_why : "the connection was closed");
+  rstate__srv_deactivate(srv, c);
+  epoll_ctl(srv->ep, EPOLL_CTL_DEL, c->fd, NULL);
+  if (c->state == C_CLOSING) shutdown(c->fd, SHUT_WR); /* an orderly end after the ERROR */
+  close(c->fd);
+  while (c->n_subs) rstate__srv_remove_sub(srv, c, &c->subs[c->n_subs - 1]);
+  free(c->subs);
+  if (c->state == C_READY) srv->n_ready--;
+  if (c->counted) srv->n_open--;
+  rstate__wire_reader_free(&c->rd);
+  rstate__wire_buf_free(&c->out);
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    srv->clients = c->next;
+  if (c->next) c->next->prev = c->prev;
+  free(c);
+}
+
+/* Closes c when a handler marked it; returns whether it still lives. */
+bool rstate__srv_settle(rstate_server *srv, client *c) {
+  if (!c->doomed) return true;
+  client_close(srv, c);
+  return false;
+}
+
+void rstate__srv_on_accept(rstate_server *srv) {
+  for (;;) {
+    int fd = accept4(srv->lis.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        /* out of descriptors or memory: the listening socket would stay
+         * readable and spin the loop; stop watching it until the next tick */
+        struct epoll_event e = {.events = 0, .data.ptr = &srv->lis.fd};
+        if (epoll_ctl(srv->ep, EPOLL_CTL_MOD, srv->lis.fd, &e) == 0) srv->accept_paused = true;
+      }
+      return;
+    }
+    if (srv->lis.tcp) {
+      int one = 1;
+      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    client *c = calloc(1, sizeof *c);
+    if (!c) {
+      close(fd);
+      continue;
+    }
+    c->fd = fd;
+    c->state = C_HELLO;
+    c->hb_ms = srv->hb_ms;
+    c->last_rx = c->last_ping = now_ms();
+    c->events = EPOLLIN;
+    rstate__wire_reader_init(&c->rd, RSTATE__WIRE_HANDSHAKE_MAX);
+    c->read_size = RSTATE__WIRE_READ_FIRST;
+    rstate__wire_buf_init(&c->out);
+    struct epoll_event e = {.events = EPOLLIN, .data.ptr = c};
+    if (epoll_ctl(srv->ep, EPOLL_CTL_ADD, fd, &e) != 0) {
+      rstate__wire_reader_free(&c->rd);
+      close(fd);
+      free(c);
+      continue;
+    }
+    c->next = srv->clients;
+    if (c->next) c->next->prev = c;
+    srv->clients = c;
+    c->counted = true;
+    srv->n_open++;
+    if (srv->n_open > srv->max_clients) {
+      char msg[96];
+      snprintf(msg, sizeof msg, "the server has reached its limit of %zu clients", srv->max_clients);
+      rstate__srv_fail(srv, c, RSTATE_ELIMIT, msg);
+      rstate__srv_settle(srv, c);
+    }
+  }
+}
+
+/* ERROR for request req with the thread's last sentence. */
+void rstate__srv_reply_error(rstate_server *srv, client *c, uint32_t req, int code, size_t failed) {
+  rstate__wire_error e = {req, code, rstate_last_error(), failed == SIZE_MAX ? RSTATE__WIRE_NO_INDEX : failed};
+  if (rstate__wire_put_error(&c->out, &e) == RSTATE_OK)
+    frames_out(srv, 1);
+  else
+    rstate__srv_fail(srv, c, RSTATE_ENOMEM, "the server ran out of memory");
+}
+
+/* After an encoder: count the frames, or give up on the client. */
+void rstate__srv_sent(rstate_server *srv, client *c, int rc, size_t frames) {
+  if (rc == RSTATE_OK)
+    frames_out(srv, frames);
+  else
+    rstate__srv_fail(srv, c, RSTATE_ENOMEM, "the server ran out of memory");
+}
+
+/* Token comparison whose time does not depend on where the bytes differ. */
+static bool same_secret(const char *given, const char *secret) {
+  size_t lg = strlen(given), ls = strlen(secret);
+  unsigned char d = lg != ls;
+  for (size_t i = 0; i < ls; i++) d |= (unsigned char)((i < lg ? given[i] : 0) ^ secret[i]);
+  return d == 0;
+}
+
+static void on_hello(rstate_server *srv, client *c, const rstate__wire_frame *f) {
+  if (f->type != RSTATE__WIRE_HELLO) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "the first frame must be HELLO, not %s", rstate__wire_type_name(f->type));
+    rstate__srv_fail(srv, c, RSTATE_EPROTO, msg);
+    return;
+  }
+  if (f->len < RSTATE__WIRE_MAGIC_LEN || memcmp(f->body, RSTATE__WIRE_MAGIC, RSTATE__WIRE_MAGIC_LEN) != 0) {
+    c->doomed = true; /* not our protocol: no answer */
+    return;
+  }
+  rstate__wire_hello h;
+  int rc = rstate__wire_decode_hello(f->body, f->len, &srv->scratch, &h);
+  if (rc) {
+    rstate__srv_fail(srv, c, rc, rstate_last_error());
+    return;
+  }
+  uint8_t access = RSTATE__WIRE_READ_WRITE;
+  if (srv->token || srv->read_token) {
+    bool rw = srv->token && same_secret(h.token, srv->token);
+    bool ro = srv->read_token && same_secret(h.token, srv->read_token);
+    if (rw)
+      access = RSTATE__WIRE_READ_WRITE;
+    else if (ro)
+      access = RSTATE__WIRE_READ_ONLY;
+    else {
+      rstate__srv_fail(srv, c, RSTATE_EPERM, "the token was refused");
+      return;
+    }
+  }
+  uint32_t hb = srv->hb_ms;
+  if (h.heartbeat_ms && h.heartbeat_ms < hb) hb = h.heartbeat_ms;
+  rstate__wire_welcome w = {RSTATE__WIRE_VERSION,        srv->instance_id, hb,
+                            rstate_revision(srv->store), srv->max_frame,   access};
+  rc = rstate__wire_put_welcome(&c->out, &w);
+  if (rc) {
+    rstate__srv_fail(srv, c, RSTATE_ENOMEM, "the server ran out of memory");
+    return;
+  }
+  frames_out(srv, 1);
+  c->access = access;
+  c->hb_ms = hb;
+  c->last_ping = now_ms();
+  c->rd.max_frame = srv->max_frame;
+  c->state = C_READY;
+  srv->n_ready++;
+  rstate__srv_arm_timer(srv, hb);
+  if (srv->on_client) {
+    name_peer(srv, c);
+    c->announced = true;
+    srv->on_client(srv, c->peer, true, NULL, srv->client_ud);
+  }
+}
+
+void rstate__srv_on_readable(rstate_server *srv, client *c) {
+  for (int round = 0; round < READ_ROUNDS && !c->doomed; round++) {
+    if (c->state == C_CLOSING) { /* read and drop, so the close is orderly */
+      uint8_t junk[4096];
+      ssize_t r = recv(c->fd, junk, sizeof junk, MSG_DONTWAIT);
+      if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) c->doomed = true;
+      if (r <= 0) return;
+      continue;
+    }
+    size_t room = 0;
+    uint8_t *p = rstate__wire_reader_prepare(&c->rd, c->read_size, &room);
+    if (!p) {
+      rstate__srv_fail(srv, c, RSTATE_ENOMEM, "the server ran out of memory");
+      return;
+    }
+    ssize_t r = recv(c->fd, p, room, MSG_DONTWAIT);
+    if (r == 0) {
+      c->doomed = true; /* the client went away */
+      return;
+    }
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) c->doomed = true;
+      return;
+    }
+    srv->bytes_in += (uint64_t)r;
+    c->read_size = rstate__wire_read_size(c->read_size, (size_t)r, room, READ_CHUNK);
+    c->last_rx = now_ms();
+    rstate__wire_reader_commit(&c->rd, (size_t)r);
+    rstate__wire_frame f;
+    int rc = 0;
+    while (c->state != C_CLOSING && !c->doomed && (rc = rstate__wire_reader_next(&c->rd, &f)) == 1) {
+      srv->frames_in++;
+      if (c->state == C_HELLO)
+        on_hello(srv, c, &f);
+      else
+        rstate__srv_on_request(srv, c, &f);
+    }
+    if (c->state != C_CLOSING && !c->doomed && rc < 0) {
+      rstate__srv_fail(srv, c, rc, rstate_last_error());
+      return;
+    }
+    if ((size_t)r < room) return; /* the socket is empty: epoll tells when more comes */
+    /* answers are piling up: stop reading until they are written */
+    if (out_pending(c) > 2 * srv->max_queue + srv->threshold) return;
+  }
+}
