@@ -31,6 +31,21 @@ $(BUILD)/tools/%: tools/%.c $(TOOL_HELPERS) tools/*.h $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(TOOL_CFLAGS) $(CPPFLAGS) $(CFLAGS) $< $(TOOL_HELPERS) -o $@ $(STATIC) $(LDFLAGS) $(LIBS)
 
+# rstated's HTTP side (tools/http/, rstated --http) links GNU libmicrohttpd,
+# found through pkg-config; nothing else does. The live page is embedded:
+# page.c is generated from page.html.
+MHD_CFLAGS := $(shell pkg-config --cflags libmicrohttpd 2>/dev/null)
+MHD_LIBS := $(or $(shell pkg-config --libs libmicrohttpd 2>/dev/null),-lmicrohttpd)
+HTTP_SRCS := $(wildcard tools/http/*.c)
+HTTP_PAGE_C := $(BUILD)/tools/http/page.c
+$(HTTP_PAGE_C): tools/http/page.html tools/http/embed.sh
+	@mkdir -p $(dir $@)
+	sh tools/http/embed.sh $< http_page > $@.tmp && mv $@.tmp $@
+$(BUILD)/tools/rstated: tools/rstated.c $(TOOL_HELPERS) $(HTTP_SRCS) $(HTTP_PAGE_C) tools/*.h tools/http/*.h $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(TOOL_CFLAGS) $(MHD_CFLAGS) $(CPPFLAGS) $(CFLAGS) $< $(TOOL_HELPERS) $(HTTP_SRCS) $(HTTP_PAGE_C) -o $@ \
+	  $(STATIC) $(LDFLAGS) $(MHD_LIBS) $(LIBS)
+
 $(BUILD)/tests/test_tools: $(TOOL_HELPERS) tools/*.h
 $(BUILD)/tests/test_tools: TEST_HELPERS += $(TOOL_HELPERS)
 

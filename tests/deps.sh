@@ -1,12 +1,13 @@
 #!/bin/sh
 # Installs the Debian packages the tests need, if any is missing:
 # Criterion (the test framework), clang (sanitizers), valgrind, pkg-config,
-# python3 (the tools' integration test, the Python binding), groff (man pages);
+# python3 (the tools' integration test, the Python binding), groff (man pages),
+# libmicrohttpd-dev (rstated --http), curl and chromium (its tests);
 # with the argument "fuzz", clang's libFuzzer runtime; with "bench", hyperfine.
 # Runs apt-get as root, or through sudo when not root.
 set -e
 need=""
-pkgs="libcriterion-dev clang valgrind pkg-config make python3 groff-base"
+pkgs="libcriterion-dev clang valgrind pkg-config make python3 groff-base libmicrohttpd-dev curl chromium"
 [ "${1:-}" = fuzz ] && pkgs="clang libclang-rt-14-dev"
 [ "${1:-}" = bench ] && pkgs="hyperfine make"
 for p in $pkgs; do

@@ -50,14 +50,17 @@ int eventfmt_human(FILE *f, const rstate_event *ev) {
   return putc('\n', f) == EOF ? -1 : 0;
 }
 
-int eventfmt_json(FILE *f, const rstate_event *ev) {
+int eventfmt_json(FILE *f, const rstate_event *ev) { return eventfmt_json_flags(f, ev, 0); }
+
+int eventfmt_json_flags(FILE *f, const rstate_event *ev, unsigned flags) {
+  const char *q = (flags & EVENTFMT_QUOTE64) ? "\"" : "";
   if (fprintf(f, "{\"kind\":\"%s\",\"name\":", eventfmt_kind_name(ev->kind)) < 0) return -1;
   if (json_string(f, ev->name, strlen(ev->name)) < 0) return -1;
   if (fprintf(f, ",\"type\":\"%s\",\"old\":", rstate_type_name(ev->type)) < 0) return -1;
   if (json_value(f, &ev->old_value) < 0 || fputs(",\"new\":", f) < 0) return -1;
   if (json_value(f, &ev->new_value) < 0) return -1;
-  if (fprintf(f, ",\"version\":%" PRIu64 ",\"revision\":%" PRIu64 ",\"timestamp_ns\":%" PRId64 ",\"source\":",
-              ev->version, ev->revision, ev->timestamp_ns) < 0)
+  if (fprintf(f, ",\"version\":%s%" PRIu64 "%s,\"revision\":%s%" PRIu64 "%s,\"timestamp_ns\":%s%" PRId64 "%s,\"source\":",
+              q, ev->version, q, q, ev->revision, q, q, ev->timestamp_ns, q) < 0)
     return -1;
   if (json_string(f, ev->source, ev->source ? strlen(ev->source) : 0) < 0) return -1;
   if (fputs(",\"meta\":{", f) < 0) return -1;

@@ -27,5 +27,10 @@ void eventfmt_time(int64_t ns, char buf[40]);
 /* Write the line, "\n" included. Return 0 or -1 (write error). */
 int eventfmt_human(FILE *f, const rstate_event *ev);
 int eventfmt_json(FILE *f, const rstate_event *ev);
+/* The JSON line with flags: EVENTFMT_QUOTE64 writes version, revision and
+ * timestamp_ns as JSON strings (the HTTP API's rule for numbers that may
+ * pass 2^53); eventfmt_json is flags 0. */
+enum { EVENTFMT_QUOTE64 = 1 };
+int eventfmt_json_flags(FILE *f, const rstate_event *ev, unsigned flags);
 
 #endif

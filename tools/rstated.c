@@ -31,6 +31,7 @@
 #include "args.h"
 #include "defaults.h"
 #include "eventfmt.h"
+#include "http/http.h"
 #include "snapshot.h"
 
 /* ---- logging ------------------------------------------------------------- */
@@ -60,11 +61,14 @@ static void logf_(int level, const char *fmt, ...) {
 static void on_client(rstate_server *srv, const char *peer, bool connected, const char *why, void *ud) {
   (void)srv;
   (void)ud;
+  http_note_socket_client(connected);
   if (connected)
     logf_(LOG_INFO, "client %s connected", peer);
   else
     logf_(LOG_INFO, "client %s disconnected: %s", peer, why);
 }
+
+static void http_log(int level, const char *msg) { logf_(level, "%s", msg); }
 
 static void snapshot_warning(void *ud, const char *sentence) {
   (void)ud;
@@ -84,6 +88,11 @@ enum {
   OPT_SNAPSHOT,
   OPT_SNAPSHOT_EVERY,
   OPT_LOG_LEVEL,
+  OPT_HTTP,
+  OPT_HTTP_MAX_BODY,
+  OPT_HTTP_MAX_HEADER,
+  OPT_HTTP_MAX_CONNECTIONS,
+  OPT_HTTP_IDLE_TIMEOUT,
   OPT_HELP,
   OPT_VERSION
 };
@@ -98,6 +107,11 @@ static const tool_opt options[] = {
     [OPT_SNAPSHOT] = {"snapshot", true},
     [OPT_SNAPSHOT_EVERY] = {"snapshot-every", true},
     [OPT_LOG_LEVEL] = {"log-level", true},
+    [OPT_HTTP] = {"http", true},
+    [OPT_HTTP_MAX_BODY] = {"http-max-body", true},
+    [OPT_HTTP_MAX_HEADER] = {"http-max-header", true},
+    [OPT_HTTP_MAX_CONNECTIONS] = {"http-max-connections", true},
+    [OPT_HTTP_IDLE_TIMEOUT] = {"http-idle-timeout", true},
     [OPT_HELP] = {"help", false},
     [OPT_VERSION] = {"version", false},
     {NULL, false},
@@ -118,6 +132,11 @@ static const char usage_text[] =
     "  --snapshot FILE         restore values from FILE at start; write it on exit and periodically\n"
     "  --snapshot-every SECS   how often to write the snapshot when values changed (default 60; 0: only on exit)\n"
     "  --log-level LEVEL       error, warn, info (default) or debug\n"
+    "  --http HOST:PORT        also serve the HTTP API, SSE watch, /metrics and the live page (PORT 0: any)\n"
+    "  --http-max-body BYTES   largest request body (default 1048576)\n"
+    "  --http-max-header BYTES largest request line and headers (default 16384)\n"
+    "  --http-max-connections N  simultaneous HTTP connections, streams included (default 1024)\n"
+    "  --http-idle-timeout SECS  close an idle HTTP connection after this long (default 60)\n"
     "  -h, --help              show this help and exit\n"
     "  --version               show the version and exit\n"
     "\n"
@@ -172,6 +191,7 @@ typedef struct config {
   unsigned long long snapshot_every;
   rstate_server_opts server;
   char *token, *read_token;
+  http_opts http;
 } config;
 
 static int parse_number(const tool_args *a, size_t opt, unsigned long long max, unsigned long long *out) {
@@ -213,6 +233,21 @@ static int configure(int argc, char **argv, config *cfg, tool_args *a) {
       (r = parse_number(a, OPT_MAX_CLIENTS, SIZE_MAX, &max_clients)) ||
       (r = parse_number(a, OPT_SNAPSHOT_EVERY, 86400ULL * 365, &cfg->snapshot_every)))
     return r;
+  unsigned long long body = 0, header = 0, conns = 0, idle = 0;
+  if ((r = parse_number(a, OPT_HTTP_MAX_BODY, SIZE_MAX, &body)) ||
+      (r = parse_number(a, OPT_HTTP_MAX_HEADER, 1ULL << 30, &header)) ||
+      (r = parse_number(a, OPT_HTTP_MAX_CONNECTIONS, 1000000, &conns)) ||
+      (r = parse_number(a, OPT_HTTP_IDLE_TIMEOUT, 86400, &idle)))
+    return r;
+  cfg->http.listen = tool_args_get(a, OPT_HTTP);
+  if (cfg->http.listen && !*cfg->http.listen) return usage_error("--http needs HOST:PORT");
+  if (!cfg->http.listen && (body || header || conns || idle)) return usage_error("the --http-* options need --http");
+  cfg->http.max_body = (size_t)body;
+  cfg->http.max_header = (size_t)header;
+  cfg->http.max_connections = (unsigned)conns;
+  cfg->http.idle_timeout_s = (unsigned)idle;
+  cfg->http.heartbeat_ms = (int)hb;
+  cfg->http.history = (size_t)history;
   cfg->server.heartbeat_ms = (int)hb;
   cfg->server.history = (size_t)history;
   cfg->server.max_clients = (size_t)max_clients;
@@ -233,6 +268,8 @@ static int configure(int argc, char **argv, config *cfg, tool_args *a) {
   if (rtf && !(cfg->read_token = read_token_file(rtf))) return 1;
   cfg->server.token = cfg->token;
   cfg->server.read_token = cfg->read_token;
+  cfg->http.token = cfg->token;
+  cfg->http.read_token = cfg->read_token;
   return -1;
 }
 
@@ -368,8 +405,30 @@ int main(int argc, char **argv) {
   }
   logf_(LOG_INFO, "listening on %s (rstated %s, pid %ld)", rstate_server_uri(srv), rstate_version(), (long)getpid());
 
+  http_server *web = NULL;
+  const char **schemas = NULL;
+  if (cfg.http.listen) {
+    size_t n_schemas = tool_args_count(&a, OPT_SCHEMA), k = 0;
+    schemas = calloc(n_schemas ? n_schemas : 1, sizeof *schemas);
+    for (size_t i = 0; schemas && i < a.n_opts; i++)
+      if (a.opts[i].index == OPT_SCHEMA) schemas[k++] = a.opts[i].value;
+    cfg.http.schemas = schemas;
+    cfg.http.n_schemas = k;
+    cfg.http.log = http_log;
+    char err[512];
+    if (!schemas || http_start(&web, s, &cfg.http, err, sizeof err) != 0) {
+      logf_(LOG_ERROR, "%s", schemas ? err : "out of memory");
+      free(schemas);
+      rstate_server_stop(srv);
+      goto out_store;
+    }
+    logf_(LOG_INFO, "http listening on %s", http_url(web));
+  }
+
   int sig = serve(s, &cfg, sfd);
   if (sig > 0) logf_(LOG_INFO, "%s received: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  http_stop(web);
+  free(schemas);
   rstate_server_stop(srv);
   status = sig > 0 ? 0 : 1;
   if (cfg.snapshot && write_snapshot(s, cfg.snapshot, LOG_INFO) != 0) status = 1;
