@@ -22,7 +22,7 @@ TOOL_BINS := $(TOOL_MAINS:tools/%.c=$(BUILD)/tools/%)
 TOOL_CFLAGS := $(WARN) -Iinclude -D_GNU_SOURCE -pthread
 MAN_PAGES := man/rstate.1 man/rstated.1
 
-.PHONY: tools tools-check tools-integration tools-valgrind install-tools uninstall-tools man-check
+.PHONY: tools tools-check tools-integration tools-valgrind install-tools uninstall-tools man-check http-check browser-check screenshot
 
 all: $(TOOL_BINS)
 tools: $(TOOL_BINS)
@@ -49,13 +49,29 @@ $(BUILD)/tools/rstated: tools/rstated.c $(TOOL_HELPERS) $(HTTP_SRCS) $(HTTP_PAGE
 $(BUILD)/tests/test_tools: $(TOOL_HELPERS) tools/*.h
 $(BUILD)/tests/test_tools: TEST_HELPERS += $(TOOL_HELPERS)
 
-check: tools-check tools-integration man-check
+check: tools-check tools-integration man-check http-check browser-check
 tools-check: $(TOOL_BINS)
 	@bash tests/tools/cli.sh $(BUILD)/tools
 
 tools-integration: $(TOOL_BINS)
 	@command -v python3 >/dev/null || { echo "tools-integration: python3 is needed"; exit 1; }
 	@python3 tests/tools/integration.py $(BUILD)/tools
+
+# rstated --http with curl: every row of API.md's table, errors, tokens,
+# resume, limits, 10,000 changes on a slow stream (tests/tools/http_api.py).
+http-check: $(TOOL_BINS)
+	@command -v curl >/dev/null || { echo "http-check: curl is needed (make deps)"; exit 1; }
+	@python3 tests/tools/http_api.py $(BUILD)/tools
+
+# The live page in headless chromium (tests/tools/browser.py): it loads,
+# shows every variable, shows a socket change within a second, and an edit
+# in the page reaches a socket watcher.
+browser-check: $(TOOL_BINS)
+	@python3 tests/tools/browser.py $(BUILD)/tools
+
+# Regenerates docs/live-page.png and docs/live-page-phone.png from the page.
+screenshot: $(TOOL_BINS)
+	@python3 tests/tools/browser.py $(BUILD)/tools --screenshot docs
 
 # The same with every rstate and rstated process under valgrind: an error or
 # a leak changes the exit status, which the script checks everywhere.
