@@ -12,6 +12,7 @@
 
 #include "../json.h"
 #include "jsonin.h"
+#include "parse.h"
 
 static const rstate_set_opts http_source = {.source = "http"};
 
@@ -155,27 +156,11 @@ enum MHD_Result api_var_get(request *r, const char *name) {
   return http_answer_stream(r, 200, f, &buf, &len);
 }
 
-/* If-Match: "VERSION" (quotes optional, a W/ prefix allowed). Returns 1
- * with *version set, 0 when absent, -1 when malformed. */
+/* If-Match: 1 with *version set, 0 when absent, -1 when malformed. */
 static int if_match(request *r, uint64_t *version) {
   const char *h = MHD_lookup_connection_value(r->c, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_MATCH);
   if (!h) return 0;
-  if (strncmp(h, "W/", 2) == 0) h += 2;
-  size_t n = strlen(h);
-  if (n >= 2 && h[0] == '"' && h[n - 1] == '"') {
-    h++;
-    n -= 2;
-  }
-  if (n == 0 || n > 20) return -1;
-  uint64_t v = 0;
-  for (size_t i = 0; i < n; i++) {
-    if (h[i] < '0' || h[i] > '9') return -1;
-    uint64_t d = (uint64_t)(h[i] - '0');
-    if (v > (UINT64_MAX - d) / 10) return -1;
-    v = v * 10 + d;
-  }
-  *version = v;
-  return 1;
+  return http_parse_if_match(h, version) == 0 ? 1 : -1;
 }
 
 static enum MHD_Result body_error(request *r, int jr, const char *err) {
@@ -284,12 +269,7 @@ static int history_one(const rstate_history_entry *e, void *ud) {
 enum MHD_Result api_history(request *r, const char *name) {
   uint64_t after = 0;
   const char *a = http_arg(r, "after");
-  if (a) {
-    char *end;
-    unsigned long long v = strtoull(a, &end, 10);
-    if (!*a || *end || *a == '-') return http_error(r, 400, RSTATE_EINVAL, "?after= must be a version number");
-    after = v;
-  }
+  if (a && http_parse_u64(a, &after) != 0) return http_error(r, 400, RSTATE_EINVAL, "?after= must be a version number");
   char *buf = NULL;
   size_t len = 0;
   FILE *f = open_memstream(&buf, &len);

@@ -10,6 +10,7 @@
  *   Last-Event-ID: REV (or ?after=REV)  resume after that revision
  */
 #include "internal.h"
+#include "parse.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -44,26 +45,13 @@ static void release(void *cls) {
   free(x);
 }
 
-static int parse_rev(const char *s, uint64_t *out) {
-  if (!s || !*s) return -1;
-  uint64_t v = 0;
-  for (const char *p = s; *p; p++) {
-    if (*p < '0' || *p > '9') return -1;
-    uint64_t d = (uint64_t)(*p - '0');
-    if (v > (UINT64_MAX - d) / 10) return -1;
-    v = v * 10 + d;
-  }
-  *out = v;
-  return 0;
-}
-
 enum MHD_Result sse_watch(request *r) {
   hub_stream_opts o = {.wake = wake, .suspend = suspend};
   const char *id = MHD_lookup_connection_value(r->c, MHD_HEADER_KIND, "Last-Event-ID");
   const char *after = http_arg(r, "after");
   const char *from = id && *id ? id : after;
   if (from) {
-    if (parse_rev(from, &o.after) != 0)
+    if (http_parse_u64(from, &o.after) != 0)
       return http_error(r, 400, RSTATE_EINVAL,
                         id && *id ? "Last-Event-ID: expected a revision number" : "?after= must be a revision number");
     o.has_after = true;
@@ -79,11 +67,7 @@ enum MHD_Result sse_watch(request *r) {
     free(copy);
     return http_error(r, 503, RSTATE_ENOMEM, "out of memory opening the stream");
   }
-  size_t n = 0;
-  for (char *tok = strtok(copy, ","); tok; tok = strtok(NULL, ",")) {
-    while (*tok == ' ') tok++;
-    if (*tok) names[n++] = tok;
-  }
+  size_t n = http_split_names(copy, names, strlen(copy) / 2 + 1);
   if (n == 0) names[n++] = "*";
   o.names = names;
   o.n_names = n;
