@@ -615,7 +615,7 @@ long hub_read(hub_stream *st, char *buf, size_t max) {
     }
     size_t n = st->out_len - st->out_off;
     if (n > max) n = max;
-    memcpy(buf, st->out + st->out_off, n);
+    if (n) memcpy(buf, st->out + st->out_off, n);
     st->out_off += n;
     if (st->out_off == st->out_len && st->out_cap > 1 << 20) { /* do not keep a burst's buffer */
       free(st->out);
