@@ -22,7 +22,7 @@ TOOL_BINS := $(TOOL_MAINS:tools/%.c=$(BUILD)/tools/%)
 TOOL_CFLAGS := $(WARN) -Iinclude -D_GNU_SOURCE -pthread
 MAN_PAGES := man/rstate.1 man/rstated.1
 
-.PHONY: tools tools-check tools-integration tools-valgrind install-tools uninstall-tools man-check http-check browser-check screenshot
+.PHONY: tools tools-check tools-integration tools-valgrind install-tools uninstall-tools man-check http-check browser-check screenshot bench-http
 
 all: $(TOOL_BINS)
 tools: $(TOOL_BINS)
@@ -68,6 +68,14 @@ http-check: $(TOOL_BINS)
 # in the page reaches a socket watcher.
 browser-check: $(TOOL_BINS)
 	@python3 tests/tools/browser.py $(BUILD)/tools
+
+# bench/http.c: change -> SSE line beside the socket client, one stream's
+# rate, 1,000 streams (an optimised build of its own, like make bench).
+bench-http:
+	$(MAKE) BUILD=build-bench CFLAGS="-O2 -g -DNDEBUG" build-bench/libreactivestate.a build-bench/tools/http/page.c
+	$(CC) -O2 -g -DNDEBUG $(TOOL_CFLAGS) $(MHD_CFLAGS) -Ibench bench/http.c $(HTTP_SRCS) build-bench/tools/http/page.c \
+	  $(TOOL_HELPERS) -o build-bench/bench/http build-bench/libreactivestate.a $(MHD_LIBS) $(LIBS)
+	build-bench/bench/http
 
 # Regenerates docs/live-page.png and docs/live-page-phone.png from the page.
 screenshot: $(TOOL_BINS)
