@@ -88,6 +88,9 @@ tools-valgrind: $(TOOL_BINS)
 	@TOOL_RUNNER="valgrind -q --leak-check=full --show-leak-kinds=definite,indirect,possible \
 	  --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99" \
 	  python3 tests/tools/integration.py $(BUILD)/tools
+	@TOOL_RUNNER="valgrind -q --leak-check=full --show-leak-kinds=definite,indirect,possible \
+	  --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99" \
+	  python3 tests/tools/http_api.py $(BUILD)/tools
 
 # The pages must format without a warning (skipped when groff is missing).
 man-check:

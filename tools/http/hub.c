@@ -46,6 +46,8 @@ struct hub_stream {
   char *out;          /* text formatted and not yet copied out */
   size_t out_len, out_off, out_cap;
   bool heartbeat_due, suspended;
+  bool failed;        /* a change could not be kept for it: it ends */
+  size_t n_pre;       /* INITIAL or RESYNC records in out at the start */
   hub_stream_opts o;
 };
 
@@ -225,7 +227,9 @@ static void drop_oldest(hub *h) {
       const entry *e = &h->ring[q % h->cap];
       if (e->c->ev.revision <= st->skip_upto || !covers(st, e->c->ev.name)) continue;
       if (fold_in(st, e) != 0) {
-        h->st.coalesced += 0; /* counted in fold_in */
+        /* out of memory: this stream would lose a change without counting
+         * it, so it ends (its client reconnects and resumes or resyncs) */
+        st->failed = true;
         break;
       }
     }
@@ -254,9 +258,12 @@ static int on_event(const rstate_event *ev, void *ud) {
     h->head++;
     h->st.ring_bytes += c->bytes;
   } else {
-    /* out of memory: the ring cannot hold this change, so no stream may
-     * replay across it: streams that are behind resynchronise instead */
-    fprintf(stderr, "rstated: warn: http: out of memory copying the change of %s for the streams\n", ev->name);
+    /* out of memory: the ring cannot hold this change. No stream may lose
+     * it silently: every stream ends (clients reconnect and resume, or get
+     * RESYNC, since no replay may cross this revision). */
+    fprintf(stderr, "rstated: warn: http: out of memory copying the change of %s: every stream is ended\n", ev->name);
+    h->lost_rev = ev->revision;
+    for (hub_stream *st = h->streams; st; st = st->next) st->failed = true;
   }
   if (!h->dirty) {
     h->dirty = true;
@@ -270,7 +277,7 @@ static int on_event(const rstate_event *ev, void *ud) {
  * something to send. */
 static bool ready(hub_stream *st) {
   hub *h = st->h;
-  if (h->stopping || st->out_off < st->out_len || st->n_fold || st->heartbeat_due) return true;
+  if (h->stopping || st->failed || st->out_off < st->out_len || st->n_fold || st->heartbeat_due) return true;
   if (st->cursor < h->tail) st->cursor = h->tail;
   while (st->cursor < h->head) {
     const rstate_event *ev = &h->ring[st->cursor % h->cap].c->ev;
@@ -449,6 +456,7 @@ static int snapshot_into(hub *h, hub_stream *st, rstate_event_kind kind) {
         if (!t || out_put(st, t, len)) rc = RSTATE_ENOMEM;
         free(t);
       }
+      st->n_pre = sn.n;
       st->skip_upto = rev;
     }
     for (size_t i = 0; i < sn.n; i++) {
@@ -549,8 +557,7 @@ int hub_stream_open(hub *h, const hub_stream_opts *o, hub_stream **out, bool *re
       h->streams = st;
       h->st.streams_opened++;
       h->st.streams++;
-      /* the INITIAL or RESYNC records count as delivered once written */
-      h->st.events_delivered += 0;
+      h->st.events_delivered += st->n_pre; /* the INITIAL or RESYNC records */
     }
     pthread_mutex_unlock(&h->mu);
     if (ok) break;
@@ -605,7 +612,7 @@ long hub_read(hub_stream *st, char *buf, size_t max) {
   hub *h = st->h;
   pthread_mutex_lock(&h->mu);
   long r;
-  if (h->stopping) {
+  if (h->stopping || (st->failed && st->out_off == st->out_len)) {
     r = -1;
   } else {
     if (st->out_off == st->out_len && fill(st, max) != 0) {
