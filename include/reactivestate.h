@@ -660,6 +660,23 @@ RSTATE_API const char *rstate_server_uri(const rstate_server *srv);
  * After that rstate_close it only frees. NULL: no-op. */
 RSTATE_API void rstate_server_stop(rstate_server *srv);
 
+/* A server's counters, for monitoring (rstated's /metrics). The server
+ * thread publishes them at the end of each turn of its loop, so they may
+ * lag a reply by that turn; each field is exact, the set is one turn's. */
+typedef struct rstate_server_stats {
+  uint64_t clients;          /* clients connected now (handshake done) */
+  uint64_t events_sent;      /* events sent to clients, INITIAL and RESYNC included */
+  uint64_t events_coalesced; /* changes merged into another event for slow clients: sum of (coalesced - 1) */
+  uint64_t history_events;   /* events held for resuming clients */
+  uint64_t history_bytes;    /* bytes those events hold */
+  uint64_t refused[32];      /* requests answered with an error (a refused token included), by
+                                -code: refused[-RSTATE_ECONSTRAINT]; codes past 31 in refused[0] */
+} rstate_server_stats;
+
+/* Copies the counters into *out. RSTATE_EINVAL for NULL. Any thread, until
+ * rstate_server_stop. */
+RSTATE_API int rstate_server_get_stats(const rstate_server *srv, rstate_server_stats *out);
+
 /* ------------------------------------------------------------------------ */
 /* Schema files                                                              */
 /* ------------------------------------------------------------------------ */

@@ -61,7 +61,6 @@ static void logf_(int level, const char *fmt, ...) {
 static void on_client(rstate_server *srv, const char *peer, bool connected, const char *why, void *ud) {
   (void)srv;
   (void)ud;
-  http_note_socket_client(connected);
   if (connected)
     logf_(LOG_INFO, "client %s connected", peer);
   else
@@ -415,6 +414,7 @@ int main(int argc, char **argv) {
     cfg.http.schemas = schemas;
     cfg.http.n_schemas = k;
     cfg.http.log = http_log;
+    cfg.http.server = srv;
     char err[512];
     if (!schemas || http_start(&web, s, &cfg.http, err, sizeof err) != 0) {
       logf_(LOG_ERROR, "%s", schemas ? err : "out of memory");

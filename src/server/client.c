@@ -98,6 +98,7 @@ static void name_peer(rstate_server *srv, client *c) {
  * linger). Nothing more is read from it or sent to it. */
 void rstate__srv_fail(rstate_server *srv, client *c, int code, const char *sentence) {
   if (c->state == C_CLOSING || c->doomed) return;
+  if (code != RSTATE_ECLOSED) count_refused(srv, code); /* ECLOSED: the server is stopping */
   announce_gone(srv, c, sentence ? sentence : rstate_strerror(code));
   rstate__wire_error e = {0, code, sentence ? sentence : "", RSTATE__WIRE_NO_INDEX};
   if (rstate__wire_put_error(&c->out, &e) == RSTATE_OK) frames_out(srv, 1);
@@ -191,6 +192,7 @@ void rstate__srv_on_accept(rstate_server *srv) {
 
 /* ERROR for request req with the thread's last sentence. */
 void rstate__srv_reply_error(rstate_server *srv, client *c, uint32_t req, int code, size_t failed) {
+  count_refused(srv, code);
   rstate__wire_error e = {req, code, rstate_last_error(), failed == SIZE_MAX ? RSTATE__WIRE_NO_INDEX : failed};
   if (rstate__wire_put_error(&c->out, &e) == RSTATE_OK)
     frames_out(srv, 1);

@@ -28,7 +28,8 @@
  * Locks: the tap takes the server's mutex under the backend's lock; the
  * server thread takes the mutex only to move the queue and never calls the
  * store while holding it. Nothing else is shared: clients, subscriptions
- * and the history belong to the server thread.
+ * and the history belong to the server thread, which copies its counters
+ * under stats_mu at the end of each turn for rstate_server_get_stats.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -81,6 +82,28 @@ static void on_tick(rstate_server *srv) {
   }
 }
 
+/* The counters rstate_server_get_stats reads, published once a turn. */
+static void publish_stats(rstate_server *srv) {
+  rstate_server_stats st = {.clients = srv->n_ready,
+                            .events_sent = srv->events_sent,
+                            .events_coalesced = srv->events_coalesced,
+                            .history_events = srv->hist.events,
+                            .history_bytes = srv->hist.total_bytes - srv->hist.head->cum_bytes};
+  memcpy(st.refused, srv->refused, sizeof st.refused);
+  pthread_mutex_lock(&srv->stats_mu);
+  srv->stats = st;
+  pthread_mutex_unlock(&srv->stats_mu);
+}
+
+int rstate_server_get_stats(const rstate_server *srv, rstate_server_stats *out) {
+  if (!srv || !out) return rstate__err(RSTATE_EINVAL, "rstate_server_get_stats: server and out must not be NULL");
+  rstate_server *m = (rstate_server *)srv; /* the lock, not the counters, changes */
+  pthread_mutex_lock(&m->stats_mu);
+  *out = m->stats;
+  pthread_mutex_unlock(&m->stats_mu);
+  return RSTATE_OK;
+}
+
 static void *server_main(void *arg) {
   rstate__srv_serving = (rstate_server *)arg;
   rstate_server *srv = arg;
@@ -127,6 +150,7 @@ static void *server_main(void *arg) {
       if (rstate__srv_resync(srv, c)) rstate__srv_deactivate(srv, c);
     }
     rstate__history_trim(&srv->hist);
+    publish_stats(srv);
   }
   /* stopping: tell every client, when its socket takes it, and close */
   for (client *c = srv->clients, *next; c; c = next) {
@@ -190,6 +214,7 @@ static void server_free(rstate_server *srv) {
   if (srv->efd >= 0) close(srv->efd);
   if (srv->tfd >= 0) close(srv->tfd);
   pthread_mutex_destroy(&srv->mu);
+  pthread_mutex_destroy(&srv->stats_mu);
   rstate__wire_buf_free(&srv->scratch);
   free(srv->evs);
   free(srv->token);
@@ -220,6 +245,7 @@ int rstate_server_start(rstate_server **out, rstate_store *store, const char *li
   if (!srv) return rstate__err(RSTATE_ENOMEM, "rstate_server_start: out of memory");
   srv->lis.fd = srv->efd = srv->tfd = srv->ep = -1;
   pthread_mutex_init(&srv->mu, NULL);
+  pthread_mutex_init(&srv->stats_mu, NULL);
   rstate__wire_buf_init(&srv->scratch);
   rstate__subindex_init(&srv->index);
   srv->store = store;

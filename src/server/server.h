@@ -122,6 +122,10 @@ struct rstate_server {
   uint64_t ping_seq;
   int64_t started_ns;
   uint64_t events_sent, events_coalesced, frames_in, frames_out, bytes_in, bytes_out;
+  uint64_t refused[32]; /* requests answered with an error, by -code (0: beyond 31) */
+  /* rstate_server_get_stats: the counters as of the end of the last turn */
+  pthread_mutex_t stats_mu;
+  rstate_server_stats stats;
 };
 
 /* The server whose thread this is (NULL on other threads). */
@@ -134,6 +138,9 @@ static inline int64_t now_ms(void) { return rstate__monotonic_ns() / 1000000; }
 static inline size_t out_pending(const client *c) { return c->out.len - c->out_off; }
 
 static inline void frames_out(rstate_server *srv, size_t n) { srv->frames_out += n; }
+
+/* A request refused (or a connection failed) with code, for the stats. */
+static inline void count_refused(rstate_server *srv, int code) { srv->refused[code < 0 && code > -32 ? -code : 0]++; }
 
 /* The last entry s has had. */
 static inline rstate__hentry *at(const rstate_server *srv, const sub *s) { return s->cursor ? s->cursor : srv->synced; }

@@ -285,11 +285,27 @@ def test_resync(bindir):
     m = curl(d, "GET", "/metrics")
     check(m.status == 200 and m.headers.get("content-type", "").startswith("text/plain; version=0.0.4"),
           "GET /metrics: Prometheus text", repr(m)[:200])
-    for name in ("rstated_changes_accepted_total", "rstated_changes_refused_total{code=", "rstated_events_delivered_total",
-                 'rstated_clients_connected{transport="socket"}', 'rstated_clients_connected{transport="http"}',
-                 "rstated_events_coalesced_total", "rstated_history_events 16", "rstated_history_bytes",
-                 "rstated_http_request_duration_seconds_bucket{route=\"set_many\",le=\"+Inf\"} 40"):
-        check(name in m.body, f"/metrics has {name}", m.body[:3000])
+    d.rstate("set", "nope", "1")
+    wait_for(lambda: 'rstated_requests_refused_total{transport="socket",code="RSTATE_ENOTFOUND"} 1' in
+             curl(d, "GET", "/metrics").body, "the socket refusal in /metrics")
+    m = curl(d, "GET", "/metrics")
+    # a stream whose client left is noticed at its next write (a heartbeat at the latest)
+    wait_for(lambda: "rstated_sse_streams 0\n" in curl(d, "GET", "/metrics").body, "the closed streams to be gone")
+    m = curl(d, "GET", "/metrics")
+    for name in ("rstated_changes_accepted_total 49\n",
+                 'rstated_requests_refused_total{transport="socket",code="RSTATE_ENOTFOUND"} 1\n',
+                 'rstated_requests_refused_total{transport="http",code="RSTATE_ECONSTRAINT"} 0\n',
+                 'rstated_events_delivered_total{transport="socket"} ', 'rstated_events_delivered_total{transport="sse"} ',
+                 'rstated_clients_connected{transport="socket"} ', 'rstated_clients_connected{transport="http"} ',
+                 'rstated_events_coalesced_total{transport="socket"} 0\n',
+                 'rstated_events_coalesced_total{transport="sse"} 0\n',
+                 'rstated_history_events{transport="sse"} 16\n', 'rstated_history_events{transport="socket"} ',
+                 'rstated_history_bytes{transport="sse"} ', 'rstated_history_bytes{transport="socket"} ',
+                 "rstated_sse_streams 0\n", "rstated_variables 7\n",
+                 'rstated_http_request_duration_seconds_bucket{route="set_many",le="+Inf"} 40\n'):
+        check(name in m.body, f"/metrics has {name.strip()}", m.body[:4000])
+    check(all(re.match(r"(#.*|[a-z_]+(\{[^}]*\})? [0-9.e+-]+)$", line) for line in m.body.splitlines()),
+          "/metrics: every line a comment or a sample", m.body[:2000])
     check(d.stop() == 0, "rstated exits 0 (resync)")
 
 

@@ -181,14 +181,12 @@ enum MHD_Result api_var_put(request *r, const char *name) {
     char msg[520];
     snprintf(msg, sizeof msg, "%.255s: %s", name, err);
     jin_free(&doc);
-    if (jr == JIN_KIND) metrics_refused(RSTATE_ETYPE);
     return body_error(r, jr, msg);
   }
   int rc = im ? rstate_set_if(r->srv->s, name, &doc.items[0].value, expected, &http_source)
               : rstate_set(r->srv->s, name, &doc.items[0].value, &http_source);
   jin_free(&doc);
   if (rc) {
-    metrics_refused(rc);
     return http_lib_error(r, rc);
   }
   rstate_var_info info;
@@ -206,13 +204,11 @@ enum MHD_Result api_set_many(request *r) {
   int jr = jin_parse_object(r->body ? r->body : "", r->body_len, &doc, err, sizeof err);
   if (jr) {
     jin_free(&doc);
-    if (jr == JIN_KIND) metrics_refused(RSTATE_ETYPE);
     return body_error(r, jr, err);
   }
   size_t failed = SIZE_MAX;
   int rc = rstate_set_many(r->srv->s, doc.items, doc.n, &http_source, &failed);
   if (rc) {
-    metrics_refused(rc);
     unsigned status = failed != SIZE_MAX && rc != RSTATE_ENOMEM ? 422 : 0;
     enum MHD_Result res;
     if (!status) {

@@ -32,6 +32,7 @@ typedef struct http_opts {
   const char *const *schemas; /* schema files: descriptions and constraints shown by the page */
   size_t n_schemas;
   void (*log)(int level, const char *msg); /* 0 error, 1 warn, 2 info, 3 debug */
+  rstate_server *server;    /* the socket server beside it, for /metrics (may be NULL) */
 } http_opts;
 
 /* Starts serving s. Returns 0, or -1 with the reason in err. */
@@ -40,8 +41,5 @@ int http_start(http_server **out, rstate_store *s, const http_opts *o, char *err
 const char *http_url(const http_server *h);
 /* Ends every stream, stops serving, frees everything. The store stays open. */
 void http_stop(http_server *h);
-
-/* rstated's socket clients, for /metrics (any thread). */
-void http_note_socket_client(bool connected);
 
 #endif

@@ -70,7 +70,7 @@ enum MHD_Result sse_watch(request *r);
 enum MHD_Result metrics_answer(request *r);
 
 /* metrics.c: counters the other files bump. */
-void metrics_refused(int code);         /* a write refused by the library */
+void metrics_refused(int code);         /* an error answer, by its code */
 void metrics_request(const char *route, unsigned status, int64_t ns);
 int64_t metrics_now_ns(void);
 

@@ -20,8 +20,7 @@ static const double bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0
 
 static _Atomic uint64_t buckets[N_ROUTES][N_BOUNDS + 1], sum_ns[N_ROUTES], count[N_ROUTES];
 static _Atomic uint64_t by_class[N_ROUTES][6]; /* 1xx..5xx */
-static _Atomic uint64_t refused[16];            /* by -code */
-static _Atomic long socket_clients;
+static _Atomic uint64_t refused[32];            /* by -code */
 
 int64_t metrics_now_ns(void) {
   struct timespec t;
@@ -29,10 +28,8 @@ int64_t metrics_now_ns(void) {
   return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
 }
 
-void http_note_socket_client(bool connected) { socket_clients += connected ? 1 : -1; }
-
 void metrics_refused(int code) {
-  if (code < 0 && -code < 16) refused[-code]++;
+  refused[code < 0 && code > -32 ? -code : 0]++;
 }
 
 void metrics_request(const char *route, unsigned status, int64_t ns) {
@@ -65,44 +62,55 @@ enum MHD_Result metrics_answer(request *r) {
   size_t len = 0;
   FILE *f = open_memstream(&buf, &len);
   if (!f) return http_lib_error(r, RSTATE_ENOMEM);
+  rstate_server_stats ss = {0};
+  bool sock = h->o.server && rstate_server_get_stats(h->o.server, &ss) == RSTATE_OK;
   fprintf(f,
           "# HELP rstated_changes_accepted_total Changes the store accepted (its revision), from every client.\n"
           "# TYPE rstated_changes_accepted_total counter\n"
           "rstated_changes_accepted_total %" PRIu64 "\n",
           rstate_revision(h->s));
-  fputs("# HELP rstated_changes_refused_total Writes over HTTP the library refused, by error code.\n"
-        "# TYPE rstated_changes_refused_total counter\n",
+  fputs("# HELP rstated_requests_refused_total Requests answered with an error (a refused change, an unknown\n"
+        "# variable, a refused token, malformed input), by transport and error code.\n"
+        "# TYPE rstated_requests_refused_total counter\n",
         f);
-  for (int c = 1; c < 16; c++)
-    fprintf(f, "rstated_changes_refused_total{code=\"%s\"} %" PRIu64 "\n", rstate_error_name(-c), (uint64_t)refused[c]);
-  fprintf(f,
-          "# HELP rstated_variables Variables defined in the store.\n"
-          "# TYPE rstated_variables gauge\n"
-          "rstated_variables %zu\n"
-          "# HELP rstated_events_delivered_total Events written to SSE streams (INITIAL and RESYNC included).\n"
-          "# TYPE rstated_events_delivered_total counter\n"
-          "rstated_events_delivered_total{transport=\"sse\"} %" PRIu64 "\n"
-          "# HELP rstated_events_coalesced_total Changes merged into another event for slow SSE streams.\n"
-          "# TYPE rstated_events_coalesced_total counter\n"
-          "rstated_events_coalesced_total{transport=\"sse\"} %" PRIu64 "\n"
-          "# HELP rstated_clients_connected Clients connected now.\n"
-          "# TYPE rstated_clients_connected gauge\n"
-          "rstated_clients_connected{transport=\"socket\"} %ld\n"
-          "rstated_clients_connected{transport=\"http\"} %u\n"
-          "# HELP rstated_sse_streams SSE streams open now.\n"
-          "# TYPE rstated_sse_streams gauge\n"
-          "rstated_sse_streams %zu\n"
-          "# HELP rstated_history_events Events kept for resuming SSE streams.\n"
-          "# TYPE rstated_history_events gauge\n"
-          "rstated_history_events %zu\n"
-          "# HELP rstated_history_capacity Events the SSE history keeps at most.\n"
-          "# TYPE rstated_history_capacity gauge\n"
-          "rstated_history_capacity %zu\n"
-          "# HELP rstated_history_bytes Bytes held by the SSE history (copies and formatted text).\n"
-          "# TYPE rstated_history_bytes gauge\n"
-          "rstated_history_bytes %zu\n",
-          vars, hs.events_delivered, hs.coalesced, (long)socket_clients, ci ? ci->num_connections : 0u, hs.streams,
-          hs.ring_entries, hs.ring_capacity, hs.ring_bytes);
+  for (int c = 1; c < 32; c++) {
+    const char *name = rstate_error_name(-c);
+    if (strcmp(name, "RSTATE_E?") == 0) continue; /* not a code (yet) */
+    if (sock)
+      fprintf(f, "rstated_requests_refused_total{transport=\"socket\",code=\"%s\"} %" PRIu64 "\n", name,
+              ss.refused[c]);
+    fprintf(f, "rstated_requests_refused_total{transport=\"http\",code=\"%s\"} %" PRIu64 "\n", name,
+            (uint64_t)refused[c]);
+  }
+  fprintf(f, "# HELP rstated_variables Variables defined in the store.\n"
+             "# TYPE rstated_variables gauge\n"
+             "rstated_variables %zu\n", vars);
+  fputs("# HELP rstated_events_delivered_total Events sent to watchers, INITIAL and RESYNC included.\n"
+        "# TYPE rstated_events_delivered_total counter\n", f);
+  if (sock) fprintf(f, "rstated_events_delivered_total{transport=\"socket\"} %" PRIu64 "\n", ss.events_sent);
+  fprintf(f, "rstated_events_delivered_total{transport=\"sse\"} %" PRIu64 "\n", hs.events_delivered);
+  fputs("# HELP rstated_events_coalesced_total Changes merged into another event for slow watchers.\n"
+        "# TYPE rstated_events_coalesced_total counter\n", f);
+  if (sock) fprintf(f, "rstated_events_coalesced_total{transport=\"socket\"} %" PRIu64 "\n", ss.events_coalesced);
+  fprintf(f, "rstated_events_coalesced_total{transport=\"sse\"} %" PRIu64 "\n", hs.coalesced);
+  fputs("# HELP rstated_clients_connected Clients connected now (http: connections, streams included).\n"
+        "# TYPE rstated_clients_connected gauge\n", f);
+  if (sock) fprintf(f, "rstated_clients_connected{transport=\"socket\"} %" PRIu64 "\n", ss.clients);
+  fprintf(f, "rstated_clients_connected{transport=\"http\"} %u\n", ci ? ci->num_connections : 0u);
+  fprintf(f, "# HELP rstated_sse_streams SSE streams open now.\n"
+             "# TYPE rstated_sse_streams gauge\n"
+             "rstated_sse_streams %zu\n", hs.streams);
+  fputs("# HELP rstated_history_events Events held for resuming watchers (socket clients; SSE streams).\n"
+        "# TYPE rstated_history_events gauge\n", f);
+  if (sock) fprintf(f, "rstated_history_events{transport=\"socket\"} %" PRIu64 "\n", ss.history_events);
+  fprintf(f, "rstated_history_events{transport=\"sse\"} %zu\n", hs.ring_entries);
+  fputs("# HELP rstated_history_bytes Bytes those events hold.\n"
+        "# TYPE rstated_history_bytes gauge\n", f);
+  if (sock) fprintf(f, "rstated_history_bytes{transport=\"socket\"} %" PRIu64 "\n", ss.history_bytes);
+  fprintf(f, "rstated_history_bytes{transport=\"sse\"} %zu\n", hs.ring_bytes);
+  fprintf(f, "# HELP rstated_history_capacity Events the SSE history keeps at most.\n"
+             "# TYPE rstated_history_capacity gauge\n"
+             "rstated_history_capacity{transport=\"sse\"} %zu\n", hs.ring_capacity);
   fputs("# HELP rstated_http_requests_total HTTP requests answered, by route and status class.\n"
         "# TYPE rstated_http_requests_total counter\n",
         f);

@@ -83,6 +83,7 @@ enum MHD_Result http_answer_stream(request *r, unsigned status, FILE *f, char **
 }
 
 enum MHD_Result http_error(request *r, unsigned status, int code, const char *message) {
+  metrics_refused(code);
   char *buf = NULL;
   size_t len = 0;
   FILE *f = open_memstream(&buf, &len);
