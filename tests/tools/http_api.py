@@ -144,13 +144,14 @@ def test_limits(bindir):
     check(curl(d, "PUT", "/v1/vars/greeting", '"short"').status == 200, "a body under the limit passes")
     a = curl(d, "GET", "/v1/vars", headers=["X-Big: " + "y" * 8000])
     check(a.status in (413, 431), "headers over --http-max-header: refused", repr(a))
-    # more connections than allowed: the extra one is closed, the daemon lives on
+    # more connections than allowed: the extra ones wait, the limit is logged
     import socket
     socks = [socket.create_connection((d.host, d.port)) for _ in range(6)]
-    wait_for(lambda: "connection limit" in d.text() or "limit" in d.text().split("http listening")[-1],
+    wait_for(lambda: "4 connections open, the limit (--http-max-connections)" in d.text(),
              "the connection limit to be logged")
     for s in socks:
         s.close()
+    wait_for(lambda: "below the connection limit again" in d.text(), "leaving the limit to be logged")
     # idle timeout: an idle connection is closed by the daemon
     s = socket.create_connection((d.host, d.port))
     s.settimeout(TIMEOUT)

@@ -31,6 +31,8 @@ struct http_server {
   http_opts o;
   char *token, *read_token;
   char url[128];
+  unsigned connections; /* open now (MHD's thread only) */
+  bool at_limit;        /* logged that max_connections was reached */
 };
 
 /* One request while its body arrives and when it is answered. */

@@ -281,6 +281,25 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
   *con_cls = NULL;
 }
 
+/* Counts connections, to log when --http-max-connections bites: libmicrohttpd
+ * then stops accepting, and further connections wait in the listen queue. */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx, enum MHD_ConnectionNotificationCode code) {
+  (void)c;
+  (void)socket_ctx;
+  http_server *h = cls;
+  if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+    if (++h->connections >= h->o.max_connections && !h->at_limit) {
+      h->at_limit = true;
+      logf_(h, 1, "http: %u connections open, the limit (--http-max-connections): further connections wait", h->connections);
+    }
+  } else if (h->connections) {
+    if (--h->connections < h->o.max_connections && h->at_limit) {
+      h->at_limit = false;
+      logf_(h, 2, "http: below the connection limit again (%u open)", h->connections);
+    }
+  }
+}
+
 /* ---- start and stop ------------------------------------------------------- */
 
 static int parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len, char *err, size_t errlen) {
@@ -360,7 +379,7 @@ int http_start(http_server **out, rstate_store *s, const http_opts *o, char *err
   h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
                           MHD_OPTION_CONNECTION_LIMIT, (unsigned)h->o.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
                           (unsigned)h->o.idle_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool,
-                          MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+                          MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
                           MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
   if (!h->d) {
     snprintf(err, errlen, "cannot listen on http://%s: %s", o->listen, strerror(errno ? errno : EADDRINUSE));
