@@ -14,6 +14,9 @@
  *     the socket client's latency again, and its ratio to (1) (target:
  *     unchanged within noise, <= 1.25).
  *
+ * BENCH_HTTP_NICE=N runs the HTTP threads N steps below the others (as
+ * rstated --http-nice N).
+ *
  * Built by `make bench-http` (mk/tools.mk), which links tools/http/ and
  * libmicrohttpd; not part of bench/run.sh's list, which builds only
  * against the library.
@@ -162,6 +165,8 @@ int main(int argc, char **argv) {
   bench_define_float(b.store, BENCH_VAR);
   http_server *web;
   http_opts ho = {.listen = "127.0.0.1:0", .max_connections = 1100};
+  const char *nice_env = getenv("BENCH_HTTP_NICE"); /* rstated --http-nice */
+  ho.nice = nice_env ? atoi(nice_env) : 0;
   char err[256];
   if (http_start(&web, b.store, &ho, err, sizeof err)) bench_die(err);
   http_port = atoi(strrchr(http_url(web), ':') + 1);

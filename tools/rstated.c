@@ -92,6 +92,7 @@ enum {
   OPT_HTTP_MAX_HEADER,
   OPT_HTTP_MAX_CONNECTIONS,
   OPT_HTTP_IDLE_TIMEOUT,
+  OPT_HTTP_NICE,
   OPT_HELP,
   OPT_VERSION
 };
@@ -111,6 +112,7 @@ static const tool_opt options[] = {
     [OPT_HTTP_MAX_HEADER] = {"http-max-header", true},
     [OPT_HTTP_MAX_CONNECTIONS] = {"http-max-connections", true},
     [OPT_HTTP_IDLE_TIMEOUT] = {"http-idle-timeout", true},
+    [OPT_HTTP_NICE] = {"http-nice", true},
     [OPT_HELP] = {"help", false},
     [OPT_VERSION] = {"version", false},
     {NULL, false},
@@ -136,6 +138,7 @@ static const char usage_text[] =
     "  --http-max-header BYTES largest request line and headers (default 16384)\n"
     "  --http-max-connections N  simultaneous HTTP connections, streams included (default 1024)\n"
     "  --http-idle-timeout SECS  close an idle HTTP connection after this long (default 60)\n"
+    "  --http-nice N           run the HTTP threads N steps below the socket server's priority (default 0)\n"
     "  -h, --help              show this help and exit\n"
     "  --version               show the version and exit\n"
     "\n"
@@ -232,15 +235,16 @@ static int configure(int argc, char **argv, config *cfg, tool_args *a) {
       (r = parse_number(a, OPT_MAX_CLIENTS, SIZE_MAX, &max_clients)) ||
       (r = parse_number(a, OPT_SNAPSHOT_EVERY, 86400ULL * 365, &cfg->snapshot_every)))
     return r;
-  unsigned long long body = 0, header = 0, conns = 0, idle = 0;
-  if ((r = parse_number(a, OPT_HTTP_MAX_BODY, SIZE_MAX, &body)) ||
+  unsigned long long body = 0, header = 0, conns = 0, idle = 0, nice_ = 0;
+  if ((r = parse_number(a, OPT_HTTP_NICE, 19, &nice_)) || (r = parse_number(a, OPT_HTTP_MAX_BODY, SIZE_MAX, &body)) ||
       (r = parse_number(a, OPT_HTTP_MAX_HEADER, 1ULL << 30, &header)) ||
       (r = parse_number(a, OPT_HTTP_MAX_CONNECTIONS, 1000000, &conns)) ||
       (r = parse_number(a, OPT_HTTP_IDLE_TIMEOUT, 86400, &idle)))
     return r;
   cfg->http.listen = tool_args_get(a, OPT_HTTP);
   if (cfg->http.listen && !*cfg->http.listen) return usage_error("--http needs HOST:PORT");
-  if (!cfg->http.listen && (body || header || conns || idle)) return usage_error("the --http-* options need --http");
+  if (!cfg->http.listen && (body || header || conns || idle || nice_)) return usage_error("the --http-* options need --http");
+  cfg->http.nice = (int)nice_;
   cfg->http.max_body = (size_t)body;
   cfg->http.max_header = (size_t)header;
   cfg->http.max_connections = (unsigned)conns;

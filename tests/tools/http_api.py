@@ -135,9 +135,9 @@ def test_writes(d):
 
 def test_limits(bindir):
     d = Daemon(bindir, "--http-max-body", "64", "--http-max-header", "2048", "--http-max-connections", "4",
-               "--http-idle-timeout", "1")
-    check("body 64 bytes, headers 2048 bytes, 4 connections, idle timeout 1 s" in d.text(), "the limits are logged",
-          d.text())
+               "--http-idle-timeout", "1", "--http-nice", "3")
+    check("body 64 bytes, headers 2048 bytes, 4 connections, idle timeout 1 s" in d.text() and "threads niced" in d.text(),
+          "the limits are logged", d.text())
     error_is(curl(d, "PUT", "/v1/vars/greeting", '"' + "x" * 100 + '"'), 413, "RSTATE_ELIMIT", "64 bytes",
              "a body over --http-max-body: 413")
     check("refused: the request body is over the limit" in d.text(), "the body limit is logged when it bites")

@@ -33,6 +33,7 @@ typedef struct http_opts {
   size_t n_schemas;
   void (*log)(int level, const char *msg); /* 0 error, 1 warn, 2 info, 3 debug */
   rstate_server *server;    /* the socket server beside it, for /metrics (may be NULL) */
+  int nice;                 /* the HTTP threads run this much below the daemon's priority; 0: same */
 } http_opts;
 
 /* Starts serving s. Returns 0, or -1 with the reason in err. */

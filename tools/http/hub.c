@@ -65,6 +65,7 @@ struct hub {
   uint64_t lost_rev;   /* every event above this revision is in the ring (or still coming) */
   hub_stream *streams;
   hub_stats st;
+  void (*on_thread)(void);
 };
 
 /* ---- copies -------------------------------------------------------------- */
@@ -289,6 +290,7 @@ static bool ready(hub_stream *st) {
 
 static void *waker(void *arg) {
   hub *h = arg;
+  if (h->on_thread) h->on_thread();
   struct timespec next;
   clock_gettime(CLOCK_MONOTONIC, &next);
   pthread_mutex_lock(&h->mu);
@@ -320,10 +322,11 @@ static void *waker(void *arg) {
   return NULL;
 }
 
-int hub_start(hub **out, rstate_store *s, size_t capacity, int heartbeat_ms) {
+int hub_start(hub **out, rstate_store *s, size_t capacity, int heartbeat_ms, void (*on_thread)(void)) {
   *out = NULL;
   hub *h = calloc(1, sizeof *h);
   if (!h) return RSTATE_ENOMEM;
+  h->on_thread = on_thread;
   h->s = s;
   h->cap = capacity ? capacity : 65536;
   h->heartbeat_ms = heartbeat_ms > 0 ? heartbeat_ms : 15000;

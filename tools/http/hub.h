@@ -49,9 +49,10 @@ typedef struct hub_stats {
 
 /* Starts the hub on s: registers its watch, starts the waker thread.
  * capacity: ring entries (0: 65536); heartbeat_ms: how often each stream
- * gets a comment line (0: 15000). Returns 0, or an RSTATE_E* code with
- * rstate_last_error() set (or -1 with errno for the thread). */
-int hub_start(hub **out, rstate_store *s, size_t capacity, int heartbeat_ms);
+ * gets a comment line (0: 15000); on_thread (may be NULL) runs first on the
+ * waker thread. Returns 0, or an RSTATE_E* code with rstate_last_error()
+ * set (or -1 with errno for the thread). */
+int hub_start(hub **out, rstate_store *s, size_t capacity, int heartbeat_ms, void (*on_thread)(void));
 /* Ends every stream (hub_read returns -1 from then on) and wakes them; the
  * caller then stops the HTTP server, closes the streams, and calls
  * hub_free. */

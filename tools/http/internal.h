@@ -76,6 +76,10 @@ void metrics_refused(int code);         /* an error answer, by its code */
 void metrics_request(const char *route, unsigned status, int64_t ns);
 int64_t metrics_now_ns(void);
 
+/* server.c: lowers the calling thread's priority by http_opts.nice, once
+ * per thread (libmicrohttpd's thread, the hub's waker). */
+void http_lower_priority(void);
+
 /* JSON helpers over tools/json.c. */
 int json_u64(FILE *f, uint64_t v);       /* "123": a quoted 64-bit number */
 int json_i64(FILE *f, int64_t v);

@@ -13,7 +13,9 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "../json.h"
 
@@ -281,12 +283,30 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
   *con_cls = NULL;
 }
 
+/* --http-nice: the HTTP threads (libmicrohttpd's and the hub's waker) run
+ * this many steps below the daemon's priority, so that when many streams
+ * share a small machine with the socket server, the socket clients keep
+ * their latency and the streams take what is left (coalescing more). Set
+ * by http_start; one HTTP server per process. */
+static _Atomic int http_nice;
+
+void http_lower_priority(void) {
+  static _Thread_local bool done;
+  int n = http_nice;
+  if (done || n <= 0) return;
+  done = true;
+  errno = 0;
+  int now = getpriority(PRIO_PROCESS, 0); /* the process's, as a new thread inherits it */
+  if (errno == 0) setpriority(PRIO_PROCESS, (id_t)gettid(), now + n > 19 ? 19 : now + n);
+}
+
 /* Counts connections, to log when --http-max-connections bites: libmicrohttpd
  * then stops accepting, and further connections wait in the listen queue. */
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx, enum MHD_ConnectionNotificationCode code) {
   (void)c;
   (void)socket_ctx;
   http_server *h = cls;
+  http_lower_priority(); /* on MHD's thread, once */
   if (code == MHD_CONNECTION_NOTIFY_STARTED) {
     if (++h->connections >= h->o.max_connections && !h->at_limit) {
       h->at_limit = true;
@@ -364,7 +384,8 @@ int http_start(http_server **out, rstate_store *s, const http_opts *o, char *err
     http_stop(h);
     return -1;
   }
-  int rc = hub_start(&h->hub, s, h->o.history, h->o.heartbeat_ms);
+  http_nice = h->o.nice;
+  int rc = hub_start(&h->hub, s, h->o.history, h->o.heartbeat_ms, http_lower_priority);
   if (rc != 0) {
     snprintf(err, errlen, "cannot watch the store for the streams: %s", rc == -1 ? strerror(errno) : rstate_last_error());
     http_stop(h);
@@ -405,9 +426,9 @@ int http_start(http_server **out, rstate_store *s, const http_opts *o, char *err
   snprintf(h->url, sizeof h->url, bound.ss_family == AF_INET6 ? "http://[%s]:%u" : "http://%s:%u", addr, port);
   logf_(h, 2,
         "http limits: body %zu bytes, headers %zu bytes, %u connections, idle timeout %u s, heartbeat %d ms, "
-        "history %zu events",
+        "history %zu events%s",
         h->o.max_body, h->o.max_header, h->o.max_connections, h->o.idle_timeout_s, h->o.heartbeat_ms,
-        h->o.history ? h->o.history : 65536);
+        h->o.history ? h->o.history : 65536, h->o.nice > 0 ? ", threads niced" : "");
   *out = h;
   return 0;
 }
