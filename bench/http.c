@@ -128,7 +128,6 @@ static void *herd_reader(void *arg) {
   return NULL;
 }
 
-static double median(bstats *s) { return bs_sum(s).p50; }
 
 /* n changes made by setter; the socket watcher's and the SSE client's
  * latency per change. Each change is made once the last one reached every
@@ -274,7 +273,6 @@ int main(int argc, char **argv) {
   bsum l3 = bs_sum(&lh3);
   snprintf(label, sizeof label, "set -> the last of %zu SSE streams", h.n);
   bench_pct_row("http.lat.sse1k", label, l3.p50, l3, NULL, NAN, 0, 0);
-  (void)median;
 
   readers_stop = true;
   http_stop(web); /* ends every stream: the readers see EOF */

@@ -12,9 +12,10 @@
  * every caller.
  *
  * Errors: JSON that does not parse is JIN_SYNTAX (HTTP 400); null, an array
- * or an object where a value belongs is JIN_KIND (HTTP 422, RSTATE_ETYPE),
- * as are duplicate names in an object (RSTATE_EINVAL). The sentence says
- * what and where ("body: expected a value at byte 7").
+ * or an object where a value belongs is JIN_KIND (HTTP 422, RSTATE_ETYPE);
+ * a name given twice in an object is left to rstate_set_many, which refuses
+ * it (RSTATE_EINVAL at its second occurrence). The sentence says what and
+ * where ("body: expected a value at byte 7").
  */
 #ifndef RSTATE_TOOLS_HTTP_JSONIN_H
 #define RSTATE_TOOLS_HTTP_JSONIN_H
@@ -28,7 +29,7 @@ enum { JIN_OK = 0, JIN_SYNTAX = -1, JIN_KIND = -2, JIN_NOMEM = -3 };
 /* Nesting deeper than this is refused (JIN_SYNTAX) before any recursion. */
 #define JIN_MAX_DEPTH 32
 
-/* One decoded value; its string (if any) is owned by the jin_doc. */
+/* A decoded body; names and strings point into its arena. */
 typedef struct jin_doc {
   rstate_assign *items; /* set-many: one per member, in body order; value: one, name NULL */
   size_t n;
