@@ -12,6 +12,8 @@
 #include "../tools/http/jsonin.c"
 #include "../tools/http/parse.c"
 
+TestSuite(http_json);
+
 static int parse(const char *text, jin_doc *d, char *err) {
   return jin_parse_value(text, strlen(text), d, err, 256);
 }
