@@ -52,7 +52,7 @@ CRITERION_LIBS ?= -lcriterion
 # The tests of what every store guarantees run again over a served store,
 # once per transport (tests/helpers.h, RSTATE_TEST_TRANSPORT).
 TRANSPORT_TESTS := watch order reentrancy debounce dispatch set set_many threads store errors backend
-TRANSPORTS := unix tcp
+TRANSPORTS := unix tcp file
 # runs $(1) (a runner) over the transport tests built in $(2) (a build dir),
 # over the transports $(3) (default: all)
 define run_transports

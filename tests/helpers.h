@@ -39,12 +39,14 @@
  * The transport the tests run over: RSTATE_TEST_TRANSPORT unset or "mem"
  * opens "mem:" stores; "unix" or "tcp" gives each h_open its own "mem:"
  * store served by an rstate_server, and returns a remote store connected to
- * it, so the same tests check that the remote stores keep every guarantee.
+ * it, so the same tests check that the remote stores keep every guarantee;
+ * "file" opens a "file:" store in a fresh directory (removed by h_close).
  * rstate_close is redirected to h_close, which also stops that server.
  */
 typedef struct h_served {
   rstate_store *remote, *backing;
   rstate_server *server;
+  char dir[96]; /* file: the store's directory */
 } h_served;
 static h_served h_served_stores[64];
 
@@ -53,11 +55,35 @@ static inline const char *h_transport(void) {
   return t && *t ? t : "mem";
 }
 
-static inline bool h_remote(void) { return strcmp(h_transport(), "mem") != 0; }
+/* A served store (unix: or tcp:): callbacks run on the connection thread. */
+static inline bool h_remote(void) { return strcmp(h_transport(), "mem") != 0 && strcmp(h_transport(), "file") != 0; }
+static inline bool h_file(void) { return strcmp(h_transport(), "file") == 0; }
+
+/* Removes a file: store's directory and the files a store keeps there. */
+static inline void h_rmdir(const char *dir) {
+  char cmd[256];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+}
 
 /* Opens a fresh store over the test transport with options o (may be NULL). */
 static inline rstate_store *h_open_opts(const rstate_options *o) {
   rstate_store *s = NULL;
+  if (h_file()) {
+    h_served *slot = NULL;
+    for (size_t i = 0; i < sizeof h_served_stores / sizeof h_served_stores[0] && !slot; i++)
+      if (!h_served_stores[i].remote) slot = &h_served_stores[i];
+    cr_assert_not_null(slot, "more than 64 test stores open at once");
+    static unsigned fserial;
+    snprintf(slot->dir, sizeof slot->dir, "/tmp/rstate-test-%d-%u.d", (int)getpid(), fserial++);
+    h_rmdir(slot->dir);
+    char uri[128];
+    snprintf(uri, sizeof uri, "file:%s", slot->dir);
+    int rc = rstate_open(&s, uri, o);
+    cr_assert_eq(rc, RSTATE_OK, "rstate_open(\"%s\") returned %s: %s", uri, rstate_error_name(rc), rstate_last_error());
+    slot->remote = s;
+    return s;
+  }
   if (!h_remote()) {
     int rc = rstate_open(&s, "mem:", o);
     cr_assert_eq(rc, RSTATE_OK, "rstate_open(\"mem:\") returned %s: %s", rstate_error_name(rc), rstate_last_error());
@@ -95,8 +121,9 @@ static inline void h_close(rstate_store *s) {
   for (size_t i = 0; s && i < sizeof h_served_stores / sizeof h_served_stores[0]; i++) {
     h_served *slot = &h_served_stores[i];
     if (slot->remote != s) continue;
-    rstate_server_stop(slot->server);
-    rstate_close(slot->backing);
+    if (slot->dir[0]) h_rmdir(slot->dir);
+    if (slot->server) rstate_server_stop(slot->server);
+    if (slot->backing) rstate_close(slot->backing);
     memset(slot, 0, sizeof *slot);
   }
 }

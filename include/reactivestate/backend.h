@@ -56,13 +56,14 @@ extern "C" {
 
 /* The table's version, as SQLite versions sqlite3_vfs (iVersion): version 1
  * is the table and the structs below as released in 0.1.0; version 2 adds
- * subscribe and unsubscribe. A later version adds members only at the end
- * of the table and of the structs a backend fills (rstate_change,
- * rstate_snapshot_var), and the front end reads them only from backends
- * that declare that version: a backend built for an older version keeps
- * working unchanged. The rstate_host_* functions belong to the library, not
- * to the table: the ones added after 0.1.0 say so. */
-#define RSTATE_BACKEND_VERSION 2
+ * subscribe and unsubscribe; version 3 adds history. A later version adds
+ * members only at the end of the table and of the structs a backend fills
+ * (rstate_change, rstate_snapshot_var), and the front end reads them only
+ * from backends that declare that version: a backend built for an older
+ * version keeps working unchanged (a version 2 table's store keeps no
+ * history). The rstate_host_* functions belong to the library, not to the
+ * table: the ones added after 0.1.0 say so. */
+#define RSTATE_BACKEND_VERSION 3
 
 typedef struct rstate_backend rstate_backend; /* the backend's own state */
 typedef struct rstate_host rstate_host;       /* the front end, as a backend sees it */
@@ -158,6 +159,19 @@ typedef struct rstate_backend_ops {
    * fail (a backend that cannot tell its server forgets the subscription). */
   int (*subscribe)(rstate_backend *b, rstate_sub *sub, const char *const *patterns, size_t n, bool include_initial);
   void (*unsubscribe)(rstate_backend *b, rstate_sub *sub);
+
+  /* ---- version 3 ---- */
+
+  /* Optional; NULL: the store keeps no history (rstate_history and
+   * rstate_rollback fail with RSTATE_ENOTSUP). Calls fn for every kept
+   * version of name above after_version, oldest first, the current one
+   * last, with none of the backend's locks held (copy what you keep first);
+   * fn returning nonzero stops the walk, and history returns RSTATE_OK.
+   * Errors: RSTATE_ENOTFOUND (unknown variable), RSTATE_ENOTSUP (this store
+   * was opened to keep no history), RSTATE_ENOMEM. rstate_rollback is built
+   * on it by the front end: it finds the version here and sets its value. */
+  int (*history)(rstate_backend *b, const char *name, uint64_t after_version,
+                 int (*fn)(const rstate_history_entry *e, void *ud), void *ud);
 } rstate_backend_ops;
 
 /* Opens a store over a backend of your own; ops must outlive the store.

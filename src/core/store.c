@@ -12,6 +12,7 @@
 
 extern const rstate_backend_ops rstate__local_ops;
 extern const rstate_backend_ops rstate__remote_ops;
+extern const rstate_backend_ops rstate__file_ops;
 
 static const struct {
   const char *scheme; /* including the colon */
@@ -20,6 +21,7 @@ static const struct {
     {"mem:", &rstate__local_ops},
     {"unix:", &rstate__remote_ops},
     {"tcp:", &rstate__remote_ops},
+    {"file:", &rstate__file_ops},
 };
 
 #define CHECK_STORE(s, fn) \
@@ -51,6 +53,8 @@ int rstate_open_backend(rstate_store **out, const rstate_backend_ops *ops, const
                        ops->name ? ops->name : "?");
   if (opts && (opts->connect_timeout_ms < 0 || opts->request_timeout_ms < 0 || opts->heartbeat_ms < 0))
     return rstate__err(RSTATE_EINVAL, "rstate_open: timeouts and heartbeat_ms must not be negative");
+  if (opts && (opts->sync_interval_ms < 0 || (unsigned)opts->sync > RSTATE_SYNC_NONE))
+    return rstate__err(RSTATE_EINVAL, "rstate_open: sync must be an rstate_sync and sync_interval_ms not negative");
 
   rstate_store *s = calloc(1, sizeof *s);
   if (!s) return rstate__err(RSTATE_ENOMEM, "rstate_open: out of memory");
@@ -90,7 +94,7 @@ int rstate_open(rstate_store **out, const char *uri, const rstate_options *opts)
     if (strncmp(uri, schemes[i].scheme, strlen(schemes[i].scheme)) == 0)
       return rstate_open_backend(out, schemes[i].ops, uri, opts);
   }
-  return rstate__err(RSTATE_EINVAL, "rstate_open: \"%s\" is not a store URI (mem:, unix:/path, tcp:host:port)", uri);
+  return rstate__err(RSTATE_EINVAL, "rstate_open: \"%s\" is not a store URI (mem:, file:/dir, unix:/path, tcp:host:port)", uri);
 }
 
 void rstate_close(rstate_store *s) {
@@ -343,21 +347,72 @@ int rstate_get_string(rstate_store *s, const char *name, char **out) {
   return rc;
 }
 
-/* History and rollback: no backend keeps past versions yet. */
+/* ---- history and rollback --------------------------------------------------- */
+
+static bool keeps_history(const rstate_store *s) { return s->ops->version >= 3 && s->ops->history; }
+
 int rstate_history(rstate_store *s, const char *name, uint64_t after_version,
                    int (*fn)(const rstate_history_entry *e, void *ud), void *ud) {
-  (void)after_version;
-  (void)ud;
   CHECK_STORE(s, "rstate_history");
   CHECK_NAME(name, "rstate_history");
   if (!fn) return rstate__err(RSTATE_EINVAL, "rstate_history: %s: fn is NULL", name);
-  return rstate__err(RSTATE_ENOTSUP, "rstate_history: %s: this store keeps no history", name);
+  if (!keeps_history(s)) {
+    rstate_var_info info; /* an unknown variable is ENOTFOUND first */
+    int rc = s->ops->get(s->backend, name, NULL, &info);
+    if (rc) return rc;
+    return rstate__err(RSTATE_ENOTSUP, "rstate_history: %s: this store keeps no history", name);
+  }
+  return s->ops->history(s->backend, name, after_version, fn, ud);
 }
 
+typedef struct rollback_acc {
+  uint64_t want;
+  bool found, nomem;
+  rstate_value value;
+  uint64_t current;
+} rollback_acc;
+
+static int rollback_collect(const rstate_history_entry *e, void *ud) {
+  rollback_acc *acc = ud;
+  if (e->version == acc->want) {
+    acc->found = true;
+    if (rstate_value_copy(&acc->value, &e->value)) acc->nomem = true;
+  }
+  acc->current = e->version;
+  return 0;
+}
+
+/* Finds the value in the history (entries from that version on: the first
+ * is it when kept, the last the current one), then sets it like any set. */
 int rstate_rollback(rstate_store *s, const char *name, uint64_t version, const rstate_set_opts *opts) {
-  (void)version;
-  (void)opts;
   CHECK_STORE(s, "rstate_rollback");
   CHECK_NAME(name, "rstate_rollback");
-  return rstate__err(RSTATE_ENOTSUP, "rstate_rollback: %s: this store keeps no history", name);
+  if (!keeps_history(s)) {
+    rstate_var_info info;
+    int rc = s->ops->get(s->backend, name, NULL, &info);
+    if (rc) return rc;
+    return rstate__err(RSTATE_ENOTSUP, "rstate_rollback: %s: this store keeps no history", name);
+  }
+  if (version == 0) {
+    rstate_var_info info;
+    int rc = s->ops->get(s->backend, name, NULL, &info);
+    if (rc) return rc;
+    return rstate__err(RSTATE_ENOTFOUND, "rstate_rollback: %s: there is no version 0", name);
+  }
+  rollback_acc acc = {.want = version};
+  int rc = s->ops->history(s->backend, name, version - 1, rollback_collect, &acc);
+  if (!rc && acc.nomem) rc = rstate__err(RSTATE_ENOMEM, "rstate_rollback: %s: out of memory", name);
+  if (!rc && !acc.current) {
+    rstate_var_info info;
+    rc = s->ops->get(s->backend, name, NULL, &info);
+    if (!rc)
+      rc = rstate__err(RSTATE_ECONFLICT, "rstate_rollback: %s: version %llu is above the current version %llu", name,
+                       (unsigned long long)version, (unsigned long long)info.version);
+  }
+  if (!rc && !acc.found)
+    rc = rstate__err(RSTATE_ENOTFOUND, "rstate_rollback: %s: version %llu is no longer kept", name,
+                     (unsigned long long)version);
+  if (!rc) rc = set_one(s, name, &acc.value, NULL, opts, "rstate_rollback", NULL);
+  rstate_value_clear(&acc.value);
+  return rc;
 }

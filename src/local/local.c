@@ -9,13 +9,20 @@
  * announcement cannot be queued is not applied at all.
  *
  * Hot paths (get and set of a scalar) take the mutex once and allocate nothing.
+ *
+ * History (keep_versions > 0): each variable keeps its last keep_versions + 1
+ * versions (the current one and keep_versions before it) in a ring of
+ * entries that own their strings. A change prepares its entry before it is
+ * announced, so running out of memory abandons the change whole.
+ *
+ * The file: backend (src/file/) is this backend plus a journal hook and the
+ * restore calls of local.h.
  */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "types/types.h"
-#include "util/util.h"
+#include "local.h"
 
 typedef struct var {
   char *name;
@@ -28,6 +35,9 @@ typedef struct var {
   uint64_t revision;
   int64_t updated_ns;
   uint64_t mark; /* set_many: the batch that last touched it (duplicate check) */
+  /* history ring: h_n entries from h_start (mod h_cap); entries own their strings */
+  rstate_history_entry *h;
+  size_t h_cap, h_start, h_n;
 } var;
 
 typedef struct local {
@@ -36,6 +46,8 @@ typedef struct local {
   uint64_t revision;
   uint64_t batch; /* serial of set_many calls, for var.mark */
   rstate_host *host;
+  size_t keep; /* entries kept per variable: keep_versions + 1, or 0 (no history) */
+  rstate__local_journal journal; /* write NULL: none */
 } local;
 
 static local *L(rstate_backend *b) { return (local *)b; }
@@ -52,24 +64,127 @@ static int not_found(const char *name) {
   return rstate__err(RSTATE_ENOTFOUND, "%s: no such variable", name);
 }
 
+/* ---- history entries ----------------------------------------------------- */
+
+static void hentry_clear(rstate_history_entry *e) {
+  if (e->value.kind == RSTATE_STRING) rstate_value_clear(&e->value);
+  free((char *)e->source);
+  free((void *)e->meta); /* one block with its strings (meta_dup) */
+  memset(e, 0, sizeof *e);
+}
+
+/* Copies meta pairs into one block: the array, then the strings. */
+static rstate_meta *meta_dup(const rstate_meta *meta, size_t n) {
+  if (!n) return NULL;
+  size_t size = n * sizeof(rstate_meta);
+  for (size_t i = 0; i < n; i++) size += strlen(meta[i].key) + strlen(meta[i].value) + 2;
+  rstate_meta *m = malloc(size);
+  if (!m) return NULL;
+  char *p = (char *)(m + n);
+  for (size_t i = 0; i < n; i++) {
+    size_t kl = strlen(meta[i].key) + 1, vl = strlen(meta[i].value) + 1;
+    memcpy(p, meta[i].key, kl);
+    m[i].key = p;
+    p += kl;
+    memcpy(p, meta[i].value, vl);
+    m[i].value = p;
+    p += vl;
+  }
+  return m;
+}
+
+/* Fills e with owned copies; false on ENOMEM (e cleared). */
+static bool hentry_make(rstate_history_entry *e, const rstate_value *value, uint64_t version, uint64_t revision,
+                        int64_t ts, const char *source, const rstate_meta *meta, size_t n_meta) {
+  memset(e, 0, sizeof *e);
+  e->version = version;
+  e->revision = revision;
+  e->timestamp_ns = ts;
+  bool ok = true;
+  if (value->kind == RSTATE_STRING)
+    ok = rstate_value_copy(&e->value, value) == RSTATE_OK;
+  else
+    e->value = *value;
+  if (ok && source) ok = (e->source = strdup(source)) != NULL;
+  if (ok && n_meta) {
+    ok = (e->meta = meta_dup(meta, n_meta)) != NULL;
+    e->n_meta = ok ? n_meta : 0;
+  }
+  if (!ok) hentry_clear(e);
+  return ok;
+}
+
+/* Makes room in v's ring for one more entry; false on ENOMEM. */
+static bool hist_reserve(local *l, var *v) {
+  if (v->h_n < v->h_cap || v->h_cap == l->keep) return true; /* room, or full and rotating */
+  size_t cap = v->h_cap ? v->h_cap * 2 : 4;
+  if (cap > l->keep) cap = l->keep;
+  rstate_history_entry *h = realloc(v->h, cap * sizeof *h);
+  if (!h) return false;
+  v->h = h; /* still linear: the ring only wraps once at l->keep */
+  v->h_cap = cap;
+  return true;
+}
+
+/* Appends a prepared entry (moved in), dropping the oldest when full. */
+static void hist_push(var *v, rstate_history_entry *e) {
+  if (v->h_n < v->h_cap) {
+    v->h[(v->h_start + v->h_n++) % v->h_cap] = *e;
+  } else {
+    hentry_clear(&v->h[v->h_start]);
+    v->h[v->h_start] = *e;
+    v->h_start = (v->h_start + 1) % v->h_cap;
+  }
+  memset(e, 0, sizeof *e);
+}
+
+static void hist_free(var *v) {
+  for (size_t i = 0; i < v->h_n; i++) hentry_clear(&v->h[(v->h_start + i) % v->h_cap]);
+  free(v->h);
+  v->h = NULL;
+  v->h_cap = v->h_start = v->h_n = 0;
+}
+
+static const rstate_history_entry *hist_at(const var *v, size_t i) { return &v->h[(v->h_start + i) % v->h_cap]; }
+
 static void var_free(var *v) {
   if (!v) return;
+  hist_free(v);
   rstate_value_clear(&v->value);
   rstate__spec_free(v->spec);
   free(v->name);
   free(v);
 }
 
-static int local_open(rstate_backend **out, const char *uri, const rstate_options *opts, rstate_host *host) {
-  (void)opts;
-  if (strcmp(uri, "mem:") != 0) return rstate__err(RSTATE_EINVAL, "mem: store: unexpected URI \"%s\"", uri);
+int rstate__local_new(rstate_backend **out, rstate_host *host, size_t keep_versions,
+                      const rstate__local_journal *journal) {
   local *l = calloc(1, sizeof *l);
-  if (!l) return rstate__err(RSTATE_ENOMEM, "mem: store: out of memory");
+  if (!l) return rstate__err(RSTATE_ENOMEM, "store: out of memory");
   pthread_mutex_init(&l->lock, NULL);
   rstate__map_init(&l->vars);
   l->host = host;
+  l->keep = keep_versions ? (keep_versions < SIZE_MAX ? keep_versions + 1 : keep_versions) : 0;
+  if (journal) l->journal = *journal;
   *out = (rstate_backend *)l;
   return RSTATE_OK;
+}
+
+static int local_open(rstate_backend **out, const char *uri, const rstate_options *opts, rstate_host *host) {
+  if (strcmp(uri, "mem:") != 0) return rstate__err(RSTATE_EINVAL, "mem: store: unexpected URI \"%s\"", uri);
+  return rstate__local_new(out, host, opts ? opts->keep_versions : 0, NULL);
+}
+
+/* Announces a change: the journal first, then the front end (none when
+ * restoring into a store without host). */
+static int announce(local *l, const rstate_change *c, size_t n, const rstate__spec *spec) {
+  if (l->journal.write) {
+    int rc = l->journal.write(l->journal.ud, c, n, spec);
+    if (rc) return rc;
+  }
+  if (!l->host) return RSTATE_OK;
+  int rc = rstate_host_emit(l->host, c, n);
+  if (rc && l->journal.write && l->journal.undo) l->journal.undo(l->journal.ud);
+  return rc;
 }
 
 static void local_close(rstate_backend *b) {
@@ -118,6 +233,12 @@ static int local_define(rstate_backend *b, const rstate_var_def *def) {
     return rstate__err(RSTATE_ENOMEM, "%s: out of memory defining the variable", def->name);
   }
   v->revision = l->revision + 1;
+  rstate_history_entry he;
+  if (l->keep && (!hist_reserve(l, v) || !hentry_make(&he, &v->value, 1, v->revision, v->updated_ns, NULL, NULL, 0))) {
+    pthread_mutex_unlock(&l->lock);
+    var_free(v);
+    return rstate__err(RSTATE_ENOMEM, "%s: out of memory defining the variable", def->name);
+  }
   rstate_change ch = {.kind = RSTATE_EVENT_DEFINED,
                       .name = v->name,
                       .name_len = v->len,
@@ -127,12 +248,14 @@ static int local_define(rstate_backend *b, const rstate_var_def *def) {
                       .version = 1,
                       .revision = v->revision,
                       .timestamp_ns = v->updated_ns};
-  rc = rstate_host_emit(l->host, &ch, 1);
+  rc = announce(l, &ch, 1, spec);
   if (rc) {
     pthread_mutex_unlock(&l->lock);
+    if (l->keep) hentry_clear(&he);
     var_free(v);
     return rc;
   }
+  if (l->keep) hist_push(v, &he);
   rstate__map_put(&l->vars, v->name, v->len, v->hash, v);
   l->revision++;
   pthread_mutex_unlock(&l->lock);
@@ -156,7 +279,7 @@ static int local_undefine(rstate_backend *b, const char *name) {
                       .version = v->version,
                       .revision = l->revision + 1,
                       .timestamp_ns = rstate__realtime_ns()};
-  int rc = rstate_host_emit(l->host, &ch, 1);
+  int rc = announce(l, &ch, 1, NULL);
   if (rc) {
     pthread_mutex_unlock(&l->lock);
     return rc;
@@ -263,11 +386,14 @@ static int local_snapshot(rstate_backend *b, const char *const *patterns, size_t
 typedef struct pending {
   var *v;
   rstate_value value; /* coerced; a string is the owned copy to install */
+  rstate_history_entry he; /* with history: the entry to push */
 } pending;
 
 static void pending_free(pending *p, size_t n) {
-  for (size_t i = 0; i < n; i++)
+  for (size_t i = 0; i < n; i++) {
     if (p[i].value.kind == RSTATE_STRING) rstate_value_clear(&p[i].value);
+    hentry_clear(&p[i].he);
+  }
 }
 
 static int local_set_many(rstate_backend *b, const rstate_assign *items, size_t n, const uint64_t *expected,
@@ -308,6 +434,7 @@ static int local_set_many(rstate_backend *b, const rstate_assign *items, size_t 
       if (!rc && !rstate_value_equal(&value, &v->value)) {
         p[k].v = v;
         p[k].value = value;
+        memset(&p[k].he, 0, sizeof p[k].he);
         if (value.kind == RSTATE_STRING && rstate_value_copy(&p[k].value, &value)) {
           rc = rstate__err(RSTATE_ENOMEM, "%s: out of memory copying the value", v->name);
         } else {
@@ -320,9 +447,18 @@ static int local_set_many(rstate_backend *b, const rstate_assign *items, size_t 
       break;
     }
   }
+  uint64_t revision = l->revision + 1;
+  int64_t now = 0;
+  if (!rc && k) now = rstate__realtime_ns();
+  for (size_t i = 0; !rc && l->keep && i < k; i++) {
+    if (!hist_reserve(l, p[i].v) ||
+        !hentry_make(&p[i].he, &p[i].value, p[i].v->version + 1, revision, now, opts ? opts->source : NULL,
+                     opts ? opts->meta : NULL, opts ? opts->n_meta : 0)) {
+      rc = rstate__err(RSTATE_ENOMEM, "%s: out of memory keeping its history", p[i].v->name);
+      *failed_index = SIZE_MAX;
+    }
+  }
   if (!rc && k) {
-    uint64_t revision = l->revision + 1;
-    int64_t now = rstate__realtime_ns();
     for (size_t i = 0; i < k; i++) {
       c[i] = (rstate_change){.kind = RSTATE_EVENT_CHANGED,
                              .name = p[i].v->name,
@@ -338,7 +474,7 @@ static int local_set_many(rstate_backend *b, const rstate_assign *items, size_t 
                              .meta = opts ? opts->meta : NULL,
                              .n_meta = opts ? opts->n_meta : 0};
     }
-    rc = rstate_host_emit(l->host, c, k);
+    rc = announce(l, c, k, NULL);
     if (rc) {
       *failed_index = SIZE_MAX;
     } else {
@@ -350,6 +486,7 @@ static int local_set_many(rstate_backend *b, const rstate_assign *items, size_t 
         v->version++;
         v->revision = revision;
         v->updated_ns = now;
+        if (l->keep) hist_push(v, &p[i].he);
       }
       l->revision = revision;
     }
@@ -371,6 +508,220 @@ static uint64_t local_revision(rstate_backend *b) {
   return r;
 }
 
+/* ---- history ---------------------------------------------------------------- */
+
+static int local_history(rstate_backend *b, const char *name, uint64_t after_version,
+                         int (*fn)(const rstate_history_entry *e, void *ud), void *ud) {
+  local *l = L(b);
+  pthread_mutex_lock(&l->lock);
+  var *v = lookup(l, name);
+  if (!v) {
+    pthread_mutex_unlock(&l->lock);
+    return not_found(name);
+  }
+  if (!l->keep) {
+    pthread_mutex_unlock(&l->lock);
+    return rstate__err(RSTATE_ENOTSUP, "%s: this store keeps no history (keep_versions is 0)", name);
+  }
+  /* copy what is asked for, then call fn with no lock held */
+  size_t first = 0;
+  while (first < v->h_n && hist_at(v, first)->version <= after_version) first++;
+  size_t n = v->h_n - first;
+  rstate_history_entry *copy = n ? calloc(n, sizeof *copy) : NULL;
+  bool ok = !n || copy;
+  for (size_t i = 0; ok && i < n; i++) {
+    const rstate_history_entry *e = hist_at(v, first + i);
+    ok = hentry_make(&copy[i], &e->value, e->version, e->revision, e->timestamp_ns, e->source, e->meta, e->n_meta);
+    if (!ok) n = i;
+  }
+  pthread_mutex_unlock(&l->lock);
+  int rc = RSTATE_OK;
+  if (!ok) rc = rstate__err(RSTATE_ENOMEM, "%s: out of memory copying its history", name);
+  for (size_t i = 0; !rc && i < n; i++)
+    if (fn(&copy[i], ud)) break;
+  for (size_t i = 0; i < n; i++) hentry_clear(&copy[i]);
+  free(copy);
+  return rc;
+}
+
+/* ---- restoring and walking (local.h) ------------------------------------------ */
+
+int rstate__local_restore_define(rstate_backend *b, rstate__spec *spec, uint64_t revision, int64_t updated_ns) {
+  local *l = L(b);
+  const char *name = rstate__spec_name(spec);
+  if (lookup(l, name)) {
+    rstate__spec_free(spec);
+    return rstate__err(RSTATE_EEXIST, "%s: defined twice", name);
+  }
+  var *v = calloc(1, sizeof *v);
+  if (!v || !(v->name = strdup(name)) || rstate_value_copy(&v->value, rstate__spec_initial(spec)) ||
+      !rstate__map_reserve(&l->vars, 1)) {
+    if (v) {
+      free(v->name);
+      rstate_value_clear(&v->value);
+    }
+    free(v);
+    rstate__spec_free(spec);
+    return rstate__err(RSTATE_ENOMEM, "%s: out of memory defining the variable", name);
+  }
+  v->len = strlen(v->name);
+  v->hash = rstate__hash(v->name, v->len);
+  v->spec = spec;
+  v->type = rstate__spec_type(spec);
+  v->version = 1;
+  v->revision = revision;
+  v->updated_ns = updated_ns;
+  rstate_history_entry he;
+  if (l->keep && (!hist_reserve(l, v) || !hentry_make(&he, &v->value, 1, revision, updated_ns, NULL, NULL, 0))) {
+    var_free(v);
+    return rstate__err(RSTATE_ENOMEM, "%s: out of memory defining the variable", name);
+  }
+  if (l->keep) hist_push(v, &he);
+  rstate__map_put(&l->vars, v->name, v->len, v->hash, v);
+  if (revision > l->revision) l->revision = revision;
+  return RSTATE_OK;
+}
+
+static rstate_kind type_kind(rstate_type t) {
+  switch (t) {
+  case RSTATE_TYPE_FLOAT: return RSTATE_FLOAT;
+  case RSTATE_TYPE_INTEGER: return RSTATE_INT;
+  case RSTATE_TYPE_BOOLEAN: return RSTATE_BOOL;
+  default: return RSTATE_STRING;
+  }
+}
+
+int rstate__local_restore_set(rstate_backend *b, const char *name, const rstate_value *value, uint64_t version,
+                              uint64_t revision, int64_t ts, const char *source, const rstate_meta *meta,
+                              size_t n_meta) {
+  local *l = L(b);
+  var *v = lookup(l, name);
+  if (!v) return rstate__err(RSTATE_ENOTFOUND, "%s: no such variable", name);
+  if (value->kind != type_kind(v->type) ||
+      (value->kind == RSTATE_STRING && !rstate__utf8_valid(value->u.s.ptr, value->u.s.len)))
+    return rstate__err(RSTATE_EPROTO, "%s: a value that is not a %s", name, rstate_type_name(v->type));
+  if (version != v->version + 1)
+    return rstate__err(RSTATE_EPROTO, "%s: version %llu does not follow %llu", name, (unsigned long long)version,
+                       (unsigned long long)v->version);
+  rstate_value copy;
+  if (rstate_value_copy(&copy, value)) return rstate__err(RSTATE_ENOMEM, "%s: out of memory", name);
+  rstate_history_entry he;
+  if (l->keep && (!hist_reserve(l, v) || !hentry_make(&he, value, version, revision, ts, source, meta, n_meta))) {
+    rstate_value_clear(&copy);
+    return rstate__err(RSTATE_ENOMEM, "%s: out of memory keeping its history", name);
+  }
+  if (l->keep) hist_push(v, &he);
+  rstate_value_clear(&v->value);
+  v->value = copy;
+  v->version = version;
+  v->revision = revision;
+  v->updated_ns = ts;
+  if (revision > l->revision) l->revision = revision;
+  return RSTATE_OK;
+}
+
+int rstate__local_restore_state(rstate_backend *b, const char *name, const rstate_value *value, uint64_t version,
+                                uint64_t revision, int64_t updated_ns) {
+  local *l = L(b);
+  var *v = lookup(l, name);
+  if (!v) return rstate__err(RSTATE_ENOTFOUND, "%s: no such variable", name);
+  if (value->kind != type_kind(v->type) ||
+      (value->kind == RSTATE_STRING && !rstate__utf8_valid(value->u.s.ptr, value->u.s.len)))
+    return rstate__err(RSTATE_EPROTO, "%s: a value that is not a %s", name, rstate_type_name(v->type));
+  if (version == 0) return rstate__err(RSTATE_EPROTO, "%s: version 0", name);
+  rstate_value copy;
+  if (rstate_value_copy(&copy, value)) return rstate__err(RSTATE_ENOMEM, "%s: out of memory", name);
+  rstate_value_clear(&v->value);
+  v->value = copy;
+  v->version = version;
+  v->revision = revision;
+  v->updated_ns = updated_ns;
+  if (revision > l->revision) l->revision = revision;
+  return RSTATE_OK;
+}
+
+int rstate__local_restore_undefine(rstate_backend *b, const char *name, uint64_t revision) {
+  local *l = L(b);
+  size_t len = strlen(name);
+  var *v = rstate__map_del(&l->vars, name, len, rstate__hash(name, len));
+  if (!v) return rstate__err(RSTATE_ENOTFOUND, "%s: no such variable", name);
+  var_free(v);
+  if (revision > l->revision) l->revision = revision;
+  return RSTATE_OK;
+}
+
+int rstate__local_restore_history(rstate_backend *b, const char *name, const rstate_history_entry *entries,
+                                  size_t n) {
+  local *l = L(b);
+  var *v = lookup(l, name);
+  if (!v) return rstate__err(RSTATE_ENOTFOUND, "%s: no such variable", name);
+  for (size_t i = 0; i < n; i++) {
+    const rstate_value *x = &entries[i].value;
+    if (x->kind != type_kind(v->type) || (x->kind == RSTATE_STRING && !rstate__utf8_valid(x->u.s.ptr, x->u.s.len)))
+      return rstate__err(RSTATE_EPROTO, "%s: a kept value that is not a %s", name, rstate_type_name(v->type));
+  }
+  if (!l->keep) return RSTATE_OK;
+  hist_free(v);
+  if (n > l->keep) {
+    entries += n - l->keep;
+    n = l->keep;
+  }
+  for (size_t i = 0; i < n; i++) {
+    rstate_history_entry he;
+    if (!hist_reserve(l, v) || !hentry_make(&he, &entries[i].value, entries[i].version, entries[i].revision,
+                                            entries[i].timestamp_ns, entries[i].source, entries[i].meta,
+                                            entries[i].n_meta))
+      return rstate__err(RSTATE_ENOMEM, "%s: out of memory keeping its history", name);
+    hist_push(v, &he);
+  }
+  return RSTATE_OK;
+}
+
+void rstate__local_restore_revision(rstate_backend *b, uint64_t revision) {
+  local *l = L(b);
+  if (revision > l->revision) l->revision = revision;
+}
+
+int rstate__local_walk(rstate_backend *b, int (*fn)(const rstate__local_view *v, void *ud), void *ud,
+                       uint64_t *revision) {
+  local *l = L(b);
+  rstate_history_entry *lin = NULL;
+  size_t lin_cap = 0;
+  int rc = RSTATE_OK;
+  pthread_mutex_lock(&l->lock);
+  size_t it = 0;
+  var *v;
+  while (!rc && (v = rstate__map_next(&l->vars, &it))) {
+    if (v->h_n > lin_cap) {
+      rstate_history_entry *n = realloc(lin, v->h_n * sizeof *n);
+      if (!n) {
+        rc = rstate__err(RSTATE_ENOMEM, "%s: out of memory", v->name);
+        break;
+      }
+      lin = n;
+      lin_cap = v->h_n;
+    }
+    for (size_t i = 0; i < v->h_n; i++) lin[i] = *hist_at(v, i);
+    rstate__local_view view = {v->spec, &v->value, v->version, v->revision, v->updated_ns, lin, v->h_n};
+    rc = fn(&view, ud);
+  }
+  if (revision) *revision = l->revision;
+  pthread_mutex_unlock(&l->lock);
+  free(lin);
+  return rc;
+}
+
+size_t rstate__local_count(rstate_backend *b) {
+  local *l = L(b);
+  pthread_mutex_lock(&l->lock);
+  size_t n = l->vars.count;
+  pthread_mutex_unlock(&l->lock);
+  return n;
+}
+
+void rstate__local_lock(rstate_backend *b) { pthread_mutex_lock(&L(b)->lock); }
+void rstate__local_unlock(rstate_backend *b) { pthread_mutex_unlock(&L(b)->lock); }
+
 const rstate_backend_ops rstate__local_ops = {
     .version = RSTATE_BACKEND_VERSION,
     .name = "local",
@@ -383,4 +734,5 @@ const rstate_backend_ops rstate__local_ops = {
     .snapshot = local_snapshot,
     .set_many = local_set_many,
     .revision = local_revision,
+    .history = local_history,
 };

@@ -934,6 +934,26 @@ bool rstate__spec_same(const rstate__spec *a, const rstate__spec *b) {
 const char *rstate__spec_name(const rstate__spec *spec) { return spec->name; }
 rstate_type rstate__spec_type(const rstate__spec *spec) { return spec->row->type; }
 const rstate_value *rstate__spec_initial(const rstate__spec *spec) { return &spec->initial; }
+size_t rstate__spec_n_choices(const rstate__spec *spec) { return spec->n_choices; }
+
+void rstate__spec_def(const rstate__spec *spec, rstate_var_def *def, rstate_constraints *c, const char **choices) {
+  memset(def, 0, sizeof *def);
+  memset(c, 0, sizeof *c);
+  def->name = spec->name;
+  def->type = spec->row->type;
+  def->initial = spec->initial;
+  def->description = spec->description;
+  def->constraints = c;
+  c->min = spec->min;
+  c->max = spec->max;
+  c->min_length = spec->min_length;
+  c->max_length = spec->max_length;
+  for (size_t i = 0; i < spec->n_choices; i++) choices[i] = spec->choices[i].s;
+  c->choices = spec->n_choices ? choices : NULL;
+  c->n_choices = spec->n_choices;
+  c->module_namespace = spec->ns;
+  c->pattern = spec->pattern;
+}
 
 int rstate__spec_check(const rstate__spec *spec, const rstate_value *in, rstate_value *out) {
   if (!spec) return rstate__err(RSTATE_EINVAL, "rstate__spec_check: spec is NULL");

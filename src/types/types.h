@@ -61,6 +61,13 @@ rstate_type rstate__spec_type(const rstate__spec *spec);
 /* The initial value, coerced to the type's kind; owned by the spec. */
 const rstate_value *rstate__spec_initial(const rstate__spec *spec);
 
+/* The definition a spec was made from, borrowing the spec's strings: def
+ * points to c, and c->choices to choices, which has room for
+ * rstate__spec_n_choices(spec) names. rstate__spec_new of it makes a spec
+ * rstate__spec_same as this one. */
+size_t rstate__spec_n_choices(const rstate__spec *spec);
+void rstate__spec_def(const rstate__spec *spec, rstate_var_def *def, rstate_constraints *c, const char **choices);
+
 /* Checks a value for the variable: coerces its kind into *out (a string is
  * borrowed from in, not copied) and checks the constraints; on failure *out
  * is RSTATE_NONE. Errors: RSTATE_EINVAL (in is NULL, or a string with a NULL

@@ -1,0 +1,384 @@
+/*
+ * backend.c — the file: backend: a local backend (the variables, in memory,
+ * with their history) whose every change is first appended to a journal.
+ *
+ * Why the local backend: reads, watches and checks are exactly mem:'s, and
+ * only what reaches the disk is new. The local backend calls our journal
+ * hook under its lock, in revision order, before it announces the change;
+ * the hook encodes the change and appends it to the journal's shared
+ * mapping (journal.c), so a change is in the page cache before any watcher
+ * sees it. With RSTATE_SYNC_ALWAYS the call then waits, outside the lock,
+ * for an fdatasync that covers it (group commit); RSTATE_SYNC_INTERVAL has
+ * the background thread sync every sync_interval_ms; RSTATE_SYNC_NONE leaves
+ * it to the operating system.
+ *
+ * Compaction, on the background thread, never holds the store's lock but to
+ * swap the journal for a fresh one: it then reads the old snapshot and the
+ * old journals back from disk into a private local backend (a fold, which
+ * costs memory for a second copy of the variables but no time of the
+ * writers), writes that as the new snapshot and removes the old journals.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "file.h"
+
+_Atomic size_t rstate__file_compact_bytes;
+#define COMPACT_DEFAULT (16u << 20)
+#define KEEP_DEFAULT 100
+
+typedef struct fstore {
+  rstate_backend *local;
+  char *dir;
+  int lock_fd;
+  rstate_sync sync;
+  int interval_ms;
+  size_t keep;
+  /* under the local backend's lock */
+  rstate__journal *cur; /* swapped only by the background thread */
+  rstate__buf scratch;
+  bool compact_asked;
+  size_t compact_at;
+  /* the background thread */
+  pthread_t bg;
+  bool bg_running;
+  pthread_mutex_t bg_lock;
+  pthread_cond_t bg_cond;
+  bool stop, want_compact;
+  uint64_t snap_gen;
+} fstore;
+
+static fstore *F(rstate_backend *b) { return (fstore *)b; }
+
+/* The journal a SYNC_ALWAYS change went to, for the call to wait on. */
+static _Thread_local rstate__journal *wait_j;
+static _Thread_local size_t wait_end;
+
+static size_t compact_threshold(size_t snap_size) {
+  size_t t = atomic_load(&rstate__file_compact_bytes);
+  if (!t) t = COMPACT_DEFAULT > snap_size ? COMPACT_DEFAULT : snap_size;
+  return t;
+}
+
+/* ---- the journal hook (under the local backend's lock) ------------------ */
+
+static int hook_write(void *ud, const rstate_change *c, size_t n, const rstate__spec *spec) {
+  fstore *f = ud;
+  rstate__buf *b = &f->scratch;
+  b->len = 0;
+  b->oom = false;
+  size_t at = rstate__frame_begin(b);
+  if (c[0].kind == RSTATE_EVENT_DEFINED)
+    rstate__enc_define(b, c[0].revision, c[0].timestamp_ns, spec);
+  else if (c[0].kind == RSTATE_EVENT_DELETED)
+    rstate__enc_undefine(b, c[0].revision, c[0].timestamp_ns, c[0].name);
+  else
+    rstate__enc_set(b, c, n);
+  if (!rstate__frame_end(b, at)) {
+    if (b->oom) return rstate__err(RSTATE_ENOMEM, "%s: out of memory writing the change to the journal", c[0].name);
+    return rstate__err(RSTATE_ELIMIT, "%s: the change takes more than the journal's %u bytes per record", c[0].name,
+                       RSTATE_FRAME_MAX);
+  }
+  rstate__journal *j = f->cur;
+  int rc = rstate__journal_append(j, b->p, b->len);
+  if (rc) return rc;
+  if (f->sync == RSTATE_SYNC_ALWAYS) {
+    pthread_mutex_lock(&j->sync_lock);
+    j->waiters++;
+    pthread_mutex_unlock(&j->sync_lock);
+    wait_j = j;
+    wait_end = j->end;
+  }
+  if (j->end >= f->compact_at && !f->compact_asked) {
+    f->compact_asked = true;
+    pthread_mutex_lock(&f->bg_lock);
+    f->want_compact = true;
+    pthread_cond_signal(&f->bg_cond);
+    pthread_mutex_unlock(&f->bg_lock);
+  }
+  return RSTATE_OK;
+}
+
+static void hook_undo(void *ud) {
+  fstore *f = ud;
+  rstate__journal_undo(f->cur);
+  if (wait_j) wait_end = 0; /* nothing to wait for; the wait still counts the waiter out */
+}
+
+/* After a change: with SYNC_ALWAYS, waits until it is on disk. */
+static int settle(int rc) {
+  rstate__journal *j = wait_j;
+  if (!j) return rc;
+  wait_j = NULL;
+  int src = rstate__journal_wait(j, wait_end);
+  return rc ? rc : src;
+}
+
+/* ---- the background thread ---------------------------------------------- */
+
+static void compact(fstore *f) {
+  rstate__journal *next, *old;
+  if (rstate__journal_create(&next, f->dir, f->cur->gen + 1)) {
+    rstate__local_lock(f->local);
+    f->compact_at *= 2; /* try again later */
+    f->compact_asked = false;
+    rstate__local_unlock(f->local);
+    return;
+  }
+  rstate__local_lock(f->local);
+  old = f->cur;
+  f->cur = next;
+  rstate__local_unlock(f->local);
+
+  rstate_backend *fold;
+  rstate__dirstate st = {0};
+  size_t size = 0;
+  int rc = rstate__local_new(&fold, NULL, f->keep, NULL);
+  if (!rc) {
+    rc = rstate__dir_load(fold, f->dir, old->gen, &st);
+    if (!rc) rc = rstate__snapshot_write(fold, f->dir, old->gen + 1, &size);
+    rstate__local_ops.close(fold);
+  }
+  if (!rc) {
+    f->snap_gen = old->gen + 1;
+    rstate__journal_close(old, true);
+    for (size_t i = 0; i < st.n_gens; i++) {
+      if (st.gens[i] >= f->snap_gen) continue;
+      char *p = rstate__journal_path(f->dir, st.gens[i]);
+      if (p) unlink(p);
+      free(p);
+    }
+  } else {
+    rstate__journal_close(old, false); /* its changes stay on disk, read at the next open */
+  }
+  rstate__dirstate_free(&st);
+  rstate__local_lock(f->local);
+  f->compact_at = compact_threshold(size);
+  if (rc) f->compact_at *= 2;
+  f->compact_asked = false;
+  rstate__local_unlock(f->local);
+}
+
+static void *bg_main(void *arg) {
+  fstore *f = arg;
+  pthread_mutex_lock(&f->bg_lock);
+  while (!f->stop) {
+    if (f->want_compact) {
+      f->want_compact = false;
+      pthread_mutex_unlock(&f->bg_lock);
+      compact(f);
+      pthread_mutex_lock(&f->bg_lock);
+      continue;
+    }
+    if (f->sync != RSTATE_SYNC_INTERVAL) {
+      pthread_cond_wait(&f->bg_cond, &f->bg_lock);
+      continue;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += f->interval_ms / 1000;
+    ts.tv_nsec += (long)(f->interval_ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000L;
+    }
+    int e = 0;
+    while (!f->stop && !f->want_compact && e != ETIMEDOUT) e = pthread_cond_timedwait(&f->bg_cond, &f->bg_lock, &ts);
+    if (e == ETIMEDOUT) {
+      pthread_mutex_unlock(&f->bg_lock);
+      rstate__journal_sync(f->cur); /* only this thread swaps cur */
+      pthread_mutex_lock(&f->bg_lock);
+    }
+  }
+  pthread_mutex_unlock(&f->bg_lock);
+  return NULL;
+}
+
+/* ---- open and close ------------------------------------------------------ */
+
+static int take_lock(fstore *f) {
+  size_t n = strlen(f->dir) + 8;
+  char *path = malloc(n);
+  if (!path) return rstate__err(RSTATE_ENOMEM, "file:%s: out of memory", f->dir);
+  snprintf(path, n, "%s/lock", f->dir);
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    int rc = rstate__err(RSTATE_EIO, "file:%s: cannot open %s: %s", f->dir, path, strerror(errno));
+    free(path);
+    return rc;
+  }
+  struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+  if (fcntl(fd, F_OFD_SETLK, &fl)) {
+    int e = errno;
+    char buf[32] = {0};
+    ssize_t r = pread(fd, buf, sizeof buf - 1, 0);
+    close(fd);
+    free(path);
+    long pid = r > 0 ? strtol(buf, NULL, 10) : 0;
+    if (e != EAGAIN && e != EACCES) return rstate__err(RSTATE_EIO, "file:%s: cannot lock it: %s", f->dir, strerror(e));
+    if (pid > 0)
+      return rstate__err(RSTATE_EBUSY, "file:%s: the store is open in process %ld%s", f->dir, pid,
+                         pid == (long)getpid() ? " (this process)" : "");
+    return rstate__err(RSTATE_EBUSY, "file:%s: the store is open in another process (pid not yet written)", f->dir);
+  }
+  free(path);
+  char buf[32];
+  int len = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
+  if (ftruncate(fd, 0) || pwrite(fd, buf, (size_t)len, 0) != len) {
+    int rc = rstate__err(RSTATE_EIO, "file:%s: cannot write the lock file: %s", f->dir, strerror(errno));
+    close(fd);
+    return rc;
+  }
+  f->lock_fd = fd;
+  return RSTATE_OK;
+}
+
+static void fstore_free(fstore *f) {
+  if (f->local) rstate__local_ops.close(f->local);
+  if (f->lock_fd >= 0) close(f->lock_fd);
+  pthread_mutex_destroy(&f->bg_lock);
+  pthread_cond_destroy(&f->bg_cond);
+  rstate__buf_free(&f->scratch);
+  free(f->dir);
+  free(f);
+}
+
+static int file_open(rstate_backend **out, const char *uri, const rstate_options *opts, rstate_host *host) {
+  const char *dir = uri + 5;
+  if (strncmp(uri, "file:", 5) != 0 || !*dir)
+    return rstate__err(RSTATE_EINVAL, "rstate_open: \"%s\" names no directory (file:PATH)", uri);
+  fstore *f = calloc(1, sizeof *f);
+  if (!f || !(f->dir = strdup(dir))) {
+    free(f);
+    return rstate__err(RSTATE_ENOMEM, "file:%s: out of memory", dir);
+  }
+  size_t dl = strlen(f->dir);
+  while (dl > 1 && f->dir[dl - 1] == '/') f->dir[--dl] = '\0';
+  f->lock_fd = -1;
+  f->sync = opts->sync;
+  f->interval_ms = opts->sync_interval_ms ? opts->sync_interval_ms : 1000;
+  f->keep = opts->keep_versions ? opts->keep_versions : KEEP_DEFAULT;
+  pthread_mutex_init(&f->bg_lock, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&f->bg_cond, &ca);
+  pthread_condattr_destroy(&ca);
+
+  int rc = RSTATE_OK;
+  if (mkdir(f->dir, 0700) && errno != EEXIST)
+    rc = rstate__err(RSTATE_EIO, "file:%s: cannot create the directory: %s", f->dir, strerror(errno));
+  if (!rc) rc = take_lock(f);
+  rstate__local_journal hooks = {f, hook_write, hook_undo};
+  if (!rc) rc = rstate__local_new(&f->local, host, f->keep, &hooks);
+  rstate__dirstate st = {0};
+  if (!rc) rc = rstate__dir_load(f->local, f->dir, UINT64_MAX, &st);
+  /* from here on files change: the torn tail goes, stale files go */
+  if (!rc) {
+    f->snap_gen = st.snap_gen;
+    uint64_t last = st.n_gens ? st.gens[st.n_gens - 1] : 0;
+    if (last >= st.snap_gen) {
+      char *p = rstate__journal_path(f->dir, last);
+      rc = p ? rstate__journal_open(&f->cur, p, last, st.last_end) : rstate__err(RSTATE_ENOMEM, "out of memory");
+      free(p);
+    } else {
+      rc = rstate__journal_create(&f->cur, f->dir, st.snap_gen);
+    }
+  }
+  if (!rc) {
+    for (size_t i = 0; i < st.n_gens; i++) {
+      if (st.gens[i] >= st.snap_gen) continue;
+      char *p = rstate__journal_path(f->dir, st.gens[i]);
+      if (p) unlink(p);
+      free(p);
+    }
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s/snapshot.tmp", f->dir);
+    unlink(tmp);
+    f->compact_at = compact_threshold(st.snap_size);
+  }
+  rstate__dirstate_free(&st);
+  if (!rc) {
+    if (pthread_create(&f->bg, NULL, bg_main, f)) rc = rstate__err(RSTATE_ENOMEM, "file:%s: cannot start a thread", f->dir);
+    else f->bg_running = true;
+  }
+  if (rc) {
+    if (f->cur) rstate__journal_close(f->cur, false);
+    fstore_free(f);
+    return rc;
+  }
+  *out = (rstate_backend *)f;
+  return RSTATE_OK;
+}
+
+static void file_close(rstate_backend *b) {
+  fstore *f = F(b);
+  if (f->bg_running) {
+    pthread_mutex_lock(&f->bg_lock);
+    f->stop = true;
+    pthread_cond_signal(&f->bg_cond);
+    pthread_mutex_unlock(&f->bg_lock);
+    pthread_join(f->bg, NULL);
+  }
+  if (f->sync != RSTATE_SYNC_NONE) rstate__journal_sync(f->cur);
+  rstate__journal_close(f->cur, false);
+  fstore_free(f);
+}
+
+/* ---- the operations ------------------------------------------------------- */
+
+static int file_define(rstate_backend *b, const rstate_var_def *def) {
+  return settle(rstate__local_ops.define(F(b)->local, def));
+}
+
+static int file_undefine(rstate_backend *b, const char *name) {
+  return settle(rstate__local_ops.undefine(F(b)->local, name));
+}
+
+static int file_get(rstate_backend *b, const char *name, rstate_value *out, rstate_var_info *info) {
+  return rstate__local_ops.get(F(b)->local, name, out, info);
+}
+
+static int file_get_many(rstate_backend *b, const char *const *names, size_t n, rstate_value *out,
+                         uint64_t *revision) {
+  return rstate__local_ops.get_many(F(b)->local, names, n, out, revision);
+}
+
+static int file_snapshot(rstate_backend *b, const char *const *patterns, size_t n, rstate_snapshot_fn fn, void *ud,
+                         uint64_t *revision) {
+  return rstate__local_ops.snapshot(F(b)->local, patterns, n, fn, ud, revision);
+}
+
+static int file_set_many(rstate_backend *b, const rstate_assign *items, size_t n, const uint64_t *expected,
+                         const rstate_set_opts *opts, size_t *failed_index) {
+  return settle(rstate__local_ops.set_many(F(b)->local, items, n, expected, opts, failed_index));
+}
+
+static uint64_t file_revision(rstate_backend *b) { return rstate__local_ops.revision(F(b)->local); }
+
+static int file_history(rstate_backend *b, const char *name, uint64_t after_version,
+                        int (*fn)(const rstate_history_entry *e, void *ud), void *ud) {
+  return rstate__local_ops.history(F(b)->local, name, after_version, fn, ud);
+}
+
+const rstate_backend_ops rstate__file_ops = {
+    .version = RSTATE_BACKEND_VERSION,
+    .name = "file",
+    .open = file_open,
+    .close = file_close,
+    .define = file_define,
+    .undefine = file_undefine,
+    .get = file_get,
+    .get_many = file_get_many,
+    .snapshot = file_snapshot,
+    .set_many = file_set_many,
+    .revision = file_revision,
+    .history = file_history,
+};

@@ -1,0 +1,196 @@
+/*
+ * file/file.h — the file: backend's private header (src/file/).
+ *
+ * A file: store is the local backend's variables in memory (src/local/local.h)
+ * plus a directory on disk:
+ *
+ *   lock                  held with an OFD lock while the store is open; the holder's pid
+ *   snapshot              every variable at some revision (written whole, then renamed)
+ *   journal.<gen>         every accepted change after that, appended (16 hex digits)
+ *
+ * Records (snapshot and journal alike) are frames: u32 length, u32 CRC32C
+ * of the length and the payload, the payload, zeros up to a multiple of 8.
+ * Numbers are little-endian. The formats are in docs/FILE_FORMAT.md.
+ *
+ * record.c  encodes and decodes the payloads (pure; fuzzed)
+ * crc32c.c  the checksum
+ * journal.c the journal files: a shared mapping appended to by memory stores
+ * snapshot.c reading a directory into a local backend, writing a snapshot
+ * backend.c the backend table, the background thread (sync, compaction)
+ */
+#ifndef RSTATE_FILE_H
+#define RSTATE_FILE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "local/local.h"
+#include "types/types.h"
+#include "util/util.h"
+
+/* ---- crc32c.c ----------------------------------------------------------- */
+
+uint32_t rstate__crc32c(uint32_t crc, const void *data, size_t len);
+
+/* ---- record.c ----------------------------------------------------------- */
+
+enum {
+  RSTATE_REC_DEFINE = 1,
+  RSTATE_REC_UNDEFINE = 2,
+  RSTATE_REC_SET = 3,
+  RSTATE_REC_SNAP_HEAD = 4,
+  RSTATE_REC_SNAP_VAR = 5,
+  RSTATE_REC_SNAP_END = 6,
+};
+
+#define RSTATE_FRAME_HEAD 8
+#define RSTATE_FRAME_MAX (256u << 20) /* a payload's largest length */
+
+/* A growing byte buffer; oom set once an allocation failed. */
+typedef struct rstate__buf {
+  uint8_t *p;
+  size_t len, cap;
+  bool oom;
+} rstate__buf;
+
+void rstate__buf_free(rstate__buf *b);
+/* Starts a frame at the end of b (room for its head). */
+size_t rstate__frame_begin(rstate__buf *b);
+/* Pads the frame begun at start, fills its head. false: b->oom or too long. */
+bool rstate__frame_end(rstate__buf *b, size_t start);
+
+/* Payload encoders: append to b (check b->oom after). */
+void rstate__enc_define(rstate__buf *b, uint64_t revision, int64_t ts, const rstate__spec *spec);
+void rstate__enc_undefine(rstate__buf *b, uint64_t revision, int64_t ts, const char *name);
+void rstate__enc_set(rstate__buf *b, const rstate_change *c, size_t n);
+void rstate__enc_snap_head(rstate__buf *b, uint64_t revision, uint64_t gen, uint64_t n_vars);
+void rstate__enc_snap_var(rstate__buf *b, const rstate__local_view *v);
+void rstate__enc_snap_end(rstate__buf *b, uint64_t n_vars);
+
+typedef struct rstate__rec_item {
+  const char *name;
+  uint64_t version;
+  rstate_value value;
+} rstate__rec_item;
+
+/* One decoded payload; strings and arrays live in the arena given to
+ * rstate__rec_decode and are NUL-terminated. */
+typedef struct rstate__rec {
+  int kind;
+  uint64_t revision;
+  int64_t ts;
+  /* DEFINE, SNAP_VAR */
+  rstate_var_def def;
+  rstate_constraints c;
+  /* UNDEFINE */
+  const char *name;
+  /* SET */
+  const char *source;
+  rstate_meta *meta;
+  size_t n_meta;
+  rstate__rec_item *items;
+  size_t n_items;
+  /* SNAP_HEAD, SNAP_END */
+  uint64_t gen, n_vars;
+  /* SNAP_VAR: revision and ts above are the variable's last change */
+  uint64_t version;
+  rstate_value value;
+  rstate_history_entry *hist;
+  size_t n_hist;
+} rstate__rec;
+
+typedef struct rstate__arena {
+  uint8_t *p;
+  size_t cap, used;
+} rstate__arena;
+
+/* Decodes a payload of len bytes. Returns true, or false with a reason in
+ * *why (static text) for a payload that is not well formed. The arena is
+ * grown to what any payload of len bytes can need (false, why "out of
+ * memory", when it cannot). */
+bool rstate__rec_decode(const uint8_t *p, size_t len, rstate__rec *out, rstate__arena *arena, const char **why);
+void rstate__arena_free(rstate__arena *a);
+
+/* What lies at off in buf[0..n). */
+typedef enum rstate__frame_state {
+  RSTATE_FRAME_OK,    /* a whole frame with a good checksum */
+  RSTATE_FRAME_END,   /* zeros where a head would be, or nothing left */
+  RSTATE_FRAME_TORN,  /* a frame that runs past the end */
+  RSTATE_FRAME_BAD    /* a frame whose checksum or length is wrong */
+} rstate__frame_state;
+rstate__frame_state rstate__frame_at(const uint8_t *buf, size_t n, size_t off, const uint8_t **payload,
+                                     size_t *len, size_t *next);
+/* Whether a whole good frame starts anywhere (8-byte aligned) in [from, n). */
+bool rstate__frame_any(const uint8_t *buf, size_t n, size_t from);
+
+/* ---- journal.c ---------------------------------------------------------- */
+
+#define RSTATE_JOURNAL_HEAD 16 /* "RSTJRNL1", u64 generation */
+
+typedef struct rstate__journal {
+  int fd;
+  char *path;
+  uint64_t gen;
+  uint8_t *map;
+  size_t size;              /* of the file and the mapping */
+  size_t end;               /* bytes in use (under the store's lock) */
+  size_t undo_end;          /* end before the last append */
+  _Atomic size_t published; /* end, for the syncing threads */
+  /* group commit */
+  pthread_mutex_t sync_lock;
+  pthread_cond_t sync_cond;
+  size_t synced; /* on disk up to here */
+  bool syncing;
+  int waiters;   /* threads that appended and wait for a sync; counted under the store's lock */
+  int sync_err;  /* errno of the last failed sync */
+  uint64_t n_syncs, n_appends;
+} rstate__journal;
+
+/* Creates journal gen in dir (a fresh file with its head, synced). */
+int rstate__journal_create(rstate__journal **out, const char *dir, uint64_t gen);
+/* Opens an existing journal for appending at end (bytes known good; what
+ * lies after is zeroed). */
+int rstate__journal_open(rstate__journal **out, const char *path, uint64_t gen, size_t end);
+/* Appends one or more whole frames (len bytes). Under the store's lock. */
+int rstate__journal_append(rstate__journal *j, const uint8_t *frames, size_t len);
+/* Takes back the last append. */
+void rstate__journal_undo(rstate__journal *j);
+/* Returns once the journal is on disk up to end (group commit); one of the
+ * waiters counted in j->waiters. */
+int rstate__journal_wait(rstate__journal *j, size_t end);
+/* fdatasync of what is published, if anything new. */
+int rstate__journal_sync(rstate__journal *j);
+/* Unmaps and closes (waits for no waiters first); remove: unlink the file. */
+void rstate__journal_close(rstate__journal *j, bool remove);
+char *rstate__journal_path(const char *dir, uint64_t gen);
+
+/* ---- snapshot.c --------------------------------------------------------- */
+
+typedef struct rstate__dirstate {
+  uint64_t snap_gen;   /* journals from this generation on follow the snapshot (1: none) */
+  size_t snap_size;    /* bytes of the snapshot file (0: none) */
+  uint64_t *gens;      /* journal generations found, sorted */
+  size_t n_gens;
+  size_t last_end;     /* good bytes of the last journal (its torn tail beyond) */
+  bool last_headless;  /* the last journal has no whole head (cut at creation) */
+  uint64_t records;    /* journal records replayed */
+} rstate__dirstate;
+
+/* Reads dir's snapshot and journals (generations up to max_gen; UINT64_MAX:
+ * all) into b, writing nothing. RSTATE_EIO with the file and the offset
+ * for damage, RSTATE_ENOMEM. */
+int rstate__dir_load(rstate_backend *b, const char *dir, uint64_t max_gen, rstate__dirstate *st);
+void rstate__dirstate_free(rstate__dirstate *st);
+/* Writes b as the snapshot of dir (temporary file, fsync, rename, fsync of
+ * the directory), saying journals from gen on follow it. *size: its bytes. */
+int rstate__snapshot_write(rstate_backend *b, const char *dir, uint64_t gen, size_t *size);
+
+/* ---- backend.c ---------------------------------------------------------- */
+
+extern const rstate_backend_ops rstate__file_ops;
+/* Tests and benchmarks: the journal size that starts a compaction (0: the
+ * default, 16 MiB or the snapshot's size when larger). */
+extern _Atomic size_t rstate__file_compact_bytes;
+
+#endif

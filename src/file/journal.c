@@ -1,0 +1,249 @@
+/*
+ * journal.c — a journal file of a file: store, appended through a shared
+ * mapping.
+ *
+ * An append is a memcpy into a MAP_SHARED mapping of the file: once it is
+ * done the bytes are in the page cache, so they survive the process being
+ * killed exactly as a write(2) would, at the cost of a memory store. The
+ * file is allocated ahead in growing chunks (fallocate, so a full disk is
+ * an error here and not a SIGBUS later); the unused part is zeros, and a
+ * zero frame head marks the end.
+ *
+ * Durability (fdatasync) is asked for by rstate__journal_wait (group commit:
+ * one thread syncs for every thread waiting, the others wait for it) and by
+ * the background thread (rstate__journal_sync).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "file.h"
+
+#define CHUNK_MIN (1u << 20)
+#define CHUNK_MAX (64u << 20)
+
+char *rstate__journal_path(const char *dir, uint64_t gen) {
+  size_t n = strlen(dir) + 32;
+  char *p = malloc(n);
+  if (p) snprintf(p, n, "%s/journal.%016" PRIx64, dir, gen);
+  return p;
+}
+
+static int reserve(int fd, size_t size) {
+  int e = posix_fallocate(fd, 0, (off_t)size);
+  if (e == EINVAL || e == EOPNOTSUPP) e = ftruncate(fd, (off_t)size) ? errno : 0;
+  return e;
+}
+
+static int journal_map(rstate__journal **out, int fd, char *path, uint64_t gen, size_t end) {
+  struct stat st;
+  if (fstat(fd, &st)) {
+    int e = errno;
+    close(fd);
+    int rc = rstate__err(RSTATE_EIO, "%s: %s", path, strerror(e));
+    free(path);
+    return rc;
+  }
+  size_t size = (size_t)st.st_size;
+  if (size < end + CHUNK_MIN) {
+    size = end + CHUNK_MIN;
+    int e = reserve(fd, size);
+    if (e) {
+      close(fd);
+      int rc = rstate__err(RSTATE_EIO, "%s: cannot make room for the journal: %s", path, strerror(e));
+      free(path);
+      return rc;
+    }
+  }
+  void *map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  rstate__journal *j = map == MAP_FAILED ? NULL : calloc(1, sizeof *j);
+  if (!j) {
+    int e = errno;
+    if (map != MAP_FAILED) munmap(map, size);
+    close(fd);
+    int rc = map == MAP_FAILED ? rstate__err(RSTATE_EIO, "%s: cannot map the journal: %s", path, strerror(e))
+                               : rstate__err(RSTATE_ENOMEM, "%s: out of memory", path);
+    free(path);
+    return rc;
+  }
+  j->fd = fd;
+  j->path = path;
+  j->gen = gen;
+  j->map = map;
+  j->size = size;
+  j->end = j->undo_end = end;
+  atomic_store(&j->published, end);
+  j->synced = end;
+  pthread_mutex_init(&j->sync_lock, NULL);
+  pthread_cond_init(&j->sync_cond, NULL);
+  *out = j;
+  return RSTATE_OK;
+}
+
+int rstate__journal_create(rstate__journal **out, const char *dir, uint64_t gen) {
+  char *path = rstate__journal_path(dir, gen);
+  if (!path) return rstate__err(RSTATE_ENOMEM, "%s: out of memory", dir);
+  int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    int rc = rstate__err(RSTATE_EIO, "%s: cannot create the journal: %s", path, strerror(errno));
+    free(path);
+    return rc;
+  }
+  uint8_t head[RSTATE_JOURNAL_HEAD] = {'R', 'S', 'T', 'J', 'R', 'N', 'L', '1'};
+  for (int i = 0; i < 8; i++) head[8 + i] = (uint8_t)(gen >> (8 * i));
+  if (pwrite(fd, head, sizeof head, 0) != (ssize_t)sizeof head || fdatasync(fd)) {
+    int rc = rstate__err(RSTATE_EIO, "%s: cannot write the journal: %s", path, strerror(errno));
+    close(fd);
+    unlink(path);
+    free(path);
+    return rc;
+  }
+  int rc = journal_map(out, fd, path, gen, RSTATE_JOURNAL_HEAD);
+  if (!rc) {
+    /* the new file's name reaches the disk too */
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+      fsync(dfd);
+      close(dfd);
+    }
+  }
+  return rc;
+}
+
+int rstate__journal_open(rstate__journal **out, const char *path, uint64_t gen, size_t end) {
+  char *p = strdup(path);
+  if (!p) return rstate__err(RSTATE_ENOMEM, "%s: out of memory", path);
+  int fd = open(p, O_RDWR | O_CLOEXEC);
+  if (fd < 0) {
+    int rc = rstate__err(RSTATE_EIO, "%s: cannot open the journal: %s", p, strerror(errno));
+    free(p);
+    return rc;
+  }
+  int rc = journal_map(out, fd, p, gen, end);
+  if (rc) return rc;
+  rstate__journal *j = *out;
+  /* a torn record, or a head cut short, is dropped: zeros after the end */
+  if (end == RSTATE_JOURNAL_HEAD) {
+    static const uint8_t magic[8] = {'R', 'S', 'T', 'J', 'R', 'N', 'L', '1'};
+    memcpy(j->map, magic, 8);
+    for (int i = 0; i < 8; i++) j->map[8 + i] = (uint8_t)(gen >> (8 * i));
+  }
+  size_t dirty = end;
+  while (dirty < j->size && dirty < end + RSTATE_FRAME_MAX + 64) {
+    size_t n = j->size - dirty < 4096 ? j->size - dirty : 4096;
+    bool zero = true;
+    for (size_t i = 0; i < n && zero; i++) zero = j->map[dirty + i] == 0;
+    if (zero) break;
+    memset(j->map + dirty, 0, n);
+    dirty += n;
+  }
+  return RSTATE_OK;
+}
+
+static int grow(rstate__journal *j, size_t need) {
+  size_t add = j->size < CHUNK_MAX ? j->size : CHUNK_MAX;
+  if (add < CHUNK_MIN) add = CHUNK_MIN;
+  size_t size = j->size + add;
+  while (size < need) size += add;
+  int e = reserve(j->fd, size);
+  if (e) return rstate__err(RSTATE_EIO, "%s: cannot grow the journal to %zu bytes: %s", j->path, size, strerror(e));
+  void *map = mremap(j->map, j->size, size, MREMAP_MAYMOVE);
+  if (map == MAP_FAILED)
+    return rstate__err(RSTATE_EIO, "%s: cannot map %zu bytes of the journal: %s", j->path, size, strerror(errno));
+  j->map = map;
+  j->size = size;
+  return RSTATE_OK;
+}
+
+int rstate__journal_append(rstate__journal *j, const uint8_t *frames, size_t len) {
+  if (j->end + len > j->size) {
+    int rc = grow(j, j->end + len);
+    if (rc) return rc;
+  }
+  /* the head last: a record cut short mid-copy most often looks like the end */
+  memcpy(j->map + j->end + RSTATE_FRAME_HEAD, frames + RSTATE_FRAME_HEAD, len - RSTATE_FRAME_HEAD);
+  atomic_signal_fence(memory_order_release);
+  memcpy(j->map + j->end, frames, RSTATE_FRAME_HEAD);
+  j->undo_end = j->end;
+  j->end += len;
+  j->n_appends++;
+  atomic_store_explicit(&j->published, j->end, memory_order_release);
+  return RSTATE_OK;
+}
+
+void rstate__journal_undo(rstate__journal *j) {
+  memset(j->map + j->undo_end, 0, j->end - j->undo_end);
+  j->end = j->undo_end;
+  atomic_store_explicit(&j->published, j->end, memory_order_release);
+}
+
+int rstate__journal_wait(rstate__journal *j, size_t end) {
+  int rc = RSTATE_OK;
+  pthread_mutex_lock(&j->sync_lock);
+  while (j->synced < end) {
+    if (j->syncing) {
+      pthread_cond_wait(&j->sync_cond, &j->sync_lock);
+      continue;
+    }
+    j->syncing = true;
+    size_t target = atomic_load_explicit(&j->published, memory_order_acquire);
+    pthread_mutex_unlock(&j->sync_lock);
+    int e = fdatasync(j->fd) ? errno : 0;
+    pthread_mutex_lock(&j->sync_lock);
+    j->syncing = false;
+    j->n_syncs++;
+    pthread_cond_broadcast(&j->sync_cond);
+    if (e) {
+      j->sync_err = e;
+      rc = rstate__err(RSTATE_EIO, "%s: fdatasync failed: %s (the change is made but may not be on disk)", j->path,
+                       strerror(e));
+      break;
+    }
+    if (target > j->synced) j->synced = target;
+  }
+  j->waiters--;
+  if (!j->waiters) pthread_cond_broadcast(&j->sync_cond);
+  pthread_mutex_unlock(&j->sync_lock);
+  return rc;
+}
+
+int rstate__journal_sync(rstate__journal *j) {
+  pthread_mutex_lock(&j->sync_lock);
+  while (j->syncing) pthread_cond_wait(&j->sync_cond, &j->sync_lock);
+  size_t target = atomic_load_explicit(&j->published, memory_order_acquire);
+  if (target <= j->synced) {
+    pthread_mutex_unlock(&j->sync_lock);
+    return RSTATE_OK;
+  }
+  j->syncing = true;
+  pthread_mutex_unlock(&j->sync_lock);
+  int e = fdatasync(j->fd) ? errno : 0;
+  pthread_mutex_lock(&j->sync_lock);
+  j->syncing = false;
+  j->n_syncs++;
+  if (!e && target > j->synced) j->synced = target;
+  pthread_cond_broadcast(&j->sync_cond);
+  pthread_mutex_unlock(&j->sync_lock);
+  if (e) return rstate__err(RSTATE_EIO, "%s: fdatasync failed: %s", j->path, strerror(e));
+  return RSTATE_OK;
+}
+
+void rstate__journal_close(rstate__journal *j, bool remove) {
+  if (!j) return;
+  pthread_mutex_lock(&j->sync_lock);
+  while (j->waiters || j->syncing) pthread_cond_wait(&j->sync_cond, &j->sync_lock);
+  pthread_mutex_unlock(&j->sync_lock);
+  munmap(j->map, j->size);
+  close(j->fd);
+  if (remove) unlink(j->path);
+  pthread_mutex_destroy(&j->sync_lock);
+  pthread_cond_destroy(&j->sync_cond);
+  free(j->path);
+  free(j);
+}
