@@ -229,14 +229,17 @@ static int take_lock(fstore *f) {
     return rstate__err(RSTATE_EBUSY, "file:%s: the store is open in another process (pid not yet written)", f->dir);
   }
   free(path);
+  f->lock_fd = fd;
+  return RSTATE_OK;
+}
+
+/* Writes our pid into the lock file, once the store opened well (a store
+ * refused for damage leaves every file as it was). */
+static int write_pid(fstore *f) {
   char buf[32];
   int len = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
-  if (ftruncate(fd, 0) || pwrite(fd, buf, (size_t)len, 0) != len) {
-    int rc = rstate__err(RSTATE_EIO, "file:%s: cannot write the lock file: %s", f->dir, strerror(errno));
-    close(fd);
-    return rc;
-  }
-  f->lock_fd = fd;
+  if (ftruncate(f->lock_fd, 0) || pwrite(f->lock_fd, buf, (size_t)len, 0) != len)
+    return rstate__err(RSTATE_EIO, "file:%s: cannot write the lock file: %s", f->dir, strerror(errno));
   return RSTATE_OK;
 }
 
@@ -281,6 +284,7 @@ static int file_open(rstate_backend **out, const char *uri, const rstate_options
   rstate__dirstate st = {0};
   if (!rc) rc = rstate__dir_load(f->local, f->dir, UINT64_MAX, &st);
   /* from here on files change: the torn tail goes, stale files go */
+  if (!rc) rc = write_pid(f);
   if (!rc) {
     f->snap_gen = st.snap_gen;
     uint64_t last = st.n_gens ? st.gens[st.n_gens - 1] : 0;

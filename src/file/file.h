@@ -192,5 +192,7 @@ extern const rstate_backend_ops rstate__file_ops;
 /* Tests and benchmarks: the journal size that starts a compaction (0: the
  * default, 16 MiB or the snapshot's size when larger). */
 extern _Atomic size_t rstate__file_compact_bytes;
+/* fdatasync calls made on journals, by every file: store of the process. */
+extern _Atomic uint64_t rstate__file_syncs;
 
 #endif

@@ -25,6 +25,8 @@
 
 #include "file.h"
 
+_Atomic uint64_t rstate__file_syncs;
+
 #define CHUNK_MIN (1u << 20)
 #define CHUNK_MAX (64u << 20)
 
@@ -195,6 +197,7 @@ int rstate__journal_wait(rstate__journal *j, size_t end) {
     size_t target = atomic_load_explicit(&j->published, memory_order_acquire);
     pthread_mutex_unlock(&j->sync_lock);
     int e = fdatasync(j->fd) ? errno : 0;
+    atomic_fetch_add_explicit(&rstate__file_syncs, 1, memory_order_relaxed);
     pthread_mutex_lock(&j->sync_lock);
     j->syncing = false;
     j->n_syncs++;
@@ -224,6 +227,7 @@ int rstate__journal_sync(rstate__journal *j) {
   j->syncing = true;
   pthread_mutex_unlock(&j->sync_lock);
   int e = fdatasync(j->fd) ? errno : 0;
+  atomic_fetch_add_explicit(&rstate__file_syncs, 1, memory_order_relaxed);
   pthread_mutex_lock(&j->sync_lock);
   j->syncing = false;
   j->n_syncs++;

@@ -1,0 +1,670 @@
+/*
+ * test_file.c — the "file:" store: every point of the contract's "Durable
+ * stores" section. What survives closing and reopening, one holder at a
+ * time (in this process and from another), a torn last record dropped at
+ * every byte, damage elsewhere refused with the file and the offset and no
+ * file touched, compaction, a change on disk before a watcher sees it, and
+ * kill -9 of a child process at random moments in every sync mode with
+ * nothing acknowledged lost and no batch torn.
+ */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "file/file.h"
+#include "helpers.h"
+
+/* ---- helpers ------------------------------------------------------------- */
+
+static void fresh_dir(char *dir, size_t size) {
+  static unsigned serial;
+  snprintf(dir, size, "/tmp/rstate-test-file-%d-%u.d", (int)getpid(), serial++);
+  h_rmdir(dir);
+}
+
+static int open_dir(rstate_store **s, const char *dir, const rstate_options *o) {
+  char uri[256];
+  snprintf(uri, sizeof uri, "file:%s", dir);
+  return rstate_open(s, uri, o);
+}
+
+static rstate_store *open_ok(const char *dir, const rstate_options *o) {
+  rstate_store *s = NULL;
+  ASSERT_RC(open_dir(&s, dir, o), RSTATE_OK);
+  return s;
+}
+
+static uint8_t *slurp(const char *path, size_t *n) {
+  FILE *f = fopen(path, "rb");
+  cr_assert_not_null(f, "cannot open %s: %s", path, strerror(errno));
+  fseek(f, 0, SEEK_END);
+  long size = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  uint8_t *p = malloc(size ? (size_t)size : 1);
+  cr_assert_eq(fread(p, 1, (size_t)size, f), (size_t)size);
+  fclose(f);
+  *n = (size_t)size;
+  return p;
+}
+
+static void spit(const char *path, const uint8_t *p, size_t n) {
+  FILE *f = fopen(path, "wb");
+  cr_assert_not_null(f, "cannot write %s", path);
+  cr_assert_eq(fwrite(p, 1, n, f), n);
+  fclose(f);
+}
+
+/* Every file of a directory, names and bytes, as one string (to compare). */
+static char *dir_image(const char *dir, size_t *n) {
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, "cd '%s' && for f in $(ls | sort); do echo \"== $f\"; od -An -tx1 -v \"$f\"; done", dir);
+  FILE *p = popen(cmd, "r");
+  cr_assert_not_null(p);
+  size_t cap = 1 << 16, len = 0;
+  char *buf = malloc(cap);
+  size_t r;
+  while ((r = fread(buf + len, 1, cap - len, p)) > 0) {
+    len += r;
+    if (len == cap) buf = realloc(buf, cap *= 2);
+  }
+  pclose(p);
+  *n = len;
+  return buf;
+}
+
+static void journal_path(char *out, size_t size, const char *dir, uint64_t gen) {
+  snprintf(out, size, "%s/journal.%016llx", dir, (unsigned long long)gen);
+}
+
+/* Offsets of the whole records of a journal image. */
+static size_t records(const uint8_t *buf, size_t n, size_t *starts, size_t *ends, size_t max) {
+  size_t off = RSTATE_JOURNAL_HEAD, k = 0;
+  for (;;) {
+    const uint8_t *p;
+    size_t len, next;
+    if (rstate__frame_at(buf, n, off, &p, &len, &next) != RSTATE_FRAME_OK) break;
+    cr_assert_lt(k, max);
+    starts[k] = off;
+    ends[k++] = off + RSTATE_FRAME_HEAD + len;
+    off = next;
+  }
+  return k;
+}
+
+static void copy_dir(const char *from, const char *to) {
+  char cmd[512];
+  h_rmdir(to);
+  snprintf(cmd, sizeof cmd, "cp -a '%s' '%s'", from, to);
+  cr_assert_eq(system(cmd), 0, "%s failed", cmd);
+}
+
+/* ---- opening --------------------------------------------------------------- */
+
+Test(file, creates_the_directory_0700) {
+  char dir[96];
+  fresh_dir(dir, sizeof dir);
+  rstate_store *s = open_ok(dir, NULL);
+  struct stat st;
+  cr_assert_eq(stat(dir, &st), 0);
+  cr_assert(S_ISDIR(st.st_mode));
+  cr_assert_eq(st.st_mode & 0777, 0700, "mode %o, want 0700", st.st_mode & 0777);
+  rstate_close(s);
+  h_rmdir(dir);
+}
+
+Test(file, bad_uri_and_options) {
+  rstate_store *s = NULL;
+  ASSERT_RC(rstate_open(&s, "file:", NULL), RSTATE_EINVAL);
+  cr_assert_null(s);
+  char dir[96];
+  fresh_dir(dir, sizeof dir);
+  rstate_options o = {0};
+  o.sync = (rstate_sync)7;
+  ASSERT_RC(open_dir(&s, dir, &o), RSTATE_EINVAL);
+  o.sync = RSTATE_SYNC_INTERVAL;
+  o.sync_interval_ms = -1;
+  ASSERT_RC(open_dir(&s, dir, &o), RSTATE_EINVAL);
+  ASSERT_RC(rstate_open(&s, "file:/proc/no/such/place", NULL), RSTATE_EIO);
+  cr_assert_null(s);
+}
+
+/* ---- what survives ---------------------------------------------------------- */
+
+static void define_all(rstate_store *s) {
+  rstate_constraints fc = {.min = rstate_float(0), .max = rstate_float(2)};
+  h_define_ok(s, "temperature", RSTATE_TYPE_FLOAT, rstate_float(0.7), &fc);
+  rstate_constraints ic = {.min = rstate_int(1), .max = rstate_int(4096)};
+  h_define_ok(s, "max_tokens", RSTATE_TYPE_INTEGER, rstate_int(256), &ic);
+  h_define_ok(s, "verbose", RSTATE_TYPE_BOOLEAN, rstate_bool(false), NULL);
+  rstate_constraints sc = {.max_length = 16, .pattern = "[a-z ]*"};
+  rstate_var_def sd = {.name = "greeting", .type = RSTATE_TYPE_STRING, .initial = rstate_string("hello"),
+                       .constraints = &sc, .description = "what it says first"};
+  ASSERT_RC(rstate_define(s, &sd), RSTATE_OK);
+  static const char *const models[] = {"gpt-4", "claude-3", "gemini"};
+  rstate_constraints cc = {.choices = models, .n_choices = 3};
+  h_define_ok(s, "model", RSTATE_TYPE_CHOICE, rstate_string("gpt-4"), &cc);
+  static const char *const strategies[] = {"Default", "Optimized"};
+  rstate_constraints mc = {.choices = strategies, .n_choices = 2, .module_namespace = "Strategies"};
+  h_define_ok(s, "strategy", RSTATE_TYPE_MODULE, rstate_string("Strategies.Default"), &mc);
+}
+
+Test(file, everything_survives_reopening) {
+  char dir[96];
+  fresh_dir(dir, sizeof dir);
+  rstate_store *s = open_ok(dir, NULL);
+  define_all(s);
+  ASSERT_RC(rstate_set_float(s, "temperature", 1.25), RSTATE_OK);
+  ASSERT_RC(rstate_set_int(s, "max_tokens", 1000), RSTATE_OK);
+  ASSERT_RC(rstate_set_string(s, "greeting", "hi there"), RSTATE_OK);
+  rstate_assign items[] = {{"model", rstate_string("gemini")}, {"strategy", rstate_string("Strategies.Optimized")},
+                           {"verbose", rstate_bool(true)}};
+  ASSERT_RC(rstate_set_many(s, items, 3, NULL, NULL), RSTATE_OK);
+  h_define_ok(s, "gone", RSTATE_TYPE_INTEGER, rstate_int(1), NULL);
+  ASSERT_RC(rstate_undefine(s, "gone"), RSTATE_OK);
+  const char *names[] = {"temperature", "max_tokens", "verbose", "greeting", "model", "strategy"};
+  rstate_var_info before[6];
+  for (int i = 0; i < 6; i++) before[i] = h_info(s, names[i]);
+  uint64_t rev = rstate_revision(s);
+  rstate_close(s);
+
+  s = open_ok(dir, NULL);
+  cr_assert_eq(rstate_revision(s), rev, "revision %llu after reopening, want %llu",
+               (unsigned long long)rstate_revision(s), (unsigned long long)rev);
+  for (int i = 0; i < 6; i++) {
+    rstate_var_info after = h_info(s, names[i]);
+    cr_assert_eq(after.type, before[i].type, "%s: type", names[i]);
+    cr_assert_eq(after.version, before[i].version, "%s: version", names[i]);
+    cr_assert_eq(after.revision, before[i].revision, "%s: revision", names[i]);
+    cr_assert_eq(after.updated_ns, before[i].updated_ns, "%s: updated_ns", names[i]);
+  }
+  cr_assert_float_eq(h_get_float(s, "temperature"), 1.25, 1e-12);
+  cr_assert_eq(h_get_int(s, "max_tokens"), 1000);
+  bool b = false;
+  ASSERT_RC(rstate_get_bool(s, "verbose", &b), RSTATE_OK);
+  cr_assert(b);
+  h_assert_string(s, "greeting", "hi there");
+  h_assert_string(s, "model", "gemini");
+  h_assert_string(s, "strategy", "Strategies.Optimized");
+  rstate_value v;
+  ASSERT_RC(rstate_get(s, "gone", &v), RSTATE_ENOTFOUND);
+  /* the definitions came back whole: the same one again is idempotent, the
+   * constraints still hold */
+  define_all(s);
+  cr_assert_eq(rstate_revision(s), rev, "an identical re-define changed the store");
+  ASSERT_RC(h_define(s, "max_tokens", RSTATE_TYPE_INTEGER, rstate_int(256), NULL), RSTATE_EEXIST);
+  ASSERT_RC(rstate_set_int(s, "max_tokens", 5000), RSTATE_ECONSTRAINT);
+  ASSERT_RC(rstate_set_string(s, "greeting", "HELLO"), RSTATE_ECONSTRAINT);
+  ASSERT_RC(rstate_set_string(s, "strategy", "Other.Optimized"), RSTATE_ECONSTRAINT);
+  ASSERT_RC(rstate_set_string(s, "model", "llama"), RSTATE_ECONSTRAINT);
+  /* revisions continue */
+  ASSERT_RC(rstate_set_int(s, "max_tokens", 7), RSTATE_OK);
+  cr_assert_eq(h_info(s, "max_tokens").revision, rev + 1, "the first change after reopening takes revision %llu",
+               (unsigned long long)rev + 1);
+  rstate_close(s);
+  h_rmdir(dir);
+}
+
+Test(file, revision_continues_after_an_undefine) {
+  char dir[96];
+  fresh_dir(dir, sizeof dir);
+  rstate_store *s = open_ok(dir, NULL);
+  h_define_ok(s, "a", RSTATE_TYPE_INTEGER, rstate_int(1), NULL);
+  h_define_ok(s, "b", RSTATE_TYPE_INTEGER, rstate_int(1), NULL);
+  ASSERT_RC(rstate_undefine(s, "b"), RSTATE_OK);
+  rstate_close(s);
+  s = open_ok(dir, NULL);
+  cr_assert_eq(rstate_revision(s), 3);
+  h_define_ok(s, "b", RSTATE_TYPE_INTEGER, rstate_int(1), NULL);
+  cr_assert_eq(h_info(s, "b").revision, 4);
+  cr_assert_eq(h_info(s, "b").version, 1);
+  rstate_close(s);
+  h_rmdir(dir);
+}
+
+/* ---- one holder ------------------------------------------------------------------ */
+
+Test(file, ebusy_in_this_process) {
+  char dir[96];
+  fresh_dir(dir, sizeof dir);
+  rstate_store *s = open_ok(dir, NULL), *t = NULL;
+  ASSERT_RC(open_dir(&t, dir, NULL), RSTATE_EBUSY);
+  cr_assert_null(t);
+  char pid[32];
+  snprintf(pid, sizeof pid, "%d", (int)getpid());
+  cr_assert(strstr(rstate_last_error(), pid), "\"%s\" does not name the holder %s", rstate_last_error(), pid);
+  rstate_close(s);
+  t = open_ok(dir, NULL); /* free again once closed */
+  rstate_close(t);
+  h_rmdir(dir);
+}
+
+Test(file, ebusy_from_another_process) {
+  char dir[96];
+  fresh_dir(dir, sizeof dir);
+  int up[2], down[2];
+  cr_assert_eq(pipe(up), 0);
+  cr_assert_eq(pipe(down), 0);
+  pid_t child = fork();
+  cr_assert_geq(child, 0);
+  if (child == 0) {
+    rstate_store *s;
+    char c = open_dir(&s, dir, NULL) == RSTATE_OK ? 'k' : 'x';
+    if (write(up[1], &c, 1) != 1) _exit(1);
+    if (read(down[0], &c, 1) != 1) _exit(1);
+    _exit(0); /* holds the store until told, and never closes it */
+  }
+  char c = 0;
+  cr_assert_eq(read(up[0], &c, 1), 1);
+  cr_assert_eq(c, 'k', "the child could not open the store");
+  rstate_store *s = NULL;
+  ASSERT_RC(open_dir(&s, dir, NULL), RSTATE_EBUSY);
+  char pid[32];
+  snprintf(pid, sizeof pid, "process %d", (int)child);
+  cr_assert(strstr(rstate_last_error(), pid), "\"%s\" does not name the holder (%s)", rstate_last_error(), pid);
+  cr_assert(strstr(rstate_last_error(), dir), "\"%s\" does not name the directory", rstate_last_error());
+  cr_assert_eq(write(down[1], "q", 1), 1);
+  int status;
+  cr_assert_eq(waitpid(child, &status, 0), child);
+  s = open_ok(dir, NULL); /* the holder is gone: its lock went with it */
+  rstate_close(s);
+  h_rmdir(dir);
+}
+
+/* ---- a torn last record ------------------------------------------------------------- */
+
+/* A store of x defined and set to V(1)..V(5), closed: 6 records. The
+ * values end a record, and have no zero byte: zeroing any byte of the last
+ * record changes it. */
+#define V(i) (INT64_C(0x0102030405060708) * (i))
+static void make_six(const char *dir) {
+  rstate_store *s = open_ok(dir, NULL);
+  h_define_ok(s, "x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  for (int i = 1; i <= 5; i++) ASSERT_RC(rstate_set_int(s, "x", V(i)), RSTATE_OK);
+  rstate_close(s);
+}
+
+static void expect_dropped(const char *dir, const char *how, size_t k) {
+  rstate_store *s = NULL;
+  int rc = open_dir(&s, dir, NULL);
+  cr_assert_eq(rc, RSTATE_OK, "%s at byte %zu: open returned %s: %s", how, k, rstate_error_name(rc),
+               rstate_last_error());
+  cr_assert_eq(rstate_revision(s), 5, "%s at byte %zu: revision %llu, want 5", how, k,
+               (unsigned long long)rstate_revision(s));
+  cr_assert_eq(h_get_int(s, "x"), V(4), "%s at byte %zu: the torn change was not dropped", how, k);
+  ASSERT_RC(rstate_set_int(s, "x", 40), RSTATE_OK);
+  rstate_close(s);
+  s = open_ok(dir, NULL); /* the new change replaced the torn one */
+  cr_assert_eq(rstate_revision(s), 6, "%s at byte %zu: after a new change, revision %llu", how, k,
+               (unsigned long long)rstate_revision(s));
+  cr_assert_eq(h_get_int(s, "x"), 40);
+  rstate_close(s);
+}
+
+Test(file, torn_last_record_dropped_at_every_byte) {
+  char dir[96], work[128], jpath[256];
+  fresh_dir(dir, sizeof dir);
+  snprintf(work, sizeof work, "%s.work", dir);
+  make_six(dir);
+  journal_path(jpath, sizeof jpath, dir, 1);
+  size_t n;
+  uint8_t *img = slurp(jpath, &n);
+  size_t starts[16], ends[16];
+  size_t k = records(img, n, starts, ends, 16);
+  cr_assert_eq(k, 6, "the journal holds %zu records, want 6", k);
+  size_t start = starts[5], end = ends[5];
+  char wj[256];
+  journal_path(wj, sizeof wj, work, 1);
+  for (size_t cut = 0; cut < end - start; cut++) {
+    /* written up to cut, zeros after (what a kill mid-copy leaves) */
+    copy_dir(dir, work);
+    uint8_t *t = malloc(n);
+    memcpy(t, img, n);
+    memset(t + start + cut, 0, end - start - cut);
+    spit(wj, t, n);
+    expect_dropped(work, "cut", cut);
+    /* the file itself ends at cut */
+    copy_dir(dir, work);
+    spit(wj, img, start + cut);
+    expect_dropped(work, "file ends", cut);
+    /* the payload written up to cut, its head not yet (the order appends use) */
+    if (cut >= RSTATE_FRAME_HEAD) {
+      copy_dir(dir, work);
+      memcpy(t, img, n);
+      memset(t + start, 0, RSTATE_FRAME_HEAD);
+      memset(t + start + cut, 0, end - start - cut);
+      spit(wj, t, n);
+      expect_dropped(work, "headless", cut);
+    }
+    free(t);
+  }
+  free(img);
+  h_rmdir(work);
+  h_rmdir(dir);
+}
+
+/* ---- damage refused ------------------------------------------------------------------ */
+
+static void expect_refused(const char *dir, const char *file, size_t off) {
+  size_t n1, n2;
+  char *before = dir_image(dir, &n1);
+  rstate_store *s = NULL;
+  ASSERT_RC(open_dir(&s, dir, NULL), RSTATE_EIO);
+  cr_assert_null(s);
+  const char *msg = rstate_last_error();
+  cr_assert(strstr(msg, file), "\"%s\" does not name the file %s", msg, file);
+  char at[64];
+  snprintf(at, sizeof at, "byte %zu", off);
+  cr_assert(strstr(msg, at), "\"%s\" does not name the offset (%s)", msg, at);
+  char *after = dir_image(dir, &n2);
+  cr_assert(n1 == n2 && memcmp(before, after, n1) == 0, "a refused open changed the files of %s", dir);
+  free(before);
+  free(after);
+}
+
+Test(file, damage_in_the_middle_refused_nothing_touched) {
+  char dir[96], work[128], jpath[256], wj[256];
+  fresh_dir(dir, sizeof dir);
+  snprintf(work, sizeof work, "%s.work", dir);
+  make_six(dir);
+  journal_path(jpath, sizeof jpath, dir, 1);
+  journal_path(wj, sizeof wj, work, 1);
+  size_t n;
+  uint8_t *img = slurp(jpath, &n);
+  size_t starts[16], ends[16];
+  cr_assert_eq(records(img, n, starts, ends, 16), 6);
+  uint8_t *t = malloc(n);
+  for (size_t r = 0; r < 5; r++) {
+    /* one byte of the head, one of the payload, and the last byte */
+    size_t spots[] = {starts[r], starts[r] + 4, starts[r] + RSTATE_FRAME_HEAD + 3, ends[r] - 1};
+    for (size_t i = 0; i < 4; i++) {
+      copy_dir(dir, work);
+      memcpy(t, img, n);
+      t[spots[i]] ^= 0x40;
+      spit(wj, t, n);
+      expect_refused(work, wj, starts[r]);
+    }
+  }
+  /* a damaged journal head */
+  copy_dir(dir, work);
+  memcpy(t, img, n);
+  t[2] ^= 1;
+  spit(wj, t, n);
+  expect_refused(work, wj, 0);
+  free(t);
+  free(img);
+  h_rmdir(work);
+  h_rmdir(dir);
+}
+
+static bool exists(const char *path) { return access(path, F_OK) == 0; }
+
+/* Waits (bounded) until the store has compacted journal 1 away. */
+static void wait_compacted(const char *dir, uint64_t gen) {
+  char snap[256], j[256];
+  snprintf(snap, sizeof snap, "%s/snapshot", dir);
+  journal_path(j, sizeof j, dir, gen);
+  for (int i = 0; i < 10000 && !(exists(snap) && !exists(j)); i++) usleep(1000);
+  cr_assert(exists(snap) && !exists(j), "no compaction of %s within 10 s", j);
+}
+
+Test(file, damaged_snapshot_refused) {
+  char dir[96], work[128], sp[256];
+  fresh_dir(dir, sizeof dir);
+  snprintf(work, sizeof work, "%s.work", dir);
+  atomic_store(&rstate__file_compact_bytes, 4096);
+  rstate_store *s = open_ok(dir, NULL);
+  define_all(s);
+  for (int i = 0; i < 200; i++) ASSERT_RC(rstate_set_int(s, "max_tokens", i + 1), RSTATE_OK);
+  wait_compacted(dir, 1);
+  rstate_close(s);
+  atomic_store(&rstate__file_compact_bytes, 0);
+  snprintf(sp, sizeof sp, "%s/snapshot", work);
+  copy_dir(dir, work);
+  size_t n;
+  uint8_t *img = slurp(sp, &n);
+  /* a byte flipped anywhere: refused at that record */
+  for (size_t at = 0; at < n; at += 97) {
+    copy_dir(dir, work);
+    uint8_t *t = malloc(n);
+    memcpy(t, img, n);
+    t[at] ^= 0x10;
+    spit(sp, t, n);
+    rstate_store *x = NULL;
+    ASSERT_RC(open_dir(&x, work, NULL), RSTATE_EIO);
+    cr_assert(strstr(rstate_last_error(), sp), "\"%s\" does not name %s", rstate_last_error(), sp);
+    cr_assert(strstr(rstate_last_error(), "byte "), "\"%s\" names no offset", rstate_last_error());
+    free(t);
+  }
+  /* cut short: refused, at the offset where it ends */
+  copy_dir(dir, work);
+  spit(sp, img, n - 8);
+  expect_refused(work, sp, n - 24); /* the last record: 8 bytes of head, 9 of payload, 7 of padding */
+  free(img);
+  h_rmdir(work);
+  h_rmdir(dir);
+}
+
+/* ---- compaction ------------------------------------------------------------------------- */
+
+static int count_hist(const rstate_history_entry *e, void *ud) {
+  (void)e;
+  (*(size_t *)ud)++;
+  return 0;
+}
+
+Test(file, compaction_keeps_everything) {
+  char dir[96];
+  fresh_dir(dir, sizeof dir);
+  atomic_store(&rstate__file_compact_bytes, 16384);
+  rstate_store *s = open_ok(dir, NULL);
+  char name[32];
+  for (int v = 0; v < 50; v++) {
+    snprintf(name, sizeof name, "v%02d", v);
+    h_define_ok(s, name, RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  }
+  for (int i = 1; i <= 3000; i++) {
+    snprintf(name, sizeof name, "v%02d", i % 50);
+    ASSERT_RC(rstate_set_int(s, name, i), RSTATE_OK);
+  }
+  ASSERT_RC(rstate_undefine(s, "v49"), RSTATE_OK);
+  wait_compacted(dir, 1);
+  uint64_t rev = rstate_revision(s);
+  rstate_close(s);
+  atomic_store(&rstate__file_compact_bytes, 0);
+  s = open_ok(dir, NULL);
+  cr_assert_eq(rstate_revision(s), rev);
+  for (int v = 0; v < 49; v++) {
+    snprintf(name, sizeof name, "v%02d", v);
+    int64_t want = 2950 + v;
+    if (v == 0) want = 3000;
+    cr_assert_eq(h_get_int(s, name), want, "%s", name);
+    cr_assert_eq(h_version(s, name), 61, "%s: version %llu", name, (unsigned long long)h_version(s, name));
+    size_t n = 0;
+    ASSERT_RC(rstate_history(s, name, 0, count_hist, &n), RSTATE_OK);
+    cr_assert_eq(n, 61, "%s: %zu history entries survived, want 61", name, n);
+  }
+  rstate_value x;
+  ASSERT_RC(rstate_get(s, "v49", &x), RSTATE_ENOTFOUND);
+  rstate_close(s);
+  h_rmdir(dir);
+}
+
+/* ---- written before a watcher sees it ------------------------------------------------------ */
+
+typedef struct copier {
+  const char *dir;
+  char copy[128];
+  int checked;
+} copier;
+
+static int copy_and_check(const rstate_event *ev, void *ud) {
+  copier *c = ud;
+  if (ev->kind != RSTATE_EVENT_CHANGED) return RSTATE_CONTINUE;
+  copy_dir(c->dir, c->copy);
+  char lock[256];
+  snprintf(lock, sizeof lock, "%s/lock", c->copy);
+  unlink(lock);
+  rstate_store *t = open_ok(c->copy, NULL);
+  cr_assert_eq(h_get_int(t, "x"), ev->new_value.u.i, "a watcher saw a change the files do not hold yet");
+  cr_assert_eq(rstate_revision(t), ev->revision);
+  rstate_close(t);
+  c->checked++;
+  return RSTATE_CONTINUE;
+}
+
+Test(file, written_before_a_watcher_sees_it) {
+  char dir[96];
+  fresh_dir(dir, sizeof dir);
+  rstate_options o = {0};
+  o.sync = RSTATE_SYNC_NONE;
+  rstate_store *s = open_ok(dir, &o);
+  h_define_ok(s, "x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  copier c = {.dir = dir};
+  snprintf(c.copy, sizeof c.copy, "%s.copy", dir);
+  const char *names[] = {"x"};
+  rstate_watch_id id;
+  ASSERT_RC(rstate_watch(s, names, 1, copy_and_check, &c, NULL, &id), RSTATE_OK);
+  for (int i = 1; i <= 3; i++) ASSERT_RC(rstate_set_int(s, "x", i), RSTATE_OK);
+  cr_assert_eq(c.checked, 3);
+  rstate_close(s);
+  h_rmdir(c.copy);
+  h_rmdir(dir);
+}
+
+/* ---- SYNC_ALWAYS: group commit ------------------------------------------------------------- */
+
+typedef struct gc_arg {
+  rstate_store *s;
+  int id;
+} gc_arg;
+
+static void *gc_writer(void *p) {
+  gc_arg *a = p;
+  char name[16];
+  snprintf(name, sizeof name, "t%d", a->id);
+  for (int i = 1; i <= 40; i++)
+    if (rstate_set_int(a->s, name, i)) return (void *)1;
+  return NULL;
+}
+
+Test(file, sync_always_shares_syncs) {
+  char dir[96];
+  fresh_dir(dir, sizeof dir);
+  rstate_options o = {0};
+  o.sync = RSTATE_SYNC_ALWAYS;
+  rstate_store *s = open_ok(dir, &o);
+  enum { T = 8 };
+  char name[16];
+  for (int t = 0; t < T; t++) {
+    snprintf(name, sizeof name, "t%d", t);
+    h_define_ok(s, name, RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  }
+  uint64_t before = atomic_load(&rstate__file_syncs);
+  pthread_t th[T];
+  gc_arg args[T];
+  for (int t = 0; t < T; t++) {
+    args[t] = (gc_arg){s, t};
+    pthread_create(&th[t], NULL, gc_writer, &args[t]);
+  }
+  for (int t = 0; t < T; t++) {
+    void *r;
+    pthread_join(th[t], &r);
+    cr_assert_null(r, "a set failed: %s", rstate_last_error());
+  }
+  uint64_t syncs = atomic_load(&rstate__file_syncs) - before;
+  cr_assert_leq(syncs, T * 40, "%llu syncs for %d sets", (unsigned long long)syncs, T * 40);
+  cr_assert_gt(syncs, 0, "SYNC_ALWAYS made no sync");
+  rstate_close(s);
+  s = open_ok(dir, NULL);
+  for (int t = 0; t < T; t++) {
+    snprintf(name, sizeof name, "t%d", t);
+    cr_assert_eq(h_get_int(s, name), 40);
+  }
+  rstate_close(s);
+  h_rmdir(dir);
+}
+
+/* ---- kill -9 at random moments --------------------------------------------------------------- */
+
+/* The child: opens the store, and sets a, b and c together to 1, 2, ...
+ * after what they hold, reporting each value whose call returned OK. */
+static void child_writer(const char *dir, rstate_sync mode, int ack_fd) {
+  atomic_store(&rstate__file_compact_bytes, 32768); /* compactions happen, and get killed too */
+  rstate_options o = {0};
+  o.sync = mode;
+  o.sync_interval_ms = 5;
+  rstate_store *s;
+  if (open_dir(&s, dir, &o)) _exit(2);
+  int64_t v = 0;
+  if (rstate_get_int(s, "a", &v)) _exit(3);
+  for (;;) {
+    v++;
+    rstate_assign items[] = {{"a", rstate_int(v)}, {"b", rstate_int(v)}, {"c", rstate_int(v)}};
+    if (rstate_set_many(s, items, 3, NULL, NULL)) _exit(4);
+    if (write(ack_fd, &v, sizeof v) != sizeof v) _exit(5);
+  }
+}
+
+static void kill_rounds(rstate_sync mode, int rounds) {
+  char dir[96];
+  fresh_dir(dir, sizeof dir);
+  rstate_store *s = open_ok(dir, NULL);
+  h_define_ok(s, "a", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  h_define_ok(s, "b", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  h_define_ok(s, "c", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  rstate_close(s);
+  unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
+  int64_t acked = 0;
+  for (int r = 0; r < rounds; r++) {
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    pid_t child = fork();
+    cr_assert_geq(child, 0);
+    if (child == 0) {
+      close(p[0]);
+      child_writer(dir, mode, p[1]);
+    }
+    close(p[1]);
+    /* a random number of acknowledgements (0: none), then a random spin */
+    int want = rand_r(&seed) % 40;
+    for (int i = 0; i < want; i++) {
+      int64_t v;
+      if (read(p[0], &v, sizeof v) != sizeof v) break;
+      acked = v;
+    }
+    for (volatile int spin = rand_r(&seed) % 200000; spin > 0; spin--) {
+    }
+    kill(child, SIGKILL);
+    int status;
+    cr_assert_eq(waitpid(child, &status, 0), child);
+    cr_assert(WIFSIGNALED(status), "round %d: the child ended on its own (status %d)", r, status);
+    int64_t v; /* acknowledgements sent before it died count too */
+    while (read(p[0], &v, sizeof v) == sizeof v) acked = v;
+    close(p[0]);
+    s = NULL;
+    int rc = open_dir(&s, dir, NULL);
+    cr_assert_eq(rc, RSTATE_OK, "round %d: reopening after kill -9 returned %s: %s", r, rstate_error_name(rc),
+                 rstate_last_error());
+    int64_t a = h_get_int(s, "a"), b = h_get_int(s, "b"), c = h_get_int(s, "c");
+    cr_assert(a == b && b == c, "round %d: a batch was torn: a=%lld b=%lld c=%lld", r, (long long)a, (long long)b,
+              (long long)c);
+    cr_assert_geq(a, acked, "round %d: %lld was acknowledged, the store holds %lld", r, (long long)acked,
+                  (long long)a);
+    acked = a;
+    rstate_close(s);
+  }
+  h_rmdir(dir);
+}
+
+Test(file, kill9_sync_none, .timeout = 120) { kill_rounds(RSTATE_SYNC_NONE, 40); }
+Test(file, kill9_sync_interval, .timeout = 120) { kill_rounds(RSTATE_SYNC_INTERVAL, 40); }
+Test(file, kill9_sync_always, .timeout = 120) { kill_rounds(RSTATE_SYNC_ALWAYS, 40); }
