@@ -245,18 +245,61 @@ typedef struct rstate_options {
   rstate_sync sync;         /* file: when a change reaches the disk (below) */
   int sync_interval_ms;     /* file: RSTATE_SYNC_INTERVAL's period; 0 = 1000 */
   size_t keep_versions;     /* past versions kept per variable for rstate_history:
-                               0 = the backend's default (mem: none, file: 100, redis: 100) */
+                               0 = the backend's default (mem: none, file: 100, redis: 100);
+                               the current version is kept besides them */
   int replicas;             /* redis: a write waits until this many replicas hold it; 0 = none */
   int replica_timeout_ms;   /* redis: how long it waits for them; 0 = 1000 */
 } rstate_options;
 
-/* Opens a store. uri: "mem:" for an in-process store; "unix:/path/to.sock" or
- * "tcp:127.0.0.1:7411" for a remote one. On success *out is the store, to be
- * released with rstate_close. Errors: RSTATE_EINVAL (NULL out/uri, unknown
- * scheme, bad options, a malformed address or a host name that does not
- * resolve), RSTATE_ENOMEM, and for remote stores RSTATE_EIO, RSTATE_EPERM,
- * RSTATE_ETIMEDOUT (see below). On failure *out is NULL. */
+/* Opens a store. uri: "mem:" for an in-process store; "file:/dir" for one
+ * kept in a directory (below); "unix:/path/to.sock" or "tcp:127.0.0.1:7411"
+ * for a remote one. On success *out is the store, to be released with
+ * rstate_close. Errors: RSTATE_EINVAL (NULL out/uri, unknown scheme, bad
+ * options, a malformed address or a host name that does not resolve),
+ * RSTATE_ENOMEM, for file: stores RSTATE_EBUSY and RSTATE_EIO, and for
+ * remote stores RSTATE_EIO, RSTATE_EPERM, RSTATE_ETIMEDOUT (see below). On
+ * failure *out is NULL. */
 RSTATE_API int rstate_open(rstate_store **out, const char *uri, const rstate_options *opts);
+/*
+ * Durable stores ("file:PATH"): everything a mem: store does, kept in the
+ * directory PATH (created with mode 0700 when missing) as a snapshot and a
+ * journal of every accepted change after it (docs/FILE_FORMAT.md).
+ *  - Definitions, values, versions, revision, change times and the kept
+ *    history (keep_versions, default 100) survive rstate_close and the
+ *    process being killed at any moment: a change whose call returned
+ *    RSTATE_OK is there after reopening, in every sync mode, because it is
+ *    in the journal (a shared mapping of the file: in the kernel's page
+ *    cache) before the call returns and before any watcher sees it.
+ *    RSTATE_SYNC_ALWAYS adds a crash of the machine: the call returns once
+ *    an fdatasync covered the change; concurrent writers share one (group
+ *    commit), and a watcher may see the change while that sync runs. A
+ *    failed sync is RSTATE_EIO, and the change is then made but may not be
+ *    on disk. RSTATE_SYNC_INTERVAL syncs every sync_interval_ms on a thread
+ *    of the store's; RSTATE_SYNC_NONE leaves it to the operating system (and
+ *    does not sync on close).
+ *  - Revisions continue across reopening.
+ *  - One holder: a second rstate_open of the directory, from this process
+ *    or another, is RSTATE_EBUSY naming the holder's pid (an OFD lock on
+ *    PATH/lock, released when the holder closes or dies).
+ *  - A last record cut short by a crash is dropped when the store opens.
+ *    Any other damage (a record failing its checksum with whole records
+ *    after it, zeros with records after them, a damaged or unreadable
+ *    snapshot) is RSTATE_EIO naming the file and the byte offset, and no
+ *    file is changed. A power loss under SYNC_INTERVAL or SYNC_NONE can
+ *    leave such damage when pages of the journal reached the disk out of
+ *    order; SYNC_ALWAYS never does.
+ *  - Compaction runs on the store's thread once the journal passes 16 MiB
+ *    (or the last snapshot's size when larger): the journal is swapped for
+ *    a new one under the store's lock (a pointer swap), and the old snapshot
+ *    and journal are read back into a private copy (as much memory again as
+ *    the variables take, for the time it runs), written as the new snapshot
+ *    (a temporary file, synced, renamed, the directory synced), and the old
+ *    journal removed. A set never waits for it.
+ *  - The journal file grows in steps of 1 MiB up to 64 MiB at a time, made
+ *    with fallocate: a full disk is RSTATE_EIO on the change that needs the
+ *    room, and that change is not made. One record holds at most 256 MiB
+ *    (RSTATE_ELIMIT beyond).
+ */
 /*
  * Remote stores ("unix:", "tcp:"): the store lives in a server process
  * (rstate_server_start, rstated) and every call works as on "mem:", with
@@ -437,18 +480,25 @@ typedef struct rstate_history_entry {
 
 /* Calls fn for every kept version of NAME above after_version, oldest first,
  * the current one last; fn returning nonzero stops the walk (RSTATE_OK). The
- * entry and what it points to are valid during the call only. History starts
- * again when a variable is re-defined. Errors: RSTATE_ENOTFOUND for an
- * unknown variable; RSTATE_ENOTSUP when the store keeps no history (a mem:
- * store opened with keep_versions 0). */
+ * entry and what it points to are valid during the call only. A store with
+ * keep_versions K keeps the current version and the K before it (the
+ * definition, version 1, included, with the initial value and no source).
+ * fn runs with no lock held, on the calling thread, and may call the store;
+ * the entries are copied first. History starts again when a variable is
+ * re-defined. Errors: RSTATE_ENOTFOUND for an unknown variable (before
+ * RSTATE_ENOTSUP); RSTATE_ENOTSUP when the store keeps no history (a mem:
+ * store opened with keep_versions 0; a remote store, for now);
+ * RSTATE_ENOMEM. */
 RSTATE_API int rstate_history(rstate_store *s, const char *name, uint64_t after_version,
                               int (*fn)(const rstate_history_entry *e, void *ud), void *ud);
 /* Sets NAME to the value it had at VERSION, as a new change: its version and
  * the store revision grow and watchers get CHANGED, with opts' source and
- * meta. Checked against the current definition like any set. Errors:
- * RSTATE_ENOTFOUND when that version is not kept; RSTATE_ECONFLICT for a
- * version above the current one; RSTATE_ENOTSUP as rstate_history; and those
- * of rstate_set. */
+ * meta. Checked against the current definition like any set, and like any
+ * set a value equal to the current one changes nothing (rolling back to the
+ * current version is RSTATE_OK and no change). Errors: RSTATE_ENOTFOUND when
+ * that version is not kept (version 0 never is); RSTATE_ECONFLICT for a
+ * version above the current one; RSTATE_ENOTSUP as rstate_history; and
+ * those of rstate_set. */
 RSTATE_API int rstate_rollback(rstate_store *s, const char *name, uint64_t version, const rstate_set_opts *opts);
 
 /* ------------------------------------------------------------------------ */

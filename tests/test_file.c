@@ -662,6 +662,7 @@ static void kill_rounds(rstate_sync mode, int rounds) {
     acked = a;
     rstate_close(s);
   }
+  cr_assert_gt(acked, rounds / 4, "only %lld changes were made in %d rounds", (long long)acked, rounds);
   h_rmdir(dir);
 }
 

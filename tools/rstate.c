@@ -29,6 +29,7 @@
 #include "args.h"
 #include "defaults.h"
 #include "eventfmt.h"
+#include "json.h"
 #include "textvalue.h"
 
 enum { EXIT_REJECTED = 1, EXIT_USAGE = 2, EXIT_CONNECTION = 3 };
@@ -553,6 +554,76 @@ static int cmd_stats(rstate_store *s, const tool_args *a) {
   return 0;
 }
 
+/* ---- history and rollback ---------------------------------------------------- */
+
+enum { HISTORY_JSON = OPT_FIRST };
+static const tool_opt history_opts[] = {COMMON_OPTS, {"json", false}, {NULL, false}};
+
+typedef struct history_out {
+  bool json;
+  bool failed;
+} history_out;
+
+static int history_line(const rstate_history_entry *e, void *ud) {
+  history_out *h = ud;
+  FILE *f = stdout;
+  errno = 0;
+  int r = 0;
+  if (h->json) {
+    r = fprintf(f, "{\"version\":%" PRIu64 ",\"revision\":%" PRIu64 ",\"timestamp_ns\":%" PRId64 ",\"value\":",
+                e->version, e->revision, e->timestamp_ns);
+    if (r >= 0) r = json_value(f, &e->value);
+    if (r >= 0) r = fputs(",\"source\":", f);
+    if (r >= 0) r = json_string(f, e->source, e->source ? strlen(e->source) : 0);
+    if (r >= 0) r = fputs(",\"meta\":{", f);
+    for (size_t i = 0; r >= 0 && i < e->n_meta; i++) {
+      if (i && putc(',', f) == EOF) r = -1;
+      if (r >= 0) r = json_string(f, e->meta[i].key, strlen(e->meta[i].key));
+      if (r >= 0 && putc(':', f) == EOF) r = -1;
+      if (r >= 0) r = json_string(f, e->meta[i].value, strlen(e->meta[i].value));
+    }
+    if (r >= 0) r = fputs("}}\n", f);
+  } else {
+    char when[40];
+    eventfmt_time(e->timestamp_ns, when);
+    r = fprintf(f, "%" PRIu64 " %s ", e->version, when);
+    if (r >= 0) r = tv_print(f, &e->value, TV_QUOTED);
+    if (r >= 0 && fprintf(f, " revision %" PRIu64, e->revision) < 0) r = -1;
+    if (r >= 0 && e->source && fprintf(f, " source %s", e->source) < 0) r = -1;
+    if (r >= 0 && putc('\n', f) == EOF) r = -1;
+  }
+  if (r < 0) {
+    h->failed = true;
+    return 1;
+  }
+  return 0;
+}
+
+static int cmd_history(rstate_store *s, const tool_args *a) {
+  history_out h = {.json = tool_args_get(a, HISTORY_JSON) != NULL};
+  int rc = rstate_history(s, a->pos[0], 0, history_line, &h);
+  if (rc != RSTATE_OK) return lib_failure(rc);
+  return h.failed ? print_failed() : 0;
+}
+
+enum { ROLLBACK_SOURCE = OPT_FIRST };
+static const tool_opt rollback_opts[] = {COMMON_OPTS, {"source", true}, {NULL, false}};
+
+static int check_rollback(const tool_args *a) {
+  unsigned long long v;
+  if (tool_parse_u64(a->pos[1], UINT64_MAX, &v) != 0)
+    return usage_error("\"%s\" is not a version number", a->pos[1]);
+  return 0;
+}
+
+static int cmd_rollback(rstate_store *s, const tool_args *a) {
+  unsigned long long v = 0;
+  tool_parse_u64(a->pos[1], UINT64_MAX, &v);
+  rstate_set_opts so = {.source = tool_args_get(a, ROLLBACK_SOURCE)};
+  int rc = rstate_rollback(s, a->pos[0], (uint64_t)v, &so);
+  return rc == RSTATE_OK ? 0 : lib_failure(rc);
+}
+
 /* ---- the command table --------------------------------------------------- */
 
 static const tool_opt plain_opts[] = {COMMON_OPTS, {NULL, false}};
@@ -603,6 +674,16 @@ static const command commands[] = {
      plain_opts, 1, 1, cmd_info, NULL},
     {"stats", "stats", "Print the server's address, store revision and number of variables.\n", plain_opts, 0, 0,
      cmd_stats, NULL},
+    {"history", "history NAME [--json]",
+     "Print the kept versions of a variable, oldest first, the current one last, one\n"
+     "a line: VERSION TIME VALUE revision R [source S].\n"
+     "  --json      one JSON object per line: version, revision, timestamp_ns, value,\n"
+     "              source, meta\n",
+     history_opts, 1, 1, cmd_history, NULL},
+    {"rollback", "rollback NAME VERSION [--source S]",
+     "Set a variable back to the value it had at VERSION, as a new change.\n"
+     "  --source S      who changed it, delivered to watchers\n",
+     rollback_opts, 2, 2, cmd_rollback, check_rollback},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

@@ -100,6 +100,23 @@ expect 2 "--max-clients: \"\" is not a whole number" "" -- "$rstated" --max-clie
 expect 2 "--snapshot-every needs --snapshot" "" -- "$rstated" --snapshot-every 5
 expect 2 "option --listen needs a value" "" -- "$rstated" --listen
 
+# --- history and rollback, on a file: store opened by the tool itself ------
+fs="file:$work/store"
+expect 0 "" "" -- "$rstate" --connect "$fs" define x integer 1
+expect 0 "" "" -- "$rstate" --connect "$fs" set x 5 --source cli
+expect 0 "" "" -- "$rstate" --connect "$fs" set x 7
+expect 0 "" " 5 revision 2 source cli" -- "$rstate" --connect "$fs" history x
+expect 0 "" '{"version":3,"revision":3,' -- "$rstate" --connect "$fs" history x --json
+expect 0 "" '"value":5,"source":"cli","meta":{}}' -- "$rstate" --connect "$fs" history x --json
+expect 0 "" "" -- "$rstate" --connect "$fs" rollback x 2 --source undo
+expect 0 "" "5" -- "$rstate" --connect "$fs" get x
+expect 0 "" "4 " -- "$rstate" --connect "$fs" history x
+expect 1 "x: version 99 is above the current version 4" "" -- "$rstate" --connect "$fs" rollback x 99
+expect 1 "nope: no such variable" "" -- "$rstate" --connect "$fs" history nope
+expect 2 "rollback: \"v2\" is not a version number" "" -- "$rstate" --connect "$fs" rollback x v2
+expect 2 "history: missing arguments" "" -- "$rstate" history
+expect 1 "x: no such variable" "" -- "$rstate" --connect mem: history x
+
 # --- rstated: start-up failures (exit 1), before it listens ---------------
 expect 1 "$work/none.token: cannot read the token file: No such file or directory" "" -- \
   "$rstated" --token-file "$work/none.token" --listen "unix:$work/d.sock"

@@ -35,7 +35,7 @@ from .errors import (
 )
 from .aio import EventStream, attach
 from .server import Server
-from .store import UNWATCH, Event, Store, VarInfo, Watch, WatchStats, version
+from .store import UNWATCH, Event, HistoryEntry, Store, VarInfo, Watch, WatchStats, version
 
 __version__ = "0.1.0"
 
@@ -47,6 +47,7 @@ __all__ = [
     "EventStream",
     "attach",
     "VarInfo",
+    "HistoryEntry",
     "WatchStats",
     "Type",
     "EventKind",

@@ -140,6 +140,7 @@ WATCH_FN = CFUNCTYPE(c_int, POINTER(rstate_event), c_void_p)
 FILTER_FN = CFUNCTYPE(c_bool, POINTER(rstate_event), c_void_p)
 DESTROY_FN = CFUNCTYPE(None, c_void_p)
 LIST_FN = CFUNCTYPE(c_int, c_char_p, c_int, c_void_p)
+HISTORY_FN = CFUNCTYPE(c_int, POINTER(rstate_history_entry), c_void_p)
 
 
 class rstate_watch_opts(Structure):
@@ -272,6 +273,8 @@ _PROTOS = {
     "rstate_server_uri": (c_char_p, [_P]),
     "rstate_server_stop": (None, [_P]),
     "rstate_load_schema": (c_int, [_P, _S]),
+    "rstate_history": (c_int, [_P, _S, c_uint64, HISTORY_FN, _P]),
+    "rstate_rollback": (c_int, [_P, _S, c_uint64, POINTER(rstate_set_opts)]),
 }
 for _name, (_res, _args) in _PROTOS.items():
     _fn = getattr(lib, _name)

@@ -84,6 +84,20 @@ class VarInfo(NamedTuple):
     updated_ns: int
 
 
+class HistoryEntry(NamedTuple):
+    """One kept version of a variable (rstate_history_entry)."""
+
+    version: int
+    revision: int
+    timestamp_ns: int
+    value: Value
+    source: Optional[str]
+    meta: dict
+
+
+_SYNC_MODES = {"interval": 0, "always": 1, "none": 2}
+
+
 class WatchStats(NamedTuple):
     """Counters of a watch (rstate_watch_stats)."""
 
@@ -365,9 +379,18 @@ class Store:
         heartbeat_ms: int = 0,
         no_reconnect: bool = False,
         on_state: Optional[Callable[[ConnState], Any]] = None,
+        sync: Optional[str] = None,
+        sync_interval_ms: int = 0,
+        keep_versions: int = 0,
     ) -> None:
         """Opens the store; raises the library's error if it cannot
-        (NotSupported, TransportError, PermissionDenied, Timeout, ...).
+        (NotSupported, TransportError, PermissionDenied, Timeout, Busy, ...).
+
+        A "file:/dir" store keeps its variables in that directory: sync is
+        "interval" (the default: on disk every sync_interval_ms, 1000),
+        "always" (a write returns once its change is on disk) or "none".
+        keep_versions: past versions kept per variable for history() (0: the
+        store's default; mem: keeps none, file: 100).
 
         dispatch_thread: queued and debounced callbacks run on a library
         thread instead of from dispatch(). on_state(state) is told of a
@@ -385,6 +408,12 @@ class Store:
         opts.request_timeout_ms = request_timeout_ms
         opts.heartbeat_ms = heartbeat_ms
         opts.no_reconnect = bool(no_reconnect)
+        if sync is not None:
+            if sync not in _SYNC_MODES:
+                raise InvalidArgument(f"sync must be one of {', '.join(_SYNC_MODES)}, not {sync!r}")
+            opts.sync = _SYNC_MODES[sync]
+        opts.sync_interval_ms = sync_interval_ms
+        opts.keep_versions = keep_versions
         if on_state is not None:
 
             def state_changed(store_ptr: Any, state: int, _ud: Any) -> None:
@@ -637,6 +666,39 @@ class Store:
             exc.index = idx if idx < len(items) else None  # type: ignore[attr-defined]
             exc.item = items[idx][0] if idx < len(items) else None  # type: ignore[attr-defined]
             raise exc
+
+    def history(self, name: str, after_version: int = 0) -> list[HistoryEntry]:
+        """The kept versions of a variable above after_version, oldest
+        first, the current one last. NotSupported when the store keeps no
+        history (a mem: store opened with keep_versions 0)."""
+        found: list[HistoryEntry] = []
+
+        def each(e: Any, _ud: Any) -> int:
+            x = e.contents
+            meta = {}
+            for i in range(x.n_meta):
+                m = x.meta[i]
+                meta[m.key.decode("utf-8", "replace")] = m.value.decode("utf-8", "replace")
+            src = x.source.decode("utf-8", "replace") if x.source is not None else None
+            found.append(HistoryEntry(x.version, x.revision, x.timestamp_ns, to_python(x.value), src, meta))
+            return 0
+
+        rc = lib.rstate_history(self._handle(), bname(name), after_version, N.HISTORY_FN(each), None)
+        if rc:
+            raise error(rc)
+        return found
+
+    def rollback(
+        self, name: str, version: int, *, source: Optional[str] = None, meta: Optional[Mapping[str, str]] = None
+    ) -> None:
+        """Sets a variable back to the value it had at version, as a new
+        change. NotFound when that version is not kept, Conflict for a
+        version above the current one."""
+        opts, keep = _set_opts(source, meta)
+        rc = lib.rstate_rollback(self._handle(), bname(name), version, opts)
+        del keep
+        if rc:
+            raise error(rc)
 
     def info(self, name: str) -> VarInfo:
         """type, version, revision and updated_ns of a variable."""
