@@ -111,7 +111,10 @@ static int fz_hist(const rstate_history_entry *e, void *ud) {
 static int fz_var(const char *name, rstate_type type, void *ud) {
   rstate_store *s = ud;
   rstate_value v;
-  if (rstate_get(s, name, &v) != RSTATE_OK) abort();
+  if (rstate_get(s, name, &v) != RSTATE_OK) {
+    fprintf(stderr, "get %s: %s\n", name, rstate_last_error());
+    abort();
+  }
   if (v.kind != fz_kind(type)) abort();
   if (rstate_history(s, name, 0, fz_hist, NULL) != RSTATE_OK) abort();
   int rc = rstate_set(s, name, &v, NULL);

@@ -52,6 +52,7 @@ typedef struct fstore {
   pthread_mutex_t bg_lock;
   pthread_cond_t bg_cond;
   bool stop, want_compact;
+  atomic_bool want_prefault; /* set by a writer, cleared by the thread */
   uint64_t snap_gen;
 } fstore;
 
@@ -69,8 +70,51 @@ static size_t compact_threshold(size_t snap_size) {
 
 /* ---- the journal hook (under the local backend's lock) ------------------ */
 
+static void wake_bg(fstore *f) {
+  pthread_mutex_lock(&f->bg_lock);
+  pthread_cond_signal(&f->bg_cond);
+  pthread_mutex_unlock(&f->bg_lock);
+}
+
+/* After an append: counts a SYNC_ALWAYS writer in, asks for prefaulting
+ * and compaction when due. */
+static void appended(fstore *f, rstate__journal *j) {
+  if (f->sync == RSTATE_SYNC_ALWAYS) {
+    pthread_mutex_lock(&j->sync_lock);
+    j->waiters++;
+    if (j->waiters > j->peak) j->peak = j->waiters;
+    if (j->gathering) pthread_cond_broadcast(&j->sync_cond);
+    pthread_mutex_unlock(&j->sync_lock);
+    wait_j = j;
+    wait_end = j->end;
+  }
+  if (j->end + (256u << 10) > atomic_load_explicit(&j->prefaulted, memory_order_relaxed) &&
+      !atomic_exchange(&f->want_prefault, true))
+    wake_bg(f);
+  if (j->end >= f->compact_at && !f->compact_asked) {
+    f->compact_asked = true;
+    pthread_mutex_lock(&f->bg_lock);
+    f->want_compact = true;
+    pthread_cond_signal(&f->bg_cond);
+    pthread_mutex_unlock(&f->bg_lock);
+  }
+}
+
 static int hook_write(void *ud, const rstate_change *c, size_t n, const rstate__spec *spec) {
   fstore *f = ud;
+  if (c[0].kind == RSTATE_EVENT_CHANGED) { /* the hot path: encoded in place */
+    size_t size = rstate__set_frame_size(c, n);
+    if (!size)
+      return rstate__err(RSTATE_ELIMIT, "%s: the change takes more than the journal's %u bytes per record",
+                         c[0].name, RSTATE_FRAME_MAX);
+    rstate__journal *j = f->cur;
+    uint8_t *at = rstate__journal_reserve(j, size);
+    if (!at) return RSTATE_EIO;
+    rstate__set_frame_write(at, size, c, n);
+    rstate__journal_commit(j, size);
+    appended(f, j);
+    return RSTATE_OK;
+  }
   rstate__buf *b = &f->scratch;
   b->len = 0;
   b->oom = false;
@@ -89,20 +133,7 @@ static int hook_write(void *ud, const rstate_change *c, size_t n, const rstate__
   rstate__journal *j = f->cur;
   int rc = rstate__journal_append(j, b->p, b->len);
   if (rc) return rc;
-  if (f->sync == RSTATE_SYNC_ALWAYS) {
-    pthread_mutex_lock(&j->sync_lock);
-    j->waiters++;
-    pthread_mutex_unlock(&j->sync_lock);
-    wait_j = j;
-    wait_end = j->end;
-  }
-  if (j->end >= f->compact_at && !f->compact_asked) {
-    f->compact_asked = true;
-    pthread_mutex_lock(&f->bg_lock);
-    f->want_compact = true;
-    pthread_cond_signal(&f->bg_cond);
-    pthread_mutex_unlock(&f->bg_lock);
-  }
+  appended(f, j);
   return RSTATE_OK;
 }
 
@@ -132,6 +163,7 @@ static void compact(fstore *f) {
     rstate__local_unlock(f->local);
     return;
   }
+  rstate__journal_prefault(next);
   rstate__local_lock(f->local);
   old = f->cur;
   f->cur = next;
@@ -170,6 +202,13 @@ static void *bg_main(void *arg) {
   fstore *f = arg;
   pthread_mutex_lock(&f->bg_lock);
   while (!f->stop) {
+    if (atomic_load(&f->want_prefault)) {
+      pthread_mutex_unlock(&f->bg_lock);
+      rstate__journal_prefault(f->cur); /* only this thread swaps cur */
+      atomic_store(&f->want_prefault, false);
+      pthread_mutex_lock(&f->bg_lock);
+      continue;
+    }
     if (f->want_compact) {
       f->want_compact = false;
       pthread_mutex_unlock(&f->bg_lock);
@@ -178,7 +217,8 @@ static void *bg_main(void *arg) {
       continue;
     }
     if (f->sync != RSTATE_SYNC_INTERVAL) {
-      pthread_cond_wait(&f->bg_cond, &f->bg_lock);
+      while (!f->stop && !f->want_compact && !atomic_load(&f->want_prefault))
+        pthread_cond_wait(&f->bg_cond, &f->bg_lock);
       continue;
     }
     struct timespec ts;
@@ -190,7 +230,8 @@ static void *bg_main(void *arg) {
       ts.tv_nsec -= 1000000000L;
     }
     int e = 0;
-    while (!f->stop && !f->want_compact && e != ETIMEDOUT) e = pthread_cond_timedwait(&f->bg_cond, &f->bg_lock, &ts);
+    while (!f->stop && !f->want_compact && !atomic_load(&f->want_prefault) && e != ETIMEDOUT)
+      e = pthread_cond_timedwait(&f->bg_cond, &f->bg_lock, &ts);
     if (e == ETIMEDOUT) {
       pthread_mutex_unlock(&f->bg_lock);
       rstate__journal_sync(f->cur); /* only this thread swaps cur */
@@ -309,6 +350,7 @@ static int file_open(rstate_backend **out, const char *uri, const rstate_options
     f->compact_at = compact_threshold(st.snap_size);
   }
   rstate__dirstate_free(&st);
+  if (!rc) rstate__journal_prefault(f->cur);
   if (!rc) {
     if (pthread_create(&f->bg, NULL, bg_main, f)) rc = rstate__err(RSTATE_ENOMEM, "file:%s: cannot start a thread", f->dir);
     else f->bg_running = true;

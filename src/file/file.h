@@ -22,6 +22,10 @@
 #define RSTATE_FILE_H
 
 #include <pthread.h>
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the file: backend's hot path writes little-endian numbers in place"
+#endif
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -64,6 +68,10 @@ bool rstate__frame_end(rstate__buf *b, size_t start);
 void rstate__enc_define(rstate__buf *b, uint64_t revision, int64_t ts, const rstate__spec *spec);
 void rstate__enc_undefine(rstate__buf *b, uint64_t revision, int64_t ts, const char *name);
 void rstate__enc_set(rstate__buf *b, const rstate_change *c, size_t n);
+/* A SET frame written in place (the journal's hot path): its size (0: more
+ * than a record may hold), then the frame itself into size bytes. */
+size_t rstate__set_frame_size(const rstate_change *c, size_t n);
+void rstate__set_frame_write(uint8_t *frame, size_t size, const rstate_change *c, size_t n);
 void rstate__enc_snap_head(rstate__buf *b, uint64_t revision, uint64_t gen, uint64_t n_vars);
 void rstate__enc_snap_var(rstate__buf *b, const rstate__local_view *v);
 void rstate__enc_snap_end(rstate__buf *b, uint64_t n_vars);
@@ -144,6 +152,13 @@ typedef struct rstate__journal {
   bool syncing;
   int waiters;   /* threads that appended and wait for a sync; counted under the store's lock */
   int sync_err;  /* errno of the last failed sync */
+  /* gathering writers for one sync (group commit) */
+  int peak;          /* most waiters seen lately */
+  bool gathering;    /* a leader waits for the writers on their way */
+  int64_t sync_ns;   /* how long the last fdatasync took */
+  /* prefaulting ahead of the appends */
+  pthread_rwlock_t map_lock; /* held to write by a remap, to read by a prefault */
+  _Atomic size_t prefaulted; /* populated up to here */
   uint64_t n_syncs, n_appends;
 } rstate__journal;
 
@@ -154,6 +169,13 @@ int rstate__journal_create(rstate__journal **out, const char *dir, uint64_t gen)
 int rstate__journal_open(rstate__journal **out, const char *path, uint64_t gen, size_t end);
 /* Appends one or more whole frames (len bytes). Under the store's lock. */
 int rstate__journal_append(rstate__journal *j, const uint8_t *frames, size_t len);
+/* Or in two steps: room for len bytes at the end (NULL, with the sentence,
+ * when the file cannot grow), written by the caller, then committed. */
+uint8_t *rstate__journal_reserve(rstate__journal *j, size_t len);
+void rstate__journal_commit(rstate__journal *j, size_t len);
+/* Makes the pages after the end writable in the page tables ahead of the
+ * appends (MADV_POPULATE_WRITE), so appends do not fault. Any thread. */
+void rstate__journal_prefault(rstate__journal *j);
 /* Takes back the last append. */
 void rstate__journal_undo(rstate__journal *j);
 /* Returns once the journal is on disk up to end (group commit); one of the

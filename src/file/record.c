@@ -189,6 +189,83 @@ void rstate__enc_set(rstate__buf *b, const rstate_change *c, size_t n) {
   }
 }
 
+/* ---- a SET frame straight into the journal (the hot path) ---------------- */
+
+static size_t value_size(const rstate_value *v) {
+  switch (v->kind) {
+  case RSTATE_FLOAT:
+  case RSTATE_INT: return 9;
+  case RSTATE_BOOL: return 2;
+  case RSTATE_STRING: return 5 + v->u.s.len;
+  default: return 1;
+  }
+}
+
+size_t rstate__set_frame_size(const rstate_change *c, size_t n) {
+  size_t len = 1 + 8 + 8 + 4 + (c[0].source ? strlen(c[0].source) : 0) + 4 + 4;
+  for (size_t i = 0; i < c[0].n_meta; i++) len += 8 + strlen(c[0].meta[i].key) + strlen(c[0].meta[i].value);
+  for (size_t i = 0; i < n; i++)
+    len += 4 + (c[i].name_len ? c[i].name_len : strlen(c[i].name)) + 8 + value_size(c[i].new_value);
+  if (len > RSTATE_FRAME_MAX) return 0;
+  return RSTATE_FRAME_HEAD + ((len + 7) & ~(size_t)7);
+}
+
+static inline uint8_t *w32(uint8_t *p, uint32_t v) {
+  memcpy(p, &v, 4); /* little-endian machines only: see file.h */
+  return p + 4;
+}
+
+static inline uint8_t *w64(uint8_t *p, uint64_t v) {
+  memcpy(p, &v, 8);
+  return p + 8;
+}
+
+static inline uint8_t *wstr(uint8_t *p, const char *s, size_t n) {
+  p = w32(p, (uint32_t)n);
+  memcpy(p, s, n);
+  return p + n;
+}
+
+void rstate__set_frame_write(uint8_t *frame, size_t size, const rstate_change *c, size_t n) {
+  uint8_t *p = frame + RSTATE_FRAME_HEAD;
+  *p++ = RSTATE_REC_SET;
+  p = w64(p, c[0].revision);
+  p = w64(p, (uint64_t)c[0].timestamp_ns);
+  if (c[0].source)
+    p = wstr(p, c[0].source, strlen(c[0].source));
+  else
+    p = w32(p, 0xFFFFFFFFu);
+  p = w32(p, (uint32_t)c[0].n_meta);
+  for (size_t i = 0; i < c[0].n_meta; i++) {
+    p = wstr(p, c[0].meta[i].key, strlen(c[0].meta[i].key));
+    p = wstr(p, c[0].meta[i].value, strlen(c[0].meta[i].value));
+  }
+  p = w32(p, (uint32_t)n);
+  for (size_t i = 0; i < n; i++) {
+    p = wstr(p, c[i].name, c[i].name_len ? c[i].name_len : strlen(c[i].name));
+    p = w64(p, c[i].version);
+    const rstate_value *v = c[i].new_value;
+    *p++ = (uint8_t)v->kind;
+    switch (v->kind) {
+    case RSTATE_FLOAT: memcpy(p, &v->u.f, 8); p += 8; break;
+    case RSTATE_INT: p = w64(p, (uint64_t)v->u.i); break;
+    case RSTATE_BOOL: *p++ = v->u.b ? 1 : 0; break;
+    case RSTATE_STRING: p = wstr(p, v->u.s.ptr, v->u.s.len); break;
+    default: break;
+    }
+  }
+  uint32_t len = (uint32_t)(p - frame - RSTATE_FRAME_HEAD);
+  memset(p, 0, size - (size_t)(p - frame)); /* the padding */
+  uint8_t head[RSTATE_FRAME_HEAD];
+  w32(head, len);
+  uint32_t crc = rstate__crc32c(0, head, 4);
+  crc = rstate__crc32c(crc, frame + RSTATE_FRAME_HEAD, len);
+  w32(head + 4, crc);
+  /* the head last: a record cut short mid-write most often looks like the end */
+  atomic_signal_fence(memory_order_release);
+  memcpy(frame, head, RSTATE_FRAME_HEAD);
+}
+
 void rstate__enc_snap_head(rstate__buf *b, uint64_t revision, uint64_t gen, uint64_t n_vars) {
   put_u8(b, RSTATE_REC_SNAP_HEAD);
   put_u64(b, revision);

@@ -19,6 +19,7 @@
  * restore calls of local.h.
  */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -597,9 +598,15 @@ int rstate__local_restore_set(rstate_backend *b, const char *name, const rstate_
   local *l = L(b);
   var *v = lookup(l, name);
   if (!v) return rstate__err(RSTATE_ENOTFOUND, "%s: no such variable", name);
-  if (value->kind != type_kind(v->type) ||
-      (value->kind == RSTATE_STRING && !rstate__utf8_valid(value->u.s.ptr, value->u.s.len)))
-    return rstate__err(RSTATE_EPROTO, "%s: a value that is not a %s", name, rstate_type_name(v->type));
+  rstate_value checked;
+  int rc = rstate__spec_check(v->spec, value, &checked);
+  if (rc == RSTATE_ENOMEM) return rc;
+  if (rc) {
+    char why[256];
+    snprintf(why, sizeof why, "%s", rstate_last_error());
+    return rstate__err(RSTATE_EPROTO, "%s: a value its definition refuses (%s)", name, why);
+  }
+  value = &checked;
   if (version != v->version + 1)
     return rstate__err(RSTATE_EPROTO, "%s: version %llu does not follow %llu", name, (unsigned long long)version,
                        (unsigned long long)v->version);
@@ -625,9 +632,15 @@ int rstate__local_restore_state(rstate_backend *b, const char *name, const rstat
   local *l = L(b);
   var *v = lookup(l, name);
   if (!v) return rstate__err(RSTATE_ENOTFOUND, "%s: no such variable", name);
-  if (value->kind != type_kind(v->type) ||
-      (value->kind == RSTATE_STRING && !rstate__utf8_valid(value->u.s.ptr, value->u.s.len)))
-    return rstate__err(RSTATE_EPROTO, "%s: a value that is not a %s", name, rstate_type_name(v->type));
+  rstate_value checked;
+  int rc = rstate__spec_check(v->spec, value, &checked);
+  if (rc == RSTATE_ENOMEM) return rc;
+  if (rc) {
+    char why[256];
+    snprintf(why, sizeof why, "%s", rstate_last_error());
+    return rstate__err(RSTATE_EPROTO, "%s: a value its definition refuses (%s)", name, why);
+  }
+  value = &checked;
   if (version == 0) return rstate__err(RSTATE_EPROTO, "%s: version 0", name);
   rstate_value copy;
   if (rstate_value_copy(&copy, value)) return rstate__err(RSTATE_ENOMEM, "%s: out of memory", name);
