@@ -23,6 +23,8 @@
 #include "file/file.h"
 #include "helpers.h"
 
+TestSuite(file);
+
 /* ---- helpers ------------------------------------------------------------- */
 
 static void fresh_dir(char *dir, size_t size) {

@@ -9,6 +9,8 @@
 
 #include "helpers.h"
 
+TestSuite(history);
+
 typedef struct hstore {
   rstate_store *s;
   char dir[96];
