@@ -91,7 +91,8 @@ static void appended(fstore *f, rstate__journal *j) {
   if (j->end + (256u << 10) > atomic_load_explicit(&j->prefaulted, memory_order_relaxed) &&
       !atomic_exchange(&f->want_prefault, true))
     wake_bg(f);
-  if (j->end >= f->compact_at && !f->compact_asked) {
+  size_t forced = atomic_load_explicit(&rstate__file_compact_bytes, memory_order_relaxed);
+  if (j->end >= (forced ? forced : f->compact_at) && !f->compact_asked) {
     f->compact_asked = true;
     pthread_mutex_lock(&f->bg_lock);
     f->want_compact = true;
