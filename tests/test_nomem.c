@@ -34,9 +34,12 @@ static int count_queued(const rstate_event *ev, void *ud) {
 
 static void count_destroy(void *ud) { ((fixture *)ud)->destroyed++; }
 
+/* The options fixtures open their store with (tests set keep_versions). */
+static rstate_options nomem_opts;
+
 static void fixture_open(fixture *f) {
   memset(f, 0, sizeof *f);
-  f->s = h_open();
+  f->s = h_open_opts(&nomem_opts);
   h_define_ok(f->s, "x", RSTATE_TYPE_INTEGER, rstate_int(1), NULL);
   h_define_ok(f->s, "name", RSTATE_TYPE_STRING, rstate_string("first"), NULL);
   const char *all[] = {"*"}, *x[] = {"x"};
@@ -152,3 +155,21 @@ Test(nomem, set_many) { every_allocation_fails("set_many", op_set_many, 2, 1); }
 Test(nomem, define) { every_allocation_fails("define", op_define, 1, 0); }
 Test(nomem, undefine) { every_allocation_fails("undefine", op_undefine, 1, 0); }
 Test(nomem, watch_with_initial_events) { every_allocation_fails("watch", op_watch, 2, 0); }
+
+/* History kept: a change's history entry is made before it is announced. */
+Test(nomem, set_with_history) {
+  nomem_opts.keep_versions = 2;
+  every_allocation_fails("set string, history kept", op_set_string, 1, 0);
+  every_allocation_fails("set_many, history kept", op_set_many, 2, 1);
+  every_allocation_fails("define, history kept", op_define, 1, 0);
+}
+
+/* A file: store: a change whose announcement fails is taken back from the
+ * journal too (each test runs in a process of its own). */
+Test(nomem, file_store) {
+  setenv("RSTATE_TEST_TRANSPORT", "file", 1);
+  every_allocation_fails("file: set string", op_set_string, 1, 0);
+  every_allocation_fails("file: set_many", op_set_many, 2, 1);
+  every_allocation_fails("file: define", op_define, 1, 0);
+  every_allocation_fails("file: undefine", op_undefine, 1, 0);
+}
