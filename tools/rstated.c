@@ -13,6 +13,7 @@
  * 2 on a usage error. The manual is man/rstated.1.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -86,6 +87,10 @@ enum {
   OPT_MAX_CLIENTS,
   OPT_SNAPSHOT,
   OPT_SNAPSHOT_EVERY,
+  OPT_DATA,
+  OPT_SYNC,
+  OPT_SYNC_INTERVAL,
+  OPT_KEEP_VERSIONS,
   OPT_LOG_LEVEL,
   OPT_HTTP,
   OPT_HTTP_MAX_BODY,
@@ -106,6 +111,10 @@ static const tool_opt options[] = {
     [OPT_MAX_CLIENTS] = {"max-clients", true},
     [OPT_SNAPSHOT] = {"snapshot", true},
     [OPT_SNAPSHOT_EVERY] = {"snapshot-every", true},
+    [OPT_DATA] = {"data", true},
+    [OPT_SYNC] = {"sync", true},
+    [OPT_SYNC_INTERVAL] = {"sync-interval-ms", true},
+    [OPT_KEEP_VERSIONS] = {"keep-versions", true},
     [OPT_LOG_LEVEL] = {"log-level", true},
     [OPT_HTTP] = {"http", true},
     [OPT_HTTP_MAX_BODY] = {"http-max-body", true},
@@ -132,6 +141,11 @@ static const char usage_text[] =
     "  --max-clients N         simultaneous clients (default 1024)\n"
     "  --snapshot FILE         restore values from FILE at start; write it on exit and periodically\n"
     "  --snapshot-every SECS   how often to write the snapshot when values changed (default 60; 0: only on exit)\n"
+    "  --data DIR              serve a durable file:DIR store instead: every change is journaled before it is\n"
+    "                          acknowledged and survives a crash or kill -9 (not with --snapshot)\n"
+    "  --sync MODE             with --data: always (on disk before the answer), interval (default) or none\n"
+    "  --sync-interval-ms N    with --data and --sync interval: how often the journal reaches the disk (1000)\n"
+    "  --keep-versions N       past versions kept per variable for rstate history (--data: 100; else 0)\n"
     "  --log-level LEVEL       error, warn, info (default) or debug\n"
     "  --http HOST:PORT        also serve the HTTP API, SSE watch, /metrics and the live page (PORT 0: any)\n"
     "  --http-max-body BYTES   largest request body (default 1048576)\n"
@@ -191,6 +205,8 @@ typedef struct config {
   char *default_listen;
   const char *snapshot;
   unsigned long long snapshot_every;
+  char *data_uri;         /* "file:DIR", or NULL: a mem: store */
+  rstate_options store;   /* sync, sync_interval_ms, keep_versions */
   rstate_server_opts server;
   char *token, *read_token;
   http_opts http;
@@ -257,6 +273,35 @@ static int configure(int argc, char **argv, config *cfg, tool_args *a) {
   cfg->snapshot = tool_args_get(a, OPT_SNAPSHOT);
   if (cfg->snapshot && !*cfg->snapshot) return usage_error("--snapshot needs a file name");
   if (tool_args_get(a, OPT_SNAPSHOT_EVERY) && !cfg->snapshot) return usage_error("--snapshot-every needs --snapshot");
+  const char *data = tool_args_get(a, OPT_DATA), *sync = tool_args_get(a, OPT_SYNC);
+  unsigned long long interval = 0, keep = 0;
+  if ((r = parse_number(a, OPT_SYNC_INTERVAL, INT32_MAX, &interval)) ||
+      (r = parse_number(a, OPT_KEEP_VERSIONS, SIZE_MAX, &keep)))
+    return r;
+  if (data && !*data) return usage_error("--data needs a directory");
+  if (data && cfg->snapshot) return usage_error("--data and --snapshot do not go together: a file: store keeps itself");
+  if (!data && (sync || tool_args_get(a, OPT_SYNC_INTERVAL)))
+    return usage_error("--sync and --sync-interval-ms need --data");
+  if (sync) {
+    if (strcmp(sync, "always") == 0)
+      cfg->store.sync = RSTATE_SYNC_ALWAYS;
+    else if (strcmp(sync, "interval") == 0)
+      cfg->store.sync = RSTATE_SYNC_INTERVAL;
+    else if (strcmp(sync, "none") == 0)
+      cfg->store.sync = RSTATE_SYNC_NONE;
+    else
+      return usage_error("--sync: \"%s\" is not one of always, interval, none", sync);
+  }
+  cfg->store.sync_interval_ms = (int)interval;
+  cfg->store.keep_versions = (size_t)keep;
+  if (data) {
+    size_t n = strlen(data) + 6;
+    if (!(cfg->data_uri = malloc(n))) {
+      fprintf(stderr, "rstated: out of memory\n");
+      return 1;
+    }
+    snprintf(cfg->data_uri, n, "file:%s", data);
+  }
   cfg->listen = tool_args_get(a, OPT_LISTEN);
   if (!cfg->listen) {
     cfg->default_listen = tool_default_uri();
@@ -374,10 +419,12 @@ int main(int argc, char **argv) {
     goto out;
   }
 
-  if (rstate_open(&s, "mem:", NULL) != RSTATE_OK) {
+  if (rstate_open(&s, cfg.data_uri ? cfg.data_uri : "mem:", &cfg.store) != RSTATE_OK) {
     logf_(LOG_ERROR, "cannot open the store: %s", rstate_last_error());
     goto out_fd;
   }
+  if (cfg.data_uri)
+    logf_(LOG_INFO, "store %s opened: %" PRIu64 " changes kept", cfg.data_uri, rstate_revision(s));
   for (size_t i = 0; i < a.n_opts; i++) {
     if (a.opts[i].index != OPT_SCHEMA) continue;
     if (rstate_load_schema(s, a.opts[i].value) != RSTATE_OK) {
@@ -445,6 +492,7 @@ out_fd:
 out:
   tool_args_free(&a);
   free(cfg.default_listen);
+  free(cfg.data_uri);
   free(cfg.token);
   free(cfg.read_token);
   return status;

@@ -134,5 +134,12 @@ expect 1 "$work/no/dir/x.snap: the snapshot could not be written" "" -- \
   "$rstated" --snapshot "$work/no/dir/x.snap" --listen "unix:$work/d.sock"
 [ "$(cat "$work/bad.snap")" = "not a snapshot" ] || { echo "FAIL: rstated overwrote a snapshot it could not read"; failed=$((failed + 1)); }
 
+expect 2 "--data and --snapshot do not go together" "" -- "$rstated" --data "$work/d" --snapshot "$work/x.snap"
+expect 2 "--sync and --sync-interval-ms need --data" "" -- "$rstated" --sync always
+expect 2 "--sync: \"sometimes\" is not one of always, interval, none" "" -- "$rstated" --data "$work/d" --sync sometimes
+expect 2 "--keep-versions: \"many\" is not a whole number" "" -- "$rstated" --keep-versions many
+expect 1 "cannot open the store: file:/proc/no/dir: cannot create the directory" "" -- \
+  "$rstated" --data /proc/no/dir --listen "unix:$work/d.sock"
+
 echo "tools cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

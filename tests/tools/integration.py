@@ -399,6 +399,30 @@ def main():
     wait_for(lambda: rstate("get", "n").code == 0, "the server to free the client's place")
     check(d.stop() == 0, "rstated exits 0")
 
+    # --data: a durable file: store; what was acknowledged survives kill -9
+    data = os.path.join(WORK, "data")
+    for sync in ("always", "interval", "none"):
+        d = Daemon("--data", data, "--sync", sync, "--schema", schema)
+        check(f"store file:{data} opened" in d.text(), f"--data {sync}: the log names the store", d.text())
+        expect(["set", "temperature", {"always": "0.1", "interval": "0.2", "none": "0.3"}[sync]], 0)
+        expect(["set-many", "model=claude-3", "max_tokens=77"], 0)
+        d.stop(signal.SIGKILL)
+    d = Daemon("--data", data, "--schema", schema, "--keep-versions", "5")
+    check("changes kept" in d.text(), "the restarted daemon reopens the store", d.text())
+    expect(["get", "temperature", "model", "max_tokens"], 0, out="0.3\nclaude-3\n77\n",
+           what="every acknowledged change survives kill -9")
+    check(d.stop() == 0, "rstated --data exits 0 on SIGTERM")
+    d = Daemon("--data", data)
+    expect(["get", "temperature"], 0, out="0.3\n", what="--data without a schema keeps the definitions")
+    check(d.stop() == 0, "rstated --data exits 0")
+    # one daemon per directory
+    d = Daemon("--data", data)
+    p2 = subprocess.run(tool("rstated") + ["--listen", "unix:" + os.path.join(WORK, "other.sock"), "--data", data],
+                        capture_output=True, text=True, env=ENV, timeout=TIMEOUT)
+    check(p2.returncode == 1 and f"process {d.p.pid}" in p2.stderr, "a second rstated on the same --data is refused",
+          p2.stderr)
+    check(d.stop() == 0, "rstated --data exits 0")
+
     print(f"tools integration: {passed} passed, {len(failures)} failed", flush=True)
     return 1 if failures else 0
 
