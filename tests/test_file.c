@@ -691,7 +691,8 @@ static void kill_rounds(rstate_sync mode, int rounds) {
     acked = a;
     rstate_close(s);
   }
-  cr_assert_gt(acked, rounds / 4, "only %lld changes were made in %d rounds", (long long)acked, rounds);
+  if (rounds >= 20) /* the children made progress (a quick run is too short to say) */
+    cr_assert_gt(acked, rounds / 4, "only %lld changes were made in %d rounds", (long long)acked, rounds);
   h_rmdir(dir);
 }
 
