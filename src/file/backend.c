@@ -205,7 +205,8 @@ static void *bg_main(void *arg) {
   while (!f->stop) {
     if (atomic_load(&f->want_prefault)) {
       pthread_mutex_unlock(&f->bg_lock);
-      rstate__journal_prefault(f->cur); /* only this thread swaps cur */
+      rstate__journal_allocate_ahead(f->cur); /* only this thread swaps cur */
+      rstate__journal_prefault(f->cur);
       atomic_store(&f->want_prefault, false);
       pthread_mutex_lock(&f->bg_lock);
       continue;

@@ -159,6 +159,7 @@ typedef struct rstate__journal {
   /* prefaulting ahead of the appends */
   pthread_rwlock_t map_lock; /* held to write by a remap, to read by a prefault */
   _Atomic size_t prefaulted; /* populated up to here */
+  _Atomic size_t allocated;  /* the file's allocated size (>= size) */
   uint64_t n_syncs, n_appends;
 } rstate__journal;
 
@@ -176,6 +177,9 @@ void rstate__journal_commit(rstate__journal *j, size_t len);
 /* Makes the pages after the end writable in the page tables ahead of the
  * appends (MADV_POPULATE_WRITE), so appends do not fault. Any thread. */
 void rstate__journal_prefault(rstate__journal *j);
+/* Allocates the file ahead of the appends (fallocate, no lock), so that a
+ * writer that needs more room only maps it. The store's thread. */
+void rstate__journal_allocate_ahead(rstate__journal *j);
 /* Takes back the last append. */
 void rstate__journal_undo(rstate__journal *j);
 /* Returns once the journal is on disk up to end (group commit); one of the

@@ -91,6 +91,7 @@ static int journal_map(rstate__journal **out, int fd, char *path, uint64_t gen, 
   pthread_condattr_destroy(&ca);
   pthread_rwlock_init(&j->map_lock, NULL);
   atomic_store(&j->prefaulted, end);
+  atomic_store(&j->allocated, size);
   *out = j;
   return RSTATE_OK;
 }
@@ -155,13 +156,25 @@ int rstate__journal_open(rstate__journal **out, const char *path, uint64_t gen, 
   return RSTATE_OK;
 }
 
+static void raise_allocated(rstate__journal *j, size_t to) {
+  size_t cur = atomic_load(&j->allocated);
+  while (cur < to && !atomic_compare_exchange_weak(&j->allocated, &cur, to)) {
+  }
+}
+
+/* Under the store's lock: maps more of the file, allocating it first unless
+ * the store's thread already did (rstate__journal_allocate_ahead). */
 static int grow(rstate__journal *j, size_t need) {
-  size_t add = j->size < CHUNK_MAX ? j->size : CHUNK_MAX;
-  if (add < CHUNK_MIN) add = CHUNK_MIN;
-  size_t size = j->size + add;
-  while (size < need) size += add;
-  int e = reserve(j->fd, size);
-  if (e) return rstate__err(RSTATE_EIO, "%s: cannot grow the journal to %zu bytes: %s", j->path, size, strerror(e));
+  size_t size = atomic_load(&j->allocated);
+  if (size < need) {
+    size_t add = j->size < CHUNK_MAX ? j->size : CHUNK_MAX;
+    if (add < CHUNK_MIN) add = CHUNK_MIN;
+    size = j->size + add;
+    while (size < need) size += add;
+    int e = reserve(j->fd, size);
+    if (e) return rstate__err(RSTATE_EIO, "%s: cannot grow the journal to %zu bytes: %s", j->path, size, strerror(e));
+    raise_allocated(j, size);
+  }
   pthread_rwlock_wrlock(&j->map_lock);
   void *map = mremap(j->map, j->size, size, MREMAP_MAYMOVE);
   if (map != MAP_FAILED) {
@@ -172,6 +185,16 @@ static int grow(rstate__journal *j, size_t need) {
   if (map == MAP_FAILED)
     return rstate__err(RSTATE_EIO, "%s: cannot map %zu bytes of the journal: %s", j->path, size, strerror(errno));
   return RSTATE_OK;
+}
+
+#define ALLOCATE_AHEAD (8u << 20)
+
+void rstate__journal_allocate_ahead(rstate__journal *j) {
+  size_t end = atomic_load_explicit(&j->published, memory_order_acquire);
+  size_t have = atomic_load(&j->allocated);
+  if (have >= end + ALLOCATE_AHEAD / 2) return;
+  size_t to = (end + ALLOCATE_AHEAD + CHUNK_MIN - 1) / CHUNK_MIN * CHUNK_MIN;
+  if (reserve(j->fd, to) == 0) raise_allocated(j, to); /* else the writer's grow says why */
 }
 
 uint8_t *rstate__journal_reserve(rstate__journal *j, size_t len) {
