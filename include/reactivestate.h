@@ -485,9 +485,9 @@ typedef struct rstate_history_entry {
  * definition, version 1, included, with the initial value and no source).
  * fn runs with no lock held, on the calling thread, and may call the store;
  * the entries are copied first. History starts again when a variable is
- * re-defined. Errors: RSTATE_ENOTFOUND for an unknown variable (before
- * RSTATE_ENOTSUP); RSTATE_ENOTSUP when the store keeps no history (a mem:
- * store opened with keep_versions 0; a remote store, for now);
+ * re-defined. Errors: RSTATE_ENOTSUP when the store keeps no history (a
+ * mem: store opened with keep_versions 0; a remote store, for now),
+ * whatever the name; else RSTATE_ENOTFOUND for an unknown variable;
  * RSTATE_ENOMEM. */
 RSTATE_API int rstate_history(rstate_store *s, const char *name, uint64_t after_version,
                               int (*fn)(const rstate_history_entry *e, void *ud), void *ud);

@@ -167,8 +167,8 @@ typedef struct rstate_backend_ops {
    * version of name above after_version, oldest first, the current one
    * last, with none of the backend's locks held (copy what you keep first);
    * fn returning nonzero stops the walk, and history returns RSTATE_OK.
-   * Errors: RSTATE_ENOTFOUND (unknown variable), RSTATE_ENOTSUP (this store
-   * was opened to keep no history), RSTATE_ENOMEM. rstate_rollback is built
+   * Errors: RSTATE_ENOTSUP (this store was opened to keep no history,
+   * whatever the name), RSTATE_ENOTFOUND (unknown variable), RSTATE_ENOMEM. rstate_rollback is built
    * on it by the front end: it finds the version here and sets its value. */
   int (*history)(rstate_backend *b, const char *name, uint64_t after_version,
                  int (*fn)(const rstate_history_entry *e, void *ud), void *ud);

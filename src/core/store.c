@@ -356,12 +356,7 @@ int rstate_history(rstate_store *s, const char *name, uint64_t after_version,
   CHECK_STORE(s, "rstate_history");
   CHECK_NAME(name, "rstate_history");
   if (!fn) return rstate__err(RSTATE_EINVAL, "rstate_history: %s: fn is NULL", name);
-  if (!keeps_history(s)) {
-    rstate_var_info info; /* an unknown variable is ENOTFOUND first */
-    int rc = s->ops->get(s->backend, name, NULL, &info);
-    if (rc) return rc;
-    return rstate__err(RSTATE_ENOTSUP, "rstate_history: %s: this store keeps no history", name);
-  }
+  if (!keeps_history(s)) return rstate__err(RSTATE_ENOTSUP, "rstate_history: %s: this store keeps no history", name);
   return s->ops->history(s->backend, name, after_version, fn, ud);
 }
 
@@ -387,20 +382,13 @@ static int rollback_collect(const rstate_history_entry *e, void *ud) {
 int rstate_rollback(rstate_store *s, const char *name, uint64_t version, const rstate_set_opts *opts) {
   CHECK_STORE(s, "rstate_rollback");
   CHECK_NAME(name, "rstate_rollback");
-  if (!keeps_history(s)) {
-    rstate_var_info info;
-    int rc = s->ops->get(s->backend, name, NULL, &info);
-    if (rc) return rc;
-    return rstate__err(RSTATE_ENOTSUP, "rstate_rollback: %s: this store keeps no history", name);
-  }
-  if (version == 0) {
-    rstate_var_info info;
-    int rc = s->ops->get(s->backend, name, NULL, &info);
-    if (rc) return rc;
+  if (!keeps_history(s)) return rstate__err(RSTATE_ENOTSUP, "rstate_rollback: %s: this store keeps no history", name);
+  rollback_acc acc = {.want = version};
+  int rc = s->ops->history(s->backend, name, version ? version - 1 : 0, rollback_collect, &acc);
+  if (!rc && version == 0) {
+    rstate_value_clear(&acc.value);
     return rstate__err(RSTATE_ENOTFOUND, "rstate_rollback: %s: there is no version 0", name);
   }
-  rollback_acc acc = {.want = version};
-  int rc = s->ops->history(s->backend, name, version - 1, rollback_collect, &acc);
   if (!rc && acc.nomem) rc = rstate__err(RSTATE_ENOMEM, "rstate_rollback: %s: out of memory", name);
   if (!rc && !acc.current) {
     rstate_var_info info;

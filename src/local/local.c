@@ -514,15 +514,12 @@ static uint64_t local_revision(rstate_backend *b) {
 static int local_history(rstate_backend *b, const char *name, uint64_t after_version,
                          int (*fn)(const rstate_history_entry *e, void *ud), void *ud) {
   local *l = L(b);
+  if (!l->keep) return rstate__err(RSTATE_ENOTSUP, "%s: this store keeps no history (keep_versions is 0)", name);
   pthread_mutex_lock(&l->lock);
   var *v = lookup(l, name);
   if (!v) {
     pthread_mutex_unlock(&l->lock);
     return not_found(name);
-  }
-  if (!l->keep) {
-    pthread_mutex_unlock(&l->lock);
-    return rstate__err(RSTATE_ENOTSUP, "%s: this store keeps no history (keep_versions is 0)", name);
   }
   /* copy what is asked for, then call fn with no lock held */
   size_t first = 0;

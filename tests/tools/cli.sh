@@ -115,7 +115,7 @@ expect 1 "x: version 99 is above the current version 4" "" -- "$rstate" --connec
 expect 1 "nope: no such variable" "" -- "$rstate" --connect "$fs" history nope
 expect 2 "rollback: \"v2\" is not a version number" "" -- "$rstate" --connect "$fs" rollback x v2
 expect 2 "history: missing arguments" "" -- "$rstate" history
-expect 1 "x: no such variable" "" -- "$rstate" --connect mem: history x
+expect 1 "x: this store keeps no history" "" -- "$rstate" --connect mem: history x
 
 # --- rstated: start-up failures (exit 1), before it listens ---------------
 expect 1 "$work/none.token: cannot read the token file: No such file or directory" "" -- \
