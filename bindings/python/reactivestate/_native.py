@@ -176,6 +176,17 @@ class rstate_server_opts(Structure):
     ]
 
 
+class rstate_server_stats(Structure):
+    _fields_ = [
+        ("clients", c_uint64),
+        ("events_sent", c_uint64),
+        ("events_coalesced", c_uint64),
+        ("history_events", c_uint64),
+        ("history_bytes", c_uint64),
+        ("refused", c_uint64 * 32),
+    ]
+
+
 #: Every struct the binding mirrors, by its C name (used by the layout test).
 STRUCTS = {
     cls.__name__: cls
@@ -193,6 +204,7 @@ STRUCTS = {
         rstate_watch_opts,
         rstate_watch_stats,
         rstate_server_opts,
+        rstate_server_stats,
     )
 }
 
