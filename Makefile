@@ -17,8 +17,15 @@
 # Honours CC, CFLAGS, CPPFLAGS, LDFLAGS, PREFIX, DESTDIR. Sanitizer builds go
 # to their own directory (BUILD=...), so they never mix with the normal one.
 
-VERSION_MAJOR := 0
-VERSION := 0.1.0
+# The version is written once, in include/reactivestate.h (RSTATE_VERSION_*);
+# the soname, the file names, reactivestate.pc and the manual pages take it
+# from there, and so does the Python package (through rstate_version()).
+rstate_version_part = $(shell sed -n 's/^\#define RSTATE_VERSION_$(1) \([0-9][0-9]*\).*/\1/p' include/reactivestate.h)
+VERSION_MAJOR := $(call rstate_version_part,MAJOR)
+VERSION := $(VERSION_MAJOR).$(call rstate_version_part,MINOR).$(call rstate_version_part,PATCH)
+ifneq ($(words $(subst ., ,$(VERSION))),3)
+$(error no RSTATE_VERSION_MAJOR/MINOR/PATCH found in include/reactivestate.h)
+endif
 
 CC ?= cc
 CFLAGS ?= -O2 -g

@@ -93,6 +93,8 @@ tools-valgrind: $(TOOL_BINS)
 	  python3 tests/tools/http_api.py $(BUILD)/tools
 
 # The pages must format without a warning (skipped when groff is missing).
+# Their .TH line names "libreactivestate" without a number: install-tools
+# writes the header's version (VERSION, Makefile) into the installed copy.
 man-check:
 	@command -v groff >/dev/null || { echo "man-check: groff not installed, pages not checked"; exit 0; }; \
 	for p in $(MAN_PAGES); do \
@@ -104,7 +106,10 @@ install: install-tools
 install-tools: $(TOOL_BINS)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
 	install -m 755 $(TOOL_BINS) $(DESTDIR)$(BINDIR)/
-	install -m 644 $(MAN_PAGES) $(DESTDIR)$(MANDIR)/man1/
+	for p in $(MAN_PAGES); do \
+	  sed 's/^\(\.TH .*"libreactivestate\)"/\1 $(VERSION)"/' $$p >$(DESTDIR)$(MANDIR)/man1/$${p##*/} && \
+	  chmod 644 $(DESTDIR)$(MANDIR)/man1/$${p##*/} || exit 1; \
+	done
 
 uninstall: uninstall-tools
 uninstall-tools:

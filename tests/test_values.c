@@ -325,11 +325,9 @@ Test(values, type_enum_values) {
 Test(values, version_string) {
   const char *v = rstate_version();
   cr_assert_not_null(v);
-  cr_assert_str_eq(v, "0.1.0");
   char want[64];
   snprintf(want, sizeof want, "%d.%d.%d", RSTATE_VERSION_MAJOR, RSTATE_VERSION_MINOR, RSTATE_VERSION_PATCH);
   cr_assert_str_eq(v, want, "rstate_version() disagrees with the RSTATE_VERSION_* macros");
-  cr_assert_eq(RSTATE_VERSION_MAJOR, 0);
-  cr_assert_eq(RSTATE_VERSION_MINOR, 1);
-  cr_assert_eq(RSTATE_VERSION_PATCH, 0);
+  /* the soname follows MAJOR; the numbers themselves are the header's alone */
+  cr_assert(RSTATE_VERSION_MAJOR >= 0 && RSTATE_VERSION_MINOR >= 0 && RSTATE_VERSION_PATCH >= 0);
 }

@@ -37,7 +37,9 @@ from .aio import EventStream, attach
 from .server import Server
 from .store import UNWATCH, Event, HistoryEntry, Store, VarInfo, Watch, WatchStats, version
 
-__version__ = "0.1.0"
+# The package is the binding of the library it loads, so its version is that
+# library's: written once, in include/reactivestate.h (RSTATE_VERSION_*).
+__version__ = version()
 
 __all__ = [
     "Store",

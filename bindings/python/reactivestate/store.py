@@ -854,5 +854,6 @@ class Store:
 
 
 def version() -> str:
-    """The C library's version, "0.1.0"."""
+    """The C library's version, e.g. "0.1.0" (RSTATE_VERSION_* of
+    include/reactivestate.h); also the package's ``__version__``."""
     return lib.rstate_version().decode()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import tempfile
 import time
 import unittest
@@ -17,7 +18,11 @@ class Store(unittest.TestCase):
         self.addCleanup(self.s.close)
 
     def test_library_version(self) -> None:
-        self.assertEqual(rs.version(), "0.1.0")
+        # one place for the version: the header's RSTATE_VERSION_* numbers
+        header = (REPO / "include" / "reactivestate.h").read_text()
+        parts = [re.search(r"^#define RSTATE_VERSION_%s (\d+)" % p, header, re.M).group(1) for p in ("MAJOR", "MINOR", "PATCH")]
+        self.assertEqual(rs.version(), ".".join(parts))
+        self.assertEqual(rs.__version__, rs.version())
 
     def test_context_manager_closes(self) -> None:
         with rs.Store("mem:") as s:
