@@ -127,26 +127,15 @@ enum key {
   K_COUNT
 };
 
+/* The keys after description are the constraint fields, named as the types'
+ * table (types.c) names them: which apply to a type is asked of that table
+ * (rstate__type_takes), as is what a type's values are (rstate__type_kind). */
 static const char *const key_names[K_COUNT] = {"type",       "default",    "description", "min",     "max",
                                                "min_length", "max_length", "pattern",     "choices", "namespace"};
 
-#define BIT(k) (1u << (k))
-#define ALWAYS (BIT(K_TYPE) | BIT(K_DEFAULT) | BIT(K_DESCRIPTION))
-
-/* Per type (indexed by rstate_type): the keys that apply, mirroring the
- * constraints types.c accepts, and the article form for sentences. */
-static const struct {
-  const char *name;
-  const char *a_name;
-  unsigned keys;
-} type_rows[] = {
-    [RSTATE_TYPE_FLOAT] = {"float", "a float", ALWAYS | BIT(K_MIN) | BIT(K_MAX)},
-    [RSTATE_TYPE_INTEGER] = {"integer", "an integer", ALWAYS | BIT(K_MIN) | BIT(K_MAX)},
-    [RSTATE_TYPE_BOOLEAN] = {"boolean", "a boolean", ALWAYS},
-    [RSTATE_TYPE_STRING] = {"string", "a string", ALWAYS | BIT(K_MIN_LENGTH) | BIT(K_MAX_LENGTH) | BIT(K_PATTERN)},
-    [RSTATE_TYPE_CHOICE] = {"choice", "a choice", ALWAYS | BIT(K_CHOICES)},
-    [RSTATE_TYPE_MODULE] = {"module", "a module", ALWAYS | BIT(K_CHOICES) | BIT(K_NAMESPACE) | BIT(K_PATTERN)},
-};
+static bool key_applies(enum key k, rstate_type type) {
+  return k == K_TYPE || k == K_DEFAULT || k == K_DESCRIPTION || rstate__type_takes(type, key_names[k]);
+}
 
 /* ---- the loader ---------------------------------------------------------- */
 
@@ -292,17 +281,33 @@ static const char *parse_length(const char *v, size_t *out) {
   return NULL;
 }
 
-/* A number for a float or integer variable (default, min, max). */
-static const char *parse_number(const loader *L, rstate_type type, const char *v, rstate_value *out) {
-  const char *why;
-  if (type == RSTATE_TYPE_FLOAT) {
-    double d = 0;
-    why = parse_float(L, v, &d);
-    *out = rstate_float(d);
-  } else {
-    int64_t i = 0;
-    why = parse_int(v, &i);
-    *out = rstate_int(i);
+/* A value of the given kind (a default; min and max with RSTATE_FLOAT or
+ * RSTATE_INT): numbers and booleans parsed, text taken as it is (len bytes). */
+static const char *parse_value(const loader *L, rstate_kind kind, const char *v, size_t len, rstate_value *out) {
+  const char *why = NULL;
+  switch (kind) {
+    case RSTATE_FLOAT: {
+      double d = 0;
+      why = parse_float(L, v, &d);
+      *out = rstate_float(d);
+      break;
+    }
+    case RSTATE_INT: {
+      int64_t i = 0;
+      why = parse_int(v, &i);
+      *out = rstate_int(i);
+      break;
+    }
+    case RSTATE_BOOL: {
+      bool b = false;
+      why = parse_bool(v, &b);
+      *out = rstate_bool(b);
+      break;
+    }
+    case RSTATE_STRING:
+    case RSTATE_NONE:
+      *out = rstate_stringn(v, len);
+      break;
   }
   return why;
 }
@@ -345,52 +350,60 @@ static int split_choices(loader *L, const char *var, char *v, size_t len, size_t
 
 /* ---- sections -------------------------------------------------------------- */
 
+/* A section's values, ready to convert: NUL-terminated copies (text values
+ * unquoted) in the loader's scratch buffer, and the keys given in line
+ * order, so that the first bad key is the one reported. */
+typedef struct values {
+  const char *name;
+  char *val[K_COUNT];
+  size_t len[K_COUNT];
+  int order[K_COUNT];
+  int n_keys;
+} values;
+
 static bool key_is_text(enum key k, rstate_type type) {
   if (k == K_DESCRIPTION || k == K_PATTERN || k == K_NAMESPACE) return true;
-  return k == K_DEFAULT && type != RSTATE_TYPE_FLOAT && type != RSTATE_TYPE_INTEGER && type != RSTATE_TYPE_BOOLEAN;
+  return k == K_DEFAULT && rstate__type_kind(type) == RSTATE_STRING;
 }
 
 static int apply(loader *L, const rstate_var_def *def, size_t line, const span *name);
 
-/* Checks a whole section, builds its definition, then validates it (pass 1)
- * or defines it (pass 2). */
-static int finish_section(loader *L, const section *sec) {
-  const span *nm = &sec->name;
+/* The section's type: type and default must be given, and type must name one
+ * in the types' table. */
+static int section_type(const loader *L, const section *sec, rstate_type *out) {
+  const span *nm = &sec->name, *t = &sec->keys[K_TYPE];
   const int nl = (int)nm->len; /* a valid name: at most 255 bytes of printable ASCII */
-  const char *np = nm->p;
-  const span *t = &sec->keys[K_TYPE];
   char qb[SHOW];
-
   if (!t->p)
     return fail(L, nm->line, RSTATE_EINVAL,
-                "%.*s: no type (add \"type = \" and float, integer, boolean, string, choice or module)", nl, np);
-  if (!sec->keys[K_DEFAULT].p) return fail(L, nm->line, RSTATE_EINVAL, "%.*s: no default value", nl, np);
-  rstate_type type = 0;
-  for (int i = RSTATE_TYPE_FLOAT; i <= RSTATE_TYPE_MODULE; i++)
-    if (span_is(t->p, t->len, type_rows[i].name)) type = (rstate_type)i;
-  if (!type)
+                "%.*s: no type (add \"type = \" and float, integer, boolean, string, choice or module)", nl, nm->p);
+  if (!sec->keys[K_DEFAULT].p) return fail(L, nm->line, RSTATE_EINVAL, "%.*s: no default value", nl, nm->p);
+  *out = rstate__type_named(t->p, t->len);
+  if (!*out)
     return fail(L, t->line, RSTATE_EINVAL,
-                "%.*s: type \"%s\" is not one of float, integer, boolean, string, choice, module", nl, np,
+                "%.*s: type \"%s\" is not one of float, integer, boolean, string, choice, module", nl, nm->p,
                 rstate__quote_bytes(qb, sizeof qb, t->p, t->len));
+  return RSTATE_OK;
+}
 
-  /* NUL-terminated copies of the name and every value, text values
-   * unquoted, in one scratch buffer */
+/* Copies the section's name and values into the scratch buffer (see values). */
+static int section_values(loader *L, const section *sec, rstate_type type, values *out) {
+  const span *nm = &sec->name;
   size_t need = nm->len + 1;
   for (int k = 0; k < K_COUNT; k++)
     if (sec->keys[k].p) need += sec->keys[k].len + 1;
   if (need > L->scratch_cap) {
     char *b = realloc(L->scratch, need);
-    if (!b) return fail(L, nm->line, RSTATE_ENOMEM, "%.*s: out of memory reading the section", nl, np);
+    if (!b) return fail(L, nm->line, RSTATE_ENOMEM, "%.*s: out of memory reading the section", (int)nm->len, nm->p);
     L->scratch = b;
     L->scratch_cap = need;
   }
-  char *o = L->scratch, *val[K_COUNT] = {0};
-  size_t len[K_COUNT] = {0};
-  memcpy(o, np, nm->len);
+  char *o = L->scratch;
+  memset(out, 0, sizeof *out);
+  memcpy(o, nm->p, nm->len);
   o[nm->len] = '\0';
-  const char *name = o;
+  out->name = o;
   o += nm->len + 1;
-  int order[K_COUNT], n_keys = 0;
   for (int k = 0; k < K_COUNT; k++) {
     if (!sec->keys[k].p) continue;
     const char *p = sec->keys[k].p;
@@ -398,80 +411,91 @@ static int finish_section(loader *L, const section *sec) {
     if (key_is_text((enum key)k, type)) unquote(&p, &n);
     memcpy(o, p, n);
     o[n] = '\0';
-    val[k] = o;
-    len[k] = n;
+    out->val[k] = o;
+    out->len[k] = n;
     o += n + 1;
-    /* keys in line order, so the first bad one is the one reported */
-    int j = n_keys++;
-    while (j > 0 && sec->keys[order[j - 1]].line > sec->keys[k].line) {
-      order[j] = order[j - 1];
+    int j = out->n_keys++;
+    while (j > 0 && sec->keys[out->order[j - 1]].line > sec->keys[k].line) {
+      out->order[j] = out->order[j - 1];
       j--;
     }
-    order[j] = k;
+    out->order[j] = k;
   }
+  return RSTATE_OK;
+}
 
-  rstate_constraints c;
-  rstate_var_def def;
-  memset(&c, 0, sizeof c);
-  memset(&def, 0, sizeof def);
-  def.name = name;
-  def.type = type;
-  def.constraints = &c;
-  for (int i = 0; i < n_keys; i++) {
-    int k = order[i];
+/* Converts the values into the definition *def (and its constraints *c),
+ * key by key in line order; fails at the line of the first key that does not
+ * apply to the type or does not parse. */
+static int section_def(loader *L, const section *sec, rstate_type type, values *vs, rstate_var_def *def,
+                       rstate_constraints *c) {
+  const rstate_kind kind = rstate__type_kind(type);
+  char qb[SHOW];
+  memset(c, 0, sizeof *c);
+  memset(def, 0, sizeof *def);
+  def->name = vs->name;
+  def->type = type;
+  def->constraints = c;
+  for (int i = 0; i < vs->n_keys; i++) {
+    int k = vs->order[i];
     size_t line = sec->keys[k].line;
-    const char *v = val[k], *why = NULL;
-    if (!(type_rows[type].keys & BIT(k)))
-      return fail(L, line, RSTATE_EINVAL, "%s: %s does not apply to %s variable", name, key_names[k],
-                  type_rows[type].a_name);
+    const char *v = vs->val[k], *why = NULL;
+    if (!key_applies((enum key)k, type))
+      return fail(L, line, RSTATE_EINVAL, "%s: %s does not apply to %s variable", vs->name, key_names[k],
+                  rstate__type_a_name(type));
     switch ((enum key)k) {
       case K_TYPE:
       case K_COUNT:
         break;
       case K_DEFAULT:
-        if (type == RSTATE_TYPE_FLOAT || type == RSTATE_TYPE_INTEGER) {
-          why = parse_number(L, type, v, &def.initial);
-        } else if (type == RSTATE_TYPE_BOOLEAN) {
-          bool b = false;
-          why = parse_bool(v, &b);
-          def.initial = rstate_bool(b);
-        } else {
-          def.initial = rstate_stringn(v, len[k]);
-        }
+        why = parse_value(L, kind, v, vs->len[k], &def->initial);
         break;
       case K_MIN:
-        why = parse_number(L, type, v, &c.min);
+        why = parse_value(L, kind, v, vs->len[k], &c->min);
         break;
       case K_MAX:
-        why = parse_number(L, type, v, &c.max);
+        why = parse_value(L, kind, v, vs->len[k], &c->max);
         break;
       case K_MIN_LENGTH:
-        why = parse_length(v, &c.min_length);
+        why = parse_length(v, &c->min_length);
         break;
       case K_MAX_LENGTH:
-        why = parse_length(v, &c.max_length);
+        why = parse_length(v, &c->max_length);
         break;
       case K_PATTERN:
-        c.pattern = v;
+        c->pattern = v;
         break;
       case K_NAMESPACE:
-        c.module_namespace = v;
+        c->module_namespace = v;
         break;
       case K_DESCRIPTION:
-        def.description = v;
+        def->description = v;
         break;
       case K_CHOICES: {
-        int rc = split_choices(L, name, val[k], len[k], line, &c.n_choices);
+        int rc = split_choices(L, vs->name, vs->val[k], vs->len[k], line, &c->n_choices);
         if (rc != RSTATE_OK) return rc;
-        c.choices = L->choices;
+        c->choices = L->choices;
         break;
       }
     }
     if (why)
-      return fail(L, line, RSTATE_EINVAL, "%s: %s \"%s\" %s", name, key_names[k],
-                  rstate__quote_bytes(qb, sizeof qb, v, len[k]), why);
+      return fail(L, line, RSTATE_EINVAL, "%s: %s \"%s\" %s", vs->name, key_names[k],
+                  rstate__quote_bytes(qb, sizeof qb, v, vs->len[k]), why);
   }
-  return apply(L, &def, nm->line, nm);
+  return RSTATE_OK;
+}
+
+/* A whole section: its type, its values, its definition, then validated
+ * (pass 1) or defined (pass 2). */
+static int finish_section(loader *L, const section *sec) {
+  rstate_type type;
+  values vs;
+  rstate_var_def def;
+  rstate_constraints c;
+  int rc = section_type(L, sec, &type);
+  if (rc == RSTATE_OK) rc = section_values(L, sec, type, &vs);
+  if (rc == RSTATE_OK) rc = section_def(L, sec, type, &vs, &def, &c);
+  return rc == RSTATE_OK ? apply(L, &def, sec->name.line, &sec->name) : rc;
 }
 
 /* Pass 1: the library's own validation, with nothing defined. Pass 2:

@@ -10,10 +10,12 @@
  * bounds, a kind test and two comparisons.
  *
  * Per-type behaviour lives in ONE table, types[], a row per type (Redis's
- * dictType): the constraints that apply, a define function that validates
- * and copies them, a coerce function that accepts the kinds the type takes
- * and converts them to its own kind, and a check function that applies the
- * constraints. Nothing else in this file switches on the type.
+ * dictType): the kind of its values, the constraints that apply, a define
+ * function that validates and copies them, a coerce function that accepts
+ * the kinds the type takes and converts them to its own kind, and a check
+ * function that applies the constraints. Nothing else in this file switches
+ * on the type, and the schema reader (schema.c) asks this table through
+ * rstate__type_named, _a_name, _kind and _takes rather than keeping its own.
  *
  * Decisions the contract leaves open:
  *  - A string value with a NULL pointer is RSTATE_EINVAL (a bad argument),
@@ -99,6 +101,7 @@ enum { C_MIN = 1, C_MAX = 2, C_MIN_LENGTH = 4, C_MAX_LENGTH = 8, C_CHOICES = 16,
 
 struct type_row {
   rstate_type type;
+  rstate_kind kind;     /* the kind its values are coerced to */
   const char *name;     /* rstate_type_name */
   const char *a_name;   /* "a float", "an integer": for sentences */
   const char *takes;    /* the kinds it accepts, for sentences */
@@ -132,19 +135,24 @@ static int module_define(rstate__spec *spec, const rstate_constraints *c);
 static int module_check(const rstate__spec *spec, const rstate_value *v);
 
 static const type_row types[] = {
-    [RSTATE_TYPE_FLOAT] = {RSTATE_TYPE_FLOAT, "float", "a float", "a float or an integer", C_MIN | C_MAX, float_define,
-                           float_coerce, float_check},
-    [RSTATE_TYPE_INTEGER] = {RSTATE_TYPE_INTEGER, "integer", "an integer", "an integer or a whole float", C_MIN | C_MAX,
-                             integer_define, integer_coerce, integer_check},
-    [RSTATE_TYPE_BOOLEAN] = {RSTATE_TYPE_BOOLEAN, "boolean", "a boolean", "a boolean", 0, none_define, boolean_coerce,
-                             none_check},
-    [RSTATE_TYPE_STRING] = {RSTATE_TYPE_STRING, "string", "a string", "a string",
+    [RSTATE_TYPE_FLOAT] = {RSTATE_TYPE_FLOAT, RSTATE_FLOAT, "float", "a float", "a float or an integer", C_MIN | C_MAX,
+                           float_define, float_coerce, float_check},
+    [RSTATE_TYPE_INTEGER] = {RSTATE_TYPE_INTEGER, RSTATE_INT, "integer", "an integer", "an integer or a whole float",
+                             C_MIN | C_MAX, integer_define, integer_coerce, integer_check},
+    [RSTATE_TYPE_BOOLEAN] = {RSTATE_TYPE_BOOLEAN, RSTATE_BOOL, "boolean", "a boolean", "a boolean", 0, none_define,
+                             boolean_coerce, none_check},
+    [RSTATE_TYPE_STRING] = {RSTATE_TYPE_STRING, RSTATE_STRING, "string", "a string", "a string",
                             C_MIN_LENGTH | C_MAX_LENGTH | C_PATTERN, string_define, string_coerce, string_check},
-    [RSTATE_TYPE_CHOICE] = {RSTATE_TYPE_CHOICE, "choice", "a choice", "a string", C_CHOICES, choice_define,
-                            string_coerce, choice_check},
-    [RSTATE_TYPE_MODULE] = {RSTATE_TYPE_MODULE, "module", "a module", "a string", C_CHOICES | C_NAMESPACE | C_PATTERN,
-                            module_define, string_coerce, module_check},
+    [RSTATE_TYPE_CHOICE] = {RSTATE_TYPE_CHOICE, RSTATE_STRING, "choice", "a choice", "a string", C_CHOICES,
+                            choice_define, string_coerce, choice_check},
+    [RSTATE_TYPE_MODULE] = {RSTATE_TYPE_MODULE, RSTATE_STRING, "module", "a module", "a string",
+                            C_CHOICES | C_NAMESPACE | C_PATTERN, module_define, string_coerce, module_check},
 };
+
+/* The constraint fields by bit (C_MIN is bit 0), as sentences and schema
+ * files name them. */
+static const char *const constraint_names[] = {"min",     "max",       "min_length", "max_length",
+                                               "choices", "namespace", "pattern"};
 
 static const type_row *row_of(rstate_type t) {
   int i = (int)t;
@@ -155,6 +163,29 @@ static const type_row *row_of(rstate_type t) {
 const char *rstate_type_name(rstate_type t) {
   const type_row *row = row_of(t);
   return row ? row->name : "unknown";
+}
+
+rstate_type rstate__type_named(const char *p, size_t len) {
+  for (int i = RSTATE_TYPE_FLOAT; i <= RSTATE_TYPE_MODULE; i++)
+    if (strlen(types[i].name) == len && memcmp(types[i].name, p, len) == 0) return (rstate_type)i;
+  return (rstate_type)0;
+}
+
+const char *rstate__type_a_name(rstate_type t) {
+  const type_row *row = row_of(t);
+  return row ? row->a_name : "an unknown";
+}
+
+rstate_kind rstate__type_kind(rstate_type t) {
+  const type_row *row = row_of(t);
+  return row ? row->kind : RSTATE_NONE;
+}
+
+bool rstate__type_takes(rstate_type t, const char *field) {
+  const type_row *row = row_of(t);
+  for (unsigned b = 0; row && b < sizeof constraint_names / sizeof constraint_names[0]; b++)
+    if (strcmp(constraint_names[b], field) == 0) return (row->constraints & (1u << b)) != 0;
+  return false;
 }
 
 /* ---- sentences ---------------------------------------------------------- */
@@ -830,9 +861,6 @@ static unsigned constraints_given(const rstate_constraints *c) {
   if (c->pattern && c->pattern[0]) g |= C_PATTERN;
   return g;
 }
-
-static const char *const constraint_names[] = {"min",     "max",       "min_length", "max_length",
-                                               "choices", "namespace", "pattern"};
 
 void rstate__spec_free(rstate__spec *spec) {
   if (!spec) return;

@@ -40,6 +40,20 @@ static inline bool rstate__pattern_covers(const char *pattern, size_t plen, cons
  * the type's kind. Immutable once made, so it may be shared by readers. */
 typedef struct rstate__spec rstate__spec;
 
+/* What the table of types (types.c, a row per type) tells other files; the
+ * schema reader (schema.c) asks it rather than keeping a table of its own. */
+/* The type named by the len bytes at p ("float" ... "module"); 0 if none. */
+rstate_type rstate__type_named(const char *p, size_t len);
+/* The type's name with its article, for sentences: "a float", "an integer". */
+const char *rstate__type_a_name(rstate_type type);
+/* The kind the type's values are coerced to (RSTATE_INT for integer,
+ * RSTATE_STRING for string, choice and module); RSTATE_NONE if no type. */
+rstate_kind rstate__type_kind(rstate_type type);
+/* True when the constraint field named field applies to the type; the names
+ * are those of sentences and schema files: "min", "max", "min_length",
+ * "max_length", "choices", "namespace", "pattern". Any other name: false. */
+bool rstate__type_takes(rstate_type type, const char *field);
+
 /* Checks a name: 1..255 bytes of [A-Za-z0-9_.:/-]. RSTATE_EINVAL with a
  * sentence otherwise. what names the argument in the sentence ("name"). */
 int rstate__name_check(const char *name);
