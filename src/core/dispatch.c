@@ -146,15 +146,9 @@ void rstate__dispatch_deadline(rstate__dispatch *d, int64_t deadline) {
 
 int rstate__dispatch_add_timer(rstate__dispatch *d, rstate__watch *w) {
   pthread_mutex_lock(&d->lock);
-  if (d->n_timers == d->cap_timers) {
-    size_t cap = d->cap_timers ? d->cap_timers * 2 : 8;
-    rstate__watch **t = realloc(d->timers, cap * sizeof *t);
-    if (!t) {
-      pthread_mutex_unlock(&d->lock);
-      return rstate__err(RSTATE_ENOMEM, "rstate_watch: out of memory");
-    }
-    d->timers = t;
-    d->cap_timers = cap;
+  if (!RSTATE__GROW(d->timers, d->cap_timers, d->n_timers + 1, 8)) {
+    pthread_mutex_unlock(&d->lock);
+    return rstate__err(RSTATE_ENOMEM, "rstate_watch: out of memory");
   }
   d->timers[d->n_timers] = w;
   __atomic_store_n(&d->n_timers, d->n_timers + 1, __ATOMIC_RELAXED); /* run_once peeks at it unlocked */

@@ -73,21 +73,10 @@ static void count_patterns(rstate__registry *r, const rstate__watch *w, int d) {
   }
 }
 
-static bool reserve(void **arr, size_t *cap, size_t need, size_t size) {
-  if (need <= *cap) return true;
-  size_t c = *cap ? *cap * 2 : 2; /* most names have one or two watches */
-  while (c < need) c *= 2;
-  void *p = realloc(*arr, c * size);
-  if (!p) return false;
-  *arr = p;
-  *cap = c;
-  return true;
-}
-
 int rstate__registry_add(rstate__registry *r, rstate__watch *w) {
   pthread_mutex_lock(&r->lock);
   /* the id's room first: once the index took the watch, nothing can fail */
-  if (!reserve((void **)&r->ids, &r->cap_ids, r->n_ids + 1, sizeof *r->ids) ||
+  if (!RSTATE__GROW(r->ids, r->cap_ids, r->n_ids + 1, 2) ||
       !rstate__subindex_add(&r->index, w, (const char *const *)w->patterns, w->n_patterns)) {
     pthread_mutex_unlock(&r->lock);
     return rstate__err(RSTATE_ENOMEM, "rstate_watch: out of memory registering the watch");
@@ -205,7 +194,7 @@ typedef struct collect {
 static bool collect_one(rstate__watch *w, void *ud) {
   collect *c = ud;
   rstate__registry *r = c->r;
-  if (!reserve((void **)&r->targets, &r->cap_targets, c->n + 1, sizeof *r->targets)) return false;
+  if (!RSTATE__GROW(r->targets, r->cap_targets, c->n + 1, 2)) return false; /* most names have one or two watches */
   r->targets[c->n].w = w;
   r->targets[c->n++].change = c->change;
   return true;

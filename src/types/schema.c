@@ -323,12 +323,8 @@ static int split_choices(loader *L, const char *var, char *v, size_t len, size_t
     else if (v[i] == ',' && !quoted)
       n++;
   }
-  if (n > L->choices_cap) {
-    const char **c = realloc(L->choices, n * sizeof *c);
-    if (!c) return fail(L, line, RSTATE_ENOMEM, "%s: out of memory for %zu choices", var, n);
-    L->choices = c;
-    L->choices_cap = n;
-  }
+  if (!RSTATE__GROW(L->choices, L->choices_cap, n, 8))
+    return fail(L, line, RSTATE_ENOMEM, "%s: out of memory for %zu choices", var, n);
   size_t k = 0, start = 0;
   quoted = false;
   for (size_t i = 0; i <= len; i++) {
@@ -392,12 +388,8 @@ static int section_values(loader *L, const section *sec, rstate_type type, value
   size_t need = nm->len + 1;
   for (int k = 0; k < K_COUNT; k++)
     if (sec->keys[k].p) need += sec->keys[k].len + 1;
-  if (need > L->scratch_cap) {
-    char *b = realloc(L->scratch, need);
-    if (!b) return fail(L, nm->line, RSTATE_ENOMEM, "%.*s: out of memory reading the section", (int)nm->len, nm->p);
-    L->scratch = b;
-    L->scratch_cap = need;
-  }
+  if (!RSTATE__GROW(L->scratch, L->scratch_cap, need, 256))
+    return fail(L, nm->line, RSTATE_ENOMEM, "%.*s: out of memory reading the section", (int)nm->len, nm->p);
   char *o = L->scratch;
   memset(out, 0, sizeof *out);
   memcpy(o, nm->p, nm->len);
@@ -508,13 +500,9 @@ static int apply(loader *L, const rstate_var_def *def, size_t line, const span *
     rstate__spec_free(spec);
     return RSTATE_OK;
   }
-  if (L->made_n == L->made_cap) { /* room first: a defined variable is always tracked */
-    size_t cap = L->made_cap ? L->made_cap * 2 : 16;
-    span *m = realloc(L->made, cap * sizeof *m);
-    if (!m) return fail(L, line, RSTATE_ENOMEM, "%s: out of memory", def->name);
-    L->made = m;
-    L->made_cap = cap;
-  }
+  /* room first: a defined variable is always tracked */
+  if (!RSTATE__GROW(L->made, L->made_cap, L->made_n + 1, 16))
+    return fail(L, line, RSTATE_ENOMEM, "%s: out of memory", def->name);
   rstate_var_info info;
   int rc = rstate_info(L->s, def->name, &info);
   if (rc != RSTATE_OK && rc != RSTATE_ENOTFOUND) return fail_lib(L, line, rc);

@@ -69,13 +69,7 @@ static bool count_len(rstate__subindex *x, size_t len, int d) {
     if (!x->lens[i].buckets) memmove(&x->lens[i], &x->lens[i + 1], (--x->n_lens - i) * sizeof *x->lens);
     return true;
   }
-  if (x->n_lens == x->cap_lens) {
-    size_t cap = x->cap_lens ? x->cap_lens * 2 : 4;
-    rstate__prefix_len *p = realloc(x->lens, cap * sizeof *p);
-    if (!p) return false;
-    x->lens = p;
-    x->cap_lens = cap;
-  }
+  if (!RSTATE__GROW(x->lens, x->cap_lens, x->n_lens + 1, 4)) return false;
   memmove(&x->lens[i + 1], &x->lens[i], (x->n_lens - i) * sizeof *x->lens);
   x->lens[i] = (rstate__prefix_len){len, 1};
   x->n_lens++;
@@ -86,13 +80,7 @@ static bool count_len(rstate__subindex *x, size_t len, int d) {
  * pattern twice in one add); false on ENOMEM. */
 static bool push(bucket *b, void *item) {
   if (b->n && b->items[b->n - 1] == item) return true;
-  if (b->n == b->cap) {
-    size_t cap = b->cap ? b->cap * 2 : 2;
-    void **p = realloc(b->items, cap * sizeof *p);
-    if (!p) return false;
-    b->items = p;
-    b->cap = cap;
-  }
+  if (!RSTATE__GROW(b->items, b->cap, b->n + 1, 2)) return false;
   b->items[b->n++] = item;
   return true;
 }

@@ -29,12 +29,8 @@ int rstate__wire_buf_reserve(rstate__wire_buf *b, size_t extra) {
   if (extra > SIZE_MAX - b->len)
     return rstate__err(RSTATE_ENOMEM, "wire: buffer of %zu bytes cannot grow by %zu", b->len, extra);
   size_t need = b->len + extra;
-  size_t cap = b->cap < 256 ? 256 : b->cap;
-  while (cap < need) cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-  uint8_t *p = realloc(b->data, cap);
-  if (!p) return rstate__err(RSTATE_ENOMEM, "wire: out of memory growing a buffer to %zu bytes", cap);
-  b->data = p;
-  b->cap = cap;
+  if (!RSTATE__GROW(b->data, b->cap, need, 256))
+    return rstate__err(RSTATE_ENOMEM, "wire: out of memory growing a buffer of %zu bytes to hold %zu", b->cap, need);
   return RSTATE_OK;
 }
 
