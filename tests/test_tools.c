@@ -520,7 +520,7 @@ Test(tools_snapshot, the_file_text) {
   tmpdir t;
   tmp_make(&t);
   rstate_store *s = h_open();
-  def(s, "b", RSTATE_TYPE_STRING, rstate_string("x\ty\\z\n"), NULL);
+  def(s, "b", RSTATE_TYPE_STRING, rstate_string("x\ty\\z\n\"q\"\x01\x7f"), NULL); /* '"' is not escaped */
   def(s, "a", RSTATE_TYPE_FLOAT, rstate_float(0.7), NULL);
   def(s, "c", RSTATE_TYPE_INTEGER, rstate_int(-3), NULL);
   char err[512];
@@ -533,7 +533,7 @@ Test(tools_snapshot, the_file_text) {
   cr_assert_eq(strncmp(text, "# reactivestate snapshot 1\n# written ", 37), 0, "%s", text);
   const char *body = strstr(text, "revision 3\n");
   cr_assert_not_null(body, "%s", text);
-  cr_assert_str_eq(body + 11, "a\tfloat\t0.7\nb\tstring\tx\\ty\\\\z\\n\nc\tinteger\t-3\n");
+  cr_assert_str_eq(body + 11, "a\tfloat\t0.7\nb\tstring\tx\\ty\\\\z\\n\"q\"\\x01\\x7f\nc\tinteger\t-3\n");
   rstate_close(s);
   tmp_remove(&t);
 }

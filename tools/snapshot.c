@@ -113,22 +113,6 @@ static int read_store(rstate_store *s, var_list *l, rstate_value **values, uint6
 
 /* ---- writing ------------------------------------------------------------- */
 
-static int write_escaped(FILE *f, const char *s, size_t len) {
-  for (size_t i = 0; i < len; i++) {
-    unsigned char c = (unsigned char)s[i];
-    int r;
-    switch (c) {
-      case '\\': r = fputs("\\\\", f); break;
-      case '\t': r = fputs("\\t", f); break;
-      case '\n': r = fputs("\\n", f); break;
-      case '\r': r = fputs("\\r", f); break;
-      default: r = (c < 0x20 || c == 0x7f) ? fprintf(f, "\\x%02x", c) : putc(c, f); break;
-    }
-    if (r < 0) return -1;
-  }
-  return 0;
-}
-
 static int write_body(FILE *f, const var_list *l, const rstate_value *v, uint64_t revision) {
   struct timespec now;
   clock_gettime(CLOCK_REALTIME, &now);
@@ -137,7 +121,7 @@ static int write_body(FILE *f, const var_list *l, const rstate_value *v, uint64_
   if (fprintf(f, HEADER "\n# written %s at store revision %" PRIu64 "\n", when, revision) < 0) return -1;
   for (size_t i = 0; i < l->n; i++) {
     if (fprintf(f, "%s\t%s\t", l->names[i], rstate_type_name(l->types[i])) < 0) return -1;
-    int r = v[i].kind == RSTATE_STRING ? write_escaped(f, v[i].u.s.ptr, v[i].u.s.len) : tv_print(f, &v[i], TV_RAW);
+    int r = v[i].kind == RSTATE_STRING ? tv_escape(f, v[i].u.s.ptr, v[i].u.s.len, false) : tv_print(f, &v[i], TV_RAW);
     if (r < 0 || putc('\n', f) == EOF) return -1;
   }
   return 0;

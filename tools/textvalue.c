@@ -117,24 +117,26 @@ void tv_format_float(double f, char buf[40]) {
   if (!strpbrk(buf, ".eE")) strcat(buf, ".0");
 }
 
-static int print_quoted(FILE *f, const char *s, size_t len) {
-  if (putc('"', f) == EOF) return -1;
+int tv_escape(FILE *f, const char *s, size_t len, bool quoted) {
+  if (quoted && putc('"', f) == EOF) return -1;
   for (size_t i = 0; i < len; i++) {
     unsigned char c = (unsigned char)s[i];
     int r;
     switch (c) {
-      case '"': r = fputs("\\\"", f); break;
       case '\\': r = fputs("\\\\", f); break;
       case '\n': r = fputs("\\n", f); break;
       case '\r': r = fputs("\\r", f); break;
       case '\t': r = fputs("\\t", f); break;
       default:
-        r = (c < 0x20 || c == 0x7f) ? fprintf(f, "\\x%02x", c) : putc(c, f);
+        if (c == '"' && quoted)
+          r = fputs("\\\"", f);
+        else
+          r = (c < 0x20 || c == 0x7f) ? fprintf(f, "\\x%02x", c) : putc(c, f);
         break;
     }
     if (r < 0) return -1;
   }
-  return putc('"', f) == EOF ? -1 : 0;
+  return quoted && putc('"', f) == EOF ? -1 : 0;
 }
 
 int tv_print(FILE *f, const rstate_value *v, tv_style style) {
@@ -145,7 +147,7 @@ int tv_print(FILE *f, const rstate_value *v, tv_style style) {
     case RSTATE_INT: return fprintf(f, "%" PRId64, v->u.i);
     case RSTATE_BOOL: return fputs(v->u.b ? "true" : "false", f);
     case RSTATE_STRING:
-      if (style == TV_QUOTED) return print_quoted(f, v->u.s.ptr, v->u.s.len);
+      if (style == TV_QUOTED) return tv_escape(f, v->u.s.ptr, v->u.s.len, true);
       return fwrite(v->u.s.ptr, 1, v->u.s.len, f) == v->u.s.len ? 0 : -1;
   }
   return -1;

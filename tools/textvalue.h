@@ -41,6 +41,13 @@ typedef enum tv_style {
   TV_QUOTED  /* strings in double quotes, with \" \\ \n \r \t and \xHH for other control bytes */
 } tv_style;
 
+/* Writes len bytes escaped: "\\" for a backslash, "\n", "\r", "\t", and
+ * "\xHH" (two lowercase hex digits) for every other byte below 0x20 and for
+ * 0x7f. quoted: inside double quotes, a '"' written "\"" (TV_QUOTED);
+ * otherwise nothing else is escaped (the snapshot file, snapshot.h).
+ * Returns 0 or -1 (write error). */
+int tv_escape(FILE *f, const char *s, size_t len, bool quoted);
+
 /* Writes a value; RSTATE_NONE is "-". Returns what fprintf returns, or -1. */
 int tv_print(FILE *f, const rstate_value *v, tv_style style);
 
