@@ -308,13 +308,11 @@ RSTATE_API int rstate_open(rstate_store **out, const char *uri, const rstate_opt
  *    cannot: RSTATE_EIO (unreachable), RSTATE_EPERM (token refused),
  *    RSTATE_ETIMEDOUT (no answer). One connection carries every request and
  *    every watch of the store; a connection thread reads it.
- *  - A call waits for its answer by polling for it, for up to twice as long
- *    as the store's recent answers took and at most 100 us, before it
- *    sleeps: a fast answer then costs no wakeup of the caller. It does not
- *    poll when answers take longer than that, while another call on the
- *    store waits, or when as many threads of the process poll as the
- *    store's opener had CPUs less one (none on one CPU; a cgroup v2 CPU
- *    quota, as in a container, counts as its whole CPUs).
+ *  - A call may poll for its answer for a short, bounded time before it
+ *    sleeps, so that a fast answer costs the caller no wakeup; this changes
+ *    when a call returns and the CPU it uses meanwhile, never what it
+ *    returns. How long, and when it does not poll at all, is tuning that may
+ *    change between versions: docs/TUNING.md.
  *  - on_state runs on the connection thread: CONNECTED once before
  *    rstate_open returns and after each reconnect, DISCONNECTED on each
  *    loss, CLOSED inside rstate_close. It may call the store, except
@@ -532,6 +530,12 @@ typedef struct rstate_event {
   size_t n_meta;
   uint32_t coalesced;       /* changes this event stands for (see API docs); 0 for INITIAL */
 } rstate_event;
+/* Lifetime: the event a callback (fn or filter) receives, and everything it
+ * points to (name, the strings of old_value and new_value, source, meta and
+ * their strings), belong to the library and are valid during that call
+ * only. Copy what you need to keep: rstate_value_copy for a value, your own
+ * copy of a string. ev->store outlives the call: it is valid until
+ * rstate_close. */
 
 typedef int (*rstate_watch_fn)(const rstate_event *ev, void *userdata);
 typedef bool (*rstate_filter_fn)(const rstate_event *ev, void *userdata);

@@ -6,7 +6,8 @@
  * O(watches covering it), never O(all watches). Watches are also kept by
  * id, in id order, for rstate_unwatch and the statistics.
  *
- * Emitting (rstate_host_emit) happens here: the targets of every change are
+ * The watches' side of emitting is here (rstate__registry_emit, which
+ * rstate_host_emit in watch.c calls): the targets of every change are
  * collected, one batch is allocated for them all, and then each node is
  * queued, which cannot fail, so a change reaches every watch or none.
  */

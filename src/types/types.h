@@ -55,7 +55,7 @@ rstate_kind rstate__type_kind(rstate_type type);
 bool rstate__type_takes(rstate_type type, const char *field);
 
 /* Checks a name: 1..255 bytes of [A-Za-z0-9_.:/-]. RSTATE_EINVAL with a
- * sentence otherwise. what names the argument in the sentence ("name"). */
+ * sentence that calls it "name" otherwise. */
 int rstate__name_check(const char *name);
 /* Checks a watch pattern: a name, or a name's prefix followed by '*' ("*"
  * alone: every name). RSTATE_EINVAL with a sentence otherwise. */
