@@ -32,9 +32,12 @@ extern int64_t (*rstate__clock_hook)(void);
 /* Makes room for need elements in the array *arrayp (a T **, elements of
  * size bytes) of capacity *cap, reallocating it to double its capacity (or
  * first, when it has none) as many times as needed. false on ENOMEM, with
- * the array and *cap unchanged. Use RSTATE__GROW. */
+ * the array and *cap unchanged. Use RSTATE__GROW, which answers true without
+ * a call when there is room already (hot paths append through it); it
+ * evaluates need and cap twice, so they must have no side effects. */
 bool rstate__grow_to(void *arrayp, size_t *cap, size_t need, size_t size, size_t first);
-#define RSTATE__GROW(array, cap, need, first) rstate__grow_to(&(array), &(cap), (need), sizeof *(array), (first))
+#define RSTATE__GROW(array, cap, need, first) \
+  ((need) <= (cap) || rstate__grow_to(&(array), &(cap), (need), sizeof *(array), (first)))
 
 /* ---- spin.c: looking before sleeping ------------------------------------ */
 
