@@ -84,7 +84,8 @@ RSTATE_API const char *rstate_last_error(void);
 #define RSTATE_VERSION_MAJOR 0 /* the soname follows MAJOR: libreactivestate.so.0 */
 #define RSTATE_VERSION_MINOR 1
 #define RSTATE_VERSION_PATCH 0
-/* The library's version as a string, "0.1.0"; static, never NULL. */
+/* The library's version as a string, the numbers above joined with dots
+ * ("0.1.0" for 0, 1, 0); static, never NULL. */
 RSTATE_API const char *rstate_version(void);
 
 /* ------------------------------------------------------------------------ */
