@@ -52,12 +52,14 @@ CRITERION_LIBS ?= -lcriterion
 # The tests of what every store guarantees run again over a served store,
 # once per transport (tests/helpers.h, RSTATE_TEST_TRANSPORT).
 TRANSPORT_TESTS := watch order reentrancy debounce dispatch set set_many threads store errors backend
-TRANSPORTS := unix tcp file
+# "redis" runs them over redis: stores, beside a Redis server tests/redis.sh
+# starts for the run (and stops after it).
+TRANSPORTS := unix tcp file redis
 # runs $(1) (a runner) over the transport tests built in $(2) (a build dir),
 # over the transports $(3) (default: all)
 define run_transports
-	@for tr in $(or $(3),$(TRANSPORTS)); do echo "== over $$tr:"; \
-	  RSTATE_TEST_TRANSPORT=$$tr sh tests/run.sh "$(1)" $(TRANSPORT_TESTS:%=$(2)/tests/test_%) || exit 1; done
+	@for tr in $(or $(3),$(TRANSPORTS)); do echo "== over $$tr:"; wrap=; [ $$tr = redis ] && wrap="sh tests/redis.sh"; \
+	  RSTATE_TEST_TRANSPORT=$$tr $$wrap sh tests/run.sh "$(1)" $(TRANSPORT_TESTS:%=$(2)/tests/test_%) || exit 1; done
 endef
 
 .PHONY: fuzz bench bench-peers all test deps check layering layering-selftest asan tsan valgrind example examples install uninstall clean symbols pkgconfig-check

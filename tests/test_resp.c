@@ -7,7 +7,7 @@
 #include <math.h>
 
 #include "helpers.h"
-#include "redis/resp.h"
+#include "redis/redis.h"
 
 /* A printable form of a reply tree, to compare trees. */
 static void show(const rstate__resp *r, char *out, size_t cap) {

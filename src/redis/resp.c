@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "resp.h"
+#include "redis.h"
 
 #define MAX_LINE 65536 /* a status, error, number or length line */
 
@@ -370,6 +370,13 @@ static int reserve(rstate__resp_buf *b, size_t more) {
   if (!np) return rstate__err(RSTATE_ENOMEM, "redis: out of memory for a command of %zu bytes", b->len + more);
   b->p = np;
   b->cap = cap;
+  return RSTATE_OK;
+}
+
+int rstate__resp_buf_put(rstate__resp_buf *b, const void *p, size_t n) {
+  if (reserve(b, n)) return RSTATE_ENOMEM;
+  if (n) memcpy(b->p + b->len, p, n);
+  b->len += n;
   return RSTATE_OK;
 }
 
