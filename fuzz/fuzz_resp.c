@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "redis/resp.h"
+#include "redis/redis.h"
 
 static uint64_t walk(const rstate__resp *r, const rstate__resp_limits *lim, unsigned depth) {
   uint64_t h = (uint64_t)r->type * 1315423911u + depth;
