@@ -39,7 +39,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "map.h"
 #include "redis.h"
 
 #define LOG_MAXLEN "100000" /* entries kept in a store's log (approximately: MAXLEN ~) */

@@ -15,8 +15,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "internal.h"
-#include "sock.h"
+#include "net/net.h"
+#include "types/types.h"
+#include "util/util.h"
 
 typedef enum rstate__resp_type {
   RSTATE_RESP_STATUS = 1, /* +OK */
