@@ -888,7 +888,8 @@ static int full_sync(rds *r) {
 }
 
 /* Whether what the reader saw still stands: the same epoch, and the store
- * at or past the last revision read with the same token there. */
+ * at or past the last revision read with the same token there; when it is
+ * past it, the log must still hold the next entry, following that token. */
 static int check_epoch(rds *r, bool *gap) {
   const char *argv[] = {"HMGET", r->keys[0], "rev", "tok", "epoch"};
   rstate__resp *rep = NULL;
@@ -902,11 +903,23 @@ static int check_epoch(rds *r, bool *gap) {
   rstate__resp_u64(&rep->elem[0], &rev);
   pthread_mutex_lock(&r->lock);
   const rstate__resp *ep = &rep->elem[2];
+  uint64_t emitted = r->emitted;
+  char tok[TOKEN_MAX + 1];
+  memcpy(tok, r->tok, sizeof tok);
   if (ep->type != RSTATE_RESP_STRING)
     *gap = r->epoch[0] != 0 || r->emitted != 0; /* the store is gone */
   else
-    *gap = !is_tok(r->epoch, ep) || rev < r->emitted || (rev == r->emitted && !is_tok(r->tok, &rep->elem[1]));
+    *gap = (r->epoch[0] && !is_tok(r->epoch, ep)) || rev < r->emitted ||
+           (rev == r->emitted && !is_tok(r->tok, &rep->elem[1]));
   pthread_mutex_unlock(&r->lock);
+  rstate__resp_free(rep);
+  if (*gap || rev <= emitted) return RSTATE_OK;
+  char id[32];
+  snprintf(id, sizeof id, "%" PRIu64 "-0", emitted + 1);
+  const char *xr[] = {"XRANGE", r->keys[3], id, id};
+  if ((rc = rstate__redis_command(&r->rconn, r->uri, r->request_timeout_ms, &rep, 4, xr, NULL))) return rc;
+  const rstate__resp *e = rstate__resp_at(rep, 0), *fields = rstate__resp_at(e, 1);
+  *gap = !fields || fields->type != RSTATE_RESP_ARRAY || !is_tok(tok, field_of(fields, "p"));
   rstate__resp_free(rep);
   return RSTATE_OK;
 }

@@ -1,0 +1,312 @@
+/*
+ * test_redis.c — what redis: stores guarantee beyond the store suites (which
+ * run over redis: too, RSTATE_TEST_TRANSPORT=redis): opening, passwords,
+ * compare-and-set from several processes, RESYNC after a trimmed log and
+ * after a store flushed and made again, resuming after lost connections,
+ * and replicas. Every test starts the Redis servers it needs on loopback
+ * (redisserver.h) and stops them at its end.
+ */
+#include <pthread.h>
+#include <semaphore.h>
+
+#include "recorder.h"
+#include "redisserver.h"
+
+static h_redis primary, replica;
+
+static void stop_all(void) {
+  h_redis_stop(&replica, SIGKILL);
+  h_redis_stop(&primary, SIGKILL);
+}
+
+TestSuite(redis, .fini = stop_all, .timeout = 60);
+
+static rstate_store *open_ok(const char *uri, const rstate_options *o) {
+  rstate_store *s = NULL;
+  int rc = rstate_open(&s, uri, o);
+  cr_assert_eq(rc, RSTATE_OK, "rstate_open(%s): %s: %s", uri, rstate_error_name(rc), rstate_last_error());
+  return s;
+}
+
+Test(redis, open_fails_clearly) {
+  rstate_store *s = NULL;
+  char uri[96];
+  snprintf(uri, sizeof uri, "redis:127.0.0.1:%d/st", h_free_port()); /* nothing listens there */
+  ASSERT_RC(rstate_open(&s, uri, NULL), RSTATE_EIO);
+  cr_assert_null(s);
+  ASSERT_RC(rstate_open(&s, "redis:127.0.0.1:6379", NULL), RSTATE_EINVAL);
+  cr_assert(strstr(rstate_last_error(), "redis:HOST:PORT/STORE"), "%s", rstate_last_error());
+  ASSERT_RC(rstate_open(&s, "redis:127.0.0.1:6379/a{b}", NULL), RSTATE_EINVAL);
+  rstate_options o = {.replicas = -1};
+  ASSERT_RC(rstate_open(&s, "redis:127.0.0.1:6379/st", &o), RSTATE_EINVAL);
+}
+
+Test(redis, token_is_the_password) {
+  h_redis_start(&primary, NULL, "--requirepass", "s3cret", NULL);
+  rstate_store *s = NULL;
+  rstate_options bad = {.token = "wrong"};
+  ASSERT_RC(rstate_open(&s, h_redis_uri(&primary, "pw"), &bad), RSTATE_EPERM);
+  ASSERT_RC(rstate_open(&s, h_redis_uri(&primary, "pw"), NULL), RSTATE_EPERM);
+  rstate_options good = {.token = "s3cret"};
+  s = open_ok(h_redis_uri(&primary, "pw"), &good);
+  h_define_ok(s, "x", RSTATE_TYPE_INTEGER, rstate_int(1), NULL);
+  ASSERT_RC(rstate_set_int(s, "x", 2), RSTATE_OK);
+  rstate_options user = {.token = "default:s3cret"}; /* "user:password" */
+  rstate_store *t = open_ok(h_redis_uri(&primary, "pw"), &user);
+  cr_assert_eq(h_get_int(t, "x"), 2);
+  rstate_close(t);
+  rstate_close(s);
+}
+
+Test(redis, two_clients_share_a_store_and_its_checks) {
+  h_redis_start(&primary, NULL, NULL);
+  rstate_store *a = open_ok(h_redis_uri(&primary, "shared"), NULL);
+  rstate_store *b = open_ok(h_redis_uri(&primary, "shared"), NULL);
+  rstate_value lo = rstate_float(0), hi = rstate_float(2);
+  rstate_constraints c = {.min = lo, .max = hi};
+  h_define_ok(a, "temperature", RSTATE_TYPE_FLOAT, rstate_float(0.7), &c);
+  /* the same definition from b, bounds written as integers: idempotent */
+  rstate_constraints ci = {.min = rstate_int(0), .max = rstate_int(2)};
+  h_define_ok(b, "temperature", RSTATE_TYPE_FLOAT, rstate_float(0.7), &ci);
+  ASSERT_RC(h_define(b, "temperature", RSTATE_TYPE_INTEGER, rstate_int(0), NULL), RSTATE_EEXIST);
+  cr_assert_str_eq(rstate_last_error(), "temperature: already defined differently (as float)");
+  /* b checks a's definition: same code and sentence as mem: */
+  ASSERT_FAIL_NAMES(rstate_set_float(b, "temperature", 2.5), RSTATE_ECONSTRAINT, "temperature");
+  ASSERT_RC(rstate_set_float(b, "temperature", 1.5), RSTATE_OK);
+  cr_assert_eq(h_get_float(a, "temperature"), 1.5);
+  rstate_var_info ia = h_info(a, "temperature"), ib = h_info(b, "temperature");
+  cr_assert_eq(ia.version, 2);
+  cr_assert_eq(ia.revision, ib.revision);
+  cr_assert_eq(ia.updated_ns, ib.updated_ns);
+  /* a re-definition elsewhere: b's check follows it */
+  ASSERT_RC(rstate_undefine(a, "temperature"), RSTATE_OK);
+  h_define_ok(a, "temperature", RSTATE_TYPE_STRING, rstate_string("warm"), NULL);
+  ASSERT_RC(rstate_set_float(b, "temperature", 1.0), RSTATE_ETYPE);
+  ASSERT_RC(rstate_set_string(b, "temperature", "hot"), RSTATE_OK);
+  char *v = NULL;
+  ASSERT_RC(rstate_get_string(a, "temperature", &v), RSTATE_OK);
+  cr_assert_str_eq(v, "hot");
+  rstate_free(v);
+  rstate_close(b);
+  rstate_close(a);
+}
+
+/* ---- compare-and-set from several processes ---- */
+
+static int cas_child(const char *uri, int n) {
+  rstate_store *s = NULL;
+  if (rstate_open(&s, uri, NULL)) return 2;
+  int conflicts = 0;
+  for (int i = 0; i < n;) {
+    rstate_var_info info;
+    int64_t v;
+    if (rstate_info(s, "counter", &info) || rstate_get_int(s, "counter", &v)) return 3;
+    int rc = rstate_set_if(s, "counter", &(rstate_value){.kind = RSTATE_INT, .u.i = v + 1}, info.version, NULL);
+    if (rc == RSTATE_OK)
+      i++;
+    else if (rc == RSTATE_ECONFLICT)
+      conflicts++;
+    else
+      return 4;
+  }
+  rstate_close(s);
+  return 0;
+}
+
+Test(redis, compare_and_set_counters_from_several_processes_are_exact) {
+  h_redis_start(&primary, NULL, NULL);
+  const char *uri = h_redis_uri(&primary, "cas");
+  rstate_store *s = open_ok(uri, NULL);
+  h_define_ok(s, "counter", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  recorder r;
+  rec_init(&r);
+  rec_watch1(s, &r, "counter", NULL);
+  enum { PROCS = 4, EACH = 150 };
+  pid_t kids[PROCS];
+  for (int k = 0; k < PROCS; k++) {
+    kids[k] = fork();
+    cr_assert_geq(kids[k], 0);
+    if (!kids[k]) _exit(cas_child(uri, EACH));
+  }
+  for (int k = 0; k < PROCS; k++) {
+    int st = 0;
+    waitpid(kids[k], &st, 0);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "writer process %d failed (status %d)", k, st);
+  }
+  cr_assert_eq(h_get_int(s, "counter"), PROCS * EACH);
+  cr_assert_eq(h_version(s, "counter"), PROCS * EACH + 1);
+  /* the watcher saw every increment, in order, once */
+  rec_wait(&r, PROCS * EACH);
+  pthread_mutex_lock(&r.lock);
+  for (size_t i = 0; i < r.n; i++) {
+    cr_assert_eq(r.ev[i].kind, RSTATE_EVENT_CHANGED);
+    cr_assert_eq(r.ev[i].new_value.u.i, (int64_t)i + 1, "event %zu", i);
+    cr_assert_eq(r.ev[i].version, i + 2);
+  }
+  pthread_mutex_unlock(&r.lock);
+  rstate_close(s);
+  rec_free(&r);
+}
+
+/* ---- gaps: a trimmed log, a flushed store ---- */
+
+static sem_t entered, release;
+static recorder held;
+
+/* Records, and holds the reader inside the first CHANGED until released. */
+static int hold_first(const rstate_event *ev, void *ud) {
+  static int calls;
+  rec_cb(ev, ud);
+  if (ev->kind == RSTATE_EVENT_CHANGED && calls++ == 0) {
+    sem_post(&entered);
+    sem_wait(&release);
+  }
+  return RSTATE_CONTINUE;
+}
+
+Test(redis, a_log_trimmed_past_a_watcher_gives_resync_with_the_changes_it_spans) {
+  h_redis_start(&primary, NULL, NULL);
+  const char *uri = h_redis_uri(&primary, "trim");
+  rstate_store *w = open_ok(uri, NULL), *s = open_ok(uri, NULL);
+  h_define_ok(s, "x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  sem_init(&entered, 0, 0);
+  sem_init(&release, 0, 0);
+  rec_init(&held);
+  const char *names[] = {"x"};
+  rstate_watch_id id;
+  rstate_watch_opts o = {.destroy = rec_destroy};
+  ASSERT_RC(rstate_watch(w, names, 1, hold_first, &held, &o, &id), RSTATE_OK);
+  ASSERT_RC(rstate_set_int(s, "x", 1), RSTATE_OK);
+  uint64_t r1 = h_info(s, "x").revision;
+  sem_wait(&entered); /* the watcher's reader is inside the callback of x = 1 */
+  for (int v = 2; v <= 6; v++) ASSERT_RC(rstate_set_int(s, "x", v), RSTATE_OK);
+  /* the log loses r1+1 .. r1+3: the reader finds r1+4 after r1 */
+  char minid[32];
+  snprintf(minid, sizeof minid, "%llu-0", (unsigned long long)r1 + 4);
+  h_redis_ok(primary.port, "XTRIM", "rs:{trim}:log", "MINID", minid, NULL);
+  sem_post(&release);
+  rec_wait(&held, 2);
+  pthread_mutex_lock(&held.lock);
+  cr_assert_eq(held.n, 2, "%zu events", held.n);
+  rec_event *e = &held.ev[1];
+  cr_assert_eq(e->kind, RSTATE_EVENT_RESYNC);
+  cr_assert_eq(e->old_value.u.i, 1);
+  cr_assert_eq(e->new_value.u.i, 6);
+  cr_assert_eq(e->version, 7);
+  cr_assert_eq(e->coalesced, 5, "RESYNC spans versions 3..7: coalesced %u", e->coalesced);
+  pthread_mutex_unlock(&held.lock);
+  /* and the watch goes on from there */
+  ASSERT_RC(rstate_set_int(s, "x", 7), RSTATE_OK);
+  rec_wait(&held, 3);
+  cr_assert_eq(held.ev[2].kind, RSTATE_EVENT_CHANGED);
+  cr_assert_eq(held.ev[2].old_value.u.i, 6);
+  rstate_close(s);
+  rstate_close(w);
+  rec_free(&held);
+}
+
+Test(redis, a_store_flushed_and_made_again_gives_resync_for_everything) {
+  h_redis_start(&primary, NULL, NULL);
+  const char *uri = h_redis_uri(&primary, "flush");
+  rstate_store *w = open_ok(uri, NULL), *s = open_ok(uri, NULL);
+  h_define_ok(s, "x", RSTATE_TYPE_INTEGER, rstate_int(1), NULL);
+  h_define_ok(s, "y", RSTATE_TYPE_INTEGER, rstate_int(2), NULL);
+  ASSERT_RC(rstate_set_int(s, "x", 5), RSTATE_OK);
+  recorder r;
+  rec_init(&r);
+  rstate_watch_opts o = {.include_initial = true};
+  const char *all[] = {"*"};
+  rec_watch(w, &r, all, 1, &o);
+  rec_wait(&r, 2);
+  h_redis_ok(primary.port, "FLUSHALL", NULL);
+  h_define_ok(s, "x", RSTATE_TYPE_INTEGER, rstate_int(7), NULL);
+  rec_wait(&r, 4); /* RESYNC x, DELETED y */
+  pthread_mutex_lock(&r.lock);
+  cr_assert_eq(r.n, 4);
+  rec_event *x = &r.ev[2], *y = &r.ev[3];
+  if (strcmp(x->name, "x")) {
+    rec_event *t = x;
+    x = y, y = t;
+  }
+  cr_assert_eq(x->kind, RSTATE_EVENT_RESYNC);
+  cr_assert_eq(x->old_value.u.i, 5);
+  cr_assert_eq(x->new_value.u.i, 7);
+  cr_assert_eq(x->version, 1);
+  cr_assert_eq(x->coalesced, 1, "a re-defined variable: coalesced 1");
+  cr_assert_eq(y->kind, RSTATE_EVENT_DELETED);
+  cr_assert_str_eq(y->name, "y");
+  pthread_mutex_unlock(&r.lock);
+  rstate_close(s);
+  rstate_close(w);
+  rec_free(&r);
+}
+
+/* ---- lost connections ---- */
+
+static int states[8], n_states;
+static void on_state(rstate_store *s, rstate_conn_state st, void *ud) {
+  (void)s, (void)ud;
+  if (n_states < 8) states[n_states++] = st;
+}
+
+Test(redis, killed_connections_fail_calls_then_resume_every_watch) {
+  h_redis_start(&primary, NULL, NULL);
+  const char *uri = h_redis_uri(&primary, "kill");
+  rstate_options o = {.on_state = on_state};
+  rstate_store *w = open_ok(uri, &o), *s = open_ok(uri, NULL);
+  cr_assert_eq(n_states, 1);
+  cr_assert_eq(states[0], RSTATE_STATE_CONNECTED);
+  h_define_ok(s, "x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  recorder r;
+  rec_init(&r);
+  rec_watch1(w, &r, "x", NULL);
+  ASSERT_RC(rstate_set_int(s, "x", 1), RSTATE_OK);
+  rec_wait(&r, 1);
+  h_redis_ok(primary.port, "CLIENT", "KILL", "TYPE", "normal", NULL);
+  /* a call on a dropped connection fails once, never retried behind the caller's back */
+  int rc = rstate_set_int(s, "x", 2);
+  if (rc == RSTATE_ECLOSED) {
+    cr_assert(strstr(rstate_last_error(), "lost") != NULL, "%s", rstate_last_error());
+    ASSERT_RC(rstate_set_int(s, "x", 2), RSTATE_OK);
+  } else {
+    ASSERT_RC(rc, RSTATE_OK);
+  }
+  ASSERT_RC(rstate_set_int(s, "x", 3), RSTATE_OK);
+  rec_wait(&r, 3); /* every change, as CHANGED: the log still holds them */
+  pthread_mutex_lock(&r.lock);
+  for (size_t i = 0; i < 3; i++) {
+    cr_assert_eq(r.ev[i].kind, RSTATE_EVENT_CHANGED);
+    cr_assert_eq(r.ev[i].new_value.u.i, (int64_t)i + 1);
+  }
+  pthread_mutex_unlock(&r.lock);
+  rstate_close(s);
+  rstate_close(w);
+  cr_assert_geq(n_states, 4, "CONNECTED, DISCONNECTED, CONNECTED, CLOSED");
+  cr_assert_eq(states[1], RSTATE_STATE_DISCONNECTED);
+  cr_assert_eq(states[2], RSTATE_STATE_CONNECTED);
+  cr_assert_eq(states[n_states - 1], RSTATE_STATE_CLOSED);
+  rec_free(&r);
+}
+
+/* ---- replicas ---- */
+
+Test(redis, a_detached_replica_makes_writes_time_out_on_the_primary_only) {
+  h_redis_start(&primary, NULL, NULL);
+  char port[16];
+  snprintf(port, sizeof port, "%d", primary.port);
+  h_redis_start(&replica, NULL, "--replicaof", "127.0.0.1", port, NULL);
+  rstate_options o = {.replicas = 1, .replica_timeout_ms = 2000};
+  rstate_store *s = open_ok(h_redis_uri(&primary, "rep"), &o);
+  h_define_ok(s, "x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL); /* waits for the replica's first sync */
+  ASSERT_RC(rstate_set_int(s, "x", 1), RSTATE_OK);
+  h_redis_ok(replica.port, "REPLICAOF", "127.0.0.1", "1", NULL); /* a dead primary: detached */
+  rstate_close(s);
+  o.replica_timeout_ms = 200;
+  s = open_ok(h_redis_uri(&primary, "rep"), &o);
+  ASSERT_RC(rstate_set_int(s, "x", 2), RSTATE_ETIMEDOUT);
+  cr_assert(strstr(rstate_last_error(), "x: 0 of 1 replicas confirmed within 200 ms") != NULL, "%s",
+            rstate_last_error());
+  cr_assert(strstr(rstate_last_error(), "applied on the primary only") != NULL, "%s", rstate_last_error());
+  cr_assert_eq(h_get_int(s, "x"), 2, "the change is on the primary");
+  rstate_close(s);
+}
