@@ -154,7 +154,7 @@ tsan:
 
 # Criterion forks a process per test; valgrind follows the children, and
 # tests/run.sh fails a program whose output shows a valgrind error or leak.
-VALGRIND := env RSTATE_TEST_QUICK=1 valgrind -q --trace-children=yes --leak-check=full --show-leak-kinds=definite,indirect,possible \
+VALGRIND := env RSTATE_TEST_QUICK=1 valgrind -q --trace-children=yes --trace-children-skip='*redis-server*' --leak-check=full --show-leak-kinds=definite,indirect,possible \
 	--errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99
 valgrind: all $(TEST_BINS)
 	@sh tests/run.sh "$(VALGRIND)" $(TEST_BINS)
