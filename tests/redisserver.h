@@ -81,44 +81,9 @@ static inline void h_redis_ok(int port, ...) {
   rstate__resp_free(rep);
 }
 
-/* Starts a server; extra arguments (NULL-terminated) go to redis-server.
- * Waits (at most 10 s) until it answers PING. */
-static inline void h_redis_start(h_redis *r, const char *mode, ...) {
-  memset(r, 0, sizeof *r);
-  snprintf(r->dir, sizeof r->dir, "/tmp/rstate-redis-XXXXXX");
-  cr_assert_not_null(mkdtemp(r->dir), "mkdtemp: %s", strerror(errno));
-  r->port = h_free_port();
-  snprintf(r->hostport, sizeof r->hostport, "127.0.0.1:%d", r->port);
-  char port[16], log[96], conf[96];
-  snprintf(port, sizeof port, "%d", r->port);
-  snprintf(log, sizeof log, "%s/redis.log", r->dir);
-  snprintf(conf, sizeof conf, "%s/sentinel.conf", r->dir);
-  const char *argv[48];
-  int argc = 0;
-  argv[argc++] = "redis-server";
-  if (mode && !strcmp(mode, "sentinel")) {
-    FILE *f = fopen(conf, "w");
-    cr_assert_not_null(f);
-    fclose(f);
-    argv[argc++] = conf;
-    argv[argc++] = "--sentinel";
-  }
-  const char *base[] = {"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", r->dir,
-                        "--logfile", log, "--repl-diskless-sync-delay", "0"};
-  for (size_t i = 0; i < sizeof base / sizeof base[0]; i++) {
-    if (mode && !strcmp(mode, "sentinel") && (!strcmp(base[i], "--save") || !strcmp(base[i], "--appendonly") ||
-                                               !strcmp(base[i], "--repl-diskless-sync-delay"))) {
-      i++;
-      continue;
-    }
-    argv[argc++] = base[i];
-  }
-  va_list ap;
-  va_start(ap, mode);
-  const char *a;
-  while ((a = va_arg(ap, const char *)) && argc < 46) argv[argc++] = a;
-  va_end(ap);
-  argv[argc] = NULL;
+/* Starts redis-server with argv (NULL-terminated) and waits, at most 10 s,
+ * until it answers PING (or asks for a password). */
+static inline void h_redis_spawn(h_redis *r, const char *const *argv) {
   pid_t parent = getpid();
   pid_t pid = fork();
   cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
@@ -135,11 +100,56 @@ static inline void h_redis_start(h_redis *r, const char *mode, ...) {
     rstate__resp_free(rep);
     if (up) return;
     int st;
-    cr_assert_eq(waitpid(pid, &st, WNOHANG), 0, "redis-server exited at start (see %s)", log);
+    cr_assert_eq(waitpid(pid, &st, WNOHANG), 0, "redis-server exited at start (see %s/redis.log)", r->dir);
     struct timespec ts = {0, 10 * 1000 * 1000};
     nanosleep(&ts, NULL); /* polling a process we cannot be told about */
   }
   cr_assert_fail("redis-server on port %d did not answer within 10 s", r->port);
+}
+
+static inline void h_redis_prepare(h_redis *r) {
+  memset(r, 0, sizeof *r);
+  snprintf(r->dir, sizeof r->dir, "/tmp/rstate-redis-XXXXXX");
+  cr_assert_not_null(mkdtemp(r->dir), "mkdtemp: %s", strerror(errno));
+  r->port = h_free_port();
+  snprintf(r->hostport, sizeof r->hostport, "127.0.0.1:%d", r->port);
+}
+
+/* Starts a server; extra arguments (NULL-terminated) go to redis-server. */
+static inline void h_redis_start(h_redis *r, ...) {
+  h_redis_prepare(r);
+  char port[16], log[96];
+  snprintf(port, sizeof port, "%d", r->port);
+  snprintf(log, sizeof log, "%s/redis.log", r->dir);
+  const char *argv[48] = {"redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                          "--dir", r->dir, "--logfile", log, "--repl-diskless-sync-delay", "0"};
+  int argc = 15;
+  va_list ap;
+  va_start(ap, r);
+  const char *a;
+  while ((a = va_arg(ap, const char *)) && argc < 46) argv[argc++] = a;
+  va_end(ap);
+  argv[argc] = NULL;
+  h_redis_spawn(r, argv);
+}
+
+/* Starts a Sentinel watching the primary on master_port as "mymaster",
+ * quick to act: down after 300 ms, quorum 1. */
+static inline void h_sentinel_start(h_redis *r, int master_port) {
+  h_redis_prepare(r);
+  char conf[96];
+  snprintf(conf, sizeof conf, "%s/sentinel.conf", r->dir);
+  FILE *f = fopen(conf, "w");
+  cr_assert_not_null(f);
+  fprintf(f,
+          "port %d\nbind 127.0.0.1\ndir %s\nlogfile %s/redis.log\n"
+          "sentinel monitor mymaster 127.0.0.1 %d 1\n"
+          "sentinel down-after-milliseconds mymaster 300\n"
+          "sentinel failover-timeout mymaster 3000\n",
+          r->port, r->dir, r->dir, master_port);
+  fclose(f);
+  const char *argv[] = {"redis-server", conf, "--sentinel", NULL};
+  h_redis_spawn(r, argv);
 }
 
 /* Stops the server (sig: SIGTERM, or SIGKILL for a crash) and removes its

@@ -12,9 +12,10 @@
 #include "recorder.h"
 #include "redisserver.h"
 
-static h_redis primary, replica;
+static h_redis primary, replica, sentinel;
 
 static void stop_all(void) {
+  h_redis_stop(&sentinel, SIGKILL);
   h_redis_stop(&replica, SIGKILL);
   h_redis_stop(&primary, SIGKILL);
 }
@@ -42,7 +43,7 @@ Test(redis, open_fails_clearly) {
 }
 
 Test(redis, token_is_the_password) {
-  h_redis_start(&primary, NULL, "--requirepass", "s3cret", NULL);
+  h_redis_start(&primary, "--requirepass", "s3cret", NULL);
   rstate_store *s = NULL;
   rstate_options bad = {.token = "wrong"};
   ASSERT_RC(rstate_open(&s, h_redis_uri(&primary, "pw"), &bad), RSTATE_EPERM);
@@ -59,7 +60,7 @@ Test(redis, token_is_the_password) {
 }
 
 Test(redis, two_clients_share_a_store_and_its_checks) {
-  h_redis_start(&primary, NULL, NULL);
+  h_redis_start(&primary, NULL);
   rstate_store *a = open_ok(h_redis_uri(&primary, "shared"), NULL);
   rstate_store *b = open_ok(h_redis_uri(&primary, "shared"), NULL);
   rstate_value lo = rstate_float(0), hi = rstate_float(2);
@@ -126,7 +127,7 @@ __attribute__((constructor)) static void cas_writer(void) {
 }
 
 Test(redis, compare_and_set_counters_from_several_processes_are_exact) {
-  h_redis_start(&primary, NULL, NULL);
+  h_redis_start(&primary, NULL);
   const char *uri = h_redis_uri(&primary, "cas");
   /* the writers are forked before this process starts threads (a store's
    * reader), and start once the counter exists */
@@ -197,7 +198,7 @@ static int hold_first(const rstate_event *ev, void *ud) {
 }
 
 Test(redis, a_log_trimmed_past_a_watcher_gives_resync_with_the_changes_it_spans) {
-  h_redis_start(&primary, NULL, NULL);
+  h_redis_start(&primary, NULL);
   const char *uri = h_redis_uri(&primary, "trim");
   rstate_store *w = open_ok(uri, NULL), *s = open_ok(uri, NULL);
   h_define_ok(s, "x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
@@ -238,7 +239,7 @@ Test(redis, a_log_trimmed_past_a_watcher_gives_resync_with_the_changes_it_spans)
 }
 
 Test(redis, a_store_flushed_and_made_again_gives_resync_for_everything) {
-  h_redis_start(&primary, NULL, NULL);
+  h_redis_start(&primary, NULL);
   const char *uri = h_redis_uri(&primary, "flush");
   rstate_store *w = open_ok(uri, NULL), *s = open_ok(uri, NULL);
   h_define_ok(s, "x", RSTATE_TYPE_INTEGER, rstate_int(1), NULL);
@@ -282,7 +283,7 @@ static void on_state(rstate_store *s, rstate_conn_state st, void *ud) {
 }
 
 Test(redis, killed_connections_fail_calls_then_resume_every_watch) {
-  h_redis_start(&primary, NULL, NULL);
+  h_redis_start(&primary, NULL);
   const char *uri = h_redis_uri(&primary, "kill");
   rstate_options o = {.on_state = on_state};
   rstate_store *w = open_ok(uri, &o), *s = open_ok(uri, NULL);
@@ -323,10 +324,10 @@ Test(redis, killed_connections_fail_calls_then_resume_every_watch) {
 /* ---- replicas ---- */
 
 Test(redis, a_detached_replica_makes_writes_time_out_on_the_primary_only) {
-  h_redis_start(&primary, NULL, NULL);
+  h_redis_start(&primary, NULL);
   char port[16];
   snprintf(port, sizeof port, "%d", primary.port);
-  h_redis_start(&replica, NULL, "--replicaof", "127.0.0.1", port, NULL);
+  h_redis_start(&replica, "--replicaof", "127.0.0.1", port, NULL);
   rstate_options o = {.replicas = 1, .replica_timeout_ms = 2000};
   rstate_store *s = open_ok(h_redis_uri(&primary, "rep"), &o);
   h_define_ok(s, "x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL); /* waits for the replica's first sync */
@@ -341,4 +342,76 @@ Test(redis, a_detached_replica_makes_writes_time_out_on_the_primary_only) {
   cr_assert(strstr(rstate_last_error(), "applied on the primary only") != NULL, "%s", rstate_last_error());
   cr_assert_eq(h_get_int(s, "x"), 2, "the change is on the primary");
   rstate_close(s);
+}
+
+/* ---- Sentinel ---- */
+
+static void pause_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+  nanosleep(&ts, NULL);
+}
+
+/* Waits until the Sentinel knows a replica it could promote. */
+static void sentinel_knows_replica(void) {
+  for (int i = 0; i < 750; i++) {
+    rstate__resp *rep = h_redis_cmd(sentinel.port, "SENTINEL", "replicas", "mymaster", NULL);
+    bool known = rep && rep->type == RSTATE_RESP_ARRAY && rep->n > 0;
+    rstate__resp_free(rep);
+    if (known) return;
+    pause_ms(20); /* polling: a Sentinel tells no one */
+  }
+  cr_assert_fail("the Sentinel did not learn of the replica within 15 s");
+}
+
+Test(redis, sentinel_follows_a_failover_after_kill_9_of_the_primary) {
+  h_redis_start(&primary, NULL);
+  char port[16];
+  snprintf(port, sizeof port, "%d", primary.port);
+  h_redis_start(&replica, "--replicaof", "127.0.0.1", port, NULL);
+  h_sentinel_start(&sentinel, primary.port);
+  sentinel_knows_replica();
+  char uri[160];
+  snprintf(uri, sizeof uri, "redis-sentinel:127.0.0.1:%d/mymaster/fo", sentinel.port);
+  rstate_options safe = {.replicas = 1, .replica_timeout_ms = 3000};
+  rstate_store *w = open_ok(uri, &safe), *s = open_ok(uri, NULL);
+  h_define_ok(w, "x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  recorder r;
+  rec_init(&r);
+  rec_watch1(s, &r, "x", NULL);
+  enum { CONFIRMED = 20 };
+  for (int i = 1; i <= CONFIRMED; i++) ASSERT_RC(rstate_set_int(w, "x", i), RSTATE_OK);
+  rstate_close(w); /* with the primary gone, replicas=1 could not be confirmed again */
+
+  h_redis_stop(&primary, SIGKILL);
+  /* during the switch calls fail fast with ECLOSED, then work on the new primary */
+  int closed = 0, tries = 0;
+  int rc;
+  while ((rc = rstate_set_int(s, "x", CONFIRMED + 1)) != RSTATE_OK) {
+    cr_assert_eq(rc, RSTATE_ECLOSED, "%s: %s", rstate_error_name(rc), rstate_last_error());
+    closed++;
+    cr_assert_lt(++tries, 600, "no new primary within 30 s");
+    pause_ms(50); /* polling: the failover is Redis's to tell, not ours */
+  }
+  cr_assert_gt(closed, 0, "no call failed during the switch");
+  rstate__resp *role = h_redis_cmd(replica.port, "ROLE", NULL);
+  cr_assert(role && rstate__resp_is(rstate__resp_at(role, 0), "master"), "the replica was not promoted");
+  rstate__resp_free(role);
+  /* every confirmed write survived, and the watcher ends at the final value */
+  cr_assert_eq(h_version(s, "x"), CONFIRMED + 2);
+  cr_assert_eq(h_get_int(s, "x"), CONFIRMED + 1);
+  for (int i = 0; i < 500; i++) {
+    pthread_mutex_lock(&r.lock);
+    bool done = r.n && r.ev[r.n - 1].new_value.u.i == CONFIRMED + 1;
+    pthread_mutex_unlock(&r.lock);
+    if (done) break;
+    rec_wait(&r, r.n + 1);
+  }
+  pthread_mutex_lock(&r.lock);
+  cr_assert_eq(r.ev[r.n - 1].new_value.u.i, CONFIRMED + 1);
+  uint32_t total = 0;
+  for (size_t i = 0; i < r.n; i++) total += r.ev[i].coalesced;
+  cr_assert_eq(total, CONFIRMED + 1, "coalesced sums to every change the watch covered");
+  pthread_mutex_unlock(&r.lock);
+  rstate_close(s);
+  rec_free(&r);
 }

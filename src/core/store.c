@@ -24,6 +24,7 @@ static const struct {
     {"tcp:", &rstate__remote_ops},
     {"file:", &rstate__file_ops},
     {"redis:", &rstate__redis_ops},
+    {"redis-sentinel:", &rstate__redis_ops},
 };
 
 #define CHECK_STORE(s, fn) \

@@ -75,7 +75,10 @@ typedef struct rds {
   rstate_host *host;
   char *uri;
   char *keys[4]; /* meta, defs, vars, log */
-  rstate__addr addr;
+  rstate__addr addr;     /* redis: */
+  rstate__addr *sentinels; /* redis-sentinel: */
+  size_t n_sentinels;
+  char *master;
   char *user, *pass;
   int connect_timeout_ms, request_timeout_ms, replicas, replica_timeout_ms;
   bool no_reconnect;
@@ -197,6 +200,15 @@ static bool covers(const rsub *s, const char *name, size_t len) {
   return false;
 }
 
+/* Connects to the primary: the address of the URI, or the one the
+ * Sentinels name. */
+static int connect_to(rds *r, rstate__redis_conn *c) {
+  if (r->n_sentinels)
+    return rstate__redis_sentinel_connect(c, r->sentinels, r->n_sentinels, r->master, r->uri, r->user, r->pass,
+                                          r->connect_timeout_ms);
+  return rstate__redis_connect(c, &r->addr, r->uri, r->user, r->pass, r->connect_timeout_ms);
+}
+
 /* ---- definitions, for checking values ---- */
 
 static void cspec_free(cspec *c) {
@@ -232,7 +244,7 @@ static int spec_fetch(rds *r, const char *const *names, size_t n) {
   }
   rstate__resp *rep = NULL;
   pthread_mutex_lock(&r->cmd_lock);
-  int rc = r->cmd.fd < 0 ? rstate__redis_connect(&r->cmd, &r->addr, r->uri, r->user, r->pass, r->connect_timeout_ms)
+  int rc = r->cmd.fd < 0 ? connect_to(r, &r->cmd)
                           : RSTATE_OK;
   if (rc) rc = rstate__err(RSTATE_ECLOSED, "%s: not connected to Redis (%s)", r->uri, rstate_last_error());
   if (!rc)
@@ -285,7 +297,7 @@ static int call(rds *r, bool ro, const char *fn, int argc, const char *const *ar
   pthread_mutex_lock(&r->cmd_lock);
   int rc = RSTATE_OK;
   if (r->cmd.fd < 0) {
-    rc = rstate__redis_connect(&r->cmd, &r->addr, r->uri, r->user, r->pass, r->connect_timeout_ms);
+    rc = connect_to(r, &r->cmd);
     if (rc == RSTATE_EPERM) {
       pthread_mutex_unlock(&r->cmd_lock);
       return rc;
@@ -295,6 +307,7 @@ static int call(rds *r, bool ro, const char *fn, int argc, const char *const *ar
   if (!rc)
     rc = rstate__redis_fcall(&r->cmd, r->uri, r->request_timeout_ms, ro, fn, (const char *const *)r->keys, argc, argv,
                              lens, rep);
+  if (rc == RSTATE_ECLOSED) rstate__redis_conn_close(&r->cmd); /* READONLY: the next call looks for the primary */
   pthread_mutex_unlock(&r->cmd_lock);
   return rc;
 }
@@ -512,7 +525,7 @@ static int rds_snapshot(rstate_backend *b, const char *const *patterns, size_t n
   rds *r = R(b);
   rstate__resp *rep;
   pthread_mutex_lock(&r->cmd_lock);
-  int rc = r->cmd.fd < 0 ? rstate__redis_connect(&r->cmd, &r->addr, r->uri, r->user, r->pass, r->connect_timeout_ms)
+  int rc = r->cmd.fd < 0 ? connect_to(r, &r->cmd)
                           : RSTATE_OK;
   if (rc && rc != RSTATE_EPERM) rc = rstate__err(RSTATE_ECLOSED, "%s: not connected to Redis (%s)", r->uri, rstate_last_error());
   if (!rc) rc = snap_read(r, &r->cmd, &rep);
@@ -1031,7 +1044,7 @@ static void *reader_main(void *arg) {
       pthread_mutex_unlock(&r->lock);
       if (closing) break;
       if (backoff_ms < 2000) backoff_ms *= 2;
-      rc = rstate__redis_connect(&r->rconn, &r->addr, r->uri, r->user, r->pass, r->connect_timeout_ms);
+      rc = connect_to(r, &r->rconn);
       bool gap = false;
       if (!rc) rc = check_epoch(r, &gap);
       if (!rc && gap) rc = full_sync(r);
@@ -1188,6 +1201,8 @@ static void rds_free(rds *r) {
   for (int i = 0; i < 4; i++) free(r->keys[i]);
   if (r->wake >= 0) close(r->wake);
   free(r->uri);
+  free(r->sentinels);
+  free(r->master);
   free(r->user);
   free(r->pass);
   pthread_mutex_destroy(&r->cmd_lock);
@@ -1197,23 +1212,52 @@ static void rds_free(rds *r) {
   free(r);
 }
 
-/* "redis:HOST:PORT/STORE": the address as "tcp:HOST:PORT", and the store. */
+/* "redis:HOST:PORT/STORE": the address as "tcp:HOST:PORT", and the store;
+ * "redis-sentinel:H1:P1,H2:P2/MASTER/STORE": the Sentinels and MASTER. */
 static int parse_uri(rds *r, const char *uri) {
-  const char *rest = uri + strlen("redis:");
+  bool sentinel = !strncmp(uri, "redis-sentinel:", 15);
+  const char *rest = uri + (sentinel ? 15 : 6);
   const char *slash = strrchr(rest, '/');
+  const char *form = sentinel ? "redis-sentinel:HOST:PORT,HOST:PORT/MASTER/STORE" : "redis:HOST:PORT/STORE";
   if (!slash || slash == rest || !slash[1])
-    return rstate__err(RSTATE_EINVAL, "rstate_open: \"%s\": expected redis:HOST:PORT/STORE", uri);
+    return rstate__err(RSTATE_EINVAL, "rstate_open: \"%s\": expected %s", uri, form);
   const char *store = slash + 1;
   size_t sl = strlen(store);
   if (sl > 200 || strspn(store, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-") != sl)
     return rstate__err(RSTATE_EINVAL,
                        "rstate_open: \"%s\": a store name is 1 to 200 bytes of letters, digits and _.:-", uri);
+  const char *hosts_end = slash;
+  if (sentinel) {
+    const char *m = slash - 1;
+    while (m > rest && *m != '/') m--;
+    if (m == rest || m + 1 == slash)
+      return rstate__err(RSTATE_EINVAL, "rstate_open: \"%s\": expected %s", uri, form);
+    if (!(r->master = strndup(m + 1, (size_t)(slash - m - 1))))
+      return rstate__err(RSTATE_ENOMEM, "rstate_open: out of memory");
+    hosts_end = m;
+  }
   char tcp[300];
-  if ((size_t)(slash - rest) + 5 >= sizeof tcp)
-    return rstate__err(RSTATE_EINVAL, "rstate_open: \"%s\": the address is too long", uri);
-  snprintf(tcp, sizeof tcp, "tcp:%.*s", (int)(slash - rest), rest);
-  int rc = rstate__addr_parse(&r->addr, tcp, "rstate_open");
-  if (rc) return rc;
+  const char *p = rest;
+  for (;;) {
+    const char *comma = sentinel ? memchr(p, ',', (size_t)(hosts_end - p)) : NULL;
+    const char *end = comma ? comma : hosts_end;
+    if (end == p || (size_t)(end - p) + 5 >= sizeof tcp)
+      return rstate__err(RSTATE_EINVAL, "rstate_open: \"%s\": expected %s", uri, form);
+    snprintf(tcp, sizeof tcp, "tcp:%.*s", (int)(end - p), p);
+    rstate__addr a;
+    int rc = rstate__addr_parse(&a, tcp, "rstate_open");
+    if (rc) return rc;
+    if (!sentinel) {
+      r->addr = a;
+      break;
+    }
+    rstate__addr *na = realloc(r->sentinels, (r->n_sentinels + 1) * sizeof *na);
+    if (!na) return rstate__err(RSTATE_ENOMEM, "rstate_open: out of memory");
+    r->sentinels = na;
+    r->sentinels[r->n_sentinels++] = a;
+    if (!comma) break;
+    p = comma + 1;
+  }
   static const char *const suffix[4] = {"meta", "defs", "vars", "log"};
   for (int i = 0; i < 4; i++) {
     size_t n = sl + 16;
@@ -1265,8 +1309,8 @@ static int rds_open(rstate_backend **out, const char *uri, const rstate_options 
   if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed) seed = (uint64_t)rstate__realtime_ns() ^ (uint64_t)getpid();
   snprintf(r->token_base, sizeof r->token_base, "%016" PRIx64 ".", seed);
   /* both connections now: a store that cannot be reached fails to open */
-  if (!rc) rc = rstate__redis_connect(&r->cmd, &r->addr, r->uri, r->user, r->pass, r->connect_timeout_ms);
-  if (!rc) rc = rstate__redis_connect(&r->rconn, &r->addr, r->uri, r->user, r->pass, r->connect_timeout_ms);
+  if (!rc) rc = connect_to(r, &r->cmd);
+  if (!rc) rc = connect_to(r, &r->rconn);
   if (!rc) rc = full_sync(r);
   if (rc == RSTATE_ECLOSED) rc = rstate__err(RSTATE_EIO, "rstate_open: %s", rstate_last_error());
   if (!rc) {

@@ -127,6 +127,15 @@ int rstate__redis_fcall(rstate__redis_conn *c, const char *uri, int timeout_ms, 
                         const char *const *keys, int argc, const char *const *argv, const size_t *lens,
                         rstate__resp **reply);
 
+/* ---- sentinel.c ---- */
+
+/* Connects c to MASTER's primary as the Sentinels name it (each asked in
+ * turn), once it says it is a primary. RSTATE_EIO, RSTATE_ETIMEDOUT,
+ * RSTATE_EPERM. */
+int rstate__redis_sentinel_connect(rstate__redis_conn *c, const rstate__addr *sentinels, size_t n,
+                                   const char *master, const char *uri, const char *user, const char *pass,
+                                   int timeout_ms);
+
 /* ---- library.c: the Redis Function library ---- */
 
 #define RSTATE_REDIS_LIB "rstate_1" /* library and function prefix: the format version */
