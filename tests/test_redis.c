@@ -167,9 +167,9 @@ Test(redis, compare_and_set_counters_from_several_processes_are_exact) {
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "writer process %d failed (status %d)", k, st);
   }
   cr_assert_eq(h_get_int(s, "counter"), PROCS * EACH);
-  cr_assert_eq(h_version(s, "counter"), PROCS * EACH + 1);
+  cr_assert_eq(h_version(s, "counter"), (uint64_t)(PROCS * EACH + 1));
   /* the watcher saw every increment, in order, once */
-  rec_wait(&r, PROCS * EACH);
+  rec_wait(&r, (size_t)(PROCS * EACH));
   pthread_mutex_lock(&r.lock);
   for (size_t i = 0; i < r.n; i++) {
     cr_assert_eq(r.ev[i].kind, RSTATE_EVENT_CHANGED);
