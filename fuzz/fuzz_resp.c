@@ -7,6 +7,11 @@
  * give the same replies (compared by a walk over each tree) and end in the
  * same state.
  *
+ * Every string of a reply also goes through the parsers of what a store
+ * keeps in Redis (src/redis/codec.c: variable records, definitions, values,
+ * packed items), which must return RSTATE_OK or RSTATE_EPROTO; a definition
+ * that parses must be one rstate__spec_new can judge without crashing.
+ *
  * Invariants checked (abort() on a breach): next returns 1, 0,
  * RSTATE_EPROTO or RSTATE_ELIMIT only; an error is sticky; every reply's
  * strings are NUL-terminated at their length and respect max_bulk (a
@@ -20,6 +25,28 @@
 
 #include "redis/redis.h"
 
+static void codec(const char *p, size_t n) {
+  rstate__redis_rec rec;
+  int rc = rstate__redis_get_rec(p, n, &rec);
+  if (rc != RSTATE_OK && rc != RSTATE_EPROTO) abort();
+  rstate_value v;
+  rc = rstate__redis_get_value(p, n, &v);
+  if (rc != RSTATE_OK && rc != RSTATE_EPROTO) abort();
+  rstate__redis_def def;
+  rc = rstate__redis_get_def(p, n, &def);
+  if (rc != RSTATE_OK && rc != RSTATE_EPROTO && rc != RSTATE_ENOMEM) abort();
+  if (rc == RSTATE_OK) {
+    rstate__spec *spec = NULL;
+    if (!rstate__spec_new(&spec, &def.def)) rstate__spec_free(spec);
+    rstate__redis_def_free(&def);
+  }
+  const char *q = p, *s;
+  size_t k;
+  bool bad = false;
+  while (rstate__redis_unpack(&q, p + n, &s, &k, &bad))
+    if (s < p || s + k > p + n) abort();
+}
+
 static uint64_t walk(const rstate__resp *r, const rstate__resp_limits *lim, unsigned depth) {
   uint64_t h = (uint64_t)r->type * 1315423911u + depth;
   if (depth > lim->max_depth) abort();
@@ -29,6 +56,7 @@ static uint64_t walk(const rstate__resp *r, const rstate__resp_limits *lim, unsi
   case RSTATE_RESP_STRING:
   case RSTATE_RESP_DOUBLE:
     if (r->str[r->len] != 0 || (r->len > lim->max_bulk && r->len > 65536)) abort(); /* lines: 64 KiB */
+    if (r->type == RSTATE_RESP_STRING) codec(r->str, r->len);
     for (size_t i = 0; i < r->len; i++) h = h * 31 + (unsigned char)r->str[i];
     break;
   case RSTATE_RESP_INTEGER:
