@@ -71,6 +71,13 @@ typedef struct rsub {
   size_t n;
 } rsub;
 
+#define POOL 4 /* callers' connections: writers on several threads overlap their round trips */
+
+typedef struct pconn {
+  pthread_mutex_t lock;
+  rstate__redis_conn c;
+} pconn;
+
 typedef struct rds {
   rstate_host *host;
   char *uri;
@@ -87,8 +94,8 @@ typedef struct rds {
   char token_base[24];
   atomic_uint_fast64_t token_n;
 
-  pthread_mutex_t cmd_lock; /* the callers' connection */
-  rstate__redis_conn cmd;
+  pconn pool[POOL]; /* the callers' connections */
+  atomic_uint next_conn;
 
   pthread_mutex_t spec_lock;
   rstate__map specs; /* name -> cspec */
@@ -209,6 +216,30 @@ static int connect_to(rds *r, rstate__redis_conn *c) {
   return rstate__redis_connect(c, &r->addr, r->uri, r->user, r->pass, r->connect_timeout_ms);
 }
 
+/* A callers' connection, connected (locked: give it back with
+ * release). RSTATE_ECLOSED when the primary cannot be reached now,
+ * RSTATE_EPERM when it refuses the password. */
+static int acquire(rds *r, pconn **out) {
+  pconn *p = NULL;
+  for (int i = 0; i < POOL && !p; i++)
+    if (!pthread_mutex_trylock(&r->pool[i].lock)) p = &r->pool[i];
+  if (!p) {
+    p = &r->pool[atomic_fetch_add(&r->next_conn, 1) % POOL];
+    pthread_mutex_lock(&p->lock);
+  }
+  int rc = RSTATE_OK;
+  if (p->c.fd < 0 && (rc = connect_to(r, &p->c)) && rc != RSTATE_EPERM)
+    rc = rstate__err(RSTATE_ECLOSED, "%s: not connected to Redis (%s)", r->uri, rstate_last_error());
+  if (rc) {
+    pthread_mutex_unlock(&p->lock);
+    return rc;
+  }
+  *out = p;
+  return RSTATE_OK;
+}
+
+static void release(pconn *p) { pthread_mutex_unlock(&p->lock); }
+
 /* ---- definitions, for checking values ---- */
 
 static void cspec_free(cspec *c) {
@@ -243,14 +274,13 @@ static int spec_fetch(rds *r, const char *const *names, size_t n) {
     return RSTATE_OK;
   }
   rstate__resp *rep = NULL;
-  pthread_mutex_lock(&r->cmd_lock);
-  int rc = r->cmd.fd < 0 ? connect_to(r, &r->cmd)
-                          : RSTATE_OK;
-  if (rc) rc = rstate__err(RSTATE_ECLOSED, "%s: not connected to Redis (%s)", r->uri, rstate_last_error());
-  if (!rc)
-    rc = rstate__redis_fcall(&r->cmd, r->uri, r->request_timeout_ms, true, "defs", (const char *const *)r->keys,
-                             (int)k, want, NULL, &rep);
-  pthread_mutex_unlock(&r->cmd_lock);
+  pconn *p;
+  int rc = acquire(r, &p);
+  if (!rc) {
+    rc = rstate__redis_fcall(&p->c, r->uri, r->request_timeout_ms, true, "defs", (const char *const *)r->keys, (int)k,
+                             want, NULL, &rep);
+    release(p);
+  }
   if (!rc && (rep->type != RSTATE_RESP_ARRAY || rep->n != 2 * k))
     rc = rstate__err(RSTATE_EPROTO, "%s: unexpected answer to reading definitions", r->uri);
   for (size_t i = 0; !rc && i < k; i++) {
@@ -290,59 +320,50 @@ static int spec_fetch(rds *r, const char *const *names, size_t n) {
 
 /* ---- calls on the callers' connection ---- */
 
-/* One Function call; with wait, then WAIT for the replicas. *rep is the
- * answer; *waited how many replicas confirmed (-1: not asked). */
+/* One Function call. For a write that changed something (answered OK)
+ * with replicas set, WAIT follows on the same connection: *acked is then
+ * how many replicas confirmed, or -1 when they could not be asked (the
+ * sentence in why). */
 static int call(rds *r, bool ro, const char *fn, int argc, const char *const *argv, const size_t *lens,
-                rstate__resp **rep) {
-  pthread_mutex_lock(&r->cmd_lock);
-  int rc = RSTATE_OK;
-  if (r->cmd.fd < 0) {
-    rc = connect_to(r, &r->cmd);
-    if (rc == RSTATE_EPERM) {
-      pthread_mutex_unlock(&r->cmd_lock);
-      return rc;
-    }
-    if (rc) rc = rstate__err(RSTATE_ECLOSED, "%s: not connected to Redis (%s)", r->uri, rstate_last_error());
+                rstate__resp **rep, long long *acked, char *why, size_t why_size) {
+  pconn *p;
+  int rc = acquire(r, &p);
+  if (rc) return rc;
+  rc = rstate__redis_fcall(&p->c, r->uri, r->request_timeout_ms, ro, fn, (const char *const *)r->keys, argc, argv,
+                           lens, rep);
+  if (rc == RSTATE_ECLOSED) rstate__redis_conn_close(&p->c); /* READONLY: the next call looks for the primary */
+  if (!rc && acked && r->replicas > 0 && (*rep)->type == RSTATE_RESP_ARRAY && (*rep)->n >= 1 &&
+      rstate__resp_is(&(*rep)->elem[0], "OK")) {
+    char n[16], ms[16];
+    snprintf(n, sizeof n, "%d", r->replicas);
+    snprintf(ms, sizeof ms, "%d", r->replica_timeout_ms);
+    const char *wait[] = {"WAIT", n, ms};
+    rstate__resp *w = NULL;
+    int wrc = rstate__redis_command(&p->c, r->uri, r->replica_timeout_ms + r->request_timeout_ms, &w, 3, wait, NULL);
+    *acked = !wrc && w->type == RSTATE_RESP_INTEGER ? w->integer : -1;
+    snprintf(why, why_size, "%s", wrc ? rstate_last_error() : "unexpected answer to WAIT");
+    rstate__resp_free(w);
   }
-  if (!rc)
-    rc = rstate__redis_fcall(&r->cmd, r->uri, r->request_timeout_ms, ro, fn, (const char *const *)r->keys, argc, argv,
-                             lens, rep);
-  if (rc == RSTATE_ECLOSED) rstate__redis_conn_close(&r->cmd); /* READONLY: the next call looks for the primary */
-  pthread_mutex_unlock(&r->cmd_lock);
+  release(p);
   return rc;
 }
 
 static void catch_up(rds *r, uint64_t rev);
 
-/* After a write that took a revision: the replicas, then the reader. */
-static int after_write(rds *r, uint64_t rev, const char *what) {
+/* After a write that took a revision: the replicas' answer, then the
+ * reader. */
+static int after_write(rds *r, uint64_t rev, const char *what, long long acked, const char *why) {
   int rc = RSTATE_OK;
-  if (r->replicas > 0) {
-    char n[16], ms[16];
-    snprintf(n, sizeof n, "%d", r->replicas);
-    snprintf(ms, sizeof ms, "%d", r->replica_timeout_ms);
-    const char *argv[] = {"WAIT", n, ms};
-    rstate__resp *rep = NULL;
-    pthread_mutex_lock(&r->cmd_lock);
-    /* the WAIT must follow the write on its connection: a lost connection
-     * means the outcome is unknown */
-    rc = rstate__redis_command(&r->cmd, r->uri, r->replica_timeout_ms + r->request_timeout_ms, &rep, 3, argv, NULL);
-    pthread_mutex_unlock(&r->cmd_lock);
-    if (!rc && rep->type == RSTATE_RESP_INTEGER && rep->integer >= r->replicas) {
-      /* confirmed */
-    } else if (!rc && rep->type == RSTATE_RESP_INTEGER) {
-      rc = rstate__err(RSTATE_ETIMEDOUT,
-                       "%s: %lld of %d replicas confirmed within %d ms: the change was applied on the primary only and "
-                       "may be lost if it fails",
-                       what, (long long)rep->integer, r->replicas, r->replica_timeout_ms);
-    } else {
-      rc = rstate__err(RSTATE_ETIMEDOUT,
-                       "%s: the replicas could not be asked (%s): the change was applied on the primary and may be lost "
-                       "if it fails",
-                       what, rc ? rstate_last_error() : "unexpected answer to WAIT");
-    }
-    rstate__resp_free(rep);
-  }
+  if (r->replicas > 0 && acked < 0)
+    rc = rstate__err(RSTATE_ETIMEDOUT,
+                     "%s: the replicas could not be asked (%s): the change was applied on the primary only and may be "
+                     "lost if it fails",
+                     what, why);
+  else if (r->replicas > 0 && acked < r->replicas)
+    rc = rstate__err(RSTATE_ETIMEDOUT,
+                     "%s: %lld of %d replicas confirmed within %d ms: the change was applied on the primary only and "
+                     "may be lost if it fails",
+                     what, acked, r->replicas, r->replica_timeout_ms);
   /* inline watchers have seen the change when the call returns. On the
    * reader thread (a callback's change) the reader reads up to it now: its
    * events are queued behind the running callback, and they count as one
@@ -409,7 +430,9 @@ static int rds_define(rstate_backend *b, const rstate_var_def *def) {
   const char *argv[] = {tok, "-", "", LOG_MAXLEN, def->name, text.p, ty, init.p};
   size_t lens[] = {strlen(tok), 1, 0, strlen(LOG_MAXLEN), strlen(def->name), text.len, strlen(ty), init.len};
   rstate__resp *rep = NULL;
-  rc = call(r, false, "define", 8, argv, lens, &rep);
+  long long acked = 0;
+  char why[256] = "";
+  rc = call(r, false, "define", 8, argv, lens, &rep, &acked, why, sizeof why);
   rstate__resp_buf_free(&text);
   rstate__resp_buf_free(&init);
   if (rc) return rc;
@@ -427,7 +450,7 @@ static int rds_define(rstate_backend *b, const rstate_var_def *def) {
     rc = bad_answer(r, "define");
   }
   rstate__resp_free(rep);
-  if (!rc && rev) rc = after_write(r, rev, def->name);
+  if (!rc && rev) rc = after_write(r, rev, def->name, acked, why);
   return rc;
 }
 
@@ -437,7 +460,9 @@ static int rds_undefine(rstate_backend *b, const char *name) {
   next_token(r, tok);
   const char *argv[] = {tok, "-", "", LOG_MAXLEN, name};
   rstate__resp *rep = NULL;
-  int rc = call(r, false, "undefine", 5, argv, NULL, &rep);
+  long long acked = 0;
+  char why[256] = "";
+  int rc = call(r, false, "undefine", 5, argv, NULL, &rep, &acked, why, sizeof why);
   if (rc) return rc;
   uint64_t rev = 0;
   if (answer_is(rep, "NOTFOUND"))
@@ -446,13 +471,13 @@ static int rds_undefine(rstate_backend *b, const char *name) {
     rc = bad_answer(r, "undefine");
   rstate__resp_free(rep);
   spec_forget(r, name);
-  if (!rc) rc = after_write(r, rev, name);
+  if (!rc) rc = after_write(r, rev, name, acked, why);
   return rc;
 }
 
 /* get_many's work: the revision and each record, all present. */
 static int read_vars(rds *r, const char *const *names, size_t n, rstate__resp **rep, uint64_t *rev) {
-  int rc = call(r, true, "get", (int)n, names, NULL, rep);
+  int rc = call(r, true, "get", (int)n, names, NULL, rep, NULL, NULL, 0);
   if (rc) return rc;
   if ((*rep)->type != RSTATE_RESP_ARRAY || (*rep)->n != n + 1 || !rstate__resp_u64(&(*rep)->elem[0], rev)) {
     rstate__resp_free(*rep);
@@ -524,12 +549,11 @@ static int rds_snapshot(rstate_backend *b, const char *const *patterns, size_t n
                         uint64_t *revision) {
   rds *r = R(b);
   rstate__resp *rep;
-  pthread_mutex_lock(&r->cmd_lock);
-  int rc = r->cmd.fd < 0 ? connect_to(r, &r->cmd)
-                          : RSTATE_OK;
-  if (rc && rc != RSTATE_EPERM) rc = rstate__err(RSTATE_ECLOSED, "%s: not connected to Redis (%s)", r->uri, rstate_last_error());
-  if (!rc) rc = snap_read(r, &r->cmd, &rep);
-  pthread_mutex_unlock(&r->cmd_lock);
+  pconn *p;
+  int rc = acquire(r, &p);
+  if (rc) return rc;
+  rc = snap_read(r, &p->c, &rep);
+  release(p);
   if (rc) return rc;
   const rstate__resp *vars = &rep->elem[3];
   for (size_t i = 0; !rc && i < vars->n; i += 2) {
@@ -616,7 +640,9 @@ static int rds_set_many(rstate_backend *b, const rstate_assign *items, size_t n,
       a[4] = i == bad ? "1" : "0", l[4] = 1;
     }
     rstate__resp *rep = NULL;
-    if ((rc = call(r, false, "set", (int)(5 + 5 * upto), argv, lens, &rep))) goto done;
+    long long acked = 0;
+    char why[256] = "";
+    if ((rc = call(r, false, "set", (int)(5 + 5 * upto), argv, lens, &rep, &acked, why, sizeof why))) goto done;
     uint64_t idx = 0, rev = 0, ver = 0;
     bool has_idx = rep->type == RSTATE_RESP_ARRAY && rep->n >= 2 && rstate__resp_u64(&rep->elem[1], &idx) && idx < upto;
     if (answer_is(rep, "SAME")) {
@@ -645,7 +671,7 @@ static int rds_set_many(rstate_backend *b, const rstate_assign *items, size_t n,
       rc = bad_answer(r, "set");
     }
     rstate__resp_free(rep);
-    if (!rc && rev) rc = after_write(r, rev, n == 1 ? names[0] : "set_many");
+    if (!rc && rev) rc = after_write(r, rev, n == 1 ? names[0] : "set_many", acked, why);
     break;
   }
 done:
@@ -1185,7 +1211,10 @@ static void rds_unsubscribe(rstate_backend *b, rstate_sub *sub) {
 /* ---- open and close ---- */
 
 static void rds_free(rds *r) {
-  rstate__redis_conn_free(&r->cmd);
+  for (int i = 0; i < POOL; i++) {
+    rstate__redis_conn_free(&r->pool[i].c);
+    pthread_mutex_destroy(&r->pool[i].lock);
+  }
   rstate__redis_conn_free(&r->rconn);
   mirror_clear(&r->mirror);
   rstate__map_free(&r->mirror);
@@ -1205,7 +1234,6 @@ static void rds_free(rds *r) {
   free(r->master);
   free(r->user);
   free(r->pass);
-  pthread_mutex_destroy(&r->cmd_lock);
   pthread_mutex_destroy(&r->spec_lock);
   pthread_mutex_destroy(&r->lock);
   pthread_cond_destroy(&r->cond);
@@ -1270,14 +1298,16 @@ static int parse_uri(rds *r, const char *uri) {
 static int rds_open(rstate_backend **out, const char *uri, const rstate_options *opts, rstate_host *host) {
   rds *r = calloc(1, sizeof *r);
   if (!r) return rstate__err(RSTATE_ENOMEM, "rstate_open: out of memory");
-  pthread_mutex_init(&r->cmd_lock, NULL);
+  for (int i = 0; i < POOL; i++) {
+    pthread_mutex_init(&r->pool[i].lock, NULL);
+    rstate__redis_conn_init(&r->pool[i].c);
+  }
   pthread_mutex_init(&r->spec_lock, NULL);
   pthread_mutex_init(&r->lock, NULL);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
   pthread_cond_init(&r->cond, &ca);
   pthread_condattr_destroy(&ca);
-  rstate__redis_conn_init(&r->cmd);
   rstate__redis_conn_init(&r->rconn);
   r->wake = r->rconn.wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   rstate__map_init(&r->mirror);
@@ -1309,7 +1339,7 @@ static int rds_open(rstate_backend **out, const char *uri, const rstate_options 
   if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed) seed = (uint64_t)rstate__realtime_ns() ^ (uint64_t)getpid();
   snprintf(r->token_base, sizeof r->token_base, "%016" PRIx64 ".", seed);
   /* both connections now: a store that cannot be reached fails to open */
-  if (!rc) rc = connect_to(r, &r->cmd);
+  if (!rc) rc = connect_to(r, &r->pool[0].c);
   if (!rc) rc = connect_to(r, &r->rconn);
   if (!rc) rc = full_sync(r);
   if (rc == RSTATE_ECLOSED) rc = rstate__err(RSTATE_EIO, "rstate_open: %s", rstate_last_error());
