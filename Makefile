@@ -12,6 +12,7 @@
 #   make bench        benchmarks through hyperfine; writes bench/RESULTS.md
 #   make bench-peers  the same beside GSettings, GObject, Redis and NATS (installs them)
 #   make fuzz         every libFuzzer target in fuzz/ for FUZZ_SECONDS each (60)
+#   make soak-redis   redis-sentinel: writers and a watcher through failovers (40 s)
 #   make install      PREFIX=/usr/local DESTDIR=
 #
 # Honours CC, CFLAGS, CPPFLAGS, LDFLAGS, PREFIX, DESTDIR. Sanitizer builds go
@@ -62,7 +63,7 @@ define run_transports
 	  RSTATE_TEST_TRANSPORT=$$tr $$wrap sh tests/run.sh "$(1)" $(TRANSPORT_TESTS:%=$(2)/tests/test_%) || exit 1; done
 endef
 
-.PHONY: fuzz bench bench-peers all test deps check layering layering-selftest asan tsan valgrind example examples install uninstall clean symbols pkgconfig-check
+.PHONY: soak-redis fuzz bench bench-peers all test deps check layering layering-selftest asan tsan valgrind example examples install uninstall clean symbols pkgconfig-check
 
 all: $(SHARED) $(BUILD)/libreactivestate.so $(STATIC) $(PC)
 
@@ -207,6 +208,12 @@ fuzz:
 	    2>build-fuzz/$$n.log || { tail -40 build-fuzz/$$n.log; exit 1; }; \
 	  grep -E 'stat::number_of_executed_units|stat::peak_rss' build-fuzz/$$n.log; \
 	done
+
+# Writers and a watcher on a redis-sentinel: store through kill -9 of the
+# primary every few seconds, for SOAK_SECONDS (40); not part of make test.
+SOAK_SECONDS ?= 40
+soak-redis: $(BUILD)/tests/test_redis
+	RSTATE_TEST_SOAK=$(SOAK_SECONDS) $(BUILD)/tests/test_redis --filter '*/soak*' --verbose
 
 # Benchmarks build their own optimised copy of the library (build-bench/).
 bench:

@@ -115,9 +115,11 @@ static inline void h_redis_prepare(h_redis *r) {
   snprintf(r->hostport, sizeof r->hostport, "127.0.0.1:%d", r->port);
 }
 
-/* Starts a server; extra arguments (NULL-terminated) go to redis-server. */
-static inline void h_redis_start(h_redis *r, ...) {
-  h_redis_prepare(r);
+/* Starts a server; extra arguments (NULL-terminated) go to redis-server.
+ * h_redis_restart starts a stopped one again on its port and directory. */
+#define h_redis_start(r, ...) (h_redis_prepare(r), h_redis_run(r, __VA_ARGS__))
+#define h_redis_restart(r, ...) h_redis_run(r, __VA_ARGS__)
+static inline void h_redis_run(h_redis *r, ...) {
   char port[16], log[96];
   snprintf(port, sizeof port, "%d", r->port);
   snprintf(log, sizeof log, "%s/redis.log", r->dir);
@@ -134,7 +136,7 @@ static inline void h_redis_start(h_redis *r, ...) {
 }
 
 /* Starts a Sentinel watching the primary on master_port as "mymaster",
- * quick to act: down after 300 ms, quorum 1. */
+ * quick to act: down after 1 s (less is flaky on a loaded machine), quorum 1. */
 static inline void h_sentinel_start(h_redis *r, int master_port) {
   h_redis_prepare(r);
   char conf[96];
@@ -144,12 +146,21 @@ static inline void h_sentinel_start(h_redis *r, int master_port) {
   fprintf(f,
           "port %d\nbind 127.0.0.1\ndir %s\nlogfile %s/redis.log\n"
           "sentinel monitor mymaster 127.0.0.1 %d 1\n"
-          "sentinel down-after-milliseconds mymaster 300\n"
-          "sentinel failover-timeout mymaster 3000\n",
+          "sentinel down-after-milliseconds mymaster 1000\n"
+          "sentinel failover-timeout mymaster 15000\n",
           r->port, r->dir, r->dir, master_port);
   fclose(f);
   const char *argv[] = {"redis-server", conf, "--sentinel", NULL};
   h_redis_spawn(r, argv);
+}
+
+/* Kills the server (as a crash would), keeping its port and directory. */
+static inline void h_redis_kill(h_redis *r) {
+  if (r->pid > 0) {
+    kill(r->pid, SIGKILL);
+    waitpid(r->pid, NULL, 0);
+    r->pid = 0;
+  }
 }
 
 /* Stops the server (sig: SIGTERM, or SIGKILL for a crash) and removes its
@@ -160,7 +171,7 @@ static inline void h_redis_stop(h_redis *r, int sig) {
     waitpid(r->pid, NULL, 0);
     r->pid = 0;
   }
-  if (r->dir[0]) {
+  if (r->dir[0] && !getenv("RSTATE_TEST_KEEP")) { /* RSTATE_TEST_KEEP: logs stay */
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", r->dir);
     if (system(cmd)) {

@@ -8,6 +8,7 @@
  */
 #include <pthread.h>
 #include <semaphore.h>
+#include <stdatomic.h>
 
 #include "recorder.h"
 #include "redisserver.h"
@@ -90,6 +91,15 @@ Test(redis, two_clients_share_a_store_and_its_checks) {
   rstate_free(v);
   rstate_close(b);
   rstate_close(a);
+}
+
+Test(redis, serving_a_redis_store_is_refused_for_now) {
+  h_redis_start(&primary, NULL);
+  rstate_store *s = open_ok(h_redis_uri(&primary, "served"), NULL);
+  rstate_server *srv = NULL;
+  ASSERT_RC(rstate_server_start(&srv, s, "tcp:127.0.0.1:0", NULL), RSTATE_EINVAL);
+  cr_assert_null(srv);
+  rstate_close(s);
 }
 
 /* ---- compare-and-set from several processes ---- */
@@ -414,4 +424,177 @@ Test(redis, sentinel_follows_a_failover_after_kill_9_of_the_primary) {
   pthread_mutex_unlock(&r.lock);
   rstate_close(s);
   rec_free(&r);
+}
+
+/* ---- soak: writers and a watcher through failovers every few seconds ----
+ * Runs only with RSTATE_TEST_SOAK=SECONDS (make soak-redis: 40). */
+
+typedef struct soaker {
+  const char *uri;
+  atomic_bool stop;
+  atomic_long confirmed, unknown, conflicts, closed;
+  atomic_int bad; /* an unexpected code */
+  char why[256];
+} soaker;
+
+static void *soak_writer(void *arg) {
+  soaker *k = arg;
+  rstate_options o = {.replicas = 1, .replica_timeout_ms = 500, .connect_timeout_ms = 500, .request_timeout_ms = 2000};
+  rstate_store *s = NULL;
+  while (rstate_open(&s, k->uri, &o)) {
+    if (atomic_load(&k->stop)) return NULL;
+    pause_ms(50);
+  }
+  while (!atomic_load(&k->stop)) {
+    rstate_var_info info;
+    int64_t v;
+    if (rstate_info(s, "counter", &info) || rstate_get_int(s, "counter", &v)) {
+      pause_ms(20);
+      continue;
+    }
+    int rc = rstate_set_if(s, "counter", &(rstate_value){.kind = RSTATE_INT, .u.i = v + 1}, info.version, NULL);
+    if (rc == RSTATE_OK) {
+      atomic_fetch_add(&k->confirmed, 1);
+    } else if (rc == RSTATE_ETIMEDOUT) {
+      atomic_fetch_add(&k->unknown, 1); /* applied on a primary, maybe lost */
+    } else if (rc == RSTATE_ECONFLICT) {
+      atomic_fetch_add(&k->conflicts, 1);
+    } else if (rc == RSTATE_ECLOSED) {
+      atomic_fetch_add(&k->closed, 1); /* maybe sent before the loss: unknown too */
+      pause_ms(20);
+    } else if (!atomic_exchange(&k->bad, 1)) {
+      snprintf(k->why, sizeof k->why, "%s: %s", rstate_error_name(rc), rstate_last_error());
+    }
+  }
+  rstate_close(s);
+  return NULL;
+}
+
+typedef struct last_seen {
+  pthread_mutex_t mu;
+  int64_t value;
+  uint64_t changed, resync;
+} last_seen;
+
+static int soak_watch(const rstate_event *ev, void *ud) {
+  last_seen *l = ud;
+  pthread_mutex_lock(&l->mu);
+  if (ev->new_value.kind == RSTATE_INT) l->value = ev->new_value.u.i;
+  if (ev->kind == RSTATE_EVENT_CHANGED) l->changed++;
+  if (ev->kind == RSTATE_EVENT_RESYNC) l->resync++;
+  pthread_mutex_unlock(&l->mu);
+  return RSTATE_CONTINUE;
+}
+
+/* The port the Sentinel names as primary now (0: none). */
+static int sentinel_primary(void) {
+  rstate__resp *rep = h_redis_cmd(sentinel.port, "SENTINEL", "get-master-addr-by-name", "mymaster", NULL);
+  const rstate__resp *port = rstate__resp_at(rep, 1);
+  int p = port && port->type == RSTATE_RESP_STRING ? atoi(port->str) : 0;
+  rstate__resp_free(rep);
+  return p;
+}
+
+/* Waits until the server on port is a primary with a connected replica the
+ * Sentinel knows of (at most 30 s); false when it did not happen. */
+static bool settled(int port) {
+  for (int i = 0; i < 1500; i++) {
+    rstate__resp *role = h_redis_cmd(port, "ROLE", NULL);
+    const rstate__resp *reps = rstate__resp_at(role, 2);
+    bool ok = role && rstate__resp_is(rstate__resp_at(role, 0), "master") && reps && reps->n > 0 &&
+              sentinel_primary() == port;
+    rstate__resp_free(role);
+    if (ok) return true;
+    pause_ms(20);
+  }
+  return false;
+}
+
+Test(redis, soak_writers_and_a_watcher_through_failovers, .timeout = 600) {
+  const char *secs = getenv("RSTATE_TEST_SOAK");
+  if (!secs) cr_skip_test("RSTATE_TEST_SOAK=SECONDS runs it (make soak-redis)");
+  int seconds = atoi(secs) > 0 ? atoi(secs) : 40;
+  h_redis_start(&primary, NULL);
+  char port[16];
+  snprintf(port, sizeof port, "%d", primary.port);
+  h_redis_start(&replica, "--replicaof", "127.0.0.1", port, NULL);
+  h_sentinel_start(&sentinel, primary.port);
+  sentinel_knows_replica();
+  char uri[160];
+  snprintf(uri, sizeof uri, "redis-sentinel:127.0.0.1:%d/mymaster/soak", sentinel.port);
+  rstate_options wo = {.connect_timeout_ms = 500};
+  rstate_store *w = open_ok(uri, &wo);
+  h_define_ok(w, "counter", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  last_seen seen = {.mu = PTHREAD_MUTEX_INITIALIZER};
+  const char *names[] = {"counter"};
+  rstate_watch_id id;
+  ASSERT_RC(rstate_watch(w, names, 1, soak_watch, &seen, NULL, &id), RSTATE_OK);
+
+  soaker k = {.uri = uri};
+  pthread_t th[2];
+  for (int i = 0; i < 2; i++) pthread_create(&th[i], NULL, soak_writer, &k);
+  int64_t end = rstate__monotonic_ns() + (int64_t)seconds * 1000000000;
+  int failovers = 0;
+  while (rstate__monotonic_ns() < end) {
+    pause_ms(2500);
+    int p = sentinel_primary();
+    h_redis *now = p == primary.port ? &primary : &replica, *other = now == &primary ? &replica : &primary;
+    if (!settled(p)) {
+      rstate__resp *a = h_redis_cmd(primary.port, "ROLE", NULL), *b = h_redis_cmd(replica.port, "ROLE", NULL);
+      cr_assert_fail("no primary with a replica 30 s after failover %d: Sentinel names %d; %d is %s, %d is %s",
+                     failovers, p, primary.port, a ? a->elem[0].str : "down", replica.port,
+                     b ? b->elem[0].str : "down");
+    }
+    h_redis_kill(now); /* kill -9 of the primary */
+    failovers++;
+    bool promoted = false;
+    for (int i = 0; i < 1500 && !promoted; i++) {
+      pause_ms(20);
+      rstate__resp *role = h_redis_cmd(other->port, "ROLE", NULL);
+      promoted = sentinel_primary() == other->port && role && rstate__resp_is(rstate__resp_at(role, 0), "master");
+      rstate__resp_free(role);
+    }
+    cr_assert(promoted, "the Sentinel did not promote the replica within 30 s");
+    char np[16];
+    snprintf(np, sizeof np, "%d", other->port);
+    h_redis_restart(now, "--replicaof", "127.0.0.1", np, NULL); /* back, as the new primary's replica */
+  }
+  atomic_store(&k.stop, true);
+  for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+  cr_assert_eq(atomic_load(&k.bad), 0, "a writer got %s", k.why);
+
+  /* a last change through the watcher's store, once a primary takes it */
+  int64_t final = 0;
+  for (int i = 0;; i++) {
+    int64_t v;
+    int rc = rstate_get_int(w, "counter", &v);
+    if (!rc) rc = rstate_set_int(w, "counter", v + 1);
+    if (!rc) {
+      final = v + 1;
+      break;
+    }
+    cr_assert_eq(rc, RSTATE_ECLOSED, "%s", rstate_last_error());
+    cr_assert_lt(i, 600, "no primary took the last change within 30 s");
+    pause_ms(50);
+  }
+  long confirmed = atomic_load(&k.confirmed), unknown = atomic_load(&k.unknown) + atomic_load(&k.closed);
+  cr_assert_geq(final - 1, confirmed, "a confirmed write was lost: %lld counted, %ld confirmed", (long long)final - 1,
+                confirmed);
+  cr_assert_leq(final - 1, confirmed + unknown);
+  for (int i = 0; i < 500; i++) {
+    pthread_mutex_lock(&seen.mu);
+    bool at = seen.value == final;
+    pthread_mutex_unlock(&seen.mu);
+    if (at) break;
+    pause_ms(20);
+  }
+  pthread_mutex_lock(&seen.mu);
+  cr_assert_eq(seen.value, final, "the watcher ended at %lld, the store at %lld", (long long)seen.value,
+               (long long)final);
+  cr_log_info("soak: %d s, %d failovers (kill -9 of the primary), %ld confirmed, %ld unknown, %ld conflicts, %llu CHANGED, "
+              "%llu RESYNC",
+              seconds, failovers, confirmed, unknown, (long)atomic_load(&k.conflicts),
+              (unsigned long long)seen.changed, (unsigned long long)seen.resync);
+  pthread_mutex_unlock(&seen.mu);
+  rstate_close(w);
 }
