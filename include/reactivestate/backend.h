@@ -199,11 +199,6 @@ RSTATE_API void rstate_host_deliver(rstate_host *h);
  * until the backend's close returns. NULL for NULL. Added after 0.1.0. */
 RSTATE_API rstate_store *rstate_host_store(rstate_host *h);
 
-/* The store a backend belongs to, for the on_state callback a backend with
- * a connection of its own reports to (rstate_options.on_state takes the
- * store). Valid from open to close. */
-RSTATE_API rstate_store *rstate_host_store(rstate_host *h);
-
 /* The hash the front end indexes names by (never 0), for rstate_change. */
 RSTATE_API uint64_t rstate_name_hash(const char *name, size_t len);
 

@@ -90,8 +90,6 @@ int rstate_open_backend(rstate_store **out, const rstate_backend_ops *ops, const
   return RSTATE_OK;
 }
 
-rstate_store *rstate_host_store(rstate_host *h) { return h ? h->store : NULL; }
-
 int rstate_open(rstate_store **out, const char *uri, const rstate_options *opts) {
   if (out) *out = NULL;
   if (!out || !uri) return rstate__err(RSTATE_EINVAL, "rstate_open: out and uri must not be NULL");
