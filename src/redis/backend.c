@@ -842,16 +842,14 @@ static int apply_entry(rds *r, uint64_t rev, const rstate__resp *fields) {
   return rc;
 }
 
-/* What a watch that saw `was` is told about `now` after a gap: 0 when
- * nothing differs, else the kind and its coalesced count. */
+/* What a watch that saw `was` is told about `now` after a gap: the rule the
+ * remote backend follows too (types/resync.c); the revision that defined a
+ * variable tells a re-definition for sure. */
 static rstate_event_kind gap_event(const mvar *was, const mvar *now, uint32_t *coalesced) {
-  *coalesced = 1;
-  if (!was) return RSTATE_EVENT_DEFINED;
-  if (!now) return RSTATE_EVENT_DELETED;
-  if (was->defrev != now->defrev || was->type != now->type) return RSTATE_EVENT_RESYNC; /* re-defined: 1 */
-  if (was->version == now->version && rstate_value_equal(&was->value, &now->value)) return 0;
-  if (now->version > was->version) *coalesced = (uint32_t)(now->version - was->version);
-  return RSTATE_EVENT_RESYNC;
+  rstate__seen w = {0}, n = {0};
+  if (was) w = (rstate__seen){was->type, was->version, was->ts, &was->value, false};
+  if (now) n = (rstate__seen){now->type, now->version, now->ts, &now->value, was && was->defrev != now->defrev};
+  return rstate__resync_event(was ? &w : NULL, now ? &n : NULL, coalesced);
 }
 
 /* Under lock: replaces the mirror by a snapshot, telling every watch what
