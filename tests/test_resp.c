@@ -9,6 +9,8 @@
 #include "helpers.h"
 #include "redis/redis.h"
 
+TestSuite(resp);
+
 /* A printable form of a reply tree, to compare trees. */
 static void show(const rstate__resp *r, char *out, size_t cap) {
   size_t n = strlen(out);
