@@ -427,7 +427,8 @@ Test(redis, sentinel_follows_a_failover_after_kill_9_of_the_primary) {
 }
 
 /* ---- soak: writers and a watcher through failovers every few seconds ----
- * Runs only with RSTATE_TEST_SOAK=SECONDS (make soak-redis: 40). */
+ * Runs only with RSTATE_TEST_SOAK=SECONDS (make soak-redis: 40); without it
+ * the test returns at once. */
 
 typedef struct soaker {
   const char *uri;
@@ -512,7 +513,7 @@ static bool settled(int port) {
 
 Test(redis, soak_writers_and_a_watcher_through_failovers, .timeout = 600) {
   const char *secs = getenv("RSTATE_TEST_SOAK");
-  if (!secs) cr_skip_test("RSTATE_TEST_SOAK=SECONDS runs it (make soak-redis)");
+  if (!secs) return; /* not cr_skip_test: a skip leaves Criterion's memory for valgrind to report */
   int seconds = atoi(secs) > 0 ? atoi(secs) : 40;
   h_redis_start(&primary, NULL);
   char port[16];
