@@ -12,6 +12,7 @@
 #   make bench        benchmarks through hyperfine; writes bench/RESULTS.md
 #   make bench-peers  the same beside GSettings, GObject, Redis and NATS (installs them)
 #   make fuzz         every libFuzzer target in fuzz/ for FUZZ_SECONDS each (60)
+#   make soak-redis   redis-sentinel: writers and a watcher through failovers (40 s)
 #   make install      PREFIX=/usr/local DESTDIR=
 #
 # Honours CC, CFLAGS, CPPFLAGS, LDFLAGS, PREFIX, DESTDIR. Sanitizer builds go
@@ -59,15 +60,17 @@ CRITERION_LIBS ?= -lcriterion
 # The tests of what every store guarantees run again over a served store,
 # once per transport (tests/helpers.h, RSTATE_TEST_TRANSPORT).
 TRANSPORT_TESTS := watch order reentrancy debounce dispatch set set_many threads store errors backend
-TRANSPORTS := unix tcp file
+# "redis" runs them over redis: stores, beside a Redis server tests/redis.sh
+# starts for the run (and stops after it).
+TRANSPORTS := unix tcp file redis
 # runs $(1) (a runner) over the transport tests built in $(2) (a build dir),
 # over the transports $(3) (default: all)
 define run_transports
-	@for tr in $(or $(3),$(TRANSPORTS)); do echo "== over $$tr:"; \
-	  RSTATE_TEST_TRANSPORT=$$tr sh tests/run.sh "$(1)" $(TRANSPORT_TESTS:%=$(2)/tests/test_%) || exit 1; done
+	@for tr in $(or $(3),$(TRANSPORTS)); do echo "== over $$tr:"; wrap=; [ $$tr = redis ] && wrap="sh tests/redis.sh"; \
+	  RSTATE_TEST_TRANSPORT=$$tr $$wrap sh tests/run.sh "$(1)" $(TRANSPORT_TESTS:%=$(2)/tests/test_%) || exit 1; done
 endef
 
-.PHONY: fuzz bench bench-peers all test deps check layering layering-selftest asan tsan valgrind example examples install uninstall clean symbols pkgconfig-check
+.PHONY: soak-redis fuzz bench bench-peers all test deps check layering layering-selftest asan tsan valgrind example examples install uninstall clean symbols pkgconfig-check
 
 all: $(SHARED) $(BUILD)/libreactivestate.so $(STATIC) $(PC)
 
@@ -159,7 +162,7 @@ tsan:
 
 # Criterion forks a process per test; valgrind follows the children, and
 # tests/run.sh fails a program whose output shows a valgrind error or leak.
-VALGRIND := env RSTATE_TEST_QUICK=1 valgrind -q --trace-children=yes --leak-check=full --show-leak-kinds=definite,indirect,possible \
+VALGRIND := env RSTATE_TEST_QUICK=1 valgrind -q --trace-children=yes --trace-children-skip='*redis-server*' --leak-check=full --show-leak-kinds=definite,indirect,possible \
 	--errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99
 valgrind: all $(TEST_BINS)
 	@sh tests/run.sh "$(VALGRIND)" $(TEST_BINS)
@@ -212,6 +215,12 @@ fuzz:
 	    2>build-fuzz/$$n.log || { tail -40 build-fuzz/$$n.log; exit 1; }; \
 	  grep -E 'stat::number_of_executed_units|stat::peak_rss' build-fuzz/$$n.log; \
 	done
+
+# Writers and a watcher on a redis-sentinel: store through kill -9 of the
+# primary every few seconds, for SOAK_SECONDS (40); not part of make test.
+SOAK_SECONDS ?= 40
+soak-redis: $(BUILD)/tests/test_redis
+	RSTATE_TEST_SOAK=$(SOAK_SECONDS) $(BUILD)/tests/test_redis --filter '*/soak*' --verbose
 
 # Benchmarks build their own optimised copy of the library (build-bench/).
 bench:

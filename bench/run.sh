@@ -44,7 +44,7 @@ BIN=$BUILD/bench
 OUT=bench/results
 RAW=$OUT/raw.tsv
 RESULTS=bench/RESULTS.md
-PROGS="get set set_watch fanout scale set_many dispatch threads memory remote_latency remote_throughput remote_fanout remote_watchers file"
+PROGS="get set set_watch fanout scale set_many dispatch threads memory remote_latency remote_throughput remote_fanout remote_watchers file redis"
 
 # RESULTS.md: the header the run wrote, the tables, the hyperfine table.
 write_results() {

@@ -254,7 +254,9 @@ typedef struct rstate_options {
 
 /* Opens a store. uri: "mem:" for an in-process store; "file:/dir" for one
  * kept in a directory (below); "unix:/path/to.sock" or "tcp:127.0.0.1:7411"
- * for a remote one. On success *out is the store, to be released with
+ * for a remote one; "redis:HOST:PORT/STORE" or
+ * "redis-sentinel:H1:P1,H2:P2/MASTER/STORE" for one kept in Redis (below,
+ * and docs/REDIS.md). On success *out is the store, to be released with
  * rstate_close. Errors: RSTATE_EINVAL (NULL out/uri, unknown scheme, bad
  * options, a malformed address or a host name that does not resolve),
  * RSTATE_ENOMEM, for file: stores RSTATE_EBUSY and RSTATE_EIO, and for
@@ -302,6 +304,34 @@ RSTATE_API int rstate_open(rstate_store **out, const char *uri, const rstate_opt
  *    (RSTATE_ELIMIT beyond).
  */
 /*
+ * Stores kept in Redis 7 ("redis:HOST:PORT/STORE", or through Sentinel
+ * "redis-sentinel:H1:P1,H2:P2/MASTER/STORE"; STORE: 1..200 bytes of
+ * [A-Za-z0-9_.:-]): every process that opens the same STORE shares it, with
+ * the calls, codes, sentences and guarantees of "mem:" and these additions:
+ *  - Each write is one atomic Redis Function call (the library loads its
+ *    Function library when the server lacks it); the revision is the id of
+ *    the change in the store's log, a stream kept to about 100,000 entries.
+ *  - rstate_open fails as a remote store's does: RSTATE_EIO (unreachable),
+ *    RSTATE_EPERM (password refused), RSTATE_ETIMEDOUT. token is the
+ *    password, "password" or "user:password".
+ *  - Watches are fed by one reader thread per store; inline callbacks run
+ *    there, and a write returns after this store's callbacks for it ran.
+ *    After a lost connection watches resume after the last revision seen;
+ *    when the log no longer reaches back or no longer holds what was seen
+ *    (a failover lost writes, the store was flushed and made again), they
+ *    get RSTATE_EVENT_RESYNC / DEFINED / DELETED as remote stores do
+ *    (coalesced: the versions spanned, 1 for a re-defined variable).
+ *  - While Redis cannot be reached, calls fail with RSTATE_ECLOSED and are
+ *    never retried; each call tries to connect again (redis-sentinel: asks
+ *    the Sentinels for the primary), so calls work again once one is there.
+ *  - replicas > 0: a write then waits (WAIT) until that many replicas hold
+ *    it, at most replica_timeout_ms; fewer: RSTATE_ETIMEDOUT, the change
+ *    applied on the primary only (an unknown outcome, not to be retried).
+ *  - Values are checked by the writing client: anyone who writes the keys
+ *    rs:{STORE}:* directly bypasses the checks. Untrusted writers go through
+ *    rstated (serving a redis: store is not supported yet: RSTATE_EINVAL).
+ *  - rstate_history and rstate_rollback: RSTATE_ENOTSUP for now.
+ *
  * Remote stores ("unix:", "tcp:"): the store lives in a server process
  * (rstate_server_start, rstated) and every call works as on "mem:", with
  * these additions:

@@ -2,14 +2,16 @@
 # Installs the Debian packages the tests need, if any is missing:
 # Criterion (the test framework), clang (sanitizers), valgrind, pkg-config,
 # python3 (the tools' integration test, the Python binding), groff (man pages),
-# libmicrohttpd-dev (rstated --http), curl and chromium (its tests);
-# with the argument "fuzz", clang's libFuzzer runtime; with "bench", hyperfine.
+# libmicrohttpd-dev (rstated --http), curl and chromium (its tests),
+# redis-server (the redis: stores' tests start their own servers);
+# with the argument "fuzz", clang's libFuzzer runtime; with "bench", hyperfine and
+# redis-server (bench/redis.c measures redis: stores beside Redis's own figures).
 # Runs apt-get as root, or through sudo when not root.
 set -e
 need=""
-pkgs="libcriterion-dev clang valgrind pkg-config make python3 groff-base libmicrohttpd-dev curl chromium"
+pkgs="libcriterion-dev clang valgrind pkg-config make python3 groff-base libmicrohttpd-dev curl chromium redis-server"
 [ "${1:-}" = fuzz ] && pkgs="clang libclang-rt-14-dev"
-[ "${1:-}" = bench ] && pkgs="hyperfine make"
+[ "${1:-}" = bench ] && pkgs="hyperfine make redis-server"
 for p in $pkgs; do
   dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"
 done

@@ -43,6 +43,9 @@
  * it, so the same tests check that the remote stores keep every guarantee;
  * "file" opens a "file:" store in a fresh directory (removed by h_close).
  * rstate_close is redirected to h_close, which also stops that server.
+ * "redis" opens "redis:$RSTATE_TEST_REDIS/STORE" with a store name of its
+ * own per h_open (tests/redis.sh starts the Redis server and sets
+ * RSTATE_TEST_REDIS to its HOST:PORT).
  */
 typedef struct h_served {
   rstate_store *remote, *backing;
@@ -100,6 +103,16 @@ static inline rstate_store *h_open_opts(const rstate_options *o) {
     cr_assert_not_null(s, "rstate_open(\"mem:\") returned RSTATE_OK but no store");
     return s;
   }
+  static unsigned serial;
+  if (!strcmp(h_transport(), "redis")) {
+    const char *hp = getenv("RSTATE_TEST_REDIS");
+    cr_assert(hp && *hp, "RSTATE_TEST_TRANSPORT=redis needs RSTATE_TEST_REDIS=HOST:PORT (tests/redis.sh sets it)");
+    char uri[256];
+    snprintf(uri, sizeof uri, "redis:%s/t%d-%u-%ld", hp, (int)getpid(), serial++, (long)random());
+    int rc = rstate_open(&s, uri, o);
+    cr_assert_eq(rc, RSTATE_OK, "rstate_open(\"%s\") returned %s: %s", uri, rstate_error_name(rc), rstate_last_error());
+    return s;
+  }
   h_served *slot = NULL;
   for (size_t i = 0; i < sizeof h_served_stores / sizeof h_served_stores[0] && !slot; i++)
     if (!h_served_stores[i].remote) slot = &h_served_stores[i];
@@ -107,7 +120,6 @@ static inline rstate_store *h_open_opts(const rstate_options *o) {
   int rc = rstate_open(&slot->backing, "mem:", NULL);
   cr_assert_eq(rc, RSTATE_OK, "rstate_open(\"mem:\") returned %s: %s", rstate_error_name(rc), rstate_last_error());
   char uri[128];
-  static unsigned serial;
   if (!strcmp(h_transport(), "tcp"))
     snprintf(uri, sizeof uri, "tcp:127.0.0.1:0");
   else

@@ -13,6 +13,7 @@
 extern const rstate_backend_ops rstate__local_ops;
 extern const rstate_backend_ops rstate__remote_ops;
 extern const rstate_backend_ops rstate__file_ops;
+extern const rstate_backend_ops rstate__redis_ops;
 
 static const struct {
   const char *scheme; /* including the colon */
@@ -22,6 +23,8 @@ static const struct {
     {"unix:", &rstate__remote_ops},
     {"tcp:", &rstate__remote_ops},
     {"file:", &rstate__file_ops},
+    {"redis:", &rstate__redis_ops},
+    {"redis-sentinel:", &rstate__redis_ops},
 };
 
 #define CHECK_STORE(s, fn) \
@@ -94,7 +97,10 @@ int rstate_open(rstate_store **out, const char *uri, const rstate_options *opts)
     if (strncmp(uri, schemes[i].scheme, strlen(schemes[i].scheme)) == 0)
       return rstate_open_backend(out, schemes[i].ops, uri, opts);
   }
-  return rstate__err(RSTATE_EINVAL, "rstate_open: \"%s\" is not a store URI (mem:, file:/dir, unix:/path, tcp:host:port)", uri);
+  return rstate__err(RSTATE_EINVAL,
+                     "rstate_open: \"%s\" is not a store URI (mem:, file:/dir, unix:/path, tcp:host:port, "
+                     "redis:host:port/store)",
+                     uri);
 }
 
 void rstate_close(rstate_store *s) {

@@ -300,10 +300,6 @@ static bool emit(remote *r, rsub *s, evq *o) {
   return ok;
 }
 
-/* Two times of a variable's last change that tell it changed again: 0 is
- * unknown (a backend may not keep them). */
-static bool other_time(int64_t seen_ns, int64_t now_ns) { return seen_ns && now_ns && seen_ns != now_ns; }
-
 /* One frame of INITIAL events after a gap: compared with what was seen. */
 static bool rebuild_frame(remote *r, rsub *s, const rstate__wire_events *e, evq *o) {
   for (size_t i = 0; i < e->n; i++) {
@@ -312,20 +308,14 @@ static bool rebuild_frame(remote *r, rsub *s, const rstate__wire_events *e, evq 
     rstate_change c = {.name = ev->name, .type = ev->type, .new_value = &ev->new_value, .version = ev->version,
                        .revision = e->revision, .timestamp_ns = ev->timestamp_ns};
     uint32_t coalesced = 1;
-    if (!v) {
-      c.kind = RSTATE_EVENT_DEFINED;
-    } else if (v->version != ev->version || v->type != ev->type || other_time(v->updated_ns, ev->timestamp_ns) ||
-               !rstate_value_equal(&v->value, &ev->new_value)) {
-      /* changed since (a change of the same version, value and type shows
-       * only in when it was made). Re-defined, as far as can be known, when
-       * the type changed or the version did not grow: 1 */
-      c.kind = RSTATE_EVENT_RESYNC;
-      c.old_value = &v->value;
-      if (v->type == ev->type && ev->version > v->version) coalesced = (uint32_t)(ev->version - v->version);
-    } else {
+    rstate__seen was = {v ? v->type : ev->type, v ? v->version : 0, v ? v->updated_ns : 0, v ? &v->value : NULL, false},
+                 now = {ev->type, ev->version, ev->timestamp_ns, &ev->new_value, false};
+    c.kind = rstate__resync_event(v ? &was : NULL, &now, &coalesced); /* the rule both rebuilding backends share */
+    if (!c.kind) {
       v->mark = s->gaps;
       continue;
     }
+    if (v) c.old_value = &v->value;
     if (!out_push(o, &c, coalesced)) return false;
   }
   if (!emit(r, s, o)) return false;

@@ -93,6 +93,23 @@ void rstate__spec_def(const rstate__spec *spec, rstate_var_def *def, rstate_cons
  * fails. Any thread may call it: a spec is immutable. */
 int rstate__spec_check(const rstate__spec *spec, const rstate_value *in, rstate_value *out);
 
+/* ---- resync.c: a watch's view rebuilt after a gap ---------------------- */
+
+/* A variable as a watch last saw it, or as it is now. */
+typedef struct rstate__seen {
+  rstate_type type;
+  uint64_t version;
+  int64_t updated_ns;         /* when it last changed; 0: unknown */
+  const rstate_value *value;
+  bool redefined;             /* now only: the backend knows it was re-defined since */
+} rstate__seen;
+
+/* What a watch that saw `was` (NULL: never) is told of `now` (NULL: gone):
+ * 0 when nothing differs, RSTATE_EVENT_DEFINED, _DELETED, or _RESYNC with
+ * *coalesced the versions it spans (1 when re-defined, as far as can be
+ * known). */
+rstate_event_kind rstate__resync_event(const rstate__seen *was, const rstate__seen *now, uint32_t *coalesced);
+
 /* ---- schema.c ----------------------------------------------------------- */
 
 /* rstate_load_schema on text already in memory: len bytes, any bytes (need

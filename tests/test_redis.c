@@ -1,0 +1,601 @@
+/*
+ * test_redis.c — what redis: stores guarantee beyond the store suites (which
+ * run over redis: too, RSTATE_TEST_TRANSPORT=redis): opening, passwords,
+ * compare-and-set from several processes, RESYNC after a trimmed log and
+ * after a store flushed and made again, resuming after lost connections,
+ * and replicas. Every test starts the Redis servers it needs on loopback
+ * (redisserver.h) and stops them at its end.
+ */
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdatomic.h>
+
+#include "recorder.h"
+#include "redisserver.h"
+
+static h_redis primary, replica, sentinel;
+
+static void stop_all(void) {
+  h_redis_stop(&sentinel, SIGKILL);
+  h_redis_stop(&replica, SIGKILL);
+  h_redis_stop(&primary, SIGKILL);
+}
+
+TestSuite(redis, .fini = stop_all, .timeout = 60);
+
+static rstate_store *open_ok(const char *uri, const rstate_options *o) {
+  rstate_store *s = NULL;
+  int rc = rstate_open(&s, uri, o);
+  cr_assert_eq(rc, RSTATE_OK, "rstate_open(%s): %s: %s", uri, rstate_error_name(rc), rstate_last_error());
+  return s;
+}
+
+Test(redis, open_fails_clearly) {
+  rstate_store *s = NULL;
+  char uri[96];
+  snprintf(uri, sizeof uri, "redis:127.0.0.1:%d/st", h_free_port()); /* nothing listens there */
+  ASSERT_RC(rstate_open(&s, uri, NULL), RSTATE_EIO);
+  cr_assert_null(s);
+  ASSERT_RC(rstate_open(&s, "redis:127.0.0.1:6379", NULL), RSTATE_EINVAL);
+  cr_assert(strstr(rstate_last_error(), "redis:HOST:PORT/STORE"), "%s", rstate_last_error());
+  ASSERT_RC(rstate_open(&s, "redis:127.0.0.1:6379/a{b}", NULL), RSTATE_EINVAL);
+  rstate_options o = {.replicas = -1};
+  ASSERT_RC(rstate_open(&s, "redis:127.0.0.1:6379/st", &o), RSTATE_EINVAL);
+}
+
+Test(redis, token_is_the_password) {
+  h_redis_start(&primary, "--requirepass", "s3cret", NULL);
+  rstate_store *s = NULL;
+  rstate_options bad = {.token = "wrong"};
+  ASSERT_RC(rstate_open(&s, h_redis_uri(&primary, "pw"), &bad), RSTATE_EPERM);
+  ASSERT_RC(rstate_open(&s, h_redis_uri(&primary, "pw"), NULL), RSTATE_EPERM);
+  rstate_options good = {.token = "s3cret"};
+  s = open_ok(h_redis_uri(&primary, "pw"), &good);
+  h_define_ok(s, "x", RSTATE_TYPE_INTEGER, rstate_int(1), NULL);
+  ASSERT_RC(rstate_set_int(s, "x", 2), RSTATE_OK);
+  rstate_options user = {.token = "default:s3cret"}; /* "user:password" */
+  rstate_store *t = open_ok(h_redis_uri(&primary, "pw"), &user);
+  cr_assert_eq(h_get_int(t, "x"), 2);
+  rstate_close(t);
+  rstate_close(s);
+}
+
+Test(redis, two_clients_share_a_store_and_its_checks) {
+  h_redis_start(&primary, NULL);
+  rstate_store *a = open_ok(h_redis_uri(&primary, "shared"), NULL);
+  rstate_store *b = open_ok(h_redis_uri(&primary, "shared"), NULL);
+  rstate_value lo = rstate_float(0), hi = rstate_float(2);
+  rstate_constraints c = {.min = lo, .max = hi};
+  h_define_ok(a, "temperature", RSTATE_TYPE_FLOAT, rstate_float(0.7), &c);
+  /* the same definition from b, bounds written as integers: idempotent */
+  rstate_constraints ci = {.min = rstate_int(0), .max = rstate_int(2)};
+  h_define_ok(b, "temperature", RSTATE_TYPE_FLOAT, rstate_float(0.7), &ci);
+  ASSERT_RC(h_define(b, "temperature", RSTATE_TYPE_INTEGER, rstate_int(0), NULL), RSTATE_EEXIST);
+  cr_assert_str_eq(rstate_last_error(), "temperature: already defined differently (as float)");
+  /* b checks a's definition: same code and sentence as mem: */
+  ASSERT_FAIL_NAMES(rstate_set_float(b, "temperature", 2.5), RSTATE_ECONSTRAINT, "temperature");
+  ASSERT_RC(rstate_set_float(b, "temperature", 1.5), RSTATE_OK);
+  cr_assert_eq(h_get_float(a, "temperature"), 1.5);
+  rstate_var_info ia = h_info(a, "temperature"), ib = h_info(b, "temperature");
+  cr_assert_eq(ia.version, 2);
+  cr_assert_eq(ia.revision, ib.revision);
+  cr_assert_eq(ia.updated_ns, ib.updated_ns);
+  /* a re-definition elsewhere: b's check follows it */
+  ASSERT_RC(rstate_undefine(a, "temperature"), RSTATE_OK);
+  h_define_ok(a, "temperature", RSTATE_TYPE_STRING, rstate_string("warm"), NULL);
+  ASSERT_RC(rstate_set_float(b, "temperature", 1.0), RSTATE_ETYPE);
+  ASSERT_RC(rstate_set_string(b, "temperature", "hot"), RSTATE_OK);
+  char *v = NULL;
+  ASSERT_RC(rstate_get_string(a, "temperature", &v), RSTATE_OK);
+  cr_assert_str_eq(v, "hot");
+  rstate_free(v);
+  rstate_close(b);
+  rstate_close(a);
+}
+
+Test(redis, serving_a_redis_store_is_refused_for_now) {
+  h_redis_start(&primary, NULL);
+  rstate_store *s = open_ok(h_redis_uri(&primary, "served"), NULL);
+  rstate_server *srv = NULL;
+  ASSERT_RC(rstate_server_start(&srv, s, "tcp:127.0.0.1:0", NULL), RSTATE_EINVAL);
+  cr_assert_null(srv);
+  rstate_close(s);
+}
+
+/* ---- compare-and-set from several processes ---- */
+
+static int cas_child(const char *uri, int n) {
+  rstate_store *s = NULL;
+  if (rstate_open(&s, uri, NULL)) return 2;
+  int conflicts = 0;
+  for (int i = 0; i < n;) {
+    rstate_var_info info;
+    int64_t v;
+    if (rstate_info(s, "counter", &info) || rstate_get_int(s, "counter", &v)) return 3;
+    int rc = rstate_set_if(s, "counter", &(rstate_value){.kind = RSTATE_INT, .u.i = v + 1}, info.version, NULL);
+    if (rc == RSTATE_OK)
+      i++;
+    else if (rc == RSTATE_ECONFLICT)
+      conflicts++;
+    else
+      return 4;
+  }
+  rstate_close(s);
+  return 0;
+}
+
+/* A writer is this program again (a fresh process, which valgrind and the
+ * sanitizers follow as any other): RSTATE_TEST_CAS="URI N" runs cas_child
+ * before Criterion starts. */
+__attribute__((constructor)) static void cas_writer(void) {
+  const char *arg = getenv("RSTATE_TEST_CAS");
+  if (!arg) return;
+  char uri[200];
+  int n = 0;
+  if (sscanf(arg, "%199s %d", uri, &n) != 2) _exit(6);
+  _exit(cas_child(uri, n));
+}
+
+Test(redis, compare_and_set_counters_from_several_processes_are_exact) {
+  h_redis_start(&primary, NULL);
+  const char *uri = h_redis_uri(&primary, "cas");
+  /* the writers are forked before this process starts threads (a store's
+   * reader), and start once the counter exists */
+  enum { PROCS = 4 };
+  const int EACH = getenv("RSTATE_TEST_QUICK") ? 25 : 150;
+  char arg[256];
+  snprintf(arg, sizeof arg, "%s %d", uri, EACH);
+  char self[512];
+  ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+  cr_assert_gt(len, 0);
+  self[len] = 0;
+  int go[2];
+  cr_assert_eq(pipe(go), 0);
+  pid_t kids[PROCS];
+  for (int k = 0; k < PROCS; k++) {
+    kids[k] = fork();
+    cr_assert_geq(kids[k], 0);
+    if (!kids[k]) {
+      char c;
+      close(go[1]);
+      if (read(go[0], &c, 1) != 0) _exit(5); /* EOF: go */
+      setenv("RSTATE_TEST_CAS", arg, 1);
+      execl(self, self, (char *)NULL);
+      _exit(7);
+    }
+  }
+  close(go[0]);
+  rstate_store *s = open_ok(uri, NULL);
+  h_define_ok(s, "counter", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  recorder r;
+  rec_init(&r);
+  rec_watch1(s, &r, "counter", NULL);
+  close(go[1]);
+  for (int k = 0; k < PROCS; k++) {
+    int st = 0;
+    waitpid(kids[k], &st, 0);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "writer process %d failed (status %d)", k, st);
+  }
+  cr_assert_eq(h_get_int(s, "counter"), PROCS * EACH);
+  cr_assert_eq(h_version(s, "counter"), (uint64_t)(PROCS * EACH + 1));
+  /* the watcher saw every increment, in order, once */
+  rec_wait(&r, (size_t)(PROCS * EACH));
+  pthread_mutex_lock(&r.lock);
+  for (size_t i = 0; i < r.n; i++) {
+    cr_assert_eq(r.ev[i].kind, RSTATE_EVENT_CHANGED);
+    cr_assert_eq(r.ev[i].new_value.u.i, (int64_t)i + 1, "event %zu", i);
+    cr_assert_eq(r.ev[i].version, i + 2);
+  }
+  pthread_mutex_unlock(&r.lock);
+  rstate_close(s);
+  rec_free(&r);
+}
+
+/* ---- gaps: a trimmed log, a flushed store ---- */
+
+static sem_t entered, release;
+static recorder held;
+
+/* Records, and holds the reader inside the first CHANGED until released. */
+static int hold_first(const rstate_event *ev, void *ud) {
+  static int calls;
+  rec_cb(ev, ud);
+  if (ev->kind == RSTATE_EVENT_CHANGED && calls++ == 0) {
+    sem_post(&entered);
+    sem_wait(&release);
+  }
+  return RSTATE_CONTINUE;
+}
+
+Test(redis, a_log_trimmed_past_a_watcher_gives_resync_with_the_changes_it_spans) {
+  h_redis_start(&primary, NULL);
+  const char *uri = h_redis_uri(&primary, "trim");
+  rstate_store *w = open_ok(uri, NULL), *s = open_ok(uri, NULL);
+  h_define_ok(s, "x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  sem_init(&entered, 0, 0);
+  sem_init(&release, 0, 0);
+  rec_init(&held);
+  const char *names[] = {"x"};
+  rstate_watch_id id;
+  rstate_watch_opts o = {.destroy = rec_destroy};
+  ASSERT_RC(rstate_watch(w, names, 1, hold_first, &held, &o, &id), RSTATE_OK);
+  ASSERT_RC(rstate_set_int(s, "x", 1), RSTATE_OK);
+  uint64_t r1 = h_info(s, "x").revision;
+  sem_wait(&entered); /* the watcher's reader is inside the callback of x = 1 */
+  for (int v = 2; v <= 6; v++) ASSERT_RC(rstate_set_int(s, "x", v), RSTATE_OK);
+  /* the log loses r1+1 .. r1+3: the reader finds r1+4 after r1 */
+  char minid[32];
+  snprintf(minid, sizeof minid, "%llu-0", (unsigned long long)r1 + 4);
+  h_redis_ok(primary.port, "XTRIM", "rs:{trim}:log", "MINID", minid, NULL);
+  sem_post(&release);
+  rec_wait(&held, 2);
+  pthread_mutex_lock(&held.lock);
+  cr_assert_eq(held.n, 2, "%zu events", held.n);
+  rec_event *e = &held.ev[1];
+  cr_assert_eq(e->kind, RSTATE_EVENT_RESYNC);
+  cr_assert_eq(e->old_value.u.i, 1);
+  cr_assert_eq(e->new_value.u.i, 6);
+  cr_assert_eq(e->version, 7);
+  cr_assert_eq(e->coalesced, 5, "RESYNC spans versions 3..7: coalesced %u", e->coalesced);
+  pthread_mutex_unlock(&held.lock);
+  /* and the watch goes on from there */
+  ASSERT_RC(rstate_set_int(s, "x", 7), RSTATE_OK);
+  rec_wait(&held, 3);
+  cr_assert_eq(held.ev[2].kind, RSTATE_EVENT_CHANGED);
+  cr_assert_eq(held.ev[2].old_value.u.i, 6);
+  rstate_close(s);
+  rstate_close(w);
+  rec_free(&held);
+}
+
+Test(redis, a_store_flushed_and_made_again_gives_resync_for_everything) {
+  h_redis_start(&primary, NULL);
+  const char *uri = h_redis_uri(&primary, "flush");
+  rstate_store *w = open_ok(uri, NULL), *s = open_ok(uri, NULL);
+  h_define_ok(s, "x", RSTATE_TYPE_INTEGER, rstate_int(1), NULL);
+  h_define_ok(s, "y", RSTATE_TYPE_INTEGER, rstate_int(2), NULL);
+  ASSERT_RC(rstate_set_int(s, "x", 5), RSTATE_OK);
+  recorder r;
+  rec_init(&r);
+  rstate_watch_opts o = {.include_initial = true};
+  const char *all[] = {"*"};
+  rec_watch(w, &r, all, 1, &o);
+  rec_wait(&r, 2);
+  h_redis_ok(primary.port, "FLUSHALL", NULL);
+  h_define_ok(s, "x", RSTATE_TYPE_INTEGER, rstate_int(7), NULL);
+  rec_wait(&r, 4); /* RESYNC x, DELETED y */
+  pthread_mutex_lock(&r.lock);
+  cr_assert_eq(r.n, 4);
+  rec_event *x = &r.ev[2], *y = &r.ev[3];
+  if (strcmp(x->name, "x")) {
+    rec_event *t = x;
+    x = y, y = t;
+  }
+  cr_assert_eq(x->kind, RSTATE_EVENT_RESYNC);
+  cr_assert_eq(x->old_value.u.i, 5);
+  cr_assert_eq(x->new_value.u.i, 7);
+  cr_assert_eq(x->version, 1);
+  cr_assert_eq(x->coalesced, 1, "a re-defined variable: coalesced 1");
+  cr_assert_eq(y->kind, RSTATE_EVENT_DELETED);
+  cr_assert_str_eq(y->name, "y");
+  pthread_mutex_unlock(&r.lock);
+  rstate_close(s);
+  rstate_close(w);
+  rec_free(&r);
+}
+
+/* ---- lost connections ---- */
+
+static int states[8], n_states;
+static void on_state(rstate_store *s, rstate_conn_state st, void *ud) {
+  (void)s, (void)ud;
+  if (n_states < 8) states[n_states++] = st;
+}
+
+Test(redis, killed_connections_fail_calls_then_resume_every_watch) {
+  h_redis_start(&primary, NULL);
+  const char *uri = h_redis_uri(&primary, "kill");
+  rstate_options o = {.on_state = on_state};
+  rstate_store *w = open_ok(uri, &o), *s = open_ok(uri, NULL);
+  cr_assert_eq(n_states, 1);
+  cr_assert_eq(states[0], RSTATE_STATE_CONNECTED);
+  h_define_ok(s, "x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  recorder r;
+  rec_init(&r);
+  rec_watch1(w, &r, "x", NULL);
+  ASSERT_RC(rstate_set_int(s, "x", 1), RSTATE_OK);
+  rec_wait(&r, 1);
+  h_redis_ok(primary.port, "CLIENT", "KILL", "TYPE", "normal", NULL);
+  /* a call on a dropped connection fails once, never retried behind the caller's back */
+  int rc = rstate_set_int(s, "x", 2);
+  if (rc == RSTATE_ECLOSED) {
+    cr_assert(strstr(rstate_last_error(), "lost") != NULL, "%s", rstate_last_error());
+    ASSERT_RC(rstate_set_int(s, "x", 2), RSTATE_OK);
+  } else {
+    ASSERT_RC(rc, RSTATE_OK);
+  }
+  ASSERT_RC(rstate_set_int(s, "x", 3), RSTATE_OK);
+  rec_wait(&r, 3); /* every change, as CHANGED: the log still holds them */
+  pthread_mutex_lock(&r.lock);
+  for (size_t i = 0; i < 3; i++) {
+    cr_assert_eq(r.ev[i].kind, RSTATE_EVENT_CHANGED);
+    cr_assert_eq(r.ev[i].new_value.u.i, (int64_t)i + 1);
+  }
+  pthread_mutex_unlock(&r.lock);
+  rstate_close(s);
+  rstate_close(w);
+  cr_assert_geq(n_states, 4, "CONNECTED, DISCONNECTED, CONNECTED, CLOSED");
+  cr_assert_eq(states[1], RSTATE_STATE_DISCONNECTED);
+  cr_assert_eq(states[2], RSTATE_STATE_CONNECTED);
+  cr_assert_eq(states[n_states - 1], RSTATE_STATE_CLOSED);
+  rec_free(&r);
+}
+
+/* ---- replicas ---- */
+
+Test(redis, a_detached_replica_makes_writes_time_out_on_the_primary_only) {
+  h_redis_start(&primary, NULL);
+  char port[16];
+  snprintf(port, sizeof port, "%d", primary.port);
+  h_redis_start(&replica, "--replicaof", "127.0.0.1", port, NULL);
+  rstate_options o = {.replicas = 1, .replica_timeout_ms = 2000};
+  rstate_store *s = open_ok(h_redis_uri(&primary, "rep"), &o);
+  h_define_ok(s, "x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL); /* waits for the replica's first sync */
+  ASSERT_RC(rstate_set_int(s, "x", 1), RSTATE_OK);
+  h_redis_ok(replica.port, "REPLICAOF", "127.0.0.1", "1", NULL); /* a dead primary: detached */
+  rstate_close(s);
+  o.replica_timeout_ms = 200;
+  s = open_ok(h_redis_uri(&primary, "rep"), &o);
+  ASSERT_RC(rstate_set_int(s, "x", 2), RSTATE_ETIMEDOUT);
+  cr_assert(strstr(rstate_last_error(), "x: 0 of 1 replicas confirmed within 200 ms") != NULL, "%s",
+            rstate_last_error());
+  cr_assert(strstr(rstate_last_error(), "applied on the primary only") != NULL, "%s", rstate_last_error());
+  cr_assert_eq(h_get_int(s, "x"), 2, "the change is on the primary");
+  rstate_close(s);
+}
+
+/* ---- Sentinel ---- */
+
+static void pause_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+  nanosleep(&ts, NULL);
+}
+
+/* Waits until the Sentinel knows a replica it could promote. */
+static void sentinel_knows_replica(void) {
+  for (int i = 0; i < 750; i++) {
+    rstate__resp *rep = h_redis_cmd(sentinel.port, "SENTINEL", "replicas", "mymaster", NULL);
+    bool known = rep && rep->type == RSTATE_RESP_ARRAY && rep->n > 0;
+    rstate__resp_free(rep);
+    if (known) return;
+    pause_ms(20); /* polling: a Sentinel tells no one */
+  }
+  cr_assert_fail("the Sentinel did not learn of the replica within 15 s");
+}
+
+Test(redis, sentinel_follows_a_failover_after_kill_9_of_the_primary) {
+  h_redis_start(&primary, NULL);
+  char port[16];
+  snprintf(port, sizeof port, "%d", primary.port);
+  h_redis_start(&replica, "--replicaof", "127.0.0.1", port, NULL);
+  h_sentinel_start(&sentinel, primary.port);
+  sentinel_knows_replica();
+  char uri[160];
+  snprintf(uri, sizeof uri, "redis-sentinel:127.0.0.1:%d/mymaster/fo", sentinel.port);
+  rstate_options safe = {.replicas = 1, .replica_timeout_ms = 3000};
+  rstate_store *w = open_ok(uri, &safe), *s = open_ok(uri, NULL);
+  h_define_ok(w, "x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  recorder r;
+  rec_init(&r);
+  rec_watch1(s, &r, "x", NULL);
+  enum { CONFIRMED = 20 };
+  for (int i = 1; i <= CONFIRMED; i++) ASSERT_RC(rstate_set_int(w, "x", i), RSTATE_OK);
+  rstate_close(w); /* with the primary gone, replicas=1 could not be confirmed again */
+
+  h_redis_stop(&primary, SIGKILL);
+  /* during the switch calls fail fast with ECLOSED, then work on the new primary */
+  int closed = 0, tries = 0;
+  int rc;
+  while ((rc = rstate_set_int(s, "x", CONFIRMED + 1)) != RSTATE_OK) {
+    cr_assert_eq(rc, RSTATE_ECLOSED, "%s: %s", rstate_error_name(rc), rstate_last_error());
+    closed++;
+    cr_assert_lt(++tries, 600, "no new primary within 30 s");
+    pause_ms(50); /* polling: the failover is Redis's to tell, not ours */
+  }
+  cr_assert_gt(closed, 0, "no call failed during the switch");
+  rstate__resp *role = h_redis_cmd(replica.port, "ROLE", NULL);
+  cr_assert(role && rstate__resp_is(rstate__resp_at(role, 0), "master"), "the replica was not promoted");
+  rstate__resp_free(role);
+  /* every confirmed write survived, and the watcher ends at the final value */
+  cr_assert_eq(h_version(s, "x"), CONFIRMED + 2);
+  cr_assert_eq(h_get_int(s, "x"), CONFIRMED + 1);
+  for (int i = 0; i < 500; i++) {
+    pthread_mutex_lock(&r.lock);
+    bool done = r.n && r.ev[r.n - 1].new_value.u.i == CONFIRMED + 1;
+    pthread_mutex_unlock(&r.lock);
+    if (done) break;
+    rec_wait(&r, r.n + 1);
+  }
+  pthread_mutex_lock(&r.lock);
+  cr_assert_eq(r.ev[r.n - 1].new_value.u.i, CONFIRMED + 1);
+  uint32_t total = 0;
+  for (size_t i = 0; i < r.n; i++) total += r.ev[i].coalesced;
+  cr_assert_eq(total, CONFIRMED + 1, "coalesced sums to every change the watch covered");
+  pthread_mutex_unlock(&r.lock);
+  rstate_close(s);
+  rec_free(&r);
+}
+
+/* ---- soak: writers and a watcher through failovers every few seconds ----
+ * Runs only with RSTATE_TEST_SOAK=SECONDS (make soak-redis: 40); without it
+ * the test returns at once. */
+
+typedef struct soaker {
+  const char *uri;
+  atomic_bool stop;
+  atomic_long confirmed, unknown, conflicts, closed;
+  atomic_int bad; /* an unexpected code */
+  char why[256];
+} soaker;
+
+static void *soak_writer(void *arg) {
+  soaker *k = arg;
+  rstate_options o = {.replicas = 1, .replica_timeout_ms = 500, .connect_timeout_ms = 500, .request_timeout_ms = 2000};
+  rstate_store *s = NULL;
+  while (rstate_open(&s, k->uri, &o)) {
+    if (atomic_load(&k->stop)) return NULL;
+    pause_ms(50);
+  }
+  while (!atomic_load(&k->stop)) {
+    rstate_var_info info;
+    int64_t v;
+    if (rstate_info(s, "counter", &info) || rstate_get_int(s, "counter", &v)) {
+      pause_ms(20);
+      continue;
+    }
+    int rc = rstate_set_if(s, "counter", &(rstate_value){.kind = RSTATE_INT, .u.i = v + 1}, info.version, NULL);
+    if (rc == RSTATE_OK) {
+      atomic_fetch_add(&k->confirmed, 1);
+    } else if (rc == RSTATE_ETIMEDOUT) {
+      atomic_fetch_add(&k->unknown, 1); /* applied on a primary, maybe lost */
+    } else if (rc == RSTATE_ECONFLICT) {
+      atomic_fetch_add(&k->conflicts, 1);
+    } else if (rc == RSTATE_ECLOSED) {
+      atomic_fetch_add(&k->closed, 1); /* maybe sent before the loss: unknown too */
+      pause_ms(20);
+    } else if (!atomic_exchange(&k->bad, 1)) {
+      snprintf(k->why, sizeof k->why, "%s: %s", rstate_error_name(rc), rstate_last_error());
+    }
+  }
+  rstate_close(s);
+  return NULL;
+}
+
+typedef struct last_seen {
+  pthread_mutex_t mu;
+  int64_t value;
+  uint64_t changed, resync;
+} last_seen;
+
+static int soak_watch(const rstate_event *ev, void *ud) {
+  last_seen *l = ud;
+  pthread_mutex_lock(&l->mu);
+  if (ev->new_value.kind == RSTATE_INT) l->value = ev->new_value.u.i;
+  if (ev->kind == RSTATE_EVENT_CHANGED) l->changed++;
+  if (ev->kind == RSTATE_EVENT_RESYNC) l->resync++;
+  pthread_mutex_unlock(&l->mu);
+  return RSTATE_CONTINUE;
+}
+
+/* The port the Sentinel names as primary now (0: none). */
+static int sentinel_primary(void) {
+  rstate__resp *rep = h_redis_cmd(sentinel.port, "SENTINEL", "get-master-addr-by-name", "mymaster", NULL);
+  const rstate__resp *port = rstate__resp_at(rep, 1);
+  int p = port && port->type == RSTATE_RESP_STRING ? atoi(port->str) : 0;
+  rstate__resp_free(rep);
+  return p;
+}
+
+/* Waits until the server on port is a primary with a connected replica the
+ * Sentinel knows of (at most 30 s); false when it did not happen. */
+static bool settled(int port) {
+  for (int i = 0; i < 1500; i++) {
+    rstate__resp *role = h_redis_cmd(port, "ROLE", NULL);
+    const rstate__resp *reps = rstate__resp_at(role, 2);
+    bool ok = role && rstate__resp_is(rstate__resp_at(role, 0), "master") && reps && reps->n > 0 &&
+              sentinel_primary() == port;
+    rstate__resp_free(role);
+    if (ok) return true;
+    pause_ms(20);
+  }
+  return false;
+}
+
+Test(redis, soak_writers_and_a_watcher_through_failovers, .timeout = 600) {
+  const char *secs = getenv("RSTATE_TEST_SOAK");
+  if (!secs) return; /* not cr_skip_test: a skip leaves Criterion's memory for valgrind to report */
+  int seconds = atoi(secs) > 0 ? atoi(secs) : 40;
+  h_redis_start(&primary, NULL);
+  char port[16];
+  snprintf(port, sizeof port, "%d", primary.port);
+  h_redis_start(&replica, "--replicaof", "127.0.0.1", port, NULL);
+  h_sentinel_start(&sentinel, primary.port);
+  sentinel_knows_replica();
+  char uri[160];
+  snprintf(uri, sizeof uri, "redis-sentinel:127.0.0.1:%d/mymaster/soak", sentinel.port);
+  rstate_options wo = {.connect_timeout_ms = 500};
+  rstate_store *w = open_ok(uri, &wo);
+  h_define_ok(w, "counter", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  last_seen seen = {.mu = PTHREAD_MUTEX_INITIALIZER};
+  const char *names[] = {"counter"};
+  rstate_watch_id id;
+  ASSERT_RC(rstate_watch(w, names, 1, soak_watch, &seen, NULL, &id), RSTATE_OK);
+
+  soaker k = {.uri = uri};
+  pthread_t th[2];
+  for (int i = 0; i < 2; i++) pthread_create(&th[i], NULL, soak_writer, &k);
+  int64_t end = rstate__monotonic_ns() + (int64_t)seconds * 1000000000;
+  int failovers = 0;
+  while (rstate__monotonic_ns() < end) {
+    pause_ms(2500);
+    int p = sentinel_primary();
+    h_redis *now = p == primary.port ? &primary : &replica, *other = now == &primary ? &replica : &primary;
+    if (!settled(p)) {
+      rstate__resp *a = h_redis_cmd(primary.port, "ROLE", NULL), *b = h_redis_cmd(replica.port, "ROLE", NULL);
+      cr_assert_fail("no primary with a replica 30 s after failover %d: Sentinel names %d; %d is %s, %d is %s",
+                     failovers, p, primary.port, a ? a->elem[0].str : "down", replica.port,
+                     b ? b->elem[0].str : "down");
+    }
+    h_redis_kill(now); /* kill -9 of the primary */
+    failovers++;
+    bool promoted = false;
+    for (int i = 0; i < 1500 && !promoted; i++) {
+      pause_ms(20);
+      rstate__resp *role = h_redis_cmd(other->port, "ROLE", NULL);
+      promoted = sentinel_primary() == other->port && role && rstate__resp_is(rstate__resp_at(role, 0), "master");
+      rstate__resp_free(role);
+    }
+    cr_assert(promoted, "the Sentinel did not promote the replica within 30 s");
+    char np[16];
+    snprintf(np, sizeof np, "%d", other->port);
+    h_redis_restart(now, "--replicaof", "127.0.0.1", np, NULL); /* back, as the new primary's replica */
+  }
+  atomic_store(&k.stop, true);
+  for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+  cr_assert_eq(atomic_load(&k.bad), 0, "a writer got %s", k.why);
+
+  /* a last change through the watcher's store, once a primary takes it */
+  int64_t final = 0;
+  for (int i = 0;; i++) {
+    int64_t v;
+    int rc = rstate_get_int(w, "counter", &v);
+    if (!rc) rc = rstate_set_int(w, "counter", v + 1);
+    if (!rc) {
+      final = v + 1;
+      break;
+    }
+    cr_assert_eq(rc, RSTATE_ECLOSED, "%s", rstate_last_error());
+    cr_assert_lt(i, 600, "no primary took the last change within 30 s");
+    pause_ms(50);
+  }
+  long confirmed = atomic_load(&k.confirmed), unknown = atomic_load(&k.unknown) + atomic_load(&k.closed);
+  cr_assert_geq(final - 1, confirmed, "a confirmed write was lost: %lld counted, %ld confirmed", (long long)final - 1,
+                confirmed);
+  cr_assert_leq(final - 1, confirmed + unknown);
+  for (int i = 0; i < 500; i++) {
+    pthread_mutex_lock(&seen.mu);
+    bool at = seen.value == final;
+    pthread_mutex_unlock(&seen.mu);
+    if (at) break;
+    pause_ms(20);
+  }
+  pthread_mutex_lock(&seen.mu);
+  cr_assert_eq(seen.value, final, "the watcher ended at %lld, the store at %lld", (long long)seen.value,
+               (long long)final);
+  cr_log_info("soak: %d s, %d failovers (kill -9 of the primary), %ld confirmed, %ld unknown, %ld conflicts, %llu CHANGED, "
+              "%llu RESYNC",
+              seconds, failovers, confirmed, unknown, (long)atomic_load(&k.conflicts),
+              (unsigned long long)seen.changed, (unsigned long long)seen.resync);
+  pthread_mutex_unlock(&seen.mu);
+  rstate_close(w);
+}
