@@ -369,6 +369,10 @@ static void assert_unchanged_float(const char *name, double value, uint64_t vers
   cr_assert_eq(rstate_revision(s), store_revision, "store revision changed");
 }
 
+/* The sentence says which part of the definition differs. */
+#define ASSERT_DIFFERS(sentence) \
+  cr_assert_str_eq(rstate_last_error(), (sentence), "last error \"%s\"", rstate_last_error())
+
 Test(store, define_different_is_eexist) {
   rstate_constraints range = {.min = rstate_float(0), .max = rstate_float(2)};
   rstate_var_def def = {"temperature", RSTATE_TYPE_FLOAT, rstate_float(0.7), &range, "randomness"};
@@ -380,22 +384,26 @@ Test(store, define_different_is_eexist) {
   rstate_var_def d = def;
   d.initial = rstate_float(0.8);
   ASSERT_FAIL_NAMES(rstate_define(s, &d), RSTATE_EEXIST, "temperature");
+  ASSERT_DIFFERS("temperature: already defined differently: its initial value differs");
   assert_unchanged_float("temperature", 1.5, before.version, before.revision, rev);
 
   rstate_constraints range2 = {.min = rstate_float(0), .max = rstate_float(3)};
   d = def;
   d.constraints = &range2;
   ASSERT_FAIL_NAMES(rstate_define(s, &d), RSTATE_EEXIST, "temperature");
+  ASSERT_DIFFERS("temperature: already defined differently: its constraint max differs");
   assert_unchanged_float("temperature", 1.5, before.version, before.revision, rev);
 
   d = def;
   d.constraints = NULL;
   ASSERT_FAIL_NAMES(rstate_define(s, &d), RSTATE_EEXIST, "temperature");
+  ASSERT_DIFFERS("temperature: already defined differently: its constraint min differs");
   assert_unchanged_float("temperature", 1.5, before.version, before.revision, rev);
 
   d = def;
   d.description = "something else";
   ASSERT_FAIL_NAMES(rstate_define(s, &d), RSTATE_EEXIST, "temperature");
+  ASSERT_DIFFERS("temperature: already defined differently: its description differs");
   assert_unchanged_float("temperature", 1.5, before.version, before.revision, rev);
 
   d = def;
@@ -405,6 +413,7 @@ Test(store, define_different_is_eexist) {
 
   rstate_var_def other_type = {"temperature", RSTATE_TYPE_INTEGER, rstate_int(1), NULL, "randomness"};
   ASSERT_FAIL_NAMES(rstate_define(s, &other_type), RSTATE_EEXIST, "temperature");
+  ASSERT_DIFFERS("temperature: already defined differently: its type is float, not integer");
   assert_unchanged_float("temperature", 1.5, before.version, before.revision, rev);
 }
 
@@ -414,6 +423,7 @@ Test(store, define_different_choices_is_eexist) {
   const char *const other[] = {"gpt-4", "claude-3", "llama"};
   rstate_constraints c2 = {.choices = other, .n_choices = 3};
   ASSERT_FAIL_NAMES(h_define(s, "model", RSTATE_TYPE_CHOICE, rstate_string("gpt-4"), &c2), RSTATE_EEXIST, "model");
+  ASSERT_DIFFERS("model: already defined differently: its constraint choices differs");
   rstate_constraints c3 = {.choices = models, .n_choices = 2};
   ASSERT_FAIL_NAMES(h_define(s, "model", RSTATE_TYPE_CHOICE, rstate_string("gpt-4"), &c3), RSTATE_EEXIST, "model");
   const char *const more[] = {"gpt-4", "claude-3", "gemini", "llama"};
@@ -423,6 +433,9 @@ Test(store, define_different_choices_is_eexist) {
   h_define_ok(s, "word", RSTATE_TYPE_STRING, rstate_string("abc"), &p);
   rstate_constraints p2 = {.pattern = "[a-z]*"};
   ASSERT_FAIL_NAMES(h_define(s, "word", RSTATE_TYPE_STRING, rstate_string("abc"), &p2), RSTATE_EEXIST, "word");
+  ASSERT_DIFFERS("word: already defined differently: its constraint pattern differs");
+  ASSERT_FAIL_NAMES(h_define(s, "word", RSTATE_TYPE_MODULE, rstate_string("abc"), NULL), RSTATE_EEXIST, "word");
+  ASSERT_DIFFERS("word: already defined differently: its type is string, not module");
   cr_assert_eq(rstate_revision(s), 2);
   h_assert_string(s, "model", "gpt-4");
 }

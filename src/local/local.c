@@ -221,12 +221,16 @@ static int local_define(rstate_backend *b, const rstate_var_def *def) {
   pthread_mutex_lock(&l->lock);
   var *old = rstate__map_get(&l->vars, v->name, v->len, v->hash);
   if (old) {
-    bool same = rstate__spec_same(old->spec, spec);
+    const char *part = rstate__spec_diff(old->spec, spec);
     rstate_type type = old->type; /* old may be undefined once the lock is released */
     pthread_mutex_unlock(&l->lock);
+    rstate_type asked = v->type;
     var_free(v);
-    if (same) return RSTATE_OK;
-    return rstate__err(RSTATE_EEXIST, "%s: already defined differently (as %s)", def->name, rstate_type_name(type));
+    if (!part) return RSTATE_OK;
+    if (type != asked)
+      return rstate__err(RSTATE_EEXIST, "%s: already defined differently: its type is %s, not %s", def->name,
+                         rstate_type_name(type), rstate_type_name(asked));
+    return rstate__err(RSTATE_EEXIST, "%s: already defined differently: its %s differs", def->name, part);
   }
   if (!rstate__map_reserve(&l->vars, 1)) {
     pthread_mutex_unlock(&l->lock);

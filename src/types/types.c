@@ -945,19 +945,27 @@ static bool str_same(const char *a, const char *b) {
   return strcmp(a, b) == 0;
 }
 
-bool rstate__spec_same(const rstate__spec *a, const rstate__spec *b) {
-  if (a == b) return true;
-  if (!a || !b) return false;
-  if (a->row != b->row || strcmp(a->name, b->name) != 0) return false;
-  if (!rstate_value_equal(&a->initial, &b->initial)) return false;
-  if (!rstate_value_equal(&a->min, &b->min) || !rstate_value_equal(&a->max, &b->max)) return false;
-  if (a->min_length != b->min_length || a->max_length != b->max_length) return false;
-  if (a->n_choices != b->n_choices) return false;
+const char *rstate__spec_diff(const rstate__spec *a, const rstate__spec *b) {
+  if (a == b) return NULL;
+  if (!a || !b) return "the definition";
+  if (a->row != b->row) return "type";
+  if (strcmp(a->name, b->name) != 0) return "name";
+  if (!rstate_value_equal(&a->initial, &b->initial)) return "initial value";
+  if (!rstate_value_equal(&a->min, &b->min)) return "constraint min";
+  if (!rstate_value_equal(&a->max, &b->max)) return "constraint max";
+  if (a->min_length != b->min_length) return "constraint min_length";
+  if (a->max_length != b->max_length) return "constraint max_length";
+  if (a->n_choices != b->n_choices) return "constraint choices";
   for (size_t i = 0; i < a->n_choices; i++)
     if (a->choices[i].len != b->choices[i].len || memcmp(a->choices[i].s, b->choices[i].s, a->choices[i].len) != 0)
-      return false;
-  return str_same(a->pattern, b->pattern) && str_same(a->ns, b->ns) && str_same(a->description, b->description);
+      return "constraint choices";
+  if (!str_same(a->pattern, b->pattern)) return "constraint pattern";
+  if (!str_same(a->ns, b->ns)) return "constraint module_namespace";
+  if (!str_same(a->description, b->description)) return "description";
+  return NULL;
 }
+
+bool rstate__spec_same(const rstate__spec *a, const rstate__spec *b) { return rstate__spec_diff(a, b) == NULL; }
 
 const char *rstate__spec_name(const rstate__spec *spec) { return spec->name; }
 rstate_type rstate__spec_type(const rstate__spec *spec) { return spec->row->type; }

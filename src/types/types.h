@@ -70,6 +70,11 @@ int rstate__spec_new(rstate__spec **out, const rstate_var_def *def);
 void rstate__spec_free(rstate__spec *spec);
 /* True when two specs come from identical definitions (idempotent define). */
 bool rstate__spec_same(const rstate__spec *a, const rstate__spec *b);
+/* NULL when they are the same, else the first part of b's definition that
+ * differs from a's, for a sentence: "type", "initial value", "constraint
+ * max" (min, max, min_length, max_length, choices, pattern,
+ * module_namespace), "description". A static string. */
+const char *rstate__spec_diff(const rstate__spec *a, const rstate__spec *b);
 const char *rstate__spec_name(const rstate__spec *spec);
 rstate_type rstate__spec_type(const rstate__spec *spec);
 /* The initial value, coerced to the type's kind; owned by the spec. */
