@@ -58,14 +58,16 @@ static void logf_(int level, const char *fmt, ...) {
   fflush(stderr);
 }
 
-/* One line per client connect and disconnect (on the server thread). */
+/* One line per client connect and disconnect (on the server thread), at
+ * debug: every rstate command is a client, and the default level is for
+ * what an operator acts on. */
 static void on_client(rstate_server *srv, const char *peer, bool connected, const char *why, void *ud) {
   (void)srv;
   (void)ud;
   if (connected)
-    logf_(LOG_INFO, "client %s connected", peer);
+    logf_(LOG_DEBUG, "client %s connected", peer);
   else
-    logf_(LOG_INFO, "client %s disconnected: %s", peer, why);
+    logf_(LOG_DEBUG, "client %s disconnected: %s", peer, why);
 }
 
 static void http_log(int level, const char *msg) { logf_(level, "%s", msg); }

@@ -254,8 +254,8 @@ def main():
 
     # the daemon logs each client that connects and disconnects
     wait_for(lambda: re.search(r"client pid \d+ uid \d+ disconnected: ", d.text()), "a disconnect in the log")
-    check(re.search(r"info: client pid \d+ uid \d+ connected\n", d.text()), "the log has a line per connect", d.text())
-    check(re.search(r"info: client pid \d+ uid \d+ disconnected: .+\n", d.text()),
+    check(re.search(r"debug: client pid \d+ uid \d+ connected\n", d.text()), "the log has a line per connect", d.text())
+    check(re.search(r"debug: client pid \d+ uid \d+ disconnected: .+\n", d.text()),
           "the log has a line per disconnect, with the reason", d.text())
 
     # a change from another process

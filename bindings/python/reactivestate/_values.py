@@ -28,7 +28,8 @@ class Type(enum.IntEnum):
 
 
 class EventKind(enum.IntEnum):
-    """What an event reports (rstate_event_kind)."""
+    """What an event reports (rstate_event_kind). Prints as its name
+    (``INITIAL``, ``CHANGED``, ...); compares equal to the C number."""
 
     INITIAL = 1
     CHANGED = 2
@@ -36,13 +37,20 @@ class EventKind(enum.IntEnum):
     DELETED = 4
     RESYNC = 5
 
+    def __str__(self) -> str:
+        return self.name
+
 
 class ConnState(enum.IntEnum):
-    """A remote store's connection state (rstate_conn_state)."""
+    """A remote store's connection state (rstate_conn_state); prints as its
+    name."""
 
     CONNECTED = 1
     DISCONNECTED = 2
     CLOSED = 3
+
+    def __str__(self) -> str:
+        return self.name
 
 
 _TYPE_NAMES = {t.name.lower(): t for t in Type}

@@ -41,6 +41,9 @@ class Events(unittest.TestCase):
         (ev,) = rec.events
         self.assertIsInstance(ev, rs.Event)
         self.assertIs(ev.kind, rs.EventKind.CHANGED)
+        self.assertEqual((str(ev.kind), f"{ev.kind}", ev.kind), ("CHANGED", "CHANGED", 2))
+        self.assertEqual([str(k) for k in rs.EventKind], ["INITIAL", "CHANGED", "DEFINED", "DELETED", "RESYNC"])
+        self.assertEqual(str(rs.ConnState.CONNECTED), "CONNECTED")
         self.assertEqual((ev.name, ev.type, ev.old, ev.new), ("model", rs.Type.CHOICE, "gpt-4", "claude-3"))
         self.assertEqual((ev.version, ev.revision, ev.coalesced, ev.watch), (2, self.s.revision, 1, w.id))
         self.assertEqual(ev.source, "python")
