@@ -429,11 +429,13 @@ static int cmd_list(rstate_store *s, const tool_args *a) {
 
 /* ---- watch --------------------------------------------------------------- */
 
-enum { WATCH_INITIAL = OPT_FIRST, WATCH_JSON };
-static const tool_opt watch_opts[] = {COMMON_OPTS, {"initial", false}, {"json", false}, {NULL, false}};
+enum { WATCH_INITIAL = OPT_FIRST, WATCH_JSON, WATCH_NO_RECONNECT };
+static const tool_opt watch_opts[] = {
+    COMMON_OPTS, {"initial", false}, {"json", false}, {"no-reconnect", false}, {NULL, false}};
 
 /* The self-pipe: the signal handler and the connection's on_state write one
- * byte each ('S' a signal, 'D' the connection lost); the main loop reads. */
+ * byte each ('S' a signal, 'D' the connection lost, 'C' connected again);
+ * the main loop reads. */
 static int wake_pipe[2] = {-1, -1};
 
 static void on_signal(int sig) {
@@ -444,11 +446,17 @@ static void on_signal(int sig) {
   errno = saved;
 }
 
+/* On the connection thread: the first CONNECTED comes before rstate_open
+ * returns; later ones are reconnects. */
 static void on_state(rstate_store *s, rstate_conn_state state, void *ud) {
   (void)s;
   (void)ud;
-  if (state == RSTATE_STATE_DISCONNECTED && wake_pipe[1] >= 0) {
-    ssize_t r = write(wake_pipe[1], "D", 1);
+  static unsigned connects;
+  const char *b = state == RSTATE_STATE_DISCONNECTED               ? "D"
+                  : state == RSTATE_STATE_CONNECTED && connects++ > 0 ? "C"
+                                                                    : NULL;
+  if (b && wake_pipe[1] >= 0) {
+    ssize_t r = write(wake_pipe[1], b, 1);
     (void)r;
   }
 }
@@ -480,7 +488,12 @@ static int setup_watch_wakeups(void) {
   return 0;
 }
 
+/* Watches until a signal, a write error, or (with --no-reconnect) the
+ * connection's end. Without --no-reconnect the store reconnects on its own
+ * and the watch resumes (the changes missed, or resync lines): a lost
+ * connection and each reconnect are told on stderr, and watching goes on. */
 static int cmd_watch(rstate_store *s, const tool_args *a) {
+  bool reconnect = tool_args_get(a, WATCH_NO_RECONNECT) == NULL;
   watch_out w = {.json = tool_args_get(a, WATCH_JSON) != NULL};
   rstate_watch_opts wo = {.include_initial = tool_args_get(a, WATCH_INITIAL) != NULL, .queued = true};
   rstate_watch_id id;
@@ -495,15 +508,24 @@ static int cmd_watch(rstate_store *s, const tool_args *a) {
       status = EXIT_REJECTED;
       break;
     }
-    char why = 0;
-    if (r > 0 && (p[1].revents & POLLIN) && read(wake_pipe[0], &why, 1) != 1) why = 0;
+    char why[16];
+    ssize_t n_why = 0;
+    if (r > 0 && (p[1].revents & POLLIN) && (n_why = read(wake_pipe[0], why, sizeof why)) < 0) n_why = 0;
     /* deliver what arrived before a signal or the connection's end */
     int n = rstate_dispatch(s, 0);
     if (n < 0 && !w.failed) status = lib_failure(n);
-    if (why == 'S') status = 0;
-    if (why == 'D' && status < 0) {
-      fprintf(stderr, "rstate: watch: the connection to %s was lost\n", current_uri);
-      status = EXIT_CONNECTION;
+    for (ssize_t i = 0; i < n_why && status < 0; i++) {
+      if (why[i] == 'S') {
+        status = 0;
+      } else if (why[i] == 'D' && !reconnect) {
+        fprintf(stderr, "rstate: watch: the connection to %s was lost\n", current_uri);
+        status = EXIT_CONNECTION;
+      } else if (why[i] == 'D') {
+        fprintf(stderr, "rstate: watch: the connection to %s was lost; reconnecting (watching goes on)\n",
+                current_uri);
+      } else if (why[i] == 'C') {
+        fprintf(stderr, "rstate: watch: connected again to %s\n", current_uri);
+      }
     }
   }
   if (w.failed) {
@@ -624,6 +646,39 @@ static int cmd_rollback(rstate_store *s, const tool_args *a) {
   return rc == RSTATE_OK ? 0 : lib_failure(rc);
 }
 
+/* ---- connecting ---------------------------------------------------------- */
+
+/* The library's sentence without its "rstate_open: " and address prefixes
+ * (the caller names the address once). */
+static const char *reason_after(const char *why, const char *uri) {
+  if (strncmp(why, "rstate_open: ", 13) == 0) why += 13;
+  size_t n = strlen(uri);
+  if (strncmp(why, uri, n) == 0 && why[n] == ':' && why[n + 1] == ' ') why += n + 2;
+  return why;
+}
+
+/* Says why rstate_open failed, naming the address once. When nobody
+ * listens there, says so and how to start a daemon: at the default address
+ * plain `rstated` does; elsewhere `rstated --listen` with that address. */
+static void connect_failure(int rc, const char *uri, bool is_default) {
+  const char *why = rstate_last_error();
+  why = *why ? reason_after(why, uri) : rstate_strerror(rc);
+  if (rc == RSTATE_EIO && strncmp(why, "cannot connect: ", 16) == 0) {
+    fprintf(stderr, "rstate: no rstated answers at %s (%s)\n", uri, why);
+    if (is_default)
+      fputs("Start one with 'rstated' (it listens there by default), or name another server\n"
+            "with --connect URI or RSTATE_URI.\n",
+            stderr);
+    else
+      fputs("Start one with 'rstated --listen' and that address, or name another server\n"
+            "with --connect URI or RSTATE_URI.\n",
+            stderr);
+    return;
+  }
+  fprintf(stderr, "rstate: cannot connect to %s: %s\n", uri, why);
+  if (rc == RSTATE_EINVAL) fputs("Try 'rstate --help'.\n", stderr);
+}
+
 /* ---- the command table --------------------------------------------------- */
 
 static const tool_opt plain_opts[] = {COMMON_OPTS, {NULL, false}};
@@ -661,14 +716,16 @@ static const command commands[] = {
      "List the variables whose names match PATTERN (a shell glob, default all) as a\n"
      "table: NAME, TYPE, VALUE (strings quoted), VERSION.\n",
      plain_opts, 0, 1, cmd_list, NULL},
-    {"watch", "watch NAME|PATTERN... [--initial] [--json]",
-     "Print one line per change of the variables, until interrupted or the\n"
-     "connection ends. A name ending in '*' covers every variable starting with\n"
-     "the rest ('*' alone: all). Lines: TIME KIND NAME OLD -> NEW version V\n"
-     "[source S] [coalesced N].\n"
-     "  --initial   first the current value of each variable\n"
-     "  --json      one JSON object per line: kind, name, type, old, new, version,\n"
-     "              revision, timestamp_ns, source, meta, coalesced\n",
+    {"watch", "watch NAME|PATTERN... [--initial] [--json] [--no-reconnect]",
+     "Print one line per change of the variables, until interrupted. A name ending\n"
+     "in '*' covers every variable starting with the rest ('*' alone: all). Lines:\n"
+     "TIME KIND NAME OLD -> NEW version V [source S] [coalesced N]. When the\n"
+     "connection is lost (the daemon restarts) it reconnects and goes on watching:\n"
+     "the changes missed meanwhile, or a resync line per variable that differs.\n"
+     "  --initial       first the current value of each variable\n"
+     "  --json          one JSON object per line: kind, name, type, old, new, version,\n"
+     "                  revision, timestamp_ns, source, meta, coalesced\n"
+     "  --no-reconnect  exit (status 3) when the connection is lost\n",
      watch_opts, 1, SIZE_MAX, cmd_watch, NULL},
     {"info", "info NAME", "Print a variable's type, value, version, revision and time of last change.\n",
      plain_opts, 1, 1, cmd_info, NULL},
@@ -781,6 +838,7 @@ int main(int argc, char **argv) {
   if (!token) token = getenv("RSTATE_TOKEN");
   rstate_options so = {.token = token && *token ? token : NULL, .no_reconnect = true};
   if (current->run == cmd_watch) {
+    so.no_reconnect = tool_args_get(&a, WATCH_NO_RECONNECT) != NULL;
     so.on_state = on_state;
     if (setup_watch_wakeups() != 0) {
       fprintf(stderr, "rstate: watch: %s\n", strerror(errno));
@@ -790,10 +848,8 @@ int main(int argc, char **argv) {
   }
   int rc = rstate_open(&s, uri, &so);
   if (rc != RSTATE_OK) {
-    const char *why = rstate_last_error();
-    fprintf(stderr, "rstate: cannot connect to %s: %s\n", uri, *why ? why : rstate_strerror(rc));
     status = rc == RSTATE_EINVAL ? EXIT_USAGE : EXIT_CONNECTION;
-    if (status == EXIT_USAGE) fputs("Try 'rstate --help'.\n", stderr);
+    connect_failure(rc, uri, default_uri != NULL);
     s = NULL;
     goto out;
   }

@@ -82,11 +82,18 @@ expect 2 "stats: too many arguments" "" -- "$rstate" stats now
 expect 2 "is not a store URI" "" -- "$rstate" --connect bogus:x get x
 
 # --- rstate: no daemon (exit 3) ------------------------------------------
-expect 3 "cannot connect to unix:$work/reactivestate.sock" "" -- "$rstate" get x
-expect 3 "cannot connect to unix:$work/none.sock" "" -- "$rstate" --connect "unix:$work/none.sock" list
-expect 3 "cannot connect to unix:$work/env.sock" "" -- env RSTATE_URI="unix:$work/env.sock" "$rstate" stats
-expect 3 "cannot connect to unix:$work/none.sock" "" -- "$rstate" watch x --connect="unix:$work/none.sock"
-expect 3 "cannot connect to unix:$work/none.sock" "" -- "$rstate" set x -5 --connect "unix:$work/none.sock"
+# one sentence that names the address once, and how to start a daemon
+nobody="(cannot connect: No such file or directory)"
+expect 3 "rstate: no rstated answers at unix:$work/reactivestate.sock $nobody" "" -- "$rstate" get x
+expect 3 "Start one with 'rstated' (it listens there by default)" "" -- "$rstate" list
+expect 3 "no rstated answers at unix:$work/none.sock $nobody" "" -- "$rstate" --connect "unix:$work/none.sock" list
+expect 3 "Start one with 'rstated --listen' and that address" "" -- "$rstate" --connect "unix:$work/none.sock" list
+[ "$(grep -o "$work/none.sock" "$work/err" | wc -l)" -eq 1 ] ||
+  { echo "FAIL: rstate list with no daemon names the address more than once"; sed 's/^/  stderr: /' "$work/err"; failed=$((failed + 1)); }
+expect 3 "no rstated answers at unix:$work/env.sock" "" -- env RSTATE_URI="unix:$work/env.sock" "$rstate" stats
+expect 3 "no rstated answers at unix:$work/none.sock" "" -- "$rstate" watch x --connect="unix:$work/none.sock"
+expect 3 "no rstated answers at unix:$work/none.sock" "" -- "$rstate" watch x --connect="unix:$work/none.sock" --no-reconnect
+expect 3 "no rstated answers at unix:$work/none.sock" "" -- "$rstate" set x -5 --connect "unix:$work/none.sock"
 
 # --- rstated: help, version, usage errors --------------------------------
 expect 0 "" "Usage: rstated [OPTION]..." -- "$rstated" --help

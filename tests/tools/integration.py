@@ -240,7 +240,7 @@ def main():
     expect(["stats"], 0, out=re.compile(r"^revision   3\nvariables  3$"))
 
     # watchers: JSON of everything, and the human format of one variable
-    wj = Watcher("*", "--json", "--initial")
+    wj = Watcher("*", "--json", "--initial", "--no-reconnect")
     initial = sorted((wj.next_json("initial"), wj.next_json("initial"), wj.next_json("initial")),
                      key=lambda e: e.get("name", ""))
     event_is(initial[0], "initial max_tokens", kind="initial", name="max_tokens", type="integer", old=None, new=1024,
@@ -326,18 +326,19 @@ def main():
     check(r.code == 3 and "cannot connect" in r.err, "a missing daemon: exit 3", repr(r))
     expect(["set", "model"], 2, err="missing arguments")
 
-    # SIGTERM: exit 0, snapshot written, watchers told the connection ended
+    # SIGTERM: exit 0, snapshot written; the --no-reconnect watcher told the connection ended,
+    # the other one keeps watching (below)
     code = d.stop(signal.SIGTERM)
     check(code == 0, "rstated exits 0 on SIGTERM", f"exit {code}\n{d.text()}")
     check("SIGTERM received" in d.text() and "snapshot written" in d.text(), "the log tells the shutdown", d.text())
-    for w, name in ((wj, "json"), (wh, "human")):
-        try:
-            code = w.p.wait(timeout=TIMEOUT)
-        except subprocess.TimeoutExpired:
-            code = w.stop()
-        err = w.p.stderr.read()
-        check(code == 3 and "connection" in err and "lost" in err, f"the {name} watcher exits 3 when the daemon stops",
-              f"exit {code}, stderr {err!r}")
+    try:
+        code = wj.p.wait(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        code = wj.stop()
+    err = wj.p.stderr.read()
+    check(code == 3 and "connection" in err and "lost" in err, "the --no-reconnect watcher exits 3 when the daemon stops",
+          f"exit {code}, stderr {err!r}")
+    check(wh.p.poll() is None, "a watcher keeps running while the daemon is down", f"exit {wh.p.poll()}")
     with open(snap) as f:
         text = f.read()
     body = [l for l in text.splitlines() if not l.startswith("#")]
@@ -357,6 +358,19 @@ def main():
            out="claude-3\n1.0\n2048\ntrue\nfast\n-9\n")
     expect(["set", "extra.mode", "slow"], 1, err="extra.mode", what="a restored choice has its value as only choice")
     expect(["set", "max_tokens", "99999"], 1, err="max_tokens", what="schema constraints still hold after a restart")
+    # the watcher started before the restart goes on: a change made now reaches it, as "changed" when it
+    # had reconnected before the set, else as "resync" (the restarted daemon has no history to replay);
+    # resync lines of variables the restart changed may come first
+    expect(["set", "temperature", "0.375"], 0)
+    line = wh.next("temperature after the restart (human)")
+    while line is not None and " resync temperature " in line and not line.split(" version ")[0].endswith("-> 0.375"):
+        line = wh.next("temperature after the restart (human)")
+    check(line is not None and re.fullmatch(r"\S+Z (changed|resync) temperature \S+ -> 0\.375 version \d+( .*)?", line),
+          "a watcher sees a change made after the daemon restarted", repr(line))
+    code = wh.stop()
+    err = wh.p.stderr.read()
+    check(code == 0 and f"the connection to {URI} was lost; reconnecting" in err and f"connected again to {URI}" in err,
+          "the watcher told of the loss and the reconnect on stderr, and exits 0 on SIGINT", f"exit {code}, stderr {err!r}")
     # a watcher whose reader goes away (rstate watch ... | head -1) ends quietly with status 0
     p = subprocess.Popen(tool("rstate") + ["watch", "temperature", "--initial"], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True, env=ENV)
