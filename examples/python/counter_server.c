@@ -7,6 +7,8 @@
  *
  *   build/examples/python/counter_server /tmp/counter.sock &
  *   python3 examples/python/counter_watcher.py /tmp/counter.sock
+ *
+ * Either may start first: the Python half waits (up to 10 s) for this one.
  */
 #include "wait.h"
 

@@ -9,6 +9,8 @@ anything else or after 10 s.
 
     build/examples/python/counter_server /tmp/counter.sock &
     python3 examples/python/counter_watcher.py /tmp/counter.sock
+
+Either may start first: this half waits (up to 10 s) for the C half to serve.
 """
 
 import asyncio
@@ -24,6 +26,27 @@ except ImportError:  # run from a checkout
     import reactivestate as rs
 
 TIMEOUT_S = 10
+
+
+def connect(path: str) -> rs.Store:
+    """The store served at unix:PATH, waiting up to TIMEOUT_S for the C half
+    to serve it, so that either half may start first. Says once that it
+    waits; exits 1 with the reason when nobody serves it in time."""
+    uri = "unix:" + path
+    deadline = time.monotonic() + TIMEOUT_S
+    said = False
+    while True:
+        try:
+            return rs.Store(uri, no_reconnect=True)
+        except rs.TransportError as e:  # no socket yet, or nobody listening on it
+            if time.monotonic() >= deadline:
+                print(f"gave up waiting for a server: {e}\nnothing served {uri} within {TIMEOUT_S} s: "
+                      f"start build/examples/python/counter_server with the same path", file=sys.stderr)
+                sys.exit(1)
+            if not said:
+                print(f"waiting for a server at {uri}", flush=True)
+                said = True
+            time.sleep(0.02)
 
 
 async def watch(store: rs.Store) -> list:
@@ -48,7 +71,7 @@ def main() -> int:
     if len(sys.argv) != 2:
         print(f"usage: {sys.argv[0]} SOCKET_PATH", file=sys.stderr)
         return 2
-    with rs.Store("unix:" + sys.argv[1], no_reconnect=True) as store:
+    with connect(sys.argv[1]) as store:
         try:
             seen = asyncio.run(asyncio.wait_for(watch(store), TIMEOUT_S))
         except asyncio.TimeoutError:

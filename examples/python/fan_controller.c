@@ -10,6 +10,8 @@
  *   python3 examples/python/fan_room.py /tmp/fan.sock &
  *   build/examples/python/fan_controller /tmp/fan.sock
  *
+ * Either may start first: the controller waits (up to 10 s) for the room.
+ *
  * The callback only hands the temperature to the main thread, which sets
  * the fan: a callback should not wait on the connection it is called from.
  */
@@ -23,8 +25,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   rstate_options o = {.no_reconnect = true};
-  rstate_store *s;
-  check(rstate_open(&s, unix_uri(argv[1]), &o), "connect");
+  rstate_store *s = open_waiting(argv[1], &o, "the room: python3 examples/python/fan_room.py with the same path");
   waiter temp;
   if (waiter_start(&temp, s, "temperature")) return 1;
 

@@ -9,6 +9,8 @@ at 15.0 with the fan at 0, and both sides exit on their own. Gives up after
 
     python3 examples/python/fan_room.py /tmp/fan.sock &
     build/examples/python/fan_controller /tmp/fan.sock
+
+Either may start first: the C controller waits (up to 10 s) for this half.
 """
 
 import asyncio
@@ -27,20 +29,23 @@ TIMEOUT_S = 10
 TARGET = 15.0
 
 
-async def room(store: rs.Store, server: rs.Server) -> float:
+async def room(store: rs.Store, uri: str) -> float:
+    # the fan is watched before the store is served: a controller that was
+    # waiting for the socket connects the moment it appears and sets the fan
     async with store.events("fan_speed") as fan_events:
-        print("ready", server.uri, flush=True)
-        async for ev in fan_events:
-            fan = ev.new
-            temp = store["temperature"]
-            if fan == 0:
-                print(f"fan 0 at {temp:.1f}", flush=True)
-                if temp == TARGET:
-                    return temp
-                continue
-            cooled = max(TARGET, round(temp - math.ceil(fan / 2) / 10, 1))
-            store.set("temperature", cooled, source="room")
-            print(f"fan {fan} -> temperature {temp:.1f} -> {cooled:.1f}", flush=True)
+        with rs.Server(store, uri) as server:
+            print("ready", server.uri, flush=True)
+            async for ev in fan_events:
+                fan = ev.new
+                temp = store["temperature"]
+                if fan == 0:
+                    print(f"fan 0 at {temp:.1f}", flush=True)
+                    if temp == TARGET:
+                        return temp
+                    continue
+                cooled = max(TARGET, round(temp - math.ceil(fan / 2) / 10, 1))
+                store.set("temperature", cooled, source="room")
+                print(f"fan {fan} -> temperature {temp:.1f} -> {cooled:.1f}", flush=True)
     raise RuntimeError("the fan_speed watch ended")
 
 
@@ -51,17 +56,16 @@ def main() -> int:
     with rs.Store() as store:
         store.define("temperature", "float", 24.0, min=-50, max=100, description="degrees C, the room")
         store.define("fan_speed", "integer", 0, min=0, max=100, description="set by the controller")
-        with rs.Server(store, "unix:" + os.path.abspath(sys.argv[1])) as server:
 
-            async def run() -> float:
-                return await asyncio.wait_for(room(store, server), TIMEOUT_S)
+        async def run() -> float:
+            return await asyncio.wait_for(room(store, "unix:" + os.path.abspath(sys.argv[1])), TIMEOUT_S)
 
-            try:
-                temp = asyncio.run(run())
-            except asyncio.TimeoutError:
-                print(f"timed out after {TIMEOUT_S} s: temperature {store['temperature']}, "
-                      f"fan {store['fan_speed']}", file=sys.stderr)
-                return 1
+        try:
+            temp = asyncio.run(run())
+        except asyncio.TimeoutError:
+            print(f"timed out after {TIMEOUT_S} s: temperature {store['temperature']}, "
+                  f"fan {store['fan_speed']}", file=sys.stderr)
+            return 1
     print(f"fan_room: settled at {temp:.1f} with the fan at 0")
     return 0
 

@@ -9,6 +9,8 @@
  *
  *   build/examples/python/optimizer /tmp/opt.sock &
  *   python3 examples/python/strategy_worker.py /tmp/opt.sock
+ *
+ * Either may start first: the Python half waits (up to 10 s) for this one.
  */
 #include "wait.h"
 

@@ -8,6 +8,8 @@ confirms it saw them (watcher_done). Every wait gives up after 10 s.
 
     python3 examples/python/state_publisher.py /tmp/state.sock &
     build/examples/python/state_watcher /tmp/state.sock
+
+Either may start first: the C watcher waits (up to 10 s) for this half.
 """
 
 import os

@@ -8,6 +8,8 @@
  *
  *   python3 examples/python/state_publisher.py /tmp/state.sock &
  *   build/examples/python/state_watcher /tmp/state.sock
+ *
+ * Either may start first: the watcher waits (up to 10 s) for the publisher.
  */
 #include "wait.h"
 
@@ -41,8 +43,8 @@ int main(int argc, char **argv) {
     return 2;
   }
   rstate_options o = {.no_reconnect = true};
-  rstate_store *s;
-  check(rstate_open(&s, unix_uri(argv[1]), &o), "connect");
+  rstate_store *s =
+      open_waiting(argv[1], &o, "the publisher: python3 examples/python/state_publisher.py with the same path");
   seen sn = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, true};
   const char *name = "python_state";
   rstate_watch_id id;

@@ -6,7 +6,8 @@
  * variable's latest value under a mutex and signals a condition variable;
  * the main thread waits on it. Callbacks do nothing else, so they never
  * block the thread that delivers them (a remote store's connection thread).
- * Header-only: each example is one .c file.
+ * open_waiting connects to the other half, waiting (bounded) until it
+ * serves. Header-only: each example is one .c file.
  */
 #ifndef EXAMPLES_PYTHON_WAIT_H
 #define EXAMPLES_PYTHON_WAIT_H
@@ -106,6 +107,38 @@ static inline const char *unix_uri(const char *path) {
   static char uri[512];
   snprintf(uri, sizeof uri, "unix:%s", path);
   return uri;
+}
+
+/* Opens the store served at unix:PATH, waiting up to WAIT_MS for the other
+ * half of the pair to serve it: either half may start first. While nobody
+ * listens there yet (no socket file, or a refused connection) it tries
+ * again every 20 ms, and says once on stdout that it waits ("waiting for a
+ * server at unix:PATH"). Any other failure, or none listening after WAIT_MS,
+ * prints why (naming `other`, the command that serves it) and exits 1. */
+static inline rstate_store *open_waiting(const char *path, const rstate_options *o, const char *other) {
+  const char *uri = unix_uri(path);
+  struct timespec start, now;
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  for (bool said = false;; said = true) {
+    rstate_store *s;
+    int rc = rstate_open(&s, uri, o);
+    if (rc == RSTATE_OK) return s;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long waited_ms = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+    if (rc != RSTATE_EIO || waited_ms >= WAIT_MS) {
+      fprintf(stderr, "%s: %s (%s)\n", rc == RSTATE_EIO ? "gave up waiting for a server" : "connect",
+              rstate_last_error(), rstate_error_name(rc));
+      if (rc == RSTATE_EIO)
+        fprintf(stderr, "nothing served %s within %d ms: start %s\n", uri, WAIT_MS, other);
+      exit(1);
+    }
+    if (!said) {
+      printf("waiting for a server at %s\n", uri);
+      fflush(stdout);
+    }
+    struct timespec pause = {0, 20 * 1000000L};
+    nanosleep(&pause, NULL);
+  }
 }
 
 #endif

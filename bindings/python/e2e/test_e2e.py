@@ -134,33 +134,42 @@ class Pair(unittest.TestCase):
         self.procs.append(p)
         return p
 
+    #: set by each generated test (below): which half starts first
+    client_first = False
+
     def run_pair(self, host: list[str], client: list[str]) -> tuple[Proc, Proc]:
-        """Starts host, waits for its "ready" line, starts client; both must
-        exit 0 within the bound."""
-        h = self.start(host)
-        h.wait_line("ready")
-        cl = self.start(client)
+        """Starts both halves, one straight after the other as the README
+        does: the host first, or (client_first) the client first, and the
+        host once the client says it waits for the socket. Both must exit 0
+        within the bound."""
+        if self.client_first:
+            cl = self.start(client)
+            cl.wait_line(f"waiting for a server at unix:{self.sock}")
+            h = self.start(host)
+        else:
+            h = self.start(host)
+            cl = self.start(client)
         rc_client = cl.finish()
         rc_host = h.finish()
         self.assertEqual(rc_client, 0, f"{cl.name} failed; {cl.report()}\n{h.name}: {h.report()}")
         self.assertEqual(rc_host, 0, f"{h.name} failed; {h.report()}\n{cl.name}: {cl.report()}")
         return h, cl
 
-    def test_shared_counter_c_sets_python_sees(self) -> None:
+    def pair_shared_counter_c_sets_python_sees(self) -> None:
         h, cl = self.run_pair([c("counter_server"), self.sock], [sys.executable, py("counter_watcher.py"), self.sock])
         seen = [int(line.split()[2]) for line in cl.out if line.startswith("seen shared_counter")]
         self.assertEqual(seen, [0, 1, 2, 3, 4, 5])
         self.assertIn("INITIAL", next(line for line in cl.out if line.startswith("seen")))
         print("\n  " + next((x for x in cl.out if x.startswith("latency")), "no latency line"), file=sys.stderr)
 
-    def test_python_state_python_sets_c_sees_with_source(self) -> None:
+    def pair_python_state_python_sets_c_sees_with_source(self) -> None:
         h, cl = self.run_pair([sys.executable, py("state_publisher.py"), self.sock], [c("state_watcher"), self.sock])
         lines = [x for x in cl.out if x.startswith("python_state:")]
         self.assertEqual([x.split()[1] for x in lines], ["connecting", "processing", "complete"])
         for x in lines:
             self.assertIn("(source python,", x)
 
-    def test_fan_loop_settles_at_15_with_fan_off(self) -> None:
+    def pair_fan_loop_settles_at_15_with_fan_off(self) -> None:
         h, cl = self.run_pair([sys.executable, py("fan_room.py"), self.sock], [c("fan_controller"), self.sock])
         self.assertIn("fan_room: settled at 15.0 with the fan at 0", h.out)
         self.assertEqual(cl.out[-2], "temperature 15.0 -> fan_speed 0")
@@ -168,7 +177,7 @@ class Pair(unittest.TestCase):
         self.assertEqual(fans, sorted(fans, reverse=True))
         self.assertGreater(len(fans), 3, "the loop should take several steps")
 
-    def test_module_variable_switches_python_strategy(self) -> None:
+    def pair_module_variable_switches_python_strategy(self) -> None:
         h, cl = self.run_pair([c("optimizer"), self.sock], [sys.executable, py("strategy_worker.py"), self.sock])
         switched = [x for x in cl.out if x.startswith("strategy -> Strategies.Optimized")]
         self.assertEqual(len(switched), 1, cl.out)
@@ -180,6 +189,29 @@ class Pair(unittest.TestCase):
         # the moment it changed: no Default task after the first Optimized one
         first = by.index("Strategies.Optimized")
         self.assertNotIn("Strategies.Default", by[first:])
+
+    def test_a_half_gives_up_with_a_message(self) -> None:
+        """With nobody serving, a client half waits its 10 s, then exits 1
+        naming the socket and the command to start."""
+        procs = [self.start(argv) for argv in ([c("fan_controller"), self.sock],
+                                               [sys.executable, py("counter_watcher.py"), self.sock])]
+        for p in procs:  # side by side: the wait is 10 s each
+            with self.subTest(p.name):
+                p.wait_line(f"waiting for a server at unix:{self.sock}")
+                self.assertEqual(p.finish(), 1, p.report())
+                self.assertIn(f"nothing served unix:{self.sock} within 10", p.err)
+                self.assertIn("with the same path", p.err)
+
+
+# every pair in both start orders: test_<pair>_host_first, test_<pair>_client_first
+for _name in [n for n in vars(Pair) if n.startswith("pair_")]:
+    for _order, _client_first in (("host_first", False), ("client_first", True)):
+        def _test(self: Pair, _f=getattr(Pair, _name), _cf=_client_first) -> None:
+            self.client_first = _cf
+            _f(self)
+        _test.__name__ = f"test_{_name[5:]}_{_order}"
+        _test.__doc__ = f"{_name[5:]}, the {_order.replace('_', ' ')}"
+        setattr(Pair, _test.__name__, _test)
 
 
 class PythonRemote(unittest.TestCase):
