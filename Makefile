@@ -1,7 +1,8 @@
 # libreactivestate — build, test, install.
 #
 #   make              the shared and static library and reactivestate.pc in build/
-#   make example      build and run examples/basics
+#   make example      build what the README uses (the shared and static library,
+#                     rstated, rstate, every example) and run examples/basics
 #   make test         install what the tests need, then every target below
 #   make check        the Criterion tests (and the exported-symbol check), python-check (mk/python.mk),
 #                     the layering check of src/ (mk/layering) and its self-test
@@ -111,7 +112,10 @@ $(BUILD)/examples/%: examples/%.c $(STATIC)
 
 examples: $(EXAMPLE_BINS)
 
-example: $(BUILD)/examples/basics
+# The README's first command: every later section of it works after this
+# one alone (mk/tools.mk adds rstated and rstate to all, mk/python.mk the
+# C halves of examples/python).
+example: all $(EXAMPLE_BINS)
 	$(BUILD)/examples/basics
 
 deps:
@@ -128,6 +132,7 @@ test: deps
 # Runs every test program; Criterion prints a "Synthesis:" line per program,
 # and the last line sums them up as "N passed, N failed".
 check: layering layering-selftest all $(TEST_BINS) $(EXAMPLE_BINS) symbols
+	@sh tests/examples.sh $(BUILD)/examples
 	@sh tests/run.sh "$(RUNNER)" $(TEST_BINS)
 	$(call run_transports,$(RUNNER),$(BUILD))
 
@@ -183,20 +188,17 @@ uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libreactivestate.* $(DESTDIR)$(LIBDIR)/$(SONAME)
 	rm -f $(DESTDIR)$(LIBDIR)/pkgconfig/reactivestate.pc
 
-# Installs into a scratch prefix and builds a program against it with
-# pkg-config alone, as a user of the installed library would.
-pkgconfig-check:
-	rm -rf $(BUILD)/stage $(BUILD)/destdir
+# Installs into a staging DESTDIR (the paths a package gets), then runs the
+# README's install block as written (tests/pkgconfig.sh): install into a
+# prefix of one's own, build the tour with pkg-config, run it with rpath and
+# with LD_LIBRARY_PATH.
+pkgconfig-check: all
+	rm -rf $(BUILD)/destdir
 	$(MAKE) -s install PREFIX=/usr DESTDIR=$(CURDIR)/$(BUILD)/destdir >/dev/null
 	test -f $(BUILD)/destdir/usr/include/reactivestate.h
 	test -L $(BUILD)/destdir/usr/lib/libreactivestate.so.0
 	grep -q '^prefix=/usr$$' $(BUILD)/destdir/usr/lib/pkgconfig/reactivestate.pc
-	$(MAKE) -s install PREFIX=$(CURDIR)/$(BUILD)/stage >/dev/null
-	PKG_CONFIG_PATH=$(CURDIR)/$(BUILD)/stage/lib/pkgconfig $(CC) -std=c11 -Wall -Wextra -Wpedantic \
-	  examples/basics.c -o $(BUILD)/stage/basics $$(PKG_CONFIG_PATH=$(CURDIR)/$(BUILD)/stage/lib/pkgconfig pkg-config --cflags --libs reactivestate) \
-	  -Wl,-rpath,$(CURDIR)/$(BUILD)/stage/lib
-	$(BUILD)/stage/basics >/dev/null
-	@echo "pkgconfig-check: examples/basics built with pkg-config against the installed copy and ran"
+	@sh tests/pkgconfig.sh
 
 # libFuzzer targets, built with ASan+UBSan; seeds come from fuzz/seeds/NAME/
 # when present, and what a run finds is kept in build-fuzz/corpus-NAME/.

@@ -17,6 +17,8 @@ PY_EXAMPLE_BINS := $(PY_EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%)
 
 .PHONY: python-check python-e2e python-bench
 
+example: $(PY_EXAMPLE_BINS)
+
 $(BUILD)/examples/python/%: examples/python/%.c examples/python/wait.h $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(STATIC) $(LDFLAGS) $(LIBS)
