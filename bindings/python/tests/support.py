@@ -12,10 +12,27 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 PYROOT = HERE.parent  # bindings/python
 REPO = PYROOT.parent.parent
-if str(PYROOT) not in sys.path:
+#: RSTATE_TEST_INSTALLED=1: test the copy pip installed (make
+#: python-install-check), never the checkout's package or build/ library.
+INSTALLED = os.environ.get("RSTATE_TEST_INSTALLED") == "1"
+if not INSTALLED and str(PYROOT) not in sys.path:
     sys.path.insert(0, str(PYROOT))
 
 import reactivestate as rs  # noqa: E402
+
+if INSTALLED:
+    from reactivestate import _native  # noqa: E402
+
+    _where = Path(rs.__file__).resolve()
+    if PYROOT in _where.parents or os.environ.get("REACTIVESTATE_LIB"):
+        raise SystemExit(f"RSTATE_TEST_INSTALLED: the package was imported from {_where} "
+                         f"(REACTIVESTATE_LIB={os.environ.get('REACTIVESTATE_LIB')!r}), not an installed copy")
+    if Path(_native.lib._name).resolve().parent != _where.parent:
+        raise SystemExit(f"RSTATE_TEST_INSTALLED: the library was loaded from {_native.lib._name}, "
+                         f"not from the installed package {_where.parent}")
+
+#: The environment of a child python that imports the package under test.
+CHILD_ENV = dict(os.environ) if INSTALLED else dict(os.environ, PYTHONPATH=str(PYROOT))
 
 #: Upper bound of every wait in the tests: a failure, never a hang.
 WAIT_S = float(os.environ.get("RSTATE_TEST_WAIT_S", "10"))

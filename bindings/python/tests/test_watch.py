@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import os
 import subprocess
 import sys
 import threading
@@ -11,7 +10,7 @@ import time
 import unittest
 import weakref
 
-from support import PYROOT, WAIT_S, Recorder, Unraisable, rs
+from support import CHILD_ENV, WAIT_S, Recorder, Unraisable, rs
 
 from reactivestate import store as store_mod
 
@@ -241,7 +240,7 @@ class Exceptions(unittest.TestCase):
             "    assert done.wait(10), 'second event not delivered'\n"
             "print('survived')\n"
         )
-        env = dict(os.environ, PYTHONPATH=str(PYROOT))
+        env = CHILD_ENV
         p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30)
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertIn("survived", p.stdout)
@@ -263,7 +262,7 @@ class Shutdown(unittest.TestCase):
             "    for i in range(100): s['n'] = i\n"
             "print('leaving')\n"
         )
-        env = dict(os.environ, PYTHONPATH=str(PYROOT))
+        env = CHILD_ENV
         for _ in range(3):
             p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30)
             self.assertEqual((p.returncode, p.stdout, p.stderr), (0, "leaving\n", ""))
