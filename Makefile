@@ -3,13 +3,16 @@
 #   make              the shared and static library and reactivestate.pc in build/
 #   make example      build what the README uses (the shared and static library,
 #                     rstated, rstate, every example) and run examples/basics
-#   make test         install what the tests need, then every target below
-#   make check        the Criterion tests (and the exported-symbol check), python-check (mk/python.mk),
+#   make test         install what the tests need, then every suite of the four
+#                     below and more, side by side (mk/suites.mk); the last line
+#                     is the grand total "total: N passed, N failed (...)"
+#   make check        the Criterion tests (on mem:, unix:, tcp:), the examples,
+#                     the exported-symbol check, the tools' and the binding's tests,
 #                     the layering check of src/ (mk/layering) and its self-test
-#   make asan         every test under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make asan         the tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make tsan         every test under ThreadSanitizer
 #   make valgrind     every test under valgrind, failing on any leak or error
-#   make pkgconfig-check  install to a scratch prefix, build a program with pkg-config
+#   make pkgconfig-check  install to a scratch prefix, run the README's install block
 #   make bench        benchmarks through hyperfine; writes bench/RESULTS.md
 #   make bench-peers  the same beside GSettings, GObject, Redis and NATS (installs them)
 #   make fuzz         every libFuzzer target in fuzz/ for FUZZ_SECONDS each (60)
@@ -59,17 +62,10 @@ EXAMPLE_BINS := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%)
 CRITERION_LIBS ?= -lcriterion
 
 # The tests of what every store guarantees run again over a served store,
-# once per transport (tests/helpers.h, RSTATE_TEST_TRANSPORT).
+# once per transport (tests/helpers.h, RSTATE_TEST_TRANSPORT; mk/suites.mk):
+# unix, tcp, file, and redis beside a Redis server tests/redis.sh starts for
+# the run (and stops after it).
 TRANSPORT_TESTS := watch order reentrancy debounce dispatch set set_many threads store errors backend
-# "redis" runs them over redis: stores, beside a Redis server tests/redis.sh
-# starts for the run (and stops after it).
-TRANSPORTS := unix tcp file redis
-# runs $(1) (a runner) over the transport tests built in $(2) (a build dir),
-# over the transports $(3) (default: all)
-define run_transports
-	@for tr in $(or $(3),$(TRANSPORTS)); do echo "== over $$tr:"; wrap=; [ $$tr = redis ] && wrap="sh tests/redis.sh"; \
-	  RSTATE_TEST_TRANSPORT=$$tr $$wrap sh tests/run.sh "$(1)" $(TRANSPORT_TESTS:%=$(2)/tests/test_%) || exit 1; done
-endef
 
 .PHONY: soak-redis fuzz bench bench-peers all test deps check layering layering-selftest asan tsan valgrind example examples install uninstall clean symbols pkgconfig-check
 
@@ -121,20 +117,7 @@ example: all $(EXAMPLE_BINS)
 deps:
 	@sh tests/deps.sh
 
-# What CI runs (.ci/run) and the README gives: every suite, every checker.
-test: deps
-	$(MAKE) check
-	$(MAKE) asan
-	$(MAKE) tsan
-	$(MAKE) valgrind
-	$(MAKE) pkgconfig-check
-
-# Runs every test program; Criterion prints a "Synthesis:" line per program,
-# and the last line sums them up as "N passed, N failed".
-check: layering layering-selftest all $(TEST_BINS) $(EXAMPLE_BINS) symbols
-	@sh tests/examples.sh $(BUILD)/examples
-	@sh tests/run.sh "$(RUNNER)" $(TEST_BINS)
-	$(call run_transports,$(RUNNER),$(BUILD))
+# test, check, asan, tsan and valgrind: mk/suites.mk.
 
 # Which folder of src/ may include which one's headers: mk/layering, checked
 # by mk/layering.sh; layering-selftest proves the check fails on bad includes.
@@ -149,29 +132,6 @@ symbols: $(SHARED)
 	        grep -Ev '^(_init|_fini|_edata|_end|__bss_start)$$'); \
 	if [ -n "$$bad" ]; then echo "exported symbols outside rstate_: $$bad"; exit 1; fi; \
 	echo "symbols: only rstate_ symbols are exported"
-
-asan:
-	$(MAKE) check BUILD=build-asan CC=clang \
-	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
-
-# Every test, threaded or not, under ThreadSanitizer. Criterion cannot start
-# under it (Snaipe/Criterion#274), so these builds compile the same tests
-# against the stand-in header in tests/tsan/.
-tsan:
-	rm -rf build-tsan/tests
-	$(MAKE) BUILD=build-tsan CC=clang CFLAGS="-O1 -g -fsanitize=thread" CPPFLAGS=-Itests/tsan CRITERION_LIBS= \
-	  $(TEST_BINS:$(BUILD)/%=build-tsan/%)
-	@TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
-	  sh tests/run.sh "" $(TEST_BINS:$(BUILD)/%=build-tsan/%)
-	$(call run_transports,env TSAN_OPTIONS=halt_on_error=1,build-tsan)
-
-# Criterion forks a process per test; valgrind follows the children, and
-# tests/run.sh fails a program whose output shows a valgrind error or leak.
-VALGRIND := env RSTATE_TEST_QUICK=1 valgrind -q --trace-children=yes --trace-children-skip='*redis-server*' --leak-check=full --show-leak-kinds=definite,indirect,possible \
-	--errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99
-valgrind: all $(TEST_BINS)
-	@sh tests/run.sh "$(VALGRIND)" $(TEST_BINS)
-	$(call run_transports,$(VALGRIND),$(BUILD),unix)
 
 install: all
 	install -d $(DESTDIR)$(INCLUDEDIR)/reactivestate $(DESTDIR)$(LIBDIR)/pkgconfig
@@ -238,3 +198,4 @@ clean:
 
 include mk/tools.mk
 include mk/python.mk
+include mk/suites.mk

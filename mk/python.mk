@@ -4,18 +4,21 @@
 #                      then python-e2e
 #   make python-e2e    the cross-language tests: the Python and C process pairs
 #                      of examples/python over a Unix socket
+#   make python-install-check  pip install ./bindings/python into a fresh venv,
+#                      its tests against that copy, and pip wheel
 #   make python-bench  Python set through the binding vs a plain ctypes call, and
 #                      the latency of a change from a C process to asyncio
 #
-# `make check` runs python-check too, except in sanitizer builds (make asan):
-# a sanitized library cannot be loaded into an unsanitized python3.
+# `make check` runs both as the suites python and python-e2e, and `make test`
+# adds python-install (tests/python_install.sh: pip install into a fresh
+# venv): mk/suites.mk.
 
 PYTHON ?= python3
 PY_ENV = REACTIVESTATE_LIB=$(CURDIR)/$(BUILD)/libreactivestate.so PYTHONPATH=$(CURDIR)/bindings/python CC="$(CC)"
 PY_EXAMPLE_SRCS := $(wildcard examples/python/*.c)
 PY_EXAMPLE_BINS := $(PY_EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%)
 
-.PHONY: python-check python-e2e python-bench
+.PHONY: python-check python-e2e python-bench python-install-check
 
 example: $(PY_EXAMPLE_BINS)
 
@@ -35,6 +38,5 @@ python-bench: $(BUILD)/libreactivestate.so $(PY_EXAMPLE_BINS)
 	@$(PY_ENV) $(PYTHON) bench/python_set.py
 	@$(PY_ENV) RSTATE_EXAMPLES=$(CURDIR)/$(BUILD)/examples/python $(PYTHON) bench/python_latency.py
 
-ifeq ($(findstring -fsanitize,$(CFLAGS)),)
-check: python-check
-endif
+python-install-check:
+	@PYTHON=$(PYTHON) sh tests/python_install.sh $(BUILD)/python-install

@@ -3,10 +3,11 @@
 # Makefile.
 #
 #   make                 also builds $(BUILD)/tools/rstated and $(BUILD)/tools/rstate
-#   make check           also runs tests/tools/cli.sh (the binaries without a server)
-#                        and man-check (the pages format without a groff warning)
+#   make tools-check     tests/tools/cli.sh (the binaries without a server)
+#   make man-check       the pages format without a groff warning
 #   make tools-integration  tests/tools/integration.py: rstated and rstate over a socket
-#                        (make check runs it too; make valgrind runs it under valgrind)
+#   make tools-valgrind  the same with every tool process under valgrind
+#                        (make check and valgrind run them as suites: mk/suites.mk)
 #   make install         also installs both tools in BINDIR and their pages in MANDIR
 #
 # The tools link the static library, so they need nothing at run time, and
@@ -49,7 +50,6 @@ $(BUILD)/tools/rstated: tools/rstated.c $(TOOL_HELPERS) $(HTTP_SRCS) $(HTTP_PAGE
 $(BUILD)/tests/test_tools: $(TOOL_HELPERS) tools/*.h
 $(BUILD)/tests/test_tools: TEST_HELPERS += $(TOOL_HELPERS)
 
-check: tools-check tools-integration man-check http-check browser-check
 tools-check: $(TOOL_BINS)
 	@bash tests/tools/cli.sh $(BUILD)/tools
 
@@ -83,7 +83,6 @@ screenshot: $(TOOL_BINS)
 
 # The same with every rstate and rstated process under valgrind: an error or
 # a leak changes the exit status, which the script checks everywhere.
-valgrind: tools-valgrind
 tools-valgrind: $(TOOL_BINS)
 	@TOOL_RUNNER="valgrind -q --leak-check=full --show-leak-kinds=definite,indirect,possible \
 	  --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99" \

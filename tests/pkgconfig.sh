@@ -17,8 +17,9 @@ fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
 awk '/^## Building and installing/ {b = 1} b && /prefix of your own/ {p = 1}
      p && /^```sh$/ {c = 1; next} c && /^```$/ {exit} c' "$repo/README.md" >"$work/block.sh"
 grep -q 'make install PREFIX=' "$work/block.sh" || fail "no install block found in the README"
-grep -q 'rpath' "$work/block.sh" && grep -q 'LD_LIBRARY_PATH' "$work/block.sh" ||
-  fail "the README's block names neither rpath nor LD_LIBRARY_PATH"
+if ! grep -q 'rpath' "$work/block.sh" || ! grep -q 'LD_LIBRARY_PATH' "$work/block.sh"; then
+  fail "the README's block does not name both rpath and LD_LIBRARY_PATH"
+fi
 mkdir -p "$work/home" "$work/app"
 cp "$repo/examples/tour.c" "$work/app/app.c"
 (
@@ -26,8 +27,10 @@ cp "$repo/examples/tour.c" "$work/app/app.c"
   export HOME="$work/home"
   unset PKG_CONFIG_PATH LD_LIBRARY_PATH
   # the checkout's Makefile, quietly; every other word as the README has it
+  # shellcheck disable=SC2317 # called by the README's block
   make() { command make -s -C "$repo" "$@" >/dev/null; }
   set -e
+  # shellcheck disable=SC1091
   . "$work/block.sh"
 ) >"$work/out" 2>&1
 rc=$?
