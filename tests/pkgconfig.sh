@@ -26,9 +26,10 @@ cp "$repo/examples/tour.c" "$work/app/app.c"
   cd "$work/app" || exit 1
   export HOME="$work/home"
   unset PKG_CONFIG_PATH LD_LIBRARY_PATH
-  # the checkout's Makefile, quietly; every other word as the README has it
+  # the checkout's Makefile, quietly and as from a shell of its own (not
+  # as a sub-make of make test); every other word as the README has it
   # shellcheck disable=SC2317 # called by the README's block
-  make() { command make -s -C "$repo" "$@" >/dev/null; }
+  make() { env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -C "$repo" "$@" >/dev/null; }
   set -e
   # shellcheck disable=SC1091
   . "$work/block.sh"

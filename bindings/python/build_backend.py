@@ -97,7 +97,10 @@ def _build_library(scratch: Path) -> Path:
         if os.environ.get(var):
             cmd.append(f"{var}={os.environ[var]}")
     print("reactivestate: building the C library:", " ".join(cmd), file=sys.stderr, flush=True)
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # a make of its own: not a sub-make of one that pip may run under (its
+    # MAKEFLAGS would carry that make's variables and job slots)
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     if p.returncode != 0 or not target.is_file():
         raise RuntimeError(f"reactivestate: building the C library failed (exit {p.returncode}):\n{p.stdout}")
     return target
