@@ -1,7 +1,7 @@
 # mk/suites.mk — every test suite as jobs whose output is captured
 # (tests/job.sh), run side by side under make -j, and reported in a fixed
 # order (tests/report.sh): the log of each failed job, one line per suite
-# naming it ("asan-unit: 165 passed, 0 failed (22 programs, 95 s)"), and
+# naming it ("asan-unit: 461 passed, 0 failed (22 programs, 78 s)"), and
 # last the grand total ("total: N passed, N failed (29 suites, ...)").
 # Included at the end of the Makefile.
 #
