@@ -9,7 +9,7 @@
 # counts as one failure. Exits 1 when anything failed.
 # Usage: report.sh DIR SUITE...
 dir=$1; shift
-total_p=0 total_f=0 n=0 lines=""
+total_p=0 total_f=0 n=0 lines="" cpu=0
 nl='
 '
 for suite in "$@"; do
@@ -26,6 +26,7 @@ for suite in "$@"; do
     fi
     rc=$(cat "$dir/$suite/$key.rc")
     secs=$((secs + $(cat "$dir/$suite/$key.time" 2>/dev/null || echo 0)))
+    cpu=$((cpu + $(cat "$dir/$suite/$key.cpu" 2>/dev/null || echo 0)))
     last=$(grep -E '[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
     counts=$(echo "$last" | grep -oE '[0-9]+ passed, [0-9]+ failed' | tail -n 1)
     p=$(echo "$counts" | awk '{print $1}')
@@ -50,5 +51,6 @@ done
 printf '%s' "$lines"
 wall=""
 [ -f "$dir/start" ] && s=$(( $(date +%s) - $(cat "$dir/start") )) && wall=", $((s / 60)) min $((s % 60)) s"
-echo "total: $total_p passed, $total_f failed ($n suites$wall)"
+# CPU time: the jobs' processes, not the builds
+echo "total: $total_p passed, $total_f failed ($n suites$wall; the tests took $((cpu / 60)) min $((cpu % 60)) s of CPU)"
 [ "$total_f" -eq 0 ]
