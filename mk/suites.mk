@@ -97,6 +97,8 @@ SUITE_KEYS_asan-unit-unix := $(SUITE_KEYS_unit-unix)
 SUITE_RUN_asan-unit-unix = env RSTATE_TEST_TRANSPORT=unix sh tests/run.sh "" $(ASAN_BUILD)/tests/
 SUITE_KEYS_asan-unit-tcp := $(SUITE_KEYS_unit-tcp)
 SUITE_RUN_asan-unit-tcp = env RSTATE_TEST_TRANSPORT=tcp sh tests/run.sh "" $(ASAN_BUILD)/tests/
+SUITE_KEYS_asan-symbols := all
+SUITE_RUN_asan-symbols = $(MAKE) -s --no-print-directory symbols BUILD=$(ASAN_BUILD)
 SUITE_KEYS_asan-tools-cli := all
 SUITE_RUN_asan-tools-cli = bash tests/tools/cli.sh $(ASAN_BUILD)/tools
 SUITE_KEYS_asan-tools-integration := all
@@ -115,7 +117,8 @@ SUITE_RUN_tsan-unit-tcp = env RSTATE_TEST_TRANSPORT=tcp $(TSAN_ENV) sh tests/run
 PY_SUITES := $(if $(findstring -fsanitize,$(CFLAGS)),,python python-e2e)
 CHECK_SUITES := layering layering-selftest examples unit unit-unix unit-tcp symbols man tools-cli tools-integration \
   $(PY_SUITES)
-ASAN_SUITES := asan-examples asan-unit asan-unit-unix asan-unit-tcp asan-tools-cli asan-tools-integration
+# (the layering and the man pages do not depend on the build: checked once)
+ASAN_SUITES := asan-examples asan-unit asan-unit-unix asan-unit-tcp asan-symbols asan-tools-cli asan-tools-integration
 TSAN_SUITES := tsan-unit tsan-unit-unix tsan-unit-tcp
 VALGRIND_SUITES := valgrind-unit valgrind-unit-unix valgrind-tools
 # make test: every suite, reported in this order
