@@ -37,7 +37,7 @@ TSAN_ENV := TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
 # tests/run.sh fails a program whose output shows a valgrind error or leak.
 VALGRIND_OPTS := -q --leak-check=full --show-leak-kinds=definite,indirect,possible \
   --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99
-VALGRIND := env RSTATE_TEST_QUICK=1 valgrind $(VALGRIND_OPTS) --trace-children=yes
+VALGRIND := env RSTATE_TEST_QUICK=1 valgrind $(VALGRIND_OPTS) --trace-children=yes --trace-children-skip='*redis-server*'
 
 UNIT_KEYS := $(TEST_SRCS:tests/%.c=%)
 TRANSPORT_KEYS := $(TRANSPORT_TESTS:%=test_%)
@@ -60,6 +60,14 @@ SUITE_KEYS_layering := all
 SUITE_RUN_layering = sh mk/layering.sh
 SUITE_KEYS_layering-selftest := all
 SUITE_RUN_layering-selftest = sh mk/layering-test.sh
+SUITE_KEYS_unit-file := $(call long_first,$(TRANSPORT_KEYS))
+SUITE_RUN_unit-file = env RSTATE_TEST_TRANSPORT=file sh tests/run.sh "$(RUNNER)" $(BUILD)/tests/
+SUITE_KEYS_unit-redis := $(call long_first,$(TRANSPORT_KEYS))
+SUITE_RUN_unit-redis = env RSTATE_TEST_TRANSPORT=redis sh tests/redis.sh sh tests/run.sh "$(RUNNER)" $(BUILD)/tests/
+SUITE_KEYS_http := all
+SUITE_RUN_http = $(MAKE) -s --no-print-directory http-check
+SUITE_KEYS_browser := all
+SUITE_RUN_browser = $(MAKE) -s --no-print-directory browser-check
 SUITE_KEYS_symbols := all
 SUITE_RUN_symbols = $(MAKE) -s --no-print-directory symbols
 SUITE_KEYS_man := all
@@ -97,6 +105,10 @@ SUITE_KEYS_asan-unit-unix := $(SUITE_KEYS_unit-unix)
 SUITE_RUN_asan-unit-unix = env RSTATE_TEST_TRANSPORT=unix sh tests/run.sh "" $(ASAN_BUILD)/tests/
 SUITE_KEYS_asan-unit-tcp := $(SUITE_KEYS_unit-tcp)
 SUITE_RUN_asan-unit-tcp = env RSTATE_TEST_TRANSPORT=tcp sh tests/run.sh "" $(ASAN_BUILD)/tests/
+SUITE_KEYS_asan-unit-file := $(SUITE_KEYS_unit-file)
+SUITE_RUN_asan-unit-file = env RSTATE_TEST_TRANSPORT=file sh tests/run.sh "" $(ASAN_BUILD)/tests/
+SUITE_KEYS_asan-unit-redis := $(SUITE_KEYS_unit-redis)
+SUITE_RUN_asan-unit-redis = env RSTATE_TEST_TRANSPORT=redis sh tests/redis.sh sh tests/run.sh "" $(ASAN_BUILD)/tests/
 SUITE_KEYS_asan-symbols := all
 SUITE_RUN_asan-symbols = $(MAKE) -s --no-print-directory symbols BUILD=$(ASAN_BUILD)
 SUITE_KEYS_asan-tools-cli := all
@@ -111,15 +123,21 @@ SUITE_KEYS_tsan-unit-unix := $(SUITE_KEYS_unit-unix)
 SUITE_RUN_tsan-unit-unix = env RSTATE_TEST_TRANSPORT=unix $(TSAN_ENV) sh tests/run.sh "" $(TSAN_BUILD)/tests/
 SUITE_KEYS_tsan-unit-tcp := $(SUITE_KEYS_unit-tcp)
 SUITE_RUN_tsan-unit-tcp = env RSTATE_TEST_TRANSPORT=tcp $(TSAN_ENV) sh tests/run.sh "" $(TSAN_BUILD)/tests/
+SUITE_KEYS_tsan-unit-file := $(SUITE_KEYS_unit-file)
+SUITE_RUN_tsan-unit-file = env RSTATE_TEST_TRANSPORT=file $(TSAN_ENV) sh tests/run.sh "" $(TSAN_BUILD)/tests/
+SUITE_KEYS_tsan-unit-redis := $(SUITE_KEYS_unit-redis)
+SUITE_RUN_tsan-unit-redis = env RSTATE_TEST_TRANSPORT=redis $(TSAN_ENV) sh tests/redis.sh sh tests/run.sh "" \
+  $(TSAN_BUILD)/tests/
 
 # The flavours. Python cannot load a sanitized library: a sanitized plain
 # build (make check CFLAGS=-fsanitize=...) leaves the Python suites out.
 PY_SUITES := $(if $(findstring -fsanitize,$(CFLAGS)),,python python-e2e)
-CHECK_SUITES := layering layering-selftest examples unit unit-unix unit-tcp symbols man tools-cli tools-integration \
-  $(PY_SUITES)
+CHECK_SUITES := layering layering-selftest examples unit unit-unix unit-tcp unit-file unit-redis symbols man tools-cli \
+  tools-integration http browser $(PY_SUITES)
 # (the layering and the man pages do not depend on the build: checked once)
-ASAN_SUITES := asan-examples asan-unit asan-unit-unix asan-unit-tcp asan-symbols asan-tools-cli asan-tools-integration
-TSAN_SUITES := tsan-unit tsan-unit-unix tsan-unit-tcp
+ASAN_SUITES := asan-examples asan-unit asan-unit-unix asan-unit-tcp asan-unit-file asan-unit-redis asan-symbols \
+  asan-tools-cli asan-tools-integration
+TSAN_SUITES := tsan-unit tsan-unit-unix tsan-unit-tcp tsan-unit-file tsan-unit-redis
 VALGRIND_SUITES := valgrind-unit valgrind-unit-unix valgrind-tools
 # make test: every suite, reported in this order
 TEST_SUITES := $(CHECK_SUITES) $(ASAN_SUITES) $(TSAN_SUITES) $(VALGRIND_SUITES) pkgconfig python-install

@@ -318,6 +318,28 @@ static int spec_fetch(rds *r, const char *const *names, size_t n) {
   return rc;
 }
 
+/* The sentence of a define refused because the name is defined otherwise,
+ * naming the part that differs as the mem: backend does: the stored
+ * definition is read back for it (just "definition" if it cannot be). */
+static int defined_differently(rds *r, const rstate_var_def *def, rstate_type stored) {
+  if (stored != def->type)
+    return rstate__err(RSTATE_EEXIST, "%s: already defined differently: its type is %s, not %s", def->name,
+                       rstate_type_name(stored), rstate_type_name(def->type));
+  const char *part = "definition";
+  rstate__spec *mine = NULL;
+  spec_forget(r, def->name);
+  if (spec_fetch(r, &def->name, 1) == RSTATE_OK && rstate__spec_new(&mine, def) == RSTATE_OK) {
+    size_t len = strlen(def->name);
+    pthread_mutex_lock(&r->spec_lock);
+    cspec *c = rstate__map_get(&r->specs, def->name, len, rstate__hash(def->name, len));
+    const char *d = c ? rstate__spec_diff(c->spec, mine) : NULL; /* a static string */
+    pthread_mutex_unlock(&r->spec_lock);
+    if (d) part = d;
+  }
+  rstate__spec_free(mine);
+  return rstate__err(RSTATE_EEXIST, "%s: already defined differently: its %s differs", def->name, part);
+}
+
 /* ---- calls on the callers' connection ---- */
 
 /* One Function call. For a write that changed something (answered OK)
@@ -442,8 +464,7 @@ static int rds_define(rstate_backend *b, const rstate_var_def *def) {
   } else if (answer_is(rep, "EEXIST") && rep->n == 2) {
     uint64_t t = 0;
     rstate__resp_u64(&rep->elem[1], &t);
-    rc = rstate__err(RSTATE_EEXIST, "%s: already defined differently (as %s)", def->name,
-                     rstate_type_name((rstate_type)t));
+    rc = defined_differently(r, def, (rstate_type)t);
   } else if (answer_is(rep, "OK") && rep->n == 2 && rstate__resp_u64(&rep->elem[1], &rev)) {
     spec_forget(r, def->name);
   } else {
