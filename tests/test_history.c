@@ -1,7 +1,9 @@
 /*
  * test_history.c — rstate_history and rstate_rollback, every sentence of the
- * contract, on "mem:" (keep_versions) and on "file:" (kept by default).
- * Each scenario runs once per store kind (BOTH below).
+ * contract, on "mem:" (keep_versions), on "file:" (kept by default), and
+ * through a served store over unix: and tcp: (protocol version 2's HISTORY;
+ * rollback is the front end's, over HISTORY and SET_MANY). Each scenario
+ * runs once per store kind (BOTH below).
  */
 #include <criterion/criterion.h>
 #include <stdint.h>
@@ -14,15 +16,31 @@ TestSuite(history);
 typedef struct hstore {
   rstate_store *s;
   char dir[96];
+  rstate_store *backing; /* served kinds: the store the server serves */
+  rstate_server *server;
 } hstore;
 
-static hstore hs_open(bool file, size_t keep) {
+/* Store kinds: a mem: or file: store, or a mem: store keeping keep
+ * versions, served, and the client's store connected to it. */
+enum { K_MEM, K_FILE, K_UNIX, K_TCP };
+
+static hstore hs_open(int file, size_t keep) {
   hstore h;
   memset(&h, 0, sizeof h);
   rstate_options o;
   memset(&o, 0, sizeof o);
   o.keep_versions = keep;
-  if (file) {
+  if (file == K_UNIX || file == K_TCP) {
+    static unsigned sserial;
+    ASSERT_RC(rstate_open(&h.backing, "mem:", &o), RSTATE_OK);
+    char uri[128];
+    if (file == K_TCP)
+      snprintf(uri, sizeof uri, "tcp:127.0.0.1:0");
+    else
+      snprintf(uri, sizeof uri, "unix:/tmp/rstate-test-hist-%d-%u.sock", (int)getpid(), sserial++);
+    ASSERT_RC(rstate_server_start(&h.server, h.backing, uri, NULL), RSTATE_OK);
+    ASSERT_RC(rstate_open(&h.s, rstate_server_uri(h.server), NULL), RSTATE_OK);
+  } else if (file == K_FILE) {
     static unsigned serial;
     snprintf(h.dir, sizeof h.dir, "/tmp/rstate-test-hist-%d-%u.d", (int)getpid(), serial++);
     h_rmdir(h.dir);
@@ -38,6 +56,8 @@ static hstore hs_open(bool file, size_t keep) {
 static void hs_close(hstore *h) {
   rstate_close(h->s);
   if (h->dir[0]) h_rmdir(h->dir);
+  if (h->server) rstate_server_stop(h->server);
+  if (h->backing) rstate_close(h->backing);
 }
 
 /* every entry of a walk, copied */
@@ -78,10 +98,12 @@ static int collect(const rstate_history_entry *e, void *ud) {
 }
 
 #define BOTH(name)                                 \
-  static void name(bool file);                     \
-  Test(history, name##_mem) { name(false); }       \
-  Test(history, name##_file) { name(true); }       \
-  static void name(bool file)
+  static void name(int file);                      \
+  Test(history, name##_mem) { name(K_MEM); }       \
+  Test(history, name##_file) { name(K_FILE); }     \
+  Test(history, name##_unix) { name(K_UNIX); }     \
+  Test(history, name##_tcp) { name(K_TCP); }       \
+  static void name(int file)
 
 /* ---- rstate_history ------------------------------------------------------ */
 
@@ -98,6 +120,45 @@ Test(history, mem_keeps_none_by_default) {
   ASSERT_FAIL_NAMES(rstate_rollback(s, "x", 0, NULL), RSTATE_ENOTSUP, "x");
   cr_assert_eq(w.n, 0);
   rstate_close(s);
+}
+
+/* A served store that keeps none says so through the protocol, with the
+ * server's sentence. */
+Test(history, served_store_keeping_none_says_so) {
+  hstore h = hs_open(K_UNIX, 0);
+  h_define_ok(h.s, "x", RSTATE_TYPE_INTEGER, rstate_int(1), NULL);
+  walk w = {0};
+  ASSERT_FAIL_NAMES(rstate_history(h.s, "x", 0, collect, &w), RSTATE_ENOTSUP, "x");
+  ASSERT_FAIL_NAMES(rstate_rollback(h.s, "x", 1, NULL), RSTATE_ENOTSUP, "x");
+  ASSERT_FAIL_NAMES(rstate_history(h.s, "nope", 0, collect, &w), RSTATE_ENOTSUP, "nope");
+  cr_assert_eq(w.n, 0);
+  hs_close(&h);
+}
+
+/* A client of a served store with a read token reads the history but
+ * cannot roll back. */
+Test(history, served_read_token_reads_history_but_cannot_roll_back) {
+  rstate_store *backing;
+  rstate_options o = {.keep_versions = 4};
+  ASSERT_RC(rstate_open(&backing, "mem:", &o), RSTATE_OK);
+  h_define_ok(backing, "x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  ASSERT_RC(rstate_set_int(backing, "x", 1), RSTATE_OK);
+  rstate_server *srv;
+  rstate_server_opts so = {.token = "rw", .read_token = "ro"};
+  char uri[128];
+  snprintf(uri, sizeof uri, "unix:/tmp/rstate-test-hist-ro-%d.sock", (int)getpid());
+  ASSERT_RC(rstate_server_start(&srv, backing, uri, &so), RSTATE_OK);
+  rstate_store *s;
+  rstate_options co = {.token = "ro"};
+  ASSERT_RC(rstate_open(&s, uri, &co), RSTATE_OK);
+  walk w = {0};
+  ASSERT_RC(rstate_history(s, "x", 0, collect, &w), RSTATE_OK);
+  cr_assert_eq(w.n, 2);
+  ASSERT_FAIL_NAMES(rstate_rollback(s, "x", 1, NULL), RSTATE_EPERM, "x");
+  cr_assert_eq(h_get_int(backing, "x"), 1, "a read-only client rolled back");
+  rstate_close(s);
+  rstate_server_stop(srv);
+  rstate_close(backing);
 }
 
 BOTH(unknown_and_bad_arguments) {
@@ -291,7 +352,7 @@ BOTH(rollback_errors) {
 /* ---- file: history survives reopening ------------------------------------- */
 
 Test(history, file_survives_reopen) {
-  hstore h = hs_open(true, 0); /* the default: 100 */
+  hstore h = hs_open(K_FILE, 0); /* the default: 100 */
   h_define_ok(h.s, "x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
   rstate_set_opts so = {.source = "me"};
   for (int i = 1; i <= 150; i++) {

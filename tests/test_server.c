@@ -378,7 +378,7 @@ Test(server, welcome_fields) {
   rstate_server *srv = start(s, &o);
   wc c;
   rstate__wire_welcome w = join(&c, srv, NULL);
-  cr_assert_eq(w.version, 1);
+  cr_assert_eq(w.version, RSTATE__WIRE_VERSION, "the highest version both speak");
   cr_assert_eq(w.heartbeat_ms, 700);
   cr_assert_eq(w.revision, rstate_revision(s));
   cr_assert_eq(w.max_frame, 8192);

@@ -65,6 +65,7 @@ static size_t samples(rstate__wire_msg *out, int variant) {
   static rstate__wire_var vars[4];
   static rstate__wire_stat stats[3];
   static rstate__wire_event events[4];
+  static rstate_history_entry hist[3];
   size_t n = 0;
   init_data();
 #define ADD(t) (out[n].type = (t), &out[n++].u)
@@ -130,6 +131,13 @@ static size_t samples(rstate__wire_msg *out, int variant) {
         (rstate__wire_watch_reply){17, 9, RSTATE__WIRE_WATCH_NEW, 43, 2};
     ADD(RSTATE__WIRE_STATS_REPLY)->stats = (rstate__wire_stats_reply){6, stats, 2};
     ADD(RSTATE__WIRE_EVENT)->events = (rstate__wire_events){9, 44, 0, "python", meta2, 2, events, 2};
+    hist[0] = (rstate_history_entry){1, 3, 1700000000000000000, rstate_int(7), NULL, NULL, 0};
+    hist[1] = (rstate_history_entry){2, 9, 1700000000000000001, vstr("two"), "ops", meta2, 2};
+    ADD(RSTATE__WIRE_HISTORY)->history = (rstate__wire_history){19, "cfg.a", 0};
+    ADD(RSTATE__WIRE_ROLLBACK)->rollback =
+        (rstate__wire_rollback){20, "cfg.a", 1, {.source = "ops", .meta = meta2, .n_meta = 2}};
+    ADD(RSTATE__WIRE_HISTORY_PART)->hist = (rstate__wire_hist_part){19, 0, 44, hist, 2};
+    ADD(RSTATE__WIRE_ROLLBACK_REPLY)->rev = (rstate__wire_rev){20, 45};
   } else {
     cedge = (rstate_constraints){.min = rstate_int(INT64_MIN), .max = rstate_float(bits_to_double(0x7FF0000000000000ull)),
                                  .min_length = SIZE_MAX, .max_length = SIZE_MAX - 1, .choices = empties,
@@ -354,7 +362,34 @@ static char *dump(const rstate__wire_msg *m) {
               (long long)g->updated_ns);
       break;
     }
+    case RSTATE__WIRE_HISTORY:
+      fprintf(f, " req%u ", m->u.history.req);
+      dump_str(f, m->u.history.name);
+      fprintf(f, " after%llu", (unsigned long long)m->u.history.after_version);
+      break;
+    case RSTATE__WIRE_ROLLBACK:
+      fprintf(f, " req%u ", m->u.rollback.req);
+      dump_str(f, m->u.rollback.name);
+      fprintf(f, " v%llu source=", (unsigned long long)m->u.rollback.version);
+      dump_str(f, m->u.rollback.opts.source);
+      dump_meta(f, m->u.rollback.opts.meta, m->u.rollback.opts.n_meta);
+      break;
+    case RSTATE__WIRE_HISTORY_PART: {
+      const rstate__wire_hist_part *p = &m->u.hist;
+      fprintf(f, " req%u flags%u rev%llu [%zu]", p->req, p->flags, (unsigned long long)p->revision, p->n);
+      for (size_t i = 0; i < p->n; i++) {
+        const rstate_history_entry *e = &p->entries[i];
+        fprintf(f, " v%llu/rev%llu/at%lld=", (unsigned long long)e->version, (unsigned long long)e->revision,
+                (long long)e->timestamp_ns);
+        dump_value(f, &e->value);
+        fputs(" source=", f);
+        dump_str(f, e->source);
+        dump_meta(f, e->meta, e->n_meta);
+      }
+      break;
+    }
     case RSTATE__WIRE_SET_MANY_REPLY:
+    case RSTATE__WIRE_ROLLBACK_REPLY:
     case RSTATE__WIRE_REVISION_REPLY:
       fprintf(f, " req%u rev%llu", m->u.rev.req, (unsigned long long)m->u.rev.revision);
       break;
@@ -553,7 +588,8 @@ Test(wire, samples_cover_every_frame_type) {
       RSTATE__WIRE_LIST,          RSTATE__WIRE_SNAPSHOT,       RSTATE__WIRE_WATCH,          RSTATE__WIRE_UNWATCH,
       RSTATE__WIRE_STATS,         RSTATE__WIRE_REVISION,       RSTATE__WIRE_GET_REPLY,      RSTATE__WIRE_GET_MANY_PART,
       RSTATE__WIRE_SET_MANY_REPLY, RSTATE__WIRE_INFO_REPLY,    RSTATE__WIRE_LIST_PART,      RSTATE__WIRE_SNAPSHOT_PART,
-      RSTATE__WIRE_WATCH_REPLY,   RSTATE__WIRE_STATS_REPLY,    RSTATE__WIRE_REVISION_REPLY, RSTATE__WIRE_EVENT};
+      RSTATE__WIRE_WATCH_REPLY,   RSTATE__WIRE_STATS_REPLY,    RSTATE__WIRE_REVISION_REPLY, RSTATE__WIRE_EVENT,
+      RSTATE__WIRE_HISTORY,       RSTATE__WIRE_ROLLBACK,       RSTATE__WIRE_HISTORY_PART,   RSTATE__WIRE_ROLLBACK_REPLY};
   rstate__wire_msg msgs[MAX_SAMPLES];
   size_t n = samples(msgs, 0);
   size_t known = 0;

@@ -269,12 +269,20 @@ typedef struct request {
   void (*set_req)(void *arg, uint32_t req);
   int (*encode)(rstate__wire_buf *b, const void *arg);
   void *arg;
+  uint16_t since; /* the protocol version that brought the frame; 0: version 1 */
+  const char *what; /* since: the call, for the sentence against an older server */
 } request;
 
 static int call(remote *r, waiter *w, const request *q) {
   pthread_mutex_lock(&r->lock);
   if (r->state != CONN_CONNECTED) {
     int rc = rstate__err(RSTATE_ECLOSED, "%s: not connected to the server (%s)", r->uri, r->why);
+    pthread_mutex_unlock(&r->lock);
+    return rc;
+  }
+  if (q->since > r->welcome.version) { /* never a frame the server does not know */
+    int rc = rstate__err(RSTATE_ENOTSUP, "%s: %s: the server speaks protocol version %u, which has no %s (it came with version %u)",
+                         r->uri, q->what, (unsigned)r->welcome.version, q->what, (unsigned)q->since);
     pthread_mutex_unlock(&r->lock);
     return rc;
   }
@@ -331,6 +339,8 @@ static uint32_t reply_req(const rstate__wire_msg *m) {
     case RSTATE__WIRE_INFO_REPLY: return m->u.info_reply.req;
     case RSTATE__WIRE_LIST_PART: return m->u.list.req;
     case RSTATE__WIRE_SNAPSHOT_PART: return m->u.snapshot.req;
+    case RSTATE__WIRE_HISTORY_PART: return m->u.hist.req;
+    case RSTATE__WIRE_ROLLBACK_REPLY: return m->u.rev.req;
     case RSTATE__WIRE_STATS_REPLY: return m->u.stats.req;
     default: return 0;
   }
@@ -698,7 +708,7 @@ static int remote_define(rstate_backend *b, const rstate_var_def *def) {
   rstate__spec_free(spec);
   rstate__wire_define m = {0, *def};
   waiter w = {.reply_type = RSTATE__WIRE_OK};
-  return call(R(b), &w, &(request){req_define, put_define, &m});
+  return call(R(b), &w, &(request){.set_req = req_define, .encode = put_define, .arg = &m});
 }
 
 static int put_undefine(rstate__wire_buf *b, const void *m) { return rstate__wire_put_name(b, RSTATE__WIRE_UNDEFINE, m); }
@@ -711,7 +721,7 @@ static int remote_undefine(rstate_backend *b, const char *name) {
   if (rc) return rc;
   rstate__wire_name m = {0, name};
   waiter w = {.reply_type = RSTATE__WIRE_OK};
-  return call(R(b), &w, &(request){req_name, put_undefine, &m});
+  return call(R(b), &w, &(request){.set_req = req_name, .encode = put_undefine, .arg = &m});
 }
 
 typedef struct get_ctx {
@@ -738,7 +748,7 @@ static int remote_get(rstate_backend *b, const char *name, rstate_value *out, rs
   rstate__wire_name m = {0, name};
   get_ctx c = {out, info, false};
   waiter w = {.reply_type = out ? RSTATE__WIRE_GET_REPLY : RSTATE__WIRE_INFO_REPLY, .on_reply = on_get, .ctx = &c};
-  rc = call(R(b), &w, &(request){req_name, out ? put_get : put_info, &m});
+  rc = call(R(b), &w, &(request){.set_req = req_name, .encode = out ? put_get : put_info, .arg = &m});
   if (!rc && c.nomem) rc = rstate__err(RSTATE_ENOMEM, "%s: out of memory", name);
   return rc;
 }
@@ -777,7 +787,7 @@ static int remote_get_many(rstate_backend *b, const char *const *names, size_t n
   rstate__wire_names m = {0, names, n};
   many_ctx c = {out, n, 0, 0, false};
   waiter w = {.reply_type = RSTATE__WIRE_GET_MANY_PART, .on_reply = on_values, .ctx = &c};
-  int rc = call(R(b), &w, &(request){req_names, put_names_get_many, &m});
+  int rc = call(R(b), &w, &(request){.set_req = req_names, .encode = put_names_get_many, .arg = &m});
   if (!rc && (c.failed || c.got != n))
     rc = rstate__err(c.failed && c.got < n ? RSTATE_ENOMEM : RSTATE_EPROTO,
                      "rstate_get_many: %zu values came for %zu names", c.got, n);
@@ -832,7 +842,7 @@ static int remote_snapshot(rstate_backend *b, const char *const *patterns, size_
   rstate__wire_names m = {0, patterns, n};
   snap_ctx c = {0};
   waiter w = {.reply_type = RSTATE__WIRE_SNAPSHOT_PART, .on_reply = on_snapshot, .ctx = &c};
-  int rc = call(R(b), &w, &(request){req_names, put_names_snapshot, &m});
+  int rc = call(R(b), &w, &(request){.set_req = req_names, .encode = put_names_snapshot, .arg = &m});
   if (!rc && c.failed) rc = rstate__err(RSTATE_ENOMEM, "out of memory reading a snapshot of %zu variables", c.n);
   for (size_t i = 0; i < c.n; i++) {
     c.vars[i].value = &c.values[i];
@@ -872,7 +882,7 @@ static int remote_set_many(rstate_backend *b, const rstate_assign *items, size_t
   }
   rstate__wire_set_many m = {0, items, expected, n, opts ? *opts : (rstate_set_opts){0}};
   waiter w = {.reply_type = RSTATE__WIRE_SET_MANY_REPLY, .failed_index = RSTATE__WIRE_NO_INDEX};
-  int rc = call(R(b), &w, &(request){req_set_many, put_set_many, &m});
+  int rc = call(R(b), &w, &(request){.set_req = req_set_many, .encode = put_set_many, .arg = &m});
   if (rc && w.failed_index < n) *failed_index = (size_t)w.failed_index;
   return rc;
 }
@@ -891,7 +901,82 @@ static uint64_t remote_revision(rstate_backend *b) {
   rstate__wire_req m = {0};
   uint64_t rev = 0;
   waiter w = {.reply_type = RSTATE__WIRE_REVISION_REPLY, .on_reply = on_revision, .ctx = &rev};
-  return call(R(b), &w, &(request){req_req, put_revision, &m}) ? 0 : rev;
+  return call(R(b), &w, &(request){.set_req = req_req, .encode = put_revision, .arg = &m}) ? 0 : rev;
+}
+
+/* ---- history (protocol version 2) ---- */
+
+typedef struct hist_ctx {
+  rstate_history_entry *e;
+  size_t n, cap;
+  bool nomem;
+} hist_ctx;
+
+static void hist_entry_free(rstate_history_entry *e) {
+  rstate_value_clear(&e->value);
+  free((char *)e->source);
+  for (size_t i = 0; i < e->n_meta; i++) {
+    free((char *)e->meta[i].key);
+    free((char *)e->meta[i].value);
+  }
+  free((rstate_meta *)e->meta);
+}
+
+static bool on_hist(waiter *w, const rstate__wire_msg *m) {
+  hist_ctx *c = w->ctx;
+  const rstate__wire_hist_part *p = &m->u.hist;
+  for (size_t i = 0; i < p->n && !c->nomem; i++) {
+    if (c->n == c->cap) {
+      size_t cap = c->cap ? 2 * c->cap : 16;
+      rstate_history_entry *e = realloc(c->e, cap * sizeof *e);
+      if (!e) {
+        c->nomem = true;
+        break;
+      }
+      c->e = e;
+      c->cap = cap;
+    }
+    const rstate_history_entry *src = &p->entries[i];
+    rstate_history_entry *x = &c->e[c->n++];
+    memset(x, 0, sizeof *x);
+    x->version = src->version;
+    x->revision = src->revision;
+    x->timestamp_ns = src->timestamp_ns;
+    if (rstate_value_copy(&x->value, &src->value)) c->nomem = true;
+    if (src->source && !(x->source = strdup(src->source))) c->nomem = true;
+    rstate_meta *meta = src->n_meta ? calloc(src->n_meta, sizeof *meta) : NULL;
+    if (src->n_meta && !meta) c->nomem = true;
+    x->meta = meta;
+    for (size_t k = 0; meta && k < src->n_meta; k++) {
+      x->n_meta = k + 1;
+      meta[k].key = strdup(src->meta[k].key);
+      meta[k].value = strdup(src->meta[k].value);
+      if (!meta[k].key || !meta[k].value) c->nomem = true;
+    }
+  }
+  return !(p->flags & RSTATE__WIRE_MORE);
+}
+
+static int put_history(rstate__wire_buf *b, const void *m) { return rstate__wire_put_history(b, m); }
+static void req_history(void *m, uint32_t req) { ((rstate__wire_history *)m)->req = req; }
+
+/* The served store's history (HISTORY), all of it copied before fn runs,
+ * so fn may call the store. Against a server older than protocol version
+ * 2: RSTATE_ENOTSUP, nothing sent. */
+static int remote_history(rstate_backend *b, const char *name, uint64_t after_version,
+                          int (*fn)(const rstate_history_entry *e, void *ud), void *ud) {
+  int rc = rstate__name_check(name);
+  if (rc) return rc;
+  rstate__wire_history m = {0, name, after_version};
+  hist_ctx c = {0};
+  waiter w = {.reply_type = RSTATE__WIRE_HISTORY_PART, .on_reply = on_hist, .ctx = &c};
+  rc = call(R(b), &w, &(request){req_history, put_history, &m, RSTATE__WIRE_VERSION_HISTORY, "history"});
+  if (!rc && c.nomem) rc = rstate__err(RSTATE_ENOMEM, "%s: out of memory reading its history", name);
+  for (size_t i = 0; !rc && i < c.n; i++)
+    if (fn(&c.e[i], ud)) break;
+  for (size_t i = 0; i < c.n; i++) hist_entry_free(&c.e[i]);
+  free(c.e);
+  return rc;
 }
 
 static int remote_subscribe(rstate_backend *b, rstate_sub *sub, const char *const *patterns, size_t n,
@@ -915,4 +1000,5 @@ const rstate_backend_ops rstate__remote_ops = {
     .revision = remote_revision,
     .subscribe = remote_subscribe,
     .unsubscribe = remote_unsubscribe,
+    .history = remote_history,
 };

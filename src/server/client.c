@@ -248,8 +248,9 @@ static void on_hello(rstate_server *srv, client *c, const rstate__wire_frame *f)
   }
   uint32_t hb = srv->hb_ms;
   if (h.heartbeat_ms && h.heartbeat_ms < hb) hb = h.heartbeat_ms;
-  rstate__wire_welcome w = {RSTATE__WIRE_VERSION,        srv->instance_id, hb,
-                            rstate_revision(srv->store), srv->max_frame,   access};
+  /* the highest version both sides speak (PROTOCOL.md, 4.1) */
+  uint16_t version = h.version < RSTATE__WIRE_VERSION ? h.version : RSTATE__WIRE_VERSION;
+  rstate__wire_welcome w = {version, srv->instance_id, hb, rstate_revision(srv->store), srv->max_frame, access};
   rc = rstate__wire_put_welcome(&c->out, &w);
   if (rc) {
     rstate__srv_fail(srv, c, RSTATE_ENOMEM, "the server ran out of memory");
@@ -257,6 +258,7 @@ static void on_hello(rstate_server *srv, client *c, const rstate__wire_frame *f)
   }
   frames_out(srv, 1);
   c->access = access;
+  c->version = version;
   c->hb_ms = hb;
   c->last_ping = now_ms();
   c->rd.max_frame = srv->max_frame;

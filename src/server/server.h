@@ -60,6 +60,7 @@ typedef struct client {
   bool counted; /* counts against max_clients */
   bool more;    /* its subscriptions have more to send than its output holds */
   uint8_t access;
+  uint16_t version; /* the protocol version the handshake settled on */
   uint32_t hb_ms;
   uint32_t events; /* epoll mask in force */
   int64_t last_rx, last_ping, deadline;
@@ -221,6 +222,11 @@ void rstate__srv_pump(rstate_server *srv, client *c);
  * streaming threshold, up to max_queue_bytes: what is behind the output
  * must not slip behind the answer. */
 void rstate__srv_events_first(rstate_server *srv, client *c);
+
+/* ---- history_req.c: HISTORY and ROLLBACK (protocol version 2) ---------- */
+
+void rstate__srv_do_history(rstate_server *srv, client *c, const rstate__wire_msg *m);
+void rstate__srv_do_rollback(rstate_server *srv, client *c, const rstate__wire_msg *m);
 
 /* ---- request.c: the requests, one table ------------------------------------------------- */
 

@@ -285,6 +285,7 @@ static int wr_bad_type(uint8_t type, const char *layout) {
 #define MIN_VAR (MIN_STR + 1u + MIN_VALUE + 8u + 8u)
 #define MIN_STAT (MIN_STR + 8u)
 #define MIN_EVENT (1u + MIN_STR + 1u + 2u * MIN_VALUE + 8u + 8u + 4u)
+#define MIN_HENTRY (8u + 8u + 8u + MIN_VALUE + MIN_STR + 4u) /* HISTORY_PART: an entry */
 
 /* Arrays are carved from the front of the scratch in multiples of ALIGN. */
 #define ALIGN 8u
@@ -507,6 +508,14 @@ static size_t arrays_events(size_t len) {
   return sat_add(array_bound(len, MIN_META, sizeof(rstate_meta)),
                  array_bound(len, MIN_EVENT, sizeof(rstate__wire_event)));
 }
+
+/* HISTORY_PART: the entries, and one meta array per entry, each rounded up
+ * to ALIGN (at most ALIGN - 1 bytes more per pair it holds). */
+static size_t arrays_hist(size_t len) {
+  return sat_add(array_bound(len, MIN_HENTRY, sizeof(rstate_history_entry)),
+                 array_bound(len, MIN_META, sizeof(rstate_meta) + ALIGN));
+}
+static size_t arrays_rollback(size_t len) { return array_bound(len, MIN_META, sizeof(rstate_meta)); }
 
 /* The most scratch a body of len bytes of this type can use: every string
  * takes at most the bytes it takes on the wire (n + 1 <= 4 + n), and the
@@ -1246,6 +1255,92 @@ int rstate__wire_decode_events(const uint8_t *body, size_t len, rstate__wire_buf
   return RD_END();
 }
 
+/* ---- history (version 2): HISTORY, ROLLBACK, HISTORY_PART ----------------- */
+
+int rstate__wire_put_history(rstate__wire_buf *b, const rstate__wire_history *m) {
+  wr w;
+  wr_begin(&w, b, RSTATE__WIRE_HISTORY);
+  if (!m) return wr_fail(&w, RSTATE_EINVAL, "wire: HISTORY: NULL message"), wr_end(&w);
+  wr_req(&w, m->req);
+  wr_str(&w, m->name, "name");
+  wr_u64(&w, m->after_version);
+  return wr_end(&w);
+}
+
+int rstate__wire_decode_history(const uint8_t *body, size_t len, rstate__wire_buf *scratch, rstate__wire_history *out) {
+  RD_BEGIN(RSTATE__WIRE_HISTORY, scratch, true);
+  out->req = rd_req(&c);
+  out->name = rd_str(&c, "name");
+  out->after_version = rd_u64(&c, "after_version");
+  return RD_END();
+}
+
+int rstate__wire_put_rollback(rstate__wire_buf *b, const rstate__wire_rollback *m) {
+  wr w;
+  wr_begin(&w, b, RSTATE__WIRE_ROLLBACK);
+  if (!m) return wr_fail(&w, RSTATE_EINVAL, "wire: ROLLBACK: NULL message"), wr_end(&w);
+  wr_req(&w, m->req);
+  wr_str(&w, m->name, "name");
+  wr_u64(&w, m->version);
+  wr_optstr(&w, m->opts.source, "source");
+  wr_meta(&w, m->opts.meta, m->opts.n_meta);
+  return wr_end(&w);
+}
+
+int rstate__wire_decode_rollback(const uint8_t *body, size_t len, rstate__wire_buf *scratch,
+                                 rstate__wire_rollback *out) {
+  RD_BEGIN(RSTATE__WIRE_ROLLBACK, scratch, true);
+  out->req = rd_req(&c);
+  out->name = rd_str(&c, "name");
+  out->version = rd_u64(&c, "version");
+  out->opts.source = rd_optstr(&c, "source");
+  out->opts.meta = rd_meta(&c, &out->opts.n_meta);
+  return RD_END();
+}
+
+static void item_hentry(wr *w, const void *items, size_t i) {
+  const rstate_history_entry *e = &((const rstate_history_entry *)items)[i];
+  wr_u64(w, e->version);
+  wr_u64(w, e->revision);
+  wr_i64(w, e->timestamp_ns);
+  wr_value(w, &e->value, "value");
+  wr_optstr(w, e->source, "source");
+  wr_meta(w, e->meta, e->n_meta);
+}
+
+int rstate__wire_put_hist_part(rstate__wire_buf *b, const rstate__wire_hist_part *m) {
+  if (!m) return rstate__err(RSTATE_EINVAL, "wire: HISTORY_PART: NULL message");
+  part_head h = {.type = RSTATE__WIRE_HISTORY_PART, .req = m->req, .revision = m->revision, .flags = m->flags};
+  return put_parts(b, &h, m->entries, m->n, item_hentry, 0, false, NULL);
+}
+
+int rstate__wire_put_hist_parts(rstate__wire_buf *b, const rstate__wire_hist_part *m, uint32_t max_frame,
+                                size_t *frames) {
+  if (!m) return rstate__err(RSTATE_EINVAL, "wire: HISTORY_PART: NULL message");
+  part_head h = {.type = RSTATE__WIRE_HISTORY_PART, .req = m->req, .revision = m->revision};
+  return put_parts(b, &h, m->entries, m->n, item_hentry, max_frame, true, frames);
+}
+
+int rstate__wire_decode_hist_part(const uint8_t *body, size_t len, rstate__wire_buf *scratch,
+                                  rstate__wire_hist_part *out) {
+  RD_BEGIN(RSTATE__WIRE_HISTORY_PART, scratch, true);
+  out->req = rd_req(&c);
+  out->flags = rd_flags(&c, RSTATE__WIRE_MORE);
+  out->revision = rd_u64(&c, "revision");
+  out->n = rd_count(&c, MIN_HENTRY, "entries");
+  rstate_history_entry *e = rd_array(&c, out->n, sizeof *e);
+  for (size_t i = 0; i < out->n && !c.err; i++) {
+    e[i].version = rd_u64(&c, "version");
+    e[i].revision = rd_u64(&c, "revision");
+    e[i].timestamp_ns = rd_i64(&c, "timestamp_ns");
+    rd_value(&c, &e[i].value, "value");
+    e[i].source = rd_optstr(&c, "source");
+    e[i].meta = rd_meta(&c, &e[i].n_meta);
+  }
+  out->entries = e;
+  return RD_END();
+}
+
 /* ---- any frame: each layout's decoder and encoder, and the table ------------ */
 
 #define DECODER(layout, call)                                                                       \
@@ -1278,6 +1373,9 @@ DECODER(snapshot, rstate__wire_decode_snapshot_part(body, len, scratch, &out->u.
 DECODER(watch_reply, rstate__wire_decode_watch_reply(body, len, &out->u.watch_reply))
 DECODER(stats, rstate__wire_decode_stats_reply(body, len, scratch, &out->u.stats))
 DECODER(events, rstate__wire_decode_events(body, len, scratch, &out->u.events))
+DECODER(history, rstate__wire_decode_history(body, len, scratch, &out->u.history))
+DECODER(rollback, rstate__wire_decode_rollback(body, len, scratch, &out->u.rollback))
+DECODER(hist, rstate__wire_decode_hist_part(body, len, scratch, &out->u.hist))
 
 ENCODER(hello, rstate__wire_put_hello(b, &m->u.hello))
 ENCODER(welcome, rstate__wire_put_welcome(b, &m->u.welcome))
@@ -1299,6 +1397,9 @@ ENCODER(snapshot, rstate__wire_put_snapshot_part(b, &m->u.snapshot))
 ENCODER(watch_reply, rstate__wire_put_watch_reply(b, &m->u.watch_reply))
 ENCODER(stats, rstate__wire_put_stats_reply(b, &m->u.stats))
 ENCODER(events, rstate__wire_put_events(b, &m->u.events))
+ENCODER(history, rstate__wire_put_history(b, &m->u.history))
+ENCODER(rollback, rstate__wire_put_rollback(b, &m->u.rollback))
+ENCODER(hist, rstate__wire_put_hist_part(b, &m->u.hist))
 
 /* The layouts with arrays in the scratch; the others have none. */
 #define arrays_hello NULL
@@ -1314,6 +1415,7 @@ ENCODER(events, rstate__wire_put_events(b, &m->u.events))
 #define arrays_rev NULL
 #define arrays_info_reply NULL
 #define arrays_watch_reply NULL
+#define arrays_history NULL
 
 static const frame_row frames[256] = {
 #define FRAME_ROW(name, code, from, layout) \

@@ -40,7 +40,13 @@
 
 /* ---- constants (docs/PROTOCOL.md, "Constants") ------------------------- */
 
-#define RSTATE__WIRE_VERSION 1
+/* The highest protocol version this library speaks (PROTOCOL.md, 9):
+ * version 2 adds HISTORY and ROLLBACK. A connection speaks the lower of the
+ * two sides' versions; a frame of a later version than the connection's is
+ * never sent on it, and refused as malformed when received. */
+#define RSTATE__WIRE_VERSION 2
+/* The version that brought HISTORY, HISTORY_PART, ROLLBACK, ROLLBACK_REPLY. */
+#define RSTATE__WIRE_VERSION_HISTORY 2
 #define RSTATE__WIRE_MAGIC "RSTATE" /* 6 bytes, no NUL on the wire */
 #define RSTATE__WIRE_MAGIC_LEN 6
 /* max_frame of both readers until WELCOME has been received. */
@@ -76,7 +82,8 @@ static inline uint32_t rstate__wire_client_limit(uint32_t max_frame) {
 
 /* The frames of PROTOCOL.md, one row each, the one list of them (the enum
  * below, the names, who may send each, and the codec's table come from it):
- * X(NAME, type byte, sender, layout). Requests are 0x10-0x1B; their
+ * X(NAME, type byte, sender, layout). Requests are 0x10-0x1D (0x1C and
+ * 0x1D since version 2); their
  * specific replies are request|0x20; DEFINE, UNDEFINE and UNWATCH are
  * answered with OK; ERROR with request id 0 means the connection failed;
  * EVENT is pushed. sender: CLIENT, SERVER or BOTH. layout: the member of
@@ -100,6 +107,8 @@ static inline uint32_t rstate__wire_client_limit(uint32_t max_frame) {
   X(UNWATCH, 0x19, CLIENT, unwatch)         \
   X(STATS, 0x1A, CLIENT, req)               \
   X(REVISION, 0x1B, CLIENT, req)            \
+  X(HISTORY, 0x1C, CLIENT, history)         \
+  X(ROLLBACK, 0x1D, CLIENT, rollback)       \
   X(GET_REPLY, 0x32, SERVER, get_reply)     \
   X(GET_MANY_PART, 0x33, SERVER, values)    \
   X(SET_MANY_REPLY, 0x34, SERVER, rev)      \
@@ -109,6 +118,8 @@ static inline uint32_t rstate__wire_client_limit(uint32_t max_frame) {
   X(WATCH_REPLY, 0x38, SERVER, watch_reply) \
   X(STATS_REPLY, 0x3A, SERVER, stats)       \
   X(REVISION_REPLY, 0x3B, SERVER, rev)      \
+  X(HISTORY_PART, 0x3C, SERVER, hist)       \
+  X(ROLLBACK_REPLY, 0x3D, SERVER, rev)      \
   X(EVENT, 0x40, SERVER, events)
 
 enum {
@@ -308,7 +319,34 @@ typedef struct rstate__wire_get_reply {
   int64_t updated_ns;
 } rstate__wire_get_reply;
 
-/* SET_MANY_REPLY, REVISION_REPLY. */
+/* HISTORY (version 2): the kept versions of name above after_version. */
+typedef struct rstate__wire_history {
+  uint32_t req;
+  const char *name;
+  uint64_t after_version;
+} rstate__wire_history;
+
+/* ROLLBACK (version 2): name back to the value it had at version, as a new
+ * change with opts' source (NULL: absent) and meta. */
+typedef struct rstate__wire_rollback {
+  uint32_t req;
+  const char *name;
+  uint64_t version;
+  rstate_set_opts opts;
+} rstate__wire_rollback;
+
+/* HISTORY_PART (version 2): entries oldest first; value, source and meta of
+ * each live in the scratch (decoded) or are borrowed (encoded). revision:
+ * the store revision when the history was read. */
+typedef struct rstate__wire_hist_part {
+  uint32_t req;
+  uint8_t flags; /* RSTATE__WIRE_MORE */
+  uint64_t revision;
+  const rstate_history_entry *entries;
+  size_t n;
+} rstate__wire_hist_part;
+
+/* SET_MANY_REPLY, REVISION_REPLY, ROLLBACK_REPLY. */
 typedef struct rstate__wire_rev {
   uint32_t req;
   uint64_t revision;
@@ -435,6 +473,9 @@ typedef struct rstate__wire_msg {
     rstate__wire_watch_reply watch_reply;
     rstate__wire_stats_reply stats;
     rstate__wire_events events;
+    rstate__wire_history history;
+    rstate__wire_rollback rollback;
+    rstate__wire_hist_part hist;
   } u;
 } rstate__wire_msg;
 
@@ -493,6 +534,11 @@ int rstate__wire_decode_watch_reply(const uint8_t *body, size_t len, rstate__wir
 int rstate__wire_decode_stats_reply(const uint8_t *body, size_t len, rstate__wire_buf *scratch,
                                     rstate__wire_stats_reply *out);
 int rstate__wire_decode_events(const uint8_t *body, size_t len, rstate__wire_buf *scratch, rstate__wire_events *out);
+int rstate__wire_decode_history(const uint8_t *body, size_t len, rstate__wire_buf *scratch, rstate__wire_history *out);
+int rstate__wire_decode_rollback(const uint8_t *body, size_t len, rstate__wire_buf *scratch,
+                                 rstate__wire_rollback *out);
+int rstate__wire_decode_hist_part(const uint8_t *body, size_t len, rstate__wire_buf *scratch,
+                                  rstate__wire_hist_part *out);
 
 /* ---- encoding ---------------------------------------------------------- */
 
@@ -526,6 +572,12 @@ int rstate__wire_put_snapshot_part(rstate__wire_buf *b, const rstate__wire_snaps
 int rstate__wire_put_watch_reply(rstate__wire_buf *b, const rstate__wire_watch_reply *m);
 int rstate__wire_put_stats_reply(rstate__wire_buf *b, const rstate__wire_stats_reply *m);
 int rstate__wire_put_events(rstate__wire_buf *b, const rstate__wire_events *m);
+int rstate__wire_put_history(rstate__wire_buf *b, const rstate__wire_history *m);
+int rstate__wire_put_rollback(rstate__wire_buf *b, const rstate__wire_rollback *m);
+int rstate__wire_put_hist_part(rstate__wire_buf *b, const rstate__wire_hist_part *m);
+/* HISTORY_PART frames of at most max_frame each, as the other *_parts. */
+int rstate__wire_put_hist_parts(rstate__wire_buf *b, const rstate__wire_hist_part *m, uint32_t max_frame,
+                                size_t *frames);
 
 /*
  * Splitting encoders, for the server: the whole answer as as many frames as
