@@ -514,8 +514,11 @@ typedef struct rstate_history_entry {
  * definition, version 1, included, with the initial value and no source).
  * fn runs with no lock held, on the calling thread, and may call the store;
  * the entries are copied first. History starts again when a variable is
- * re-defined. Errors: RSTATE_ENOTSUP when the store keeps no history (a
- * mem: store opened with keep_versions 0; a remote store, for now),
+ * re-defined. A remote store answers from the store it is served (its
+ * rollback is this history read, then a set). Errors: RSTATE_ENOTSUP when
+ * the store keeps no history (a mem: store opened with keep_versions 0; a
+ * remote store serving such a store, or connected to a server older than
+ * protocol version 2),
  * whatever the name; else RSTATE_ENOTFOUND for an unknown variable;
  * RSTATE_ENOMEM. */
 RSTATE_API int rstate_history(rstate_store *s, const char *name, uint64_t after_version,

@@ -942,6 +942,69 @@ Test(remote, a_watch_the_server_refuses_to_take_back_is_asked_for_again) {
   rec_free(&r);
 }
 
+/* ---- an older server: nothing of a later protocol version is sent to it ---------- */
+
+typedef struct old_server {
+  int lfd;
+  char failure[160];
+  int first_type; /* the first request after the handshake */
+} old_server;
+
+static void *version_1_server(void *arg) {
+  old_server *st = arg;
+  wc c = {.fd = -1};
+  if (wc_accept(&c, st->lfd)) SCRIPT_FAIL(st, "accept: %s", strerror(errno));
+  if (script_next(&c) != RSTATE__WIRE_HELLO) SCRIPT_FAIL(st, "no HELLO");
+  if (c.m.u.hello.version != RSTATE__WIRE_VERSION)
+    SCRIPT_FAIL(st, "HELLO says version %u", (unsigned)c.m.u.hello.version);
+  rstate__wire_welcome w = {1, 7, 50, 1, RSTATE__WIRE_DEFAULT_MAX_FRAME, RSTATE__WIRE_READ_WRITE};
+  rstate__wire_put_welcome(&c.out, &w);
+  wc_flush(&c);
+  int t = script_next(&c);
+  st->first_type = t;
+  if (t == RSTATE__WIRE_REVISION) {
+    rstate__wire_rev r = {c.m.u.req.req, 1};
+    rstate__wire_put_rev(&c.out, RSTATE__WIRE_REVISION_REPLY, &r);
+    wc_flush(&c);
+  }
+  while (script_next(&c) > 0) { /* until the client closes */
+  }
+done:
+  wc_close(&c);
+  return NULL;
+}
+
+Test(remote, history_against_a_version_1_server_is_enotsup_and_sends_nothing) {
+  old_server st = {0};
+  char path[108];
+  snprintf(path, sizeof path, "/tmp/rstate-v1-%d.sock", (int)getpid());
+  unlink(path);
+  st.lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+  cr_assert(bind(st.lfd, (struct sockaddr *)&sa, sizeof sa) == 0 && listen(st.lfd, 4) == 0, "%s", strerror(errno));
+  pthread_t th;
+  pthread_create(&th, NULL, version_1_server, &st);
+  char uri[120];
+  snprintf(uri, sizeof uri, "unix:%s", path);
+  rstate_options o = {.connect_timeout_ms = 2000};
+  rstate_store *c = NULL;
+  ASSERT_RC(rstate_open(&c, uri, &o), RSTATE_OK);
+  int rc = rstate_history(c, "x", 0, NULL, NULL);
+  cr_assert_eq(rc, RSTATE_EINVAL, "fn NULL is checked first");
+  rc = rstate_rollback(c, "x", 1, NULL);
+  cr_assert_eq(rc, RSTATE_ENOTSUP, "rstate_rollback returned %s: %s", rstate_error_name(rc), rstate_last_error());
+  cr_assert(strstr(rstate_last_error(), "protocol version 1") != NULL, "%s", rstate_last_error());
+  cr_assert_eq(rstate_revision(c), 1, "the connection goes on");
+  rstate_close(c);
+  pthread_join(th, NULL);
+  cr_assert(!st.failure[0], "the scripted server: %s", st.failure);
+  cr_assert_eq(st.first_type, RSTATE__WIRE_REVISION, "the first request the server saw was %s, not REVISION",
+               rstate__wire_type_name((uint8_t)st.first_type));
+  close(st.lfd);
+  unlink(path);
+}
+
 /* ---- two clients ---------------------------------------------------------------------- */
 
 Test(remote, a_change_made_by_one_client_reaches_the_watch_of_another) {

@@ -447,6 +447,104 @@ Test(server, read_token_is_read_only) {
   rstate_close(s);
 }
 
+/* ---- HISTORY and ROLLBACK (protocol version 2) --------------------------------- */
+
+static rstate_store *open_keeping(size_t keep) {
+  rstate_store *s = NULL;
+  rstate_options o = {.keep_versions = keep};
+  ASSERT_RC(rstate_open(&s, "mem:", &o), RSTATE_OK);
+  return s;
+}
+
+Test(server, history_and_rollback_frames) {
+  rstate_store *s = open_keeping(4);
+  define_int(s, "a", 1);
+  ASSERT_RC(rstate_set_int(s, "a", 2), RSTATE_OK);
+  ASSERT_RC(rstate_set_int(s, "a", 3), RSTATE_OK);
+  rstate_server_opts o = {.token = "s3cret", .read_token = "peek"};
+  rstate_server *srv = start(s, &o);
+  wc c;
+  join(&c, srv, "s3cret");
+  rstate__wire_history h = {1, "a", 0};
+  cr_assert_eq(rstate__wire_put_history(&c.out, &h), RSTATE_OK);
+  wc_flush(&c);
+  expect(&c, RSTATE__WIRE_HISTORY_PART);
+  const rstate__wire_hist_part *p = &c.m.u.hist;
+  cr_assert_eq(p->req, 1);
+  cr_assert_eq(p->flags, 0);
+  cr_assert_eq(p->n, 3, "3 versions kept, got %zu", p->n);
+  for (size_t i = 0; i < 3; i++) {
+    cr_assert_eq(p->entries[i].version, i + 1);
+    cr_assert_eq(p->entries[i].value.u.i, (int64_t)i + 1);
+  }
+  h = (rstate__wire_history){2, "nope", 0};
+  rstate__wire_put_history(&c.out, &h);
+  wc_flush(&c);
+  expect_error(&c, 2, RSTATE_ENOTFOUND);
+  rstate_meta meta = {"why", "test"};
+  rstate__wire_rollback rb = {3, "a", 1, {.source = "ops", .meta = &meta, .n_meta = 1}};
+  cr_assert_eq(rstate__wire_put_rollback(&c.out, &rb), RSTATE_OK);
+  wc_flush(&c);
+  expect(&c, RSTATE__WIRE_ROLLBACK_REPLY);
+  cr_assert_eq(c.m.u.rev.req, 3);
+  cr_assert_eq(c.m.u.rev.revision, rstate_revision(s));
+  int64_t v = 0;
+  ASSERT_RC(rstate_get_int(s, "a", &v), RSTATE_OK);
+  cr_assert_eq(v, 1, "rolled back to version 1");
+  rb = (rstate__wire_rollback){4, "a", 9, {0}};
+  rstate__wire_put_rollback(&c.out, &rb);
+  wc_flush(&c);
+  expect_error(&c, 4, RSTATE_ECONFLICT);
+  cr_assert(strstr(c.m.u.error.sentence, "a") != NULL, "%s", c.m.u.error.sentence);
+  wc_close(&c);
+
+  /* read-only: HISTORY yes, ROLLBACK refused as the write it is */
+  join(&c, srv, "peek");
+  h = (rstate__wire_history){5, "a", 3};
+  rstate__wire_put_history(&c.out, &h);
+  wc_flush(&c);
+  expect(&c, RSTATE__WIRE_HISTORY_PART);
+  cr_assert_eq(c.m.u.hist.n, 1, "above version 3: the rollback, version 4");
+  cr_assert_eq(c.m.u.hist.entries[0].version, 4);
+  cr_assert_str_eq(c.m.u.hist.entries[0].source, "ops");
+  cr_assert_eq(c.m.u.hist.entries[0].n_meta, 1);
+  rb = (rstate__wire_rollback){6, "a", 2, {0}};
+  rstate__wire_put_rollback(&c.out, &rb);
+  wc_flush(&c);
+  expect_error(&c, 6, RSTATE_EPERM);
+  cr_assert(strstr(c.m.u.error.sentence, "a: not changed") != NULL, "%s", c.m.u.error.sentence);
+  ASSERT_RC(rstate_get_int(s, "a", &v), RSTATE_OK);
+  cr_assert_eq(v, 1, "a read-only client rolled back");
+  wc_close(&c);
+  rstate_server_stop(srv);
+  rstate_close(s);
+}
+
+/* A client that said version 1 speaks version 1: HISTORY is as unknown on
+ * its connection as it is to a version-1 server. */
+Test(server, a_version_1_connection_gets_no_version_2_frames) {
+  rstate_store *s = open_keeping(4);
+  define_int(s, "a", 1);
+  rstate_server *srv = start(s, NULL);
+  wc c;
+  cr_assert_eq(wc_connect(&c, rstate_server_uri(srv)), 0);
+  rstate__wire_hello hello = {1, 0, "", 0};
+  rstate__wire_put_hello(&c.out, &hello);
+  wc_flush(&c);
+  expect(&c, RSTATE__WIRE_WELCOME);
+  cr_assert_eq(c.m.u.welcome.version, 1, "the highest version both speak is 1");
+  c.rd.max_frame = rstate__wire_client_limit(c.m.u.welcome.max_frame);
+  rstate__wire_history h = {1, "a", 0};
+  rstate__wire_put_history(&c.out, &h);
+  wc_flush(&c);
+  expect_error(&c, 0, RSTATE_EPROTO);
+  cr_assert(strstr(c.m.u.error.sentence, "needs protocol version 2") != NULL, "%s", c.m.u.error.sentence);
+  cr_assert_eq(wc_next(&c, WAIT_MS), -1, "the server should close after ERROR 0");
+  wc_close(&c);
+  rstate_server_stop(srv);
+  rstate_close(s);
+}
+
 /* ---- requests ------------------------------------------------------------------ */
 
 Test(server, define_undefine_get_info) {
