@@ -437,6 +437,23 @@ def main():
           p2.stderr)
     check(d.stop() == 0, "rstated --data exits 0")
 
+    # history and rollback through the daemon (protocol version 2)
+    d = Daemon("--data", data, "--keep-versions", "5")
+    expect(["set", "max_tokens", "100", "--source", "it"], 0)
+    expect(["set", "max_tokens", "200"], 0)
+    r = expect(["history", "max_tokens"], 0, what="rstate history through rstated --data")
+    lines = r.out.splitlines()
+    check(len(lines) >= 3 and " 100 " in lines[-2] and lines[-2].endswith("source it") and " 200 " in lines[-1],
+          "history: oldest first, the current one last, with its source", r.out)
+    r = expect(["history", "max_tokens", "--json"], 0)
+    last = json.loads(r.out.splitlines()[-1]) if r.out.strip() else {}
+    check(last.get("value") == 200, "history --json: the current value last", r.out)
+    v100 = last.get("version", 0) - 1
+    expect(["rollback", "max_tokens", str(v100), "--source", "undo"], 0, what="rstate rollback through rstated --data")
+    expect(["get", "max_tokens"], 0, out="100\n", what="rolled back through the daemon")
+    expect(["rollback", "max_tokens", "99999"], 1, err="above the current version")
+    check(d.stop() == 0, "rstated --data exits 0")
+
     print(f"tools integration: {passed} passed, {len(failures)} failed", flush=True)
     return 1 if failures else 0
 
