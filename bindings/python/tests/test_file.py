@@ -1,5 +1,6 @@
 """A "file:" store from Python: sync modes, what survives reopening, one
-holder, history and rollback (on file: and on mem: with keep_versions)."""
+holder, history and rollback (on file:, on mem: with keep_versions, and
+through a served store)."""
 
 import os
 import shutil
@@ -72,6 +73,26 @@ class FileStoreTest(unittest.TestCase):
             self.assertEqual([e.value for e in s.history("x")], [3, 4, 5])
             with self.assertRaises(rs.NotFound):
                 s.rollback("x", 1)
+
+    def test_history_and_rollback_through_a_served_store(self) -> None:
+        sock = os.path.join(self.tmp, "s.sock")
+        with rs.Store(self.uri) as backing, rs.Server(backing, "unix:" + sock, "rw", "ro") as srv:
+            backing.define("x", "integer", 1)
+            backing.set("x", 2, source="py")
+            with rs.Store(srv.uri, token="rw") as s:
+                h = s.history("x")
+                self.assertEqual([(e.version, e.value) for e in h], [(1, 1), (2, 2)])
+                self.assertEqual(h[1].source, "py")
+                s.rollback("x", 1, source="undo")
+                self.assertEqual(backing["x"], 1)
+                self.assertEqual(backing.history("x")[-1].source, "undo")
+                with self.assertRaises(rs.NotFound):
+                    s.history("nope")
+            with rs.Store(srv.uri, token="ro") as ro:
+                self.assertEqual(len(ro.history("x")), 3)
+                with self.assertRaises(rs.PermissionDenied):
+                    ro.rollback("x", 2)
+            self.assertEqual(backing["x"], 1)
 
 
 if __name__ == "__main__":
