@@ -360,8 +360,11 @@ RSTATE_API int rstate_open(rstate_store **out, const char *uri, const rstate_opt
  *    after 25-50 ms, then each wait doubling up to 5 s, each drawn at random
  *    between half and all of it (jitter), for as long as the store is open.
  *  - After a reconnect every watch resumes after the last revision it
- *    received: the server replays what it missed from its history. When the
- *    history no longer reaches back (or the server restarted), the watch gets
+ *    received: the server replays what it missed from its history, or, for
+ *    a durable store (file:, rstated --data) whose server restarted or whose
+ *    history no longer reaches back, from the store's kept versions, as long
+ *    as they hold every change since (keep_versions). When neither reaches
+ *    back (or a server of a mem: store restarted), the watch gets
  *    RSTATE_EVENT_RESYNC for each covered variable whose value, version,
  *    type or time of last change differs from the last it saw (old_value:
  *    that value; coalesced: the versions it spans, 1 if it was re-defined,

@@ -56,14 +56,15 @@ extern "C" {
 
 /* The table's version, as SQLite versions sqlite3_vfs (iVersion): version 1
  * is the table and the structs below as released in 0.1.0; version 2 adds
- * subscribe and unsubscribe; version 3 adds history. A later version adds
+ * subscribe and unsubscribe; version 3 adds history; version 4 adds
+ * identity and changes (both optional). A later version adds
  * members only at the end of the table and of the structs a backend fills
  * (rstate_change, rstate_snapshot_var), and the front end reads them only
  * from backends that declare that version: a backend built for an older
  * version keeps working unchanged (a version 2 table's store keeps no
  * history). The rstate_host_* functions belong to the library, not to the
  * table: the ones added after 0.1.0 say so. */
-#define RSTATE_BACKEND_VERSION 3
+#define RSTATE_BACKEND_VERSION 4
 
 typedef struct rstate_backend rstate_backend; /* the backend's own state */
 typedef struct rstate_host rstate_host;       /* the front end, as a backend sees it */
@@ -172,6 +173,31 @@ typedef struct rstate_backend_ops {
    * on it by the front end: it finds the version here and sets its value. */
   int (*history)(rstate_backend *b, const char *name, uint64_t after_version,
                  int (*fn)(const rstate_history_entry *e, void *ud), void *ud);
+
+  /* ---- version 4 ---- */
+
+  /* Both optional (NULL: none), for a server whose clients outlive it: a
+   * client watching through rstated --data that was killed and started
+   * again on the same data resumes with the changes it missed, not RESYNC.
+   *
+   * identity: a nonzero number that is the same every time this store is
+   * opened and differs between stores (a file: store keeps a random one in
+   * its directory); 0: none. A server announces it as its instance_id, so
+   * its clients' resume points stay valid across its restarts.
+   *
+   * changes: the changes of every store revision in (after_revision, up_to]
+   * as the store still keeps them (its history): fn once per revision, in
+   * order, with that revision's changes (CHANGED with old and new values,
+   * or DEFINED; source and meta as emitted). All or nothing: when the store
+   * no longer keeps every one of those revisions whole (an undefine among
+   * them, a version dropped past keep_versions), RSTATE_ENOTFOUND and fn is
+   * never called. fn runs with none of the backend's locks held; nonzero
+   * stops the walk (RSTATE_OK). Errors: RSTATE_ENOTFOUND, RSTATE_ENOTSUP (no
+   * history kept), RSTATE_ENOMEM. A server calls it, through the front end,
+   * when a resume reaches back before its own memory of the changes. */
+  uint64_t (*identity)(rstate_backend *b);
+  int (*changes)(rstate_backend *b, uint64_t after_revision, uint64_t up_to,
+                 int (*fn)(const rstate_change *changes, size_t n, void *ud), void *ud);
 } rstate_backend_ops;
 
 /* Opens a store over a backend of your own; ops must outlive the store.

@@ -63,6 +63,12 @@ void rstate__serve_deliver(void);
  * been through the taps, none after it (rstate_revision promises no such
  * thing). n_vars, when not NULL, gets the number of variables. */
 uint64_t rstate__serve_revision(rstate_store *s, uint64_t *n_vars);
+/* The backend's identity (backend.h, version 4), 0 when it has none. */
+uint64_t rstate__serve_identity(rstate_store *s);
+/* The backend's kept changes of revisions (after, up_to] (backend.h,
+ * version 4): RSTATE_ENOTSUP when the backend has none to give. */
+int rstate__serve_changes(rstate_store *s, uint64_t after, uint64_t up_to,
+                          int (*fn)(const rstate_change *changes, size_t n, void *ud), void *ud);
 
 /* ---- snapshot.c: one snapshot, copied out of the backend ---------------- */
 

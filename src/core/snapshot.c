@@ -87,3 +87,14 @@ uint64_t rstate__serve_revision(rstate_store *s, uint64_t *n_vars) {
   if (n_vars) *n_vars = n;
   return r;
 }
+
+uint64_t rstate__serve_identity(rstate_store *s) {
+  return s->ops->version >= 4 && s->ops->identity ? s->ops->identity(s->backend) : 0;
+}
+
+int rstate__serve_changes(rstate_store *s, uint64_t after, uint64_t up_to,
+                          int (*fn)(const rstate_change *changes, size_t n, void *ud), void *ud) {
+  if (s->ops->version < 4 || !s->ops->changes)
+    return rstate__err(RSTATE_ENOTSUP, "the %s backend keeps no changes to replay", s->ops->name);
+  return s->ops->changes(s->backend, after, up_to, fn, ud);
+}

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -54,6 +55,7 @@ typedef struct fstore {
   bool stop, want_compact;
   atomic_bool want_prefault; /* set by a writer, cleared by the thread */
   uint64_t snap_gen;
+  uint64_t identity; /* the store's, from its id file */
 } fstore;
 
 static fstore *F(rstate_backend *b) { return (fstore *)b; }
@@ -286,6 +288,42 @@ static int write_pid(fstore *f) {
   return RSTATE_OK;
 }
 
+/* The store's identity (backend.h, version 4): the id file, 16 hex digits,
+ * made with a random number the first time (written to id.tmp, synced,
+ * renamed, the directory synced), so every opening of this directory gives
+ * the same one and another directory another. */
+static int load_identity(fstore *f) {
+  char path[4096], tmp[4096], buf[32] = {0};
+  snprintf(path, sizeof path, "%s/id", f->dir);
+  snprintf(tmp, sizeof tmp, "%s/id.tmp", f->dir);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    ssize_t r = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    char *end = NULL;
+    unsigned long long v = r == 17 ? strtoull(buf, &end, 16) : 0;
+    if (!v || end != buf + 16 || *end != '\n')
+      return rstate__err(RSTATE_EIO, "file:%s: %s does not hold a store identity (16 hex digits)", f->dir, path);
+    f->identity = v;
+    return RSTATE_OK;
+  }
+  if (errno != ENOENT) return rstate__err(RSTATE_EIO, "file:%s: cannot read %s: %s", f->dir, path, strerror(errno));
+  uint64_t v = 0;
+  while (!v)
+    if (getrandom(&v, sizeof v, 0) != (ssize_t)sizeof v) v = (uint64_t)rstate__monotonic_ns() ^ ((uint64_t)getpid() << 32);
+  int len = snprintf(buf, sizeof buf, "%016" PRIx64 "\n", v);
+  fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  bool ok = fd >= 0 && write(fd, buf, (size_t)len) == len && fsync(fd) == 0;
+  if (fd >= 0) close(fd);
+  ok = ok && rename(tmp, path) == 0;
+  int dfd = ok ? open(f->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+  ok = ok && dfd >= 0 && fsync(dfd) == 0;
+  if (dfd >= 0) close(dfd);
+  if (!ok) return rstate__err(RSTATE_EIO, "file:%s: cannot write %s: %s", f->dir, path, strerror(errno));
+  f->identity = v;
+  return RSTATE_OK;
+}
+
 static void fstore_free(fstore *f) {
   if (f->local) rstate__local_ops.close(f->local);
   if (f->lock_fd >= 0) close(f->lock_fd);
@@ -328,6 +366,7 @@ static int file_open(rstate_backend **out, const char *uri, const rstate_options
   if (!rc) rc = rstate__dir_load(f->local, f->dir, UINT64_MAX, &st);
   /* from here on files change: the torn tail goes, stale files go */
   if (!rc) rc = write_pid(f);
+  if (!rc) rc = load_identity(f);
   if (!rc) {
     f->snap_gen = st.snap_gen;
     uint64_t last = st.n_gens ? st.gens[st.n_gens - 1] : 0;
@@ -416,6 +455,13 @@ static int file_history(rstate_backend *b, const char *name, uint64_t after_vers
   return rstate__local_ops.history(F(b)->local, name, after_version, fn, ud);
 }
 
+static uint64_t file_identity(rstate_backend *b) { return F(b)->identity; }
+
+static int file_changes(rstate_backend *b, uint64_t after, uint64_t up_to,
+                        int (*fn)(const rstate_change *c, size_t n, void *ud), void *ud) {
+  return rstate__local_ops.changes(F(b)->local, after, up_to, fn, ud);
+}
+
 const rstate_backend_ops rstate__file_ops = {
     .version = RSTATE_BACKEND_VERSION,
     .name = "file",
@@ -429,4 +475,6 @@ const rstate_backend_ops rstate__file_ops = {
     .set_many = file_set_many,
     .revision = file_revision,
     .history = file_history,
+    .identity = file_identity,
+    .changes = file_changes,
 };

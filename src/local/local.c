@@ -546,6 +546,120 @@ static int local_history(rstate_backend *b, const char *name, uint64_t after_ver
   return rc;
 }
 
+/* ---- kept changes (version 4) ------------------------------------------------- */
+
+/* One kept change, copied out: a variable's entry and the one before it. */
+typedef struct kept {
+  char *name;
+  rstate_type type;
+  rstate_value old_value; /* RSTATE_NONE for version 1 (DEFINED) */
+  rstate_history_entry e; /* the change: its version, revision, value, source, meta */
+} kept;
+
+static int kept_cmp(const void *a, const void *b) {
+  const kept *x = a, *y = b;
+  if (x->e.revision != y->e.revision) return x->e.revision < y->e.revision ? -1 : 1;
+  return strcmp(x->name, y->name);
+}
+
+static void kept_free(kept *k, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    free(k[i].name);
+    rstate_value_clear(&k[i].old_value);
+    hentry_clear(&k[i].e);
+  }
+  free(k);
+}
+
+/* Every revision in (after, up_to] rebuilt from the variables' kept
+ * versions: a revision is held when some variable keeps its change, and a
+ * change is whole when the version before it is kept too (or it is the
+ * definition). Undefines keep nothing, so a revision that undefined a
+ * variable is never held. */
+static int local_changes(rstate_backend *b, uint64_t after, uint64_t up_to,
+                         int (*fn)(const rstate_change *c, size_t n, void *ud), void *ud) {
+  local *l = L(b);
+  if (!l->keep) return rstate__err(RSTATE_ENOTSUP, "this store keeps no history (keep_versions is 0)");
+  if (up_to <= after) return RSTATE_OK;
+  kept *k = NULL;
+  size_t n = 0, cap = 0;
+  int rc = RSTATE_OK;
+  pthread_mutex_lock(&l->lock);
+  if (up_to > l->revision) rc = rstate__err(RSTATE_ENOTFOUND, "revision %llu is above the store revision %llu",
+                                            (unsigned long long)up_to, (unsigned long long)l->revision);
+  size_t it = 0;
+  var *v;
+  while (!rc && (v = rstate__map_next(&l->vars, &it))) {
+    for (size_t i = 0; !rc && i < v->h_n; i++) {
+      const rstate_history_entry *e = hist_at(v, i);
+      if (e->revision <= after || e->revision > up_to) continue;
+      const rstate_history_entry *prev = i ? hist_at(v, i - 1) : NULL;
+      if (e->version > 1 && (!prev || prev->version + 1 != e->version)) {
+        rc = rstate__err(RSTATE_ENOTFOUND, "%s: version %llu, before revision %llu, is no longer kept", v->name,
+                         (unsigned long long)(e->version - 1), (unsigned long long)e->revision);
+        break;
+      }
+      if (n == cap) {
+        size_t nc = cap ? 2 * cap : 64;
+        kept *nk = realloc(k, nc * sizeof *nk);
+        if (!nk) {
+          rc = rstate__err(RSTATE_ENOMEM, "out of memory copying the kept changes");
+          break;
+        }
+        k = nk;
+        cap = nc;
+      }
+      kept *x = &k[n];
+      memset(x, 0, sizeof *x);
+      if (!(x->name = strdup(v->name)) ||
+          !hentry_make(&x->e, &e->value, e->version, e->revision, e->timestamp_ns, e->source, e->meta, e->n_meta) ||
+          (e->version > 1 && rstate_value_copy(&x->old_value, &prev->value))) {
+        free(x->name);
+        hentry_clear(&x->e);
+        rc = rstate__err(RSTATE_ENOMEM, "out of memory copying the kept changes");
+        break;
+      }
+      x->type = v->type;
+      n++;
+    }
+  }
+  pthread_mutex_unlock(&l->lock);
+  if (!rc) qsort(k, n, sizeof *k, kept_cmp);
+  /* all or nothing: every revision of the range must be there */
+  size_t revs = 0;
+  for (size_t i = 0; !rc && i < n; i++)
+    if (!i || k[i].e.revision != k[i - 1].e.revision) revs++;
+  if (!rc && revs != up_to - after)
+    rc = rstate__err(RSTATE_ENOTFOUND, "%llu of the %llu revisions after %llu are no longer kept",
+                     (unsigned long long)(up_to - after - revs), (unsigned long long)(up_to - after),
+                     (unsigned long long)after);
+  rstate_change *c = !rc && n ? calloc(n, sizeof *c) : NULL;
+  if (!rc && n && !c) rc = rstate__err(RSTATE_ENOMEM, "out of memory copying the kept changes");
+  for (size_t i = 0; !rc && i < n; i++) {
+    const kept *x = &k[i];
+    c[i] = (rstate_change){.kind = x->e.version == 1 ? RSTATE_EVENT_DEFINED : RSTATE_EVENT_CHANGED,
+                           .name = x->name,
+                           .type = x->type,
+                           .old_value = x->e.version == 1 ? NULL : &x->old_value,
+                           .new_value = &x->e.value,
+                           .version = x->e.version,
+                           .revision = x->e.revision,
+                           .timestamp_ns = x->e.timestamp_ns,
+                           .source = x->e.source,
+                           .meta = x->e.meta,
+                           .n_meta = x->e.n_meta};
+  }
+  for (size_t i = 0; !rc && i < n;) {
+    size_t j = i;
+    while (j < n && k[j].e.revision == k[i].e.revision) j++;
+    if (fn(&c[i], j - i, ud)) break;
+    i = j;
+  }
+  free(c);
+  kept_free(k, n);
+  return rc;
+}
+
 /* ---- restoring and walking (local.h) ------------------------------------------ */
 
 int rstate__local_restore_define(rstate_backend *b, rstate__spec *spec, uint64_t revision, int64_t updated_ns) {
@@ -749,4 +863,5 @@ const rstate_backend_ops rstate__local_ops = {
     .set_many = local_set_many,
     .revision = local_revision,
     .history = local_history,
+    .changes = local_changes,
 };

@@ -89,3 +89,61 @@ void rstate__srv_do_rollback(rstate_server *srv, client *c, const rstate__wire_m
   rstate__srv_events_first(srv, c);
   rstate__srv_sent(srv, c, rstate__wire_put_rev(&c->out, RSTATE__WIRE_ROLLBACK_REPLY, &r), 1);
 }
+
+/* ---- resuming from the store's kept changes ------------------------------- */
+
+typedef struct kept_entries {
+  rstate__hentry **e;
+  size_t n, cap;
+  bool nomem;
+} kept_entries;
+
+static int keep_entry(const rstate_change *changes, size_t n, void *ud) {
+  kept_entries *k = ud;
+  if (k->n == k->cap) {
+    size_t cap = k->cap ? 2 * k->cap : 64;
+    rstate__hentry **p = realloc(k->e, cap * sizeof *p);
+    if (!p) return k->nomem = true;
+    k->e = p;
+    k->cap = cap;
+  }
+  rstate__hentry *e = rstate__hentry_new(changes, n);
+  if (!e) return k->nomem = true;
+  k->e[k->n++] = e;
+  return 0;
+}
+
+bool rstate__srv_resume_kept(rstate_server *srv, client *c, sub *sb, const rstate__wire_watch *m) {
+  uint64_t up_to = srv->hist.head->revision; /* the history holds every revision above it */
+  kept_entries k = {0};
+  int rc = rstate__serve_changes(srv->store, m->resume_after, up_to, keep_entry, &k);
+  bool ok = !rc && !k.nomem && k.n == up_to - m->resume_after;
+  if (ok && !rstate__srv_attach(srv, c, sb, rstate__history_find(&srv->hist, NULL, up_to))) ok = false;
+  if (ok) {
+    rstate__wire_watch_reply r = {m->req, m->sub, RSTATE__WIRE_WATCH_RESUMED, m->resume_after, 0};
+    rstate__srv_sent(srv, c, rstate__wire_put_watch_reply(&c->out, &r), 1);
+  }
+  for (size_t i = 0; i < k.n; i++) {
+    const rstate__hentry *e = k.e[i];
+    size_t n = 0;
+    if (ok && c->state == C_READY && rstate__srv_ensure_evs(srv, e->n)) {
+      for (size_t j = 0; j < e->n; j++) {
+        const rstate__hchange *h = &e->changes[j];
+        if (rstate__srv_covers(sb, h))
+          srv->evs[n++] = (rstate__wire_event){h->kind,      h->name,         h->type, h->old_value,
+                                               h->new_value, h->version, h->timestamp_ns, 1};
+      }
+    } else if (ok && c->state == C_READY) {
+      rstate__srv_fail(srv, c, RSTATE_ENOMEM, "the server ran out of memory");
+    }
+    if (n) {
+      rstate__wire_events ev = {sb->id, e->revision, 0, e->source, e->meta, e->n_meta, srv->evs, n};
+      size_t frames = 0;
+      rstate__srv_sent(srv, c, rstate__wire_put_events_split(&c->out, &ev, srv->max_frame, &frames), frames);
+      srv->events_sent += n;
+    }
+    rstate__hentry_unref(k.e[i]);
+  }
+  free(k.e);
+  return ok;
+}

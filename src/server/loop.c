@@ -257,7 +257,9 @@ int rstate_server_start(rstate_server **out, rstate_store *store, const char *li
   srv->threshold = srv->max_queue < STREAM_THRESHOLD ? srv->max_queue : STREAM_THRESHOLD;
   srv->on_client = o.on_client;
   srv->client_ud = o.client_userdata;
-  srv->instance_id = random_id();
+  /* a durable store's own identity: its clients resume across restarts */
+  srv->instance_id = rstate__serve_identity(store);
+  if (!srv->instance_id) srv->instance_id = random_id();
   srv->started_ns = rstate__monotonic_ns();
   /* an empty token is no token */
   if ((o.token && *o.token && !(srv->token = strdup(o.token))) ||

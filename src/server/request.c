@@ -185,6 +185,10 @@ static void do_watch(rstate_server *srv, client *c, const rstate__wire_msg *msg)
       rstate__srv_sent(srv, c, rstate__wire_put_watch_reply(&c->out, &r), 1);
       return;
     }
+    /* before the server's memory: from what the store keeps, when it can */
+    if (m->resume_after < srv->hist.head->revision && m->resume_after <= cur &&
+        rstate__srv_resume_kept(srv, c, sb, m))
+      return;
     status = RSTATE__WIRE_WATCH_GAP;
   }
   bool initial = status == RSTATE__WIRE_WATCH_GAP || (m->flags & RSTATE__WIRE_WATCH_INITIAL);

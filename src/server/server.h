@@ -227,6 +227,13 @@ void rstate__srv_events_first(rstate_server *srv, client *c);
 
 void rstate__srv_do_history(rstate_server *srv, client *c, const rstate__wire_msg *m);
 void rstate__srv_do_rollback(rstate_server *srv, client *c, const rstate__wire_msg *m);
+/* A WATCH resuming after a revision the server's history no longer reaches
+ * back to (its own start, after a restart on durable data): when the store
+ * still keeps every change since (rstate__serve_changes), answers RESUMED,
+ * sends the covered ones as EVENT frames and attaches sb at the history's
+ * head; true then (sb is the client's, the answer queued). false: nothing
+ * sent, sb still the caller's (a GAP then). */
+bool rstate__srv_resume_kept(rstate_server *srv, client *c, sub *sb, const rstate__wire_watch *m);
 
 /* ---- request.c: the requests, one table ------------------------------------------------- */
 
