@@ -309,9 +309,9 @@ static const char *set_many_target(const rstate__wire_msg *m) {
 /* The request table, as Redis's command table: what a client may send after
  * the handshake, each frame type with its handler and whether it changes
  * the store (REQ_WRITE: refused on a read-only connection, in one place,
- * on_request), and the protocol version that brought it (a frame of a
- * later version than the connection's is malformed on it, as it is to a
- * server of that older version). A type without a row (HELLO, the server's own frames, types
+ * on_request); since below says which protocol version brought a request
+ * (a frame of a later version than the connection's is malformed on it, as
+ * it is to a server of that older version). A type without a row (HELLO, the server's own frames, types
  * nobody defined) fails the connection with RSTATE_EPROTO. */
 enum { REQ_WRITE = 1 };
 
@@ -319,7 +319,6 @@ typedef struct request {
   void (*handle)(rstate_server *srv, client *c, const rstate__wire_msg *m);
   unsigned flags;
   const char *(*target)(const rstate__wire_msg *m); /* REQ_WRITE: what it would change first */
-  uint16_t since; /* the protocol version that brought it; 0: version 1 */
 } request;
 
 static const request requests[256] = {
@@ -337,8 +336,14 @@ static const request requests[256] = {
     [RSTATE__WIRE_UNWATCH] = {do_unwatch, 0, NULL},
     [RSTATE__WIRE_STATS] = {do_stats, 0, NULL},
     [RSTATE__WIRE_REVISION] = {do_revision, 0, NULL},
-    [RSTATE__WIRE_HISTORY] = {rstate__srv_do_history, 0, NULL, RSTATE__WIRE_VERSION_HISTORY},
-    [RSTATE__WIRE_ROLLBACK] = {rstate__srv_do_rollback, REQ_WRITE, rollback_target, RSTATE__WIRE_VERSION_HISTORY},
+    [RSTATE__WIRE_HISTORY] = {rstate__srv_do_history, 0, NULL},
+    [RSTATE__WIRE_ROLLBACK] = {rstate__srv_do_rollback, REQ_WRITE, rollback_target},
+};
+
+/* The protocol version that brought each request after version 1. */
+static const uint16_t since[256] = {
+    [RSTATE__WIRE_HISTORY] = RSTATE__WIRE_VERSION_HISTORY,
+    [RSTATE__WIRE_ROLLBACK] = RSTATE__WIRE_VERSION_HISTORY,
 };
 
 void rstate__srv_on_request(rstate_server *srv, client *c, const rstate__wire_frame *f) {
@@ -350,10 +355,10 @@ void rstate__srv_on_request(rstate_server *srv, client *c, const rstate__wire_fr
     rstate__srv_fail(srv, c, RSTATE_EPROTO, msg);
     return;
   }
-  if (r->since > c->version) {
+  if (since[f->type] > c->version) {
     char msg[128];
     snprintf(msg, sizeof msg, "a frame of type 0x%02x (%s) needs protocol version %u; this connection speaks %u",
-             f->type, rstate__wire_type_name(f->type), (unsigned)r->since, (unsigned)c->version);
+             f->type, rstate__wire_type_name(f->type), (unsigned)since[f->type], (unsigned)c->version);
     rstate__srv_fail(srv, c, RSTATE_EPROTO, msg);
     return;
   }
