@@ -1165,3 +1165,52 @@ Test(remote, killing_and_restarting_the_server_mid_stream_loses_nothing_uncounte
   rstate_close(c);
   rec_free(&r);
 }
+
+/* Over max_clients the server answers HELLO with its refusal and closes.
+ * Its close may come before the client's HELLO is written, which then
+ * fails (EPIPE): the client must still read the refusal the server sent
+ * and report its sentence, never "Broken pipe". 40 clients at once, each
+ * refused, twice over. */
+typedef struct refused {
+  const char *uri;
+  int rc;
+  char why[256];
+} refused;
+
+static void *open_refused(void *arg) {
+  refused *r = arg;
+  rstate_options o = {.no_reconnect = true};
+  rstate_store *c = NULL;
+  r->rc = rstate_open(&c, r->uri, &o);
+  snprintf(r->why, sizeof r->why, "%s", rstate_last_error());
+  if (c) rstate_close(c);
+  return NULL;
+}
+
+Test(remote, a_client_over_max_clients_reads_the_refusal_not_a_broken_pipe) {
+  rstate_server *full;
+  char uri[128];
+  snprintf(uri, sizeof uri, "unix:/tmp/rstate-full-%d.sock", (int)getpid());
+  rstate_server_opts so = {.max_clients = 1};
+  ASSERT_RC(rstate_server_start(&full, backing, uri, &so), RSTATE_OK);
+  rstate_store *first = NULL;
+  ASSERT_RC(rstate_open(&first, uri, NULL), RSTATE_OK);
+  for (int round = 0; round < 2; round++) {
+    refused r[40];
+    pthread_t t[40];
+    for (int i = 0; i < 40; i++) {
+      r[i].uri = uri;
+      cr_assert_eq(pthread_create(&t[i], NULL, open_refused, &r[i]), 0);
+    }
+    int other = 0;
+    for (int i = 0; i < 40; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < 40; i++) {
+      if (r[i].rc != RSTATE_ELIMIT || !strstr(r[i].why, "the server has reached its limit of 1 clients")) {
+        if (!other++) cr_log_info("client %d: %s: %s", i, rstate_error_name(r[i].rc), r[i].why);
+      }
+    }
+    cr_assert_eq(other, 0, "%d of 40 refused clients did not see the limit's sentence", other);
+  }
+  rstate_close(first);
+  rstate_server_stop(full);
+}

@@ -138,9 +138,9 @@ static const char usage_text[] =
     "  --schema FILE           define the variables of a schema file (repeatable, in order)\n"
     "  --token-file FILE       clients must present this token (first line of FILE) for read-write access\n"
     "  --read-token-file FILE  this token (first line of FILE) grants read-only access\n"
-    "  --heartbeat-ms N        heartbeat interval (default 1000)\n"
-    "  --history N             events kept for reconnecting clients (default 65536)\n"
-    "  --max-clients N         simultaneous clients (default 1024)\n"
+    "  --heartbeat-ms N        heartbeat interval, 1 or more (default 1000)\n"
+    "  --history N             events kept for reconnecting clients, 1 or more (default 65536)\n"
+    "  --max-clients N         simultaneous clients, 1 or more (default 1024)\n"
     "  --snapshot FILE         restore values from FILE at start; write it on exit and periodically\n"
     "  --snapshot-every SECS   how often to write the snapshot when values changed (default 60; 0: only on exit)\n"
     "  --data DIR              serve a durable file:DIR store instead: every change is journaled before it is\n"
@@ -253,6 +253,14 @@ static int configure(int argc, char **argv, config *cfg, tool_args *a) {
       (r = parse_number(a, OPT_MAX_CLIENTS, SIZE_MAX, &max_clients)) ||
       (r = parse_number(a, OPT_SNAPSHOT_EVERY, 86400ULL * 365, &cfg->snapshot_every)))
     return r;
+  /* 0 means "the default" to rstate_server_start, which a user writing 0
+   * would not guess: refuse it rather than serve 65536 or 1024 silently. */
+  if (tool_args_get(a, OPT_HISTORY) && history == 0)
+    return usage_error("--history: 0 is not allowed: the server keeps at least 1 event (default 65536)");
+  if (tool_args_get(a, OPT_MAX_CLIENTS) && max_clients == 0)
+    return usage_error("--max-clients: 0 would refuse every client: give 1 or more (default 1024)");
+  if (tool_args_get(a, OPT_HEARTBEAT) && hb == 0)
+    return usage_error("--heartbeat-ms: 0 is not allowed: give 1 or more (default 1000)");
   unsigned long long body = 0, header = 0, conns = 0, idle = 0, nice_ = 0;
   if ((r = parse_number(a, OPT_HTTP_NICE, 19, &nice_)) || (r = parse_number(a, OPT_HTTP_MAX_BODY, SIZE_MAX, &body)) ||
       (r = parse_number(a, OPT_HTTP_MAX_HEADER, 1ULL << 30, &header)) ||

@@ -423,8 +423,11 @@ static int handshake(remote *r, int fd, int64_t deadline) {
   rstate__wire_buf b;
   rstate__wire_buf_init(&b);
   int rc = encode_hello(&b, &hello);
-  if (!rc && !send_all(fd, b.data, b.len))
-    rc = rstate__err(RSTATE_EIO, "%s: the connection was lost during the handshake: %s", r->uri, strerror(errno));
+  /* A server that refuses us (over its max_clients) may answer and close
+   * before HELLO is written: the write then fails (EPIPE, ECONNRESET), yet
+   * its refusal is there to read, and says more than "Broken pipe". */
+  int send_errno = 0;
+  if (!rc && !send_all(fd, b.data, b.len)) send_errno = errno;
   rstate__wire_buf_free(&b);
   if (rc) return rc;
   rstate__wire_reader_init(&r->reader, RSTATE__WIRE_HANDSHAKE_MAX);
@@ -454,6 +457,9 @@ static int handshake(remote *r, int fd, int64_t deadline) {
     uint8_t *buf = rstate__wire_reader_prepare(&r->reader, 4096, &room);
     if (!buf) return RSTATE_ENOMEM;
     ssize_t got = recv(fd, buf, room, MSG_DONTWAIT);
+    if (got <= 0 && send_errno && !(got < 0 && (errno == EAGAIN || errno == EINTR)))
+      return rstate__err(RSTATE_EIO, "%s: the connection was lost during the handshake: %s", r->uri,
+                         strerror(send_errno));
     if (got == 0) return rstate__err(RSTATE_EIO, "%s: the server closed the connection during the handshake", r->uri);
     if (got < 0) {
       if (errno == EAGAIN || errno == EINTR) continue;

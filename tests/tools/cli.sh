@@ -104,6 +104,9 @@ expect 2 "--log-level: \"loud\" is not one of error, warn, info, debug" "" -- "$
 expect 2 "--history: \"many\" is not a whole number" "" -- "$rstated" --history many
 expect 2 "--heartbeat-ms: \"-1\" is not a whole number" "" -- "$rstated" --heartbeat-ms -1
 expect 2 "--max-clients: \"\" is not a whole number" "" -- "$rstated" --max-clients ""
+expect 2 "--history: 0 is not allowed: the server keeps at least 1 event (default 65536)" "" -- "$rstated" --history 0
+expect 2 "--max-clients: 0 would refuse every client: give 1 or more (default 1024)" "" -- "$rstated" --max-clients 0
+expect 2 "--heartbeat-ms: 0 is not allowed: give 1 or more (default 1000)" "" -- "$rstated" --heartbeat-ms 0
 expect 2 "--snapshot-every needs --snapshot" "" -- "$rstated" --snapshot-every 5
 expect 2 "option --listen needs a value" "" -- "$rstated" --listen
 
