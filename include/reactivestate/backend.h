@@ -57,14 +57,14 @@ extern "C" {
 /* The table's version, as SQLite versions sqlite3_vfs (iVersion): version 1
  * is the table and the structs below as released in 0.1.0; version 2 adds
  * subscribe and unsubscribe; version 3 adds history; version 4 adds
- * identity and changes (both optional). A later version adds
- * members only at the end of the table and of the structs a backend fills
- * (rstate_change, rstate_snapshot_var), and the front end reads them only
- * from backends that declare that version: a backend built for an older
- * version keeps working unchanged (a version 2 table's store keeps no
- * history). The rstate_host_* functions belong to the library, not to the
+ * identity and changes (both optional); version 5 adds restore. A later
+ * version adds members only at the end of the table and of the structs a
+ * backend fills (rstate_change, rstate_snapshot_var), and the front end
+ * reads them only from backends that declare that version: a backend built
+ * for an older version keeps working unchanged (a version 2 table's store
+ * keeps no history). The rstate_host_* functions belong to the library, not to the
  * table: the ones added after 0.1.0 say so. */
-#define RSTATE_BACKEND_VERSION 4
+#define RSTATE_BACKEND_VERSION 5
 
 typedef struct rstate_backend rstate_backend; /* the backend's own state */
 typedef struct rstate_host rstate_host;       /* the front end, as a backend sees it */
@@ -198,6 +198,28 @@ typedef struct rstate_backend_ops {
   uint64_t (*identity)(rstate_backend *b);
   int (*changes)(rstate_backend *b, uint64_t after_revision, uint64_t up_to,
                  int (*fn)(const rstate_change *changes, size_t n, void *ud), void *ud);
+
+  /* ---- version 5 ---- */
+
+  /* Optional (NULL: the store cannot be restored, RSTATE_ENOTSUP). Puts
+   * variables back as a snapshot recorded them, so that a restarted
+   * program (rstated and its snapshot file) continues their versions and
+   * the store revision instead of starting them again. vars are records
+   * as the snapshot operation reports them: each names a defined variable
+   * of that type (RSTATE_ENOTFOUND, RSTATE_ETYPE), gives a value checked
+   * against its definition as a set would be, a version no lower than its
+   * current one (RSTATE_ECONFLICT) and updated_ns (0: now). All or nothing,
+   * like set_many, with *failed_index the item to blame (SIZE_MAX: none).
+   * The variables whose value or version differ from the record change in
+   * one store revision, max(current + 1, revision), emitted as CHANGED
+   * with the record's version and updated_ns as timestamp_ns (the version
+   * may stay the same, or jump); each takes that revision. A variable
+   * whose value and version are the record's takes only its updated_ns (if
+   * not 0), with no event. With nothing to change, the store revision
+   * still becomes at least revision. Revisions skipped over are never
+   * emitted: no change holds them. */
+  int (*restore)(rstate_backend *b, const rstate_snapshot_var *vars, size_t n, uint64_t revision,
+                 size_t *failed_index);
 } rstate_backend_ops;
 
 /* Opens a store over a backend of your own; ops must outlive the store.

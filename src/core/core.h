@@ -42,6 +42,24 @@ void rstate__tap_close_all(rstate_store *s);
 int rstate__tap_emit(rstate_store *s, const rstate_change *changes, size_t n,
                      int (*emit)(rstate_store *s, const rstate_change *changes, size_t n));
 
+/* ---- store.c: the front end's private calls for rstated's snapshot ------ */
+/* (tools/private.h declares them again for the tools, which link the static
+ * library; tests/test_tools.c includes both, so they cannot drift.) */
+
+/* Calls fn for every variable of the store, in no particular order, from one
+ * consistent snapshot (the backend's snapshot operation over "*") whose
+ * revision goes to *revision (may be NULL). fn runs under the backend's
+ * lock: it copies what it keeps and must not call the store. Errors:
+ * RSTATE_EINVAL (NULL s or fn), the backend's, or what fn returns. */
+int rstate__dump(rstate_store *s, rstate_snapshot_fn fn, void *ud, uint64_t *revision);
+/* Puts n variables back with their values, versions and change times, and
+ * the store revision at least at revision: the backend's restore operation
+ * (backend.h, version 5), whose rules and errors apply; RSTATE_ENOTSUP when
+ * the backend has none; RSTATE_EINVAL for a NULL argument or a version 0.
+ * Watchers get CHANGED events for what changed, as for any set. */
+int rstate__restore(rstate_store *s, const rstate_snapshot_var *vars, size_t n, uint64_t revision,
+                    size_t *failed_index);
+
 /* ---- store.c: calls made for serving ------------------------------------ */
 
 /* rstate_get and rstate_info in one read (a GET frame): out and info may be

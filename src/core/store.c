@@ -410,3 +410,41 @@ int rstate_rollback(rstate_store *s, const char *name, uint64_t version, const r
   rstate_value_clear(&acc.value);
   return rc;
 }
+
+/* ---- rstated's snapshot: every variable out, and back in ----------------- */
+
+int rstate__dump(rstate_store *s, rstate_snapshot_fn fn, void *ud, uint64_t *revision) {
+  CHECK_STORE(s, "rstate_dump");
+  if (!fn) return rstate__err(RSTATE_EINVAL, "rstate_dump: fn is NULL");
+  const char *all = "*";
+  return s->ops->snapshot(s->backend, &all, 1, fn, ud, revision);
+}
+
+int rstate__restore(rstate_store *s, const rstate_snapshot_var *vars, size_t n, uint64_t revision,
+                    size_t *failed_index) {
+  size_t failed = SIZE_MAX;
+  int rc = RSTATE_OK;
+  if (!s) {
+    rc = rstate__err(RSTATE_EINVAL, "rstate_restore: store is NULL");
+  } else if (n && !vars) {
+    rc = rstate__err(RSTATE_EINVAL, "rstate_restore: vars is NULL");
+  } else {
+    for (size_t i = 0; i < n && !rc; i++) {
+      if (!vars[i].name || !vars[i].value) {
+        failed = i;
+        rc = rstate__err(RSTATE_EINVAL, "rstate_restore: vars[%zu] has a NULL name or value", i);
+      } else if (vars[i].version == 0) {
+        failed = i;
+        rc = rstate__err(RSTATE_EINVAL, "rstate_restore: %s: version 0 (versions start at 1)", vars[i].name);
+      }
+    }
+    if (!rc && (s->ops->version < 5 || !s->ops->restore))
+      rc = rstate__err(RSTATE_ENOTSUP, "rstate_restore: the %s backend cannot restore variables",
+                       s->ops->name ? s->ops->name : "store's");
+    if (!rc) rc = rstate__cascade_check("rstate_restore", n ? vars[0].name : NULL);
+    if (!rc) rc = s->ops->restore(s->backend, vars, n, revision, &failed);
+    rstate__deliver_claimed();
+  }
+  if (failed_index) *failed_index = rc ? failed : SIZE_MAX;
+  return rc;
+}

@@ -505,6 +505,106 @@ static int local_set_many(rstate_backend *b, const rstate_assign *items, size_t 
   return rc;
 }
 
+/* Backend version 5: puts variables back as a snapshot recorded them
+ * (backend.h): all checks first, then one revision for what differs, kept
+ * in the history like any change. */
+static int local_restore(rstate_backend *b, const rstate_snapshot_var *vars, size_t n, uint64_t revision,
+                         size_t *failed_index) {
+  local *l = L(b);
+  pending *p = calloc(n ? n : 1, sizeof *p);
+  rstate_change *c = calloc(n ? n : 1, sizeof *c);
+  size_t *from = calloc(n ? n : 1, sizeof *from); /* p[k] restores vars[from[k]] */
+  if (!p || !c || !from) {
+    free(p);
+    free(c);
+    free(from);
+    *failed_index = SIZE_MAX;
+    return rstate__err(RSTATE_ENOMEM, "restore: out of memory for %zu variables", n);
+  }
+  int rc = RSTATE_OK;
+  size_t k = 0;
+  pthread_mutex_lock(&l->lock);
+  uint64_t batch = ++l->batch;
+  for (size_t i = 0; i < n && !rc; i++) {
+    var *v = lookup(l, vars[i].name);
+    if (!v) {
+      rc = not_found(vars[i].name);
+    } else if (v->mark == batch) {
+      rc = rstate__err(RSTATE_EINVAL, "%s: named twice in one restore", v->name);
+    } else if (v->type != vars[i].type) {
+      rc = rstate__err(RSTATE_ETYPE, "%s: a %s variable, not a %s one", v->name, rstate_type_name(v->type),
+                       rstate_type_name(vars[i].type));
+    } else if (vars[i].version < v->version) {
+      rc = rstate__err(RSTATE_ECONFLICT, "%s: version %llu is below its current version %llu", v->name,
+                       (unsigned long long)vars[i].version, (unsigned long long)v->version);
+    } else {
+      v->mark = batch;
+      rstate_value value;
+      rc = rstate__spec_check(v->spec, vars[i].value, &value);
+      bool same = !rc && vars[i].version == v->version && rstate_value_equal(&value, &v->value);
+      if (same && vars[i].updated_ns) v->updated_ns = vars[i].updated_ns; /* no change: no event */
+      if (!rc && !same) {
+        p[k].v = v;
+        p[k].value = value;
+        if (value.kind == RSTATE_STRING && rstate_value_copy(&p[k].value, &value))
+          rc = rstate__err(RSTATE_ENOMEM, "%s: out of memory copying the value", v->name);
+        else
+          from[k++] = i;
+      }
+    }
+    if (rc) *failed_index = i;
+  }
+  uint64_t rev = revision > l->revision + 1 ? revision : l->revision + 1;
+  int64_t now = 0;
+  if (!rc && k) now = rstate__realtime_ns();
+  for (size_t i = 0; !rc && l->keep && i < k; i++) {
+    const rstate_snapshot_var *sv = &vars[from[i]];
+    if (!hist_reserve(l, p[i].v) ||
+        !hentry_make(&p[i].he, &p[i].value, sv->version, rev, sv->updated_ns ? sv->updated_ns : now, NULL, NULL, 0)) {
+      rc = rstate__err(RSTATE_ENOMEM, "%s: out of memory keeping its history", p[i].v->name);
+      *failed_index = SIZE_MAX;
+    }
+  }
+  if (!rc && k) {
+    for (size_t i = 0; i < k; i++) {
+      const rstate_snapshot_var *sv = &vars[from[i]];
+      c[i] = (rstate_change){.kind = RSTATE_EVENT_CHANGED,
+                             .name = p[i].v->name,
+                             .name_len = p[i].v->len,
+                             .name_hash = p[i].v->hash,
+                             .type = p[i].v->type,
+                             .old_value = &p[i].v->value,
+                             .new_value = &p[i].value,
+                             .version = sv->version,
+                             .revision = rev,
+                             .timestamp_ns = sv->updated_ns ? sv->updated_ns : now};
+    }
+    rc = announce(l, c, k, NULL);
+    if (rc) {
+      *failed_index = SIZE_MAX;
+    } else {
+      for (size_t i = 0; i < k; i++) {
+        var *v = p[i].v;
+        if (v->value.kind == RSTATE_STRING) rstate_value_clear(&v->value);
+        v->value = p[i].value;
+        p[i].value.kind = RSTATE_NONE; /* moved */
+        v->version = c[i].version;
+        v->revision = rev;
+        v->updated_ns = c[i].timestamp_ns;
+        if (l->keep) hist_push(v, &p[i].he);
+      }
+      l->revision = rev;
+    }
+  }
+  if (!rc && revision > l->revision) l->revision = revision;
+  pthread_mutex_unlock(&l->lock);
+  pending_free(p, k);
+  free(p);
+  free(c);
+  free(from);
+  return rc;
+}
+
 static uint64_t local_revision(rstate_backend *b) {
   local *l = L(b);
   pthread_mutex_lock(&l->lock);
@@ -864,4 +964,5 @@ const rstate_backend_ops rstate__local_ops = {
     .revision = local_revision,
     .history = local_history,
     .changes = local_changes,
+    .restore = local_restore,
 };
