@@ -4,8 +4,10 @@
  * written back (textvalue.c), JSON escaping (json.c), the watch line
  * formats (eventfmt.c), the default socket (defaults.c), and the snapshot
  * file (snapshot.c): an exact round trip of every type through a file,
- * the restore rules, every malformed-file error with its "path:line", and
- * the atomic write leaving no temporary file behind.
+ * versions and revisions that continue, the restore rules, every
+ * malformed-file error with its "path:line", every cut and every altered
+ * byte of a real snapshot refused, and the atomic write leaving no
+ * temporary file behind (and removing those a killed writer left).
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -23,9 +25,11 @@
 #include "../tools/defaults.h"
 #include "../tools/eventfmt.h"
 #include "../tools/json.h"
+#include "../tools/private.h"
 #include "../tools/snapshot.h"
 #include "../tools/textvalue.h"
 #include "helpers.h"
+#include "core/core.h" /* rstate__dump and rstate__restore: private.h must agree with it */
 
 /* ---- args ---------------------------------------------------------------- */
 
@@ -399,13 +403,29 @@ static void write_text(const char *path, const char *text) {
   fclose(f);
 }
 
+/* A whole format 2 snapshot of these variable lines, at this revision:
+ * header, written line, body, and the end record with count and CRC. */
+static void write_v2(const char *path, uint64_t revision, const char *body) {
+  char *text = NULL;
+  size_t n = 0;
+  for (const char *p = body; *p; p++) n += *p == '\n';
+  cr_assert(asprintf(&text, "# reactivestate snapshot 2\n# written 2026-11-22T11:15:02.123456Z at store revision %llu\n%s",
+                     (unsigned long long)revision, body) > 0);
+  FILE *f = fopen(path, "w");
+  cr_assert_not_null(f);
+  fprintf(f, "%s# end: %zu variables, crc32 %08x\n", text, n, (unsigned)snapshot_crc32(0, text, strlen(text)));
+  fclose(f);
+  free(text);
+}
+
 static void def(rstate_store *s, const char *name, rstate_type type, rstate_value initial,
                 const rstate_constraints *c) {
   rstate_var_def d = {.name = name, .type = type, .initial = initial, .constraints = c};
   ASSERT_RC(rstate_define(s, &d), RSTATE_OK);
 }
 
-/* A snapshot file's text without its "# written ..." line. */
+/* A snapshot file's text without its "# written ..." line and its end
+ * record (whose checksum covers the time of writing). */
 static char *body_of(const char *path) {
   FILE *f = fopen(path, "r");
   cr_assert_not_null(f);
@@ -413,7 +433,7 @@ static char *body_of(const char *path) {
   size_t len = 0, cap = 0;
   FILE *o = open_memstream(&out, &len);
   while (getline(&line, &cap, f) >= 0)
-    if (strncmp(line, "# written ", 10) != 0) fputs(line, o);
+    if (strncmp(line, "# written ", 10) != 0 && strncmp(line, "# end: ", 7) != 0) fputs(line, o);
   free(line);
   fclose(f);
   fclose(o);
@@ -523,6 +543,12 @@ Test(tools_snapshot, the_file_text) {
   def(s, "b", RSTATE_TYPE_STRING, rstate_string("x\ty\\z\n\"q\"\x01\x7f"), NULL); /* '"' is not escaped */
   def(s, "a", RSTATE_TYPE_FLOAT, rstate_float(0.7), NULL);
   def(s, "c", RSTATE_TYPE_INTEGER, rstate_int(-3), NULL);
+  ASSERT_RC(rstate_set_float(s, "a", 0.5), RSTATE_OK);
+  ASSERT_RC(rstate_set_float(s, "a", 0.25), RSTATE_OK);
+  rstate_var_info ia, ib, ic;
+  ASSERT_RC(rstate_info(s, "a", &ia), RSTATE_OK);
+  ASSERT_RC(rstate_info(s, "b", &ib), RSTATE_OK);
+  ASSERT_RC(rstate_info(s, "c", &ic), RSTATE_OK);
   char err[512];
   cr_assert_eq(snapshot_write(s, t.path, NULL, err, sizeof err), 0, "%s", err);
   FILE *f = fopen(t.path, "r");
@@ -530,56 +556,111 @@ Test(tools_snapshot, the_file_text) {
   size_t n = fread(text, 1, sizeof text - 1, f);
   fclose(f);
   text[n] = '\0';
-  cr_assert_eq(strncmp(text, "# reactivestate snapshot 1\n# written ", 37), 0, "%s", text);
-  const char *body = strstr(text, "revision 3\n");
+  cr_assert_eq(strncmp(text, "# reactivestate snapshot 2\n# written ", 37), 0, "%s", text);
+  const char *body = strstr(text, "revision 5\n");
   cr_assert_not_null(body, "%s", text);
-  cr_assert_str_eq(body + 11, "a\tfloat\t0.7\nb\tstring\tx\\ty\\\\z\\n\"q\"\\x01\\x7f\nc\tinteger\t-3\n");
+  char want[512];
+  snprintf(want, sizeof want, "a\tfloat\t3\t%lld\t0.25\nb\tstring\t1\t%lld\tx\\ty\\\\z\\n\"q\"\\x01\\x7f\nc\tinteger\t1\t%lld\t-3\n",
+           (long long)ia.updated_ns, (long long)ib.updated_ns, (long long)ic.updated_ns);
+  cr_assert_eq(strncmp(body + 11, want, strlen(want)), 0, "%s", body + 11);
+  const char *end = body + 11 + strlen(want);
+  snprintf(want, sizeof want, "# end: 3 variables, crc32 %08x\n", (unsigned)snapshot_crc32(0, text, (size_t)(end - text)));
+  cr_assert_str_eq(end, want, "the end record counts the variables and checks every byte before it");
   rstate_close(s);
   tmp_remove(&t);
 }
 
-Test(tools_snapshot, restore_into_a_schema) {
+/* Versions and the store revision continue across a restart: temperature
+ * at version 3 stays at 3 and the next set makes 4; the next change takes
+ * the revision after the snapshot's. */
+Test(tools_snapshot, versions_and_revisions_continue) {
   tmpdir t;
   tmp_make(&t);
+  rstate_store *a = h_open();
+  def(a, "temperature", RSTATE_TYPE_FLOAT, rstate_float(0.7), NULL);
+  def(a, "other", RSTATE_TYPE_INTEGER, rstate_int(1), NULL);
+  def(a, "mine", RSTATE_TYPE_STRING, rstate_string("x"), NULL); /* not in the schema below */
+  for (int i = 0; i < 10; i++) ASSERT_RC(rstate_set_int(a, "other", i + 2), RSTATE_OK);
+  ASSERT_RC(rstate_set_float(a, "temperature", 0.8), RSTATE_OK);
+  ASSERT_RC(rstate_set_float(a, "temperature", 0.9), RSTATE_OK);
+  ASSERT_RC(rstate_set_string(a, "mine", "y"), RSTATE_OK);
+  rstate_var_info before;
+  ASSERT_RC(rstate_info(a, "temperature", &before), RSTATE_OK);
+  cr_assert_eq(before.version, 3);
+  uint64_t rev = rstate_revision(a);
+  cr_assert_eq(rev, 16);
   char err[512];
-  write_text(t.path,
-             "# reactivestate snapshot 1\n"
-             "# a comment\n"
-             "\n"
-             "temperature\tfloat\t1.5\n"
-             "max_tokens\tinteger\t9000\n"
-             "mode\tstring\tfast\n"
-             "extra\tboolean\ttrue\n");
-  rstate_store *s = h_open();
-  rstate_constraints c = {.min = rstate_int(0), .max = rstate_int(4096)};
-  def(s, "temperature", RSTATE_TYPE_FLOAT, rstate_float(0.7), NULL);
-  def(s, "max_tokens", RSTATE_TYPE_INTEGER, rstate_int(1024), &c);
-  def(s, "mode", RSTATE_TYPE_INTEGER, rstate_int(1), NULL);
-  warnings w = {0};
-  size_t set, defined;
-  cr_assert_eq(snapshot_restore(s, t.path, collect_warning, &w, &set, &defined, err, sizeof err), 0, "%s", err);
-  cr_assert_eq(set, 1);
+  cr_assert_eq(snapshot_write(a, t.path, NULL, err, sizeof err), 0, "%s", err);
+
+  /* a restart: the schema defines two of them again (revisions 1 and 2) */
+  rstate_store *b = h_open();
+  def(b, "temperature", RSTATE_TYPE_FLOAT, rstate_float(0.7), NULL);
+  def(b, "other", RSTATE_TYPE_INTEGER, rstate_int(1), NULL);
+  size_t set = 0, defined = 0;
+  cr_assert_eq(snapshot_restore(b, t.path, NULL, NULL, &set, &defined, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(set, 2);
   cr_assert_eq(defined, 1);
-  cr_assert_eq(w.n, 2);
-  char want[512];
-  snprintf(want, sizeof want, "%s:5: max_tokens: not restored: max_tokens: 9000 is above the maximum 4096", t.path);
-  cr_assert_str_eq(w.first, want);
-  snprintf(want, sizeof want, "%s:6: mode: not restored: its type is string in the snapshot, integer in the store",
-           t.path);
-  cr_assert_str_eq(w.last, want);
-  double temp = 0;
-  int64_t tokens = 0, mode = 0;
-  bool extra = false;
-  ASSERT_RC(rstate_get_float(s, "temperature", &temp), RSTATE_OK);
-  ASSERT_RC(rstate_get_int(s, "max_tokens", &tokens), RSTATE_OK);
-  ASSERT_RC(rstate_get_int(s, "mode", &mode), RSTATE_OK);
-  ASSERT_RC(rstate_get_bool(s, "extra", &extra), RSTATE_OK);
-  cr_assert_eq(temp, 1.5);
-  cr_assert_eq(tokens, 1024, "a refused value keeps the schema's");
-  cr_assert_eq(mode, 1);
-  cr_assert(extra);
-  rstate_close(s);
+  cr_assert_eq(rstate_revision(b), rev, "the store revision continues from the snapshot's");
+  rstate_var_info after;
+  ASSERT_RC(rstate_info(b, "temperature", &after), RSTATE_OK);
+  cr_assert_eq(after.version, 3, "temperature keeps its version");
+  cr_assert_eq(after.updated_ns, before.updated_ns, "and the time of its last change");
+  ASSERT_RC(rstate_info(b, "mine", &after), RSTATE_OK);
+  cr_assert_eq(after.version, 2, "a variable defined from the snapshot keeps its version too");
+  ASSERT_RC(rstate_set_float(b, "temperature", 1.0), RSTATE_OK);
+  ASSERT_RC(rstate_info(b, "temperature", &after), RSTATE_OK);
+  cr_assert_eq(after.version, 4, "the next set makes version 4");
+  cr_assert_eq(after.revision, rev + 1, "and takes the revision after the snapshot's");
+  cr_assert_eq(rstate_revision(b), rev + 1);
+  rstate_close(a);
+  rstate_close(b);
   tmp_remove(&t);
+}
+
+/* The front end's restore: its checks, and CHANGED events for watchers. */
+static int count_events(const rstate_event *ev, void *ud) {
+  int *n = ud;
+  if (ev->kind == RSTATE_EVENT_CHANGED && ev->version == 7 && ev->revision == 40) (*n)++;
+  return RSTATE_CONTINUE;
+}
+
+Test(tools_snapshot, restore_through_the_front_end) {
+  rstate_store *s = h_open();
+  def(s, "x", RSTATE_TYPE_INTEGER, rstate_int(1), NULL);
+  int seen = 0;
+  const char *names[] = {"x"};
+  rstate_watch_id id;
+  ASSERT_RC(rstate_watch(s, names, 1, count_events, &seen, NULL, &id), RSTATE_OK);
+  rstate_value v = rstate_int(5);
+  rstate_snapshot_var sv = {"x", RSTATE_TYPE_INTEGER, &v, 7, 123};
+  size_t failed = 9;
+  sv.version = 0;
+  ASSERT_RC(rstate__restore(s, &sv, 1, 40, &failed), RSTATE_EINVAL);
+  cr_assert_eq(failed, 0);
+  sv.version = 7;
+  sv.type = RSTATE_TYPE_FLOAT;
+  ASSERT_RC(rstate__restore(s, &sv, 1, 40, &failed), RSTATE_ETYPE);
+  sv.type = RSTATE_TYPE_INTEGER;
+  sv.name = "nosuch";
+  ASSERT_RC(rstate__restore(s, &sv, 1, 40, &failed), RSTATE_ENOTFOUND);
+  sv.name = "x";
+  cr_assert_eq(rstate_revision(s), 1, "a refused restore changes nothing");
+  ASSERT_RC(rstate__restore(s, &sv, 1, 40, &failed), RSTATE_OK);
+  cr_assert_eq(seen, 1, "the watcher got the change, at version 7 and revision 40");
+  rstate_var_info info;
+  ASSERT_RC(rstate_info(s, "x", &info), RSTATE_OK);
+  cr_assert_eq(info.version, 7);
+  cr_assert_eq(info.revision, 40);
+  cr_assert_eq(info.updated_ns, 123);
+  sv.version = 6;
+  ASSERT_RC(rstate__restore(s, &sv, 1, 40, &failed), RSTATE_ECONFLICT);
+  /* nothing to change: the revision still moves up to the one given */
+  sv.version = 7;
+  ASSERT_RC(rstate__restore(s, &sv, 1, 50, &failed), RSTATE_OK);
+  cr_assert_eq(rstate_revision(s), 50);
+  cr_assert_eq(seen, 1);
+  ASSERT_RC(rstate_unwatch(s, id), RSTATE_OK);
+  rstate_close(s);
 }
 
 Test(tools_snapshot, missing_file_is_no_snapshot) {
@@ -594,42 +675,196 @@ Test(tools_snapshot, missing_file_is_no_snapshot) {
   rstate_close(s);
 }
 
+/* restore must refuse the file with this sentence ("%s" is the path) and
+ * change nothing. */
+static void assert_refused(const char *path, const char *error_fmt, const char *what) {
+  rstate_store *s = h_open();
+  char err[512], want[512];
+  size_t set = 5, defined = 5;
+  cr_assert_eq(snapshot_restore(s, path, NULL, NULL, &set, &defined, err, sizeof err), -1, "%s", what);
+  if (error_fmt) {
+    snprintf(want, sizeof want, error_fmt, path);
+    cr_assert_str_eq(err, want, "%s", what);
+  }
+  cr_assert_eq(rstate_revision(s), 0, "%s: the store changed", what);
+  cr_assert_eq(set + defined, 0);
+  rstate_close(s);
+}
+
 Test(tools_snapshot, malformed_files_change_nothing) {
   struct {
     const char *text, *error;
-  } cases[] = {
-      {"", "%s: empty file, not a snapshot"},
-      {"x\tfloat\t1\n", "%s:1: not a snapshot file (the first line must be \"# reactivestate snapshot 1\")"},
-      {"# reactivestate snapshot 2\n", "%s:1: not a snapshot file (the first line must be \"# reactivestate snapshot 1\")"},
-      {"# reactivestate snapshot 1\nok\tfloat\t1\nbad line\n", "%s:3: expected name<TAB>type<TAB>value"},
-      {"# reactivestate snapshot 1\n\tfloat\t1\n", "%s:2: empty variable name"},
-      {"# reactivestate snapshot 1\nx\tdouble\t1\n", "%s:2: x: unknown type \"double\""},
-      {"# reactivestate snapshot 1\nx\tfloat\tone\n", "%s:2: x: \"one\" is not a number"},
-      {"# reactivestate snapshot 1\nx\tinteger\t1.0\n", "%s:2: x: \"1.0\" is not an integer"},
-      {"# reactivestate snapshot 1\nx\tinteger\t99999999999999999999\n",
-       "%s:2: x: 99999999999999999999 is outside the range of a 64-bit integer"},
-      {"# reactivestate snapshot 1\nx\tboolean\tmaybe\n",
-       "%s:2: x: \"maybe\" is not a boolean (true/false, yes/no, on/off, 1/0)"},
-      {"# reactivestate snapshot 1\nx\tstring\tbad \\q\n",
-       "%s:2: x: bad escape in the value (\\\\, \\t, \\n, \\r or \\xHH, not \\x00)"},
-      {"# reactivestate snapshot 1\nx\tstring\t\\x0\n",
-       "%s:2: x: bad escape in the value (\\\\, \\t, \\n, \\r or \\xHH, not \\x00)"},
-      {"# reactivestate snapshot 1\nx\tstring\t\\x00\n",
-       "%s:2: x: bad escape in the value (\\\\, \\t, \\n, \\r or \\xHH, not \\x00)"},
+  } whole[] = {
+      {"", "%s: empty file, not a snapshot (or one cut short before its first line)"},
+      {"x\tfloat\t1\n", "%s:1: not a snapshot file (the first line must be \"# reactivestate snapshot 2\")"},
+      {"# reactivestate snapshot 3\n", "%s:1: not a snapshot file (the first line must be \"# reactivestate snapshot 2\")"},
+      {"# reactivestate snapshot 1\nx\tfloat\t1\n",
+       "%s:1: a snapshot in format 1 (rstated 0.1.0), which has no end record, so that a copy cut short cannot be "
+       "told from a whole one: refused (its values, one a line, can be set again with rstate set once the daemon "
+       "runs without it)"},
+      {"# reactivestate snapshot 2\n# written x at store revision 1\nx\tfloat\t1\t1\t1.5\n",
+       "%s:4: no end record after line 3: the file was cut short"},
+      {"# reactivestate snapshot 2\n# written x at store revision 1\nx\tfloat\t1\t1\t1.5",
+       "%s:3: the line has no newline at its end: the file was cut short"},
+      {"# reactivestate snapshot 2\n# written x at store revision -1\n",
+       "%s:2: expected \"# written TIME at store revision N\": the file is damaged"},
+      {"# reactivestate snapshot 2\n# written x at store revision 1\n# end: 0 variables, crc32 00000000\n",
+       NULL /* the checksum: below */},
+      {"# reactivestate snapshot 2\n# written x at store revision 1\n# end: 0 variables\n",
+       "%s:3: expected \"# end: N variables, crc32 HHHHHHHH\": the file is damaged"},
   };
   tmpdir t;
   tmp_make(&t);
-  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    write_text(t.path, cases[i].text);
+  for (size_t i = 0; i < sizeof whole / sizeof whole[0]; i++) {
+    write_text(t.path, whole[i].text);
+    char what[32];
+    snprintf(what, sizeof what, "file %zu", i);
+    assert_refused(t.path, whole[i].error, what);
+  }
+  struct {
+    const char *body, *error;
+  } lines[] = {
+      {"ok\tfloat\t1\t1\t1\nbad line\n",
+       "%s:4: expected name<TAB>type<TAB>version<TAB>updated_ns<TAB>value"},
+      {"x\tfloat\t1\t1\n", "%s:3: expected name<TAB>type<TAB>version<TAB>updated_ns<TAB>value"},
+      {"\tfloat\t1\t1\t1\n", "%s:3: empty variable name"},
+      {"x\tdouble\t1\t1\t1\n", "%s:3: x: unknown type \"double\""},
+      {"x\tfloat\t0\t1\t1\n", "%s:3: x: version \"0\" is not a whole number from 1"},
+      {"x\tfloat\t01\t1\t1\n", "%s:3: x: version \"01\" is not a whole number from 1"},
+      {"x\tfloat\t1\t1.5\t1\n", "%s:3: x: time of last change \"1.5\" is not a whole number of nanoseconds"},
+      {"x\tfloat\t1\t1\tone\n", "%s:3: x: \"one\" is not a number"},
+      {"x\tinteger\t1\t1\t1.0\n", "%s:3: x: \"1.0\" is not an integer as written in a snapshot"},
+      {"x\tinteger\t1\t1\t99999999999999999999\n",
+       "%s:3: x: \"99999999999999999999\" is not an integer as written in a snapshot"},
+      {"x\tboolean\t1\t1\tmaybe\n", "%s:3: x: \"maybe\" is not a boolean (true/false, yes/no, on/off, 1/0)"},
+      {"x\tstring\t1\t1\tbad \\q\n", "%s:3: x: bad escape in the value (\\\\, \\t, \\n, \\r or \\xHH, not \\x00)"},
+      {"x\tstring\t1\t1\t\\x0\n", "%s:3: x: bad escape in the value (\\\\, \\t, \\n, \\r or \\xHH, not \\x00)"},
+      {"x\tstring\t1\t1\t\\x00\n", "%s:3: x: bad escape in the value (\\\\, \\t, \\n, \\r or \\xHH, not \\x00)"},
+      {"x\tinteger\t1\t1\t1\ny\tinteger\t1\t1\t1\nx\tinteger\t2\t1\t5\n", "%s:5: x: given twice (also at line 3)"},
+      {"# a comment\n", "%s:3: expected name<TAB>type<TAB>version<TAB>updated_ns<TAB>value"},
+      {"\n", "%s:3: expected name<TAB>type<TAB>version<TAB>updated_ns<TAB>value"},
+  };
+  for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
+    write_v2(t.path, 1, lines[i].body);
+    char what[32];
+    snprintf(what, sizeof what, "body %zu", i);
+    assert_refused(t.path, lines[i].error, what);
+  }
+  /* a whole file with a wrong checksum, or a count that differs */
+  write_text(t.path, whole[7].text);
+  char want[256];
+  snprintf(want, sizeof want, "%%s:3: the checksum of the file (crc32 %08x) is not the end record's (00000000): the "
+           "file is damaged or was altered", (unsigned)snapshot_crc32(0, whole[7].text, strlen(whole[7].text) - 35));
+  assert_refused(t.path, want, "checksum");
+  write_v2(t.path, 1, "x\tinteger\t1\t1\t1\n");
+  FILE *f = fopen(t.path, "r+");
+  cr_assert_not_null(f);
+  char text[256] = {0};
+  cr_assert_gt(fread(text, 1, sizeof text - 1, f), 0);
+  char *one = strstr(text, "# end: 1 ");
+  cr_assert_not_null(one);
+  one[7] = '2';
+  rewind(f);
+  fputs(text, f);
+  fclose(f);
+  assert_refused(t.path, "%s:4: the end record counts 2 variables, the file holds 1: the file is damaged", "count");
+  tmp_remove(&t);
+}
+
+/* A real snapshot, cut at every length and with every byte altered: each
+ * is refused, naming the file, and restores nothing. */
+Test(tools_snapshot, every_cut_and_every_altered_byte_is_refused) {
+  tmpdir t;
+  tmp_make(&t);
+  rstate_store *a = h_open();
+  def(a, "count", RSTATE_TYPE_INTEGER, rstate_int(123456789), NULL);
+  def(a, "ratio", RSTATE_TYPE_FLOAT, rstate_float(1.25), NULL);
+  def(a, "on", RSTATE_TYPE_BOOLEAN, rstate_bool(true), NULL);
+  def(a, "name", RSTATE_TYPE_STRING, rstate_string("h\xc3\xa9llo\tworld"), NULL);
+  ASSERT_RC(rstate_set_int(a, "count", 987654321), RSTATE_OK);
+  char err[512];
+  cr_assert_eq(snapshot_write(a, t.path, NULL, err, sizeof err), 0, "%s", err);
+  FILE *f = fopen(t.path, "r");
+  cr_assert_not_null(f);
+  char orig[2048];
+  size_t len = fread(orig, 1, sizeof orig, f);
+  fclose(f);
+  cr_assert(len > 100 && len < sizeof orig);
+  char path2[160];
+  snprintf(path2, sizeof path2, "%s/cut.snap", t.dir);
+  size_t plen = strlen(path2);
+  size_t refused = 0, tried = 0;
+  for (size_t cut = 0; cut < len; cut++) {
+    f = fopen(path2, "w");
+    fwrite(orig, 1, cut, f);
+    fclose(f);
     rstate_store *s = h_open();
-    char err[512], want[512];
-    size_t set = 5, defined = 5;
-    cr_assert_eq(snapshot_restore(s, t.path, NULL, NULL, &set, &defined, err, sizeof err), -1, "case %zu", i);
-    snprintf(want, sizeof want, cases[i].error, t.path);
-    cr_assert_str_eq(err, want, "case %zu", i);
-    cr_assert_eq(rstate_revision(s), 0, "case %zu: the store changed", i);
-    cr_assert_eq(set + defined, 0);
+    size_t set = 0, defined = 0;
+    tried++;
+    if (snapshot_restore(s, path2, NULL, NULL, &set, &defined, err, sizeof err) == -1 &&
+        strncmp(err, path2, plen) == 0 && rstate_revision(s) == 0 && set + defined == 0)
+      refused++;
+    else
+      cr_log_info("cut at %zu of %zu: not refused (%s)", cut, len, err);
     rstate_close(s);
+  }
+  static const unsigned char flips[] = {0x01, 0x20, 0x80, 0xff};
+  for (size_t at = 0; at < len; at++) {
+    for (size_t k = 0; k < sizeof flips + 2; k++) {
+      char copy[2048];
+      memcpy(copy, orig, len);
+      if (k < sizeof flips)
+        copy[at] = (char)(copy[at] ^ flips[k]);
+      else
+        copy[at] = k == sizeof flips ? '\n' : '0';
+      if (copy[at] == orig[at]) continue;
+      f = fopen(path2, "w");
+      fwrite(copy, 1, len, f);
+      fclose(f);
+      rstate_store *s = h_open();
+      size_t set = 0, defined = 0;
+      tried++;
+      if (snapshot_restore(s, path2, NULL, NULL, &set, &defined, err, sizeof err) == -1 &&
+          strncmp(err, path2, plen) == 0 && rstate_revision(s) == 0 && set + defined == 0)
+        refused++;
+      else
+        cr_log_info("byte %zu altered (0x%02x to 0x%02x): not refused (%s)", at, (unsigned char)orig[at],
+                     (unsigned char)copy[at], err);
+      rstate_close(s);
+    }
+  }
+  cr_assert_eq(refused, tried, "%zu of %zu damaged copies were accepted", tried - refused, tried);
+  cr_log_info("%zu cuts and %zu altered copies of a %zu-byte snapshot: all refused", len, tried - len, len);
+  /* and the whole file still restores */
+  rstate_store *b = h_open();
+  cr_assert_eq(snapshot_restore(b, t.path, NULL, NULL, NULL, NULL, err, sizeof err), 0, "%s", err);
+  int64_t count = 0;
+  ASSERT_RC(rstate_get_int(b, "count", &count), RSTATE_OK);
+  cr_assert_eq(count, 987654321);
+  rstate_close(a);
+  rstate_close(b);
+  tmp_remove(&t);
+}
+
+/* A writer killed between mkstemp and rename leaves ".NAME.XXXXXX"; the
+ * next start removes those, and nothing else. */
+Test(tools_snapshot, partial_files_of_a_killed_writer_are_removed) {
+  tmpdir t;
+  tmp_make(&t);
+  const char *names[] = {".state.snap.Ab12Zz", ".state.snap.000000", ".state.snap.lock", ".state.snap.Ab12Zzz",
+                         ".other.snap.Ab12Zz", "state.snap.Ab12Zz", "keep"};
+  char p[256];
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    snprintf(p, sizeof p, "%s/%s", t.dir, names[i]);
+    write_text(p, "# reactivestate snapshot 2\nhalf");
+  }
+  char err[512];
+  size_t removed = 9;
+  cr_assert_eq(snapshot_remove_partial(t.path, &removed, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(removed, 2);
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    snprintf(p, sizeof p, "%s/%s", t.dir, names[i]);
+    cr_assert_eq(access(p, F_OK) == 0, i >= 2, "%s", names[i]);
   }
   tmp_remove(&t);
 }
@@ -669,4 +904,33 @@ Test(tools_snapshot, rewrite_replaces_and_empty_store_round_trips) {
   rstate_close(s);
   rstate_close(b);
   tmp_remove(&t);
+}
+
+/* A store that keeps history keeps the restored version too. */
+static int collect_versions(const rstate_history_entry *e, void *ud) {
+  uint64_t *v = ud;
+  v[v[0] + 1] = e->version;
+  v[0]++;
+  return 0;
+}
+
+Test(tools_snapshot, a_restore_is_kept_in_the_history) {
+  rstate_options o = {.keep_versions = 5};
+  rstate_store *s = h_open_opts(&o);
+  def(s, "x", RSTATE_TYPE_INTEGER, rstate_int(1), NULL);
+  rstate_value v = rstate_int(5);
+  rstate_snapshot_var sv = {"x", RSTATE_TYPE_INTEGER, &v, 7, 123};
+  size_t failed;
+  ASSERT_RC(rstate__restore(s, &sv, 1, 40, &failed), RSTATE_OK);
+  uint64_t versions[8] = {0};
+  ASSERT_RC(rstate_history(s, "x", 0, collect_versions, versions), RSTATE_OK);
+  cr_assert_eq(versions[0], 2, "%llu entries", (unsigned long long)versions[0]);
+  cr_assert_eq(versions[1], 1);
+  cr_assert_eq(versions[2], 7);
+  ASSERT_RC(rstate_rollback(s, "x", 1, NULL), RSTATE_OK);
+  rstate_var_info info;
+  ASSERT_RC(rstate_info(s, "x", &info), RSTATE_OK);
+  cr_assert_eq(info.version, 8, "a rollback after a restore goes on from the restored version");
+  cr_assert_eq(info.revision, 41);
+  rstate_close(s);
 }

@@ -1,8 +1,10 @@
 /*
  * rstated.c — the reactivestate daemon: serves an in-process ("mem:") store
  * over a Unix or TCP socket with rstate_server_start, defines variables from
- * schema files, keeps their values across restarts in a snapshot file, and
- * exits cleanly on SIGTERM or SIGINT with the snapshot written.
+ * schema files, keeps their values, versions and revision across restarts
+ * in a snapshot file it holds a lock on, and exits cleanly, with the
+ * snapshot written, on every signal sent to end it (SIGTERM, SIGINT, ...);
+ * SIGHUP reopens the log file.
  *
  * Signals are blocked in every thread (before the store and the server
  * start theirs) and read from a signalfd in the main loop, which also wakes
@@ -13,6 +15,7 @@
  * 2 on a usage error. The manual is man/rstated.1.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
@@ -33,6 +36,7 @@
 #include "defaults.h"
 #include "eventfmt.h"
 #include "http/http.h"
+#include "lockfile.h"
 #include "snapshot.h"
 
 /* ---- logging ------------------------------------------------------------- */
@@ -100,6 +104,7 @@ enum {
   OPT_HTTP_MAX_CONNECTIONS,
   OPT_HTTP_IDLE_TIMEOUT,
   OPT_HTTP_NICE,
+  OPT_LOG_FILE,
   OPT_HELP,
   OPT_VERSION
 };
@@ -124,6 +129,7 @@ static const tool_opt options[] = {
     [OPT_HTTP_MAX_CONNECTIONS] = {"http-max-connections", true},
     [OPT_HTTP_IDLE_TIMEOUT] = {"http-idle-timeout", true},
     [OPT_HTTP_NICE] = {"http-nice", true},
+    [OPT_LOG_FILE] = {"log-file", true},
     [OPT_HELP] = {"help", false},
     [OPT_VERSION] = {"version", false},
     {NULL, false},
@@ -142,6 +148,7 @@ static const char usage_text[] =
     "  --history N             events kept for reconnecting clients, 1 or more (default 65536)\n"
     "  --max-clients N         simultaneous clients, 1 or more (default 1024)\n"
     "  --snapshot FILE         restore values from FILE at start; write it on exit and periodically\n"
+    "                          (one rstated per FILE: it holds FILE.lock; a damaged FILE is refused)\n"
     "  --snapshot-every SECS   how often to write the snapshot when values changed (default 60; 0: only on exit)\n"
     "  --data DIR              serve a durable file:DIR store instead: every change is journaled before it is\n"
     "                          acknowledged and survives a crash or kill -9 (not with --snapshot)\n"
@@ -155,10 +162,12 @@ static const char usage_text[] =
     "  --http-max-connections N  simultaneous HTTP connections, streams included (default 1024)\n"
     "  --http-idle-timeout SECS  close an idle HTTP connection after this long (default 60)\n"
     "  --http-nice N           run the HTTP threads N steps below the socket server's priority (default 0)\n"
+    "  --log-file FILE         log to FILE (appended to) instead of standard error; SIGHUP reopens it\n"
     "  -h, --help              show this help and exit\n"
     "  --version               show the version and exit\n"
     "\n"
-    "SIGTERM or SIGINT stops the server, writes the snapshot and exits with status 0.\n"
+    "SIGTERM or SIGINT (and any other signal sent to end it: SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, ...) stops\n"
+    "the server, writes the snapshot and exits with status 0. SIGHUP reopens the log file and goes on.\n"
     "Exit status: 0 clean shutdown, 1 failure, 2 usage error. See rstated(1).\n";
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -200,6 +209,22 @@ static char *read_token_file(const char *path) {
     return NULL;
   }
   return line;
+}
+
+/* The log file, when --log-file: opened (appended to) onto standard error,
+ * so every line of every thread goes there; SIGHUP opens it again, for a
+ * log rotated away. Returns 0, or -1 with errno. */
+static const char *log_file;
+
+static int open_log(void) {
+  int fd = open(log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (fd < 0) return -1;
+  fflush(stderr);
+  int r = dup2(fd, STDERR_FILENO);
+  int saved = errno;
+  close(fd);
+  errno = saved;
+  return r < 0 ? -1 : 0;
 }
 
 typedef struct config {
@@ -246,6 +271,13 @@ static int configure(int argc, char **argv, config *cfg, tool_args *a) {
     while (l <= LOG_DEBUG && strcmp(level, level_names[l]) != 0) l++;
     if (l > LOG_DEBUG) return usage_error("--log-level: \"%s\" is not one of error, warn, info, debug", level);
     log_level = l;
+  }
+  if ((log_file = tool_args_get(a, OPT_LOG_FILE))) {
+    if (!*log_file) return usage_error("--log-file needs a file name");
+    if (open_log() != 0) {
+      fprintf(stderr, "rstated: %s: cannot open the log file: %s\n", log_file, strerror(errno));
+      return 1;
+    }
   }
   unsigned long long hb = 0, history = 0, max_clients = 0;
   cfg->snapshot_every = 60;
@@ -376,8 +408,43 @@ static int64_t now_ms(void) {
   return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
-/* Waits for SIGTERM/SIGINT, writing the snapshot every snapshot_every
- * seconds when the store revision moved. Returns the signal, or -1. */
+/* The signals rstated handles: SIGHUP reopens the log; every other one
+ * would end the process by default, and is taken as a request to stop
+ * cleanly, with the snapshot written (SIGKILL cannot be caught, and
+ * SIGSEGV and its kind are crashes, not requests). */
+static const struct {
+  int sig;
+  const char *name;
+} handled[] = {
+    {SIGHUP, "SIGHUP"},   {SIGTERM, "SIGTERM"},     {SIGINT, "SIGINT"},   {SIGQUIT, "SIGQUIT"},
+    {SIGUSR1, "SIGUSR1"}, {SIGUSR2, "SIGUSR2"},     {SIGALRM, "SIGALRM"}, {SIGVTALRM, "SIGVTALRM"},
+    {SIGPROF, "SIGPROF"}, {SIGXCPU, "SIGXCPU"},     {SIGIO, "SIGIO"},     {SIGPWR, "SIGPWR"},
+    {SIGSTKFLT, "SIGSTKFLT"},
+};
+
+static const char *signal_name(int sig) {
+  for (size_t i = 0; i < sizeof handled / sizeof handled[0]; i++)
+    if (handled[i].sig == sig) return handled[i].name;
+  return "a signal";
+}
+
+/* SIGHUP: the log file again (a rotated log's new file). */
+static void reopen_log(void) {
+  if (!log_file) {
+    logf_(LOG_INFO, "SIGHUP received: no --log-file to reopen, going on");
+    return;
+  }
+  if (open_log() != 0) {
+    logf_(LOG_ERROR, "SIGHUP received: %s: cannot reopen the log file, going on with the old one: %s", log_file,
+          strerror(errno));
+    return;
+  }
+  logf_(LOG_INFO, "SIGHUP received: log file %s reopened", log_file);
+}
+
+/* Waits for a signal that ends it, writing the snapshot every
+ * snapshot_every seconds when the store revision moved, reopening the log
+ * on SIGHUP. Returns the signal, or -1. */
 static int serve(rstate_store *s, const config *cfg, int sfd) {
   uint64_t saved_revision = rstate_revision(s);
   int64_t period = cfg->snapshot ? (int64_t)cfg->snapshot_every * 1000 : 0;
@@ -397,7 +464,10 @@ static int serve(rstate_store *s, const config *cfg, int sfd) {
     if (r > 0) {
       struct signalfd_siginfo si;
       ssize_t n = read(sfd, &si, sizeof si);
-      if (n == (ssize_t)sizeof si) return (int)si.ssi_signo;
+      if (n == (ssize_t)sizeof si && si.ssi_signo == SIGHUP)
+        reopen_log();
+      else if (n == (ssize_t)sizeof si)
+        return (int)si.ssi_signo;
     }
     if (period && now_ms() >= next) {
       uint64_t rev = rstate_revision(s);
@@ -412,7 +482,7 @@ int main(int argc, char **argv) {
   tool_args a = {0};
   rstate_store *s = NULL;
   rstate_server *srv = NULL;
-  int sfd = -1;
+  int sfd = -1, lock_fd = -1;
   int status = configure(argc, argv, &cfg, &a);
   if (status >= 0) goto out;
   status = 1;
@@ -421,12 +491,30 @@ int main(int argc, char **argv) {
    * library thread inherits the mask and the signalfd alone receives them. */
   sigset_t set;
   sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
+  for (size_t i = 0; i < sizeof handled / sizeof handled[0]; i++) sigaddset(&set, handled[i].sig);
   signal(SIGPIPE, SIG_IGN);
+  signal(SIGXFSZ, SIG_IGN); /* a write over the file size limit fails (EFBIG) and is reported */
   if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0 || (sfd = signalfd(-1, &set, SFD_CLOEXEC)) < 0) {
     logf_(LOG_ERROR, "cannot set up signal handling: %s", strerror(errno));
     goto out;
+  }
+
+  /* one snapshot, one daemon: the lock first, then what a write killed
+   * half-way left, then the store */
+  if (cfg.snapshot) {
+    char err[1024];
+    if ((lock_fd = lockfile_take(cfg.snapshot, err, sizeof err)) < 0) {
+      logf_(LOG_ERROR, "%s", err);
+      goto out_fd;
+    }
+    size_t removed = 0;
+    if (snapshot_remove_partial(cfg.snapshot, &removed, err, sizeof err) != 0) {
+      logf_(LOG_ERROR, "%s", err);
+      goto out_fd;
+    }
+    if (removed)
+      logf_(LOG_INFO, "%zu partial snapshot file%s removed (left by a write cut short)", removed,
+            removed == 1 ? "" : "s");
   }
 
   if (rstate_open(&s, cfg.data_uri ? cfg.data_uri : "mem:", &cfg.store) != RSTATE_OK) {
@@ -448,14 +536,17 @@ int main(int argc, char **argv) {
     size_t n_set = 0, n_defined = 0;
     int r = snapshot_restore(s, cfg.snapshot, snapshot_warning, NULL, &n_set, &n_defined, err, sizeof err);
     if (r < 0) {
-      logf_(LOG_ERROR, "snapshot not restored: %s", err);
+      logf_(LOG_ERROR,
+            "snapshot not restored: %s. The file is left as it is: put a whole copy back, or move it away to "
+            "start from the schema",
+            err);
       goto out_store;
     }
     if (r == 1)
       logf_(LOG_INFO, "no snapshot at %s yet: starting from the schema", cfg.snapshot);
     else
-      logf_(LOG_INFO, "snapshot %s restored: %zu values set, %zu variables defined from it", cfg.snapshot, n_set,
-            n_defined);
+      logf_(LOG_INFO, "snapshot %s restored: %zu values set, %zu variables defined from it, at revision %llu",
+            cfg.snapshot, n_set, n_defined, (unsigned long long)rstate_revision(s));
   }
   if (cfg.snapshot && check_writable(cfg.snapshot) != 0) goto out_store;
   cfg.server.on_client = on_client;
@@ -487,7 +578,7 @@ int main(int argc, char **argv) {
   }
 
   int sig = serve(s, &cfg, sfd);
-  if (sig > 0) logf_(LOG_INFO, "%s received: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  if (sig > 0) logf_(LOG_INFO, "%s received: shutting down", signal_name(sig));
   http_stop(web);
   free(schemas);
   rstate_server_stop(srv);
@@ -499,6 +590,7 @@ out_store:
   rstate_close(s);
 out_fd:
   close(sfd);
+  if (lock_fd >= 0) close(lock_fd); /* after the last write of the snapshot */
 out:
   tool_args_free(&a);
   free(cfg.default_listen);

@@ -143,6 +143,10 @@ expect 1 "snapshot not restored: $work/bad.snap:1: not a snapshot file" "" -- \
 expect 1 "$work/no/dir/x.snap: the snapshot could not be written" "" -- \
   "$rstated" --snapshot "$work/no/dir/x.snap" --listen "unix:$work/d.sock"
 [ "$(cat "$work/bad.snap")" = "not a snapshot" ] || { echo "FAIL: rstated overwrote a snapshot it could not read"; failed=$((failed + 1)); }
+printf '# reactivestate snapshot 1\nx\tfloat\t1.5\n' >"$work/v1.snap"
+expect 1 "snapshot not restored: $work/v1.snap:1: a snapshot in format 1 (rstated 0.1.0), which has no end record" "" -- \
+  "$rstated" --snapshot "$work/v1.snap" --listen "unix:$work/d.sock"
+[ "$(printf '# reactivestate snapshot 1\nx\tfloat\t1.5\n')" = "$(cat "$work/v1.snap")" ] || { echo "FAIL: rstated changed a format 1 snapshot"; failed=$((failed + 1)); }
 
 expect 2 "--data and --snapshot do not go together" "" -- "$rstated" --data "$work/d" --snapshot "$work/x.snap"
 expect 2 "--sync and --sync-interval-ms need --data" "" -- "$rstated" --sync always

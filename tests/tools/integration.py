@@ -111,7 +111,11 @@ class Daemon:
         check(up and self.p.poll() is None, "rstated starts and listens", self.text())
 
     def text(self):
-        with open(self.log_path) as f:
+        args = self.p.args
+        path = args[args.index("--log-file") + 1] if "--log-file" in args else self.log_path
+        if not os.path.exists(path):
+            return ""
+        with open(path) as f:
             return f.read()
 
     def stop(self, sig=signal.SIGTERM):
@@ -341,19 +345,51 @@ def main():
     check(wh.p.poll() is None, "a watcher keeps running while the daemon is down", f"exit {wh.p.poll()}")
     with open(snap) as f:
         text = f.read()
-    body = [l for l in text.splitlines() if not l.startswith("#")]
-    check(text.startswith("# reactivestate snapshot 1\n") and body == [
-        "extra.flag\tboolean\ttrue", "extra.mode\tchoice\tfast", "extra.neg\tinteger\t-9", "max_tokens\tinteger\t2048",
-        "model\tchoice\tclaude-3", "temperature\tfloat\t1.0"], "the snapshot holds every value", text)
+    body = [l.split("\t") for l in text.splitlines() if not l.startswith("#")]
+    check(text.startswith("# reactivestate snapshot 2\n") and [(b[0], b[1], b[2], b[4]) for b in body] == [
+        ("extra.flag", "boolean", "1", "true"), ("extra.mode", "choice", "2", "fast"),
+        ("extra.neg", "integer", "2", "-9"), ("max_tokens", "integer", "2", "2048"),
+        ("model", "choice", "2", "claude-3"), ("temperature", "float", "3", "1.0")],
+        "the snapshot holds every value and version", text)
+    check(re.search(r"\n# end: 6 variables, crc32 [0-9a-f]{8}\n\Z", text), "the snapshot ends with its end record", text)
     check(oct(os.stat(snap).st_mode & 0o777) == "0o600", "the snapshot is private")
-    check(sorted(os.listdir(WORK)) == sorted(["models.ini", "ro.token", "rw.token", "state.snap"] +
+    check(sorted(os.listdir(WORK)) == sorted(["models.ini", "ro.token", "rw.token", "state.snap", "state.snap.lock"] +
                                              [n for n in os.listdir(WORK) if n.startswith("rstated-")]),
           "no temporary file and no socket left", repr(os.listdir(WORK)))
+    whole = open(snap, "rb").read()
 
-    # restart: the snapshot restores values and the variables it alone knew
+    # a snapshot cut short, or altered, is refused with its file and line, and left as it is
+    for what, damaged in (("cut", whole[:len(whole) // 2]), ("cut before its end record", whole[:whole.rindex(b"# end")]),
+                          ("altered", whole.replace(b"2048", b"2049"))):
+        with open(snap, "wb") as f:
+            f.write(damaged)
+        p = subprocess.run(tool("rstated") + ["--listen", URI, "--schema", schema, "--snapshot", snap],
+                           capture_output=True, text=True, env=ENV, timeout=TIMEOUT)
+        check(p.returncode == 1 and re.search(r"snapshot not restored: " + re.escape(snap) + r":\d+: ", p.stderr)
+              and "move it away to start from the schema" in p.stderr,
+              f"rstated refuses a snapshot {what}: exit 1, the file and line, what to do", repr(p))
+        check(open(snap, "rb").read() == damaged, f"a snapshot {what} is left as it was")
+    with open(snap, "wb") as f:
+        f.write(whole)
+    # a write killed half-way left its temporary file: the next start removes it
+    with open(os.path.join(WORK, ".state.snap.Xy12Ab"), "w") as f:
+        f.write("# reactivestate snapshot 2\nhalf")
+
+    # restart: the snapshot restores values, versions, the revision, and the variables it alone knew
     d = Daemon("--schema", schema, "--snapshot", snap, "--snapshot-every", "1", "--token-file",
                os.path.join(WORK, "rw.token"))
-    check("3 values set, 3 variables defined from it" in d.text(), "the restart restores the snapshot", d.text())
+    check("3 values set, 3 variables defined from it, at revision 14" in d.text(), "the restart restores the snapshot",
+          d.text())
+    check("1 partial snapshot file removed" in d.text() and not os.path.exists(os.path.join(WORK, ".state.snap.Xy12Ab")),
+          "a partial snapshot file is removed at start", d.text())
+    expect(["info", "temperature"], 0, out=re.compile(r"^version   3\n"), what="a restart keeps versions")
+    expect(["stats"], 0, out=re.compile(r"^revision   14\n"), what="a restart keeps the revision")
+    # one snapshot, one daemon: a second one is refused, naming the first's pid
+    p = subprocess.run(tool("rstated") + ["--listen", "unix:" + os.path.join(WORK, "second.sock"), "--snapshot", snap],
+                       capture_output=True, text=True, env=ENV, timeout=TIMEOUT)
+    check(p.returncode == 1 and f"{snap}: in use by another rstated, pid {d.p.pid}" in p.stderr,
+          "a second rstated on the same snapshot is refused, naming the first's pid", repr(p))
+    check(open(snap, "rb").read() == whole, "the refused daemon left the snapshot as it was")
     expect(["get", "model", "temperature", "max_tokens", "extra.flag", "extra.mode", "extra.neg"], 0,
            out="claude-3\n1.0\n2048\ntrue\nfast\n-9\n")
     expect(["set", "extra.mode", "slow"], 1, err="extra.mode", what="a restored choice has its value as only choice")
@@ -385,13 +421,36 @@ def main():
     err = p.stderr.read()
     check(" initial temperature " in first and code == 0 and err == "", "a watcher exits 0 when its reader leaves",
           f"first line {first!r}, exit {code}, stderr {err!r}")
+    expect(["info", "temperature"], 0, out=re.compile(r"^version   5\nrevision  16\n"),
+           what="sets after a restart continue the versions and the revision (3 and 14 restored, two sets)")
     # periodic snapshot, then SIGINT
     expect(["set", "temperature", "0.25"], 0)
-    wait_for(lambda: "temperature\tfloat\t0.25\n" in open(snap).read(), "the periodic snapshot")
+    wait_for(lambda: "\tfloat\t6\t" in open(snap).read() and "\t0.25\n" in open(snap).read(), "the periodic snapshot")
     expect(["set", "temperature", "0.5"], 0)
     code = d.stop(signal.SIGINT)
     check(code == 0, "rstated exits 0 on SIGINT", f"exit {code}\n{d.text()}")
-    check("temperature\tfloat\t0.5\n" in open(snap).read(), "SIGINT writes the snapshot")
+    check(re.search(r"\ntemperature\tfloat\t7\t\d+\t0\.5\n", open(snap).read()), "SIGINT writes the snapshot")
+
+    # SIGHUP reopens the log file and the daemon goes on; every other signal sent to end it writes the snapshot
+    log = os.path.join(WORK, "daemon.log")
+    d = Daemon("--snapshot", snap, "--log-file", log)
+    check(d.log.tell() == 0 and open(d.log_path).read() == "", "with --log-file nothing goes to standard error")
+    os.rename(log, log + ".1")
+    d.p.send_signal(signal.SIGHUP)
+    wait_for(lambda: os.path.exists(log) and "SIGHUP received: log file" in open(log).read(), "a new log file")
+    expect(["set", "temperature", "0.75"], 0, what="the daemon serves after SIGHUP")
+    check(d.p.poll() is None, "SIGHUP does not end the daemon")
+    check("listening on" in open(log + ".1").read() and "listening on" not in open(log).read(),
+          "the old log keeps the old lines, the new one the new lines")
+    for sig in (signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM):
+        if sig != signal.SIGQUIT:
+            log = os.path.join(WORK, f"daemon-{sig.name}.log")
+            d = Daemon("--snapshot", snap, "--log-file", log)
+        value = {signal.SIGQUIT: "0.0625", signal.SIGUSR1: "0.125", signal.SIGUSR2: "0.25", signal.SIGALRM: "0.5"}[sig]
+        expect(["set", "temperature", value], 0)
+        code = d.stop(sig)
+        check(code == 0 and f"\t{value}\n" in open(snap).read() and f"{sig.name} received: shutting down"
+              in open(log).read(), f"{sig.name} writes the snapshot and exits 0", f"exit {code}: {open(log).read()}")
 
     # a token file that others can read is accepted with a warning
     os.chmod(os.path.join(WORK, "rw.token"), 0o644)
