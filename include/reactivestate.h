@@ -250,6 +250,8 @@ typedef struct rstate_options {
                                the current version is kept besides them */
   int replicas;             /* redis: a write waits until this many replicas hold it; 0 = none */
   int replica_timeout_ms;   /* redis: how long it waits for them; 0 = 1000 */
+  int64_t peer_uid;         /* unix: a uid the server may run as besides the caller's and root's (below);
+                               0 = none other; -1 = any uid, no check */
 } rstate_options;
 
 /* Opens a store. uri: "mem:" for an in-process store; "file:/dir" for one
@@ -344,6 +346,14 @@ RSTATE_API int rstate_open(rstate_store **out, const char *uri, const rstate_opt
  *    when a call returns and the CPU it uses meanwhile, never what it
  *    returns. How long, and when it does not poll at all, is tuning that may
  *    change between versions: docs/TUNING.md.
+ *  - On a Unix socket, before sending anything (the token included), the
+ *    client checks who listens there (SO_PEERCRED): the server must run as
+ *    the calling process's effective uid, as root, or as peer_uid when
+ *    that is above 0. Anyone else is refused with RSTATE_EPERM, at
+ *    rstate_open and at every reconnect, with a sentence naming both uids:
+ *    another user could have bound the socket first (in /tmp, say), and
+ *    would otherwise receive the token and writes that it never stores.
+ *    peer_uid -1 turns the check off; TCP has no such check (use tokens).
  *  - on_state runs on the connection thread: CONNECTED once before
  *    rstate_open returns and after each reconnect, DISCONNECTED on each
  *    loss, CLOSED inside rstate_close. It may call the store, except

@@ -35,7 +35,9 @@ TSAN_ENV := TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
 
 # Criterion forks a process per test; valgrind follows the children, and
 # tests/run.sh fails a program whose output shows a valgrind error or leak.
-VALGRIND_OPTS := -q --leak-check=full --show-leak-kinds=definite,indirect,possible \
+# --vgdb=no: a test process that becomes another user (test_remote's peer
+# suite, as root) cannot reach the gdbserver files root's valgrind made.
+VALGRIND_OPTS := -q --vgdb=no --leak-check=full --show-leak-kinds=definite,indirect,possible \
   --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99
 VALGRIND := env RSTATE_TEST_QUICK=1 valgrind $(VALGRIND_OPTS) --trace-children=yes --trace-children-skip='*redis-server*'
 

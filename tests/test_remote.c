@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include "proxy.h"
@@ -1213,4 +1214,159 @@ Test(remote, a_client_over_max_clients_reads_the_refusal_not_a_broken_pipe) {
   }
   rstate_close(first);
   rstate_server_stop(full);
+}
+
+/* ---- whom a client talks to ------------------------------------------------ */
+
+/* A server run by another user (uid 65534) in a child process: the client
+ * refuses it before sending anything, unless peer_uid names that uid or is
+ * -1. Needs root, to become that user. */
+#define OTHER_UID 65534
+
+TestSuite(peer, .timeout = 60);
+
+typedef struct other {
+  pid_t pid;
+  int to_child;   /* closed: the child ends */
+  int from_child; /* what the child reports */
+} other;
+
+static void wait_end(int end) {
+  char c;
+  while (read(end, &c, 1) > 0) {
+  }
+}
+
+/* A real server, until the test ends it. */
+static void other_server(const char *uri, int report, int end) {
+  rstate_store *s = NULL;
+  rstate_server *srv = NULL;
+  char ok = rstate_open(&s, "mem:", NULL) == RSTATE_OK && rstate_server_start(&srv, s, uri, NULL) == RSTATE_OK ? 'y'
+                                                                                                               : 'n';
+  if (write(report, &ok, 1) != 1) _exit(1);
+  wait_end(end);
+  if (srv) rstate_server_stop(srv);
+  if (s) rstate_close(s);
+}
+
+/* A bare socket that counts the bytes its one client sends before closing. */
+static void other_listener(const char *uri, int report, int end) {
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  snprintf(sa.sun_path, sizeof sa.sun_path, "%s", uri + 5);
+  int l = socket(AF_UNIX, SOCK_STREAM, 0);
+  if (l < 0 || bind(l, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(l, 4) != 0) _exit(1);
+  char ok = 'y';
+  if (write(report, &ok, 1) != 1) _exit(1);
+  int c = accept(l, NULL, NULL);
+  long total = 0;
+  char buf[512];
+  ssize_t k;
+  while (c >= 0 && (k = read(c, buf, sizeof buf)) > 0) total += k;
+  if (write(report, &total, sizeof total) != sizeof total) _exit(1);
+  if (c >= 0) close(c);
+  close(l);
+  wait_end(end);
+}
+
+/* The other user's process is this test program run again, its role in
+ * the environment and its pipes on fds 100 and 101, so that it starts
+ * clean (a forked copy of a Criterion worker would leave Criterion's
+ * memory behind for valgrind to report). It runs before Criterion does. */
+#define PEER_REPORT_FD 100
+#define PEER_END_FD 101
+
+__attribute__((constructor)) static void peer_role(void) {
+  const char *role = getenv("RSTATE_TEST_PEER_ROLE"), *uri = getenv("RSTATE_TEST_PEER_URI");
+  if (!role || !uri) return;
+  (strcmp(role, "server") == 0 ? other_server : other_listener)(uri, PEER_REPORT_FD, PEER_END_FD);
+  close(PEER_REPORT_FD);
+  close(PEER_END_FD);
+  exit(0);
+}
+
+/* Starts the other user's process in role ("server" or "listener") on
+ * uri; returns once it wrote its first byte ('y': ready). When this
+ * program cannot be run again as that user (a directory it cannot enter),
+ * the forked child plays the role itself. */
+static other run_as_other(const char *role, const char *uri) {
+  int up[2], down[2];
+  cr_assert_eq(pipe(up), 0);
+  cr_assert_eq(pipe(down), 0);
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  cr_assert(n > 0);
+  self[n] = '\0';
+  other o = {fork(), down[1], up[0]};
+  cr_assert_neq(o.pid, -1);
+  if (o.pid == 0) {
+    if (dup2(up[1], PEER_REPORT_FD) < 0 || dup2(down[0], PEER_END_FD) < 0) _exit(1);
+    close(up[0]);
+    close(up[1]);
+    close(down[0]);
+    close(down[1]);
+    if (setgid(OTHER_UID) != 0 || setuid(OTHER_UID) != 0) _exit(1);
+    setenv("RSTATE_TEST_PEER_ROLE", role, 1);
+    setenv("RSTATE_TEST_PEER_URI", uri, 1);
+    char *argv[] = {self, NULL};
+    execv(self, argv);
+    peer_role();
+    _exit(1);
+  }
+  close(up[1]);
+  close(down[0]);
+  char ok = 'n';
+  cr_assert_eq(read(o.from_child, &ok, 1), 1);
+  cr_assert_eq(ok, 'y', "the other user's process did not start");
+  return o;
+}
+
+static void other_end(other *o) {
+  close(o->to_child);
+  int status;
+  cr_assert_eq(waitpid(o->pid, &status, 0), o->pid);
+  cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the other user's process failed");
+  close(o->from_child);
+}
+
+Test(peer, a_server_of_another_user_is_refused_unless_trusted) {
+  if (geteuid() != 0) cr_skip_test("needs root, to run a server as another user");
+  char dir[] = "/tmp/rstate-peer-XXXXXX";
+  cr_assert_not_null(mkdtemp(dir));
+  cr_assert_eq(chown(dir, OTHER_UID, OTHER_UID), 0, "chown: %s", strerror(errno));
+  char uri[128], raw[128];
+  snprintf(uri, sizeof uri, "unix:%s/s.sock", dir);
+  snprintf(raw, sizeof raw, "unix:%s/raw.sock", dir);
+
+  /* nothing reaches a process of another user: not even the handshake */
+  other lis = run_as_other("listener", raw);
+  rstate_store *c = NULL;
+  rstate_options o = {.token = "a secret", .no_reconnect = true};
+  ASSERT_RC(rstate_open(&c, raw, &o), RSTATE_EPERM);
+  char want[256];
+  snprintf(want, sizeof want, "the server there runs as uid %d (pid %d), not as this process's uid 0 nor root",
+           OTHER_UID, (int)lis.pid);
+  cr_assert(strstr(rstate_last_error(), want), "%s", rstate_last_error());
+  cr_assert(strstr(rstate_last_error(), "nothing was sent to it"), "%s", rstate_last_error());
+  long got = -1;
+  cr_assert_eq(read(lis.from_child, &got, sizeof got), (ssize_t)sizeof got);
+  cr_assert_eq(got, 0, "the client sent %ld bytes to another user's socket", got);
+  other_end(&lis);
+
+  /* a real server of that user: refused, unless trusted by peer_uid */
+  other srv = run_as_other("server", uri);
+  ASSERT_RC(rstate_open(&c, uri, &o), RSTATE_EPERM);
+  o.peer_uid = OTHER_UID + 1;
+  ASSERT_RC(rstate_open(&c, uri, &o), RSTATE_EPERM);
+  o.peer_uid = -2;
+  ASSERT_RC(rstate_open(&c, uri, &o), RSTATE_EINVAL);
+  o.peer_uid = OTHER_UID; /* told otherwise: that user is trusted */
+  ASSERT_RC(rstate_open(&c, uri, &o), RSTATE_OK);
+  ASSERT_RC(h_define(c, "x", RSTATE_TYPE_INTEGER, rstate_int(1), NULL), RSTATE_OK);
+  rstate_close(c);
+  o.peer_uid = -1; /* anyone */
+  ASSERT_RC(rstate_open(&c, uri, &o), RSTATE_OK);
+  rstate_close(c);
+  other_end(&srv);
+  unlink(raw + 5);
+  rmdir(dir);
 }

@@ -58,6 +58,9 @@ int rstate_open_backend(rstate_store **out, const rstate_backend_ops *ops, const
     return rstate__err(RSTATE_EINVAL, "rstate_open: timeouts and heartbeat_ms must not be negative");
   if (opts && (opts->sync_interval_ms < 0 || (unsigned)opts->sync > RSTATE_SYNC_NONE))
     return rstate__err(RSTATE_EINVAL, "rstate_open: sync must be an rstate_sync and sync_interval_ms not negative");
+  if (opts && (opts->peer_uid < -1 || opts->peer_uid > UINT32_MAX - 1))
+    return rstate__err(RSTATE_EINVAL, "rstate_open: peer_uid %lld is not a uid (0 to 4294967294), nor -1 (any)",
+                       (long long)opts->peer_uid);
 
   rstate_store *s = calloc(1, sizeof *s);
   if (!s) return rstate__err(RSTATE_ENOMEM, "rstate_open: out of memory");

@@ -28,4 +28,10 @@ int rstate__addr_parse(rstate__addr *out, const char *uri, const char *fn);
  * strerror) or RSTATE_ETIMEDOUT. */
 int rstate__addr_connect(const rstate__addr *a, int timeout_ms, int *fd, const char *uri);
 
+/* For a Unix socket: RSTATE_EPERM (with a sentence) unless the process at
+ * the other end of fd runs as this process's effective uid, as root, or
+ * as peer_uid (> 0); peer_uid -1 accepts anyone. RSTATE_EIO when the
+ * kernel cannot tell. Other sockets: RSTATE_OK. */
+int rstate__peer_check(const rstate__addr *a, int fd, int64_t peer_uid, const char *uri);
+
 #endif

@@ -105,3 +105,17 @@ int rstate__addr_connect(const rstate__addr *a, int timeout_ms, int *fd, const c
   *fd = s;
   return RSTATE_OK;
 }
+
+int rstate__peer_check(const rstate__addr *a, int fd, int64_t peer_uid, const char *uri) {
+  if (a->family != AF_UNIX || peer_uid == -1) return RSTATE_OK;
+  struct ucred cr;
+  socklen_t len = sizeof cr;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0)
+    return rstate__err(RSTATE_EIO, "%s: cannot tell who the server is (SO_PEERCRED): %s", uri, strerror(errno));
+  uid_t me = geteuid();
+  if (cr.uid == me || cr.uid == 0 || (peer_uid > 0 && (int64_t)cr.uid == peer_uid)) return RSTATE_OK;
+  return rstate__err(RSTATE_EPERM,
+                     "%s: the server there runs as uid %u (pid %d), not as this process's uid %u nor root: nothing "
+                     "was sent to it (rstate_options.peer_uid names another uid to trust)",
+                     uri, (unsigned)cr.uid, (int)cr.pid, (unsigned)me);
+}

@@ -476,6 +476,10 @@ static int connect_once(remote *r) {
   int fd;
   int rc = rstate__addr_connect(&r->addr, r->connect_timeout_ms, &fd, r->uri);
   if (rc) return rc;
+  if ((rc = rstate__peer_check(&r->addr, fd, r->opts.peer_uid, r->uri))) {
+    close(fd);
+    return rc;
+  }
   if ((rc = handshake(r, fd, deadline))) {
     rstate__wire_reader_free(&r->reader);
     close(fd);

@@ -86,6 +86,7 @@ class rstate_options(Structure):
         ("keep_versions", c_size_t),
         ("replicas", c_int),
         ("replica_timeout_ms", c_int),
+        ("peer_uid", c_int64),
     ]
 
 

@@ -382,6 +382,7 @@ class Store:
         sync: Optional[str] = None,
         sync_interval_ms: int = 0,
         keep_versions: int = 0,
+        peer_uid: int = 0,
     ) -> None:
         """Opens the store; raises the library's error if it cannot
         (NotSupported, TransportError, PermissionDenied, Timeout, Busy, ...).
@@ -395,6 +396,9 @@ class Store:
         dispatch_thread: queued and debounced callbacks run on a library
         thread instead of from dispatch(). on_state(state) is told of a
         remote store's connection changes, on its connection thread.
+        peer_uid: on a Unix socket the server must run as this process's
+        uid or root, or as peer_uid when above 0 (-1: anyone); another is
+        refused with PermissionDenied before anything is sent to it.
         """
         self._h: Optional[c_void_p] = None
         self._servers: "weakref.WeakSet[Any]" = weakref.WeakSet()
@@ -414,6 +418,7 @@ class Store:
             opts.sync = _SYNC_MODES[sync]
         opts.sync_interval_ms = sync_interval_ms
         opts.keep_versions = keep_versions
+        opts.peer_uid = peer_uid
         if on_state is not None:
 
             def state_changed(store_ptr: Any, state: int, _ud: Any) -> None:

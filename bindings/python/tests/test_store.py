@@ -212,6 +212,13 @@ class Store(unittest.TestCase):
         with rs.Store(dispatch_thread=True) as t, self.assertRaises(rs.InvalidArgument):
             t.dispatch(0)
 
+    def test_peer_uid_reaches_the_library(self) -> None:
+        with self.assertRaises(rs.InvalidArgument) as cm:
+            rs.Store("unix:/nonexistent/s.sock", peer_uid=-2)
+        self.assertIn("peer_uid -2 is not a uid", str(cm.exception))
+        with self.assertRaises(rs.TransportError):
+            rs.Store("unix:/nonexistent/s.sock", peer_uid=-1)
+
 
 if __name__ == "__main__":
     unittest.main()
