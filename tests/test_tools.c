@@ -339,20 +339,35 @@ Test(tools_format, times_before_1970) {
 
 Test(tools_format, default_socket) {
   setenv("XDG_RUNTIME_DIR", "/run/user/1234", 1);
-  char *uri = tool_default_uri();
+  char *uri = tool_default_uri(), *dir = (char *)"unset";
   cr_assert_str_eq(uri, "unix:/run/user/1234/reactivestate.sock");
   free(uri);
-  setenv("XDG_RUNTIME_DIR", "", 1);
+  cr_assert_eq(tool_fallback_dir(&dir), 0);
+  cr_assert_null(dir, "no fallback directory with XDG_RUNTIME_DIR");
+  unsetenv("TMPDIR");
+  char want[96], want_dir[96];
+  snprintf(want, sizeof want, "unix:/tmp/reactivestate-%u/reactivestate.sock", (unsigned)getuid());
+  snprintf(want_dir, sizeof want_dir, "/tmp/reactivestate-%u", (unsigned)getuid());
+  for (int empty = 0; empty < 2; empty++) {
+    if (empty)
+      setenv("XDG_RUNTIME_DIR", "", 1);
+    else
+      unsetenv("XDG_RUNTIME_DIR");
+    uri = tool_default_uri();
+    cr_assert_str_eq(uri, want);
+    free(uri);
+    cr_assert_eq(tool_fallback_dir(&dir), 0);
+    cr_assert_str_eq(dir, want_dir);
+    free(dir);
+  }
+  setenv("TMPDIR", "/var/tmp", 1);
   uri = tool_default_uri();
-  char want[64];
-  snprintf(want, sizeof want, "unix:/tmp/reactivestate-%u.sock", (unsigned)getuid());
-  cr_assert_str_eq(uri, want);
+  snprintf(want, sizeof want, "unix:/var/tmp/reactivestate-%u/reactivestate.sock", (unsigned)getuid());
+  cr_assert_str_eq(uri, want, "TMPDIR moves the fallback");
   free(uri);
-  unsetenv("XDG_RUNTIME_DIR");
-  uri = tool_default_uri();
-  cr_assert_str_eq(uri, want);
-  free(uri);
+  unsetenv("TMPDIR");
 }
+
 
 /* ---- snapshot ------------------------------------------------------------ */
 
@@ -933,4 +948,40 @@ Test(tools_snapshot, a_restore_is_kept_in_the_history) {
   cr_assert_eq(info.version, 8, "a rollback after a restore goes on from the restored version");
   cr_assert_eq(info.revision, 41);
   rstate_close(s);
+}
+
+/* The fallback directory is made private, and refused unless it is. */
+Test(tools_format, fallback_directory_must_be_our_own) {
+  tmpdir t;
+  tmp_make(&t);
+  char dir[160], err[512], want[512];
+  snprintf(dir, sizeof dir, "%s/fallback", t.dir);
+  cr_assert_eq(tool_private_dir(dir, err, sizeof err), 0, "%s", err);
+  struct stat st;
+  cr_assert_eq(lstat(dir, &st), 0);
+  cr_assert(S_ISDIR(st.st_mode) && (st.st_mode & 0777) == 0700, "made with mode 0700");
+  cr_assert_eq(tool_private_dir(dir, err, sizeof err), 0, "%s", err);
+  chmod(dir, 0755);
+  cr_assert_eq(tool_private_dir(dir, err, sizeof err), -1);
+  snprintf(want, sizeof want,
+           "%s: other users may enter the socket directory (mode 755): refused (chmod 700 it, or set XDG_RUNTIME_DIR, "
+           "or give --listen)", dir);
+  cr_assert_str_eq(err, want);
+  chmod(dir, 0700);
+  char link[160];
+  snprintf(link, sizeof link, "%s/link", t.dir);
+  cr_assert_eq(symlink(dir, link), 0);
+  cr_assert_eq(tool_private_dir(link, err, sizeof err), -1);
+  cr_assert(strstr(err, "is not a directory (a symbolic link?)"), "%s", err);
+  unlink(link);
+  if (geteuid() == 0) { /* another user's directory (needs root to make one) */
+    cr_assert_eq(chown(dir, 65534, 65534), 0);
+    cr_assert_eq(tool_private_dir(dir, err, sizeof err), -1);
+    snprintf(want, sizeof want,
+             "%s: the socket directory belongs to uid 65534, not to this user (uid 0): refused, another user may "
+             "listen there (set XDG_RUNTIME_DIR, or give --listen)", dir);
+    cr_assert_str_eq(err, want);
+  }
+  rmdir(dir);
+  tmp_remove(&t);
 }

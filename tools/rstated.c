@@ -140,7 +140,7 @@ static const char usage_text[] =
     "Serve a reactivestate store over a Unix or TCP socket.\n"
     "\n"
     "  --listen URI            unix:PATH or tcp:HOST:PORT (default: unix:$XDG_RUNTIME_DIR/reactivestate.sock,\n"
-    "                          else unix:/tmp/reactivestate-UID.sock)\n"
+    "                          else unix:/tmp/reactivestate-UID/reactivestate.sock, in a directory of its own)\n"
     "  --schema FILE           define the variables of a schema file (repeatable, in order)\n"
     "  --token-file FILE       clients must present this token (first line of FILE) for read-write access\n"
     "  --read-token-file FILE  this token (first line of FILE) grants read-only access\n"
@@ -346,12 +346,21 @@ static int configure(int argc, char **argv, config *cfg, tool_args *a) {
   }
   cfg->listen = tool_args_get(a, OPT_LISTEN);
   if (!cfg->listen) {
+    char *dir = NULL;
     cfg->default_listen = tool_default_uri();
-    if (!cfg->default_listen) {
+    if (!cfg->default_listen || tool_fallback_dir(&dir) != 0) {
       fprintf(stderr, "rstated: out of memory\n");
       return 1;
     }
     cfg->listen = cfg->default_listen;
+    /* no XDG_RUNTIME_DIR: a directory of our own in /tmp, or nothing */
+    char why[512];
+    int bad = dir ? tool_private_dir(dir, why, sizeof why) : 0;
+    free(dir);
+    if (bad) {
+      logf_(LOG_ERROR, "%s", why);
+      return 1;
+    }
   }
   const char *tf = tool_args_get(a, OPT_TOKEN_FILE), *rtf = tool_args_get(a, OPT_READ_TOKEN_FILE);
   if (tf && !(cfg->token = read_token_file(tf))) return 1;

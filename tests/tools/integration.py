@@ -8,9 +8,13 @@ values from other processes, and checks the watchers' output line by line;
 then bad values (exit 1 and the library's sentence), tokens (a wrong token
 exits 3, a read-only token cannot write), a missing daemon (exit 3), usage
 errors (exit 2); SIGTERM and SIGINT (exit 0, the snapshot written, the
-watcher told the connection ended), a restart that restores the snapshot,
-the periodic snapshot, and --max-clients. Every wait polls with a deadline; nothing sleeps
-blindly.
+watcher told the connection ended), damaged snapshots refused and left as
+they were, a restart that restores the snapshot with its versions and
+revision (and removes a partial file), a second daemon on the same
+snapshot refused with the first's pid, the periodic snapshot, SIGHUP
+reopening --log-file, other ending signals writing the snapshot,
+--max-clients refusing with its sentence, and the fallback socket
+directory. Every wait polls with a deadline; nothing sleeps blindly.
 
 Usage: integration.py BINDIR
 Environment: TOOL_RUNNER, a command prefix for every tool process (for
@@ -526,6 +530,34 @@ def main():
     expect(["get", "max_tokens"], 0, out="100\n", what="rolled back through the daemon")
     expect(["rollback", "max_tokens", "99999"], 1, err="above the current version")
     check(d.stop() == 0, "rstated --data exits 0")
+
+    # without XDG_RUNTIME_DIR: the fallback directory, made private, and refused when it is not
+    tmp = os.path.join(WORK, "tmp")
+    os.mkdir(tmp)
+    env = {k: v for k, v in ENV.items() if k not in ("XDG_RUNTIME_DIR", "RSTATE_URI", "RSTATE_TOKEN")}
+    env["TMPDIR"] = tmp
+    fallback = os.path.join(tmp, f"reactivestate-{os.getuid()}")
+    log_path = os.path.join(WORK, "fallback.log")
+    with open(log_path, "w") as log:
+        p = subprocess.Popen(tool("rstated"), stdout=log, stderr=log, env=env)
+    wait_for(lambda: p.poll() is not None or "listening on" in open(log_path).read(), "rstated on the fallback socket")
+    check(f"listening on unix:{fallback}/reactivestate.sock" in open(log_path).read(),
+          "rstated listens in the fallback directory", open(log_path).read())
+    check(oct(os.stat(fallback).st_mode & 0o777) == "0o700", "the fallback directory is private")
+    r = subprocess.run(tool("rstate") + ["stats"], capture_output=True, text=True, env=env, timeout=TIMEOUT)
+    check(r.returncode == 0, "rstate finds rstated in the fallback directory", repr(Result(r)))
+    p.send_signal(signal.SIGTERM)
+    check(p.wait(timeout=TIMEOUT) == 0, "rstated on the fallback socket stops")
+    os.chmod(fallback, 0o755)
+    r = subprocess.run(tool("rstated"), capture_output=True, text=True, env=env, timeout=TIMEOUT)
+    check(r.returncode == 1 and "other users may enter the socket directory (mode 755): refused" in r.stderr,
+          "rstated refuses a fallback directory others may enter", repr(Result(r)))
+    if os.geteuid() == 0:
+        os.chmod(fallback, 0o700)
+        os.chown(fallback, 65534, 65534)
+        r = subprocess.run(tool("rstated"), capture_output=True, text=True, env=env, timeout=TIMEOUT)
+        check(r.returncode == 1 and "the socket directory belongs to uid 65534, not to this user (uid 0): refused"
+              in r.stderr, "rstated refuses a fallback directory of another user", repr(Result(r)))
 
     print(f"tools integration: {passed} passed, {len(failures)} failed", flush=True)
     return 1 if failures else 0
