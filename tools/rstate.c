@@ -37,8 +37,8 @@ enum { EXIT_REJECTED = 1, EXIT_USAGE = 2, EXIT_CONNECTION = 3 };
 /* ---- commands and their options ------------------------------------------ */
 
 /* Every command's table starts with the common options, at these indices. */
-enum { OPT_CONNECT, OPT_TOKEN, OPT_HELP, OPT_FIRST };
-#define COMMON_OPTS {"connect", true}, {"token", true}, {"help", false}
+enum { OPT_CONNECT, OPT_TOKEN, OPT_HELP, OPT_PEER_UID, OPT_FIRST };
+#define COMMON_OPTS {"connect", true}, {"token", true}, {"help", false}, {"peer-uid", true}
 
 typedef struct command {
   const char *name;
@@ -687,6 +687,8 @@ static const tool_opt plain_opts[] = {COMMON_OPTS, {NULL, false}};
   "  --connect URI  the server: unix:PATH or tcp:HOST:PORT (default: $RSTATE_URI,\n" \
   "                 else the socket rstated listens on by default)\n"                \
   "  --token T      the server's token (default: $RSTATE_TOKEN)\n"                   \
+  "  --peer-uid U   trust a server on a Unix socket that runs as uid U (besides your\n" \
+  "                 own and root), or \"any\" (default: $RSTATE_PEER_UID)\n"         \
   "  -h, --help     show this help\n"
 
 static const command commands[] = {
@@ -837,6 +839,19 @@ int main(int argc, char **argv) {
   const char *token = tool_args_get(&a, OPT_TOKEN);
   if (!token) token = getenv("RSTATE_TOKEN");
   rstate_options so = {.token = token && *token ? token : NULL, .no_reconnect = true};
+  const char *peer = tool_args_get(&a, OPT_PEER_UID);
+  if (!peer) peer = getenv("RSTATE_PEER_UID");
+  if (peer && *peer) {
+    unsigned long long uid = 0;
+    if (strcmp(peer, "any") == 0)
+      so.peer_uid = -1;
+    else if (tool_parse_u64(peer, UINT32_MAX - 1, &uid) == 0)
+      so.peer_uid = (int64_t)uid;
+    else {
+      status = usage_error("--peer-uid: \"%s\" is neither a uid (0 to %u) nor \"any\"", peer, UINT32_MAX - 1);
+      goto out;
+    }
+  }
   if (current->run == cmd_watch) {
     so.no_reconnect = tool_args_get(&a, WATCH_NO_RECONNECT) != NULL;
     so.on_state = on_state;

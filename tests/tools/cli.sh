@@ -94,6 +94,8 @@ expect 3 "no rstated answers at unix:$work/env.sock" "" -- env RSTATE_URI="unix:
 expect 3 "no rstated answers at unix:$work/none.sock" "" -- "$rstate" watch x --connect="unix:$work/none.sock"
 expect 3 "no rstated answers at unix:$work/none.sock" "" -- "$rstate" watch x --connect="unix:$work/none.sock" --no-reconnect
 expect 3 "no rstated answers at unix:$work/none.sock" "" -- "$rstate" set x -5 --connect "unix:$work/none.sock"
+expect 2 "--peer-uid: \"bob\" is neither a uid (0 to 4294967294) nor \"any\"" "" -- "$rstate" get x --peer-uid bob
+expect 3 "no rstated answers at unix:$work/none.sock" "" -- "$rstate" get x --peer-uid any --connect "unix:$work/none.sock"
 
 # --- rstated: help, version, usage errors --------------------------------
 expect 0 "" "Usage: rstated [OPTION]..." -- "$rstated" --help

@@ -559,6 +559,38 @@ def main():
         check(r.returncode == 1 and "the socket directory belongs to uid 65534, not to this user (uid 0): refused"
               in r.stderr, "rstated refuses a fallback directory of another user", repr(Result(r)))
 
+    # a daemon of another user: rstate sends it nothing, unless told to trust that uid (as root only)
+    if os.geteuid() == 0:
+        other = tempfile.mkdtemp(prefix="rstate-it-other-")  # outside WORK, which that user cannot enter
+        os.chown(other, 65534, 65534)
+        sock = os.path.join(other, "s.sock")
+
+        def become_other():
+            os.setgid(65534)
+            os.setuid(65534)
+
+        with open(os.path.join(WORK, "other.log"), "w") as log:
+            p = subprocess.Popen(tool("rstated") + ["--listen", "unix:" + sock], stdout=log, stderr=log, env=ENV,
+                                 preexec_fn=become_other)
+        wait_for(lambda: p.poll() is not None or os.path.exists(sock), "rstated of another user")
+        if p.poll() is not None:
+            print("skipped: rstated cannot run as uid 65534 here", open(os.path.join(WORK, "other.log")).read())
+        else:
+            env = dict(ENV, RSTATE_URI="unix:" + sock)
+            env.pop("RSTATE_TOKEN", None)
+            r = subprocess.run(tool("rstate") + ["stats"], capture_output=True, text=True, env=env, timeout=TIMEOUT)
+            check(r.returncode == 3 and "the server there runs as uid 65534" in r.stderr,
+                  "rstate refuses a daemon of another user", repr(Result(r)))
+            r = subprocess.run(tool("rstate") + ["stats", "--peer-uid", "65534"], capture_output=True, text=True,
+                               env=env, timeout=TIMEOUT)
+            check(r.returncode == 0, "rstate --peer-uid trusts that user", repr(Result(r)))
+            r = subprocess.run(tool("rstate") + ["stats"], capture_output=True, text=True,
+                               env=dict(env, RSTATE_PEER_UID="any"), timeout=TIMEOUT)
+            check(r.returncode == 0, "RSTATE_PEER_UID=any trusts anyone", repr(Result(r)))
+            p.send_signal(signal.SIGTERM)
+            check(p.wait(timeout=TIMEOUT) == 0, "the other user's rstated stops")
+        subprocess.run(["rm", "-rf", other])
+
     print(f"tools integration: {passed} passed, {len(failures)} failed", flush=True)
     return 1 if failures else 0
 
