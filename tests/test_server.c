@@ -1581,7 +1581,9 @@ static void set_when_gone(rstate_server *srv, const char *peer, bool connected, 
 /* A change made on the server thread after its loop took the turn's changes
  * (here by on_client, when the heartbeat tick closes a silent client) goes
  * out in the next turn, at once: not a tick later, when the timer next
- * wakes the loop. The tick is 200 ms; the event must come within half. */
+ * wakes the loop. The tick is 200 ms, and the change is made at a tick: the
+ * event must come within three quarters of one (room for valgrind on a busy
+ * machine; the next tick would be 200 ms). */
 Test(server, a_change_made_by_on_client_at_a_tick_goes_out_at_once) {
   rstate_store *s = open_store();
   define_int(s, "gone", 0);
@@ -1598,7 +1600,7 @@ Test(server, a_change_made_by_on_client_at_a_tick_goes_out_at_once) {
   int64_t late = ms_now() - atomic_load(&g.at_ms);
   cr_assert_str_eq(l.e[0].name, "gone");
   cr_assert_eq(l.e[0].new_i, 1);
-  cr_assert_lt(late, 100, "the change made by on_client went out %lld ms after it was made: at the next tick",
+  cr_assert_lt(late, 150, "the change made by on_client went out %lld ms after it was made: at the next tick",
                (long long)late);
   free(l.e);
   wc_close(&quiet);
