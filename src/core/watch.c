@@ -122,8 +122,7 @@ static rstate__node *pop(rstate__watch *w) {
 /* The first thread to find the watch idle with work claims it. */
 static void claim_if_idle(rstate__watch *w) {
   if (w->claimed || w->initializing || w->dead || !w->head) return;
-  w->claimed = true;
-  rstate__watch_ref(w);
+  w->claimed = true; /* no reference: an end meanwhile passes the registry's to the claimer (orphaned) */
   if (w->queued) {
     rstate__dispatch_ready(w->store->dispatch, w);
     return;
@@ -297,7 +296,14 @@ static void end_watch(rstate__watch *w) {
   st->waiters--;
   pthread_mutex_unlock(&STRIPE(w)->lock);
   call_destroy(w);
-  rstate__watch_unref(w);
+  /* dead since the first lock, so no new claim: one still held (another
+   * thread's list, the dispatcher's) will drop the registry's reference
+   * when it is released, after it looked at w for the last time. */
+  pthread_mutex_lock(&st->lock);
+  bool claimed = w->claimed;
+  if (claimed) w->orphaned = true;
+  pthread_mutex_unlock(&st->lock);
+  if (!claimed) rstate__watch_unref(w);
 }
 
 int rstate_unwatch(rstate_store *s, rstate_watch_id id) {
@@ -385,15 +391,23 @@ int rstate__watch_drain(rstate__watch *w) {
     if (STRIPE(w)->waiters) pthread_cond_broadcast(&STRIPE(w)->idle);
   }
   w->claimed = false;
-  bool destroy = w->destroy_pending;
+  bool destroy = w->destroy_pending, orphaned = w->orphaned;
   w->destroy_pending = false;
   pthread_mutex_unlock(&STRIPE(w)->lock);
   if (destroy) {
     call_destroy(w);
     rstate__watch_unref(w); /* the registry's */
   }
-  rstate__watch_unref(w); /* the claim's */
+  if (orphaned) rstate__watch_unref(w); /* the registry's, passed on by end_watch */
   return ran;
+}
+
+void rstate__watch_unclaim(rstate__watch *w) {
+  pthread_mutex_lock(&STRIPE(w)->lock);
+  w->claimed = false;
+  bool orphaned = w->orphaned;
+  pthread_mutex_unlock(&STRIPE(w)->lock);
+  if (orphaned) rstate__watch_unref(w);
 }
 
 void rstate__deliver_claimed(void) {
