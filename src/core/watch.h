@@ -50,6 +50,11 @@ struct rstate__watch {
   uint8_t stripe;
   rstate__node *head, *tail; /* ready to deliver, in order */
   rstate__node *pending;     /* debounce: one node per variable with a burst in progress */
+  /* an inline claim's first node, taken off the queue at claim time (with
+   * running set) when the claiming thread will deliver it before any other
+   * callback runs on it: the drain then starts without a lock round trip.
+   * Only the claiming thread touches it. */
+  rstate__node *taken;
   uint32_t n_ready, n_pending;
   bool initializing; /* registered, its snapshot not yet taken: hold events */
   bool published;    /* rstate_watch succeeded: unwatch and stats may find it (registry lock) */
