@@ -50,7 +50,8 @@ bool rstate__realtime_fast(void) { return false; }
 enum {
   CAL_SPAN_NS = 1000000,     /* a published pair converts for at most 1 ms of counter */
   RATE_MIN_NS = 1000000,     /* the rate is measured over at least 1 ms ... */
-  RATE_RENEW_NS = 2000000000 /* ... and its start moves on after 2 s (so NTP's slewing is followed) */
+  RATE_RENEW_NS = 2000000000, /* ... and its start moves on after 2 s (so NTP's slewing is followed) */
+  PAIR_MAX_TICKS = 2000        /* a pair's counter reads at most this far apart (~0.7 µs at 3 GHz) */
 };
 
 /* The published conversion: ns = base_ns + ((tsc - base_tsc) * mult >> 32),
@@ -80,7 +81,7 @@ static bool invariant_tsc(void) {
 
 /* One (counter, wall) pair: the counter read on both sides of the clock,
 best of two (the narrower window: no preemption in between). */
-static void pair(uint64_t *t, int64_t *ns) {
+static uint64_t pair(uint64_t *t, int64_t *ns) {
   uint64_t best = UINT64_MAX;
   for (int i = 0; i < 2; i++) {
     uint64_t t0 = tsc();
@@ -96,6 +97,7 @@ static void pair(uint64_t *t, int64_t *ns) {
     *t = tsc();
     *ns = clock_ns(CLOCK_REALTIME);
   }
+  return best;
 }
 
 static void publish(uint64_t t, int64_t ns, uint64_t mult, uint64_t limit) {
@@ -118,7 +120,11 @@ static int64_t calibrate(void) {
     ns = clock_ns(CLOCK_REALTIME);
     if (ns >= anchor_ns && ns - anchor_ns < RATE_MIN_NS) return ns;
   }
-  pair(&t, &ns);
+  uint64_t window = pair(&t, &ns);
+  /* Both tries preempted between their counter reads (~120 ticks apart
+   * here): the pair is not precise enough to convert with. The clock read
+   * itself is right for this caller; the next one tries again. */
+  if (window > PAIR_MAX_TICKS) return ns;
   if (!have_anchor || ns <= anchor_ns || t <= anchor_tsc) { /* the first pair, or the wall clock went back */
     anchor_tsc = t, anchor_ns = ns, have_anchor = true, have_rate = false;
     atomic_store_explicit(&pub.limit, 0, memory_order_relaxed); /* read the clock until a rate is known */
@@ -136,9 +142,16 @@ static int64_t calibrate(void) {
       atomic_store_explicit(&pub.limit, 0, memory_order_relaxed);
       return ns;
     }
-    mult = ((uint64_t)span_ns << 32) / span_tsc;
-    have_rate = true;
-    if (span_ns >= RATE_RENEW_NS) anchor_tsc = t, anchor_ns = ns;
+    uint64_t m = ((uint64_t)span_ns << 32) / span_tsc;
+    if (have_rate && (m > mult + mult / 2000 || m < mult - mult / 2000)) {
+      /* more than 500 ppm (NTP's fastest slew) from the rate known: the wall
+       * clock was set meanwhile. Keep the rate, measure it again from here. */
+      anchor_tsc = t, anchor_ns = ns;
+    } else {
+      mult = m;
+      have_rate = true;
+      if (span_ns >= RATE_RENEW_NS) anchor_tsc = t, anchor_ns = ns;
+    }
   }
   /* limit: CAL_SPAN_NS in ticks (mult ≥ 2^32/20, so this stays small). */
   uint64_t limit = ((uint64_t)CAL_SPAN_NS << 32) / mult;
