@@ -15,8 +15,10 @@
  * a step of the wall clock (settimeofday, NTP) is followed within
  * CAL_SPAN_NS. The pair is republished by whichever thread first finds it
  * stale (a try-lock: the others read the clock themselves meanwhile), behind
- * a sequence count, so readers never block. Elsewhere, or when the counter's
- * rate looks wrong, it is clock_gettime as before.
+ * a sequence count, so readers never block. A pair whose counter reads
+ * were preempted apart is not used, and a rate 500 ppm off the known one
+ * (the wall clock was set) is measured again. Elsewhere, or when the
+ * counter's rate looks wrong, it is clock_gettime as before.
  */
 #include <stdatomic.h>
 #include <time.h>
