@@ -491,3 +491,48 @@ Test(backend, a_failed_emit_changes_nothing) {
   ASSERT_RC(rstate_set_float(s, "x", 5.0), RSTATE_OK); /* and the store works on */
   assert_event(0, RSTATE_EVENT_CHANGED, "x", 2, rev + 1);
 }
+
+/* ---- a backend's own code ends a watch between its emit and the delivery ---------- */
+
+/* The setting thread claims an idle inline watch while it emits, and may
+ * take the change off its queue there and then (it will deliver it before
+ * any callback runs on it). A backend that runs code of its own before
+ * rstate_host_deliver (the remote backend's on_state) may end that watch on
+ * the same thread: that must not wait for the delivery (it would wait for
+ * itself), destroy must run once, and the change must not reach the watch. */
+static rstate_watch_id unwatch_in_emit;
+static int unwatch_in_emit_rc = -1;
+static int ended_calls, ended_destroyed; /* one thread: the setter's */
+
+static int emit_then_unwatch(rstate_host *h, const rstate_change *changes, size_t n) {
+  int rc = rstate_host_emit(h, changes, n);
+  if (!rc && unwatch_in_emit && changes[0].kind == RSTATE_EVENT_CHANGED) {
+    unwatch_in_emit_rc = rstate_unwatch(rstate_host_store(h), unwatch_in_emit);
+    unwatch_in_emit = 0;
+  }
+  return rc;
+}
+
+static int count_ended_call(const rstate_event *ev, void *ud) {
+  (void)ev, (void)ud;
+  ended_calls++;
+  return RSTATE_OK;
+}
+
+static void count_ended_destroy(void *ud) {
+  (void)ud;
+  ended_destroyed++;
+}
+
+Test(backend, a_watch_ended_on_the_emitting_thread_before_delivery, .timeout = 20) {
+  define_float(s, "x", 1.0);
+  const char *x = "x";
+  rstate_watch_opts o = {.destroy = count_ended_destroy};
+  ASSERT_RC(rstate_watch(s, &x, 1, count_ended_call, NULL, &o, &unwatch_in_emit), RSTATE_OK);
+  testbackend_emit_hook = emit_then_unwatch;
+  ASSERT_RC(rstate_set_float(s, "x", 2.0), RSTATE_OK);
+  cr_assert_eq(unwatch_in_emit_rc, RSTATE_OK, "rstate_unwatch from the emitting thread returned %s",
+               rstate_error_name(unwatch_in_emit_rc));
+  cr_assert_eq(ended_destroyed, 1, "destroy ran %d times", ended_destroyed);
+  cr_assert_eq(ended_calls, 0, "the ended watch got %d events", ended_calls);
+}

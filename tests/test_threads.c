@@ -489,3 +489,65 @@ Test(threads, define_undefine_get_on_distinct_names) {
     ASSERT_RC(rstate_get(s, name, &v), RSTATE_ENOTFOUND);
   }
 }
+
+/* ---- a watch ended by another thread while this one holds its claim ----------- */
+
+/* A's callback sets x, which B watches: this thread claims B and will deliver
+ * to it only after A's callback returns. Meanwhile another thread ends B. That
+ * must not wait for this thread (B's fn is not running), B's destroy must run
+ * once, and the pending change must not reach B afterwards; the claim then
+ * drops the last reference (ASan, TSan and valgrind check the memory). For a
+ * queued B the claim is the dispatcher's, released by rstate_dispatch. */
+typedef struct orphan {
+  rstate_watch_id b;
+  bool queued;
+  atomic_int b_calls, b_destroyed, unwatch_rc;
+  atomic_bool unwatched;
+} orphan;
+
+static int orphan_b(const rstate_event *ev, void *ud) {
+  (void)ev;
+  atomic_fetch_add(&((orphan *)ud)->b_calls, 1);
+  return RSTATE_OK;
+}
+
+static void orphan_b_destroy(void *ud) { atomic_fetch_add(&((orphan *)ud)->b_destroyed, 1); }
+
+static void *orphan_unwatcher(void *arg) {
+  orphan *o = arg;
+  atomic_store(&o->unwatch_rc, rstate_unwatch(s, o->b));
+  atomic_store(&o->unwatched, true);
+  return NULL;
+}
+
+static int orphan_a(const rstate_event *ev, void *ud) {
+  orphan *o = ud;
+  if (ev->kind != RSTATE_EVENT_CHANGED) return RSTATE_OK;
+  cr_assert_eq(rstate_set_int(s, "x", 1), RSTATE_OK, "%s", rstate_last_error()); /* claims B, delivered later */
+  pthread_t u;
+  cr_assert_eq(pthread_create(&u, NULL, orphan_unwatcher, o), 0);
+  for (int i = 0; i < 5000 && !atomic_load(&o->unwatched); i++) usleep(1000);
+  cr_assert(atomic_load(&o->unwatched),
+            "rstate_unwatch from another thread waited 5 s for a watch whose fn was not running");
+  pthread_join(u, NULL);
+  return RSTATE_OK;
+}
+
+static void orphan_case(bool queued) {
+  if (h_remote()) cr_skip_test("the claiming thread here is the connection thread, which the unwatch needs");
+  h_define_ok(s, "x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  h_define_ok(s, "trigger", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  orphan o = {.queued = queued};
+  const char *x = "x", *trigger = "trigger";
+  rstate_watch_opts bo = {.queued = queued, .destroy = orphan_b_destroy};
+  ASSERT_RC(rstate_watch(s, &x, 1, orphan_b, &o, &bo, &o.b), RSTATE_OK);
+  ASSERT_RC(rstate_watch(s, &trigger, 1, orphan_a, &o, NULL, NULL), RSTATE_OK);
+  ASSERT_RC(rstate_set_int(s, "trigger", 1), RSTATE_OK);
+  if (queued) ASSERT_RC(rstate_dispatch(s, 0), RSTATE_OK);
+  cr_assert_eq(atomic_load(&o.unwatch_rc), RSTATE_OK);
+  cr_assert_eq(atomic_load(&o.b_destroyed), 1, "B's destroy ran %d times", atomic_load(&o.b_destroyed));
+  cr_assert_eq(atomic_load(&o.b_calls), 0, "B got %d events after rstate_unwatch returned", atomic_load(&o.b_calls));
+}
+
+Test(threads, unwatch_of_a_watch_claimed_by_another_thread_inline) { orphan_case(false); }
+Test(threads, unwatch_of_a_watch_claimed_by_the_dispatcher) { orphan_case(true); }

@@ -87,14 +87,14 @@ void rstate__dispatch_stop(rstate__dispatch *d) {
     pthread_join(d->thread, NULL);
     d->has_thread = false;
   }
-  /* what is still queued will not be delivered: drop the claims' references */
+  /* what is still queued will not be delivered: release the claims */
   pthread_mutex_lock(&d->lock);
   rstate__watch *w = d->head;
   d->head = d->tail = NULL;
   pthread_mutex_unlock(&d->lock);
   while (w) {
     rstate__watch *next = w->drain_next;
-    rstate__watch_unref(w);
+    rstate__watch_unclaim(w);
     w = next;
   }
 }

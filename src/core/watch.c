@@ -122,17 +122,25 @@ static rstate__node *pop(rstate__watch *w) {
 /* The first thread to find the watch idle with work claims it. */
 static void claim_if_idle(rstate__watch *w) {
   if (w->claimed || w->initializing || w->dead || !w->head) return;
-  w->claimed = true;
-  rstate__watch_ref(w);
+  w->claimed = true; /* no reference: an end meanwhile passes the registry's to the claimer (orphaned) */
   if (w->queued) {
     rstate__dispatch_ready(w->store->dispatch, w);
     return;
   }
   w->drain_next = NULL;
-  if (tls.tail)
+  if (tls.tail) {
     tls.tail->drain_next = w;
-  else
+  } else {
     tls.head = w;
+    /* This thread drains w first, and runs no user code before: no
+     * callback runs here now, and its other claims queue behind w. So w
+     * may count as running already (rstate_unwatch from another thread
+     * waits for that delivery, as for a callback that began). */
+    if (!tls.in_callback) {
+      w->taken = pop(w);
+      w->running = true;
+    }
+  }
   tls.tail = w;
 }
 
@@ -286,6 +294,14 @@ static void end_watch(rstate__watch *w) {
   if (w->debounce_ms) rstate__dispatch_remove_timer(w->store->dispatch, w);
   pthread_mutex_lock(&STRIPE(w)->lock);
   w->dead = true;
+  rstate__node *untaken = NULL;
+  if (tls.head == w && w->taken) { /* this thread claimed w and took its first node (claim_if_idle), and
+                                    * user code of a backend (on_state) runs before the delivery: that
+                                    * delivery is not a running callback to wait for, and it is off now */
+    untaken = w->taken;
+    w->taken = NULL;
+    w->running = false;
+  }
   if (w->running && tls.current == w) {
     w->destroy_pending = true; /* the delivery loop owns the registry reference now */
     pthread_mutex_unlock(&STRIPE(w)->lock);
@@ -296,8 +312,16 @@ static void end_watch(rstate__watch *w) {
   while (w->running) pthread_cond_wait(&st->idle, &st->lock);
   st->waiters--;
   pthread_mutex_unlock(&STRIPE(w)->lock);
+  rstate__node_release(untaken);
   call_destroy(w);
-  rstate__watch_unref(w);
+  /* dead since the first lock, so no new claim: one still held (another
+   * thread's list, the dispatcher's) will drop the registry's reference
+   * when it is released, after it looked at w for the last time. */
+  pthread_mutex_lock(&st->lock);
+  bool claimed = w->claimed;
+  if (claimed) w->orphaned = true;
+  pthread_mutex_unlock(&st->lock);
+  if (!claimed) rstate__watch_unref(w);
 }
 
 int rstate_unwatch(rstate_store *s, rstate_watch_id id) {
@@ -354,11 +378,15 @@ static int deliver(rstate__watch *w, const rstate__node *node, bool *called) {
 
 int rstate__watch_drain(rstate__watch *w) {
   int ran = 0;
-  pthread_mutex_lock(&STRIPE(w)->lock);
-  while (!w->dead && w->head) {
-    rstate__node *node = pop(w);
-    w->running = true;
-    pthread_mutex_unlock(&STRIPE(w)->lock);
+  rstate__node *node = w->taken; /* popped at claim time, running already set */
+  w->taken = NULL;
+  if (!node) pthread_mutex_lock(&STRIPE(w)->lock);
+  while (node || (!w->dead && w->head)) {
+    if (!node) {
+      node = pop(w);
+      w->running = true;
+      pthread_mutex_unlock(&STRIPE(w)->lock);
+    }
 
     bool called;
     int rc = deliver(w, node, &called);
@@ -383,17 +411,26 @@ int rstate__watch_drain(rstate__watch *w) {
       w->stats.filtered++;
     }
     if (STRIPE(w)->waiters) pthread_cond_broadcast(&STRIPE(w)->idle);
+    node = NULL;
   }
   w->claimed = false;
-  bool destroy = w->destroy_pending;
+  bool destroy = w->destroy_pending, orphaned = w->orphaned;
   w->destroy_pending = false;
   pthread_mutex_unlock(&STRIPE(w)->lock);
   if (destroy) {
     call_destroy(w);
     rstate__watch_unref(w); /* the registry's */
   }
-  rstate__watch_unref(w); /* the claim's */
+  if (orphaned) rstate__watch_unref(w); /* the registry's, passed on by end_watch */
   return ran;
+}
+
+void rstate__watch_unclaim(rstate__watch *w) {
+  pthread_mutex_lock(&STRIPE(w)->lock);
+  w->claimed = false;
+  bool orphaned = w->orphaned;
+  pthread_mutex_unlock(&STRIPE(w)->lock);
+  if (orphaned) rstate__watch_unref(w);
 }
 
 void rstate__deliver_claimed(void) {

@@ -25,7 +25,7 @@ typedef struct rstate__watch rstate__watch;
 struct rstate__watch {
   rstate_store *store;
   rstate_watch_id id;
-  atomic_int refs; /* the registry's, one per claim, and transient ones */
+  atomic_int refs; /* the registry's and transient ones (a claim takes none: see orphaned) */
 
   /* what the user asked for; immutable after registration */
   rstate_watch_fn fn;
@@ -50,6 +50,11 @@ struct rstate__watch {
   uint8_t stripe;
   rstate__node *head, *tail; /* ready to deliver, in order */
   rstate__node *pending;     /* debounce: one node per variable with a burst in progress */
+  /* an inline claim's first node, taken off the queue at claim time (with
+   * running set) when the claiming thread will deliver it before any other
+   * callback runs on it: the drain then starts without a lock round trip.
+   * Only the claiming thread touches it. */
+  rstate__node *taken;
   uint32_t n_ready, n_pending;
   bool initializing; /* registered, its snapshot not yet taken: hold events */
   bool published;    /* rstate_watch succeeded: unwatch and stats may find it (registry lock) */
@@ -57,6 +62,10 @@ struct rstate__watch {
   bool running;      /* a callback or filter is running (on the thread whose tls.current it is) */
   bool dead;            /* unwatched: deliver nothing more */
   bool destroy_pending; /* unwatched from its own callback: destroy after it */
+  /* ended by another thread while claimed: the registry's reference passed
+   * to the claimer, which drops it when it releases the claim. So a claim
+   * (one per delivery) costs no reference count of its own. */
+  bool orphaned;
   rstate_watch_stats stats;
   _Atomic int64_t deadline; /* debounce: earliest due time (monotonic ns), INT64_MAX: none */
 };
@@ -92,8 +101,10 @@ void rstate__watch_unref(rstate__watch *w);
 /* Queues node on w (under the registry lock); never fails. */
 void rstate__watch_push(rstate__watch *w, rstate__node *node);
 /* Delivers everything ready on w, which the caller has claimed; returns how
- * many callbacks ran. Releases the claim and its reference. */
+ * many callbacks ran. Releases the claim. */
 int rstate__watch_drain(rstate__watch *w);
+/* Releases a claim without delivering (a dispatcher that stops). */
+void rstate__watch_unclaim(rstate__watch *w);
 /* Debounce: moves bursts due at `now` to the ready queue (under its stripe lock);
  * returns true if any moved. Updates w->deadline. */
 bool rstate__watch_flush_due(rstate__watch *w, int64_t now, bool all);

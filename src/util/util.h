@@ -20,7 +20,10 @@ int rstate__verr(int code, const char *fmt, va_list ap);
 
 /* ---- clock.c ------------------------------------------------------------ */
 
+/* CLOCK_REALTIME in ns, from the time-stamp counter where it can be (clock.c). */
 int64_t rstate__realtime_ns(void);
+/* Whether rstate__realtime_ns reads the counter rather than the clock (tests). */
+bool rstate__realtime_fast(void);
 int64_t rstate__monotonic_ns(void);
 /* The debounce clock: monotonic ns, or what rstate__clock_hook returns when
  * set (tests only; set it before opening stores). */
