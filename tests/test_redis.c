@@ -71,7 +71,7 @@ Test(redis, two_clients_share_a_store_and_its_checks) {
   rstate_constraints ci = {.min = rstate_int(0), .max = rstate_int(2)};
   h_define_ok(b, "temperature", RSTATE_TYPE_FLOAT, rstate_float(0.7), &ci);
   ASSERT_RC(h_define(b, "temperature", RSTATE_TYPE_INTEGER, rstate_int(0), NULL), RSTATE_EEXIST);
-  cr_assert_str_eq(rstate_last_error(), "temperature: already defined differently (as float)");
+  cr_assert_str_eq(rstate_last_error(), "temperature: already defined differently: its type is float, not integer");
   /* b checks a's definition: same code and sentence as mem: */
   ASSERT_FAIL_NAMES(rstate_set_float(b, "temperature", 2.5), RSTATE_ECONSTRAINT, "temperature");
   ASSERT_RC(rstate_set_float(b, "temperature", 1.5), RSTATE_OK);
