@@ -752,7 +752,8 @@ typedef struct rstate_server_opts {
                                sends meanwhile; 0 = 3000. Negative: RSTATE_EINVAL */
   /* NULL, or called on the server thread with one line (no newline) when a
    * limit bites or something is refused: a refused token or connection
-   * (naming the peer as on_client does), a handshake too slow, a client
+   * (naming the peer as on_client does), a connection that could not be
+   * accepted (out of descriptors), a handshake too slow, a client
    * whose unread answers stopped its reading, history forgotten for want
    * of room (history_bytes). Each kind is said at most once a second (the
    * history: once a minute); the next line says how many were left

@@ -217,6 +217,8 @@ void rstate__srv_on_accept(rstate_server *srv) {
       if (errno != EAGAIN && errno != EWOULDBLOCK) {
         /* out of descriptors or memory: the listening socket would stay
          * readable and spin the loop; stop watching it until the next tick */
+        rstate__srv_log(srv, LOG_ACCEPT_FAILED, "cannot accept a connection: %s; trying again at the next tick",
+                        strerror(errno));
         struct epoll_event e = {.events = 0, .data.ptr = &srv->lis.fd};
         if (epoll_ctl(srv->ep, EPOLL_CTL_MOD, srv->lis.fd, &e) == 0) srv->accept_paused = true;
       }

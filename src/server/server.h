@@ -73,6 +73,7 @@ typedef enum srv_log_kind {
   LOG_STALLED,
   LOG_HISTORY_BYTES,
   LOG_HEARTBEAT_FLOOR,
+  LOG_ACCEPT_FAILED,
   LOG_KINDS
 } srv_log_kind;
 
