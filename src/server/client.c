@@ -156,7 +156,8 @@ static bool listen_for(rstate_server *srv, uint32_t events) {
 static client *oldest_hello(rstate_server *srv) {
   client *old = NULL;
   for (client *c = srv->clients; c; c = c->next)
-    if (c->state == C_HELLO && !c->doomed && (!old || c->accepted_ms < old->accepted_ms)) old = c;
+    /* the list is newest first: of those accepted in the same ms, the last is the oldest */
+    if (c->state == C_HELLO && !c->doomed && (!old || c->accepted_ms <= old->accepted_ms)) old = c;
   return old;
 }
 
