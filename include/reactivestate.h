@@ -714,10 +714,16 @@ typedef struct rstate_server_opts {
   const char *token;        /* required for read-write access; NULL or "": none needed */
   const char *read_token;   /* grants get/watch only; NULL or "": none. When either token is set,
                                a client must present one of them. Both are copied. */
-  int heartbeat_ms;         /* 0 = 1000; a client may ask for a shorter one; a client silent for
-                               3 intervals is closed. Negative: RSTATE_EINVAL */
-  size_t history;           /* events kept so reconnecting clients can resume; 0 = 65536 */
-  size_t max_clients;       /* 0 = 1024; the connection over the limit is refused (RSTATE_ELIMIT) */
+  int heartbeat_ms;         /* 0 = 1000; a client may ask for a shorter one, down to a floor of
+                               100 ms (a HELLO asking for less gets 100, or this value when it is
+                               lower); a client silent for 3 intervals is closed. The server wakes
+                               4 times per the shortest interval of the clients connected now.
+                               Negative: RSTATE_EINVAL */
+  size_t history;           /* events kept so reconnecting clients can resume; 0 = 65536 (see
+                               history_bytes too) */
+  size_t max_clients;       /* clients past the handshake; 0 = 1024; a client whose handshake
+                               completes over the limit is refused (RSTATE_ELIMIT). Connections
+                               still in the handshake do not count (see max_handshakes) */
   size_t max_frame;         /* bytes; 0 = 1 MiB; at least 4096 (else RSTATE_EINVAL); a client
                                sending a larger frame is disconnected */
   size_t max_queue_bytes;   /* per client, before its events are coalesced; 0 = 4 MiB */
@@ -728,6 +734,33 @@ typedef struct rstate_server_opts {
    * TCP; valid during the call. It must not call rstate_server_stop. */
   void (*on_client)(rstate_server *srv, const char *peer, bool connected, const char *why, void *userdata);
   void *client_userdata;
+  /* Fields below were added later; a zeroed struct gets every default. */
+  size_t history_bytes;     /* bytes the history (above) may hold, counting each change's name,
+                               old and new values, source and meta; 0 = 64 MiB. The oldest
+                               changes are forgotten first; a client resuming from before what is
+                               kept gets a snapshot (RESYNC) instead. The newest change is always
+                               kept, however large */
+  size_t max_handshakes;    /* connections accepted but not yet through the handshake; 0 = 64.
+                               They never count against max_clients, so they cannot lock
+                               authenticated clients out. When all are taken, a new connection
+                               closes the one waiting longest (RSTATE_ELIMIT) if it has waited
+                               250 ms; otherwise (a burst of clients connecting) the server
+                               accepts no more until one completes, and the newcomers wait in
+                               the listening socket's backlog */
+  int handshake_ms;         /* a connection that has not completed its handshake this long after
+                               it was accepted is closed (RSTATE_ETIMEDOUT), however many bytes it
+                               sends meanwhile; 0 = 3000. Negative: RSTATE_EINVAL */
+  /* NULL, or called on the server thread with one line (no newline) when a
+   * limit bites or something is refused: a refused token or connection
+   * (naming the peer as on_client does), a connection that could not be
+   * accepted (out of descriptors), a handshake too slow, a client
+   * whose unread answers stopped its reading, history forgotten for want
+   * of room (history_bytes). Each kind is said at most once a second (the
+   * history: once a minute); the next line says how many were left
+   * unsaid. line is valid during the call. It must not call
+   * rstate_server_stop. */
+  void (*on_log)(rstate_server *srv, const char *line, void *userdata);
+  void *log_userdata;
 } rstate_server_opts;
 
 /* Serves store on a thread of its own at listen_uri:

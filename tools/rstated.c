@@ -76,6 +76,14 @@ static void on_client(rstate_server *srv, const char *peer, bool connected, cons
 
 static void http_log(int level, const char *msg) { logf_(level, "%s", msg); }
 
+/* What the server says when a limit bites or it refuses someone (already
+ * rate-limited by the server). */
+static void on_server_log(rstate_server *srv, const char *line, void *ud) {
+  (void)srv;
+  (void)ud;
+  logf_(LOG_WARN, "%s", line);
+}
+
 static void snapshot_warning(void *ud, const char *sentence) {
   (void)ud;
   logf_(LOG_WARN, "%s", sentence);
@@ -105,6 +113,9 @@ enum {
   OPT_HTTP_IDLE_TIMEOUT,
   OPT_HTTP_NICE,
   OPT_LOG_FILE,
+  OPT_HISTORY_BYTES,
+  OPT_MAX_HANDSHAKES,
+  OPT_HANDSHAKE_MS,
   OPT_HELP,
   OPT_VERSION
 };
@@ -130,6 +141,9 @@ static const tool_opt options[] = {
     [OPT_HTTP_IDLE_TIMEOUT] = {"http-idle-timeout", true},
     [OPT_HTTP_NICE] = {"http-nice", true},
     [OPT_LOG_FILE] = {"log-file", true},
+    [OPT_HISTORY_BYTES] = {"history-bytes", true},
+    [OPT_MAX_HANDSHAKES] = {"max-handshakes", true},
+    [OPT_HANDSHAKE_MS] = {"handshake-ms", true},
     [OPT_HELP] = {"help", false},
     [OPT_VERSION] = {"version", false},
     {NULL, false},
@@ -146,7 +160,10 @@ static const char usage_text[] =
     "  --read-token-file FILE  this token (first line of FILE) grants read-only access\n"
     "  --heartbeat-ms N        heartbeat interval, 1 or more (default 1000)\n"
     "  --history N             events kept for reconnecting clients, 1 or more (default 65536)\n"
-    "  --max-clients N         simultaneous clients, 1 or more (default 1024)\n"
+    "  --history-bytes N       bytes those events may hold; the oldest go first (default 67108864, 64 MiB)\n"
+    "  --max-clients N         simultaneous clients past the handshake, 1 or more (default 1024)\n"
+    "  --max-handshakes N      connections still in the handshake (default 64)\n"
+    "  --handshake-ms N        time a connection has to complete its handshake (default 3000)\n"
     "  --snapshot FILE         restore values from FILE at start; write it on exit and periodically\n"
     "                          (one rstated per FILE: it holds FILE.lock; a damaged FILE is refused)\n"
     "  --snapshot-every SECS   how often to write the snapshot when values changed (default 60; 0: only on exit)\n"
@@ -312,6 +329,14 @@ static int configure(int argc, char **argv, config *cfg, tool_args *a) {
   cfg->server.heartbeat_ms = (int)hb;
   cfg->server.history = (size_t)history;
   cfg->server.max_clients = (size_t)max_clients;
+  unsigned long long history_bytes = 0, max_handshakes = 0, handshake_ms = 0;
+  if ((r = parse_number(a, OPT_HISTORY_BYTES, SIZE_MAX, &history_bytes)) ||
+      (r = parse_number(a, OPT_MAX_HANDSHAKES, SIZE_MAX, &max_handshakes)) ||
+      (r = parse_number(a, OPT_HANDSHAKE_MS, INT32_MAX, &handshake_ms)))
+    return r;
+  cfg->server.history_bytes = (size_t)history_bytes;
+  cfg->server.max_handshakes = (size_t)max_handshakes;
+  cfg->server.handshake_ms = (int)handshake_ms;
   cfg->snapshot = tool_args_get(a, OPT_SNAPSHOT);
   if (cfg->snapshot && !*cfg->snapshot) return usage_error("--snapshot needs a file name");
   if (tool_args_get(a, OPT_SNAPSHOT_EVERY) && !cfg->snapshot) return usage_error("--snapshot-every needs --snapshot");
@@ -559,6 +584,7 @@ int main(int argc, char **argv) {
   }
   if (cfg.snapshot && check_writable(cfg.snapshot) != 0) goto out_store;
   cfg.server.on_client = on_client;
+  cfg.server.on_log = on_server_log;
   if (rstate_server_start(&srv, s, cfg.listen, &cfg.server) != RSTATE_OK) {
     logf_(LOG_ERROR, "cannot listen on %s: %s", cfg.listen, rstate_last_error());
     goto out_store;

@@ -18,10 +18,12 @@
 
 static void set_events(rstate_server *srv, client *c) {
   uint32_t ev = EPOLLIN;
-  if (out_pending(c) || (c->more && c->state == C_READY)) ev |= EPOLLOUT;
+  /* stalled: the loop comes back (EPOLLOUT) to handle its waiting requests
+   * once its output is under the bound, even when it sends nothing more */
+  if (out_pending(c) || ((c->more || c->stalled) && c->state == C_READY)) ev |= EPOLLOUT;
   /* a client that sends requests but does not read its answers stops being
    * read until it does */
-  if (c->state != C_CLOSING && out_pending(c) > 2 * srv->max_queue + srv->threshold) ev &= ~(uint32_t)EPOLLIN;
+  if (c->state != C_CLOSING && (c->stalled || out_pending(c) > out_bound(srv))) ev &= ~(uint32_t)EPOLLIN;
   if (ev == c->events) return;
   struct epoll_event e = {.events = ev, .data.ptr = c};
   if (epoll_ctl(srv->ep, EPOLL_CTL_MOD, c->fd, &e) == 0) c->events = ev;
@@ -65,8 +67,8 @@ static void announce_gone(rstate_server *srv, client *c, const char *why) {
   if (srv->on_client) srv->on_client(srv, c->peer, false, why, srv->client_ud);
 }
 
-/* Names the peer for on_client: its process on a Unix socket, its address
- * over TCP. */
+/* Names the peer for on_client and the log: its process on a Unix socket,
+ * its address over TCP. */
 static void name_peer(rstate_server *srv, client *c) {
   if (!srv->lis.tcp) {
     struct ucred cr;
@@ -102,10 +104,12 @@ void rstate__srv_fail(rstate_server *srv, client *c, int code, const char *sente
   announce_gone(srv, c, sentence ? sentence : rstate_strerror(code));
   rstate__wire_error e = {0, code, sentence ? sentence : "", RSTATE__WIRE_NO_INDEX};
   if (rstate__wire_put_error(&c->out, &e) == RSTATE_OK) frames_out(srv, 1);
-  if (c->state == C_READY) srv->n_ready--;
-  if (c->counted) srv->n_open--;
-  c->counted = false;
+  cstate was = c->state;
+  if (was == C_READY) srv->n_ready--;
+  if (was == C_HELLO) srv->n_hello--;
   c->state = C_CLOSING;
+  c->stalled = false;
+  if (was == C_HELLO) rstate__srv_accept_resume(srv);
   c->more = false; /* nothing more is sent: it may leave the active list */
   while (c->n_subs) rstate__srv_remove_sub(srv, c, &c->subs[c->n_subs - 1]); /* they would hold the history */
   c->deadline = now_ms() + CLOSE_LINGER_MS;
@@ -121,7 +125,10 @@ static void client_close(rstate_server *srv, client *c) {
   while (c->n_subs) rstate__srv_remove_sub(srv, c, &c->subs[c->n_subs - 1]);
   free(c->subs);
   if (c->state == C_READY) srv->n_ready--;
-  if (c->counted) srv->n_open--;
+  if (c->state == C_HELLO) {
+    srv->n_hello--;
+    rstate__srv_accept_resume(srv);
+  }
   rstate__wire_reader_free(&c->rd);
   rstate__wire_buf_free(&c->out);
   if (c->prev)
@@ -139,14 +146,80 @@ bool rstate__srv_settle(rstate_server *srv, client *c) {
   return false;
 }
 
+/* Stops watching the listening socket (events 0) or watches it again. */
+static bool listen_for(rstate_server *srv, uint32_t events) {
+  struct epoll_event e = {.events = events, .data.ptr = &srv->lis.fd};
+  return srv->lis.fd >= 0 && epoll_ctl(srv->ep, EPOLL_CTL_MOD, srv->lis.fd, &e) == 0;
+}
+
+/* The connection in the handshake that has waited longest. */
+static client *oldest_hello(rstate_server *srv) {
+  client *old = NULL;
+  for (client *c = srv->clients; c; c = c->next)
+    /* the list is newest first: of those accepted in the same ms, the last is the oldest */
+    if (c->state == C_HELLO && !c->doomed && (!old || c->accepted_ms <= old->accepted_ms)) old = c;
+  return old;
+}
+
+void rstate__srv_accept_resume(rstate_server *srv) {
+  if (!srv->accept_full) return;
+  if (srv->n_hello >= srv->max_handshakes) {
+    /* at a tick: once the oldest has had its grace, a newcomer may push it out */
+    client *old = oldest_hello(srv);
+    if (old && now_ms() - old->accepted_ms < HANDSHAKE_GRACE_MS) return;
+  }
+  srv->accept_full = false;
+  if (!srv->accept_paused) listen_for(srv, EPOLLIN);
+}
+
+/* Whether one more connection may be accepted into the handshake: a slot
+ * is free, or the one waiting longest has had its grace and can be pushed
+ * out (make_room). When every slot is young (a burst of clients), accepting
+ * stops until one frees or a tick finds the oldest past its grace. */
+static bool may_accept(rstate_server *srv) {
+  if (srv->n_hello < srv->max_handshakes) return true;
+  client *old = oldest_hello(srv);
+  if (old && now_ms() - old->accepted_ms >= HANDSHAKE_GRACE_MS) return true;
+  rstate__srv_log(srv, LOG_HANDSHAKES_FULL, "all %zu handshake slots are taken: new connections wait to be accepted",
+                  srv->max_handshakes);
+  if (listen_for(srv, 0)) srv->accept_full = true;
+  return !srv->accept_full; /* could not stop watching: accept anyway */
+}
+
+/* A connection was accepted with every slot taken: the oldest goes. */
+static void make_room(rstate_server *srv) {
+  client *old = oldest_hello(srv);
+  if (srv->n_hello < srv->max_handshakes || !old) return;
+  int64_t waited = now_ms() - old->accepted_ms;
+  rstate__srv_log(srv, LOG_HANDSHAKE_PUSHED,
+                  "closed %s: all %zu handshake slots were taken and it had waited longest (%lld ms)", old->peer,
+                  srv->max_handshakes, (long long)waited);
+  char msg[112];
+  snprintf(msg, sizeof msg, "the server has %zu connections in the handshake, its limit, and this one waited longest",
+           srv->max_handshakes);
+  rstate__srv_fail(srv, old, RSTATE_ELIMIT, msg);
+  rstate__srv_settle(srv, old);
+}
+
+static void refuse_full(rstate_server *srv, client *c) {
+  rstate__srv_log(srv, LOG_CLIENTS_FULL, "refused %s: the server has reached its limit of %zu clients", c->peer,
+                  srv->max_clients);
+  char msg[96];
+  snprintf(msg, sizeof msg, "the server has reached its limit of %zu clients", srv->max_clients);
+  rstate__srv_fail(srv, c, RSTATE_ELIMIT, msg);
+}
+
 void rstate__srv_on_accept(rstate_server *srv) {
   for (;;) {
+    if (!may_accept(srv)) return;
     int fd = accept4(srv->lis.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
       if (errno != EAGAIN && errno != EWOULDBLOCK) {
         /* out of descriptors or memory: the listening socket would stay
          * readable and spin the loop; stop watching it until the next tick */
+        rstate__srv_log(srv, LOG_ACCEPT_FAILED, "cannot accept a connection: %s; trying again at the next tick",
+                        strerror(errno));
         struct epoll_event e = {.events = 0, .data.ptr = &srv->lis.fd};
         if (epoll_ctl(srv->ep, EPOLL_CTL_MOD, srv->lis.fd, &e) == 0) srv->accept_paused = true;
       }
@@ -156,6 +229,7 @@ void rstate__srv_on_accept(rstate_server *srv) {
       int one = 1;
       setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
+    make_room(srv);
     client *c = calloc(1, sizeof *c);
     if (!c) {
       close(fd);
@@ -164,7 +238,8 @@ void rstate__srv_on_accept(rstate_server *srv) {
     c->fd = fd;
     c->state = C_HELLO;
     c->hb_ms = srv->hb_ms;
-    c->last_rx = c->last_ping = now_ms();
+    c->last_rx = c->last_ping = c->accepted_ms = now_ms();
+    c->deadline = c->accepted_ms + srv->handshake_ms;
     c->events = EPOLLIN;
     rstate__wire_reader_init(&c->rd, RSTATE__WIRE_HANDSHAKE_MAX);
     c->read_size = RSTATE__WIRE_READ_FIRST;
@@ -179,12 +254,12 @@ void rstate__srv_on_accept(rstate_server *srv) {
     c->next = srv->clients;
     if (c->next) c->next->prev = c;
     srv->clients = c;
-    c->counted = true;
-    srv->n_open++;
-    if (srv->n_open > srv->max_clients) {
-      char msg[96];
-      snprintf(msg, sizeof msg, "the server has reached its limit of %zu clients", srv->max_clients);
-      rstate__srv_fail(srv, c, RSTATE_ELIMIT, msg);
+    srv->n_hello++;
+    name_peer(srv, c);
+    /* already full of clients past the handshake: no use going through it
+     * (on_hello checks again, for those that fill it meanwhile) */
+    if (srv->n_ready >= srv->max_clients) {
+      refuse_full(srv, c);
       rstate__srv_settle(srv, c);
     }
   }
@@ -242,12 +317,23 @@ static void on_hello(rstate_server *srv, client *c, const rstate__wire_frame *f)
     else if (ro)
       access = RSTATE__WIRE_READ_ONLY;
     else {
+      rstate__srv_log(srv, LOG_TOKEN_REFUSED, "refused %s: %s", c->peer,
+                      *h.token ? "its token matches neither token" : "it gave no token");
       rstate__srv_fail(srv, c, RSTATE_EPERM, "the token was refused");
       return;
     }
   }
-  uint32_t hb = srv->hb_ms;
-  if (h.heartbeat_ms && h.heartbeat_ms < hb) hb = h.heartbeat_ms;
+  if (srv->n_ready >= srv->max_clients) {
+    refuse_full(srv, c);
+    return;
+  }
+  uint32_t hb = srv->hb_ms, asked = h.heartbeat_ms;
+  if (asked && asked < MIN_HEARTBEAT_MS) {
+    rstate__srv_log(srv, LOG_HEARTBEAT_FLOOR, "%s asked for a %u ms heartbeat: it gets the floor, %u ms", c->peer,
+                    asked, MIN_HEARTBEAT_MS);
+    asked = MIN_HEARTBEAT_MS;
+  }
+  if (asked && asked < hb) hb = asked;
   /* the highest version both sides speak (PROTOCOL.md, 4.1) */
   uint16_t version = h.version < RSTATE__WIRE_VERSION ? h.version : RSTATE__WIRE_VERSION;
   rstate__wire_welcome w = {version, srv->instance_id, hb, rstate_revision(srv->store), srv->max_frame, access};
@@ -263,16 +349,48 @@ static void on_hello(rstate_server *srv, client *c, const rstate__wire_frame *f)
   c->last_ping = now_ms();
   c->rd.max_frame = srv->max_frame;
   c->state = C_READY;
+  srv->n_hello--;
   srv->n_ready++;
+  rstate__srv_accept_resume(srv);
   rstate__srv_arm_timer(srv, hb);
   if (srv->on_client) {
-    name_peer(srv, c);
     c->announced = true;
     srv->on_client(srv, c->peer, true, NULL, srv->client_ud);
   }
 }
 
+/* Handles the whole frames the reader holds, HELLO first (the handshake),
+ * then requests, while the client's unread answers stay under the bound:
+ * past it the rest wait in the reader (c->stalled), and nothing more is
+ * read, until the client has read enough (the loop comes back for them). */
+static void handle_frames(rstate_server *srv, client *c) {
+  bool was = c->stalled;
+  c->stalled = false;
+  rstate__wire_frame f;
+  int rc = 0;
+  while (c->state != C_CLOSING && !c->doomed) {
+    if (out_pending(c) > out_bound(srv)) {
+      c->stalled = true;
+      if (!was)
+        rstate__srv_log(srv, LOG_STALLED, "stopped reading %s: %zu bytes of answers unread, over the bound of %zu",
+                        c->peer, out_pending(c), out_bound(srv));
+      return;
+    }
+    if ((rc = rstate__wire_reader_next(&c->rd, &f)) != 1) break;
+    srv->frames_in++;
+    if (c->state == C_HELLO)
+      on_hello(srv, c, &f);
+    else
+      rstate__srv_on_request(srv, c, &f);
+  }
+  if (c->state != C_CLOSING && !c->doomed && rc < 0) rstate__srv_fail(srv, c, rc, rstate_last_error());
+}
+
 void rstate__srv_on_readable(rstate_server *srv, client *c) {
+  if (c->state != C_CLOSING) {
+    handle_frames(srv, c); /* those that waited for the client to read */
+    if (c->stalled) return;
+  }
   for (int round = 0; round < READ_ROUNDS && !c->doomed; round++) {
     if (c->state == C_CLOSING) { /* read and drop, so the close is orderly */
       uint8_t junk[4096];
@@ -301,21 +419,8 @@ void rstate__srv_on_readable(rstate_server *srv, client *c) {
     c->read_size = rstate__wire_read_size(c->read_size, (size_t)r, room, READ_CHUNK);
     c->last_rx = now_ms();
     rstate__wire_reader_commit(&c->rd, (size_t)r);
-    rstate__wire_frame f;
-    int rc = 0;
-    while (c->state != C_CLOSING && !c->doomed && (rc = rstate__wire_reader_next(&c->rd, &f)) == 1) {
-      srv->frames_in++;
-      if (c->state == C_HELLO)
-        on_hello(srv, c, &f);
-      else
-        rstate__srv_on_request(srv, c, &f);
-    }
-    if (c->state != C_CLOSING && !c->doomed && rc < 0) {
-      rstate__srv_fail(srv, c, rc, rstate_last_error());
-      return;
-    }
+    handle_frames(srv, c);
+    if (c->stalled || c->state == C_CLOSING || c->doomed) return;
     if ((size_t)r < room) return; /* the socket is empty: epoll tells when more comes */
-    /* answers are piling up: stop reading until they are written */
-    if (out_pending(c) > 2 * srv->max_queue + srv->threshold) return;
   }
 }

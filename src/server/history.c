@@ -84,7 +84,7 @@ void rstate__hentry_unref(rstate__hentry *e) {
 
 /* ---- the list ---------------------------------------------------------------- */
 
-int rstate__history_init(rstate__history *h, size_t keep, uint64_t revision) {
+int rstate__history_init(rstate__history *h, size_t keep, uint64_t max_bytes, uint64_t revision) {
   memset(h, 0, sizeof *h);
   rstate__hentry *e = calloc(1, sizeof *e);
   if (!e) return rstate__err(RSTATE_ENOMEM, "rstate_server_start: out of memory");
@@ -92,6 +92,7 @@ int rstate__history_init(rstate__history *h, size_t keep, uint64_t revision) {
   e->refs = 1;
   h->head = h->tail = e;
   h->keep = keep;
+  h->max_bytes = max_bytes;
   return RSTATE_OK;
 }
 
@@ -118,14 +119,21 @@ void rstate__history_push(rstate__history *h, rstate__hentry *e) {
   h->events += e->n;
 }
 
-void rstate__history_trim(rstate__history *h) {
-  while (h->head != h->tail && h->head->cursors == 0 && h->events - h->head->next->n >= h->keep) {
+size_t rstate__history_trim(rstate__history *h) {
+  size_t by_bytes = 0;
+  while (h->head != h->tail && h->head->cursors == 0) {
+    bool events_over = h->events - h->head->next->n >= h->keep;
+    bool bytes_over = h->head->next != h->tail && rstate__history_bytes(h) > h->max_bytes;
+    if (!events_over && !bytes_over) break;
+    if (!events_over) by_bytes++;
     rstate__hentry *old = h->head;
     h->head = old->next;
     h->events -= h->head->n;
     old->next = NULL; /* a coalesced event may still hold it: nothing after it is its to reach */
     rstate__hentry_unref(old);
   }
+  h->forgotten += by_bytes;
+  return by_bytes;
 }
 
 rstate__hentry *rstate__history_find(const rstate__history *h, rstate__hentry *start, uint64_t revision) {

@@ -66,20 +66,28 @@ void rstate__hentry_unref(rstate__hentry *e);
 typedef struct rstate__history {
   rstate__hentry *head, *tail;
   size_t keep;          /* events to keep for resuming */
+  uint64_t max_bytes;   /* bytes to keep at most (the newest entry is kept whatever it weighs) */
+  uint64_t forgotten;   /* entries freed for want of room under max_bytes */
   size_t events;        /* events of the entries after head */
   uint64_t total_bytes; /* cum_bytes of the tail */
 } rstate__history;
 
 /* RSTATE_ENOMEM (with a sentence) when the first entry cannot be made. */
-int rstate__history_init(rstate__history *h, size_t keep, uint64_t revision);
+int rstate__history_init(rstate__history *h, size_t keep, uint64_t max_bytes, uint64_t revision);
+/* The bytes of the entries a resume can replay (those after the head). */
+static inline uint64_t rstate__history_bytes(const rstate__history *h) {
+  return h->tail->cum_bytes - h->head->cum_bytes;
+}
 void rstate__history_free(rstate__history *h);
 /* Appends an entry (taking its reference); an entry whose revision is not
  * above the tail's (emitted before the server read its starting revision)
  * is already known to everyone and is dropped. */
 void rstate__history_push(rstate__history *h, rstate__hentry *e);
-/* Frees the oldest entries while more than keep events stay held and no
- * cursor is on them. */
-void rstate__history_trim(rstate__history *h);
+/* Frees the oldest entries, while no cursor is on them, until the entries
+ * after the head hold at most keep events and max_bytes bytes (the newest
+ * entry stays replayable whatever it weighs). Returns how many it freed
+ * that keep alone would have kept (the byte bound bit). */
+size_t rstate__history_trim(rstate__history *h);
 /* The last entry whose revision is <= revision, searching forward from
  * start (NULL: the head). */
 rstate__hentry *rstate__history_find(const rstate__history *h, rstate__hentry *start, uint64_t revision);

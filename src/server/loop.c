@@ -45,14 +45,29 @@
 
 #include "server.h"
 
-/* The heartbeat tick: a quarter of the shortest interval in force. */
-void rstate__srv_arm_timer(rstate_server *srv, uint32_t hb_ms) {
-  uint32_t tick = hb_ms / 4 ? hb_ms / 4 : 1;
-  if (srv->tick_ms && tick >= srv->tick_ms) return;
+static void set_tick(rstate_server *srv, uint32_t tick) {
   srv->tick_ms = tick;
   struct itimerspec its = {{tick / 1000, (long)(tick % 1000) * 1000000L},
                            {tick / 1000, (long)(tick % 1000) * 1000000L}};
   timerfd_settime(srv->tfd, 0, &its, NULL);
+}
+
+static uint32_t tick_for(uint32_t hb_ms) { return hb_ms / 4 ? hb_ms / 4 : 1; }
+
+/* The heartbeat tick: a quarter of the shortest interval in force. */
+void rstate__srv_arm_timer(rstate_server *srv, uint32_t hb_ms) {
+  uint32_t tick = tick_for(hb_ms);
+  if (srv->tick_ms && tick >= srv->tick_ms) return;
+  set_tick(srv, tick);
+}
+
+/* The tick follows the clients connected now: once the one that asked for
+ * the shortest heartbeat has gone, it lengthens again. */
+static void retick(rstate_server *srv) {
+  uint32_t hb = srv->hb_ms;
+  for (const client *c = srv->clients; c; c = c->next)
+    if (c->state == C_READY && c->hb_ms < hb) hb = c->hb_ms;
+  if (tick_for(hb) != srv->tick_ms) set_tick(srv, tick_for(hb));
 }
 
 static void on_tick(rstate_server *srv) {
@@ -64,10 +79,20 @@ static void on_tick(rstate_server *srv) {
     struct epoll_event e = {.events = EPOLLIN, .data.ptr = &srv->lis.fd};
     if (epoll_ctl(srv->ep, EPOLL_CTL_MOD, srv->lis.fd, &e) == 0) srv->accept_paused = false;
   }
+  rstate__srv_accept_resume(srv);
   for (client *c = srv->clients, *next; c; c = next) {
     next = c->next;
     if (c->state == C_CLOSING) {
       if (now >= c->deadline) c->doomed = true;
+    } else if (c->state == C_HELLO) {
+      /* the deadline counts from the accept: bytes received do not move it */
+      if (now >= c->deadline) {
+        rstate__srv_log(srv, LOG_HANDSHAKE_LATE, "closed %s: no handshake within %u ms of connecting", c->peer,
+                        srv->handshake_ms);
+        char msg[96];
+        snprintf(msg, sizeof msg, "the handshake did not complete within %u ms", srv->handshake_ms);
+        rstate__srv_fail(srv, c, RSTATE_ETIMEDOUT, msg);
+      }
     } else if (now - c->last_rx > 3 * (int64_t)c->hb_ms) {
       char msg[96];
       snprintf(msg, sizeof msg, "nothing received for %u ms: three heartbeats missed", 3 * c->hb_ms);
@@ -80,6 +105,7 @@ static void on_tick(rstate_server *srv) {
     }
     rstate__srv_settle(srv, c);
   }
+  retick(srv);
 }
 
 /* The counters rstate_server_get_stats reads, published once a turn. */
@@ -88,7 +114,7 @@ static void publish_stats(rstate_server *srv) {
                             .events_sent = srv->events_sent,
                             .events_coalesced = srv->events_coalesced,
                             .history_events = srv->hist.events,
-                            .history_bytes = srv->hist.total_bytes - srv->hist.head->cum_bytes};
+                            .history_bytes = rstate__history_bytes(&srv->hist)};
   memcpy(st.refused, srv->refused, sizeof st.refused);
   pthread_mutex_lock(&srv->stats_mu);
   srv->stats = st;
@@ -111,6 +137,7 @@ static void *server_main(void *arg) {
   struct epoll_event evs[64];
   while (!atomic_load(&srv->stopping)) {
     int n = epoll_wait(srv->ep, evs, 64, srv->self_queued ? 0 : -1);
+    srv->wakeups++;
     if (n < 0) {
       if (errno == EINTR) continue;
       break;
@@ -131,6 +158,8 @@ static void *server_main(void *arg) {
         if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) rstate__srv_on_readable(srv, c);
         if (srv->scratch.cap > SCRATCH_KEEP) rstate__wire_buf_free(&srv->scratch); /* after a big frame */
         if (!c->doomed && (evs[i].events & EPOLLOUT)) rstate__srv_flush(srv, c);
+        /* its answers were read: the requests that waited for that go on */
+        if (!c->doomed && c->stalled && out_pending(c) <= out_bound(srv)) rstate__srv_on_readable(srv, c);
         rstate__srv_settle(srv, c);
       }
     }
@@ -149,7 +178,12 @@ static void *server_main(void *arg) {
       next = c->anext;
       if (rstate__srv_resync(srv, c)) rstate__srv_deactivate(srv, c);
     }
-    rstate__history_trim(&srv->hist);
+    size_t forgot = rstate__history_trim(&srv->hist);
+    if (forgot)
+      rstate__srv_log(srv, LOG_HISTORY_BYTES,
+                      "history: forgot %zu changes to stay within history_bytes (%llu); a client resuming from "
+                      "before revision %llu gets a snapshot",
+                      forgot, (unsigned long long)srv->hist.max_bytes, (unsigned long long)srv->hist.head->revision);
     publish_stats(srv);
   }
   /* stopping: tell every client, when its socket takes it, and close */
@@ -225,6 +259,8 @@ static void server_free(rstate_server *srv) {
 static int check_opts(const rstate_server_opts *o) {
   if (o->heartbeat_ms < 0)
     return rstate__err(RSTATE_EINVAL, "rstate_server_start: heartbeat_ms %d is negative", o->heartbeat_ms);
+  if (o->handshake_ms < 0)
+    return rstate__err(RSTATE_EINVAL, "rstate_server_start: handshake_ms %d is negative", o->handshake_ms);
   if (o->max_frame && (o->max_frame < RSTATE__WIRE_MIN_MAX_FRAME || o->max_frame > UINT32_MAX / 4))
     return rstate__err(RSTATE_EINVAL, "rstate_server_start: max_frame %zu is not between %u and %u", o->max_frame,
                        RSTATE__WIRE_MIN_MAX_FRAME, UINT32_MAX / 4);
@@ -252,6 +288,10 @@ int rstate_server_start(rstate_server **out, rstate_store *store, const char *li
   srv->stop_why = "the server is stopping";
   srv->hb_ms = o.heartbeat_ms ? (uint32_t)o.heartbeat_ms : DEFAULT_HEARTBEAT_MS;
   srv->max_clients = o.max_clients ? o.max_clients : DEFAULT_MAX_CLIENTS;
+  srv->max_handshakes = o.max_handshakes ? o.max_handshakes : DEFAULT_MAX_HANDSHAKES;
+  srv->handshake_ms = o.handshake_ms ? (uint32_t)o.handshake_ms : DEFAULT_HANDSHAKE_MS;
+  srv->on_log = o.on_log;
+  srv->log_ud = o.log_userdata;
   srv->max_frame = o.max_frame ? (uint32_t)o.max_frame : RSTATE__WIRE_DEFAULT_MAX_FRAME;
   srv->max_queue = o.max_queue_bytes ? o.max_queue_bytes : DEFAULT_MAX_QUEUE;
   srv->threshold = srv->max_queue < STREAM_THRESHOLD ? srv->max_queue : STREAM_THRESHOLD;
@@ -288,7 +328,9 @@ int rstate_server_start(rstate_server **out, rstate_store *store, const char *li
     srv->tap_added = rc == RSTATE_OK;
   }
   /* the revision read after the tap is in: every later change reaches the history */
-  if (!rc) rc = rstate__history_init(&srv->hist, o.history ? o.history : DEFAULT_HISTORY, rstate_revision(store));
+  if (!rc)
+    rc = rstate__history_init(&srv->hist, o.history ? o.history : DEFAULT_HISTORY,
+                              o.history_bytes ? o.history_bytes : DEFAULT_HISTORY_BYTES, rstate_revision(store));
   if (!rc) rstate__cursor_set(&srv->synced, srv->hist.head);
   if (!rc) {
     int e = pthread_create(&srv->thread, NULL, server_main, srv);

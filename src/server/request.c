@@ -113,6 +113,8 @@ static void do_stats(rstate_server *srv, client *c, const rstate__wire_msg *msg)
   uint64_t vars = 0;
   uint64_t rev = rstate__serve_revision(srv->store, &vars);
   uint64_t oldest = srv->hist.events ? srv->hist.head->revision : 0;
+  uint64_t queued = 0;
+  for (const client *o = srv->clients; o; o = o->next) queued += out_pending(o);
   rstate__wire_stat st[] = {
       {"revision", rev},
       {"variables", vars},
@@ -127,6 +129,15 @@ static void do_stats(rstate_server *srv, client *c, const rstate__wire_msg *msg)
       {"bytes_in", srv->bytes_in},
       {"bytes_out", srv->bytes_out},
       {"uptime_ms", (uint64_t)((rstate__monotonic_ns() - srv->started_ns) / 1000000)},
+      {"history_bytes", rstate__history_bytes(&srv->hist)},
+      {"history_forgotten", srv->hist.forgotten},
+      {"handshakes", srv->n_hello},
+      {"queued_bytes", queued},
+      {"loop_wakeups", srv->wakeups},
+      {"tokens_refused", srv->log_counts[LOG_TOKEN_REFUSED]},
+      {"clients_refused", srv->log_counts[LOG_CLIENTS_FULL]},
+      {"handshakes_late", srv->log_counts[LOG_HANDSHAKE_LATE]},
+      {"reads_stalled", srv->log_counts[LOG_STALLED]},
   };
   rstate__wire_stats_reply r = {req, st, sizeof st / sizeof st[0]};
   rstate__srv_sent(srv, c, rstate__wire_put_stats_reply(&c->out, &r), 1);

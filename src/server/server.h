@@ -20,6 +20,17 @@
 #define DEFAULT_HISTORY 65536
 #define DEFAULT_MAX_CLIENTS 1024
 #define DEFAULT_MAX_QUEUE (4u * 1024u * 1024u)
+#define DEFAULT_HISTORY_BYTES (64u * 1024u * 1024u)
+#define DEFAULT_MAX_HANDSHAKES 64
+#define DEFAULT_HANDSHAKE_MS 3000
+/* The shortest heartbeat a client may ask for: the server wakes four times
+ * per interval, so this bounds its wakeups at 40 a second. */
+#define MIN_HEARTBEAT_MS 100
+/* With every handshake slot taken, a new connection closes the one waiting
+ * longest if that one has waited this long; otherwise (a burst of clients
+ * connecting at once) the server stops accepting until a slot frees, and
+ * the newcomers wait in the listening socket's backlog. */
+#define HANDSHAKE_GRACE_MS 250
 /* Events are encoded for a client while less than this is waiting to be
  * written to it (or max_queue_bytes, when smaller): enough to batch many
  * events per write, little enough that a slow client's backlog stays in
@@ -52,18 +63,39 @@ typedef struct sub {
 
 typedef enum cstate { C_HELLO, C_READY, C_CLOSING } cstate;
 
+/* What the server logs, each kind rate-limited on its own (log.c). */
+typedef enum srv_log_kind {
+  LOG_TOKEN_REFUSED,
+  LOG_CLIENTS_FULL,
+  LOG_HANDSHAKES_FULL,
+  LOG_HANDSHAKE_PUSHED,
+  LOG_HANDSHAKE_LATE,
+  LOG_STALLED,
+  LOG_HISTORY_BYTES,
+  LOG_HEARTBEAT_FLOOR,
+  LOG_ACCEPT_FAILED,
+  LOG_KINDS
+} srv_log_kind;
+
+typedef struct srv_log_state {
+  bool said;
+  int64_t last_ms;
+  uint64_t unsaid;
+} srv_log_state;
+
 typedef struct client {
   struct client *prev, *next;
   int fd;
   cstate state;
   bool doomed;  /* to be closed by the handler that found out */
-  bool counted; /* counts against max_clients */
   bool more;    /* its subscriptions have more to send than its output holds */
+  bool stalled; /* its unread answers are over the bound: its frames wait (request.c) */
   uint8_t access;
   uint16_t version; /* the protocol version the handshake settled on */
   uint32_t hb_ms;
-  uint32_t events; /* epoll mask in force */
-  int64_t last_rx, last_ping, deadline;
+  uint32_t events;                      /* epoll mask in force */
+  int64_t last_rx, last_ping, deadline; /* deadline: of the handshake (C_HELLO), of the linger (C_CLOSING) */
+  int64_t accepted_ms;
   rstate__wire_reader rd;
   size_t read_size; /* rstate__wire_read_size: grows up to READ_CHUNK with the traffic */
   rstate__wire_buf out;
@@ -82,6 +114,7 @@ struct rstate_server {
   void *client_ud;
   rstate__listener lis;
   bool accept_paused; /* accept failed for want of resources: retried at the next tick */
+  bool accept_full;   /* every handshake slot is taken: accepting again once one frees */
   int efd, tfd, ep;
   pthread_t thread;
   bool thread_started;
@@ -91,6 +124,8 @@ struct rstate_server {
   char *token, *read_token;
   uint32_t hb_ms;
   size_t max_clients;
+  size_t max_handshakes;
+  uint32_t handshake_ms;
   uint32_t max_frame;
   size_t max_queue;
   size_t threshold;
@@ -115,7 +150,7 @@ struct rstate_server {
   rstate__subindex index; /* the subscriptions by the names they watch */
   client *active;         /* the clients the loop's turn pumps (activate) */
   client *clients;
-  size_t n_open, n_ready, n_subs;
+  size_t n_hello, n_ready, n_subs; /* n_hello: in the handshake */
   uint32_t tick_ms;
   rstate__wire_buf scratch;
   rstate__wire_event *evs;
@@ -127,6 +162,11 @@ struct rstate_server {
   /* rstate_server_get_stats: the counters as of the end of the last turn */
   pthread_mutex_t stats_mu;
   rstate_server_stats stats;
+  uint64_t wakeups; /* turns of the loop */
+  void (*on_log)(rstate_server *srv, const char *line, void *ud);
+  void *log_ud;
+  srv_log_state log_state[LOG_KINDS];
+  uint64_t log_counts[LOG_KINDS]; /* times each kind happened, said or not */
 };
 
 /* The server whose thread this is (NULL on other threads). */
@@ -138,6 +178,10 @@ static inline int64_t now_ms(void) { return rstate__monotonic_ns() / 1000000; }
 /* Bytes queued for the client and not yet written. */
 static inline size_t out_pending(const client *c) { return c->out.len - c->out_off; }
 
+/* Past this much unread output, a client's requests wait: nothing more is
+ * read from it, nor handled, until it has read its answers (client.c). */
+static inline size_t out_bound(const rstate_server *srv) { return 2 * srv->max_queue + srv->threshold; }
+
 static inline void frames_out(rstate_server *srv, size_t n) { srv->frames_out += n; }
 
 /* A request refused (or a connection failed) with code, for the stats. */
@@ -148,8 +192,14 @@ static inline rstate__hentry *at(const rstate_server *srv, const sub *s) { retur
 
 /* ---- loop.c: the thread, heartbeats, start and stop -------------------------- */
 
-/* The heartbeat tick: a quarter of the shortest interval in force. */
+/* The heartbeat tick: a quarter of the shortest interval in force; hb_ms
+ * shorter than the tick's interval sets it shorter at once (the tick
+ * lengthens again, in on_tick, when such clients have gone). */
 void rstate__srv_arm_timer(rstate_server *srv, uint32_t hb_ms);
+
+/* ---- log.c: rate-limited lines for the operator -------------------------------- */
+
+void rstate__srv_log(rstate_server *srv, srv_log_kind kind, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* ---- client.c: connections --------------------------------------------------- */
 
@@ -163,6 +213,9 @@ void rstate__srv_fail(rstate_server *srv, client *c, int code, const char *sente
 bool rstate__srv_settle(rstate_server *srv, client *c);
 /* Accepts every pending connection (the listening socket is readable). */
 void rstate__srv_on_accept(rstate_server *srv);
+/* A handshake slot freed, or a tick: accept again if every slot had been
+ * taken and one is free now or its holder has had its grace. */
+void rstate__srv_accept_resume(rstate_server *srv);
 /* ERROR for request req with the thread's last sentence. */
 void rstate__srv_reply_error(rstate_server *srv, client *c, uint32_t req, int code, size_t failed);
 /* After an encoder: count the frames, or give up on the client. */

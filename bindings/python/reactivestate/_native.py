@@ -161,6 +161,7 @@ class rstate_watch_stats(Structure):
 
 
 ON_CLIENT_FN = CFUNCTYPE(None, c_void_p, c_char_p, c_bool, c_char_p, c_void_p)
+ON_LOG_FN = CFUNCTYPE(None, c_void_p, c_char_p, c_void_p)
 
 
 class rstate_server_opts(Structure):
@@ -174,6 +175,11 @@ class rstate_server_opts(Structure):
         ("max_queue_bytes", c_size_t),
         ("on_client", ON_CLIENT_FN),
         ("client_userdata", c_void_p),
+        ("history_bytes", c_size_t),
+        ("max_handshakes", c_size_t),
+        ("handshake_ms", c_int),
+        ("on_log", ON_LOG_FN),
+        ("log_userdata", c_void_p),
     ]
 
 
