@@ -329,6 +329,8 @@ RSTATE_API int rstate_open(rstate_store **out, const char *uri, const rstate_opt
  *  - replicas > 0: a write then waits (WAIT) until that many replicas hold
  *    it, at most replica_timeout_ms; fewer: RSTATE_ETIMEDOUT, the change
  *    applied on the primary only (an unknown outcome, not to be retried).
+ *  - rstate_server_start serves such a store like any other (rstated
+ *    --store redis:...): non-C clients and untrusted writers go through it.
  *  - Values are checked by the writing client: anyone who writes the keys
  *    rs:{STORE}:* directly bypasses the checks. Untrusted writers go through
  *    rstated (serving a redis: store is not supported yet: RSTATE_EINVAL).
@@ -772,9 +774,14 @@ typedef struct rstate_server_opts {
  *                     65535, 0: any free port (rstate_server_uri tells which).
  * opts may be NULL (every default). *out gets the server, NULL on failure.
  * Errors: RSTATE_EINVAL (NULL argument, a URI of another form, a host name
- * that does not resolve, a bad port or option, a remote store: serve the
- * store it is connected to), RSTATE_EIO (cannot listen there),
- * RSTATE_ENOMEM, RSTATE_ELIMIT (the store already has 4 servers).
+ * that does not resolve, a bad port or option), RSTATE_EIO (cannot listen
+ * there), RSTATE_ENOMEM, RSTATE_ELIMIT (the store already has 4 servers).
+ * Any store can be served: mem:, file:, redis: (its changes made elsewhere,
+ * by other clients of Redis, reach the server's clients too), even a remote
+ * store (a relay); for a store whose changes happen elsewhere the store
+ * follows them with a watch of every variable while it is served, and
+ * also the errors of rstate_watch on it (RSTATE_ECLOSED, RSTATE_ETIMEDOUT
+ * when its server or Redis cannot be reached).
  * rstate_close of the store stops the serving at once, as
  * rstate_server_stop does, but each client is told "the store was closed";
  * the server must still be stopped, to free it. Any thread may call it. */

@@ -93,13 +93,87 @@ Test(redis, two_clients_share_a_store_and_its_checks) {
   rstate_close(a);
 }
 
-Test(redis, serving_a_redis_store_is_refused_for_now) {
+/* A redis: store served like any other: a unix: client of the server sees
+ * what another redis: client writes straight into Redis (with its
+ * include_initial snapshot first), and its own writes land in Redis. */
+Test(redis, a_redis_store_is_served_like_any_other) {
   h_redis_start(&primary, NULL);
   rstate_store *s = open_ok(h_redis_uri(&primary, "served"), NULL);
+  rstate_store *other = open_ok(h_redis_uri(&primary, "served"), NULL);
+  h_define_ok(other, "x", RSTATE_TYPE_INTEGER, rstate_int(1), NULL);
+  ASSERT_RC(rstate_set_int(other, "x", 2), RSTATE_OK);
+  char uri[128];
+  snprintf(uri, sizeof uri, "unix:/tmp/rstate-redis-served-%d.sock", (int)getpid());
   rstate_server *srv = NULL;
-  ASSERT_RC(rstate_server_start(&srv, s, "tcp:127.0.0.1:0", NULL), RSTATE_EINVAL);
-  cr_assert_null(srv);
+  int rc = rstate_server_start(&srv, s, uri, NULL);
+  cr_assert_eq(rc, RSTATE_OK, "rstate_server_start: %s: %s", rstate_error_name(rc), rstate_last_error());
+  rstate_store *c = open_ok(uri, NULL);
+  cr_assert_eq(h_get_int(c, "x"), 2, "the client reads what Redis holds");
+
+  recorder r;
+  rec_init(&r);
+  rstate_watch_opts o = {.include_initial = true};
+  const char *all[] = {"*"};
+  rec_watch(c, &r, all, 1, &o);
+  rec_wait(&r, 1);
+  cr_assert_eq(r.ev[0].kind, RSTATE_EVENT_INITIAL);
+  cr_assert_str_eq(r.ev[0].name, "x");
+  cr_assert_eq(r.ev[0].new_value.u.i, 2);
+  /* changes made in Redis by another redis: client reach the server's client */
+  ASSERT_RC(rstate_set_int(other, "x", 3), RSTATE_OK);
+  h_define_ok(other, "y", RSTATE_TYPE_STRING, rstate_string("a"), NULL);
+  rstate_assign batch[] = {{"x", rstate_int(4)}, {"y", rstate_string("b")}};
+  ASSERT_RC(rstate_set_many(other, batch, 2, NULL, NULL), RSTATE_OK);
+  ASSERT_RC(rstate_undefine(other, "y"), RSTATE_OK);
+  rec_wait(&r, 6);
+  cr_assert_eq(r.ev[1].kind, RSTATE_EVENT_CHANGED);
+  cr_assert_eq(r.ev[1].new_value.u.i, 3);
+  cr_assert_eq(r.ev[1].old_value.u.i, 2);
+  cr_assert_eq(r.ev[1].version, 3);
+  cr_assert_eq(r.ev[2].kind, RSTATE_EVENT_DEFINED);
+  cr_assert_str_eq(r.ev[2].name, "y");
+  cr_assert_eq(r.ev[3].revision, r.ev[4].revision, "a batch is one revision");
+  cr_assert_eq(r.ev[5].kind, RSTATE_EVENT_DELETED);
+  cr_assert_eq(r.ev[5].revision, rstate_revision(other), "the revisions are Redis's");
+
+  /* a write through the server lands in Redis, with its checks */
+  ASSERT_RC(rstate_set_int(c, "x", 10), RSTATE_OK);
+  cr_assert_eq(h_get_int(other, "x"), 10);
+  rstate_var_info info = h_info(other, "x");
+  ASSERT_RC(rstate_set_if(c, "x", &(rstate_value){.kind = RSTATE_INT, .u.i = 11}, info.version - 1, NULL),
+            RSTATE_ECONFLICT);
+  ASSERT_RC(rstate_set_string(c, "x", "no"), RSTATE_ETYPE);
+  rec_wait(&r, 7);
+  cr_assert_eq(r.ev[6].new_value.u.i, 10);
+  cr_assert_eq(r.n, 7, "refused writes change nothing");
+
+  /* a second watch made later starts at the right revision */
+  recorder r2;
+  rec_init(&r2);
+  rec_watch(c, &r2, all, 1, &o);
+  rec_wait(&r2, 1);
+  cr_assert_eq(r2.ev[0].new_value.u.i, 10);
+  ASSERT_RC(rstate_set_int(other, "x", 12), RSTATE_OK);
+  rec_wait(&r2, 2);
+  cr_assert_eq(r2.ev[1].new_value.u.i, 12);
+  cr_assert_eq(r2.n, 2);
+
+  rstate_close(c);
+  rstate_server_stop(srv);
+  /* served no more: the store goes on, and can be served again */
+  ASSERT_RC(rstate_set_int(other, "x", 13), RSTATE_OK);
+  cr_assert_eq(h_get_int(s, "x"), 13);
+  srv = NULL;
+  rc = rstate_server_start(&srv, s, uri, NULL);
+  cr_assert_eq(rc, RSTATE_OK, "served again: %s", rstate_last_error());
+  c = open_ok(uri, NULL);
+  cr_assert_eq(h_get_int(c, "x"), 13);
+  rstate_close(c);
+  rstate_server_stop(srv);
+  rstate_close(other);
   rstate_close(s);
+  rec_free(&r2);
+  rec_free(&r);
 }
 
 /* ---- compare-and-set from several processes ---- */

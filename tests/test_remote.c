@@ -693,19 +693,41 @@ Test(remote, a_restarted_server_gives_resync) {
   rec_free(&r);
 }
 
-/* A remote store's changes happen in its server and reach only the watches
- * it keeps there: it cannot be served again, and says so. */
-Test(remote, a_remote_store_cannot_be_served) {
+/* A remote store can be served again (a relay): the front end follows its
+ * changes through a subscription of its own, so the relay's clients see the
+ * changes made in the first server's store, and their writes reach it. */
+Test(remote, a_remote_store_can_be_served_again) {
   rstate_store *c = client(NULL);
+  h_define_ok(backing, "relay.x", RSTATE_TYPE_INTEGER, rstate_int(1), NULL);
   char uri[128];
   snprintf(uri, sizeof uri, "unix:/tmp/rstate-relay-%d.sock", (int)getpid());
-  rstate_server *relay = (rstate_server *)1;
-  ASSERT_RC(rstate_server_start(&relay, c, uri, NULL), RSTATE_EINVAL);
-  cr_assert_null(relay);
-  cr_assert(strstr(rstate_last_error(), "cannot be served"), "%s", rstate_last_error());
+  rstate_server *relay = NULL;
+  int rc = rstate_server_start(&relay, c, uri, NULL);
+  cr_assert_eq(rc, RSTATE_OK, "rstate_server_start: %s: %s", rstate_error_name(rc), rstate_last_error());
+  rstate_store *d = NULL;
+  ASSERT_RC(rstate_open(&d, uri, NULL), RSTATE_OK);
+  recorder r;
+  rec_init(&r);
+  rstate_watch_opts o = {.include_initial = true};
+  rec_watch1(d, &r, "relay.*", &o);
+  rec_wait(&r, 1);
+  cr_assert_eq(r.ev[0].kind, RSTATE_EVENT_INITIAL);
+  cr_assert_eq(r.ev[0].new_value.u.i, 1);
+  ASSERT_RC(rstate_set_int(backing, "relay.x", 2), RSTATE_OK);
+  rec_wait(&r, 2);
+  cr_assert_eq(r.ev[1].kind, RSTATE_EVENT_CHANGED);
+  cr_assert_eq(r.ev[1].new_value.u.i, 2);
+  cr_assert_eq(r.ev[1].revision, rstate_revision(backing), "the revisions are the first server's");
+  ASSERT_RC(rstate_set_int(d, "relay.x", 3), RSTATE_OK);
+  cr_assert_eq(h_get_int(backing, "relay.x"), 3, "the relay's client wrote into the first store");
+  rec_wait(&r, 3);
+  cr_assert_eq(r.ev[2].new_value.u.i, 3);
+  rstate_close(d);
+  rstate_server_stop(relay);
   struct stat st;
   cr_assert_neq(stat(uri + 5, &st), 0, "the socket file was left behind");
   rstate_close(c);
+  rec_free(&r);
 }
 
 /* A backend that does not know when its variables last changed (the test

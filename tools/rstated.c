@@ -102,6 +102,8 @@ enum {
   OPT_SNAPSHOT,
   OPT_SNAPSHOT_EVERY,
   OPT_DATA,
+  OPT_STORE,
+  OPT_STORE_TOKEN_FILE,
   OPT_SYNC,
   OPT_SYNC_INTERVAL,
   OPT_KEEP_VERSIONS,
@@ -130,6 +132,8 @@ static const tool_opt options[] = {
     [OPT_SNAPSHOT] = {"snapshot", true},
     [OPT_SNAPSHOT_EVERY] = {"snapshot-every", true},
     [OPT_DATA] = {"data", true},
+    [OPT_STORE] = {"store", true},
+    [OPT_STORE_TOKEN_FILE] = {"store-token-file", true},
     [OPT_SYNC] = {"sync", true},
     [OPT_SYNC_INTERVAL] = {"sync-interval-ms", true},
     [OPT_KEEP_VERSIONS] = {"keep-versions", true},
@@ -169,6 +173,9 @@ static const char usage_text[] =
     "  --snapshot-every SECS   how often to write the snapshot when values changed (default 60; 0: only on exit)\n"
     "  --data DIR              serve a durable file:DIR store instead: every change is journaled before it is\n"
     "                          acknowledged and survives a crash or kill -9 (not with --snapshot)\n"
+    "  --store URI             serve the store at URI instead (redis:HOST:PORT/STORE, redis-sentinel:...,\n"
+    "                          file:DIR, mem:, unix:PATH or tcp:HOST:PORT); not with --data or --snapshot\n"
+    "  --store-token-file FILE  with --store: the store's token, e.g. the Redis password (first line of FILE)\n"
     "  --sync MODE             with --data: always (on disk before the answer), interval (default) or none\n"
     "  --sync-interval-ms N    with --data and --sync interval: how often the journal reaches the disk (1000)\n"
     "  --keep-versions N       past versions kept per variable for rstate history (--data: 100; else 0)\n"
@@ -249,7 +256,8 @@ typedef struct config {
   char *default_listen;
   const char *snapshot;
   unsigned long long snapshot_every;
-  char *data_uri;         /* "file:DIR", or NULL: a mem: store */
+  char *data_uri;         /* "file:DIR" (--data), the --store URI, or NULL: a mem: store */
+  char *store_token;      /* --store-token-file */
   rstate_options store;   /* sync, sync_interval_ms, keep_versions */
   rstate_server_opts server;
   char *token, *read_token;
@@ -346,8 +354,13 @@ static int configure(int argc, char **argv, config *cfg, tool_args *a) {
       (r = parse_number(a, OPT_KEEP_VERSIONS, SIZE_MAX, &keep)))
     return r;
   if (data && !*data) return usage_error("--data needs a directory");
+  const char *store = tool_args_get(a, OPT_STORE), *stf = tool_args_get(a, OPT_STORE_TOKEN_FILE);
+  if (store && !*store) return usage_error("--store needs a store URI");
+  if (store && data) return usage_error("--store and --data do not go together: --data DIR is --store file:DIR");
+  if (store && cfg->snapshot) return usage_error("--store and --snapshot do not go together: the store keeps itself");
+  if (stf && !store) return usage_error("--store-token-file needs --store");
   if (data && cfg->snapshot) return usage_error("--data and --snapshot do not go together: a file: store keeps itself");
-  if (!data && (sync || tool_args_get(a, OPT_SYNC_INTERVAL)))
+  if (!data && !store && (sync || tool_args_get(a, OPT_SYNC_INTERVAL)))
     return usage_error("--sync and --sync-interval-ms need --data");
   if (sync) {
     if (strcmp(sync, "always") == 0)
@@ -369,6 +382,12 @@ static int configure(int argc, char **argv, config *cfg, tool_args *a) {
     }
     snprintf(cfg->data_uri, n, "file:%s", data);
   }
+  if (store && !(cfg->data_uri = strdup(store))) {
+    fprintf(stderr, "rstated: out of memory\n");
+    return 1;
+  }
+  if (stf && !(cfg->store_token = read_token_file(stf))) return 1;
+  cfg->store.token = cfg->store_token;
   cfg->listen = tool_args_get(a, OPT_LISTEN);
   if (!cfg->listen) {
     char *dir = NULL;
@@ -630,6 +649,7 @@ out:
   tool_args_free(&a);
   free(cfg.default_listen);
   free(cfg.data_uri);
+  free(cfg.store_token);
   free(cfg.token);
   free(cfg.read_token);
   return status;

@@ -30,8 +30,9 @@ typedef struct rstate__tap {
 
 #define RSTATE_TAPS 4
 /* Starts calling tap (which must stay valid until removed); RSTATE_ELIMIT
- * when RSTATE_TAPS are in use, RSTATE_EINVAL for a backend that keeps its
- * watches itself (subscribe): its changes are never emitted here. */
+ * when RSTATE_TAPS are in use. For a backend that keeps its watches itself
+ * (subscribe), the first tap subscribes to "*" on the taps' behalf (its
+ * errors are returned), the last one removed unsubscribes. */
 int rstate__tap_add(rstate_store *s, const rstate__tap *tap);
 /* Stops calling tap; returns once no call of it is in progress. */
 void rstate__tap_remove(rstate_store *s, const rstate__tap *tap);
@@ -41,6 +42,15 @@ void rstate__tap_close_all(rstate_store *s);
  * or discards. */
 int rstate__tap_emit(rstate_store *s, const rstate_change *changes, size_t n,
                      int (*emit)(rstate_store *s, const rstate_change *changes, size_t n));
+
+/* rstate_host_emit_to: whether sub is the taps' own subscription, and
+ * passing its events to the taps. */
+bool rstate__tap_is_sub(rstate_store *s, rstate_sub *sub);
+int rstate__tap_feed(rstate_store *s, const rstate_change *changes, size_t n);
+/* Before a snapshot of revision `revision` is served: waits (bounded by the
+ * request timeout) until the taps have had every change up to it; at once
+ * unless the backend subscribes, or on the thread that feeds the taps. */
+void rstate__tap_sync(rstate_store *s, uint64_t revision);
 
 /* ---- store.c: the front end's private calls for rstated's snapshot ------ */
 /* (tools/private.h declares them again for the tools, which link the static

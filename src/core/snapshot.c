@@ -61,6 +61,7 @@ int rstate__snapshot_take(rstate_store *s, const char *const *patterns, size_t n
     return rc;
   }
   if (out->n > 1 && !sorted(out)) qsort(out->vars, out->n, sizeof *out->vars, var_cmp);
+  rstate__tap_sync(s, rev);
   if (revision) *revision = rev;
   return RSTATE_OK;
 }
@@ -84,6 +85,7 @@ uint64_t rstate__serve_revision(rstate_store *s, uint64_t *n_vars) {
   static const char *const every[] = {"*"};
   uint64_t r = 0, n = 0;
   s->ops->snapshot(s->backend, every, n_vars ? 1 : 0, count_one, &n, &r);
+  rstate__tap_sync(s, r);
   if (n_vars) *n_vars = n;
   return r;
 }

@@ -34,6 +34,9 @@ static const struct {
 
 static void free_stripes(rstate_store *s) {
   pthread_rwlock_destroy(&s->tap_lock);
+  pthread_mutex_destroy(&s->tap_sub_mu);
+  pthread_mutex_destroy(&s->tap_mu);
+  pthread_cond_destroy(&s->tap_moved);
   for (int i = 0; i < RSTATE_STRIPES; i++) {
     pthread_mutex_destroy(&s->stripes[i].lock);
     pthread_cond_destroy(&s->stripes[i].idle);
@@ -73,6 +76,9 @@ int rstate_open_backend(rstate_store **out, const rstate_backend_ops *ops, const
   s->host.store = s;
   s->ops = ops;
   pthread_rwlock_init(&s->tap_lock, NULL);
+  pthread_mutex_init(&s->tap_sub_mu, NULL);
+  pthread_mutex_init(&s->tap_mu, NULL);
+  pthread_cond_init(&s->tap_moved, NULL);
   for (int i = 0; i < RSTATE_STRIPES; i++) {
     pthread_mutex_init(&s->stripes[i].lock, NULL);
     pthread_cond_init(&s->stripes[i].idle, NULL);
@@ -171,6 +177,7 @@ int rstate__serve_get(rstate_store *s, const char *name, rstate_value *out, rsta
 }
 
 uint64_t rstate_revision(rstate_store *s) { return s ? s->ops->revision(s->backend) : 0; }
+
 
 /* rstate_list: the names of one snapshot, then the user's function with no
  * lock held, in name order. */

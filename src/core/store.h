@@ -43,6 +43,17 @@ struct rstate_store {
   pthread_rwlock_t tap_lock;
   const rstate__tap *taps[RSTATE_TAPS];
   atomic_int n_taps;
+  /* tap.c, for a backend that subscribes (its changes are never emitted
+   * with rstate_host_emit): while a tap is attached, the front end holds a
+   * "*" subscription on the taps' behalf (tap_sub is its handle) and passes
+   * its events to them; tap_rev is the revision up to which they have had
+   * everything, waited for (tap_moved) before a snapshot is served. */
+  pthread_mutex_t tap_sub_mu; /* serializes subscribing and unsubscribing */
+  bool tap_subscribed;
+  char tap_sub;
+  pthread_mutex_t tap_mu;
+  pthread_cond_t tap_moved;
+  uint64_t tap_rev;
 };
 
 /* Whether the store's backend keeps watches itself (backend.h, version 2). */

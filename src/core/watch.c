@@ -57,6 +57,7 @@ int rstate_host_emit(rstate_host *h, const rstate_change *changes, size_t n) {
 int rstate_host_emit_to(rstate_host *h, rstate_sub *sub, const rstate_change *changes, const uint32_t *coalesced,
                         size_t n) {
   if (!h || !sub || !changes || !n) return RSTATE_OK;
+  if (rstate__tap_is_sub(h->store, sub)) return rstate__tap_feed(h->store, changes, n);
   rstate__watch *w = (rstate__watch *)sub;
   rstate__batch *b = rstate__batch_new(changes, n, n, rstate__emit_depth());
   if (!b) return RSTATE_ENOMEM;

@@ -154,6 +154,13 @@ expect 2 "--data and --snapshot do not go together" "" -- "$rstated" --data "$wo
 expect 2 "--sync and --sync-interval-ms need --data" "" -- "$rstated" --sync always
 expect 2 "--sync: \"sometimes\" is not one of always, interval, none" "" -- "$rstated" --data "$work/d" --sync sometimes
 expect 2 "--keep-versions: \"many\" is not a whole number" "" -- "$rstated" --keep-versions many
+expect 2 "--store and --data do not go together" "" -- "$rstated" --store mem: --data "$work/d"
+expect 2 "--store and --snapshot do not go together" "" -- "$rstated" --store mem: --snapshot "$work/x.snap"
+expect 2 "--store-token-file needs --store" "" -- "$rstated" --store-token-file "$work/x.token"
+expect 2 "--store needs a store URI" "" -- "$rstated" --store ""
+expect 1 "cannot open the store: rstate_open: \"nope:\" is not a store URI" "" -- \
+  "$rstated" --store nope: --listen "unix:$work/d.sock"
+expect 1 "cannot open the store: " "" -- "$rstated" --store "redis:127.0.0.1:1/x" --listen "unix:$work/d.sock"
 expect 1 "cannot open the store: file:/proc/no/dir: cannot create the directory" "" -- \
   "$rstated" --data /proc/no/dir --listen "unix:$work/d.sock"
 

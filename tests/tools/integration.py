@@ -26,7 +26,9 @@ import os
 import queue
 import re
 import shlex
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -590,6 +592,43 @@ def main():
             p.send_signal(signal.SIGTERM)
             check(p.wait(timeout=TIMEOUT) == 0, "the other user's rstated stops")
         subprocess.run(["rm", "-rf", other])
+
+    # --store redis:...: a store kept in Redis, served; changes made in Redis directly reach the daemon's
+    # watchers, and the daemon's writes land in Redis (skipped without redis-server)
+    if shutil.which("redis-server") and shutil.which("redis-cli"):
+        with socket.socket() as so:
+            so.bind(("127.0.0.1", 0))
+            port = so.getsockname()[1]
+        rdir = os.path.join(WORK, "redis")
+        os.mkdir(rdir)
+        redis = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                  "--appendonly", "no", "--dir", rdir], stdout=subprocess.DEVNULL)
+        try:
+            wait_for(lambda: subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True,
+                                            text=True).stdout.strip() == "PONG", "redis-server to answer")
+            store = f"redis:127.0.0.1:{port}/daemon"
+            d = Daemon("--store", store, "--schema", schema)
+            expect(["get", "temperature"], 0, out="0.7\n", what="--store redis: serves the schema's variables")
+            w = Watcher("temperature", "--json", "--initial")
+            event_is(w.next_json("initial"), "initial temperature, from Redis", kind="initial", new=0.7)
+            expect(["--connect", store, "set", "temperature", "1.5"], 0, what="a write straight into Redis")
+            event_is(w.next_json("a change made in Redis"), "made in Redis, through the daemon",
+                     kind="changed", name="temperature", new=1.5)
+            expect(["set", "temperature", "0.25"], 0, what="a write through the daemon")
+            event_is(w.next_json("the daemon's own write"), "written through the daemon",
+                     kind="changed", name="temperature", new=0.25)
+            expect(["--connect", store, "get", "temperature"], 0, out="0.25\n",
+                   what="the daemon's write is in Redis")
+            expect(["set", "temperature", "9"], 1, what="the daemon checks values as any redis: client does")
+            check(w.stop() == 0, "the watcher exits 0 on SIGINT")
+            check(d.stop() == 0, "rstated --store exits 0 on SIGTERM")
+        finally:
+            redis.kill()
+            redis.wait()
+    expect_usage = subprocess.run(tool("rstated") + ["--store", "mem:", "--data", WORK], capture_output=True,
+                                  text=True, env=ENV, timeout=TIMEOUT)
+    check(expect_usage.returncode == 2 and "--store and --data do not go together" in expect_usage.stderr,
+          "--store and --data are refused together", expect_usage.stderr)
 
     print(f"tools integration: {passed} passed, {len(failures)} failed", flush=True)
     return 1 if failures else 0
