@@ -329,6 +329,9 @@ RSTATE_API int rstate_open(rstate_store **out, const char *uri, const rstate_opt
  *  - replicas > 0: a write then waits (WAIT) until that many replicas hold
  *    it, at most replica_timeout_ms; fewer: RSTATE_ETIMEDOUT, the change
  *    applied on the primary only (an unknown outcome, not to be retried).
+ *  - rstate_history and rstate_rollback read the store's log back: the
+ *    versions it still holds (keep_versions bounds them, 0: 100 before
+ *    the current one), the current one always (docs/REDIS.md).
  *  - rstate_server_start serves such a store like any other (rstated
  *    --store redis:...): non-C clients and untrusted writers go through it.
  *  - Values are checked by the writing client: anyone who writes the keys

@@ -176,6 +176,144 @@ Test(redis, a_redis_store_is_served_like_any_other) {
   rec_free(&r);
 }
 
+/* ---- history and rollback, read back from the log ---- */
+
+typedef struct hist_seen {
+  size_t n;
+  uint64_t version[16], revision[16];
+  int64_t value[16], ts[16];
+  char source[16][16];
+  size_t n_meta[16];
+  char meta0[16][16];
+  size_t stop_after; /* 0: never */
+} hist_seen;
+
+static int hist_cb(const rstate_history_entry *e, void *ud) {
+  hist_seen *h = ud;
+  if (h->n < 16) {
+    h->version[h->n] = e->version;
+    h->revision[h->n] = e->revision;
+    h->value[h->n] = e->value.kind == RSTATE_INT ? e->value.u.i : -1;
+    h->ts[h->n] = e->timestamp_ns;
+    snprintf(h->source[h->n], sizeof h->source[0], "%s", e->source ? e->source : "");
+    h->n_meta[h->n] = e->n_meta;
+    snprintf(h->meta0[h->n], sizeof h->meta0[0], "%s", e->n_meta ? e->meta[0].value : "");
+  }
+  h->n++;
+  return h->stop_after && h->n >= h->stop_after;
+}
+
+static hist_seen history_of(rstate_store *s, const char *name, uint64_t after) {
+  hist_seen h = {0};
+  int rc = rstate_history(s, name, after, hist_cb, &h);
+  cr_assert_eq(rc, RSTATE_OK, "rstate_history(%s): %s: %s", name, rstate_error_name(rc), rstate_last_error());
+  return h;
+}
+
+Test(redis, history_is_read_back_from_the_log) {
+  h_redis_start(&primary, NULL);
+  rstate_store *s = open_ok(h_redis_uri(&primary, "hist"), NULL);
+  rstate_store *other = open_ok(h_redis_uri(&primary, "hist"), NULL);
+  h_define_ok(s, "x", RSTATE_TYPE_INTEGER, rstate_int(10), NULL);
+  h_define_ok(s, "y", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  rstate_meta meta[] = {{"why", "tuning"}};
+  rstate_set_opts o = {.source = "ops", .meta = meta, .n_meta = 1};
+  ASSERT_RC(rstate_set(s, "x", &(rstate_value){.kind = RSTATE_INT, .u.i = 11}, &o), RSTATE_OK);
+  ASSERT_RC(rstate_set_int(s, "y", 1), RSTATE_OK); /* another variable's changes are skipped */
+  rstate_assign batch[] = {{"y", rstate_int(2)}, {"x", rstate_int(12)}};
+  ASSERT_RC(rstate_set_many(other, batch, 2, NULL, NULL), RSTATE_OK);
+  ASSERT_RC(rstate_set_int(s, "x", 12), RSTATE_OK); /* equal: no new version */
+  ASSERT_RC(rstate_set_int(other, "x", 13), RSTATE_OK);
+  rstate_var_info info = h_info(s, "x");
+  cr_assert_eq(info.version, 4);
+
+  hist_seen h = history_of(s, "x", 0);
+  cr_assert_eq(h.n, 4, "every version, oldest first: got %zu", h.n);
+  for (size_t i = 0; i < 4; i++) {
+    cr_assert_eq(h.version[i], i + 1);
+    cr_assert_eq(h.value[i], (int64_t)(10 + i));
+  }
+  cr_assert_eq(h.revision[3], info.revision, "the current one last, with its revision");
+  cr_assert_eq(h.ts[3], info.updated_ns);
+  cr_assert(h.revision[0] < h.revision[1] && h.revision[1] < h.revision[2] && h.revision[2] < h.revision[3]);
+  cr_assert_str_eq(h.source[1], "ops");
+  cr_assert_eq(h.n_meta[1], 1);
+  cr_assert_str_eq(h.meta0[1], "tuning");
+  cr_assert_str_eq(h.source[2], "");
+  cr_assert_eq(h.revision[2], h_info(s, "y").revision, "x and y changed in one revision");
+  /* from any client of the store */
+  hist_seen ho = history_of(other, "x", 0);
+  cr_assert_eq(ho.n, 4);
+  cr_assert_eq(ho.revision[0], h.revision[0]);
+  /* after_version, and fn stopping the walk */
+  h = history_of(s, "x", 2);
+  cr_assert_eq(h.n, 2);
+  cr_assert_eq(h.version[0], 3);
+  h = history_of(s, "x", 4);
+  cr_assert_eq(h.n, 0);
+  hist_seen stop = {.stop_after = 1};
+  ASSERT_RC(rstate_history(s, "x", 0, hist_cb, &stop), RSTATE_OK);
+  cr_assert_eq(stop.n, 1);
+  cr_assert_eq(stop.version[0], 1);
+  /* errors */
+  ASSERT_FAIL_NAMES(rstate_history(s, "nope", 0, hist_cb, &stop), RSTATE_ENOTFOUND, "nope");
+  cr_assert_str_eq(rstate_last_error(), "nope: no such variable");
+
+  /* rollback: a new change with the old value, from the log */
+  ASSERT_RC(rstate_rollback(s, "x", 2, &o), RSTATE_OK);
+  cr_assert_eq(h_get_int(other, "x"), 11);
+  info = h_info(other, "x");
+  cr_assert_eq(info.version, 5);
+  h = history_of(other, "x", 4);
+  cr_assert_eq(h.n, 1);
+  cr_assert_eq(h.value[0], 11);
+  cr_assert_str_eq(h.source[0], "ops");
+  ASSERT_RC(rstate_rollback(s, "x", 9, NULL), RSTATE_ECONFLICT);
+  cr_assert_str_eq(rstate_last_error(), "rstate_rollback: x: version 9 is above the current version 5");
+  ASSERT_RC(rstate_rollback(s, "x", 0, NULL), RSTATE_ENOTFOUND);
+
+  /* history starts again at a re-definition */
+  ASSERT_RC(rstate_undefine(other, "x"), RSTATE_OK);
+  ASSERT_FAIL_NAMES(rstate_history(s, "x", 0, hist_cb, &stop), RSTATE_ENOTFOUND, "x");
+  h_define_ok(other, "x", RSTATE_TYPE_INTEGER, rstate_int(20), NULL);
+  ASSERT_RC(rstate_set_int(s, "x", 21), RSTATE_OK);
+  h = history_of(s, "x", 0);
+  cr_assert_eq(h.n, 2, "only the new definition's versions: got %zu", h.n);
+  cr_assert_eq(h.value[0], 20);
+  cr_assert_eq(h.value[1], 21);
+  ASSERT_RC(rstate_rollback(s, "x", 3, NULL), RSTATE_ECONFLICT);
+
+  /* a log trimmed past every change of x: the current version alone, from its record */
+  ASSERT_RC(rstate_set_int(s, "y", 3), RSTATE_OK);
+  char minid[32];
+  snprintf(minid, sizeof minid, "%llu-0", (unsigned long long)h_info(s, "y").revision);
+  h_redis_ok(primary.port, "XTRIM", "rs:{hist}:log", "MINID", minid, NULL);
+  h = history_of(s, "x", 0);
+  cr_assert_eq(h.n, 1);
+  cr_assert_eq(h.version[0], 2);
+  cr_assert_eq(h.value[0], 21);
+  ASSERT_RC(rstate_rollback(s, "x", 1, NULL), RSTATE_ENOTFOUND);
+  cr_assert_str_eq(rstate_last_error(), "rstate_rollback: x: version 1 is no longer kept");
+  rstate_close(other);
+  rstate_close(s);
+}
+
+Test(redis, keep_versions_bounds_the_history) {
+  h_redis_start(&primary, NULL);
+  rstate_options o = {.keep_versions = 2};
+  rstate_store *s = open_ok(h_redis_uri(&primary, "keep"), &o);
+  h_define_ok(s, "x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  for (int i = 1; i <= 5; i++) ASSERT_RC(rstate_set_int(s, "x", i), RSTATE_OK);
+  hist_seen h = history_of(s, "x", 0);
+  cr_assert_eq(h.n, 3, "the current version and 2 before it: got %zu", h.n);
+  cr_assert_eq(h.version[0], 4);
+  cr_assert_eq(h.value[2], 5);
+  ASSERT_RC(rstate_rollback(s, "x", 3, NULL), RSTATE_ENOTFOUND);
+  ASSERT_RC(rstate_rollback(s, "x", 4, NULL), RSTATE_OK);
+  cr_assert_eq(h_get_int(s, "x"), 3);
+  rstate_close(s);
+}
+
 /* ---- compare-and-set from several processes ---- */
 
 static int cas_child(const char *uri, int n) {

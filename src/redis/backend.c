@@ -44,6 +44,8 @@
 #define LOG_MAXLEN "100000" /* entries kept in a store's log (approximately: MAXLEN ~) */
 #define BLOCK_MS 1000       /* the reader checks the store's epoch after this long without entries */
 #define TOKEN_MAX 64
+#define KEEP_DEFAULT 100    /* rstate_history: versions before the current one, by default */
+#define HISTORY_PAGE "200"  /* log entries read per XREVRANGE while walking a variable's history */
 
 typedef struct mvar { /* a variable as of the last revision read */
   char *name;
@@ -88,6 +90,7 @@ typedef struct rds {
   char *master;
   char *user, *pass;
   int connect_timeout_ms, request_timeout_ms, replicas, replica_timeout_ms;
+  size_t keep; /* versions rstate_history gives before the current one (keep_versions, 0: 100) */
   bool no_reconnect;
   void (*on_state)(rstate_store *s, rstate_conn_state state, void *userdata);
   void *state_userdata;
@@ -1227,6 +1230,189 @@ static void rds_unsubscribe(rstate_backend *b, rstate_sub *sub) {
   pthread_mutex_unlock(&r->lock);
 }
 
+/* ---- history: read back from the log ---- */
+
+/* rstate_history on a redis: store: the log holds every change with its
+ * version, revision (the entry id), time, source, meta and new value, so a
+ * variable's history is read back from it, newest first, from the entry of
+ * its current version down to the revision that defined it (no further:
+ * history starts again at a re-definition), at most keep versions before
+ * the current one, and no older than the log reaches (about 100,000
+ * entries of the whole store). Nothing is kept for it on writes. */
+
+typedef struct hist_acc {
+  rstate_history_entry *e; /* newest first */
+  size_t n, cap;
+} hist_acc;
+
+static void hentry_free(rstate_history_entry *e) {
+  rstate_value_clear(&e->value);
+  free((char *)e->source);
+  for (size_t i = 0; i < e->n_meta; i++) {
+    free((char *)e->meta[i].key);
+    free((char *)e->meta[i].value);
+  }
+  free((rstate_meta *)e->meta);
+}
+
+static void hist_free(hist_acc *h) {
+  for (size_t i = 0; i < h->n; i++) hentry_free(&h->e[i]);
+  free(h->e);
+}
+
+/* Appends an owned copy; false: out of memory. */
+static bool hist_push(hist_acc *h, uint64_t version, uint64_t rev, int64_t ts, const rstate_value *v,
+                      const rstate__resp *src, const rstate__resp *m) {
+  if (h->n == h->cap) {
+    size_t cap = h->cap ? 2 * h->cap : 16;
+    rstate_history_entry *e = realloc(h->e, cap * sizeof *e);
+    if (!e) return false;
+    h->e = e, h->cap = cap;
+  }
+  rstate_history_entry *e = &h->e[h->n];
+  memset(e, 0, sizeof *e);
+  e->version = version, e->revision = rev, e->timestamp_ns = ts;
+  bool ok = rstate_value_copy(&e->value, v) == RSTATE_OK;
+  if (ok && src && src->type == RSTATE_RESP_STRING && src->len >= 1 && src->str[0] == '+')
+    ok = (e->source = strndup(src->str + 1, src->len - 1)) != NULL;
+  if (ok && m && m->type == RSTATE_RESP_STRING) {
+    const char *q = m->str, *qe = m->str + m->len, *str;
+    size_t items = 0, k;
+    bool bad = false;
+    for (const char *x = q; rstate__redis_unpack(&x, qe, &str, &k, &bad);) items++;
+    rstate_meta *meta = items / 2 ? calloc(items / 2, sizeof *meta) : NULL;
+    ok = !(items / 2) || meta;
+    e->meta = meta;
+    for (size_t i = 0; ok && i + 1 < items; i += 2) {
+      const char *ks, *vs;
+      size_t kl, vl;
+      rstate__redis_unpack(&q, qe, &ks, &kl, &bad);
+      rstate__redis_unpack(&q, qe, &vs, &vl, &bad);
+      meta[e->n_meta].key = strndup(ks, kl);
+      meta[e->n_meta].value = strndup(vs, vl);
+      e->n_meta++;
+      ok = meta[e->n_meta - 1].key && meta[e->n_meta - 1].value;
+    }
+  }
+  if (!ok) {
+    hentry_free(e);
+    return false;
+  }
+  h->n++;
+  return true;
+}
+
+/* Looks for name's change in one log entry; 1: found (pushed), 0: not in
+ * it, negative: an error code. *defined: it was the definition. */
+static int hist_entry(hist_acc *h, const char *name, size_t len, uint64_t rev, const rstate__resp *fields,
+                      uint64_t *version, bool *defined) {
+  const rstate__resp *cs = field_of(fields, "c"), *ts = field_of(fields, "ts");
+  uint64_t t = 0;
+  if (!cs || !ts || !rstate__resp_u64(ts, &t) || cs->type != RSTATE_RESP_STRING) return RSTATE_EPROTO;
+  const char *p = cs->str, *end = cs->str + cs->len;
+  int rc = 0;
+  while (!rc && p < end) {
+    entry_change c;
+    rc = parse_change(&p, end, &c);
+    bool mine = !rc && c.len == len && memcmp(c.name, name, len) == 0 && c.kind != RSTATE_EVENT_DELETED;
+    if (mine) {
+      char *str = NULL;
+      if (c.new_value.kind == RSTATE_STRING) { /* NUL-terminated for the copy */
+        if (!(str = strndup(c.new_value.u.s.ptr, c.new_value.u.s.len))) rc = RSTATE_ENOMEM;
+        c.new_value.u.s.ptr = str;
+      }
+      if (!rc && !hist_push(h, c.version, rev, (int64_t)t, &c.new_value, field_of(fields, "s"), field_of(fields, "m")))
+        rc = RSTATE_ENOMEM;
+      free(str);
+      *version = c.version;
+      *defined = c.kind == RSTATE_EVENT_DEFINED;
+    }
+    free(c.name_copy);
+    if (mine && !rc) return 1;
+  }
+  return rc;
+}
+
+static int rds_history(rstate_backend *b, const char *name, uint64_t after_version,
+                       int (*fn)(const rstate_history_entry *e, void *ud), void *ud) {
+  rds *r = R(b);
+  rstate__resp *cur = NULL;
+  uint64_t now;
+  int rc = read_vars(r, &name, 1, &cur, &now);
+  if (rc) return rc;
+  rstate__redis_rec rec;
+  if ((rc = rstate__redis_get_rec(cur->elem[1].str, cur->elem[1].len, &rec))) {
+    rstate__resp_free(cur);
+    return bad_answer(r, "get");
+  }
+  hist_acc h = {0};
+  size_t want = r->keep < SIZE_MAX ? r->keep + 1 : SIZE_MAX; /* the current version and keep before it */
+  char hi[32], lo[32];
+  snprintf(hi, sizeof hi, "%" PRIu64 "-0", rec.revision);
+  snprintf(lo, sizeof lo, "%" PRIu64 "-0", rec.defrev);
+  size_t len = strlen(name);
+  bool done = rec.version <= after_version, have_current = false;
+  while (!rc && !done) {
+    const char *argv[] = {"XREVRANGE", r->keys[3], hi, lo, "COUNT", HISTORY_PAGE};
+    rstate__resp *rep = NULL;
+    pconn *p;
+    if ((rc = acquire(r, &p))) break;
+    rc = rstate__redis_command(&p->c, r->uri, r->request_timeout_ms, &rep, 6, argv, NULL);
+    if (rc == RSTATE_ECLOSED) rstate__redis_conn_close(&p->c);
+    release(p);
+    if (rc) break;
+    if (rep->type != RSTATE_RESP_ARRAY) {
+      rstate__resp_free(rep);
+      rc = bad_answer(r, "XREVRANGE");
+      break;
+    }
+    done = rep->n == 0;
+    for (size_t i = 0; !rc && !done && i < rep->n; i++) {
+      const rstate__resp *e = &rep->elem[i], *id = rstate__resp_at(e, 0), *fields = rstate__resp_at(e, 1);
+      const char *dash = id && id->type == RSTATE_RESP_STRING ? memchr(id->str, '-', id->len) : NULL;
+      rstate__resp num = {.type = RSTATE_RESP_STRING, .str = id ? id->str : NULL, .len = dash ? (size_t)(dash - id->str) : 0};
+      uint64_t rev, version = 0;
+      bool defined = false;
+      if (!dash || !fields || fields->type != RSTATE_RESP_ARRAY || !rstate__resp_u64(&num, &rev)) {
+        rc = bad_answer(r, "XREVRANGE");
+        break;
+      }
+      snprintf(hi, sizeof hi, "(%" PRIu64 "-0", rev); /* the next page: below this entry */
+      int got = hist_entry(&h, name, len, rev, fields, &version, &defined);
+      if (got < 0) {
+        rc = got == RSTATE_ENOMEM ? rstate__err(RSTATE_ENOMEM, "%s: out of memory copying its history", name)
+                                  : bad_answer(r, "XREVRANGE (a log entry)");
+        break;
+      }
+      if (!got) continue;
+      if (version == rec.version) have_current = true;
+      if (version > rec.version || (!have_current && h.n == 1 && version != rec.version)) {
+        /* not this definition's (a race with a write): start again below */
+        hentry_free(&h.e[--h.n]);
+        continue;
+      }
+      if (version <= after_version) { /* not asked for */
+        hentry_free(&h.e[--h.n]);
+        done = true;
+      }
+      done = done || defined || version == 1 || h.n >= want;
+    }
+    rstate__resp_free(rep);
+  }
+  /* the log trimmed past the current version: it comes from the record */
+  if (!rc && !have_current && rec.version > after_version) {
+    for (size_t i = 0; i < h.n; i++) hentry_free(&h.e[i]);
+    h.n = 0;
+    if (!hist_push(&h, rec.version, rec.revision, rec.ts, &rec.value, NULL, NULL))
+      rc = rstate__err(RSTATE_ENOMEM, "%s: out of memory copying its history", name);
+  }
+  rstate__resp_free(cur);
+  for (size_t i = h.n; !rc && i > 0; i--) /* oldest first, no lock held */
+    if (fn(&h.e[i - 1], ud)) break;
+  hist_free(&h);
+  return rc;
+}
+
 /* ---- open and close ---- */
 
 static void rds_free(rds *r) {
@@ -1335,6 +1521,7 @@ static int rds_open(rstate_backend **out, const char *uri, const rstate_options 
   r->connect_timeout_ms = opts->connect_timeout_ms ? opts->connect_timeout_ms : 2000;
   r->request_timeout_ms = opts->request_timeout_ms ? opts->request_timeout_ms : 5000;
   r->replicas = opts->replicas;
+  r->keep = opts->keep_versions ? opts->keep_versions : KEEP_DEFAULT;
   r->replica_timeout_ms = opts->replica_timeout_ms ? opts->replica_timeout_ms : 1000;
   r->no_reconnect = opts->no_reconnect;
   r->on_state = opts->on_state;
@@ -1394,7 +1581,7 @@ static void rds_close(rstate_backend *b) {
 }
 
 const rstate_backend_ops rstate__redis_ops = {
-    .version = 2,
+    .version = 3,
     .name = "redis",
     .open = rds_open,
     .close = rds_close,
@@ -1407,4 +1594,5 @@ const rstate_backend_ops rstate__redis_ops = {
     .revision = rds_revision,
     .subscribe = rds_subscribe,
     .unsubscribe = rds_unsubscribe,
+    .history = rds_history,
 };
