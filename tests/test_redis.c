@@ -93,6 +93,40 @@ Test(redis, two_clients_share_a_store_and_its_checks) {
   rstate_close(a);
 }
 
+/* ---- history and rollback, read back from the log ---- */
+
+typedef struct hist_seen {
+  size_t n;
+  uint64_t version[16], revision[16];
+  int64_t value[16], ts[16];
+  char source[16][16];
+  size_t n_meta[16];
+  char meta0[16][16];
+  size_t stop_after; /* 0: never */
+} hist_seen;
+
+static int hist_cb(const rstate_history_entry *e, void *ud) {
+  hist_seen *h = ud;
+  if (h->n < 16) {
+    h->version[h->n] = e->version;
+    h->revision[h->n] = e->revision;
+    h->value[h->n] = e->value.kind == RSTATE_INT ? e->value.u.i : -1;
+    h->ts[h->n] = e->timestamp_ns;
+    snprintf(h->source[h->n], sizeof h->source[0], "%s", e->source ? e->source : "");
+    h->n_meta[h->n] = e->n_meta;
+    snprintf(h->meta0[h->n], sizeof h->meta0[0], "%s", e->n_meta ? e->meta[0].value : "");
+  }
+  h->n++;
+  return h->stop_after && h->n >= h->stop_after;
+}
+
+static hist_seen history_of(rstate_store *s, const char *name, uint64_t after) {
+  hist_seen h = {0};
+  int rc = rstate_history(s, name, after, hist_cb, &h);
+  cr_assert_eq(rc, RSTATE_OK, "rstate_history(%s): %s: %s", name, rstate_error_name(rc), rstate_last_error());
+  return h;
+}
+
 /* A redis: store served like any other: a unix: client of the server sees
  * what another redis: client writes straight into Redis (with its
  * include_initial snapshot first), and its own writes land in Redis. */
@@ -158,6 +192,11 @@ Test(redis, a_redis_store_is_served_like_any_other) {
   cr_assert_eq(r2.ev[1].new_value.u.i, 12);
   cr_assert_eq(r2.n, 2);
 
+  /* history through the server, read from the log */
+  hist_seen hs = {0};
+  ASSERT_RC(rstate_history(c, "x", 0, hist_cb, &hs), RSTATE_OK);
+  cr_assert_eq(hs.n, 6, "x's versions through the server: got %zu", hs.n);
+  cr_assert_eq(hs.value[5], 12);
   rstate_close(c);
   rstate_server_stop(srv);
   /* served no more: the store goes on, and can be served again */
@@ -174,40 +213,6 @@ Test(redis, a_redis_store_is_served_like_any_other) {
   rstate_close(s);
   rec_free(&r2);
   rec_free(&r);
-}
-
-/* ---- history and rollback, read back from the log ---- */
-
-typedef struct hist_seen {
-  size_t n;
-  uint64_t version[16], revision[16];
-  int64_t value[16], ts[16];
-  char source[16][16];
-  size_t n_meta[16];
-  char meta0[16][16];
-  size_t stop_after; /* 0: never */
-} hist_seen;
-
-static int hist_cb(const rstate_history_entry *e, void *ud) {
-  hist_seen *h = ud;
-  if (h->n < 16) {
-    h->version[h->n] = e->version;
-    h->revision[h->n] = e->revision;
-    h->value[h->n] = e->value.kind == RSTATE_INT ? e->value.u.i : -1;
-    h->ts[h->n] = e->timestamp_ns;
-    snprintf(h->source[h->n], sizeof h->source[0], "%s", e->source ? e->source : "");
-    h->n_meta[h->n] = e->n_meta;
-    snprintf(h->meta0[h->n], sizeof h->meta0[0], "%s", e->n_meta ? e->meta[0].value : "");
-  }
-  h->n++;
-  return h->stop_after && h->n >= h->stop_after;
-}
-
-static hist_seen history_of(rstate_store *s, const char *name, uint64_t after) {
-  hist_seen h = {0};
-  int rc = rstate_history(s, name, after, hist_cb, &h);
-  cr_assert_eq(rc, RSTATE_OK, "rstate_history(%s): %s: %s", name, rstate_error_name(rc), rstate_last_error());
-  return h;
 }
 
 Test(redis, history_is_read_back_from_the_log) {
