@@ -11,6 +11,7 @@
 #include <criterion/criterion.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -21,32 +22,59 @@
 
 static char dir[96], sock[108], uri[128];
 
-/* The server process: opens file:dir keeping keep versions, sets x to each
- * of the n values of sets (the changes a client misses), serves it at uri,
- * tells the parent on fd, and waits to be killed. */
+/* The server process: this test program run again (so that it starts with
+ * one thread and none of Criterion's state, which ThreadSanitizer and
+ * valgrind need), told its part by RSTATE_TEST_RESUME_SERVER="FD KEEP DIR
+ * SOCK V1 V2 ...": opens file:DIR keeping KEEP versions, sets x to each
+ * value (the changes a client misses), serves it at unix:SOCK, says 'r' on
+ * FD, and waits to be killed. */
+__attribute__((constructor)) static void server_role(void) {
+  const char *role = getenv("RSTATE_TEST_RESUME_SERVER");
+  if (!role) return;
+  prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlives a failed test */
+  int fd, used;
+  size_t keep;
+  char d[96], k[108];
+  if (sscanf(role, "%d %zu %95s %107s%n", &fd, &keep, d, k, &used) != 4) _exit(9);
+  rstate_store *s;
+  rstate_options o = {.keep_versions = keep, .sync = RSTATE_SYNC_NONE};
+  char furi[128], suri[128];
+  snprintf(furi, sizeof furi, "file:%s", d);
+  snprintf(suri, sizeof suri, "unix:%s", k);
+  if (rstate_open(&s, furi, &o)) _exit(10);
+  rstate_var_def def = {.name = "x", .type = RSTATE_TYPE_INTEGER, .initial = rstate_int(0)};
+  if (rstate_define(s, &def)) _exit(11);
+  const char *rest = role + used;
+  long long v;
+  int n;
+  while (sscanf(rest, "%lld%n", &v, &n) == 1) {
+    if (rstate_set_int(s, "x", v)) _exit(12);
+    rest += n;
+  }
+  rstate_server *srv;
+  unlink(k);
+  if (rstate_server_start(&srv, s, suri, NULL)) _exit(13);
+  if (write(fd, "r", 1) != 1) _exit(14);
+  for (;;) pause();
+}
+
 static pid_t serve(size_t keep, const int64_t *sets, size_t n) {
+  char self[512];
+  ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
+  cr_assert_gt(sl, 0);
+  self[sl] = '\0';
   int p[2];
   cr_assert_eq(pipe(p), 0);
+  char role[512];
+  int len = snprintf(role, sizeof role, "%d %zu %s %s", p[1], keep, dir, sock);
+  for (size_t i = 0; i < n; i++) len += snprintf(role + len, sizeof role - (size_t)len, " %lld", (long long)sets[i]);
   pid_t pid = fork();
   cr_assert_geq(pid, 0, "fork");
   if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlives a failed test */
-    if (getppid() == 1) _exit(15);
     close(p[0]);
-    rstate_store *s;
-    rstate_options o = {.keep_versions = keep, .sync = RSTATE_SYNC_NONE};
-    char furi[128];
-    snprintf(furi, sizeof furi, "file:%s", dir);
-    if (rstate_open(&s, furi, &o)) _exit(10);
-    rstate_var_def def = {.name = "x", .type = RSTATE_TYPE_INTEGER, .initial = rstate_int(0)};
-    if (rstate_define(s, &def)) _exit(11);
-    for (size_t i = 0; i < n; i++)
-      if (rstate_set_int(s, "x", sets[i])) _exit(12);
-    rstate_server *srv;
-    unlink(sock);
-    if (rstate_server_start(&srv, s, uri, NULL)) _exit(13);
-    if (write(p[1], "r", 1) != 1) _exit(14);
-    for (;;) pause();
+    setenv("RSTATE_TEST_RESUME_SERVER", role, 1);
+    execl(self, self, (char *)NULL);
+    _exit(127);
   }
   close(p[1]);
   char c;
@@ -75,7 +103,9 @@ static void expect_changed(recorder *r, size_t i, int64_t old, int64_t now, uint
                (unsigned long long)version);
 }
 
-Test(resume, across_a_killed_server_from_the_kept_changes_then_resync_when_they_are_gone, .timeout = 60) {
+TestSuite(resume, .timeout = 60);
+
+Test(resume, across_a_killed_server_from_the_kept_changes_then_resync_when_they_are_gone) {
   snprintf(dir, sizeof dir, "/tmp/rstate-test-resume-%d.d", (int)getpid());
   snprintf(sock, sizeof sock, "/tmp/rstate-test-resume-%d.sock", (int)getpid());
   snprintf(uri, sizeof uri, "unix:%s", sock);
