@@ -39,7 +39,7 @@ TSAN_ENV := TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
 # suite, as root) cannot reach the gdbserver files root's valgrind made.
 VALGRIND_OPTS := -q --vgdb=no --leak-check=full --show-leak-kinds=definite,indirect,possible \
   --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99
-VALGRIND := env RSTATE_TEST_QUICK=1 valgrind $(VALGRIND_OPTS) --trace-children=yes --trace-children-skip='*redis-server*'
+VALGRIND := env RSTATE_TEST_QUICK=1 valgrind $(VALGRIND_OPTS) --trace-children=yes --trace-children-skip=*redis-server*,*redis-check-rdb*,*redis-sentinel*
 
 UNIT_KEYS := $(TEST_SRCS:tests/%.c=%)
 TRANSPORT_KEYS := $(TRANSPORT_TESTS:%=test_%)

@@ -534,7 +534,10 @@ static int orphan_a(const rstate_event *ev, void *ud) {
 }
 
 static void orphan_case(bool queued) {
-  if (h_remote()) cr_skip_test("the claiming thread here is the connection thread, which the unwatch needs");
+  /* Local stores only: on a remote store the claiming thread is the
+   * connection thread, which the unwatch needs. Not cr_skip_test: under
+   * valgrind a skip leaks Criterion's own state. */
+  if (h_remote()) return;
   h_define_ok(s, "x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
   h_define_ok(s, "trigger", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
   orphan o = {.queued = queued};

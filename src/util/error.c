@@ -6,6 +6,7 @@
  * has its own sentence buffer: no global error state.
  */
 #include <stdio.h>
+#include <string.h>
 
 #include "util.h"
 
@@ -35,8 +36,13 @@ const char *rstate_error_name(int code) {
 
 const char *rstate_last_error(void) { return last_error; }
 
+/* Formats into a buffer of its own first: a sentence may quote the
+ * previous one (rstate_last_error() as an argument), and vsnprintf must not
+ * write over what it is reading. */
 int rstate__verr(int code, const char *fmt, va_list ap) {
-  vsnprintf(last_error, sizeof last_error, fmt, ap);
+  char sentence[sizeof last_error];
+  vsnprintf(sentence, sizeof sentence, fmt, ap);
+  memcpy(last_error, sentence, sizeof sentence);
   return code;
 }
 
