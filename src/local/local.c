@@ -807,20 +807,29 @@ static rstate_kind type_kind(rstate_type t) {
   }
 }
 
-int rstate__local_restore_set(rstate_backend *b, const char *name, const rstate_value *value, uint64_t version,
-                              uint64_t revision, int64_t ts, const char *source, const rstate_meta *meta,
-                              size_t n_meta) {
-  local *l = L(b);
-  var *v = lookup(l, name);
-  if (!v) return rstate__err(RSTATE_ENOTFOUND, "%s: no such variable", name);
-  rstate_value checked;
-  int rc = rstate__spec_check(v->spec, value, &checked);
+/* Finds the variable a restore names and checks the value against its
+ * definition: a value the definition refuses is damage (EPROTO). */
+static int restore_check(local *l, const char *name, const rstate_value *value, var **v, rstate_value *checked) {
+  *v = lookup(l, name);
+  if (!*v) return rstate__err(RSTATE_ENOTFOUND, "%s: no such variable", name);
+  int rc = rstate__spec_check((*v)->spec, value, checked);
   if (rc == RSTATE_ENOMEM) return rc;
   if (rc) {
     char why[256];
     snprintf(why, sizeof why, "%s", rstate_last_error());
     return rstate__err(RSTATE_EPROTO, "%s: a value its definition refuses (%s)", name, why);
   }
+  return RSTATE_OK;
+}
+
+int rstate__local_restore_set(rstate_backend *b, const char *name, const rstate_value *value, uint64_t version,
+                              uint64_t revision, int64_t ts, const char *source, const rstate_meta *meta,
+                              size_t n_meta) {
+  local *l = L(b);
+  var *v;
+  rstate_value checked;
+  int rc = restore_check(l, name, value, &v, &checked);
+  if (rc) return rc;
   value = &checked;
   if (version != v->version + 1)
     return rstate__err(RSTATE_EPROTO, "%s: version %llu does not follow %llu", name, (unsigned long long)version,
@@ -845,16 +854,10 @@ int rstate__local_restore_set(rstate_backend *b, const char *name, const rstate_
 int rstate__local_restore_state(rstate_backend *b, const char *name, const rstate_value *value, uint64_t version,
                                 uint64_t revision, int64_t updated_ns) {
   local *l = L(b);
-  var *v = lookup(l, name);
-  if (!v) return rstate__err(RSTATE_ENOTFOUND, "%s: no such variable", name);
+  var *v;
   rstate_value checked;
-  int rc = rstate__spec_check(v->spec, value, &checked);
-  if (rc == RSTATE_ENOMEM) return rc;
-  if (rc) {
-    char why[256];
-    snprintf(why, sizeof why, "%s", rstate_last_error());
-    return rstate__err(RSTATE_EPROTO, "%s: a value its definition refuses (%s)", name, why);
-  }
+  int rc = restore_check(l, name, value, &v, &checked);
+  if (rc) return rc;
   value = &checked;
   if (version == 0) return rstate__err(RSTATE_EPROTO, "%s: version 0", name);
   rstate_value copy;

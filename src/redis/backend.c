@@ -1245,18 +1245,8 @@ typedef struct hist_acc {
   size_t n, cap;
 } hist_acc;
 
-static void hentry_free(rstate_history_entry *e) {
-  rstate_value_clear(&e->value);
-  free((char *)e->source);
-  for (size_t i = 0; i < e->n_meta; i++) {
-    free((char *)e->meta[i].key);
-    free((char *)e->meta[i].value);
-  }
-  free((rstate_meta *)e->meta);
-}
-
 static void hist_free(hist_acc *h) {
-  for (size_t i = 0; i < h->n; i++) hentry_free(&h->e[i]);
+  for (size_t i = 0; i < h->n; i++) rstate__history_entry_free(&h->e[i]);
   free(h->e);
 }
 
@@ -1295,7 +1285,7 @@ static bool hist_push(hist_acc *h, uint64_t version, uint64_t rev, int64_t ts, c
     }
   }
   if (!ok) {
-    hentry_free(e);
+    rstate__history_entry_free(e);
     return false;
   }
   h->n++;
@@ -1388,11 +1378,11 @@ static int rds_history(rstate_backend *b, const char *name, uint64_t after_versi
       if (version == rec.version) have_current = true;
       if (version > rec.version || (!have_current && h.n == 1 && version != rec.version)) {
         /* not this definition's (a race with a write): start again below */
-        hentry_free(&h.e[--h.n]);
+        rstate__history_entry_free(&h.e[--h.n]);
         continue;
       }
       if (version <= after_version) { /* not asked for */
-        hentry_free(&h.e[--h.n]);
+        rstate__history_entry_free(&h.e[--h.n]);
         done = true;
       }
       done = done || defined || version == 1 || h.n >= want;
@@ -1401,7 +1391,7 @@ static int rds_history(rstate_backend *b, const char *name, uint64_t after_versi
   }
   /* the log trimmed past the current version: it comes from the record */
   if (!rc && !have_current && rec.version > after_version) {
-    for (size_t i = 0; i < h.n; i++) hentry_free(&h.e[i]);
+    for (size_t i = 0; i < h.n; i++) rstate__history_entry_free(&h.e[i]);
     h.n = 0;
     if (!hist_push(&h, rec.version, rec.revision, rec.ts, &rec.value, NULL, NULL))
       rc = rstate__err(RSTATE_ENOMEM, "%s: out of memory copying its history", name);

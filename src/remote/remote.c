@@ -922,16 +922,6 @@ typedef struct hist_ctx {
   bool nomem;
 } hist_ctx;
 
-static void hist_entry_free(rstate_history_entry *e) {
-  rstate_value_clear(&e->value);
-  free((char *)e->source);
-  for (size_t i = 0; i < e->n_meta; i++) {
-    free((char *)e->meta[i].key);
-    free((char *)e->meta[i].value);
-  }
-  free((rstate_meta *)e->meta);
-}
-
 static bool on_hist(waiter *w, const rstate__wire_msg *m) {
   hist_ctx *c = w->ctx;
   const rstate__wire_hist_part *p = &m->u.hist;
@@ -984,7 +974,7 @@ static int remote_history(rstate_backend *b, const char *name, uint64_t after_ve
   if (!rc && c.nomem) rc = rstate__err(RSTATE_ENOMEM, "%s: out of memory reading its history", name);
   for (size_t i = 0; !rc && i < c.n; i++)
     if (fn(&c.e[i], ud)) break;
-  for (size_t i = 0; i < c.n; i++) hist_entry_free(&c.e[i]);
+  for (size_t i = 0; i < c.n; i++) rstate__history_entry_free(&c.e[i]);
   free(c.e);
   return rc;
 }

@@ -16,18 +16,8 @@ typedef struct hist_copy {
   bool nomem;
 } hist_copy;
 
-static void entry_free(rstate_history_entry *e) {
-  rstate_value_clear(&e->value);
-  free((char *)e->source);
-  for (size_t i = 0; i < e->n_meta; i++) {
-    free((char *)e->meta[i].key);
-    free((char *)e->meta[i].value);
-  }
-  free((rstate_meta *)e->meta);
-}
-
 static void hist_copy_free(hist_copy *h) {
-  for (size_t i = 0; i < h->n; i++) entry_free(&h->e[i]);
+  for (size_t i = 0; i < h->n; i++) rstate__history_entry_free(&h->e[i]);
   free(h->e);
 }
 

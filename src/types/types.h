@@ -98,6 +98,11 @@ void rstate__spec_def(const rstate__spec *spec, rstate_var_def *def, rstate_cons
  * fails. Any thread may call it: a spec is immutable. */
 int rstate__spec_check(const rstate__spec *spec, const rstate_value *in, rstate_value *out);
 
+/* Frees what a history entry owns when each of its strings (source, every
+ * meta key and value) and its meta array were allocated on their own, as
+ * the copies made from a wire frame, a Redis reply or a history walk are. */
+void rstate__history_entry_free(rstate_history_entry *e);
+
 /* ---- resync.c: a watch's view rebuilt after a gap ---------------------- */
 
 /* A variable as a watch last saw it, or as it is now. */

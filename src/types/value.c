@@ -175,3 +175,13 @@ const char *rstate__quote_bytes(char *buf, size_t size, const char *p, size_t le
   buf[o] = '\0';
   return buf;
 }
+
+void rstate__history_entry_free(rstate_history_entry *e) {
+  rstate_value_clear(&e->value);
+  free((char *)e->source);
+  for (size_t i = 0; i < e->n_meta; i++) {
+    free((char *)e->meta[i].key);
+    free((char *)e->meta[i].value);
+  }
+  free((rstate_meta *)e->meta);
+}
