@@ -342,6 +342,12 @@ static int configure(int argc, char **argv, config *cfg, tool_args *a) {
       (r = parse_number(a, OPT_MAX_HANDSHAKES, SIZE_MAX, &max_handshakes)) ||
       (r = parse_number(a, OPT_HANDSHAKE_MS, INT32_MAX, &handshake_ms)))
     return r;
+  if (tool_args_get(a, OPT_HISTORY_BYTES) && history_bytes == 0)
+    return usage_error("--history-bytes: 0 is not allowed: give 1 or more (default 67108864, 64 MiB)");
+  if (tool_args_get(a, OPT_MAX_HANDSHAKES) && max_handshakes == 0)
+    return usage_error("--max-handshakes: 0 would refuse every connection: give 1 or more (default 64)");
+  if (tool_args_get(a, OPT_HANDSHAKE_MS) && handshake_ms == 0)
+    return usage_error("--handshake-ms: 0 is not allowed: give 1 or more (default 3000)");
   cfg->server.history_bytes = (size_t)history_bytes;
   cfg->server.max_handshakes = (size_t)max_handshakes;
   cfg->server.handshake_ms = (int)handshake_ms;

@@ -109,6 +109,9 @@ expect 2 "--max-clients: \"\" is not a whole number" "" -- "$rstated" --max-clie
 expect 2 "--history: 0 is not allowed: the server keeps at least 1 event (default 65536)" "" -- "$rstated" --history 0
 expect 2 "--max-clients: 0 would refuse every client: give 1 or more (default 1024)" "" -- "$rstated" --max-clients 0
 expect 2 "--heartbeat-ms: 0 is not allowed: give 1 or more (default 1000)" "" -- "$rstated" --heartbeat-ms 0
+expect 2 "--history-bytes: 0 is not allowed: give 1 or more (default 67108864, 64 MiB)" "" -- "$rstated" --history-bytes 0
+expect 2 "--max-handshakes: 0 would refuse every connection: give 1 or more (default 64)" "" -- "$rstated" --max-handshakes 0
+expect 2 "--handshake-ms: 0 is not allowed: give 1 or more (default 3000)" "" -- "$rstated" --handshake-ms 0
 expect 2 "--snapshot-every needs --snapshot" "" -- "$rstated" --snapshot-every 5
 expect 2 "option --listen needs a value" "" -- "$rstated" --listen
 
