@@ -19,7 +19,12 @@ class Server:
     grants get/watch only. on_client(peer, connected, why) is told, on the
     server thread, of each client that connects (connected True, why None)
     and goes (False, with the reason); peer is "pid 4242 uid 1000" on a Unix
-    socket, "127.0.0.1:54321" over TCP. Use the server as a context manager,
+    socket, "127.0.0.1:54321" over TCP. on_log(line) is told, on the server
+    thread, each line the server says when a limit bites or something is
+    refused (a refused token, a handshake too slow, history forgotten).
+    heartbeat_ms, history, history_bytes, max_clients, max_handshakes,
+    handshake_ms, max_frame and max_queue_bytes are rstate_server_opts'
+    fields (0: the default). Use the server as a context manager,
     or call stop(). It keeps its store open; closing the store stops its
     servers first.
     """
@@ -36,10 +41,15 @@ class Server:
         max_clients: int = 0,
         max_frame: int = 0,
         max_queue_bytes: int = 0,
+        history_bytes: int = 0,
+        max_handshakes: int = 0,
+        handshake_ms: int = 0,
         on_client: Optional[Callable[[str, bool, Optional[str]], Any]] = None,
+        on_log: Optional[Callable[[str], Any]] = None,
     ) -> None:
         self._srv: Optional[c_void_p] = None
         self._on_client_c = None
+        self._on_log_c = None
         self.store = store
         opts = N.rstate_server_opts()
         opts.token = None if token is None else encode(token, "token")
@@ -49,6 +59,20 @@ class Server:
         opts.max_clients = max_clients
         opts.max_frame = max_frame
         opts.max_queue_bytes = max_queue_bytes
+        opts.history_bytes = history_bytes
+        opts.max_handshakes = max_handshakes
+        opts.handshake_ms = handshake_ms
+        if on_log is not None:
+
+            def log(_srv: Any, line: bytes, _ud: Any) -> None:
+                try:
+                    on_log(line.decode("utf-8", "replace"))
+                except BaseException:
+                    report_exception(on_log, "on_log callback")
+
+            # kept until rstate_server_stop has returned, as on_client's
+            self._on_log_c = N.ON_LOG_FN(log)
+            opts.on_log = self._on_log_c
         if on_client is not None:
 
             def client(_srv: Any, peer: bytes, connected: bool, why: Optional[bytes], _ud: Any) -> None:
@@ -86,7 +110,7 @@ class Server:
         if srv is not None:
             self.store._servers.discard(self)
             N.lib.rstate_server_stop(srv)
-            self._on_client_c = None
+            self._on_client_c = self._on_log_c = None
 
     def __enter__(self) -> "Server":
         return self
