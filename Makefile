@@ -200,7 +200,7 @@ bench-guard: $(STATIC)
 	BUILD=$(BUILD) sh bench/guard.sh
 
 clean:
-	rm -rf build build-asan build-tsan build-bench build-fuzz
+	rm -rf build build-asan build-tsan build-valgrind build-bench build-fuzz
 
 include mk/tools.mk
 include mk/python.mk
