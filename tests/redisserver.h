@@ -56,12 +56,12 @@ static inline rstate__resp *h_redis_cmdv(int port, int argc, const char *const *
 
 /* h_redis_cmd(port, "SET", "k", "v", NULL) */
 static inline rstate__resp *h_redis_cmd(int port, ...) {
-  const char *argv[32];
+  const char *argv[80];
   int argc = 0;
   va_list ap;
   va_start(ap, port);
   const char *a;
-  while ((a = va_arg(ap, const char *)) && argc < 32) argv[argc++] = a;
+  while ((a = va_arg(ap, const char *)) && argc < 80) argv[argc++] = a;
   va_end(ap);
   return h_redis_cmdv(port, argc, argv);
 }

@@ -408,6 +408,208 @@ Test(redis, compare_and_set_counters_from_several_processes_are_exact) {
   rec_free(&r);
 }
 
+/* ---- group commit: several writers' sets in one call ---- */
+
+/* The group Function decides each request alone, in order: one refused
+ * does not refuse the others, and each change has its own revision. */
+Test(redis, one_call_of_the_group_function_decides_each_request_alone) {
+  h_redis_start(&primary, NULL);
+  const char *uri = h_redis_uri(&primary, "grp");
+  rstate_store *s = open_ok(uri, NULL), *w = open_ok(uri, NULL);
+  h_define_ok(s, "a", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  h_define_ok(s, "b", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  ASSERT_RC(rstate_set_int(s, "a", 1), RSTATE_OK); /* loads the library when missing */
+  recorder r;
+  rec_init(&r);
+  const char *both[] = {"a", "b"};
+  rec_watch(w, &r, both, 2, NULL);
+  uint64_t rev = rstate_revision(s);
+  rstate__resp *da = h_redis_cmd(primary.port, "HGET", "rs:{grp}:vars", "a", NULL);
+  cr_assert(da && da->type == RSTATE_RESP_STRING);
+  char defrev_a[24], defrev_b[24];
+  unsigned long long v, rv, dr;
+  cr_assert_eq(sscanf(da->str, "%llu %llu %*s %*s %llu", &v, &rv, &dr), 3, "%s", da->str);
+  snprintf(defrev_a, sizeof defrev_a, "%llu", dr);
+  rstate__resp_free(da);
+  rstate__resp *db = h_redis_cmd(primary.port, "HGET", "rs:{grp}:vars", "b", NULL);
+  cr_assert_eq(sscanf(db->str, "%*s %*s %*s %*s %llu", &dr), 1, "%s", db->str);
+  snprintf(defrev_b, sizeof defrev_b, "%llu", dr);
+  rstate__resp_free(db);
+  /* a := 2; b with a wrong expected version; b := 5; no such variable; a := 2 again (same); a := 3 */
+  rstate__resp *rep = h_redis_cmd(primary.port, "FCALL", "rstate_1_sets", "4", "rs:{grp}:meta", "rs:{grp}:defs",
+                                  "rs:{grp}:vars", "rs:{grp}:log", "100000", "6",
+                                  "t1", "-", "", "1", "a", defrev_a, "0", "i2", "0",
+                                  "t2", "-", "", "1", "b", defrev_b, "7", "i9", "0",
+                                  "t3", "+grp", "", "1", "b", defrev_b, "0", "i5", "0",
+                                  "t4", "-", "", "1", "nosuch", "1", "0", "i1", "0",
+                                  "t5", "-", "", "1", "a", defrev_a, "0", "i2", "0",
+                                  "t6", "-", "", "1", "a", defrev_a, "3", "i3", "0", NULL);
+  cr_assert(rep && rep->type == RSTATE_RESP_ARRAY && rep->n == 6, "%s", rep && rep->str ? rep->str : "no array");
+  char r1[24], r2[24], r3[24];
+  snprintf(r1, sizeof r1, "%llu", (unsigned long long)rev + 1);
+  snprintf(r2, sizeof r2, "%llu", (unsigned long long)rev + 2);
+  snprintf(r3, sizeof r3, "%llu", (unsigned long long)rev + 3);
+  const rstate__resp *e = rep->elem;
+  cr_assert(rstate__resp_is(&e[0].elem[0], "OK") && rstate__resp_is(&e[0].elem[1], r1));
+  cr_assert(rstate__resp_is(&e[1].elem[0], "CONFLICT") && rstate__resp_is(&e[1].elem[1], "0") &&
+            rstate__resp_is(&e[1].elem[2], "1"));
+  cr_assert(rstate__resp_is(&e[2].elem[0], "OK") && rstate__resp_is(&e[2].elem[1], r2));
+  cr_assert(rstate__resp_is(&e[3].elem[0], "NOTFOUND"));
+  cr_assert(rstate__resp_is(&e[4].elem[0], "SAME"));
+  cr_assert(rstate__resp_is(&e[5].elem[0], "OK") && rstate__resp_is(&e[5].elem[1], r3));
+  rstate__resp_free(rep);
+  /* the store and its watchers: three revisions, one change each, old and new values right */
+  cr_assert_eq(rstate_revision(s), rev + 3);
+  cr_assert_eq(h_get_int(s, "a"), 3);
+  cr_assert_eq(h_version(s, "a"), 4);
+  cr_assert_eq(h_get_int(s, "b"), 5);
+  cr_assert_eq(h_version(s, "b"), 2);
+  rec_wait(&r, 3);
+  pthread_mutex_lock(&r.lock);
+  cr_assert_eq(r.n, 3);
+  cr_assert_str_eq(r.ev[0].name, "a");
+  cr_assert(r.ev[0].old_value.u.i == 1 && r.ev[0].new_value.u.i == 2 && r.ev[0].revision == rev + 1);
+  cr_assert_str_eq(r.ev[1].name, "b");
+  cr_assert(r.ev[1].old_value.u.i == 0 && r.ev[1].new_value.u.i == 5 && r.ev[1].revision == rev + 2);
+  cr_assert(r.ev[1].has_source);
+  cr_assert_str_eq(r.ev[1].source, "grp");
+  cr_assert_str_eq(r.ev[2].name, "a");
+  cr_assert(r.ev[2].old_value.u.i == 2 && r.ev[2].new_value.u.i == 3 && r.ev[2].revision == rev + 3);
+  cr_assert(r.ev[0].timestamp_ns == r.ev[2].timestamp_ns, "one clock reading per call");
+  pthread_mutex_unlock(&r.lock);
+  rstate_close(w);
+  rstate_close(s);
+  rec_free(&r);
+}
+
+/* Several threads writing through one store: their sets share calls and
+ * the connection; every watcher sees every change of each variable in
+ * order, once, with the right old and new values, and refused sets keep
+ * the codes and sentences of a mem: store. */
+enum { GC_THREADS = 4 };
+static rstate_store *gc_store, *gc_mem;
+static int gc_each;
+
+static void *gc_writer(void *arg) {
+  int k = (int)(intptr_t)arg;
+  char own[16];
+  snprintf(own, sizeof own, "own%d", k);
+  for (int i = 1; i <= gc_each; i++) {
+    int rc = rstate_set_int(gc_store, own, i);
+    if (rc) return (void *)"own set failed";
+    if ((rc = rstate_set_int(gc_store, "shared", (int64_t)k * 1000000 + i))) return (void *)"shared set failed";
+    if (i % 5 == 0) { /* refused sets, between the others */
+      rc = rstate_set_int(gc_store, "small", 1000 + i);
+      char mine[512];
+      snprintf(mine, sizeof mine, "%s", rstate_last_error());
+      if (rc != RSTATE_ECONSTRAINT) return (void *)"out of range: not ECONSTRAINT";
+      static pthread_mutex_t mem_lock = PTHREAD_MUTEX_INITIALIZER;
+      pthread_mutex_lock(&mem_lock);
+      int mrc = rstate_set_int(gc_mem, "small", 1000 + i);
+      bool same = mrc == rc && !strcmp(mine, rstate_last_error());
+      pthread_mutex_unlock(&mem_lock);
+      if (!same) return (void *)"out of range: not mem:'s sentence";
+      rc = rstate_set_if(gc_store, own, &(rstate_value){.kind = RSTATE_INT, .u.i = -1}, 1, NULL);
+      if (rc != RSTATE_ECONFLICT) return (void *)"set_if: not ECONFLICT";
+      char want[128];
+      snprintf(want, sizeof want, "%s: version is %d, not the expected 1", own, i + 1);
+      if (strcmp(rstate_last_error(), want)) return (void *)"set_if: not the sentence";
+    }
+  }
+  return NULL;
+}
+
+/* Checks one variable's events in r: CHANGED, versions first+1, first+2,
+ * ..., each old value the previous new value, revisions increasing. */
+static size_t gc_check_chain(recorder *r, const char *name, int64_t first_old) {
+  size_t n = 0;
+  int64_t last = first_old;
+  uint64_t version = 1, revision = 0;
+  for (size_t i = 0; i < r->n; i++) {
+    rec_event *e = &r->ev[i];
+    if (strcmp(e->name, name)) continue;
+    cr_assert_eq(e->kind, RSTATE_EVENT_CHANGED, "%s event %zu", name, n);
+    cr_assert_eq(e->old_value.u.i, last, "%s event %zu: old %lld, expected %lld", name, n, (long long)e->old_value.u.i,
+                 (long long)last);
+    cr_assert_eq(e->version, version + 1, "%s event %zu: version %llu after %llu", name, n,
+                 (unsigned long long)e->version, (unsigned long long)version);
+    cr_assert_gt(e->revision, revision, "%s event %zu: revision %llu after %llu", name, n,
+                 (unsigned long long)e->revision, (unsigned long long)revision);
+    last = e->new_value.u.i, version = e->version, revision = e->revision;
+    n++;
+  }
+  return n;
+}
+
+Test(redis, concurrent_writers_share_calls_and_every_watcher_sees_every_change_in_order, .timeout = 120) {
+  h_redis_start(&primary, NULL);
+  const char *uri = h_redis_uri(&primary, "gc");
+  gc_each = getenv("RSTATE_TEST_QUICK") ? 40 : 300;
+  gc_store = open_ok(uri, NULL);
+  cr_assert_eq(rstate_open(&gc_mem, "mem:", NULL), RSTATE_OK);
+  rstate_store *b = open_ok(uri, NULL);
+  rstate_constraints small = {.min = rstate_int(0), .max = rstate_int(100)};
+  h_define_ok(gc_store, "shared", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  h_define_ok(gc_store, "small", RSTATE_TYPE_INTEGER, rstate_int(0), &small);
+  h_define_ok(gc_mem, "small", RSTATE_TYPE_INTEGER, rstate_int(0), &small);
+  for (int k = 0; k < GC_THREADS; k++) {
+    char own[16];
+    snprintf(own, sizeof own, "own%d", k);
+    h_define_ok(gc_store, own, RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  }
+  recorder all, one, local;
+  rec_init(&all);
+  rec_init(&one);
+  rec_init(&local);
+  rec_watch1(b, &all, "*", NULL);           /* another client, every variable */
+  rec_watch1(b, &one, "shared", NULL);      /* another client, one variable */
+  rec_watch1(gc_store, &local, "own*", NULL); /* the writers' own store */
+  uint64_t rev0 = rstate_revision(gc_store);
+  pthread_t th[GC_THREADS];
+  for (int k = 0; k < GC_THREADS; k++) cr_assert_eq(pthread_create(&th[k], NULL, gc_writer, (void *)(intptr_t)k), 0);
+  for (int k = 0; k < GC_THREADS; k++) {
+    void *why = NULL;
+    pthread_join(th[k], &why);
+    cr_assert_null(why, "writer %d: %s", k, (const char *)why);
+  }
+  size_t changes = (size_t)GC_THREADS * (size_t)gc_each * 2;
+  cr_assert_eq(rstate_revision(gc_store), rev0 + changes, "one revision per change");
+  rec_wait(&all, changes);
+  rec_wait(&one, changes / 2);
+  rec_wait(&local, changes / 2);
+  pthread_mutex_lock(&all.lock);
+  cr_assert_eq(all.n, changes);
+  for (size_t i = 0; i < all.n; i++) /* every revision once, in order */
+    cr_assert_eq(all.ev[i].revision, rev0 + 1 + i, "event %zu: revision %llu", i, (unsigned long long)all.ev[i].revision);
+  cr_assert_eq(gc_check_chain(&all, "shared", 0), changes / 2);
+  for (int k = 0; k < GC_THREADS; k++) {
+    char own[16];
+    snprintf(own, sizeof own, "own%d", k);
+    cr_assert_eq(gc_check_chain(&all, own, 0), (size_t)gc_each);
+    int64_t want = 1; /* each thread's own values in its order */
+    for (size_t i = 0; i < all.n; i++)
+      if (!strcmp(all.ev[i].name, own)) cr_assert_eq(all.ev[i].new_value.u.i, want++);
+  }
+  pthread_mutex_unlock(&all.lock);
+  pthread_mutex_lock(&one.lock);
+  cr_assert_eq(gc_check_chain(&one, "shared", 0), changes / 2);
+  pthread_mutex_unlock(&one.lock);
+  pthread_mutex_lock(&local.lock);
+  for (int k = 0; k < GC_THREADS; k++) {
+    char own[16];
+    snprintf(own, sizeof own, "own%d", k);
+    cr_assert_eq(gc_check_chain(&local, own, 0), (size_t)gc_each);
+  }
+  pthread_mutex_unlock(&local.lock);
+  cr_assert_eq(h_get_int(gc_store, "small"), 0);
+  rstate_close(b);
+  rstate_close(gc_store);
+  rstate_close(gc_mem);
+  rec_free(&all);
+  rec_free(&one);
+  rec_free(&local);
+}
+
 /* ---- gaps: a trimmed log, a flushed store ---- */
 
 static sem_t entered, release;

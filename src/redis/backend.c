@@ -98,6 +98,7 @@ typedef struct rds {
   atomic_uint_fast64_t token_n;
 
   pconn pool[POOL]; /* the callers' connections */
+  rstate__redis_commit commit; /* sets: group commit on a connection of their own */
   atomic_uint next_conn;
 
   pthread_mutex_t spec_lock;
@@ -242,6 +243,8 @@ static int acquire(rds *r, pconn **out) {
 }
 
 static void release(pconn *p) { pthread_mutex_unlock(&p->lock); }
+
+static int commit_connect(void *ud, rstate__redis_conn *c) { return connect_to(ud, c); }
 
 /* ---- definitions, for checking values ---- */
 
@@ -609,8 +612,8 @@ static int rds_set_many(rstate_backend *b, const rstate_assign *items, size_t n,
   rds *r = R(b);
   *failed_index = SIZE_MAX;
   const char **names = malloc((n ? n : 1) * sizeof *names);
-  const char **argv = malloc((5 + 5 * n) * sizeof *argv);
-  size_t *lens = malloc((5 + 5 * n) * sizeof *lens);
+  const char **argv = malloc((4 + 5 * n) * sizeof *argv);
+  size_t *lens = malloc((4 + 5 * n) * sizeof *lens);
   char (*nums)[2][24] = malloc((n ? n : 1) * sizeof *nums);
   rstate__resp_buf *vals = calloc(n ? n : 1, sizeof *vals);
   rstate__resp_buf src = {0}, meta = {0};
@@ -652,21 +655,21 @@ static int rds_set_many(rstate_backend *b, const rstate_assign *items, size_t n,
     argv[0] = tok, lens[0] = strlen(tok);
     argv[1] = src.p, lens[1] = src.len;
     argv[2] = meta.p ? meta.p : "", lens[2] = meta.len;
-    argv[3] = LOG_MAXLEN, lens[3] = strlen(LOG_MAXLEN);
-    argv[4] = count, lens[4] = strlen(count);
+    argv[3] = count, lens[3] = strlen(count);
     for (size_t i = 0; i < upto; i++) {
-      const char **a = argv + 5 + 5 * i;
-      size_t *l = lens + 5 + 5 * i;
+      const char **a = argv + 4 + 5 * i;
+      size_t *l = lens + 4 + 5 * i;
       a[0] = names[i], l[0] = strlen(names[i]);
       a[1] = nums[i][0], l[1] = strlen(nums[i][0]);
       a[2] = nums[i][1], l[2] = strlen(nums[i][1]);
       a[3] = vals[i].p ? vals[i].p : "", l[3] = vals[i].len;
       a[4] = i == bad ? "1" : "0", l[4] = 1;
     }
-    rstate__resp *rep = NULL;
-    long long acked = 0;
-    char why[256] = "";
-    if ((rc = call(r, false, "set", (int)(5 + 5 * upto), argv, lens, &rep, &acked, why, sizeof why))) goto done;
+    rstate__redis_req req = {.argv = argv, .lens = lens, .argc = (int)(4 + 5 * upto)};
+    if ((rc = rstate__redis_commit_call(&r->commit, &req))) goto done;
+    const rstate__resp *rep = req.answer;
+    long long acked = req.acked;
+    const char *why = req.why;
     uint64_t idx = 0, rev = 0, ver = 0;
     bool has_idx = rep->type == RSTATE_RESP_ARRAY && rep->n >= 2 && rstate__resp_u64(&rep->elem[1], &idx) && idx < upto;
     if (answer_is(rep, "SAME")) {
@@ -675,7 +678,7 @@ static int rds_set_many(rstate_backend *b, const rstate_assign *items, size_t n,
       rc = RSTATE_OK;
     } else if (answer_is(rep, "STALE") && has_idx && attempt < 8) {
       spec_forget(r, names[idx]);
-      rstate__resp_free(rep);
+      rstate__redis_commit_release(&r->commit, &req);
       continue; /* checked against a definition since replaced: again */
     } else if (answer_is(rep, "NOTFOUND") && has_idx) {
       spec_forget(r, names[idx]);
@@ -694,7 +697,7 @@ static int rds_set_many(rstate_backend *b, const rstate_assign *items, size_t n,
     } else {
       rc = bad_answer(r, "set");
     }
-    rstate__resp_free(rep);
+    rstate__redis_commit_release(&r->commit, &req);
     if (!rc && rev) rc = after_write(r, rev, n == 1 ? names[0] : "set_many", acked, why);
     break;
   }
@@ -1410,6 +1413,7 @@ static void rds_free(rds *r) {
     rstate__redis_conn_free(&r->pool[i].c);
     pthread_mutex_destroy(&r->pool[i].lock);
   }
+  rstate__redis_commit_free(&r->commit);
   rstate__redis_conn_free(&r->rconn);
   mirror_clear(&r->mirror);
   rstate__map_free(&r->mirror);
@@ -1504,6 +1508,7 @@ static int rds_open(rstate_backend **out, const char *uri, const rstate_options 
   pthread_cond_init(&r->cond, &ca);
   pthread_condattr_destroy(&ca);
   rstate__redis_conn_init(&r->rconn);
+  rstate__redis_commit_init(&r->commit, &(rstate__redis_commit_conf){0});
   r->wake = r->rconn.wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   rstate__map_init(&r->mirror);
   rstate__map_init(&r->specs);
@@ -1521,6 +1526,14 @@ static int rds_open(rstate_backend **out, const char *uri, const rstate_options 
     rc = rstate__err(RSTATE_EINVAL, "rstate_open: replicas and replica_timeout_ms must not be negative");
   if (!rc && !(r->uri = strdup(uri))) rc = rstate__err(RSTATE_ENOMEM, "rstate_open: out of memory");
   if (!rc) rc = parse_uri(r, uri);
+  r->commit.conf = (rstate__redis_commit_conf){.uri = r->uri,
+                                               .keys = (const char *const *)r->keys,
+                                               .maxlen = LOG_MAXLEN,
+                                               .request_timeout_ms = r->request_timeout_ms,
+                                               .replicas = r->replicas,
+                                               .replica_timeout_ms = r->replica_timeout_ms,
+                                               .connect = commit_connect,
+                                               .ud = r};
   if (!rc && opts->token) {
     const char *colon = strchr(opts->token, ':');
     if (colon) {

@@ -35,25 +35,19 @@ void rstate__redis_conn_free(rstate__redis_conn *c) {
   rstate__resp_buf_free(&c->out);
 }
 
-static int lost(rstate__redis_conn *c, const char *uri, const char *why) {
-  rstate__redis_conn_close(c);
-  return rstate__err(RSTATE_ECLOSED, "%s: the connection to Redis was lost (%s)", uri, why);
-}
-
-int rstate__redis_roundtrip(rstate__redis_conn *c, const char *uri, int timeout_ms, rstate__resp **reply) {
-  *reply = NULL;
-  if (c->fd < 0) return rstate__err(RSTATE_ECLOSED, "%s: not connected to Redis", uri);
+int rstate__redis_send(int fd, const char *p, size_t len, const char *uri) {
   size_t off = 0;
-  while (off < c->out.len) {
-    ssize_t k = send(c->fd, c->out.p + off, c->out.len - off, MSG_NOSIGNAL);
+  while (off < len) {
+    ssize_t k = send(fd, p + off, len - off, MSG_NOSIGNAL);
     if (k < 0 && errno == EINTR) continue;
-    if (k <= 0) {
-      c->out.len = 0;
-      return lost(c, uri, strerror(errno));
-    }
+    if (k <= 0) return rstate__err(RSTATE_ECLOSED, "%s: the connection to Redis was lost (%s)", uri, strerror(errno));
     off += (size_t)k;
   }
-  c->out.len = 0;
+  return RSTATE_OK;
+}
+
+int rstate__redis_recv(rstate__redis_conn *c, const char *uri, int timeout_ms, rstate__resp **reply) {
+  *reply = NULL;
   int64_t deadline = rstate__monotonic_ns() + (int64_t)timeout_ms * 1000000;
   char buf[16384];
   for (;;) {
@@ -62,27 +56,32 @@ int rstate__redis_roundtrip(rstate__redis_conn *c, const char *uri, int timeout_
     if (rc < 0) {
       char why[200];
       snprintf(why, sizeof why, "%s", rstate_last_error());
-      rstate__redis_conn_close(c);
       return rstate__err(rc, "%s: %s", uri, why);
     }
     int64_t left = deadline - rstate__monotonic_ns();
-    if (left <= 0) {
-      rstate__redis_conn_close(c);
-      return rstate__err(RSTATE_ETIMEDOUT, "%s: Redis did not answer within %d ms", uri, timeout_ms);
-    }
+    if (left <= 0) return rstate__err(RSTATE_ETIMEDOUT, "%s: Redis did not answer within %d ms", uri, timeout_ms);
     struct pollfd p[2] = {{.fd = c->fd, .events = POLLIN}, {.fd = c->wake, .events = POLLIN}};
     int n = poll(p, c->wake >= 0 ? 2 : 1, (int)((left + 999999) / 1000000));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) continue;
-    if (c->wake >= 0 && (p[1].revents & POLLIN)) {
-      rstate__redis_conn_close(c);
-      return rstate__err(RSTATE_ECLOSED, "%s: the store is closing", uri);
-    }
+    if (c->wake >= 0 && (p[1].revents & POLLIN)) return rstate__err(RSTATE_ECLOSED, "%s: the store is closing", uri);
     ssize_t k = recv(c->fd, buf, sizeof buf, 0);
     if (k < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-    if (k <= 0) return lost(c, uri, k == 0 ? "closed by the server" : strerror(errno));
+    if (k <= 0)
+      return rstate__err(RSTATE_ECLOSED, "%s: the connection to Redis was lost (%s)", uri,
+                         k == 0 ? "closed by the server" : strerror(errno));
     if ((rc = rstate__resp_feed(&c->rd, buf, (size_t)k))) return rc;
   }
+}
+
+int rstate__redis_roundtrip(rstate__redis_conn *c, const char *uri, int timeout_ms, rstate__resp **reply) {
+  *reply = NULL;
+  if (c->fd < 0) return rstate__err(RSTATE_ECLOSED, "%s: not connected to Redis", uri);
+  int rc = rstate__redis_send(c->fd, c->out.p, c->out.len, uri);
+  c->out.len = 0;
+  if (!rc) rc = rstate__redis_recv(c, uri, timeout_ms, reply);
+  if (rc) rstate__redis_conn_close(c);
+  return rc;
 }
 
 int rstate__redis_command(rstate__redis_conn *c, const char *uri, int timeout_ms, rstate__resp **reply, int argc,

@@ -12,6 +12,7 @@
 #ifndef RSTATE_REDIS_H
 #define RSTATE_REDIS_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -115,6 +116,13 @@ int rstate__redis_connect(rstate__redis_conn *c, const rstate__addr *addr, const
 /* Sends c->out and reads one reply within timeout_ms. A failure closes the
  * connection: RSTATE_ECLOSED (lost), RSTATE_ETIMEDOUT, RSTATE_EPROTO. */
 int rstate__redis_roundtrip(rstate__redis_conn *c, const char *uri, int timeout_ms, rstate__resp **reply);
+/* The two halves, for pipelining (several requests in flight, their
+ * replies read in order): send writes len bytes to fd (another thread may
+ * be in recv on the same connection); recv reads the next reply within
+ * timeout_ms. Neither closes the connection: RSTATE_ECLOSED (lost, or the
+ * wake fd fired), RSTATE_ETIMEDOUT, RSTATE_EPROTO, RSTATE_ELIMIT. */
+int rstate__redis_send(int fd, const char *p, size_t len, const char *uri);
+int rstate__redis_recv(rstate__redis_conn *c, const char *uri, int timeout_ms, rstate__resp **reply);
 int rstate__redis_command(rstate__redis_conn *c, const char *uri, int timeout_ms, rstate__resp **reply, int argc,
                           const char *const *argv, const size_t *lens);
 /* The code and sentence for an error reply: EPERM (auth), ECLOSED (not the
@@ -126,6 +134,58 @@ int rstate__redis_error(const rstate__resp *e, const char *uri);
 int rstate__redis_fcall(rstate__redis_conn *c, const char *uri, int timeout_ms, bool ro, const char *fn,
                         const char *const *keys, int argc, const char *const *argv, const size_t *lens,
                         rstate__resp **reply);
+
+/* ---- commit.c: group commit of sets, pipelined ---- */
+
+typedef struct rstate__redis_batch rstate__redis_batch;
+
+/* One set request: its arguments to the group Function (token, source,
+ * meta, count, then five per item; they stay valid until the call
+ * returns), and its answer. */
+typedef struct rstate__redis_req {
+  struct rstate__redis_req *next;
+  const char *const *argv;
+  const size_t *lens;
+  int argc;
+  pthread_cond_t cond; /* its caller waits on it */
+  /* the answer */
+  bool done;
+  int rc, tries;
+  char err[512];               /* rc's sentence */
+  const rstate__resp *answer;  /* this request's part of the reply (rc 0); valid until released */
+  rstate__redis_batch *batch;  /* the reply it is part of */
+  long long acked;             /* replicas that confirmed (replicas > 0); -1: not asked (why) */
+  char why[256];
+} rstate__redis_req;
+
+typedef struct rstate__redis_commit_conf {
+  const char *uri;
+  const char *const *keys; /* the store's four keys */
+  const char *maxlen;      /* the log's length */
+  int request_timeout_ms, replicas, replica_timeout_ms;
+  int (*connect)(void *ud, rstate__redis_conn *c); /* to the primary */
+  void *ud;
+} rstate__redis_commit_conf;
+
+typedef struct rstate__redis_commit {
+  rstate__redis_commit_conf conf;
+  pthread_mutex_t lock;
+  rstate__redis_conn c;
+  rstate__redis_req *pending, *pending_tail; /* not sent yet */
+  size_t n_pending;
+  rstate__redis_batch *flights, *flights_tail; /* sent, oldest first */
+  size_t n_flights;
+  bool sending, reading, broken, reload;
+} rstate__redis_commit;
+
+void rstate__redis_commit_init(rstate__redis_commit *q, const rstate__redis_commit_conf *conf);
+void rstate__redis_commit_free(rstate__redis_commit *q);
+/* Sends r (with other threads' requests) and waits for its answer: 0 and
+ * r->answer (release it), or the code and sentence of a call that got no
+ * answer: RSTATE_ECLOSED (lost or not connected: the outcome is unknown),
+ * RSTATE_ETIMEDOUT, RSTATE_EPROTO, RSTATE_EPERM, RSTATE_ELIMIT, RSTATE_ENOMEM. */
+int rstate__redis_commit_call(rstate__redis_commit *q, rstate__redis_req *r);
+void rstate__redis_commit_release(rstate__redis_commit *q, rstate__redis_req *r);
 
 /* ---- sentinel.c ---- */
 
