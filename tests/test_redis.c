@@ -408,6 +408,66 @@ Test(redis, compare_and_set_counters_from_several_processes_are_exact) {
   rec_free(&r);
 }
 
+/* A server's snapshot waits for the store's reader to have passed it every
+ * change up to the snapshot's revision; when the reader is held up past
+ * request_timeout_ms, the request fails with ETIMEDOUT and a sentence
+ * saying so, instead of serving a snapshot its changes would not follow. */
+static sem_t lag_in, lag_out;
+
+static int lag_cb(const rstate_event *ev, void *ud) {
+  (void)ud;
+  if (ev->kind == RSTATE_EVENT_CHANGED && rstate_value_equal(&ev->new_value, &(rstate_value){.kind = RSTATE_INT, .u.i = 100})) {
+    sem_post(&lag_in);
+    sem_wait(&lag_out); /* holds the store's reader */
+  }
+  return 0;
+}
+
+Test(redis, a_served_snapshot_fails_clearly_when_the_reader_is_behind_past_the_request_timeout) {
+  h_redis_start(&primary, NULL);
+  rstate_options o = {.request_timeout_ms = 300};
+  rstate_store *s = open_ok(h_redis_uri(&primary, "lag"), &o);
+  rstate_store *other = open_ok(h_redis_uri(&primary, "lag"), NULL);
+  h_define_ok(other, "x", RSTATE_TYPE_INTEGER, rstate_int(1), NULL);
+  char uri[128];
+  snprintf(uri, sizeof uri, "unix:/tmp/rstate-redis-lag-%d.sock", (int)getpid());
+  rstate_server *srv = NULL;
+  int rc = rstate_server_start(&srv, s, uri, NULL);
+  cr_assert_eq(rc, RSTATE_OK, "rstate_server_start: %s: %s", rstate_error_name(rc), rstate_last_error());
+  sem_init(&lag_in, 0, 0);
+  sem_init(&lag_out, 0, 0);
+  const char *x = "x";
+  rstate_watch_id wid;
+  ASSERT_RC(rstate_watch(s, &x, 1, lag_cb, NULL, NULL, &wid), RSTATE_OK);
+  rstate_store *c = open_ok(uri, NULL);
+  ASSERT_RC(rstate_set_int(other, "x", 100), RSTATE_OK);
+  sem_wait(&lag_in);                                     /* s's reader is held in the callback */
+  ASSERT_RC(rstate_set_int(other, "x", 101), RSTATE_OK); /* which it cannot read now */
+  recorder r;
+  rec_init(&r);
+  rstate_watch_opts wo = {.include_initial = true, .destroy = rec_destroy};
+  rstate_watch_id cid = 0;
+  rc = rstate_watch(c, &x, 1, rec_cb, &r, &wo, &cid);
+  cr_assert_eq(rc, RSTATE_ETIMEDOUT, "%s: %s", rstate_error_name(rc), rstate_last_error());
+  cr_assert(strstr(rstate_last_error(), "WATCH: the store is at revision") &&
+                strstr(rstate_last_error(), "reached the server only up to") &&
+                strstr(rstate_last_error(), "within 300 ms (request_timeout_ms)"),
+            "%s", rstate_last_error());
+  sem_post(&lag_out);
+  /* once the reader goes on, the same watch works */
+  rec_watch1(c, &r, "x", &(rstate_watch_opts){.include_initial = true});
+  rec_wait(&r, 1);
+  cr_assert_eq(r.ev[0].kind, RSTATE_EVENT_INITIAL);
+  cr_assert_eq(r.ev[0].new_value.u.i, 101);
+  rstate_close(c);
+  rstate_server_stop(srv);
+  rstate_close(other);
+  rstate_close(s);
+  rec_free(&r);
+  sem_destroy(&lag_in);
+  sem_destroy(&lag_out);
+}
+
 /* ---- group commit: several writers' sets in one call ---- */
 
 /* The group Function decides each request alone, in order: one refused

@@ -49,8 +49,10 @@ bool rstate__tap_is_sub(rstate_store *s, rstate_sub *sub);
 int rstate__tap_feed(rstate_store *s, const rstate_change *changes, size_t n);
 /* Before a snapshot of revision `revision` is served: waits (bounded by the
  * request timeout) until the taps have had every change up to it; at once
- * unless the backend subscribes, or on the thread that feeds the taps. */
-void rstate__tap_sync(rstate_store *s, uint64_t revision);
+ * unless the backend subscribes, or on the thread that feeds the taps.
+ * RSTATE_ETIMEDOUT, with a sentence naming what (the request), when the
+ * taps are still behind at the timeout. */
+int rstate__tap_sync(rstate_store *s, uint64_t revision, const char *what);
 
 /* ---- store.c: the front end's private calls for rstated's snapshot ------ */
 /* (tools/private.h declares them again for the tools, which link the static
@@ -89,8 +91,10 @@ void rstate__serve_deliver(void);
 /* The store revision read under the backend's snapshot, which is
  * serialized with the changes (backend.h): every revision up to it has
  * been through the taps, none after it (rstate_revision promises no such
- * thing). n_vars, when not NULL, gets the number of variables. */
-uint64_t rstate__serve_revision(rstate_store *s, uint64_t *n_vars);
+ * thing). n_vars, when not NULL, gets the number of variables. Then, as
+ * for a snapshot, waits for the taps: RSTATE_ETIMEDOUT (with a sentence
+ * naming what) when they are still behind it at the request timeout. */
+int rstate__serve_revision(rstate_store *s, uint64_t *revision, uint64_t *n_vars, const char *what);
 /* The backend's identity (backend.h, version 4), 0 when it has none. */
 uint64_t rstate__serve_identity(rstate_store *s);
 /* The backend's kept changes of revisions (after, up_to] (backend.h,

@@ -61,7 +61,10 @@ int rstate__snapshot_take(rstate_store *s, const char *const *patterns, size_t n
     return rc;
   }
   if (out->n > 1 && !sorted(out)) qsort(out->vars, out->n, sizeof *out->vars, var_cmp);
-  rstate__tap_sync(s, rev);
+  if ((rc = rstate__tap_sync(s, rev, fn))) {
+    rstate__snap_free(out);
+    return rc;
+  }
   if (revision) *revision = rev;
   return RSTATE_OK;
 }
@@ -81,13 +84,13 @@ static int count_one(const rstate_snapshot_var *v, void *ud) {
   return RSTATE_OK;
 }
 
-uint64_t rstate__serve_revision(rstate_store *s, uint64_t *n_vars) {
+int rstate__serve_revision(rstate_store *s, uint64_t *revision, uint64_t *n_vars, const char *what) {
   static const char *const every[] = {"*"};
   uint64_t r = 0, n = 0;
   s->ops->snapshot(s->backend, every, n_vars ? 1 : 0, count_one, &n, &r);
-  rstate__tap_sync(s, r);
+  *revision = r;
   if (n_vars) *n_vars = n;
-  return r;
+  return rstate__tap_sync(s, r, what);
 }
 
 uint64_t rstate__serve_identity(rstate_store *s) {

@@ -81,15 +81,23 @@ int rstate__tap_feed(rstate_store *s, const rstate_change *changes, size_t n) {
   return rc;
 }
 
-void rstate__tap_sync(rstate_store *s, uint64_t revision) {
-  if (!rstate__subscribes(s) || feeding == s) return;
+int rstate__tap_sync(rstate_store *s, uint64_t revision, const char *what) {
+  if (!rstate__subscribes(s) || feeding == s) return RSTATE_OK;
   int ms = s->opts.request_timeout_ms > 0 ? s->opts.request_timeout_ms : 5000;
   int64_t deadline = rstate__realtime_ns() + (int64_t)ms * 1000000;
   struct timespec ts = {.tv_sec = deadline / 1000000000, .tv_nsec = deadline % 1000000000};
   pthread_mutex_lock(&s->tap_mu);
   while (s->tap_subscribed && s->tap_rev < revision)
     if (pthread_cond_timedwait(&s->tap_moved, &s->tap_mu, &ts)) break;
-  pthread_mutex_unlock(&s->tap_mu); /* late: served as it is (the library has no log to say so) */
+  uint64_t had = s->tap_rev;
+  bool late = s->tap_subscribed && had < revision;
+  pthread_mutex_unlock(&s->tap_mu);
+  if (late) /* served as it is, the snapshot would not match the changes that follow it */
+    return rstate__err(RSTATE_ETIMEDOUT,
+                       "%s: the store is at revision %llu but its changes reached the server only up to %llu within "
+                       "%d ms (request_timeout_ms): the store's reader is behind; try again",
+                       what, (unsigned long long)revision, (unsigned long long)had, ms);
+  return RSTATE_OK;
 }
 
 /* The first tap of a store whose backend subscribes: subscribe to "*",

@@ -111,7 +111,8 @@ static void do_set_many(rstate_server *srv, client *c, const rstate__wire_msg *m
 static void do_stats(rstate_server *srv, client *c, const rstate__wire_msg *msg) {
   uint32_t req = msg->u.req.req;
   uint64_t vars = 0;
-  uint64_t rev = rstate__serve_revision(srv->store, &vars);
+  uint64_t rev = 0;
+  rstate__serve_revision(srv->store, &rev, &vars, "STATS"); /* late taps: the figures say so (history_*) */
   uint64_t oldest = srv->hist.events ? srv->hist.head->revision : 0;
   uint64_t queued = 0;
   for (const client *o = srv->clients; o; o = o->next) queued += out_pending(o);
@@ -183,7 +184,12 @@ static void do_watch(rstate_server *srv, client *c, const rstate__wire_msg *msg)
   }
   uint8_t status = RSTATE__WIRE_WATCH_NEW;
   if (m->resume_after) {
-    uint64_t cur = rstate__serve_revision(srv->store, NULL);
+    uint64_t cur = 0;
+    if ((rc = rstate__serve_revision(srv->store, &cur, NULL, "WATCH"))) {
+      rstate__srv_sub_free(sb);
+      rstate__srv_reply_error(srv, c, m->req, rc, SIZE_MAX);
+      return;
+    }
     rstate__srv_drain(srv); /* every revision up to cur is now in the history */
     if (m->resume_after >= srv->hist.head->revision && m->resume_after <= cur) {
       if (!rstate__srv_attach(srv, c, sb, rstate__history_find(&srv->hist, NULL, m->resume_after))) {
@@ -209,7 +215,7 @@ static void do_watch(rstate_server *srv, client *c, const rstate__wire_msg *msg)
   if (initial)
     rc = rstate__snapshot_take(srv->store, m->patterns, m->n, true, &sn, &R, "WATCH");
   else
-    R = rstate__serve_revision(srv->store, NULL);
+    rc = rstate__serve_revision(srv->store, &R, NULL, "WATCH");
   if (!rc && !rstate__srv_ensure_evs(srv, sn.n)) rc = rstate__err(RSTATE_ENOMEM, "WATCH: the server ran out of memory");
   if (!rc) {
     rstate__srv_drain(srv);
