@@ -9,7 +9,9 @@
  * first with the library's own checks (same codes and sentences as mem:),
  * against definitions read from Redis and kept by name with the revision
  * that defined them; the Function refuses a value checked against a
- * definition since replaced, and the set is checked again.
+ * definition since replaced, and the set is checked again. Sets go through
+ * the group commit of commit.c (several threads' sets in one call, several
+ * calls in flight); define and undefine use the pooled connections.
  *
  * Watches: one reader thread per store tails the log (XREAD BLOCK) on a
  * connection of its own, and keeps a mirror of every variable as of the

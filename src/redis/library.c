@@ -22,6 +22,10 @@
  *
  * Numbers are doubles in Lua: revisions and versions stay below 2^53 and are
  * written back with %.0f; times come from TIME as strings.
+ *
+ * Sets: rstate_1_sets takes several independent requests (group commit,
+ * commit.c) and decides each as rstate_1_set decides one; rstate_1_set
+ * stays for clients of the previous release, which share the library.
  */
 #include "redis.h"
 
