@@ -542,6 +542,25 @@ Test(redis, one_call_of_the_group_function_decides_each_request_alone) {
   rec_free(&r);
 }
 
+/* A group call that finds the library gone (FUNCTION FLUSH, or an older
+ * client's REPLACE) ran nothing: its sets are sent again once the library
+ * is loaded, each applied once. */
+Test(redis, sets_load_the_library_again_when_it_is_gone) {
+  h_redis_start(&primary, NULL);
+  rstate_store *s = open_ok(h_redis_uri(&primary, "flushfn"), NULL);
+  h_define_ok(s, "n", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  ASSERT_RC(rstate_set_int(s, "n", 1), RSTATE_OK);
+  h_redis_ok(primary.port, "FUNCTION", "FLUSH", NULL);
+  ASSERT_RC(rstate_set_int(s, "n", 2), RSTATE_OK);
+  cr_assert_eq(h_get_int(s, "n"), 2);
+  cr_assert_eq(h_version(s, "n"), 3, "each set applied once");
+  h_redis_ok(primary.port, "FUNCTION", "FLUSH", NULL);
+  rstate_assign two[] = {{"n", rstate_int(3)}};
+  ASSERT_RC(rstate_set_many(s, two, 1, NULL, NULL), RSTATE_OK);
+  cr_assert_eq(h_version(s, "n"), 4);
+  rstate_close(s);
+}
+
 /* Several threads writing through one store: their sets share calls and
  * the connection; every watcher sees every change of each variable in
  * order, once, with the right old and new values, and refused sets keep
