@@ -689,6 +689,47 @@ Test(redis, concurrent_writers_share_calls_and_every_watcher_sees_every_change_i
   rec_free(&local);
 }
 
+/* A store nobody watches leaves the log alone; its first watch (or a watch
+ * after the last one went) catches up first: from a snapshot when the
+ * store moved far (over 1,000 revisions), else from the log. */
+Test(redis, a_store_without_watches_catches_up_for_its_next_watch) {
+  h_redis_start(&primary, NULL);
+  const char *uri = h_redis_uri(&primary, "rest");
+  rstate_store *w = open_ok(uri, NULL), *x = open_ok(uri, NULL);
+  h_define_ok(x, "n", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  for (int i = 1; i <= 1200; i++) ASSERT_RC(rstate_set_int(x, "n", i), RSTATE_OK);
+  recorder r;
+  rec_init(&r);
+  rstate_watch_id id = rec_watch1(w, &r, "n", &(rstate_watch_opts){.include_initial = true});
+  rec_wait(&r, 1);
+  cr_assert_eq(r.ev[0].kind, RSTATE_EVENT_INITIAL);
+  cr_assert_eq(r.ev[0].new_value.u.i, 1200);
+  cr_assert_eq(r.ev[0].version, 1201);
+  ASSERT_RC(rstate_set_int(x, "n", 1201), RSTATE_OK);
+  rec_wait(&r, 2);
+  cr_assert_eq(r.ev[1].kind, RSTATE_EVENT_CHANGED);
+  cr_assert(r.ev[1].old_value.u.i == 1200 && r.ev[1].new_value.u.i == 1201);
+  ASSERT_RC(rstate_unwatch(w, id), RSTATE_OK);
+  ASSERT_RC(rstate_set_int(x, "n", 1202), RSTATE_OK);
+  ASSERT_RC(rstate_set_int(x, "n", 1203), RSTATE_OK);
+  recorder r2;
+  rec_init(&r2);
+  rec_watch1(w, &r2, "n", &(rstate_watch_opts){.include_initial = true});
+  ASSERT_RC(rstate_set_int(x, "n", 1204), RSTATE_OK);
+  rec_wait(&r2, 2);
+  pthread_mutex_lock(&r2.lock);
+  cr_assert_eq(r2.n, 2);
+  cr_assert_eq(r2.ev[0].kind, RSTATE_EVENT_INITIAL);
+  cr_assert_eq(r2.ev[0].new_value.u.i, 1203);
+  cr_assert_eq(r2.ev[1].kind, RSTATE_EVENT_CHANGED);
+  cr_assert(r2.ev[1].old_value.u.i == 1203 && r2.ev[1].new_value.u.i == 1204 && r2.ev[1].version == 1205);
+  pthread_mutex_unlock(&r2.lock);
+  rstate_close(x);
+  rstate_close(w);
+  rec_free(&r);
+  rec_free(&r2);
+}
+
 /* ---- gaps: a trimmed log, a flushed store ---- */
 
 static sem_t entered, release;

@@ -118,6 +118,7 @@ typedef struct rds {
   rstate__map mirror; /* name -> mvar */
   rsub *subs;
   size_t n_subs;
+  size_t joining; /* watches being made, waiting for the reader to catch up */
 } rds;
 
 #define R(b) ((rds *)(b))
@@ -956,7 +957,7 @@ static int full_sync(rds *r) {
 /* Whether what the reader saw still stands: the same epoch, and the store
  * at or past the last revision read with the same token there; when it is
  * past it, the log must still hold the next entry, following that token. */
-static int check_epoch(rds *r, bool *gap) {
+static int check_epoch(rds *r, bool *gap, uint64_t *store_rev) {
   const char *argv[] = {"HMGET", r->keys[0], "rev", "tok", "epoch"};
   rstate__resp *rep = NULL;
   int rc = rstate__redis_command(&r->rconn, r->uri, r->request_timeout_ms, &rep, 5, argv, NULL);
@@ -967,6 +968,7 @@ static int check_epoch(rds *r, bool *gap) {
   }
   uint64_t rev = 0;
   rstate__resp_u64(&rep->elem[0], &rev);
+  if (store_rev) *store_rev = rev;
   pthread_mutex_lock(&r->lock);
   const rstate__resp *ep = &rep->elem[2];
   uint64_t emitted = r->emitted;
@@ -1069,6 +1071,44 @@ static void delivered(rds *r) {
   pthread_mutex_unlock(&r->lock);
 }
 
+/* Under lock: whether the reader follows the log now: while a watch (or
+ * the taps' subscription) may get its entries, or one is being made. A
+ * store nobody watches leaves the log alone: Redis then serves its XADDs
+ * to the other clients' readers alone, and this process parses nothing. */
+static bool tailing(const rds *r) { return r->n_subs > 0 || r->joining > 0; }
+
+/* Not tailing: waits up to BLOCK_MS for a watch (or close), then checks
+ * that the connection still stands (on_state reports its loss). */
+static int rest(rds *r, bool *join) {
+  int64_t until = rstate__realtime_ns() + (int64_t)BLOCK_MS * 1000000;
+  struct timespec ts = {.tv_sec = until / 1000000000, .tv_nsec = until % 1000000000};
+  pthread_mutex_lock(&r->lock);
+  while (!r->closing && !tailing(r))
+    if (pthread_cond_timedwait(&r->cond, &r->lock, &ts) == ETIMEDOUT) break;
+  *join = tailing(r) && !r->closing;
+  bool closing = r->closing;
+  pthread_mutex_unlock(&r->lock);
+  if (closing || *join) return RSTATE_OK;
+  const char *ping[] = {"PING"};
+  rstate__resp *rep = NULL;
+  int rc = rstate__redis_command(&r->rconn, r->uri, r->request_timeout_ms, &rep, 1, ping, NULL);
+  rstate__resp_free(rep);
+  return rc;
+}
+
+/* Tailing again after a rest: the log since the last revision read, or a
+ * snapshot when that is far behind (or no longer follows). */
+static int rejoin(rds *r) {
+  bool gap = false;
+  uint64_t rev = 0;
+  int rc = check_epoch(r, &gap, &rev);
+  pthread_mutex_lock(&r->lock);
+  bool far = rev > r->emitted + 1000;
+  pthread_mutex_unlock(&r->lock);
+  if (!rc && (gap || far)) rc = full_sync(r);
+  return rc;
+}
+
 static void *reader_main(void *arg) {
   rds *r = arg;
   reader_of = r;
@@ -1099,7 +1139,7 @@ static void *reader_main(void *arg) {
       if (backoff_ms < 2000) backoff_ms *= 2;
       rc = connect_to(r, &r->rconn);
       bool gap = false;
-      if (!rc) rc = check_epoch(r, &gap);
+      if (!rc) rc = check_epoch(r, &gap, NULL);
       if (!rc && gap) rc = full_sync(r);
       if (rc) {
         rstate__redis_conn_close(&r->rconn);
@@ -1114,8 +1154,20 @@ static void *reader_main(void *arg) {
       continue;
     }
     bool gap = false, idle = false;
-    rc = read_log(r, &gap, &idle, true);
-    if (!rc && idle) rc = check_epoch(r, &gap);
+    pthread_mutex_lock(&r->lock);
+    bool tail = tailing(r);
+    pthread_mutex_unlock(&r->lock);
+    if (!tail) {
+      bool join = false;
+      if ((rc = rest(r, &join)) == RSTATE_OK && join) rc = rejoin(r);
+      if (!rc) {
+        if (join) delivered(r);
+        continue;
+      }
+    } else {
+      rc = read_log(r, &gap, &idle, true);
+      if (!rc && idle) rc = check_epoch(r, &gap, NULL);
+    }
     if (!rc && gap) rc = full_sync(r);
     if (!rc) {
       delivered(r);
@@ -1167,6 +1219,10 @@ static int rds_subscribe(rstate_backend *b, rstate_sub *sub, const char *const *
   if (reader_of != r) {
     uint64_t now = 0;
     rstate__resp *rep = NULL;
+    pthread_mutex_lock(&r->lock);
+    r->joining++; /* the reader follows the log again, if it rested */
+    pthread_cond_broadcast(&r->cond);
+    pthread_mutex_unlock(&r->lock);
     if (!(rc = read_vars(r, NULL, 0, &rep, &now))) rstate__resp_free(rep);
     int64_t deadline = rstate__realtime_ns() + (int64_t)r->request_timeout_ms * 1000000;
     struct timespec ts = {.tv_sec = deadline / 1000000000, .tv_nsec = deadline % 1000000000};
@@ -1178,6 +1234,7 @@ static int rds_subscribe(rstate_backend *b, rstate_sub *sub, const char *const *
     pthread_mutex_unlock(&r->lock);
   }
   pthread_mutex_lock(&r->lock);
+  if (reader_of != r) r->joining--; /* added below (under this lock) or given up */
   if (!rc && include_initial) {
     size_t cap = r->mirror.count + 1, k = 0, it = 0;
     rstate_change *out = malloc(cap * sizeof *out);
