@@ -15,8 +15,10 @@
  *
  * Watches: one reader thread per store tails the log (XREAD BLOCK) on a
  * connection of its own, and keeps a mirror of every variable as of the
- * last revision it read. Watches are subscriptions (backend.h, version 2):
- * a new watch's INITIAL events come from the mirror, after the reader
+ * last revision it read; it rests while the store has no watch (a writer
+ * alone does not read its own changes back) and catches up for the next.
+ * Watches are subscriptions (backend.h, version 2): a new watch's INITIAL
+ * events come from the mirror, after the reader
  * caught up with the revision Redis had when the watch was made, and every
  * later entry goes to the watches that cover its changes. Each entry names
  * the previous change's token: when an entry does not follow the last one
