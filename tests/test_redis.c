@@ -620,7 +620,7 @@ static size_t gc_check_chain(recorder *r, const char *name, int64_t first_old) {
   return n;
 }
 
-Test(redis, concurrent_writers_share_calls_and_every_watcher_sees_every_change_in_order, .timeout = 120) {
+Test(redis, concurrent_writers_share_calls_and_every_watcher_sees_every_change_in_order) {
   h_redis_start(&primary, NULL);
   const char *uri = h_redis_uri(&primary, "gc");
   gc_each = getenv("RSTATE_TEST_QUICK") ? 40 : 300;
