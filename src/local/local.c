@@ -226,11 +226,7 @@ static int local_define(rstate_backend *b, const rstate_var_def *def) {
     pthread_mutex_unlock(&l->lock);
     rstate_type asked = v->type;
     var_free(v);
-    if (!part) return RSTATE_OK;
-    if (type != asked)
-      return rstate__err(RSTATE_EEXIST, "%s: already defined differently: its type is %s, not %s", def->name,
-                         rstate_type_name(type), rstate_type_name(asked));
-    return rstate__err(RSTATE_EEXIST, "%s: already defined differently: its %s differs", def->name, part);
+    return part ? rstate__defined_differently(def->name, type, asked, part) : RSTATE_OK;
   }
   if (!rstate__map_reserve(&l->vars, 1)) {
     pthread_mutex_unlock(&l->lock);

@@ -333,9 +333,7 @@ static int spec_fetch(rds *r, const char *const *names, size_t n) {
  * naming the part that differs as the mem: backend does: the stored
  * definition is read back for it (just "definition" if it cannot be). */
 static int defined_differently(rds *r, const rstate_var_def *def, rstate_type stored) {
-  if (stored != def->type)
-    return rstate__err(RSTATE_EEXIST, "%s: already defined differently: its type is %s, not %s", def->name,
-                       rstate_type_name(stored), rstate_type_name(def->type));
+  if (stored != def->type) return rstate__defined_differently(def->name, stored, def->type, NULL);
   const char *part = "definition";
   rstate__spec *mine = NULL;
   spec_forget(r, def->name);
@@ -348,7 +346,7 @@ static int defined_differently(rds *r, const rstate_var_def *def, rstate_type st
     if (d) part = d;
   }
   rstate__spec_free(mine);
-  return rstate__err(RSTATE_EEXIST, "%s: already defined differently: its %s differs", def->name, part);
+  return rstate__defined_differently(def->name, stored, def->type, part);
 }
 
 /* ---- calls on the callers' connection ---- */

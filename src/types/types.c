@@ -967,6 +967,13 @@ const char *rstate__spec_diff(const rstate__spec *a, const rstate__spec *b) {
 
 bool rstate__spec_same(const rstate__spec *a, const rstate__spec *b) { return rstate__spec_diff(a, b) == NULL; }
 
+int rstate__defined_differently(const char *name, rstate_type had, rstate_type asked, const char *part) {
+  if (had != asked)
+    return rstate__err(RSTATE_EEXIST, "%s: already defined differently: its type is %s, not %s", name,
+                       rstate_type_name(had), rstate_type_name(asked));
+  return rstate__err(RSTATE_EEXIST, "%s: already defined differently: its %s differs", name, part);
+}
+
 const char *rstate__spec_name(const rstate__spec *spec) { return spec->name; }
 rstate_type rstate__spec_type(const rstate__spec *spec) { return spec->row->type; }
 const rstate_value *rstate__spec_initial(const rstate__spec *spec) { return &spec->initial; }

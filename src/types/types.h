@@ -75,6 +75,10 @@ bool rstate__spec_same(const rstate__spec *a, const rstate__spec *b);
  * max" (min, max, min_length, max_length, choices, pattern,
  * module_namespace), "description". A static string. */
 const char *rstate__spec_diff(const rstate__spec *a, const rstate__spec *b);
+/* RSTATE_EEXIST with the sentence every backend gives for a define whose
+ * name is defined otherwise: the types when they differ, else part (a
+ * rstate__spec_diff string) differs. */
+int rstate__defined_differently(const char *name, rstate_type had, rstate_type asked, const char *part);
 const char *rstate__spec_name(const rstate__spec *spec);
 rstate_type rstate__spec_type(const rstate__spec *spec);
 /* The initial value, coerced to the type's kind; owned by the spec. */
