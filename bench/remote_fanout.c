@@ -13,6 +13,8 @@
  *   remote.fanout100.first  the same, to the first of the 100
  *   remote.fanout100.local  the change made in the server process itself
  *                           (rstate_set on the served store: no first hop)
+ *   remote.fanout100.x      remote.fanout100's p50 / the floor's p50, within
+ *                           the run (issue 22: ≤ 1.25)
  *
  * Floor (same run): floor.unix.fan100 — one thread writes an 89-byte
  * message into each of 100 Unix sockets, each read by its own blocked
@@ -71,6 +73,8 @@ int main(int argc, char **argv) {
   bsum sl = bs_sum(&last), sf = bs_sum(&first), sloc = bs_sum(&local);
   bench_pct_row("remote.fanout100", "set on a client -> last of 100 watching clients, unix:, p50", sl.p50, sl,
                 "floor.unix.fan100", ff.p50, '<', 300000);
+  bench_ratio("remote.fanout100.x", "set on a client -> last of 100 clients p50 / floor p50", sl.p50 / ff.p50, '<',
+              1.25);
   bench_pct_row("remote.fanout100.first", "set on a client -> first of the 100, p50", sf.p50, sf, NULL, NAN, 0, 0);
   bench_pct_row("remote.fanout100.local", "set in the server process -> last of 100 clients, p50", sloc.p50, sloc,
                 "floor.unix.fan100", ff.p50, 0, 0);
