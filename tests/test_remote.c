@@ -6,6 +6,7 @@
  * RESYNC events after a gap. The network failures come from a proxy
  * (proxy.h) between the client and the server.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -198,6 +199,68 @@ Test(remote, close_does_not_wait_for_the_next_heartbeat) {
   int64_t took_ms = now_ms() - t0;
   cr_assert_lt(took_ms, 5000, "rstate_close took %lld ms with a 60 s heartbeat: it waited for the heartbeat",
                (long long)took_ms);
+}
+
+/* The threads of this process, by id (at most cap). */
+static int task_ids(long *ids, int cap) {
+  DIR *d = opendir("/proc/self/task");
+  cr_assert_not_null(d, "cannot list /proc/self/task");
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) && n < cap)
+    if (e->d_name[0] != '.') ids[n++] = atol(e->d_name);
+  closedir(d);
+  return n;
+}
+
+/* Times thread tid of this process went to sleep (voluntary switches). */
+static long sleeps_of(long tid) {
+  char path[64], line[128];
+  snprintf(path, sizeof path, "/proc/self/task/%ld/status", tid);
+  FILE *f = fopen(path, "r");
+  cr_assert_not_null(f, "cannot read %s", path);
+  long n = -1;
+  while (fgets(line, sizeof line, f))
+    if (sscanf(line, "voluntary_ctxt_switches: %ld", &n) == 1) break;
+  fclose(f);
+  return n;
+}
+
+/* On a Unix socket the kernel wakes a thread blocked in recv each time the
+ * peer reads what the socket wrote: the connection thread of a store sending
+ * requests woke twice per request, for nothing as the server read it, then
+ * for the answer, taking a CPU from the threads carrying the change. While
+ * its store sends requests it waits in poll, which wakes for incoming bytes
+ * only. */
+Test(remote, a_writing_stores_unix_connection_thread_wakes_once_per_answer) {
+  long before[256], after[256];
+  int nb = task_ids(before, 256);
+  rstate_store *c = NULL;
+  ASSERT_RC(rstate_open(&c, server_uri, NULL), RSTATE_OK); /* no proxy: the server reads the socket */
+  int na = task_ids(after, 256);
+  long conn = -1;
+  for (int i = 0; i < na; i++) {
+    bool known = false;
+    for (int j = 0; j < nb; j++) known |= after[i] == before[j];
+    if (!known) conn = after[i];
+  }
+  cr_assert_neq(conn, -1, "the connection thread was not found in /proc/self/task");
+  h_define_ok(c, "wake.x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  rstate_value v = rstate_int(0);
+  for (int i = 0; i < 20; i++) {
+    v.u.i++;
+    ASSERT_RC(rstate_set(c, "wake.x", &v, NULL), RSTATE_OK);
+  }
+  long s0 = sleeps_of(conn);
+  int n = 200;
+  for (int i = 0; i < n; i++) {
+    v.u.i++;
+    ASSERT_RC(rstate_set(c, "wake.x", &v, NULL), RSTATE_OK);
+  }
+  long slept = sleeps_of(conn) - s0;
+  cr_assert_leq(slept, n * 3 / 2, "the connection thread went to sleep %ld times for %d requests: it wakes for "
+                "more than the answers", slept, n);
+  rstate_close(c);
 }
 
 Test(remote, a_wrong_or_missing_token_is_eperm) {

@@ -1,7 +1,11 @@
 /*
  * test_spin.c — how many threads may look before they sleep (src/util/spin.c):
- * the CPUs, capped by a cgroup CPU quota, and one looker fewer than them.
+ * the CPUs, capped by a cgroup CPU quota, and one looker fewer than them;
+ * and a looker giving its CPU to a thread waiting for it.
  */
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -48,4 +52,38 @@ Test(spin, one_looker_fewer_than_the_cpus) {
   cr_assert(rstate__spin_begin(3), "a looker that stopped makes room");
   rstate__spin_end();
   rstate__spin_end();
+}
+
+/* The thread that makes the awaited thing happen may be queued on the
+ * looker's own CPU (the others busy with other work): between two looks the
+ * looker gives it the CPU, rather than holding it off for its whole look. */
+static atomic_bool arrived;
+
+static void *arrive(void *arg) {
+  (void)arg;
+  atomic_store(&arrived, true);
+  return NULL;
+}
+
+Test(spin, a_looker_gives_its_cpu_to_a_thread_waiting_for_it) {
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(sched_getcpu() < 0 ? 0 : sched_getcpu(), &one);
+  cr_assert_eq(pthread_setaffinity_np(pthread_self(), sizeof one, &one), 0, "cannot pin the looker to one CPU");
+  pthread_attr_t at;
+  pthread_attr_init(&at);
+  cr_assert_eq(pthread_attr_setaffinity_np(&at, sizeof one, &one), 0);
+  pthread_t t;
+  cr_assert_eq(pthread_create(&t, &at, arrive, NULL), 0);
+  pthread_attr_destroy(&at);
+  /* a pause between looks took a whole time slice here (milliseconds,
+   * tens of thousands of looks) before the other thread ran */
+  long looks = 0;
+  while (!atomic_load(&arrived) && looks < 1000000) {
+    looks++;
+    rstate__spin_yield();
+  }
+  pthread_join(t, NULL);
+  cr_assert_leq(looks, 100, "the looker looked %ld times before the thread on its CPU ran: it does not give way",
+                looks);
 }

@@ -83,6 +83,7 @@ int rstate__remote_send(remote *r, uint64_t gen, int (*encode)(rstate__wire_buf 
       rc = rstate__err(RSTATE_ECLOSED, "%s: the connection was lost: %s", r->uri, strerror(errno));
     }
     r->out.len = 0;
+    atomic_store_explicit(&r->sent_ns, rstate__monotonic_ns(), memory_order_relaxed); /* wait_and_read */
   }
   pthread_mutex_unlock(&r->wlock);
   return rc;
@@ -196,7 +197,10 @@ static void pump(remote *r, waiter *w, int64_t deadline) {
  * set's round trip. Only the store's one waiting caller looks, and only
  * while a CPU is left for the threads that make the answer (where callers
  * overlap, each wakeup serves several answers anyway), and not when answers
- * take longer than SPIN_MAX_NS. */
+ * take longer than SPIN_MAX_NS. Between looks it yields: when other work
+ * holds the other CPUs, the server's thread or this store's connection
+ * thread waits in the looker's run queue, and runs at once instead of after
+ * the look. */
 #define SPIN_MAX_NS 100000
 
 /* How long a caller looks: twice the usual wait for an answer, at most
@@ -209,7 +213,7 @@ static int64_t spin_budget(const remote *r) {
 
 static void spin_for_answer(waiter *w, int64_t until) {
   while (!atomic_load_explicit(&w->done, memory_order_acquire) && rstate__monotonic_ns() < until)
-    rstate__spin_pause();
+    rstate__spin_yield();
 }
 
 int rstate__remote_wait(remote *r, waiter *w) {
@@ -469,6 +473,10 @@ static int handshake(remote *r, int fd, int64_t deadline) {
   }
 }
 
+/* How long the connection thread waits for bytes before it checks the
+ * heartbeats: a quarter of the interval. */
+static int receive_tick_ms(const remote *r) { return heartbeat_ms(r) / 4 ? heartbeat_ms(r) / 4 : 1; }
+
 /* Connects and shakes hands; on success the remote is CONNECTED and its
  * subscriptions are sent again. Not under lock. */
 static int connect_once(remote *r) {
@@ -487,7 +495,7 @@ static int connect_once(remote *r) {
   }
   struct timeval tv = {r->request_timeout_ms / 1000, (r->request_timeout_ms % 1000) * 1000};
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  int tick_ms = heartbeat_ms(r) / 4 ? heartbeat_ms(r) / 4 : 1; /* serve's check of the heartbeats */
+  int tick_ms = receive_tick_ms(r); /* serve's check of the heartbeats */
   struct timeval rtv = {tick_ms / 1000, (tick_ms % 1000) * 1000};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &rtv, sizeof rtv);
   pthread_mutex_lock(&r->lock);
@@ -545,11 +553,37 @@ static bool reconnect(remote *r) {
   }
 }
 
+/* A connection that sent a request within this long is a writer's (see
+ * wait_and_read). */
+#define WRITER_NS (100 * 1000000LL)
+
+/* Waits until the socket has bytes and reads them. The connection thread
+ * blocks in recv itself, one system call per wakeup, except on the Unix
+ * socket of a store that sent a request within WRITER_NS: there it waits in
+ * poll, then reads. The kernel wakes every thread blocked in recv on a Unix
+ * socket each time the peer reads what the socket wrote (the write space
+ * that frees wakes the socket's waiters, and a recv waiter does not look at
+ * why), so a writer's connection thread woke for nothing just as the server
+ * read each request, and took a CPU from the threads carrying the change to
+ * the watchers (bench/notes.md, remote.unix.relay.p50x); poll's waiter
+ * wakes for incoming bytes only. A store that only watches keeps the single
+ * recv (a poll more per wakeup cost the 100-client fan-out 14 %). A
+ * timeout: -1 with EAGAIN. */
+static ssize_t wait_and_read(remote *r, int fd) {
+  int64_t sent = atomic_load_explicit(&r->sent_ns, memory_order_relaxed);
+  if (r->addr.family != AF_UNIX || !sent || rstate__monotonic_ns() - sent > WRITER_NS) return read_some(r, fd, 0);
+  struct pollfd p = {.fd = fd, .events = POLLIN};
+  int n = poll(&p, 1, receive_tick_ms(r));
+  if (n > 0) return read_some(r, fd, MSG_DONTWAIT);
+  if (n == 0) errno = EAGAIN;
+  return -1;
+}
+
 /* Reads while connected; returns when the connection is lost or the store
- * closes. The connection thread blocks in recv itself, one system call per
- * wakeup: the socket's receive timeout (a quarter of the heartbeat interval,
- * set by connect_once) brings it back to check the heartbeats, and
- * remote_close shuts the socket down to end the wait. */
+ * closes. The wait for bytes (wait_and_read) ends after a quarter of the
+ * heartbeat interval (the socket's receive timeout over TCP, set by
+ * connect_once; poll's own on a Unix socket) to check the heartbeats, and
+ * remote_close shuts the socket down to end it. */
 static void serve(remote *r) {
   for (;;) {
     pthread_mutex_lock(&r->lock);
@@ -569,7 +603,7 @@ static void serve(remote *r) {
     pthread_mutex_unlock(&r->lock);
 
     /* the reader is the connection thread's alone: read outside the lock */
-    ssize_t k = read_some(r, fd, 0);
+    ssize_t k = wait_and_read(r, fd);
     int err = errno;
     pthread_mutex_lock(&r->lock);
     if (r->closing) rstate__remote_drop(r, "the store is closing");
@@ -697,7 +731,7 @@ static void remote_close(rstate_backend *b) {
   r->closing = true; /* the connection thread drops the connection and ends */
   pthread_mutex_unlock(&r->lock);
   pthread_mutex_lock(&r->wlock);
-  if (r->fd >= 0) shutdown(r->fd, SHUT_RDWR); /* ends serve's recv */
+  if (r->fd >= 0) shutdown(r->fd, SHUT_RDWR); /* ends serve's wait for bytes */
   pthread_mutex_unlock(&r->wlock);
   uint64_t one = 1;
   if (write(r->wake, &one, sizeof one) < 0) { /* a full eventfd is awake already */

@@ -6,6 +6,13 @@
  * arrive, so at most one thread fewer than the CPUs looks at a time. The
  * CPUs are those the thread may run on, capped by a CPU quota of the
  * process's cgroup (cgroup v2's cpu.max, as a container sees its own).
+ *
+ * Those CPUs may still be busy with other processes' work, and then the
+ * threads that make the awaited thing happen wait in the looker's own run
+ * queue: between two looks it yields (rstate__spin_yield), so they run at
+ * once, and its CPU still never goes idle (a halted virtual CPU is what
+ * costs the wakeup). A pause instruction between looks held them off until
+ * the look ran out (bench/notes.md, remote.unix.p50).
  */
 #include <sched.h>
 #include <stdatomic.h>
@@ -47,10 +54,4 @@ bool rstate__spin_begin(int cpus) {
 
 void rstate__spin_end(void) { atomic_fetch_sub_explicit(&spinners, 1, memory_order_relaxed); }
 
-void rstate__spin_pause(void) {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  __asm__ __volatile__("yield");
-#endif
-}
+void rstate__spin_yield(void) { sched_yield(); }

@@ -55,7 +55,8 @@ int rstate__spin_cpus_capped(int cpus, const char *cpu_max);
  * while fewer than cpus - 1 threads of the process look. */
 bool rstate__spin_begin(int cpus);
 void rstate__spin_end(void);
-/* A pause between two looks: from a few to ~150 cycles, by CPU. */
-void rstate__spin_pause(void);
+/* Between two looks: the CPU to any thread waiting for it (the ones that
+ * make the awaited thing happen may be), else straight back (sched_yield). */
+void rstate__spin_yield(void);
 
 #endif /* RSTATE_UTIL_H */
