@@ -83,7 +83,6 @@ int rstate__remote_send(remote *r, uint64_t gen, int (*encode)(rstate__wire_buf 
       rc = rstate__err(RSTATE_ECLOSED, "%s: the connection was lost: %s", r->uri, strerror(errno));
     }
     r->out.len = 0;
-    atomic_store_explicit(&r->sent_ns, rstate__monotonic_ns(), memory_order_relaxed); /* wait_and_read */
   }
   pthread_mutex_unlock(&r->wlock);
   return rc;
@@ -124,6 +123,7 @@ void rstate__remote_finish(remote *r, waiter *w, int rc) {
  * watches, the callbacks of its write have run when the write returns, as
  * on a mem: store. */
 static void answer(remote *r, waiter *w, int rc) {
+  r->answers++; /* serve: the next wait is a writer's (wait_and_read) */
   if (w == r->pumping) { /* the callback reading for its own answer */
     rstate__remote_finish(r, w, rc);
     return;
@@ -553,25 +553,21 @@ static bool reconnect(remote *r) {
   }
 }
 
-/* A connection that sent a request within this long is a writer's (see
- * wait_and_read). */
-#define WRITER_NS (100 * 1000000LL)
-
 /* Waits until the socket has bytes and reads them. The connection thread
- * blocks in recv itself, one system call per wakeup, except on the Unix
- * socket of a store that sent a request within WRITER_NS: there it waits in
- * poll, then reads. The kernel wakes every thread blocked in recv on a Unix
- * socket each time the peer reads what the socket wrote (the write space
- * that frees wakes the socket's waiters, and a recv waiter does not look at
- * why), so a writer's connection thread woke for nothing just as the server
- * read each request, and took a CPU from the threads carrying the change to
- * the watchers (bench/notes.md, remote.unix.relay.p50x); poll's waiter
- * wakes for incoming bytes only. A store that only watches keeps the single
- * recv (a poll more per wakeup cost the 100-client fan-out 14 %). A
- * timeout: -1 with EAGAIN. */
-static ssize_t wait_and_read(remote *r, int fd) {
-  int64_t sent = atomic_load_explicit(&r->sent_ns, memory_order_relaxed);
-  if (r->addr.family != AF_UNIX || !sent || rstate__monotonic_ns() - sent > WRITER_NS) return read_some(r, fd, 0);
+ * blocks in recv itself, one system call per wakeup, except on a Unix
+ * socket after a wakeup that brought an answer (writer: the store is
+ * sending requests): there it waits in poll, then reads. The kernel wakes
+ * every thread blocked in recv on a Unix socket each time the peer reads
+ * what the socket wrote (the write space that frees wakes the socket's
+ * waiters, and a recv waiter does not look at why), so a writer's
+ * connection thread woke for nothing just as the server read each request,
+ * and took a CPU from the threads carrying the change to the watchers
+ * (bench/notes.md, remote.unix.relay.p50x); poll's waiter wakes for
+ * incoming bytes only. A store that receives events keeps the single recv:
+ * a poll more per wakeup cost the 100-client fan-out 14 % and a stream of
+ * events 10 %. A timeout: -1 with EAGAIN. */
+static ssize_t wait_and_read(remote *r, int fd, bool writer) {
+  if (r->addr.family != AF_UNIX || !writer) return read_some(r, fd, 0);
   struct pollfd p = {.fd = fd, .events = POLLIN};
   int n = poll(&p, 1, receive_tick_ms(r));
   if (n > 0) return read_some(r, fd, MSG_DONTWAIT);
@@ -600,10 +596,12 @@ static void serve(remote *r) {
     }
     int fd = r->fd;
     int64_t dead_at = r->last_rx_ns + 3 * hb_ns;
+    bool writer = r->answers != r->answers_waited; /* the last wakeup brought an answer */
+    r->answers_waited = r->answers;
     pthread_mutex_unlock(&r->lock);
 
     /* the reader is the connection thread's alone: read outside the lock */
-    ssize_t k = wait_and_read(r, fd);
+    ssize_t k = wait_and_read(r, fd, writer);
     int err = errno;
     pthread_mutex_lock(&r->lock);
     if (r->closing) rstate__remote_drop(r, "the store is closing");

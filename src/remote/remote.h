@@ -57,7 +57,8 @@ typedef struct remote {
   int cpus;          /* the CPUs the connection thread may run on (rstate__remote_wait) */
   int n_waiting;     /* callers waiting for an answer now (under lock) */
   int64_t answer_ns; /* how long answers have been taking to come (a moving average, under lock) */
-  _Atomic int64_t sent_ns; /* monotonic: the last request sent (rstate__remote_send; 0: none) */
+  uint64_t answers;        /* answers read by the connection thread (under lock) */
+  uint64_t answers_waited; /* ... as of its last wait for bytes (serve) */
 
   pthread_mutex_t lock;
   pthread_cond_t cond; /* a waiter is done, the state changed */
