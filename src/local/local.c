@@ -127,16 +127,42 @@ static bool hist_reserve(local *l, var *v) {
   return true;
 }
 
+/* The slot for one more entry (room made by hist_reserve), the oldest one
+ * dropped when full: to be filled whole by the caller. */
+static rstate_history_entry *hist_slot(var *v) {
+  if (v->h_n < v->h_cap) {
+    size_t i = v->h_start + v->h_n++;
+    return &v->h[i < v->h_cap ? i : i - v->h_cap];
+  }
+  rstate_history_entry *e = &v->h[v->h_start];
+  hentry_clear(e);
+  v->h_start = v->h_start + 1 < v->h_cap ? v->h_start + 1 : 0;
+  return e;
+}
+
 /* Appends a prepared entry (moved in), dropping the oldest when full. */
 static void hist_push(var *v, rstate_history_entry *e) {
-  if (v->h_n < v->h_cap) {
-    v->h[(v->h_start + v->h_n++) % v->h_cap] = *e;
-  } else {
-    hentry_clear(&v->h[v->h_start]);
-    v->h[v->h_start] = *e;
-    v->h_start = (v->h_start + 1) % v->h_cap;
-  }
+  *hist_slot(v) = *e;
   memset(e, 0, sizeof *e);
+}
+
+/* Whether an entry owns memory (made before the change, so that running out
+ * of it abandons the change) or is made in place after it (hist_put). */
+static bool hentry_owns(const rstate_value *value, const char *source, size_t n_meta) {
+  return value->kind == RSTATE_STRING || source || n_meta;
+}
+
+/* Appends an entry that owns nothing (a scalar, no source, no meta) made in
+ * place in the ring. */
+static void hist_put(var *v, const rstate_value *value, uint64_t version, uint64_t revision, int64_t ts) {
+  rstate_history_entry *e = hist_slot(v);
+  e->version = version;
+  e->revision = revision;
+  e->timestamp_ns = ts;
+  e->value = *value;
+  e->source = NULL;
+  e->meta = NULL;
+  e->n_meta = 0;
 }
 
 static void hist_free(var *v) {
@@ -387,13 +413,14 @@ static int local_snapshot(rstate_backend *b, const char *const *patterns, size_t
 typedef struct pending {
   var *v;
   rstate_value value; /* coerced; a string is the owned copy to install */
-  rstate_history_entry he; /* with history: the entry to push */
+  rstate_history_entry he; /* with history, when it owns memory: the entry to push */
+  bool he_made;            /* he holds one (else it is made in place: hist_put) */
 } pending;
 
 static void pending_free(pending *p, size_t n) {
   for (size_t i = 0; i < n; i++) {
     if (p[i].value.kind == RSTATE_STRING) rstate_value_clear(&p[i].value);
-    hentry_clear(&p[i].he);
+    if (p[i].he_made) hentry_clear(&p[i].he);
   }
 }
 
@@ -435,7 +462,7 @@ static int local_set_many(rstate_backend *b, const rstate_assign *items, size_t 
       if (!rc && !rstate_value_equal(&value, &v->value)) {
         p[k].v = v;
         p[k].value = value;
-        memset(&p[k].he, 0, sizeof p[k].he);
+        p[k].he_made = false;
         if (value.kind == RSTATE_STRING && rstate_value_copy(&p[k].value, &value)) {
           rc = rstate__err(RSTATE_ENOMEM, "%s: out of memory copying the value", v->name);
         } else {
@@ -451,10 +478,14 @@ static int local_set_many(rstate_backend *b, const rstate_assign *items, size_t 
   uint64_t revision = l->revision + 1;
   int64_t now = 0;
   if (!rc && k) now = rstate__realtime_ns();
+  const char *source = opts ? opts->source : NULL;
+  const rstate_meta *meta = opts ? opts->meta : NULL;
+  size_t n_meta = opts ? opts->n_meta : 0;
   for (size_t i = 0; !rc && l->keep && i < k; i++) {
     if (!hist_reserve(l, p[i].v) ||
-        !hentry_make(&p[i].he, &p[i].value, p[i].v->version + 1, revision, now, opts ? opts->source : NULL,
-                     opts ? opts->meta : NULL, opts ? opts->n_meta : 0)) {
+        (hentry_owns(&p[i].value, source, n_meta) &&
+         !(p[i].he_made =
+               hentry_make(&p[i].he, &p[i].value, p[i].v->version + 1, revision, now, source, meta, n_meta)))) {
       rc = rstate__err(RSTATE_ENOMEM, "%s: out of memory keeping its history", p[i].v->name);
       *failed_index = SIZE_MAX;
     }
@@ -487,7 +518,10 @@ static int local_set_many(rstate_backend *b, const rstate_assign *items, size_t 
         v->version++;
         v->revision = revision;
         v->updated_ns = now;
-        if (l->keep) hist_push(v, &p[i].he);
+        if (l->keep && p[i].he_made)
+          hist_push(v, &p[i].he);
+        else if (l->keep)
+          hist_put(v, &v->value, v->version, revision, now);
       }
       l->revision = revision;
     }
@@ -556,7 +590,8 @@ static int local_restore(rstate_backend *b, const rstate_snapshot_var *vars, siz
   for (size_t i = 0; !rc && l->keep && i < k; i++) {
     const rstate_snapshot_var *sv = &vars[from[i]];
     if (!hist_reserve(l, p[i].v) ||
-        !hentry_make(&p[i].he, &p[i].value, sv->version, rev, sv->updated_ns ? sv->updated_ns : now, NULL, NULL, 0)) {
+        !(p[i].he_made = hentry_make(&p[i].he, &p[i].value, sv->version, rev, sv->updated_ns ? sv->updated_ns : now,
+                                     NULL, NULL, 0))) {
       rc = rstate__err(RSTATE_ENOMEM, "%s: out of memory keeping its history", p[i].v->name);
       *failed_index = SIZE_MAX;
     }
