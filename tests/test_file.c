@@ -134,6 +134,74 @@ static void copy_dir(const char *from, const char *to) {
   closedir(d);
 }
 
+/* ---- records --------------------------------------------------------------- */
+
+/* The checksum's known value, the frame checksum's one pass against the two
+ * steps it stands for, at every length around the 8-byte steps. */
+Test(file, crc32c_values) {
+  cr_assert_eq(rstate__crc32c(0, "123456789", 9), 0xE3069283u, "the CRC-32C check value");
+  uint8_t buf[80];
+  for (size_t i = 0; i < sizeof buf; i++) buf[i] = (uint8_t)(i * 37 + 11);
+  for (uint32_t len = 0; len <= 64; len++) {
+    uint8_t head[4] = {(uint8_t)len, 0, 0, 0};
+    uint32_t want = rstate__crc32c(rstate__crc32c(0, head, 4), buf + 3, len);
+    cr_assert_eq(rstate__frame_crc(len, buf + 3), want, "length %u", len);
+  }
+}
+
+/* The SET frame written with its checksum taken on the way is the frame
+ * written and then summed, byte for byte, and decodes to the change. */
+Test(file, set_frame_fused_is_portable) {
+  rstate_value vals[] = {rstate_int(-42), rstate_float(2.5), rstate_bool(true), rstate_string("a string of 19 b"),
+                         rstate_string(""), rstate_string("seventeen bytes!!")};
+  rstate_meta meta[] = {{"who", "the test"}, {"why", "x"}};
+  const char *names[] = {"x", "a.long.name.of.some.length", "n"};
+  for (size_t sv = 0; sv < 3; sv++) {
+    for (size_t nm = 0; nm < 3; nm++) {
+      for (size_t n = 1; n <= 3; n++) {
+        rstate_change c[3];
+        for (size_t i = 0; i < n; i++)
+          c[i] = (rstate_change){.kind = RSTATE_EVENT_CHANGED,
+                                 .name = names[i],
+                                 .name_len = i == 1 ? 0 : strlen(names[i]),
+                                 .new_value = &vals[(sv + nm + i) % 6],
+                                 .version = 7 + i,
+                                 .revision = 1234567,
+                                 .timestamp_ns = -5,
+                                 .source = sv == 0 ? NULL : sv == 1 ? "" : "a source, longer than 8",
+                                 .meta = meta,
+                                 .n_meta = nm};
+        rstate__set_lens lens;
+        size_t size = rstate__set_frame_size(c, n, &lens);
+        cr_assert_gt(size, 0);
+        uint8_t *a = malloc(size), *b = malloc(size);
+        memset(a, 0xAA, size);
+        memset(b, 0x55, size);
+        rstate__set_frame_write(a, size, &lens, c, n);
+        rstate__set_frame_write_portable(b, size, &lens, c, n);
+        cr_assert_arr_eq(a, b, size, "source %zu, %zu meta, %zu items", sv, nm, n);
+        const uint8_t *payload;
+        size_t len, next;
+        cr_assert_eq(rstate__frame_at(a, size, 0, &payload, &len, &next), RSTATE_FRAME_OK);
+        cr_assert_eq(next, size);
+        rstate__rec rec;
+        rstate__arena arena = {0};
+        const char *why = NULL;
+        cr_assert(rstate__rec_decode(payload, len, &rec, &arena, &why), "%s", why);
+        cr_assert_eq(rec.n_items, n);
+        cr_assert_eq(rec.n_meta, nm);
+        for (size_t i = 0; i < n; i++) {
+          cr_assert_str_eq(rec.items[i].name, names[i]);
+          cr_assert(rstate_value_equal(&rec.items[i].value, c[i].new_value));
+        }
+        rstate__arena_free(&arena);
+        free(a);
+        free(b);
+      }
+    }
+  }
+}
+
 /* ---- opening --------------------------------------------------------------- */
 
 Test(file, creates_the_directory_0700) {

@@ -12,11 +12,13 @@
  * the background thread sync every sync_interval_ms; RSTATE_SYNC_NONE leaves
  * it to the operating system.
  *
- * Compaction, on the background thread, never holds the store's lock but to
- * swap the journal for a fresh one: it then reads the old snapshot and the
- * old journals back from disk into a private local backend (a fold, which
- * costs memory for a second copy of the variables but no time of the
- * writers), writes that as the new snapshot and removes the old journals.
+ * Compaction never holds the store's lock but to swap the journal for a
+ * fresh one (on the background thread): a thread of its own then reads the
+ * old snapshot and the old journals back from disk into a private local
+ * backend (a fold, which costs memory for a second copy of the variables
+ * but no time of the writers), writes that as the new snapshot and removes
+ * the old journals, while the background thread goes on prefaulting and
+ * syncing the new journal.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -53,6 +55,8 @@ typedef struct fstore {
   pthread_mutex_t bg_lock;
   pthread_cond_t bg_cond;
   bool stop, want_compact;
+  pthread_t folder; /* the thread folding the last journal into a snapshot */
+  bool folding, fold_done;
   atomic_bool want_prefault; /* set by a writer, cleared by the thread */
   uint64_t snap_gen;
   uint64_t identity; /* the store's, from its id file */
@@ -90,7 +94,7 @@ static void appended(fstore *f, rstate__journal *j) {
     wait_j = j;
     wait_end = j->end;
   }
-  if (j->end + (256u << 10) > atomic_load_explicit(&j->prefaulted, memory_order_relaxed) &&
+  if (j->end + RSTATE_PREFAULT_AGAIN > atomic_load_explicit(&j->prefaulted, memory_order_relaxed) &&
       !atomic_exchange(&f->want_prefault, true))
     wake_bg(f);
   size_t forced = atomic_load_explicit(&rstate__file_compact_bytes, memory_order_relaxed);
@@ -106,14 +110,15 @@ static void appended(fstore *f, rstate__journal *j) {
 static int hook_write(void *ud, const rstate_change *c, size_t n, const rstate__spec *spec) {
   fstore *f = ud;
   if (c[0].kind == RSTATE_EVENT_CHANGED) { /* the hot path: encoded in place */
-    size_t size = rstate__set_frame_size(c, n);
+    rstate__set_lens lens;
+    size_t size = rstate__set_frame_size(c, n, &lens);
     if (!size)
       return rstate__err(RSTATE_ELIMIT, "%s: the change takes more than the journal's %u bytes per record",
                          c[0].name, RSTATE_FRAME_MAX);
     rstate__journal *j = f->cur;
     uint8_t *at = rstate__journal_reserve(j, size);
     if (!at) return RSTATE_EIO;
-    rstate__set_frame_write(at, size, c, n);
+    rstate__set_frame_write(at, size, &lens, c, n);
     rstate__journal_commit(j, size);
     appended(f, j);
     return RSTATE_OK;
@@ -157,6 +162,60 @@ static int settle(int rc) {
 
 /* ---- the background thread ---------------------------------------------- */
 
+/* The fold of a compaction: the snapshot and the journals up to old's
+ * generation read back into a private local backend and written as the new
+ * snapshot; then old and the journals before it go. On its own thread, so
+ * that the store's thread keeps prefaulting and syncing the new journal
+ * meanwhile. */
+static void fold(fstore *f, rstate__journal *old) {
+  rstate_backend *fb;
+  rstate__dirstate st = {0};
+  size_t size = 0;
+  int rc = rstate__local_new(&fb, NULL, f->keep, NULL);
+  if (!rc) {
+    rc = rstate__dir_load(fb, f->dir, old->gen, &st);
+    if (!rc) rc = rstate__snapshot_write(fb, f->dir, old->gen + 1, &size);
+    rstate__local_ops.close(fb);
+  }
+  if (!rc) {
+    f->snap_gen = old->gen + 1;
+    rstate__journal_close(old, true);
+    for (size_t i = 0; i < st.n_gens; i++) {
+      if (st.gens[i] >= f->snap_gen) continue;
+      char *p = rstate__journal_path(f->dir, st.gens[i]);
+      if (p) unlink(p);
+      free(p);
+    }
+  } else {
+    if (f->sync != RSTATE_SYNC_NONE) rstate__journal_sync(old); /* its changes stay, read at the next open */
+    rstate__journal_close(old, false);
+  }
+  rstate__dirstate_free(&st);
+  rstate__local_lock(f->local);
+  f->compact_at = compact_threshold(size);
+  if (rc) f->compact_at *= 2;
+  f->compact_asked = false;
+  rstate__local_unlock(f->local);
+}
+
+typedef struct fold_arg {
+  fstore *f;
+  rstate__journal *old;
+} fold_arg;
+
+static void *fold_main(void *arg) {
+  fold_arg *a = arg;
+  fold(a->f, a->old);
+  pthread_mutex_lock(&a->f->bg_lock);
+  a->f->fold_done = true;
+  pthread_cond_signal(&a->f->bg_cond);
+  pthread_mutex_unlock(&a->f->bg_lock);
+  free(a);
+  return NULL;
+}
+
+/* The store's thread: swaps the journal for a fresh one (only this thread
+ * swaps cur), then folds the old one, on a thread of its own when it can. */
 static void compact(fstore *f) {
   rstate__journal *next, *old;
   if (rstate__journal_create(&next, f->dir, f->cur->gen + 1)) {
@@ -171,40 +230,27 @@ static void compact(fstore *f) {
   old = f->cur;
   f->cur = next;
   rstate__local_unlock(f->local);
-
-  rstate_backend *fold;
-  rstate__dirstate st = {0};
-  size_t size = 0;
-  int rc = rstate__local_new(&fold, NULL, f->keep, NULL);
-  if (!rc) {
-    rc = rstate__dir_load(fold, f->dir, old->gen, &st);
-    if (!rc) rc = rstate__snapshot_write(fold, f->dir, old->gen + 1, &size);
-    rstate__local_ops.close(fold);
-  }
-  if (!rc) {
-    f->snap_gen = old->gen + 1;
-    rstate__journal_close(old, true);
-    for (size_t i = 0; i < st.n_gens; i++) {
-      if (st.gens[i] >= f->snap_gen) continue;
-      char *p = rstate__journal_path(f->dir, st.gens[i]);
-      if (p) unlink(p);
-      free(p);
+  fold_arg *a = malloc(sizeof *a);
+  if (a) {
+    *a = (fold_arg){f, old};
+    f->fold_done = false;
+    if (pthread_create(&f->folder, NULL, fold_main, a) == 0) {
+      f->folding = true;
+      return;
     }
-  } else {
-    rstate__journal_close(old, false); /* its changes stay on disk, read at the next open */
+    free(a);
   }
-  rstate__dirstate_free(&st);
-  rstate__local_lock(f->local);
-  f->compact_at = compact_threshold(size);
-  if (rc) f->compact_at *= 2;
-  f->compact_asked = false;
-  rstate__local_unlock(f->local);
+  fold(f, old);
 }
 
 static void *bg_main(void *arg) {
   fstore *f = arg;
   pthread_mutex_lock(&f->bg_lock);
   while (!f->stop) {
+    if (f->folding && f->fold_done) {
+      pthread_join(f->folder, NULL);
+      f->folding = false;
+    }
     if (atomic_load(&f->want_prefault)) {
       pthread_mutex_unlock(&f->bg_lock);
       rstate__journal_allocate_ahead(f->cur); /* only this thread swaps cur */
@@ -213,7 +259,7 @@ static void *bg_main(void *arg) {
       pthread_mutex_lock(&f->bg_lock);
       continue;
     }
-    if (f->want_compact) {
+    if (f->want_compact && !f->folding) {
       f->want_compact = false;
       pthread_mutex_unlock(&f->bg_lock);
       compact(f);
@@ -221,7 +267,8 @@ static void *bg_main(void *arg) {
       continue;
     }
     if (f->sync != RSTATE_SYNC_INTERVAL) {
-      while (!f->stop && !f->want_compact && !atomic_load(&f->want_prefault))
+      while (!f->stop && !(f->want_compact && !f->folding) && !atomic_load(&f->want_prefault) &&
+             !(f->folding && f->fold_done))
         pthread_cond_wait(&f->bg_cond, &f->bg_lock);
       continue;
     }
@@ -234,7 +281,8 @@ static void *bg_main(void *arg) {
       ts.tv_nsec -= 1000000000L;
     }
     int e = 0;
-    while (!f->stop && !f->want_compact && !atomic_load(&f->want_prefault) && e != ETIMEDOUT)
+    while (!f->stop && !(f->want_compact && !f->folding) && !atomic_load(&f->want_prefault) &&
+           !(f->folding && f->fold_done) && e != ETIMEDOUT)
       e = pthread_cond_timedwait(&f->bg_cond, &f->bg_lock, &ts);
     if (e == ETIMEDOUT) {
       pthread_mutex_unlock(&f->bg_lock);
@@ -242,7 +290,10 @@ static void *bg_main(void *arg) {
       pthread_mutex_lock(&f->bg_lock);
     }
   }
+  bool folding = f->folding;
+  f->folding = false;
   pthread_mutex_unlock(&f->bg_lock);
+  if (folding) pthread_join(f->folder, NULL);
   return NULL;
 }
 

@@ -36,6 +36,11 @@
 /* ---- crc32c.c ----------------------------------------------------------- */
 
 uint32_t rstate__crc32c(uint32_t crc, const void *data, size_t len);
+/* A frame's checksum: rstate__crc32c over len's four little-endian bytes,
+ * then over the len bytes of the payload, in one pass. */
+uint32_t rstate__frame_crc(uint32_t len, const uint8_t *payload);
+/* Whether the CPU has the CRC32 instruction (SSE 4.2) and it is used. */
+bool rstate__crc32c_hard(void);
 
 /* ---- record.c ----------------------------------------------------------- */
 
@@ -69,9 +74,20 @@ void rstate__enc_define(rstate__buf *b, uint64_t revision, int64_t ts, const rst
 void rstate__enc_undefine(rstate__buf *b, uint64_t revision, int64_t ts, const char *name);
 void rstate__enc_set(rstate__buf *b, const rstate_change *c, size_t n);
 /* A SET frame written in place (the journal's hot path): its size (0: more
- * than a record may hold), then the frame itself into size bytes. */
-size_t rstate__set_frame_size(const rstate_change *c, size_t n);
-void rstate__set_frame_write(uint8_t *frame, size_t size, const rstate_change *c, size_t n);
+ * than a record may hold) and the lengths it measured on the way, then the
+ * frame itself into size bytes with those lengths. */
+typedef struct rstate__set_lens {
+  size_t payload; /* the payload's bytes (without head and padding) */
+  size_t source;  /* strlen of the source (0 when none) */
+} rstate__set_lens;
+size_t rstate__set_frame_size(const rstate_change *c, size_t n, rstate__set_lens *lens);
+/* With the CRC instruction the checksum is taken as the fields are written
+ * (no read back); else, and in the portable version (tests compare the
+ * two), after. */
+void rstate__set_frame_write(uint8_t *frame, size_t size, const rstate__set_lens *lens, const rstate_change *c,
+                             size_t n);
+void rstate__set_frame_write_portable(uint8_t *frame, size_t size, const rstate__set_lens *lens,
+                                      const rstate_change *c, size_t n);
 void rstate__enc_snap_head(rstate__buf *b, uint64_t revision, uint64_t gen, uint64_t n_vars);
 void rstate__enc_snap_var(rstate__buf *b, const rstate__local_view *v);
 void rstate__enc_snap_end(rstate__buf *b, uint64_t n_vars);
@@ -141,7 +157,7 @@ typedef struct rstate__journal {
   char *path;
   uint64_t gen;
   uint8_t *map;
-  size_t size;              /* of the file and the mapping */
+  size_t size;              /* of the mapping (the file: allocated) */
   size_t end;               /* bytes in use (under the store's lock) */
   size_t undo_end;          /* end before the last append */
   _Atomic size_t published; /* end, for the syncing threads */
@@ -159,7 +175,7 @@ typedef struct rstate__journal {
   /* prefaulting ahead of the appends */
   pthread_rwlock_t map_lock; /* held to write by a remap, to read by a prefault */
   _Atomic size_t prefaulted; /* populated up to here */
-  _Atomic size_t allocated;  /* the file's allocated size (>= size) */
+  _Atomic size_t allocated;  /* the file's size (allocated; appends stay below it) */
   uint64_t n_syncs, n_appends;
 } rstate__journal;
 
@@ -175,7 +191,11 @@ int rstate__journal_append(rstate__journal *j, const uint8_t *frames, size_t len
 uint8_t *rstate__journal_reserve(rstate__journal *j, size_t len);
 void rstate__journal_commit(rstate__journal *j, size_t len);
 /* Makes the pages after the end writable in the page tables ahead of the
- * appends (MADV_POPULATE_WRITE), so appends do not fault. Any thread. */
+ * appends (MADV_POPULATE_WRITE, RSTATE_PREFAULT_AHEAD bytes), so appends do
+ * not fault; asked for again once the end comes within
+ * RSTATE_PREFAULT_AGAIN of what is done. Any thread. */
+#define RSTATE_PREFAULT_AHEAD (8u << 20)
+#define RSTATE_PREFAULT_AGAIN (6u << 20)
 void rstate__journal_prefault(rstate__journal *j);
 /* Allocates the file ahead of the appends (fallocate, no lock), so that a
  * writer that needs more room only maps it. The store's thread. */

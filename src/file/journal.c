@@ -30,6 +30,11 @@ _Atomic uint64_t rstate__file_syncs;
 
 #define CHUNK_MIN (1u << 20)
 #define CHUNK_MAX (64u << 20)
+/* The address space mapped at once (the file may be shorter: only what is
+ * allocated is touched), so that the file grows under a mapping that stays
+ * put and the prefaulting can run ahead of the writers without remapping;
+ * a longer journal is remapped. */
+#define WINDOW (sizeof(size_t) >= 8 ? (size_t)1 << 30 : (size_t)CHUNK_MAX)
 
 char *rstate__journal_path(const char *dir, uint64_t gen) {
   size_t n = strlen(dir) + 32;
@@ -64,11 +69,13 @@ static int journal_map(rstate__journal **out, int fd, char *path, uint64_t gen, 
       return rc;
     }
   }
-  void *map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  size_t window = size > WINDOW ? size : WINDOW;
+  void *map = mmap(NULL, window, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (map == MAP_FAILED) map = mmap(NULL, window = size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   rstate__journal *j = map == MAP_FAILED ? NULL : calloc(1, sizeof *j);
   if (!j) {
     int e = errno;
-    if (map != MAP_FAILED) munmap(map, size);
+    if (map != MAP_FAILED) munmap(map, window);
     close(fd);
     int rc = map == MAP_FAILED ? rstate__err(RSTATE_EIO, "%s: cannot map the journal: %s", path, strerror(e))
                                : rstate__err(RSTATE_ENOMEM, "%s: out of memory", path);
@@ -79,7 +86,7 @@ static int journal_map(rstate__journal **out, int fd, char *path, uint64_t gen, 
   j->path = path;
   j->gen = gen;
   j->map = map;
-  j->size = size;
+  j->size = window;
   j->end = j->undo_end = end;
   atomic_store(&j->published, end);
   j->synced = end;
@@ -145,8 +152,9 @@ int rstate__journal_open(rstate__journal **out, const char *path, uint64_t gen, 
     for (int i = 0; i < 8; i++) j->map[8 + i] = (uint8_t)(gen >> (8 * i));
   }
   size_t dirty = end;
-  while (dirty < j->size && dirty < end + RSTATE_FRAME_MAX + 64) {
-    size_t n = j->size - dirty < 4096 ? j->size - dirty : 4096;
+  size_t fsize = atomic_load(&j->allocated);
+  while (dirty < fsize && dirty < end + RSTATE_FRAME_MAX + 64) {
+    size_t n = fsize - dirty < 4096 ? fsize - dirty : 4096;
     bool zero = true;
     for (size_t i = 0; i < n && zero; i++) zero = j->map[dirty + i] == 0;
     if (zero) break;
@@ -162,19 +170,21 @@ static void raise_allocated(rstate__journal *j, size_t to) {
   }
 }
 
-/* Under the store's lock: maps more of the file, allocating it first unless
- * the store's thread already did (rstate__journal_allocate_ahead). */
+/* Under the store's lock: allocates more of the file unless the store's
+ * thread already did (rstate__journal_allocate_ahead), and maps it when it
+ * runs past the window. */
 static int grow(rstate__journal *j, size_t need) {
   size_t size = atomic_load(&j->allocated);
   if (size < need) {
-    size_t add = j->size < CHUNK_MAX ? j->size : CHUNK_MAX;
+    size_t add = size < CHUNK_MAX ? size : CHUNK_MAX;
     if (add < CHUNK_MIN) add = CHUNK_MIN;
-    size = j->size + add;
+    size += add;
     while (size < need) size += add;
     int e = reserve(j->fd, size);
     if (e) return rstate__err(RSTATE_EIO, "%s: cannot grow the journal to %zu bytes: %s", j->path, size, strerror(e));
     raise_allocated(j, size);
   }
+  if (size <= j->size) return RSTATE_OK;
   pthread_rwlock_wrlock(&j->map_lock);
   void *map = mremap(j->map, j->size, size, MREMAP_MAYMOVE);
   if (map != MAP_FAILED) {
@@ -187,7 +197,7 @@ static int grow(rstate__journal *j, size_t need) {
   return RSTATE_OK;
 }
 
-#define ALLOCATE_AHEAD (8u << 20)
+#define ALLOCATE_AHEAD (16u << 20)
 
 void rstate__journal_allocate_ahead(rstate__journal *j) {
   size_t end = atomic_load_explicit(&j->published, memory_order_acquire);
@@ -198,7 +208,9 @@ void rstate__journal_allocate_ahead(rstate__journal *j) {
 }
 
 uint8_t *rstate__journal_reserve(rstate__journal *j, size_t len) {
-  if (j->end + len > j->size && grow(j, j->end + len)) return NULL;
+  size_t need = j->end + len;
+  if ((need > atomic_load_explicit(&j->allocated, memory_order_relaxed) || need > j->size) && grow(j, need))
+    return NULL;
   return j->map + j->end;
 }
 
@@ -209,8 +221,6 @@ void rstate__journal_commit(rstate__journal *j, size_t len) {
   atomic_store_explicit(&j->published, j->end, memory_order_release);
 }
 
-#define PREFAULT_AHEAD (512u << 10)
-
 void rstate__journal_prefault(rstate__journal *j) {
 #ifdef MADV_POPULATE_WRITE
   pthread_rwlock_rdlock(&j->map_lock);
@@ -218,7 +228,9 @@ void rstate__journal_prefault(rstate__journal *j) {
   size_t done = atomic_load(&j->prefaulted);
   size_t from = done > end ? done : end;
   from &= ~(size_t)4095;
-  size_t to = end + PREFAULT_AHEAD;
+  size_t to = end + RSTATE_PREFAULT_AHEAD;
+  size_t have = atomic_load(&j->allocated);
+  if (to > have) to = have;
   if (to > j->size) to = j->size;
   if (to > from && madvise(j->map + from, to - from, MADV_POPULATE_WRITE) == 0) atomic_store(&j->prefaulted, to);
   pthread_rwlock_unlock(&j->map_lock);
@@ -228,7 +240,7 @@ void rstate__journal_prefault(rstate__journal *j) {
 }
 
 int rstate__journal_append(rstate__journal *j, const uint8_t *frames, size_t len) {
-  if (j->end + len > j->size) {
+  if (j->end + len > atomic_load(&j->allocated) || j->end + len > j->size) {
     int rc = grow(j, j->end + len);
     if (rc) return rc;
   }

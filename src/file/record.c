@@ -155,8 +155,7 @@ bool rstate__frame_end(rstate__buf *b, size_t start) {
   uint8_t *h = b->p + start;
   uint32_t l32 = (uint32_t)len;
   for (int i = 0; i < 4; i++) h[i] = (uint8_t)(l32 >> (8 * i));
-  uint32_t crc = rstate__crc32c(0, h, 4);
-  crc = rstate__crc32c(crc, h + RSTATE_FRAME_HEAD, len);
+  uint32_t crc = rstate__frame_crc(l32, h + RSTATE_FRAME_HEAD);
   for (int i = 0; i < 4; i++) h[4 + i] = (uint8_t)(crc >> (8 * i));
   return true;
 }
@@ -201,12 +200,14 @@ static size_t value_size(const rstate_value *v) {
   }
 }
 
-size_t rstate__set_frame_size(const rstate_change *c, size_t n) {
-  size_t len = 1 + 8 + 8 + 4 + (c[0].source ? strlen(c[0].source) : 0) + 4 + 4;
+size_t rstate__set_frame_size(const rstate_change *c, size_t n, rstate__set_lens *lens) {
+  lens->source = c[0].source ? strlen(c[0].source) : 0;
+  size_t len = 1 + 8 + 8 + 4 + lens->source + 4 + 4;
   for (size_t i = 0; i < c[0].n_meta; i++) len += 8 + strlen(c[0].meta[i].key) + strlen(c[0].meta[i].value);
   for (size_t i = 0; i < n; i++)
     len += 4 + (c[i].name_len ? c[i].name_len : strlen(c[i].name)) + 8 + value_size(c[i].new_value);
   if (len > RSTATE_FRAME_MAX) return 0;
+  lens->payload = len;
   return RSTATE_FRAME_HEAD + ((len + 7) & ~(size_t)7);
 }
 
@@ -226,13 +227,14 @@ static inline uint8_t *wstr(uint8_t *p, const char *s, size_t n) {
   return p + n;
 }
 
-void rstate__set_frame_write(uint8_t *frame, size_t size, const rstate_change *c, size_t n) {
+void rstate__set_frame_write_portable(uint8_t *frame, size_t size, const rstate__set_lens *lens,
+                                      const rstate_change *c, size_t n) {
   uint8_t *p = frame + RSTATE_FRAME_HEAD;
   *p++ = RSTATE_REC_SET;
   p = w64(p, c[0].revision);
   p = w64(p, (uint64_t)c[0].timestamp_ns);
   if (c[0].source)
-    p = wstr(p, c[0].source, strlen(c[0].source));
+    p = wstr(p, c[0].source, lens->source);
   else
     p = w32(p, 0xFFFFFFFFu);
   p = w32(p, (uint32_t)c[0].n_meta);
@@ -258,13 +260,110 @@ void rstate__set_frame_write(uint8_t *frame, size_t size, const rstate_change *c
   memset(p, 0, size - (size_t)(p - frame)); /* the padding */
   uint8_t head[RSTATE_FRAME_HEAD];
   w32(head, len);
-  uint32_t crc = rstate__crc32c(0, head, 4);
-  crc = rstate__crc32c(crc, frame + RSTATE_FRAME_HEAD, len);
-  w32(head + 4, crc);
+  w32(head + 4, rstate__frame_crc(len, frame + RSTATE_FRAME_HEAD));
   /* the head last: a record cut short mid-write most often looks like the end */
   atomic_signal_fence(memory_order_release);
   memcpy(frame, head, RSTATE_FRAME_HEAD);
 }
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+/* The same frame with its checksum taken as it is written, field by field
+ * from the values (the CRC instruction takes 1, 2, 4 or 8 bytes, so the sum
+ * is that of the bytes in order): reading the fresh bytes back would stall
+ * on each 8-byte load over several smaller stores. */
+#define HARD __attribute__((target("sse4.2")))
+
+HARD static inline uint8_t *h8(uint8_t *p, uint8_t v, uint32_t *c) {
+  *c = __builtin_ia32_crc32qi(*c, v);
+  *p = v;
+  return p + 1;
+}
+
+HARD static inline uint8_t *h32(uint8_t *p, uint32_t v, uint32_t *c) {
+  *c = __builtin_ia32_crc32si(*c, v);
+  memcpy(p, &v, 4);
+  return p + 4;
+}
+
+HARD static inline uint8_t *h64(uint8_t *p, uint64_t v, uint32_t *c) {
+  *c = (uint32_t)__builtin_ia32_crc32di(*c, v);
+  memcpy(p, &v, 8);
+  return p + 8;
+}
+
+HARD static inline uint8_t *hstr(uint8_t *p, const char *s, size_t n, uint32_t *c) {
+  p = h32(p, (uint32_t)n, c);
+  memcpy(p, s, n);
+  const uint8_t *q = (const uint8_t *)s;
+  uint32_t x = *c;
+  size_t k = n;
+  for (; k >= 8; k -= 8, q += 8) {
+    uint64_t w;
+    memcpy(&w, q, 8);
+    x = (uint32_t)__builtin_ia32_crc32di(x, w);
+  }
+  while (k--) x = __builtin_ia32_crc32qi(x, *q++);
+  *c = x;
+  return p + n;
+}
+
+HARD static void write_hard(uint8_t *frame, size_t size, const rstate__set_lens *lens, const rstate_change *c,
+                            size_t n) {
+  uint32_t crc = __builtin_ia32_crc32si(0xFFFFFFFFu, (uint32_t)lens->payload);
+  uint8_t *p = frame + RSTATE_FRAME_HEAD;
+  p = h8(p, RSTATE_REC_SET, &crc);
+  p = h64(p, c[0].revision, &crc);
+  p = h64(p, (uint64_t)c[0].timestamp_ns, &crc);
+  if (c[0].source)
+    p = hstr(p, c[0].source, lens->source, &crc);
+  else
+    p = h32(p, 0xFFFFFFFFu, &crc);
+  p = h32(p, (uint32_t)c[0].n_meta, &crc);
+  for (size_t i = 0; i < c[0].n_meta; i++) {
+    p = hstr(p, c[0].meta[i].key, strlen(c[0].meta[i].key), &crc);
+    p = hstr(p, c[0].meta[i].value, strlen(c[0].meta[i].value), &crc);
+  }
+  p = h32(p, (uint32_t)n, &crc);
+  for (size_t i = 0; i < n; i++) {
+    p = hstr(p, c[i].name, c[i].name_len ? c[i].name_len : strlen(c[i].name), &crc);
+    p = h64(p, c[i].version, &crc);
+    const rstate_value *v = c[i].new_value;
+    p = h8(p, (uint8_t)v->kind, &crc);
+    switch (v->kind) {
+    case RSTATE_FLOAT: {
+      uint64_t bits;
+      memcpy(&bits, &v->u.f, 8);
+      p = h64(p, bits, &crc);
+      break;
+    }
+    case RSTATE_INT: p = h64(p, (uint64_t)v->u.i, &crc); break;
+    case RSTATE_BOOL: p = h8(p, v->u.b ? 1 : 0, &crc); break;
+    case RSTATE_STRING: p = hstr(p, v->u.s.ptr, v->u.s.len, &crc); break;
+    default: break;
+    }
+  }
+  memset(p, 0, size - (size_t)(p - frame)); /* the padding */
+  uint8_t head[RSTATE_FRAME_HEAD];
+  w32(head, (uint32_t)lens->payload);
+  w32(head + 4, ~crc);
+  /* the head last: a record cut short mid-write most often looks like the end */
+  atomic_signal_fence(memory_order_release);
+  memcpy(frame, head, RSTATE_FRAME_HEAD);
+}
+
+void rstate__set_frame_write(uint8_t *frame, size_t size, const rstate__set_lens *lens, const rstate_change *c,
+                             size_t n) {
+  if (rstate__crc32c_hard())
+    write_hard(frame, size, lens, c, n);
+  else
+    rstate__set_frame_write_portable(frame, size, lens, c, n);
+}
+#else
+void rstate__set_frame_write(uint8_t *frame, size_t size, const rstate__set_lens *lens, const rstate_change *c,
+                             size_t n) {
+  rstate__set_frame_write_portable(frame, size, lens, c, n);
+}
+#endif
 
 void rstate__enc_snap_head(rstate__buf *b, uint64_t revision, uint64_t gen, uint64_t n_vars) {
   put_u8(b, RSTATE_REC_SNAP_HEAD);
@@ -559,9 +658,7 @@ rstate__frame_state rstate__frame_at(const uint8_t *buf, size_t n, size_t off, c
   if (l == 0 || l > RSTATE_FRAME_MAX) return RSTATE_FRAME_BAD;
   size_t whole = RSTATE_FRAME_HEAD + (((size_t)l + 7) & ~(size_t)7);
   if (n - off < RSTATE_FRAME_HEAD + (size_t)l) return RSTATE_FRAME_TORN;
-  uint32_t c = rstate__crc32c(0, buf + off, 4);
-  c = rstate__crc32c(c, buf + off + RSTATE_FRAME_HEAD, l);
-  if (c != crc) return RSTATE_FRAME_BAD;
+  if (rstate__frame_crc(l, buf + off + RSTATE_FRAME_HEAD) != crc) return RSTATE_FRAME_BAD;
   *payload = buf + off + RSTATE_FRAME_HEAD;
   *len = l;
   *next = off + whole < n ? off + whole : n;
