@@ -116,6 +116,29 @@ function remote_row(what, oprog, oid, hid, peer_name, pid,    ok, hk, pk, r, cmp
          hk == "" ? "-" : f(val[hk], unit[hk]), peer_name, f(val[pk], unit[pk]), cmpw, fl
 }
 
+# A row of the durable peers' table: ours in process, ours through a
+# server, Redis (peers_file.c); the ratio of Redis's cost to ours over the
+# socket (time per set, or per set of a rate).
+function durable_row(what, oid, uid, pid,    ok, uk, pk, r, cmpw, cell) {
+  pk = find("peers_file", pid)
+  if (pk == "") return
+  ok = find("peers_file", oid)
+  uk = find("peers_file", uid)
+  cmpw = ""
+  if (uk != "" && val[uk] + 0 > 0 && val[pk] + 0 > 0) {
+    r = unit[pk] ~ /\/s$/ ? val[uk] / val[pk] : val[pk] / val[uk]
+    if (r < 1.05 && r > 1 / 1.05) cmpw = "the same within 5 %"
+    else cmpw = r >= 1 ? sprintf("ours %.1f× faster", r) : sprintf("Redis %.1f× faster", 1 / r)
+  }
+  printf "| %s | %s | %s | %s | %s |\n", what, durable_cell(ok), durable_cell(uk), durable_cell(pk), cmpw
+}
+
+function durable_cell(k) {
+  if (k == "") return "-"
+  if (unit[k] ~ /\/s$/) return f(val[k], unit[k])
+  return t(val[k]) " (p99 " t(p99[k]) ")"
+}
+
 END {
   # ---- targets
   print "## Targets"
@@ -187,6 +210,29 @@ END {
     remote_row("one change → last of 100 clients, p50", "remote_fanout", "remote.fanout100", "ours.fan100", "NATS core, 100 subscribers, tcp:", "peer.nats.fan100")
     remote_row("one change → first of 100 clients, p50", "remote_fanout", "remote.fanout100.first", "ours.fan100.first", "Redis, unix:", "peer.redis.fan100.first")
     remote_row("one change → first of 100 clients, p50", "remote_fanout", "remote.fanout100.first", "ours.fan100.first", "NATS core, tcp:", "peer.nats.fan100.first")
+    print ""
+  }
+
+  # ---- durable writes beside Redis
+  if (find("peers_file", "peer.redis.always.set") != "") {
+    print "## Durable writes beside Redis (same machine, same run)"
+    print ""
+    print "Measured by `bench/peers_file.c`: it starts Debian's redis-server in a temporary directory (a Unix"
+    print "socket only, `appendonly yes`, `appendfsync` switched between `always` and `everysec`) and our"
+    print "`file:` stores in the same directory, ours called in process and through a server on a `unix:`"
+    print "socket (the code rstated runs), all three **in turns** (a few samples of each per round). One"
+    print "set: each timed alone, wall clock, p50 (p99 beside it). 16 clients: sets/s, each client its own"
+    print "connection and thread (in process: 16 threads on the store), median of 3 rounds."
+    print "Ratio: Redis's time per set over ours, through the server (the same socket hop as Redis's)."
+    print ""
+    print "| Figure | Ours, in process | Ours, unix: | Redis, unix: | Ratio (unix:) |"
+    print "|---|---|---|---|---|"
+    durable_row("one set, SYNC_ALWAYS / appendfsync always, p50", "ours.always.set", "ours.always.unix.set", "peer.redis.always.set")
+    durable_row("one set, SYNC_INTERVAL / appendfsync everysec, p50", "ours.interval.set", "ours.interval.unix.set", "peer.redis.everysec.set")
+    durable_row("16 clients, SYNC_ALWAYS / always", "ours.always.t16", "ours.always.unix.t16", "peer.redis.always.t16")
+    durable_row("16 clients, SYNC_INTERVAL / everysec", "ours.interval.t16", "ours.interval.unix.t16", "peer.redis.everysec.t16")
+    fk = find("peers_file", "floor.fdatasync")
+    if (fk != "") printf "\nThe disk's floor in the same run: a pwrite of 64 bytes appended + fdatasync, p50 %s (p99 %s).\n", t(p50[fk]), t(p99[fk])
     print ""
   }
 

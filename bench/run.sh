@@ -14,7 +14,8 @@
 #    previous one.
 # With --peers it also installs GLib's development files and the Redis and
 # NATS servers when they are missing (apt-get, as root) and measures
-# GSettings and GObject, Redis and NATS beside us.
+# GSettings and GObject, Redis and NATS beside us, and durable writes
+# beside Redis's append-only file (peers_file.c).
 # With --report it only rewrites bench/RESULTS.md from the files the last
 # run left in bench/results/ (after an edit of bench/notes.md).
 #
@@ -120,7 +121,9 @@ if [ $peers = 1 ]; then
     $(pkg-config --cflags --libs gio-2.0 gobject-2.0) -pthread -lm
   $CC -std=gnu11 -O2 -DNDEBUG -Wall -Wextra -I$tree/include -Ibench bench/peers_remote.c -o $BIN/peers_remote \
     $LIB -pthread -lm
-  PROGS="$PROGS peers peers_remote"
+  $CC -std=gnu11 -O2 -DNDEBUG -Wall -Wextra -I$tree/include -Ibench bench/peers_file.c -o $BIN/peers_file \
+    $LIB -pthread -lm
+  PROGS="$PROGS peers peers_remote peers_file"
 fi
 
 # ---- run -----------------------------------------------------------------------
@@ -191,7 +194,7 @@ echo "$prev_desc" > $OUT/prev_desc
     echo "| GLib | $(pkg-config --modversion glib-2.0) |"
     redis_v=$(redis-server --version | sed -n 's/.* v=\([^ ]*\).*/\1/p')
     nats_v=$(PATH=$PATH:/usr/sbin nats-server --version | sed 's/^nats-server: *//')
-    echo "| Redis, NATS | redis-server $redis_v, nats-server $nats_v (Debian's packages; started by \`bench/peers_remote.c\`) |"
+    echo "| Redis, NATS | redis-server $redis_v, nats-server $nats_v (Debian's packages; started by \`bench/peers_remote.c\` and \`bench/peers_file.c\`) |"
   fi
   echo "| hyperfine | $(hyperfine --version) — $WARMUP warmup + $RUNS measured runs per program${nice:+, under \`$nice\`} |"
   echo "| Library | libreactivestate $commit |"
