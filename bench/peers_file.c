@@ -41,6 +41,9 @@
 
 #define T16 16
 
+/* internal counter of the library (linked statically): fdatasync calls on journals */
+extern _Atomic uint64_t rstate__file_syncs;
+
 static char dir[80]; /* the temporary directory: short enough for a socket's path */
 static pid_t redis_pid;
 
@@ -201,6 +204,7 @@ typedef struct sys {
   uint64_t x;
   bstats lat;
   double t16[3];
+  double syncs, sets; /* t16 of ours: journal fdatasyncs, sets */
 } sys;
 
 static void sys_set(sys *s, rstate_store *st, int fd, const char *name, uint64_t x) {
@@ -240,10 +244,13 @@ static double run_t16(sys *s, size_t n) {
     a[i] = (th){s, i, n, &go};
     pthread_create(&t[i], NULL, t16_main, &a[i]);
   }
+  uint64_t s0 = atomic_load(&rstate__file_syncs);
   pthread_barrier_wait(&go);
   int64_t t0 = bench_now();
   for (int i = 0; i < T16; i++) pthread_join(t[i], NULL);
   int64_t t1 = bench_now();
+  s->syncs += (double)(atomic_load(&rstate__file_syncs) - s0);
+  s->sets += (double)T16 * (double)n;
   pthread_barrier_destroy(&go);
   s->x += n;
   return (double)T16 * (double)n * 1e9 / (double)(t1 - t0);
@@ -369,6 +376,12 @@ static void measure(const char *mode, const char *redis_mode, rstate_sync sync, 
     bsum bb = bs_sum(&b);
     bench_rate(rid, label, "sets/s", t16[k], bb, k < 2 ? fid : NULL, k < 2 ? 1e9 / t16[2] : 0, 0, 0);
     bs_free(&b);
+  }
+  for (int k = 0; k < 2 && sync == RSTATE_SYNC_ALWAYS; k++) {
+    char rid[80], label[160];
+    snprintf(rid, sizeof rid, "%s.t16.per_sync", s[k].id);
+    snprintf(label, sizeof label, "16 clients setting, %s, %s, sets per fdatasync", mode, how[k]);
+    bench_ratio(rid, label, s[k].syncs > 0 ? s[k].sets / s[k].syncs : NAN, 0, 0);
   }
   for (int k = 0; k < 3; k++) bs_free(&s[k].lat);
   for (int i = 0; i < T16; i++) rstate_close(s[1].clients[i]);

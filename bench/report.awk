@@ -231,6 +231,8 @@ END {
     durable_row("one set, SYNC_INTERVAL / appendfsync everysec, p50", "ours.interval.set", "ours.interval.unix.set", "peer.redis.everysec.set")
     durable_row("16 clients, SYNC_ALWAYS / always", "ours.always.t16", "ours.always.unix.t16", "peer.redis.always.t16")
     durable_row("16 clients, SYNC_INTERVAL / everysec", "ours.interval.t16", "ours.interval.unix.t16", "peer.redis.everysec.t16")
+    ik = find("peers_file", "ours.always.t16.per_sync"); uk = find("peers_file", "ours.always.unix.t16.per_sync")
+    if (ik != "" && uk != "") printf "\nSets per fdatasync, 16 clients with SYNC_ALWAYS: %.1f in process, %.1f through the server (notes: `peers_file`).\n", val[ik], val[uk]
     fk = find("peers_file", "floor.fdatasync")
     if (fk != "") printf "\nThe disk's floor in the same run: a pwrite of 64 bytes appended + fdatasync, p50 %s (p99 %s).\n", t(p50[fk]), t(p99[fk])
     print ""

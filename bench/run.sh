@@ -82,13 +82,15 @@ tree=.
 if [ -n "${BENCH_REV:-}" ]; then
   tree=$BUILD/tree
   rm -rf $tree && mkdir -p $tree
-  git archive --format=tar "$BENCH_REV" Makefile src include pkgconfig | tar -x -C $tree
+  git archive --format=tar "$BENCH_REV" Makefile mk src include pkgconfig | tar -x -C $tree
   echo "bench: building the library of $BENCH_REV ($(git rev-parse --short "$BENCH_REV")) with -O2 -DNDEBUG in $tree/$BUILD/"
 else
   echo "bench: building the library with -O2 -DNDEBUG in $BUILD/"
 fi
-make -s -C $tree BUILD=$BUILD CFLAGS="-O2 -DNDEBUG" all
 LIB=$tree/$BUILD/libreactivestate.a
+# the static library alone: the programs link nothing else (and an exported
+# tree has no tools/ for `all`)
+make -s -C $tree BUILD=$BUILD CFLAGS="-O2 -DNDEBUG" $BUILD/libreactivestate.a
 mkdir -p $BIN $OUT
 for p in $PROGS; do
   $CC -std=c11 -O2 -DNDEBUG -Wall -Wextra -Wpedantic -I$tree/include -Ibench bench/$p.c -o $BIN/$p $LIB -pthread -lm
