@@ -94,7 +94,7 @@ static void appended(fstore *f, rstate__journal *j) {
     wait_j = j;
     wait_end = j->end;
   }
-  if (j->end + RSTATE_PREFAULT_AGAIN > atomic_load_explicit(&j->prefaulted, memory_order_relaxed) &&
+  if (j->end > atomic_load_explicit(&j->again, memory_order_relaxed) &&
       !atomic_exchange(&f->want_prefault, true))
     wake_bg(f);
   size_t forced = atomic_load_explicit(&rstate__file_compact_bytes, memory_order_relaxed);

@@ -175,6 +175,7 @@ typedef struct rstate__journal {
   /* prefaulting ahead of the appends */
   pthread_rwlock_t map_lock; /* held to write by a remap, to read by a prefault */
   _Atomic size_t prefaulted; /* populated up to here */
+  _Atomic size_t again;      /* a writer past here asks for more */
   _Atomic size_t allocated;  /* the file's size (allocated; appends stay below it) */
   uint64_t n_syncs, n_appends;
 } rstate__journal;
@@ -191,12 +192,15 @@ int rstate__journal_append(rstate__journal *j, const uint8_t *frames, size_t len
 uint8_t *rstate__journal_reserve(rstate__journal *j, size_t len);
 void rstate__journal_commit(rstate__journal *j, size_t len);
 /* Makes the pages after the end writable in the page tables ahead of the
- * appends (MADV_POPULATE_WRITE, RSTATE_PREFAULT_AHEAD bytes), so appends do
- * not fault; asked for again once the end comes within
- * RSTATE_PREFAULT_AGAIN of what is done. Any thread. */
-#define RSTATE_PREFAULT_AHEAD (8u << 20)
-#define RSTATE_PREFAULT_AGAIN (6u << 20)
+ * appends (MADV_POPULATE_WRITE, rstate__journal_ahead bytes), so appends do
+ * not fault; asked for again (j->again) once the end has moved a quarter of
+ * that. Any thread. */
 void rstate__journal_prefault(rstate__journal *j);
+/* How far ahead of end the journal is prefaulted: as far as it has grown,
+ * from 512 KiB to 8 MiB (a store written slowly, or compacted often, keeps
+ * little ahead; one written flat out, enough for the store's thread to wait
+ * milliseconds for a CPU). Twice that is allocated ahead. */
+size_t rstate__journal_ahead(size_t end);
 /* Allocates the file ahead of the appends (fallocate, no lock), so that a
  * writer that needs more room only maps it. The store's thread. */
 void rstate__journal_allocate_ahead(rstate__journal *j);

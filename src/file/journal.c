@@ -98,6 +98,7 @@ static int journal_map(rstate__journal **out, int fd, char *path, uint64_t gen, 
   pthread_condattr_destroy(&ca);
   pthread_rwlock_init(&j->map_lock, NULL);
   atomic_store(&j->prefaulted, end);
+  atomic_store(&j->again, end);
   atomic_store(&j->allocated, size);
   *out = j;
   return RSTATE_OK;
@@ -197,13 +198,18 @@ static int grow(rstate__journal *j, size_t need) {
   return RSTATE_OK;
 }
 
-#define ALLOCATE_AHEAD (16u << 20)
+size_t rstate__journal_ahead(size_t end) {
+  if (end < (512u << 10)) return 512u << 10;
+  if (end > (8u << 20)) return 8u << 20;
+  return end;
+}
 
 void rstate__journal_allocate_ahead(rstate__journal *j) {
   size_t end = atomic_load_explicit(&j->published, memory_order_acquire);
   size_t have = atomic_load(&j->allocated);
-  if (have >= end + ALLOCATE_AHEAD / 2) return;
-  size_t to = (end + ALLOCATE_AHEAD + CHUNK_MIN - 1) / CHUNK_MIN * CHUNK_MIN;
+  size_t ahead = 2 * rstate__journal_ahead(end);
+  if (have >= end + ahead / 2) return;
+  size_t to = (end + ahead + CHUNK_MIN - 1) / CHUNK_MIN * CHUNK_MIN;
   if (reserve(j->fd, to) == 0) raise_allocated(j, to); /* else the writer's grow says why */
 }
 
@@ -228,14 +234,16 @@ void rstate__journal_prefault(rstate__journal *j) {
   size_t done = atomic_load(&j->prefaulted);
   size_t from = done > end ? done : end;
   from &= ~(size_t)4095;
-  size_t to = end + RSTATE_PREFAULT_AHEAD;
+  size_t ahead = rstate__journal_ahead(end);
+  size_t to = end + ahead;
   size_t have = atomic_load(&j->allocated);
   if (to > have) to = have;
   if (to > j->size) to = j->size;
   if (to > from && madvise(j->map + from, to - from, MADV_POPULATE_WRITE) == 0) atomic_store(&j->prefaulted, to);
+  atomic_store_explicit(&j->again, end + ahead / 4, memory_order_relaxed);
   pthread_rwlock_unlock(&j->map_lock);
 #else
-  (void)j;
+  atomic_store_explicit(&j->again, SIZE_MAX, memory_order_relaxed);
 #endif
 }
 
