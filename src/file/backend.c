@@ -225,6 +225,7 @@ static void compact(fstore *f) {
     rstate__local_unlock(f->local);
     return;
   }
+  atomic_store(&next->window, atomic_load(&f->cur->window)); /* the store's pace goes on */
   rstate__journal_prefault(next);
   rstate__local_lock(f->local);
   old = f->cur;

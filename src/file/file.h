@@ -176,6 +176,7 @@ typedef struct rstate__journal {
   pthread_rwlock_t map_lock; /* held to write by a remap, to read by a prefault */
   _Atomic size_t prefaulted; /* populated up to here */
   _Atomic size_t again;      /* a writer past here asks for more */
+  _Atomic size_t window;     /* how far ahead (rstate__journal_ahead) */
   _Atomic size_t allocated;  /* the file's size (allocated; appends stay below it) */
   uint64_t n_syncs, n_appends;
 } rstate__journal;
@@ -196,11 +197,12 @@ void rstate__journal_commit(rstate__journal *j, size_t len);
  * not fault; asked for again (j->again) once the end has moved a quarter of
  * that. Any thread. */
 void rstate__journal_prefault(rstate__journal *j);
-/* How far ahead of end the journal is prefaulted: as far as it has grown,
- * from 512 KiB to 8 MiB (a store written slowly, or compacted often, keeps
- * little ahead; one written flat out, enough for the store's thread to wait
- * milliseconds for a CPU). Twice that is allocated ahead. */
-size_t rstate__journal_ahead(size_t end);
+/* How far ahead of end the journal is prefaulted: as far as a journal of
+ * the store has grown (j->window, handed on to the next journal by a
+ * compaction), from 512 KiB to 8 MiB: a store written slowly, or compacted
+ * often, keeps little ahead; one written flat out, enough for the store's
+ * thread to wait milliseconds for a CPU. Twice that is allocated ahead. */
+size_t rstate__journal_ahead(rstate__journal *j, size_t end);
 /* Allocates the file ahead of the appends (fallocate, no lock), so that a
  * writer that needs more room only maps it. The store's thread. */
 void rstate__journal_allocate_ahead(rstate__journal *j);

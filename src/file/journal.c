@@ -198,16 +198,17 @@ static int grow(rstate__journal *j, size_t need) {
   return RSTATE_OK;
 }
 
-size_t rstate__journal_ahead(size_t end) {
-  if (end < (512u << 10)) return 512u << 10;
-  if (end > (8u << 20)) return 8u << 20;
-  return end;
+size_t rstate__journal_ahead(rstate__journal *j, size_t end) {
+  size_t w = atomic_load_explicit(&j->window, memory_order_relaxed);
+  size_t want = end < (512u << 10) ? 512u << 10 : end > (8u << 20) ? 8u << 20 : end;
+  if (want > w) atomic_store_explicit(&j->window, w = want, memory_order_relaxed);
+  return w;
 }
 
 void rstate__journal_allocate_ahead(rstate__journal *j) {
   size_t end = atomic_load_explicit(&j->published, memory_order_acquire);
   size_t have = atomic_load(&j->allocated);
-  size_t ahead = 2 * rstate__journal_ahead(end);
+  size_t ahead = 2 * rstate__journal_ahead(j, end);
   if (have >= end + ahead / 2) return;
   size_t to = (end + ahead + CHUNK_MIN - 1) / CHUNK_MIN * CHUNK_MIN;
   if (reserve(j->fd, to) == 0) raise_allocated(j, to); /* else the writer's grow says why */
@@ -234,7 +235,7 @@ void rstate__journal_prefault(rstate__journal *j) {
   size_t done = atomic_load(&j->prefaulted);
   size_t from = done > end ? done : end;
   from &= ~(size_t)4095;
-  size_t ahead = rstate__journal_ahead(end);
+  size_t ahead = rstate__journal_ahead(j, end);
   size_t to = end + ahead;
   size_t have = atomic_load(&j->allocated);
   if (to > have) to = have;
