@@ -3,7 +3,10 @@
  * revision order with no gap and no duplicate while several threads set;
  * include_initial with no stale read; a callback never runs concurrently
  * with itself; rstate_unwatch from another thread waits for a running call.
+ * The first and the last again for queued watches, through the dispatch
+ * thread and through two threads calling rstate_dispatch.
  */
+#include <sched.h>
 #include <stdatomic.h>
 #include <time.h>
 
@@ -14,14 +17,18 @@
 
 static rstate_store *s;
 
-static void setup(void) {
-  s = h_open();
+static void setup_vars(void) {
   for (int i = 0; i < THREADS; i++) {
     char name[16];
     snprintf(name, sizeof name, "v%d", i);
     h_define_ok(s, name, RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
   }
   h_define_ok(s, "shared", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+}
+
+static void setup(void) {
+  s = h_open();
+  setup_vars();
 }
 
 static void teardown(void) { rstate_close(s); }
@@ -256,4 +263,125 @@ Test(order, unwatch_from_another_thread_waits_for_the_running_callback) {
   cr_assert_eq(destroyed_at_return, 1, "destroy had not run when rstate_unwatch returned");
   ASSERT_RC(rstate_set_int(s, "v0", 2), RSTATE_OK);
   cr_assert_eq(destroyed, 1);
+}
+
+/* ---- queued watches: the same guarantees through the dispatcher ----------- */
+
+static int64_t mono_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* The store again, with a dispatch thread or without (then rstate_dispatch
+ * runs the queued callbacks). */
+static void reopen(bool dispatch_thread) {
+  rstate_close(s);
+  rstate_options o;
+  memset(&o, 0, sizeof o);
+  o.dispatch_thread = dispatch_thread;
+  s = h_open_opts(&o);
+  setup_vars();
+}
+
+static void *dispatcher(void *arg) {
+  atomic_bool *stop = arg;
+  while (!atomic_load(stop)) {
+    int rc = rstate_dispatch(s, 5);
+    if (rc < 0) thread_check(rc, "rstate_dispatch");
+  }
+  return NULL;
+}
+
+/* Setters push a queued watch's changes without its lock and the
+ * dispatcher takes them as a list: per watch every change once, in order,
+ * never two callbacks of one watch at a time, whoever dispatches. */
+static void queued_case(bool dispatch_thread, int host_dispatchers) {
+  reopen(dispatch_thread);
+  rstate_watch_opts q = {.queued = true};
+  recorder all, one, shared;
+  rec_init(&all);
+  rec_init(&one);
+  rec_init(&shared);
+  rec_watch1(s, &all, "*", &q);
+  rec_watch1(s, &one, "v1", &q);
+  rec_watch1(s, &shared, "shared", &q);
+  const char *names[] = {"*"};
+  rstate_watch_id id;
+  ASSERT_RC(rstate_watch(s, names, 1, exclusive_cb, NULL, &q, &id), RSTATE_OK);
+  atomic_bool stop = false;
+  pthread_t d[2];
+  for (int i = 0; i < host_dispatchers; i++) pthread_create(&d[i], NULL, dispatcher, &stop);
+  run_setters();
+  rec_wait(&all, 2 * THREADS * SETS);
+  rec_wait(&one, SETS);
+  rec_wait(&shared, THREADS * SETS);
+  /* exclusive_cb counts after its callback: wait for the last one */
+  for (int64_t until = mono_ms() + 10000; atomic_load(&calls) < 2 * THREADS * SETS && mono_ms() < until;)
+    sched_yield();
+  atomic_store(&stop, true);
+  for (int i = 0; i < host_dispatchers; i++) pthread_join(d[i], NULL);
+  assert_threads_ok();
+  check_stream(&all, 2 * THREADS * SETS);
+  check_stream(&one, SETS);
+  check_stream(&shared, THREADS * SETS);
+  cr_assert_eq(shared.ev[shared.n - 1].new_value.u.i, h_get_int(s, "shared"), "the last event is the final value");
+  cr_assert_eq(all.ev[all.n - 1].revision, rstate_revision(s));
+  cr_assert_eq(atomic_load(&overlaps), 0, "a queued callback ran concurrently with itself %d times", overlaps);
+  cr_assert_eq(atomic_load(&calls), 2 * THREADS * SETS);
+  rstate_close(s);
+  s = NULL;
+  rec_free(&all);
+  rec_free(&one);
+  rec_free(&shared);
+}
+
+Test(order, queued_watches_on_the_dispatch_thread_see_every_change_in_order, .timeout = 120) { queued_case(true, 0); }
+
+Test(order, queued_watches_dispatched_by_two_threads_see_every_change_in_order, .timeout = 120) {
+  queued_case(false, 2);
+}
+
+/* rstate_unwatch of a queued watch while setters stream into it: no call
+ * starts after it returns, destroy has run once by then. */
+static atomic_int streamed_calls;
+
+static int count_streamed(const rstate_event *ev, void *ud) {
+  (void)ev;
+  (void)ud;
+  atomic_fetch_add(&streamed_calls, 1);
+  return RSTATE_CONTINUE;
+}
+
+Test(order, unwatch_of_a_queued_watch_while_setters_stream, .timeout = 120) {
+  reopen(true);
+  const char *names[] = {"shared"};
+  rstate_watch_opts q = {.queued = true, .destroy = count_destroy};
+  rstate_watch_id id;
+  ASSERT_RC(rstate_watch(s, names, 1, count_streamed, NULL, &q, &id), RSTATE_OK);
+  recorder last;
+  rec_init(&last);
+  rstate_watch_opts lq = {.queued = true};
+  rec_watch1(s, &last, "v0", &lq);
+  pthread_t th[THREADS];
+  for (int t = 0; t < THREADS; t++) pthread_create(&th[t], NULL, setter, (void *)(intptr_t)t);
+  for (int64_t until = mono_ms() + 10000; atomic_load(&streamed_calls) < 100 && mono_ms() < until;) sched_yield();
+  ASSERT_RC(rstate_unwatch(s, id), RSTATE_OK);
+  int at_return = atomic_load(&streamed_calls);
+  pthread_mutex_lock(&m);
+  int destroyed_then = destroyed;
+  pthread_mutex_unlock(&m);
+  for (int t = 0; t < THREADS; t++) pthread_join(th[t], NULL);
+  assert_threads_ok();
+  rec_wait(&last, SETS); /* the dispatcher has gone through what the setters queued */
+  cr_assert_gt(at_return, 0, "no event reached the watch before rstate_unwatch");
+  cr_assert_eq(destroyed_then, 1, "destroy had run %d times when rstate_unwatch returned", destroyed_then);
+  cr_assert_eq(atomic_load(&streamed_calls), at_return, "%d callbacks started after rstate_unwatch returned",
+               atomic_load(&streamed_calls) - at_return);
+  rstate_close(s);
+  s = NULL;
+  pthread_mutex_lock(&m);
+  cr_assert_eq(destroyed, 1, "destroy ran %d times", destroyed);
+  pthread_mutex_unlock(&m);
+  rec_free(&last);
 }

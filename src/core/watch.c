@@ -92,6 +92,7 @@ static void release_list(rstate__node *n) {
 void rstate__watch_unref(rstate__watch *w) {
   if (atomic_fetch_sub_explicit(&w->refs, 1, memory_order_acq_rel) != 1) return;
   release_list(w->head);
+  release_list(atomic_load_explicit(&w->inbox, memory_order_acquire));
   release_list(w->pending);
   free(w->patterns);
   free(w->ignore_source);
@@ -120,14 +121,52 @@ static rstate__node *pop(rstate__watch *w) {
   return node;
 }
 
+/* A queued watch without debounce takes its changes through the inbox. */
+static bool uses_inbox(const rstate__watch *w) { return w->queued && !w->debounce_ms; }
+
+/* Moves the inbox, oldest first, behind the ready queue (under the lock). */
+static void splice_inbox(rstate__watch *w) {
+  if (!atomic_load_explicit(&w->inbox, memory_order_relaxed)) return;
+  rstate__node *n = atomic_exchange_explicit(&w->inbox, NULL, memory_order_acquire);
+  rstate__node *oldest = NULL, *newest = n;
+  uint32_t k = 0;
+  while (n) {
+    rstate__node *next = n->next;
+    n->next = oldest;
+    oldest = n;
+    n = next;
+    k++;
+  }
+  if (!oldest) return;
+  if (w->tail)
+    w->tail->next = oldest;
+  else
+    w->head = oldest;
+  w->tail = newest;
+  w->n_ready += k;
+}
+
+/* Changes in the inbox (under the lock, so no drainer empties it meanwhile). */
+static uint32_t inbox_count(rstate__watch *w) {
+  uint32_t k = 0;
+  for (rstate__node *n = atomic_load_explicit(&w->inbox, memory_order_acquire); n; n = n->next) k++;
+  return k;
+}
+
 /* The first thread to find the watch idle with work claims it. */
 static void claim_if_idle(rstate__watch *w) {
-  if (w->claimed || w->initializing || w->dead || !w->head) return;
-  w->claimed = true; /* no reference: an end meanwhile passes the registry's to the claimer (orphaned) */
+  if (atomic_load_explicit(&w->claimed, memory_order_relaxed) || w->initializing || w->dead ||
+      (!w->head && !atomic_load_explicit(&w->inbox, memory_order_relaxed)))
+    return;
+  /* no reference: an end meanwhile passes the registry's to the claimer
+   * (orphaned). A setter pushing into the inbox claims without the lock,
+   * hence the exchange for a queued watch. */
   if (w->queued) {
+    if (atomic_exchange(&w->claimed, true)) return;
     rstate__dispatch_ready(w->store->dispatch, w);
     return;
   }
+  atomic_store_explicit(&w->claimed, true, memory_order_relaxed);
   w->drain_next = NULL;
   if (tls.tail) {
     tls.tail->drain_next = w;
@@ -250,15 +289,38 @@ static void enqueue(rstate__watch *w, rstate__node *node) {
   append(w, node);
 }
 
+static bool ignored(const rstate__watch *w, const rstate__record *rec) {
+  return w->ignore_source && rec->kind == RSTATE_EVENT_CHANGED && rec->source && !strcmp(rec->source, w->ignore_source);
+}
+
+/* One compare-and-swap; the setter that makes the inbox non-empty claims
+ * the watch unless it is claimed already, and a claimer looks at the inbox
+ * again after it lets go (rstate__watch_drain), so no change is stranded.
+ * Pushes to one watch are serialized by the caller (the registry lock, or
+ * a subscribing backend's one thread), which keeps them in order. */
+static void inbox_push(rstate__watch *w, rstate__node *node) {
+  rstate__node *old = atomic_load_explicit(&w->inbox, memory_order_relaxed);
+  do {
+    node->next = old;
+  } while (!atomic_compare_exchange_weak(&w->inbox, &old, node));
+  if (old || atomic_exchange(&w->claimed, true)) return;
+  rstate__dispatch_ready(w->store->dispatch, w);
+}
+
 void rstate__watch_push(rstate__watch *w, rstate__node *node) {
   const rstate__record *rec = node->rec;
+  /* a watch registering holds its changes under the lock (finish_registration) */
+  if (uses_inbox(w) && !atomic_load_explicit(&w->initializing, memory_order_acquire) && !ignored(w, rec)) {
+    inbox_push(w, node);
+    return;
+  }
   pthread_mutex_lock(&STRIPE(w)->lock);
   if (w->dead) {
     pthread_mutex_unlock(&STRIPE(w)->lock);
     rstate__node_release(node);
     return;
   }
-  if (w->ignore_source && rec->kind == RSTATE_EVENT_CHANGED && rec->source && !strcmp(rec->source, w->ignore_source)) {
+  if (ignored(w, rec)) {
     w->stats.filtered++;
     pthread_mutex_unlock(&STRIPE(w)->lock);
     rstate__node_release(node);
@@ -381,7 +443,10 @@ int rstate__watch_drain(rstate__watch *w) {
   int ran = 0;
   rstate__node *node = w->taken; /* popped at claim time, running already set */
   w->taken = NULL;
-  if (!node) pthread_mutex_lock(&STRIPE(w)->lock);
+  if (!node) {
+    pthread_mutex_lock(&STRIPE(w)->lock);
+    splice_inbox(w);
+  }
   while (node || (!w->dead && w->head)) {
     if (!node) {
       node = pop(w);
@@ -414,10 +479,23 @@ int rstate__watch_drain(rstate__watch *w) {
     if (STRIPE(w)->waiters) pthread_cond_broadcast(&STRIPE(w)->idle);
     node = NULL;
   }
-  w->claimed = false;
+  bool again = false;
+  if (uses_inbox(w)) {
+    /* a setter that found the inbox empty while this claim held tried to
+     * claim and left it to us: look again after letting go (both sides
+     * sequentially consistent). The watch queues behind the others. */
+    atomic_store(&w->claimed, false);
+    again = !w->dead && atomic_load(&w->inbox) && !atomic_exchange(&w->claimed, true);
+  } else {
+    atomic_store_explicit(&w->claimed, false, memory_order_relaxed);
+  }
   bool destroy = w->destroy_pending, orphaned = w->orphaned;
   w->destroy_pending = false;
   pthread_mutex_unlock(&STRIPE(w)->lock);
+  if (again) { /* not dead: neither destroy nor orphaned */
+    rstate__dispatch_ready(w->store->dispatch, w);
+    return ran;
+  }
   if (destroy) {
     call_destroy(w);
     rstate__watch_unref(w); /* the registry's */
@@ -428,7 +506,7 @@ int rstate__watch_drain(rstate__watch *w) {
 
 void rstate__watch_unclaim(rstate__watch *w) {
   pthread_mutex_lock(&STRIPE(w)->lock);
-  w->claimed = false;
+  atomic_store(&w->claimed, false);
   bool orphaned = w->orphaned;
   pthread_mutex_unlock(&STRIPE(w)->lock);
   if (orphaned) rstate__watch_unref(w);
@@ -453,6 +531,8 @@ static rstate__watch *watch_new(rstate_store *s, const char *const *names, size_
   if (!w) return NULL;
   atomic_init(&w->refs, 1);
   atomic_init(&w->deadline, INT64_MAX);
+  atomic_init(&w->inbox, NULL);
+  atomic_init(&w->claimed, false);
   w->stripe = (uint8_t)(((uintptr_t)w >> 6) % RSTATE_STRIPES);
   w->store = s;
   w->fn = fn;
@@ -463,7 +543,7 @@ static rstate__watch *watch_new(rstate_store *s, const char *const *names, size_
   w->max_wait_ms = o->max_wait_ms;
   w->queued = o->queued || o->debounce_ms;
   w->include_initial = o->include_initial;
-  w->initializing = true;
+  atomic_init(&w->initializing, true);
   /* the patterns, a name given twice kept once, in one allocation: the
    * pointer array, then the strings */
   size_t bytes = n * sizeof *w->patterns;
@@ -542,7 +622,7 @@ static void finish_registration(rstate__watch *w, rstate__batch *initial, size_t
   w->head = w->tail = NULL;
   w->n_ready = 0;
   for (size_t i = 0; i < n_initial; i++) append(w, rstate__batch_node(initial, i));
-  w->initializing = false;
+  atomic_store_explicit(&w->initializing, false, memory_order_release);
   while (held) {
     rstate__node *next = held->next;
     if (drop_seen && w->include_initial && held->rec->revision <= revision)
@@ -627,7 +707,7 @@ int rstate_get_watch_stats(rstate_store *s, rstate_watch_id id, rstate_watch_sta
     return rstate__err(RSTATE_ENOTFOUND, "rstate_get_watch_stats: no watch %llu on this store", (unsigned long long)id);
   pthread_mutex_lock(&STRIPE(w)->lock);
   *out = w->stats;
-  out->pending = w->n_ready + w->n_pending;
+  out->pending = w->n_ready + w->n_pending + inbox_count(w);
   pthread_mutex_unlock(&STRIPE(w)->lock);
   rstate__watch_unref(w);
   return RSTATE_OK;

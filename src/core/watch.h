@@ -49,6 +49,11 @@ struct rstate__watch {
   /* under the lock of its stripe (core.h) */
   uint8_t stripe;
   rstate__node *head, *tail; /* ready to deliver, in order */
+  /* A queued watch without debounce: changes pushed by setters without the
+   * lock, newest first (one compare-and-swap each); the drainer moves them
+   * to head..tail, oldest first, under the lock. Only the drainer empties
+   * it, always under the lock, so a walk under the lock (stats) is safe. */
+  _Atomic(rstate__node *) inbox;
   rstate__node *pending;     /* debounce: one node per variable with a burst in progress */
   /* an inline claim's first node, taken off the queue at claim time (with
    * running set) when the claiming thread will deliver it before any other
@@ -56,9 +61,13 @@ struct rstate__watch {
    * Only the claiming thread touches it. */
   rstate__node *taken;
   uint32_t n_ready, n_pending;
-  bool initializing; /* registered, its snapshot not yet taken: hold events */
+  /* registered, its snapshot not yet taken: hold events. Atomic: a setter
+   * reads it without the lock before it uses the inbox. */
+  atomic_bool initializing;
   bool published;    /* rstate_watch succeeded: unwatch and stats may find it (registry lock) */
-  bool claimed;      /* a thread (or the dispatcher) will drain it */
+  /* a thread (or the dispatcher) will drain it. Set by atomic exchange:
+   * under the lock, or by a setter that found the inbox empty. */
+  atomic_bool claimed;
   bool running;      /* a callback or filter is running (on the thread whose tls.current it is) */
   bool dead;            /* unwatched: deliver nothing more */
   bool destroy_pending; /* unwatched from its own callback: destroy after it */
