@@ -316,6 +316,7 @@ static void *thread_main(void *arg) {
     bool did;
     run_once(d, &did, true);
     if (did) continue;
+    rstate__batch_trim(); /* the stream stopped: the batches kept for the setters go */
     struct pollfd p = {.fd = d->epfd, .events = POLLIN};
     poll(&p, 1, timeout_ms(d));
   }

@@ -12,6 +12,7 @@
 
 struct rstate__batch {
   atomic_size_t refs; /* nodes not yet released */
+  struct rstate__batch *next_free; /* on the returned list, or a thread's spares */
   size_t size;        /* bytes allocated */
   size_t n_records;
   size_t n_nodes;
@@ -21,27 +22,58 @@ struct rstate__batch {
 
 /* Each thread keeps its last freed small batch for its next change: an
  * inline set and its delivery happen on one thread, so most changes then
- * cost no malloc. Blocks keep their exact size (a queued batch freed on the
- * dispatch thread never returns to the setter's spare, so rounding sizes up
- * would only waste memory); the spare serves any change it fits. It is
- * freed when the thread exits. */
+ * cost no malloc. Blocks keep their exact size; the spare serves any change
+ * it fits. A queued change is freed on the dispatch thread, whose spare is
+ * soon taken: the small batches it frees beyond that go back to the setting
+ * side through the returned list (lock-free: one compare-and-swap to give
+ * one back, one exchange to take them all), which a thread without a
+ * fitting spare takes as its spares. Otherwise the dispatch thread's frees
+ * and the setter's mallocs would meet in the allocator: its arena lock, and
+ * pages given back to the kernel by one thread and faulted in by the other.
+ * Spares are freed when their thread exits; the returned list holds at most
+ * about RETURNED_MAX batches (2 MiB at most, about 1 MiB for number
+ * changes: room for the backlog a setter builds while the dispatch thread
+ * is off its CPU for a millisecond), and a dispatch thread going to sleep
+ * frees it (rstate__batch_trim). */
 #define SPARE_MAX 512
-static _Thread_local rstate__batch *spare;
+#define RETURNED_MAX 4096
+static _Thread_local rstate__batch *spare, *spares;
 static _Thread_local bool spare_registered;
 static pthread_key_t spare_key;
 static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
+static _Atomic(rstate__batch *) returned;
+static atomic_int n_returned; /* about how many: counted before the push, reset at a take */
+
+static void free_list(rstate__batch *b) {
+  while (b) {
+    rstate__batch *next = b->next_free;
+    free(b);
+    b = next;
+  }
+}
 
 /* Runs on the exiting thread; a later thread-exit destructor that sets a
  * variable registers the key again (glibc reruns destructors), so nothing
  * leaks. */
 static void spare_release(void *slot) {
-  rstate__batch **p = slot;
-  free(*p);
-  *p = NULL;
+  (void)slot;
+  free(spare);
+  spare = NULL;
+  free_list(spares);
+  spares = NULL;
   spare_registered = false;
 }
 
 static void spare_key_create(void) { pthread_key_create(&spare_key, spare_release); }
+
+/* So that the thread's spares are freed when it exits; false if they cannot be. */
+static bool spare_register(void) {
+  if (spare_registered) return true;
+  pthread_once(&spare_once, spare_key_create);
+  if (pthread_setspecific(spare_key, &spare) != 0) return false;
+  spare_registered = true;
+  return true;
+}
 
 static void *batch_alloc(size_t size, size_t *got) {
   if (spare && spare->size >= size) {
@@ -50,24 +82,42 @@ static void *batch_alloc(size_t size, size_t *got) {
     spare = NULL;
     return p;
   }
+  if (size <= SPARE_MAX && !spares && atomic_load_explicit(&returned, memory_order_relaxed) && spare_register()) {
+    spares = atomic_exchange_explicit(&returned, NULL, memory_order_acquire);
+    atomic_store_explicit(&n_returned, 0, memory_order_relaxed);
+  }
+  while (spares) { /* the returned batches are small; one too small for this change is dropped */
+    rstate__batch *b = spares;
+    spares = b->next_free;
+    if (b->size >= size) {
+      *got = b->size;
+      return b;
+    }
+    free(b);
+  }
   *got = size;
   return malloc(size);
 }
 
 static void batch_free(rstate__batch *b) {
-  if (b->size > SPARE_MAX || spare) {
+  if (b->size > SPARE_MAX) {
     free(b);
     return;
   }
-  if (!spare_registered) { /* the key's destructor frees the spare at thread exit */
-    pthread_once(&spare_once, spare_key_create);
-    if (pthread_setspecific(spare_key, &spare) != 0) {
-      free(b);
-      return;
-    }
-    spare_registered = true;
+  if (!spare) {
+    if (spare_register()) spare = b;
+    else free(b);
+    return;
   }
-  spare = b;
+  if (atomic_fetch_add_explicit(&n_returned, 1, memory_order_relaxed) >= RETURNED_MAX) {
+    atomic_fetch_sub_explicit(&n_returned, 1, memory_order_relaxed);
+    free(b);
+    return;
+  }
+  rstate__batch *old = atomic_load_explicit(&returned, memory_order_relaxed);
+  do {
+    b->next_free = old;
+  } while (!atomic_compare_exchange_weak_explicit(&returned, &old, b, memory_order_release, memory_order_relaxed));
 }
 
 static size_t value_bytes(const rstate_value *v) { return v && v->kind == RSTATE_STRING ? v->u.s.len + 1 : 0; }
@@ -154,6 +204,12 @@ rstate__batch *rstate__batch_new(const rstate_change *changes, size_t n, size_t 
     r->depth = depth;
   }
   return b;
+}
+
+void rstate__batch_trim(void) {
+  if (!atomic_load_explicit(&returned, memory_order_relaxed)) return;
+  free_list(atomic_exchange_explicit(&returned, NULL, memory_order_acquire));
+  atomic_store_explicit(&n_returned, 0, memory_order_relaxed);
 }
 
 const rstate__record *rstate__batch_record(rstate__batch *b, size_t i) { return &b->records[i]; }

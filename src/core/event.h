@@ -45,6 +45,9 @@ typedef struct rstate__node {
  * and n_nodes nodes, node j pointing at no record yet. depth goes to every
  * record. NULL on ENOMEM (with a sentence). */
 rstate__batch *rstate__batch_new(const rstate_change *changes, size_t n, size_t n_nodes, uint32_t depth);
+/* Frees the small batches freed on one thread and kept for another's next
+ * changes (a dispatch thread about to sleep: the stream has stopped). */
+void rstate__batch_trim(void);
 const rstate__record *rstate__batch_record(rstate__batch *b, size_t i);
 rstate__node *rstate__batch_node(rstate__batch *b, size_t j);
 /* Releases one node (and the batch with its last node); NULL is a no-op.
