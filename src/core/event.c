@@ -109,7 +109,8 @@ static void batch_free(rstate__batch *b) {
     else free(b);
     return;
   }
-  if (atomic_fetch_add_explicit(&n_returned, 1, memory_order_relaxed) >= RETURNED_MAX) {
+  if (atomic_load_explicit(&n_returned, memory_order_relaxed) >= RETURNED_MAX || /* full: no more atomics */
+      atomic_fetch_add_explicit(&n_returned, 1, memory_order_relaxed) >= RETURNED_MAX) {
     atomic_fetch_sub_explicit(&n_returned, 1, memory_order_relaxed);
     free(b);
     return;
