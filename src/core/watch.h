@@ -46,8 +46,8 @@ struct rstate__watch {
    * has stopped by then). Not drain_next: a thread may be draining it. */
   rstate__watch *pass_next;
 
-  /* under the lock of its stripe (core.h) */
-  uint8_t stripe;
+  /* under the lock of its stripe (core.h; stripe below, among the flags,
+   * where it costs no padding) */
   rstate__node *head, *tail; /* ready to deliver, in order */
   /* A queued watch without debounce: changes pushed by setters without the
    * lock, newest first (one compare-and-swap each); the drainer moves them
@@ -75,6 +75,7 @@ struct rstate__watch {
    * to the claimer, which drops it when it releases the claim. So a claim
    * (one per delivery) costs no reference count of its own. */
   bool orphaned;
+  uint8_t stripe; /* which lock (immutable) */
   rstate_watch_stats stats;
   _Atomic int64_t deadline; /* debounce: earliest due time (monotonic ns), INT64_MAX: none */
 };
