@@ -36,6 +36,9 @@ struct rstate__watch {
   uint32_t debounce_ms, max_wait_ms;
   bool queued; /* queued, or debounced */
   bool include_initial;
+  /* the setters' own count (they are serialized per watch): changes pushed
+   * into the inbox since they last found it empty (see INBOX_RUN) */
+  uint32_t in_pushed;
   char **patterns;
   size_t n_patterns;
 
