@@ -305,7 +305,8 @@ static bool ignored(const rstate__watch *w, const rstate__record *rec) {
  * the watch unless it is claimed already, and a claimer looks at the inbox
  * again after it lets go (rstate__watch_drain), so no change is stranded.
  * Pushes to one watch are serialized by the caller (the registry lock, or
- * a subscribing backend's one thread), which keeps them in order. */
+ * the lock a subscribing backend holds around rstate_host_emit_to), which
+ * keeps them in order and lets in_pushed be the setters' plain count. */
 static void inbox_push(rstate__watch *w, rstate__node *node) {
   rstate__node *old = atomic_load_explicit(&w->inbox, memory_order_relaxed);
   do {
