@@ -381,6 +381,12 @@ static int call(rds *r, bool ro, const char *fn, int argc, const char *const *ar
 
 static void catch_up(rds *r, uint64_t rev);
 
+/* Under lock: whether the reader follows the log now: while a watch (or
+ * the taps' subscription) may get its entries, or one is being made. A
+ * store nobody watches leaves the log alone: Redis then serves its XADDs
+ * to the other clients' readers alone, and this process parses nothing. */
+static bool tailing(const rds *r) { return r->n_subs > 0 || r->joining > 0; }
+
 /* After a write that took a revision: the replicas' answer, then the
  * reader. */
 static int after_write(rds *r, uint64_t rev, const char *what, long long acked, const char *why) {
@@ -405,10 +411,10 @@ static int after_write(rds *r, uint64_t rev, const char *what, long long acked, 
     int64_t deadline = rstate__realtime_ns() + (int64_t)r->request_timeout_ms * 1000000;
     struct timespec ts = {.tv_sec = deadline / 1000000000, .tv_nsec = deadline % 1000000000};
     pthread_mutex_lock(&r->lock);
-    /* decided once, as a callback may unwatch meanwhile: wait when a watch
-     * may get the change, or while the reader delivers it */
-    bool watched = r->n_subs > 0 || r->emitted >= rev;
-    while (watched && r->connected && !r->closing && r->delivered < rev)
+    /* wait while a watch may get the change, or while the reader delivers
+     * it; asked again at every wakeup: once the last watch is gone (an
+     * unwatch broadcasts cond), the reader rests and would never reach rev */
+    while (r->connected && !r->closing && r->delivered < rev && (tailing(r) || r->emitted >= rev))
       if (pthread_cond_timedwait(&r->cond, &r->lock, &ts) == ETIMEDOUT) break;
     pthread_mutex_unlock(&r->lock);
   }
@@ -1070,12 +1076,6 @@ static void delivered(rds *r) {
   pthread_cond_broadcast(&r->cond);
   pthread_mutex_unlock(&r->lock);
 }
-
-/* Under lock: whether the reader follows the log now: while a watch (or
- * the taps' subscription) may get its entries, or one is being made. A
- * store nobody watches leaves the log alone: Redis then serves its XADDs
- * to the other clients' readers alone, and this process parses nothing. */
-static bool tailing(const rds *r) { return r->n_subs > 0 || r->joining > 0; }
 
 /* Not tailing: waits up to BLOCK_MS for a watch (or close), then checks
  * that the connection still stands (on_state reports its loss). */
