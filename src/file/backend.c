@@ -231,6 +231,9 @@ static void compact(fstore *f) {
   old = f->cur;
   f->cur = next;
   rstate__local_unlock(f->local);
+  /* the interval's promise covers old's tail too: a fold of a large store
+   * can take longer than the interval before the snapshot holds it */
+  if (f->sync == RSTATE_SYNC_INTERVAL) rstate__journal_sync(old);
   fold_arg *a = malloc(sizeof *a);
   if (a) {
     *a = (fold_arg){f, old};
