@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,9 +44,22 @@ char *rstate__journal_path(const char *dir, uint64_t gen) {
   return p;
 }
 
+/* Makes the file at least size bytes. Where the file system cannot
+ * allocate (EINVAL, EOPNOTSUPP), the file is extended instead, never
+ * shortened: a writer's grow and the store's thread allocating ahead may
+ * both get here, and a smaller size landing last would leave mapped pages
+ * past the end of the file (SIGBUS at the next append). */
 static int reserve(int fd, size_t size) {
+  static pthread_mutex_t extend_lock = PTHREAD_MUTEX_INITIALIZER;
   int e = posix_fallocate(fd, 0, (off_t)size);
-  if (e == EINVAL || e == EOPNOTSUPP) e = ftruncate(fd, (off_t)size) ? errno : 0;
+  if (e != EINVAL && e != EOPNOTSUPP) return e;
+  pthread_mutex_lock(&extend_lock);
+  struct stat st;
+  if (fstat(fd, &st))
+    e = errno;
+  else
+    e = (size_t)st.st_size >= size || ftruncate(fd, (off_t)size) == 0 ? 0 : errno;
+  pthread_mutex_unlock(&extend_lock);
   return e;
 }
 
