@@ -211,7 +211,7 @@ static void send_batch(rstate__redis_commit *q) {
 /* Under lock: the call b ran nothing (the Function was missing): its
  * requests go back in the queue, at most twice each. */
 static void requeue(rstate__redis_commit *q, rstate__redis_batch *b, int rc, const char *sentence) {
-  for (size_t i = 0; i < b->n; i++) {
+  for (size_t i = b->n; i-- > 0;) { /* pushed in front from the last: they go again in their order */
     rstate__redis_req *r = b->reqs[i];
     if (++r->tries > 2) {
       finish(q, r, rc, sentence);
