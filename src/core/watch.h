@@ -143,8 +143,8 @@ int rstate__dispatch_new(rstate__dispatch **out, rstate_store *s, bool thread);
 /* Stops the dispatch thread, if any (before the watches are ended). */
 void rstate__dispatch_stop(rstate__dispatch *d);
 void rstate__dispatch_free(rstate__dispatch *d);
-/* Puts a claimed watch on the ready list and wakes the dispatcher (under
- * the watch's lock). */
+/* Puts a claimed watch on the ready list (a lock-free push, by whichever
+ * thread claimed it) and wakes the dispatcher if it said it would sleep. */
 void rstate__dispatch_ready(rstate__dispatch *d, rstate__watch *w);
 /* Tells the dispatcher a debounce deadline may be earlier than it thought. */
 void rstate__dispatch_deadline(rstate__dispatch *d, int64_t deadline);
