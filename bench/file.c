@@ -15,6 +15,7 @@
  * The store directories are made under $BENCH_DIR (default /tmp) and removed.
  */
 #include "bench.h"
+#include "disk.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -51,28 +52,6 @@ static void define_int(rstate_store *s, const char *name) {
 static bsum time_sets(rstate_store *s, size_t samples, int64_t *x) {
   bstats st = {0};
   BENCH_LOOP(&st, samples, BENCH_BATCH, BENCH_OK(rstate_set_int(s, "x", ++*x)));
-  bsum r = bs_sum(&st);
-  bs_free(&st);
-  return r;
-}
-
-/* pwrite of n bytes appended, then fdatasync: what one durable append costs */
-static bsum floor_fdatasync(size_t samples, size_t n) {
-  char path[512];
-  snprintf(path, sizeof path, "%s/floor.bin", base);
-  int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
-  if (fd < 0) bench_die("cannot create the floor file");
-  char buf[256];
-  memset(buf, 'x', sizeof buf);
-  bstats st = {0};
-  off_t off = 0;
-  BENCH_LOOP(&st, samples, 1, {
-    if (pwrite(fd, buf, n, off) != (ssize_t)n || fdatasync(fd)) bench_die("pwrite/fdatasync failed");
-    off += (off_t)n;
-  });
-  st.cpu = 0; /* waiting for the disk is the cost: wall time */
-  close(fd);
-  unlink(path);
   bsum r = bs_sum(&st);
   bs_free(&st);
   return r;
@@ -132,7 +111,7 @@ int main(int argc, char **argv) {
 
   /* ---- SYNC_ALWAYS, one thread, beside write + fdatasync ---------------------- */
   size_t dsamples = bench_n(300, 30);
-  bsum fl = floor_fdatasync(dsamples, 64);
+  bsum fl = bench_floor_fdatasync(base, dsamples, 64);
   bench_floor_row("floor.fdatasync", "floor: pwrite of 64 bytes appended + fdatasync", fl);
   {
     rstate_store *s = open_file("always", RSTATE_SYNC_ALWAYS, true);

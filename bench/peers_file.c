@@ -29,6 +29,7 @@
  * one durable append).
  */
 #include "bench.h"
+#include "disk.h"
 
 #include <fcntl.h>
 #include <ftw.h>
@@ -287,28 +288,6 @@ static double median3(double *v) {
   return b;
 }
 
-/* pwrite of 64 bytes appended, then fdatasync: one durable append's floor. */
-static bsum floor_fdatasync(size_t samples) {
-  char path[256];
-  snprintf(path, sizeof path, "%s/floor.bin", dir);
-  int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
-  if (fd < 0) bench_die("cannot create the floor file");
-  char buf[64];
-  memset(buf, 'x', sizeof buf);
-  bstats st = {0};
-  off_t off = 0;
-  BENCH_LOOP(&st, samples, 1, {
-    if (pwrite(fd, buf, sizeof buf, off) != (ssize_t)sizeof buf || fdatasync(fd)) bench_die("pwrite/fdatasync");
-    off += (off_t)sizeof buf;
-  });
-  st.cpu = 0;
-  close(fd);
-  unlink(path);
-  bsum r = bs_sum(&st);
-  bs_free(&st);
-  return r;
-}
-
 /* One mode: ours in process, ours through a server, Redis, in turns. */
 static void measure(const char *mode, const char *redis_mode, rstate_sync sync, size_t rounds, size_t per_round,
                     size_t t16_n, const bsum *floor) {
@@ -403,7 +382,7 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   redis_start();
 
-  bsum fl = floor_fdatasync(bench_n(100, 20));
+  bsum fl = bench_floor_fdatasync(dir, bench_n(100, 20), 64);
   brow f = {"floor.fdatasync", "floor: pwrite of 64 bytes appended + fdatasync (p50)", "ns/op", fl.p50, fl, NULL, NAN,
             NAN, 0, 0};
   bench_row(&f);
