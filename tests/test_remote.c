@@ -937,6 +937,19 @@ static int script_hello(wc *c) {
   return 0;
 }
 
+/* A listening Unix socket for a scripted server: /tmp/rstate-TAG-PID.sock
+ * in path, its URI in uri. */
+static int script_listen(const char *tag, char path[108], char uri[120]) {
+  snprintf(path, 108, "/tmp/rstate-%s-%d.sock", tag, (int)getpid());
+  unlink(path);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+  cr_assert(bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 && listen(fd, 4) == 0, "%s", strerror(errno));
+  snprintf(uri, 120, "unix:%s", path);
+  return fd;
+}
+
 static void script_welcome(wc *c, uint64_t revision) {
   rstate__wire_welcome w = {RSTATE__WIRE_VERSION, 7, 50, revision, RSTATE__WIRE_DEFAULT_MAX_FRAME,
                             RSTATE__WIRE_READ_WRITE};
@@ -1002,17 +1015,10 @@ done:
 
 Test(remote, a_watch_the_server_refuses_to_take_back_is_asked_for_again) {
   refusing st = {0};
-  char path[108];
-  snprintf(path, sizeof path, "/tmp/rstate-refusing-%d.sock", (int)getpid());
-  unlink(path);
-  st.lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_un sa = {.sun_family = AF_UNIX};
-  snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
-  cr_assert(bind(st.lfd, (struct sockaddr *)&sa, sizeof sa) == 0 && listen(st.lfd, 4) == 0, "%s", strerror(errno));
+  char path[108], uri[120];
+  st.lfd = script_listen("refusing", path, uri);
   pthread_t th;
   pthread_create(&th, NULL, refusing_server, &st);
-  char uri[120];
-  snprintf(uri, sizeof uri, "unix:%s", path);
   rstate_options o = {.connect_timeout_ms = 2000, .on_state = on_state};
   rstate_store *c = NULL;
   ASSERT_RC(rstate_open(&c, uri, &o), RSTATE_OK);
@@ -1072,17 +1078,10 @@ done:
 
 Test(remote, history_against_a_version_1_server_is_enotsup_and_sends_nothing) {
   old_server st = {0};
-  char path[108];
-  snprintf(path, sizeof path, "/tmp/rstate-v1-%d.sock", (int)getpid());
-  unlink(path);
-  st.lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_un sa = {.sun_family = AF_UNIX};
-  snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
-  cr_assert(bind(st.lfd, (struct sockaddr *)&sa, sizeof sa) == 0 && listen(st.lfd, 4) == 0, "%s", strerror(errno));
+  char path[108], uri[120];
+  st.lfd = script_listen("v1", path, uri);
   pthread_t th;
   pthread_create(&th, NULL, version_1_server, &st);
-  char uri[120];
-  snprintf(uri, sizeof uri, "unix:%s", path);
   rstate_options o = {.connect_timeout_ms = 2000};
   rstate_store *c = NULL;
   ASSERT_RC(rstate_open(&c, uri, &o), RSTATE_OK);
