@@ -201,6 +201,13 @@ static int local_open(rstate_backend **out, const char *uri, const rstate_option
   return rstate__local_new(out, host, opts ? opts->keep_versions : 0, NULL);
 }
 
+/* Under lock: the variable takes the new value (moved out of *nv). */
+static void take_value(var *v, rstate_value *nv) {
+  if (v->value.kind == RSTATE_STRING) rstate_value_clear(&v->value);
+  v->value = *nv;
+  nv->kind = RSTATE_NONE;
+}
+
 /* Announces a change: the journal first, then the front end (none when
  * restoring into a store without host). */
 static int announce(local *l, const rstate_change *c, size_t n, const rstate__spec *spec) {
@@ -512,9 +519,7 @@ static int local_set_many(rstate_backend *b, const rstate_assign *items, size_t 
     } else {
       for (size_t i = 0; i < k; i++) {
         var *v = p[i].v;
-        if (v->value.kind == RSTATE_STRING) rstate_value_clear(&v->value);
-        v->value = p[i].value;
-        p[i].value.kind = RSTATE_NONE; /* moved */
+        take_value(v, &p[i].value);
         v->version++;
         v->revision = revision;
         v->updated_ns = now;
@@ -616,9 +621,7 @@ static int local_restore(rstate_backend *b, const rstate_snapshot_var *vars, siz
     } else {
       for (size_t i = 0; i < k; i++) {
         var *v = p[i].v;
-        if (v->value.kind == RSTATE_STRING) rstate_value_clear(&v->value);
-        v->value = p[i].value;
-        p[i].value.kind = RSTATE_NONE; /* moved */
+        take_value(v, &p[i].value);
         v->version = c[i].version;
         v->revision = rev;
         v->updated_ns = c[i].timestamp_ns;
