@@ -62,12 +62,11 @@ static void batch_free(rstate__redis_batch *b) {
 
 /* Under lock: the request is answered (rc and the sentence, or its part of
  * the batch's reply). */
-static void finish(rstate__redis_commit *q, rstate__redis_req *r, int rc, const char *sentence) {
+static void finish(rstate__redis_req *r, int rc, const char *sentence) {
   r->rc = rc;
   if (rc) snprintf(r->err, sizeof r->err, "%s", sentence);
   r->done = true;
   pthread_cond_signal(&r->cond);
-  (void)q;
 }
 
 /* Under lock: a job is free (sending or reading) and its caller leaves:
@@ -82,8 +81,8 @@ static void hand_off(rstate__redis_commit *q) {
 }
 
 /* Under lock: a batch that got no answer (its requests fail alike). */
-static void fail_batch(rstate__redis_commit *q, rstate__redis_batch *b, int rc, const char *sentence) {
-  for (size_t i = 0; i < b->n; i++) finish(q, b->reqs[i], rc, sentence);
+static void fail_batch(rstate__redis_batch *b, int rc, const char *sentence) {
+  for (size_t i = 0; i < b->n; i++) finish(b->reqs[i], rc, sentence);
   batch_free(b);
 }
 
@@ -99,7 +98,7 @@ static void fail_flights(rstate__redis_commit *q, int rc, const char *sentence) 
   while (q->flights) {
     rstate__redis_batch *b = q->flights;
     q->flights = b->next;
-    fail_batch(q, b, rc, sentence);
+    fail_batch(b, rc, sentence);
   }
   q->flights_tail = NULL;
   q->n_flights = 0;
@@ -169,7 +168,7 @@ static void send_batch(rstate__redis_commit *q) {
     rstate__redis_req *r = q->pending;
     q->pending = r->next;
     q->n_pending--;
-    finish(q, r, RSTATE_ENOMEM, "set: out of memory for a request to Redis");
+    finish(r, RSTATE_ENOMEM, "set: out of memory for a request to Redis");
     return;
   }
   for (; b->n < n; b->n++) {
@@ -196,7 +195,7 @@ static void send_batch(rstate__redis_commit *q) {
   q->sending = false;
   if (rc) {
     if (rc == RSTATE_ECLOSED && q->c.fd >= 0) break_conn(q);
-    fail_batch(q, b, rc, why);
+    fail_batch(b, rc, why);
   } else {
     if (fresh) q->reload = false;
     if (q->flights_tail)
@@ -214,7 +213,7 @@ static void requeue(rstate__redis_commit *q, rstate__redis_batch *b, int rc, con
   for (size_t i = b->n; i-- > 0;) { /* pushed in front from the last: they go again in their order */
     rstate__redis_req *r = b->reqs[i];
     if (++r->tries > 2) {
-      finish(q, r, rc, sentence);
+      finish(r, rc, sentence);
       continue;
     }
     r->next = q->pending;
@@ -268,7 +267,7 @@ static void read_batch(rstate__redis_commit *q) {
       q->reload = true;
       requeue(q, b, rc, why);
     } else {
-      fail_batch(q, b, rc, why);
+      fail_batch(b, rc, why);
     }
     return;
   }
@@ -276,7 +275,7 @@ static void read_batch(rstate__redis_commit *q) {
     rstate__resp_free(rep);
     rc = rstate__err(RSTATE_EPROTO, "%s: unexpected answer from Redis to set", f->uri);
     snprintf(why, sizeof why, "%s", rstate_last_error());
-    fail_batch(q, b, rc, why);
+    fail_batch(b, rc, why);
     return;
   }
   b->reply = rep;
@@ -287,7 +286,7 @@ static void read_batch(rstate__redis_commit *q) {
     r->answer = &rep->elem[i];
     r->acked = acked;
     snprintf(r->why, sizeof r->why, "%s", wwhy);
-    finish(q, r, RSTATE_OK, NULL);
+    finish(r, RSTATE_OK, NULL);
   }
 }
 
