@@ -25,7 +25,12 @@
 
 #include "util.h"
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+/* The counter stamp is built only with -DRSTATE_TSC_STAMP for now: in 1 of
+ * 3 full test runs (and once under valgrind) test_clock found stamps of a
+ * whole conversion pair's life up to 0.5 ms early on both CPUs, never
+ * late; the cause is not found yet, and a timestamp must mean
+ * CLOCK_REALTIME. Without it every stamp is clock_gettime. */
+#if defined(RSTATE_TSC_STAMP) && defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <cpuid.h>
 #define RSTATE_HAVE_TSC 1
 #endif
