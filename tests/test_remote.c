@@ -569,16 +569,32 @@ Test(remote, closing_while_the_connection_thread_runs_callbacks_ends_each_watch_
                                            atomic_load(&destroyed[i]));
 }
 
-Test(remote, a_silent_server_is_declared_dead_after_three_heartbeats) {
+/* Holds the server's bytes until the client gives the connection up: it
+ * must say why, and do so after three heartbeats (50 ms) plus the check's
+ * tick, not after some longer timer. write_first: the connection thread
+ * last woke for an answer (on a Unix socket it then waits in poll). */
+static void silent_server(bool write_first) {
   serve_again((rstate_server_opts){.heartbeat_ms = 50});
+  h_define_ok(backing, "silent.x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
   rstate_options o = {.heartbeat_ms = 50};
   rstate_store *c = client(&o);
+  if (write_first) ASSERT_RC(rstate_set_int(c, "silent.x", 1), RSTATE_OK);
+  int64_t t0 = now_ms();
   proxy_hold(px, true); /* no more PINGs reach the client */
   wait_state(RSTATE_STATE_DISCONNECTED, 1);
+  int64_t took = now_ms() - t0;
+  cr_assert_lt(took, 2000, "the silence was noticed after %lld ms, with 50 ms heartbeats", (long long)took);
+  rstate_value v;
+  ASSERT_RC(rstate_get(c, "silent.x", &v), RSTATE_ECLOSED);
+  cr_assert(strstr(rstate_last_error(), "the server stopped answering heartbeats"), "said: %s", rstate_last_error());
   proxy_hold(px, false);
   wait_state(RSTATE_STATE_CONNECTED, 2); /* and it comes back */
   rstate_close(c);
 }
+
+Test(remote, a_silent_server_is_declared_dead_after_three_heartbeats) { silent_server(false); }
+
+Test(remote, a_silent_server_is_declared_dead_after_a_write_too) { silent_server(true); }
 
 /* ---- reconnecting and resuming ----------------------------------------------------- */
 
@@ -842,7 +858,7 @@ Test(remote, a_gap_over_a_backend_without_change_times_gives_resync_only_for_wha
 Test(remote, a_watch_too_large_for_a_new_server_waits_for_one_that_takes_it_and_the_others_go_on) {
   h_define_ok(backing, "s.x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
   h_define_ok(backing, "s.y", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
-  rstate_options o = {.connect_timeout_ms = 200, .heartbeat_ms = 50, .on_state = on_state};
+  rstate_options o = {.connect_timeout_ms = 2000, .heartbeat_ms = 50, .on_state = on_state};
   rstate_store *c = NULL;
   ASSERT_RC(rstate_open(&c, server_uri, &o), RSTATE_OK);
   /* "s.x" and 40 patterns of 120 bytes: a WATCH frame over 4096 bytes */
