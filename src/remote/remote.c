@@ -148,7 +148,7 @@ static void process_frames(remote *r);
 
 /* Reads what the socket has, up to the connection's read size, into the
  * reader: the bytes taken, 0 when the server closed, -1 with errno. flags:
- * MSG_DONTWAIT, or 0 to wait for bytes until the receive timeout. */
+ * MSG_DONTWAIT, or 0 to wait for bytes. */
 static ssize_t read_some(remote *r, int fd, int flags) {
   size_t room;
   uint8_t *buf = rstate__wire_reader_prepare(&r->reader, r->read_size, &room);
@@ -475,7 +475,6 @@ static int handshake(remote *r, int fd, int64_t deadline) {
 
 /* How long the connection thread waits for bytes before it checks the
  * heartbeats: a quarter of the interval. */
-static int receive_tick_ms(const remote *r) { return heartbeat_ms(r) / 4 ? heartbeat_ms(r) / 4 : 1; }
 
 /* Connects and shakes hands; on success the remote is CONNECTED and its
  * subscriptions are sent again. Not under lock. */
@@ -495,9 +494,7 @@ static int connect_once(remote *r) {
   }
   struct timeval tv = {r->request_timeout_ms / 1000, (r->request_timeout_ms % 1000) * 1000};
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  int tick_ms = receive_tick_ms(r); /* serve's check of the heartbeats */
-  struct timeval rtv = {tick_ms / 1000, (tick_ms % 1000) * 1000};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &rtv, sizeof rtv);
+  /* no receive timeout: watchdog.c notices a silent server */
   pthread_mutex_lock(&r->lock);
   pthread_mutex_lock(&r->wlock);
   r->fd = fd;
@@ -505,13 +502,34 @@ static int connect_once(remote *r) {
   r->out.limit = r->welcome.max_frame;
   pthread_mutex_unlock(&r->wlock);
   r->state = CONN_CONNECTED;
+  r->silent = false;
   r->last_rx_ns = rstate__monotonic_ns();
   r->retry_ns = r->last_rx_ns + (int64_t)heartbeat_ms(r) * 1000000;
   rstate__sub_resubscribe(r);
   r->instance = r->welcome.instance_id;
   pthread_cond_broadcast(&r->cond);
   pthread_mutex_unlock(&r->lock);
+  rstate__watchdog_poke();
   return RSTATE_OK;
+}
+
+int64_t rstate__remote_silent(remote *r, int64_t now) {
+  pthread_mutex_lock(&r->lock);
+  int64_t tick = 0;
+  if (r->state == CONN_CONNECTED) {
+    int64_t hb = (int64_t)heartbeat_ms(r) * 1000000;
+    tick = hb / 4 ? hb / 4 : 1000000;
+    /* silence counts while the thread waits: a long callback is not the server's */
+    int64_t since = r->last_rx_ns > r->wait_ns ? r->last_rx_ns : r->wait_ns;
+    if (r->waiting && !r->silent && now - since >= 3 * hb) {
+      r->silent = true;
+      pthread_mutex_lock(&r->wlock);
+      if (r->fd >= 0) shutdown(r->fd, SHUT_RDWR); /* ends serve's wait for bytes */
+      pthread_mutex_unlock(&r->wlock);
+    }
+  }
+  pthread_mutex_unlock(&r->lock);
+  return tick;
 }
 
 static void report(remote *r, rstate_conn_state st) {
@@ -569,17 +587,14 @@ static bool reconnect(remote *r) {
 static ssize_t wait_and_read(remote *r, int fd, bool writer) {
   if (r->addr.family != AF_UNIX || !writer) return read_some(r, fd, 0);
   struct pollfd p = {.fd = fd, .events = POLLIN};
-  int n = poll(&p, 1, receive_tick_ms(r));
-  if (n > 0) return read_some(r, fd, MSG_DONTWAIT);
-  if (n == 0) errno = EAGAIN;
+  if (poll(&p, 1, -1) > 0) return read_some(r, fd, MSG_DONTWAIT);
   return -1;
 }
 
 /* Reads while connected; returns when the connection is lost or the store
- * closes. The wait for bytes (wait_and_read) ends after a quarter of the
- * heartbeat interval (the socket's receive timeout over TCP, set by
- * connect_once; poll's own on a Unix socket) to check the heartbeats, and
- * remote_close shuts the socket down to end it. */
+ * closes. The wait for bytes (wait_and_read) has no timeout: a live server
+ * sends PING every heartbeat interval, watchdog.c shuts the socket of a
+ * silent one down, and remote_close shuts it down to end the wait. */
 static void serve(remote *r) {
   for (;;) {
     pthread_mutex_lock(&r->lock);
@@ -595,24 +610,26 @@ static void serve(remote *r) {
       return;
     }
     int fd = r->fd;
-    int64_t dead_at = r->last_rx_ns + 3 * hb_ns;
     bool writer = r->answers != r->answers_waited; /* the last wakeup brought an answer */
     r->answers_waited = r->answers;
+    r->waiting = true;
+    r->wait_ns = now;
     pthread_mutex_unlock(&r->lock);
 
     /* the reader is the connection thread's alone: read outside the lock */
     ssize_t k = wait_and_read(r, fd, writer);
     int err = errno;
     pthread_mutex_lock(&r->lock);
+    r->waiting = false;
     if (r->closing) rstate__remote_drop(r, "the store is closing");
-    if (k > 0) {
+    if (r->silent) {
+      rstate__remote_drop(r, "the server stopped answering heartbeats");
+    } else if (k > 0) {
       r->in_serve = true;
       process_frames(r);
       r->in_serve = false;
     } else if (k == 0 || (err != EAGAIN && err != EWOULDBLOCK && err != EINTR)) {
       rstate__remote_drop(r, k == 0 ? "the server closed the connection" : strerror(err));
-    } else if (rstate__monotonic_ns() >= dead_at) { /* the receive timeout, in silence */
-      rstate__remote_drop(r, "the server stopped answering heartbeats");
     }
     pthread_mutex_unlock(&r->lock);
     rstate_host_deliver(r->host);
@@ -662,6 +679,7 @@ static void *conn_main(void *arg) {
 /* ---- open and close --------------------------------------------------------------- */
 
 static void remote_free(remote *r) {
+  rstate__watchdog_remove(r); /* (it was never added when the open failed early: nothing to do) */
   rstate__sub_free_all(r);
   rstate__sub_out_free(r);
   rstate__wire_reader_free(&r->reader);
@@ -703,6 +721,7 @@ static int remote_open(rstate_backend **out, const char *uri, const rstate_optio
   else if (r->wake < 0)
     rc = rstate__err(RSTATE_EIO, "rstate_open: %s: eventfd: %s", uri, strerror(errno));
   if (!rc) rc = rstate__addr_parse(&r->addr, uri, "rstate_open");
+  if (!rc) rc = rstate__watchdog_add(r);
   if (!rc && pthread_create(&r->thread, NULL, conn_main, r))
     rc = rstate__err(RSTATE_ENOMEM, "rstate_open: %s: cannot start the connection thread", uri);
   if (rc) {

@@ -77,6 +77,9 @@ typedef struct remote {
   rstate__wire_welcome welcome;
   uint64_t instance;          /* the server instance subscriptions belong to */
   int64_t last_rx_ns;         /* monotonic: the last frame received */
+  int64_t wait_ns;            /* monotonic: when the connection thread began waiting for bytes */
+  bool waiting;               /* it waits for bytes now (serve) */
+  bool silent;                /* watchdog.c shut the socket down: three heartbeats missed */
   int64_t retry_ns;           /* monotonic: when refused subscriptions are asked for again */
   uint32_t next_req;
   waiter *waiters;
@@ -87,6 +90,7 @@ typedef struct remote {
   uint64_t next_sub;
   evq outq; /* subscription.c's, kept between groups */
   pthread_t thread;
+  struct remote *wd_next, *wd_prev; /* watchdog.c's list (under its lock) */
 
   pthread_mutex_t wlock;
   rstate__wire_buf out; /* the frame being sent */
@@ -112,6 +116,21 @@ void rstate__remote_add_waiter(remote *r, waiter *w);
 /* Waits (not under lock) for w, sent on connection gen, to be answered;
  * removes it. Returns its rc, with the sentence set. */
 int rstate__remote_wait(remote *r, waiter *w);
+
+/* For watchdog.c (takes lock): when r's connection thread has waited for
+ * bytes three heartbeat intervals since the last frame, shuts the socket
+ * down, once, and marks r silent. Returns how long until r should be
+ * looked at again (a quarter interval), 0 when it is not connected. */
+int64_t rstate__remote_silent(remote *r, int64_t now);
+
+/* ---- watchdog.c: the thread that notices silent servers (not under lock) ---- */
+
+/* r is watched from now until rstate__watchdog_remove (rstate_open). */
+int rstate__watchdog_add(remote *r);
+void rstate__watchdog_remove(remote *r);
+/* A connection was made: its heartbeat interval may be shorter than the
+ * thread's current wait. */
+void rstate__watchdog_poke(void);
 
 /* ---- subscription.c ---- */
 
