@@ -345,7 +345,9 @@ RSTATE_API int rstate_open(rstate_store **out, const char *uri, const rstate_opt
  *  - rstate_open connects once within connect_timeout_ms and fails if it
  *    cannot: RSTATE_EIO (unreachable), RSTATE_EPERM (token refused),
  *    RSTATE_ETIMEDOUT (no answer). One connection carries every request and
- *    every watch of the store; a connection thread reads it.
+ *    every watch of the store; a connection thread reads it. One more
+ *    thread per process, while any remote store is open, watches the
+ *    heartbeats of them all.
  *  - A call may poll for its answer for a short, bounded time before it
  *    sleeps, so that a fast answer costs the caller no wakeup; this changes
  *    when a call returns and the CPU it uses meanwhile, never what it
