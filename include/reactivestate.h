@@ -368,7 +368,8 @@ RSTATE_API int rstate_open(rstate_store **out, const char *uri, const rstate_opt
  *    would race rstate_close, as any call from another thread would).
  *  - A lost connection is noticed at once (the socket closes) or after three
  *    heartbeat intervals of silence (checked every quarter interval, so
- *    within three and a quarter). Then every call that needs the server
+ *    within three and a quarter; counted from the last frame, or from the
+ *    end of the inline callbacks it brought). Then every call that needs the server
  *    fails at once with RSTATE_ECLOSED, and so does a request in flight: a
  *    request is never sent twice behind the caller's back (it may have been
  *    applied). rstate_unwatch still succeeds; rstate_revision returns 0.

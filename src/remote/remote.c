@@ -54,7 +54,13 @@ static void deadline_ts(struct timespec *ts, int64_t deadline_ns) {
   ts->tv_nsec = deadline_ns % 1000000000;
 }
 
-static int heartbeat_ms(const remote *r) { return r->welcome.heartbeat_ms ? (int)r->welcome.heartbeat_ms : 1000; }
+/* The interval the server announced, at most a day (a larger one would
+ * overflow the arithmetic of the silence check; no server offers one). */
+#define HEARTBEAT_MAX_MS 86400000u
+static int heartbeat_ms(const remote *r) {
+  uint32_t ms = r->welcome.heartbeat_ms;
+  return ms ? (int)(ms < HEARTBEAT_MAX_MS ? ms : HEARTBEAT_MAX_MS) : 1000;
+}
 
 /* ---- sending --------------------------------------------------------------- */
 
@@ -473,9 +479,6 @@ static int handshake(remote *r, int fd, int64_t deadline) {
   }
 }
 
-/* How long the connection thread waits for bytes before it checks the
- * heartbeats: a quarter of the interval. */
-
 /* Connects and shakes hands; on success the remote is CONNECTED and its
  * subscriptions are sent again. Not under lock. */
 static int connect_once(remote *r) {
@@ -503,7 +506,7 @@ static int connect_once(remote *r) {
   pthread_mutex_unlock(&r->wlock);
   r->state = CONN_CONNECTED;
   r->silent = false;
-  r->last_rx_ns = rstate__monotonic_ns();
+  r->last_rx_ns = r->wait_ns = rstate__monotonic_ns();
   r->retry_ns = r->last_rx_ns + (int64_t)heartbeat_ms(r) * 1000000;
   rstate__sub_resubscribe(r);
   r->instance = r->welcome.instance_id;
@@ -514,18 +517,20 @@ static int connect_once(remote *r) {
 }
 
 int64_t rstate__remote_silent(remote *r, int64_t now) {
-  pthread_mutex_lock(&r->lock);
+  /* a lock held now is held by a send (bounded by SO_SNDTIMEO) or by frames
+   * being handled: that store is not waiting, and the others must not wait
+   * for it; it is looked at again in a quarter interval */
+  if (pthread_mutex_trylock(&r->lock)) return 10000000; /* 10 ms */
   int64_t tick = 0;
   if (r->state == CONN_CONNECTED) {
     int64_t hb = (int64_t)heartbeat_ms(r) * 1000000;
-    tick = hb / 4 ? hb / 4 : 1000000;
+    tick = hb / 4;
     /* silence counts while the thread waits: a long callback is not the server's */
     int64_t since = r->last_rx_ns > r->wait_ns ? r->last_rx_ns : r->wait_ns;
     if (r->waiting && !r->silent && now - since >= 3 * hb) {
       r->silent = true;
-      pthread_mutex_lock(&r->wlock);
+      /* r->fd changes only under lock: it is this connection's */
       if (r->fd >= 0) shutdown(r->fd, SHUT_RDWR); /* ends serve's wait for bytes */
-      pthread_mutex_unlock(&r->wlock);
     }
   }
   pthread_mutex_unlock(&r->lock);
@@ -583,7 +588,7 @@ static bool reconnect(remote *r) {
  * (bench/notes.md, remote.unix.relay.p50x); poll's waiter wakes for
  * incoming bytes only. A store that receives events keeps the single recv:
  * a poll more per wakeup cost the 100-client fan-out 14 % and a stream of
- * events 10 %. A timeout: -1 with EAGAIN. */
+ * events 10 %. */
 static ssize_t wait_and_read(remote *r, int fd, bool writer) {
   if (r->addr.family != AF_UNIX || !writer) return read_some(r, fd, 0);
   struct pollfd p = {.fd = fd, .events = POLLIN};
@@ -613,7 +618,7 @@ static void serve(remote *r) {
     bool writer = r->answers != r->answers_waited; /* the last wakeup brought an answer */
     r->answers_waited = r->answers;
     r->waiting = true;
-    r->wait_ns = now;
+    int64_t rx = r->last_rx_ns;
     pthread_mutex_unlock(&r->lock);
 
     /* the reader is the connection thread's alone: read outside the lock */
@@ -635,6 +640,9 @@ static void serve(remote *r) {
     rstate_host_deliver(r->host);
     pthread_mutex_lock(&r->lock);
     if (r->answered) release_answered(r);
+    /* frames came, and their callbacks ran: the silence counts from now
+     * (a wakeup with no whole frame, EINTR say, does not restart it) */
+    if (r->last_rx_ns != rx) r->wait_ns = rstate__monotonic_ns();
     pthread_mutex_unlock(&r->lock);
   }
 }

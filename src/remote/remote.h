@@ -6,6 +6,8 @@
  * Locks: `lock` guards everything below it; `wlock` guards writing to the
  * socket (and out). Order: lock, then wlock. Neither is held while user
  * code runs; rstate_host_emit_to is called under `lock` (the backend lock).
+ * watchdog.c's locks come before both: its functions are never called
+ * under them. fd is set and closed under both, so either one keeps it.
  */
 #ifndef RSTATE_REMOTE_H
 #define RSTATE_REMOTE_H

@@ -8,13 +8,17 @@
  * remote.fanout100.x), and a live server sends PING every heartbeat
  * interval anyway, which wakes the thread. Only a server that has gone
  * silent needs a clock: this thread looks at each connected store every
- * quarter of its heartbeat interval and, after three intervals without a
- * frame, shuts its socket down, which ends the connection thread's wait;
- * that thread then drops the connection as one whose server stopped
- * answering heartbeats (rstate__remote_silent).
+ * quarter of the shortest heartbeat interval among them and, when one has
+ * waited three of its intervals since its last frame, shuts its socket
+ * down, which ends the connection thread's wait; that thread then drops
+ * the connection as one whose server stopped answering heartbeats
+ * (rstate__remote_silent). A store whose lock is busy is skipped for that
+ * look: one stuck in a send never holds up the others.
  *
  * The thread starts with the first open store and ends with the last one
- * closed. Locks: `mu` (the list), then a store's own lock.
+ * closed. Locks: `life`, then `mu` (the list), then a store's own lock
+ * (tried, never waited for); rstate__watchdog_* are never called under a
+ * store's lock.
  */
 #include <stdlib.h>
 #include <time.h>
@@ -45,18 +49,26 @@ static void fork_parent(void) {
   pthread_mutex_unlock(&wd.mu);
   pthread_mutex_unlock(&wd.life);
 }
-static void fork_child(void) {
-  wd.head = NULL;
-  wd.running = wd.stop = false;
-  fork_parent();
-}
-
-static void wd_init(void) {
+static void cv_init(void) {
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
   pthread_cond_init(&wd.cv, &ca);
   pthread_condattr_destroy(&ca);
+}
+
+/* The child's copies are made anew, not unlocked: the parent's watchdog
+ * was waiting on cv, and the copy would still count that waiter. */
+static void fork_child(void) {
+  wd.head = NULL;
+  wd.running = wd.stop = false;
+  pthread_mutex_init(&wd.life, NULL);
+  pthread_mutex_init(&wd.mu, NULL);
+  cv_init();
+}
+
+static void wd_init(void) {
+  cv_init();
   pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
@@ -67,7 +79,7 @@ static void *watch_main(void *arg) {
     int64_t now = rstate__monotonic_ns(), tick = IDLE_TICK_NS;
     for (remote *r = wd.head; r; r = r->wd_next) {
       int64_t t = rstate__remote_silent(r, now);
-      if (t && t < tick) tick = t;
+      if (t > 0 && t < tick) tick = t;
     }
     struct timespec ts;
     int64_t until = rstate__monotonic_ns() + tick;
