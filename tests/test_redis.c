@@ -496,7 +496,7 @@ Test(redis, one_call_of_the_group_function_decides_each_request_alone) {
   snprintf(defrev_b, sizeof defrev_b, "%llu", dr);
   rstate__resp_free(db);
   /* a := 2; b with a wrong expected version; b := 5; no such variable; a := 2 again (same); a := 3 */
-  rstate__resp *rep = h_redis_cmd(primary.port, "FCALL", "rstate_1_sets", "4", "rs:{grp}:meta", "rs:{grp}:defs",
+  rstate__resp *rep = h_redis_cmd(primary.port, "FCALL", RSTATE_REDIS_LIB "_sets", "4", "rs:{grp}:meta", "rs:{grp}:defs",
                                   "rs:{grp}:vars", "rs:{grp}:log", "100000", "6",
                                   "t1", "-", "", "1", "a", defrev_a, "0", "i2", "0",
                                   "t2", "-", "", "1", "b", defrev_b, "7", "i9", "0",

@@ -429,6 +429,13 @@ static int bad_answer(rds *r, const char *what) {
   return rstate__err(RSTATE_EPROTO, "%s: unexpected answer from Redis to %s", r->uri, what);
 }
 
+/* A write the Function refused with an error (a key of another type, a
+ * record it did not write, ...): nothing of it was written. */
+static int not_applied(rds *r, const char *what, const rstate__resp *why) {
+  int rc = rstate__redis_error(why, r->uri);
+  return rstate__err(rc, "%s: not applied: %s", what, rstate_last_error());
+}
+
 /* ---- the operations ---- */
 
 static int put_source_meta(rstate__resp_buf *src, rstate__resp_buf *meta, const rstate_set_opts *opts) {
@@ -703,6 +710,11 @@ static int rds_set_many(rstate_backend *b, const rstate_assign *items, size_t n,
     } else if (answer_is(rep, "BAD") && has_idx && idx == bad) {
       rc = rstate__err(bad_rc, "%s", bad_sentence);
       *failed_index = idx;
+    } else if (answer_is(rep, "ERR") && rep->n >= 2 && rep->elem[1].type == RSTATE_RESP_STRING) {
+      /* it raised inside the Function: nothing of it was written */
+      bool blamed = rep->n == 3 && rstate__resp_u64(&rep->elem[2], &idx) && idx < upto;
+      rc = not_applied(r, blamed ? names[idx] : n == 1 ? names[0] : "set_many", &rep->elem[1]);
+      if (blamed) *failed_index = idx;
     } else {
       rc = bad_answer(r, "set");
     }

@@ -1,7 +1,7 @@
 /*
  * commit.c — group commit for a redis: store's sets: the set requests of
  * every thread go through one connection of their own, several of them in
- * one call of the group Function (rstate_1_sets, library.c), and several
+ * one call of the group Function (sets, library.c), and several
  * such calls in flight at once (pipelined; Redis answers them in order).
  *
  * No thread of its own: a caller queues its request, then takes whichever
@@ -13,7 +13,8 @@
  * under load the requests that queue while a call is out go out together.
  *
  * Each request is decided alone in the Function, in order, with its own
- * revision and answer; one refused does not refuse the others. A request
+ * revision and answer; one refused, or one that raised inside the Function
+ * (answered ERR: it wrote nothing), does not refuse the others. A request
  * is answered only from the reply to the call that carried it: when the
  * connection fails, every call in flight fails with the connection's
  * sentence (their outcome is unknown: never sent again), and the next call

@@ -23,9 +23,34 @@
  * Numbers are doubles in Lua: revisions and versions stay below 2^53 and are
  * written back with %.0f; times come from TIME as strings.
  *
- * Sets: rstate_1_sets takes several independent requests (group commit,
- * commit.c) and decides each as rstate_1_set decides one; rstate_1_set
- * stays for clients of the previous release, which share the library.
+ * Failures: Redis does not undo a function's writes when it raises, so
+ * every write of a change comes after everything that can raise. A change
+ * first reads what it decides on (which also proves each hash it will
+ * write is a hash), then appends its log entry (XADD: a log of another
+ * type, or one that moved past the head, raises here, before anything of
+ * the change is written), then writes the records, which cannot raise.
+ * The head (rev, tok; fmt and epoch for a new store) is kept in a local
+ * while the call runs and written back last, so the head, the log and the
+ * records agree whatever raised.
+ *
+ * Sets: rstate_2_sets takes several independent requests (group commit,
+ * commit.c) and decides each alone, in order, in a protected call (pcall):
+ * a request that raises (a key of another type, a record this library did
+ * not write, anything) is answered {'ERR', Redis's sentence, the item to
+ * blame when there is one}, has changed nothing, and the requests before
+ * and after it keep their answers and changes. A call whose arguments do
+ * not parse runs nothing.
+ *
+ * Versions: the name (RSTATE_REDIS_LIB, "rstate_N") carries the version of
+ * the functions' arguments, answers and behaviour; it changes with any of
+ * them, so a client never runs a library of another version, and a client
+ * with a fixed library finds its functions missing ("Function not found")
+ * on a server that has only the older one and loads its own beside it.
+ * Clients of both versions then share a store: the keys' layout is
+ * versioned apart (fmt in rs:{S}:meta, still 1). rstate_2 (this one): a
+ * request that raises is answered ERR alone; the single set is gone (every
+ * set goes through sets). rstate_1: a raise inside a call could leave part
+ * of it written.
  */
 #include "redis.h"
 
@@ -33,7 +58,12 @@ const char *const rstate__redis_library[] = {
     "#!lua name=" RSTATE_REDIS_LIB "\n",
     "local function pk(t, s) t[#t+1] = #s .. ':' .. s end\n",
     "local function num(n) return string.format('%.0f', n) end\n",
-    "local function rec(r) return string.match(r, '^(%d+) (%d+) (%d+) (%d) (%d+) (.*)$') end\n",
+    /* A variable's record by its parts; one this library did not write raises (i: the item to blame). */
+    "local function rec(K, name, r, i)\n",
+    "  local ver, rev, ts, ty, drev, enc = string.match(r, '^(%d+) (%d+) (%d+) (%d) (%d+) (.*)$')\n",
+    "  if not ver then error({err = 'ERR the record of ' .. name .. ' in ' .. K[3] .. ' is malformed', i = i}) end\n",
+    "  return ver, rev, ts, ty, drev, enc\n",
+    "end\n",
     "local function same(a, b)\n",
     "  if a == b then return true end\n",
     "  if string.byte(a, 1) == 102 and string.byte(b, 1) == 102 then\n",
@@ -41,113 +71,127 @@ const char *const rstate__redis_library[] = {
     "  end\n",
     "  return false\n",
     "end\n",
-    "local function head(K, tok)\n",
+    /* The store's head into st, read once per call: rev, prev (the last change's token), ts (one TIME reading),
+     * fresh (no head yet: the first change's token becomes the epoch). Written back by flush, once, last. */
+    "local function head(K, st)\n",
     "  local m = redis.call('HMGET', K[1], 'rev', 'tok', 'epoch')\n",
-    "  if not m[3] then\n",
-    "    redis.call('HSET', K[1], 'fmt', '1', 'epoch', tok, 'rev', '0', 'tok', '')\n",
-    "    return 0, ''\n",
-    "  end\n",
-    "  return tonumber(m[1]), m[2]\n",
-    "end\n",
-    "local function now()\n",
     "  local t = redis.call('TIME')\n",
-    "  return t[1] .. string.format('%06d', tonumber(t[2])) .. '000'\n",
+    "  local rev = 0\n",
+    "  if m[3] then rev = tonumber(m[1]) end\n",
+    "  if not rev then error({err = 'ERR the revision in ' .. K[1] .. ' is malformed'}) end\n",
+    "  st.rev, st.prev, st.fresh = rev, m[3] and m[2] or '', not m[3]\n",
+    "  st.ts = t[1] .. string.format('%06d', tonumber(t[2])) .. '000'\n",
     "end\n",
-    /* A: 1 token, 2 source ('-' none, '+' text), 3 meta (packed), 4 log length */
-    "local function commit(K, A, rev, prev, ts, c)\n",
-    "  local r = num(rev)\n",
-    "  redis.call('HSET', K[1], 'rev', r, 'tok', A[1])\n",
-    "  local x = {'XADD', K[4], 'MAXLEN', '~', A[4], r .. '-0', 't', A[1], 'p', prev, 'ts', ts,\n",
+    /* A change's log entry, revision st.rev + 1: the first write of every change. It is the write that can
+     * raise (a log of another type, a log that moved past the head): then nothing of the change is written.
+     * The writes after it cannot raise: they go to hashes this call has read already. */
+    "local function append(K, st, maxlen, tok, src, meta, c)\n",
+    "  local r = num(st.rev + 1)\n",
+    "  local x = {'XADD', K[4], 'MAXLEN', '~', maxlen, r .. '-0', 't', tok, 'p', st.prev, 'ts', st.ts,\n",
     "             'c', table.concat(c)}\n",
-    "  if A[2] ~= '-' then x[#x+1] = 's'; x[#x+1] = A[2] end\n",
-    "  if A[3] ~= '' then x[#x+1] = 'm'; x[#x+1] = A[3] end\n",
+    "  if src ~= '-' then x[#x+1] = 's'; x[#x+1] = src end\n",
+    "  if meta ~= '' then x[#x+1] = 'm'; x[#x+1] = meta end\n",
     "  redis.call(unpack(x))\n",
+    "  st.rev, st.prev, st.dirty = st.rev + 1, tok, true\n",
+    "  if st.fresh and not st.epoch then st.epoch = tok end\n",
     "  return r\n",
     "end\n",
-    /* 5 name, 6 definition, 7 type, 8 initial value */
+    "local function flush(K, st)\n",
+    "  if not st.dirty then return end\n",
+    "  if st.epoch then\n",
+    "    redis.call('HSET', K[1], 'fmt', '1', 'epoch', st.epoch, 'rev', num(st.rev), 'tok', st.prev)\n",
+    "  else\n",
+    "    redis.call('HSET', K[1], 'rev', num(st.rev), 'tok', st.prev)\n",
+    "  end\n",
+    "end\n",
+    /* A: 1 token, 2 source ('-' none, '+' text), 3 meta (packed), 4 log length, 5 name, 6 definition, 7 type,
+     * 8 initial value */
     "local function define(K, A)\n",
     "  local cur = redis.call('HGET', K[3], A[5])\n",
+    "  local def = redis.call('HGET', K[2], A[5])\n",
     "  if cur then\n",
-    "    if redis.call('HGET', K[2], A[5]) == A[6] then return {'SAME'} end\n",
-    "    local _, _, _, ty = rec(cur)\n",
+    "    if def == A[6] then return {'SAME'} end\n",
+    "    local _, _, _, ty = rec(K, A[5], cur)\n",
     "    return {'EEXIST', ty}\n",
     "  end\n",
-    "  local rev, prev = head(K, A[1])\n",
-    "  rev = rev + 1\n",
-    "  local ts, r = now(), num(rev)\n",
-    "  redis.call('HSET', K[2], A[5], A[6])\n",
-    "  redis.call('HSET', K[3], A[5], '1 ' .. r .. ' ' .. ts .. ' ' .. A[7] .. ' ' .. r .. ' ' .. A[8])\n",
-    "  local c = {}\n",
+    "  local st, c = {}, {}\n",
+    "  head(K, st)\n",
     "  pk(c, 'D'); pk(c, A[7]); pk(c, '1'); pk(c, A[5]); pk(c, ''); pk(c, A[8])\n",
-    "  return {'OK', commit(K, A, rev, prev, ts, c)}\n",
+    "  local r = append(K, st, A[4], A[1], A[2], A[3], c)\n",
+    "  redis.call('HSET', K[2], A[5], A[6])\n",
+    "  redis.call('HSET', K[3], A[5], '1 ' .. r .. ' ' .. st.ts .. ' ' .. A[7] .. ' ' .. r .. ' ' .. A[8])\n",
+    "  flush(K, st)\n",
+    "  return {'OK', r}\n",
     "end\n",
-    /* 5 name */
+    /* A: 1-4 as define's, 5 name */
     "local function undefine(K, A)\n",
     "  local cur = redis.call('HGET', K[3], A[5])\n",
     "  if not cur then return {'NOTFOUND', '0'} end\n",
-    "  local ver, _, _, ty, _, enc = rec(cur)\n",
-    "  local rev, prev = head(K, A[1])\n",
-    "  rev = rev + 1\n",
-    "  local ts = now()\n",
+    "  redis.call('HEXISTS', K[2], A[5])\n",
+    "  local ver, _, _, ty, _, enc = rec(K, A[5], cur)\n",
+    "  local st, c = {}, {}\n",
+    "  head(K, st)\n",
+    "  pk(c, 'X'); pk(c, ty); pk(c, ver); pk(c, A[5]); pk(c, enc); pk(c, '')\n",
+    "  local r = append(K, st, A[4], A[1], A[2], A[3], c)\n",
     "  redis.call('HDEL', K[2], A[5])\n",
     "  redis.call('HDEL', K[3], A[5])\n",
-    "  local c = {}\n",
-    "  pk(c, 'X'); pk(c, ty); pk(c, ver); pk(c, A[5]); pk(c, enc); pk(c, '')\n",
-    "  return {'OK', commit(K, A, rev, prev, ts, c)}\n",
+    "  flush(K, st)\n",
+    "  return {'OK', r}\n",
     "end\n",
-    /* One set request: A[b] count, then per item: name, defrev, expected version ('0' any), value, bad ('1': the
-     * client refused the value: answer BAD once the item passed the checks made here). st carries the head of
-     * the store (rev, prev, ts) across the requests of one call: read once, written back once (flush). */
-    "local function set1(K, st, tok, src, meta, maxlen, A, b0)\n",
-    "  local n, seen, ch = tonumber(A[b0]), {}, {}\n",
+    /* One set request at A[b0]: token, source, meta, count, then per item: name, defrev, expected version ('0'
+     * any), value, bad ('1': the client refused the value: answer BAD once the item passed the checks made
+     * here). Every check first, then the log entry, then the records. st: the call's head. */
+    "local function set1(K, st, maxlen, A, b0)\n",
+    "  local n, seen, ch = tonumber(A[b0 + 3]), {}, {}\n",
     "  for i = 0, n - 1 do\n",
-    "    local b = b0 + 1 + i * 5\n",
+    "    local b = b0 + 4 + i * 5\n",
     "    local name = A[b]\n",
     "    local cur = redis.call('HGET', K[3], name)\n",
     "    if not cur then return {'NOTFOUND', tostring(i)} end\n",
     "    if seen[name] then return {'TWICE', tostring(i)} end\n",
     "    seen[name] = true\n",
-    "    local ver, _, _, ty, drev, enc = rec(cur)\n",
+    "    local ver, _, _, ty, drev, enc = rec(K, name, cur, i)\n",
     "    if drev ~= A[b + 1] then return {'STALE', tostring(i)} end\n",
     "    if A[b + 2] ~= '0' and A[b + 2] ~= ver then return {'CONFLICT', tostring(i), ver} end\n",
     "    if A[b + 4] == '1' then return {'BAD', tostring(i)} end\n",
     "    if not same(enc, A[b + 3]) then ch[#ch + 1] = {name, ver, ty, drev, enc, A[b + 3]} end\n",
     "  end\n",
     "  if #ch == 0 then return {'SAME'} end\n",
-    "  if not st.rev then st.rev, st.prev = head(K, tok); st.ts = now() end\n",
-    "  st.rev = st.rev + 1\n",
-    "  local ts, r, c = st.ts, num(st.rev), {}\n",
+    "  if not st.ts then head(K, st) end\n",
+    "  local r, c, recs = num(st.rev + 1), {}, {}\n",
     "  for j = 1, #ch do\n",
     "    local x = ch[j]\n",
     "    local v = num(tonumber(x[2]) + 1)\n",
-    "    redis.call('HSET', K[3], x[1], v .. ' ' .. r .. ' ' .. ts .. ' ' .. x[3] .. ' ' .. x[4] .. ' ' .. x[6])\n",
+    "    recs[j] = v .. ' ' .. r .. ' ' .. st.ts .. ' ' .. x[3] .. ' ' .. x[4] .. ' ' .. x[6]\n",
     "    pk(c, 'C'); pk(c, x[3]); pk(c, v); pk(c, x[1]); pk(c, x[5]); pk(c, x[6])\n",
     "  end\n",
-    "  local x = {'XADD', K[4], 'MAXLEN', '~', maxlen, r .. '-0', 't', tok, 'p', st.prev, 'ts', ts, 'c', table.concat(c)}\n",
-    "  if src ~= '-' then x[#x+1] = 's'; x[#x+1] = src end\n",
-    "  if meta ~= '' then x[#x+1] = 'm'; x[#x+1] = meta end\n",
-    "  redis.call(unpack(x))\n",
-    "  st.prev, st.dirty = tok, true\n",
+    "  append(K, st, maxlen, A[b0], A[b0 + 1], A[b0 + 2], c)\n",
+    "  for j = 1, #ch do redis.call('HSET', K[3], ch[j][1], recs[j]) end\n",
     "  return {'OK', r}\n",
     "end\n",
-    "local function flush(K, st)\n",
-    "  if st.dirty then redis.call('HSET', K[1], 'rev', num(st.rev), 'tok', st.prev) end\n",
+    /* What raised in a request: Redis's error, or this library's (a table with err, and i when an item is to
+     * blame), or Lua's (a string). */
+    "local function failed(e)\n",
+    "  if type(e) == 'table' then return {'ERR', tostring(e.err), e.i and tostring(e.i)} end\n",
+    "  return {'ERR', tostring(e)}\n",
     "end\n",
-    /* A: 1 token, 2 source ('-' none, '+' text), 3 meta (packed), 4 log length, 5.. one request */
-    "local function set(K, A)\n",
-    "  local st = {}\n",
-    "  local out = set1(K, st, A[1], A[2], A[3], A[4], A, 5)\n",
-    "  flush(K, st)\n",
-    "  return out\n",
-    "end\n",
-    /* Group commit: A: 1 log length, 2 the number of requests, then each request: token, source, meta, count,
-     * items (as set's). Each request is decided alone, in order, with its own revision and answer: one refused
-     * does not refuse the others. The answers, in the order of the requests. */
+    /* Group commit: A: 1 log length, 2 the number of requests, then the requests (set1's). The requests'
+     * places are found first: a call that does not parse runs nothing. Then each request is decided alone,
+     * in order, with its own revision and answer: one refused, or one that raised (its answer ERR, the
+     * sentence, the item to blame when there is one), changes nothing and does not refuse the others. The
+     * head is written back last, whatever failed. The answers, in the order of the requests. */
     "local function sets(K, A)\n",
-    "  local st, out, b = {}, {}, 3\n",
-    "  for q = 1, tonumber(A[2]) do\n",
-    "    out[q] = set1(K, st, A[b], A[b + 1], A[b + 2], A[1], A, b + 3)\n",
-    "    b = b + 4 + tonumber(A[b + 3]) * 5\n",
+    "  local q, at, b = tonumber(A[2]), {}, 3\n",
+    "  for i = 1, q or 0 do\n",
+    "    local n = tonumber(A[b + 3])\n",
+    "    if not n or n < 0 or n % 1 ~= 0 then q = nil; break end\n",
+    "    at[i], b = b, b + 4 + n * 5\n",
+    "  end\n",
+    "  if not q or b ~= #A + 1 then error({err = 'ERR malformed call of ' .. '" RSTATE_REDIS_LIB "_sets'}) end\n",
+    "  local st, out = {}, {}\n",
+    "  for i = 1, q do\n",
+    "    local ok, res = pcall(set1, K, st, A[1], A, at[i])\n",
+    "    out[i] = ok and res or failed(res)\n",
     "  end\n",
     "  flush(K, st)\n",
     "  return out\n",
@@ -174,7 +218,6 @@ const char *const rstate__redis_library[] = {
     "end\n",
     "redis.register_function('" RSTATE_REDIS_LIB "_define', define)\n",
     "redis.register_function('" RSTATE_REDIS_LIB "_undefine', undefine)\n",
-    "redis.register_function('" RSTATE_REDIS_LIB "_set', set)\n",
     "redis.register_function('" RSTATE_REDIS_LIB "_sets', sets)\n",
     "redis.register_function{function_name='" RSTATE_REDIS_LIB "_get', callback=get, flags={'no-writes'}}\n",
     "redis.register_function{function_name='" RSTATE_REDIS_LIB "_snap', callback=snap, flags={'no-writes'}}\n",
