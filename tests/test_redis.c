@@ -542,6 +542,224 @@ Test(redis, one_call_of_the_group_function_decides_each_request_alone) {
   rec_free(&r);
 }
 
+/* A variable's DEFREV, read from its record in Redis. */
+static void defrev_of(int port, const char *vars, const char *name, char out[24]) {
+  rstate__resp *d = h_redis_cmd(port, "HGET", vars, name, NULL);
+  unsigned long long dr;
+  cr_assert(d && d->type == RSTATE_RESP_STRING, "%s: no record", name);
+  cr_assert_eq(sscanf(d->str, "%*s %*s %*s %*s %llu", &dr), 1, "%s", d->str);
+  snprintf(out, 24, "%llu", dr);
+  rstate__resp_free(d);
+}
+
+/* One field of the store's head (rs:{S}:meta), "" when absent. */
+static void meta_of(int port, const char *meta, const char *field, char *out, size_t size) {
+  rstate__resp *m = h_redis_cmd(port, "HGET", meta, field, NULL);
+  cr_assert_not_null(m);
+  snprintf(out, size, "%s", m->type == RSTATE_RESP_STRING ? m->str : "");
+  rstate__resp_free(m);
+}
+
+/* The id of the log's last entry, "" when it has none. */
+static void log_top(int port, const char *log, char *out, size_t size) {
+  rstate__resp *e = h_redis_cmd(port, "XREVRANGE", log, "+", "-", "COUNT", "1", NULL);
+  cr_assert(e && e->type == RSTATE_RESP_ARRAY);
+  snprintf(out, size, "%s", e->n ? e->elem[0].elem[0].str : "");
+  rstate__resp_free(e);
+}
+
+/* Redis keeps a function's writes when it raises: a request of a group
+ * call that raises (here on a record the library did not write) is
+ * answered ERR alone and wrote nothing; the requests before and after it
+ * keep their changes and revisions, and the head, the log and the records
+ * agree. A call whose arguments do not parse runs nothing. */
+Test(redis, a_request_that_raises_in_a_group_call_writes_nothing_and_fails_alone) {
+  h_redis_start(&primary, NULL);
+  const char *uri = h_redis_uri(&primary, "rz");
+  rstate_store *s = open_ok(uri, NULL), *w = open_ok(uri, NULL);
+  h_define_ok(s, "a", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  h_define_ok(s, "b", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  h_define_ok(s, "c", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  ASSERT_RC(rstate_set_int(s, "a", 1), RSTATE_OK);
+  recorder r;
+  rec_init(&r);
+  rec_watch1(w, &r, "*", NULL);
+  uint64_t rev = rstate_revision(s);
+  char da[24], db[24], dc[24];
+  defrev_of(primary.port, "rs:{rz}:vars", "a", da);
+  defrev_of(primary.port, "rs:{rz}:vars", "b", db);
+  defrev_of(primary.port, "rs:{rz}:vars", "c", dc);
+  rstate__resp *good = h_redis_cmd(primary.port, "HGET", "rs:{rz}:vars", "b", NULL);
+  cr_assert(good && good->type == RSTATE_RESP_STRING);
+  h_redis_ok(primary.port, "HSET", "rs:{rz}:vars", "b", "not a record", NULL);
+  /* a := 2; b := 5 (raises); c := 7; set_many a := 3, b := 6 (raises at its item 1, a untouched) */
+  rstate__resp *rep = h_redis_cmd(primary.port, "FCALL", RSTATE_REDIS_LIB "_sets", "4", "rs:{rz}:meta", "rs:{rz}:defs",
+                                  "rs:{rz}:vars", "rs:{rz}:log", "100000", "4",
+                                  "t1", "-", "", "1", "a", da, "0", "i2", "0",
+                                  "t2", "-", "", "1", "b", db, "0", "i5", "0",
+                                  "t3", "-", "", "1", "c", dc, "0", "i7", "0",
+                                  "t4", "-", "", "2", "a", da, "0", "i3", "0", "b", db, "0", "i6", "0", NULL);
+  cr_assert(rep && rep->type == RSTATE_RESP_ARRAY && rep->n == 4, "%s", rep && rep->str ? rep->str : "no array");
+  char r1[24], r2[24];
+  snprintf(r1, sizeof r1, "%llu", (unsigned long long)rev + 1);
+  snprintf(r2, sizeof r2, "%llu", (unsigned long long)rev + 2);
+  const rstate__resp *e = rep->elem;
+  cr_assert(rstate__resp_is(&e[0].elem[0], "OK") && rstate__resp_is(&e[0].elem[1], r1));
+  cr_assert(e[1].n == 3 && rstate__resp_is(&e[1].elem[0], "ERR") && rstate__resp_is(&e[1].elem[2], "0"));
+  cr_assert_str_eq(e[1].elem[1].str, "ERR the record of b in rs:{rz}:vars is malformed");
+  cr_assert(rstate__resp_is(&e[2].elem[0], "OK") && rstate__resp_is(&e[2].elem[1], r2));
+  cr_assert(e[3].n == 3 && rstate__resp_is(&e[3].elem[0], "ERR") && rstate__resp_is(&e[3].elem[2], "1"));
+  rstate__resp_free(rep);
+  /* the head names the last applied change, and it is the log's last entry */
+  char mrev[24], mtok[64], top[48], want_top[48];
+  meta_of(primary.port, "rs:{rz}:meta", "rev", mrev, sizeof mrev);
+  meta_of(primary.port, "rs:{rz}:meta", "tok", mtok, sizeof mtok);
+  log_top(primary.port, "rs:{rz}:log", top, sizeof top);
+  snprintf(want_top, sizeof want_top, "%s-0", r2);
+  cr_assert_str_eq(mrev, r2);
+  cr_assert_str_eq(mtok, "t3");
+  cr_assert_str_eq(top, want_top);
+  /* a call that does not parse (two requests announced, one given) runs nothing */
+  rep = h_redis_cmd(primary.port, "FCALL", RSTATE_REDIS_LIB "_sets", "4", "rs:{rz}:meta", "rs:{rz}:defs",
+                    "rs:{rz}:vars", "rs:{rz}:log", "100000", "2", "t5", "-", "", "1", "c", dc, "0", "i8", "0", NULL);
+  cr_assert(rep && rep->type == RSTATE_RESP_ERROR && strstr(rep->str, "ERR malformed call of " RSTATE_REDIS_LIB "_sets"),
+            "%s", rep ? rep->str : "no answer");
+  rstate__resp_free(rep);
+  cr_assert_eq(rstate_revision(s), rev + 2);
+  /* b's record back: the store goes on, from the next revision */
+  h_redis_ok(primary.port, "HSET", "rs:{rz}:vars", "b", good->str, NULL);
+  rstate__resp_free(good);
+  ASSERT_RC(rstate_set_int(s, "b", 9), RSTATE_OK);
+  cr_assert_eq(rstate_revision(s), rev + 3);
+  cr_assert_eq(h_get_int(s, "a"), 2);
+  cr_assert_eq(h_version(s, "a"), 3);
+  cr_assert_eq(h_get_int(s, "c"), 7);
+  cr_assert_eq(h_version(s, "c"), 2);
+  cr_assert_eq(h_version(s, "b"), 2);
+  /* the watcher: exactly the applied changes, in order, old and new values right */
+  rec_wait(&r, 3);
+  pthread_mutex_lock(&r.lock);
+  cr_assert_eq(r.n, 3);
+  cr_assert(!strcmp(r.ev[0].name, "a") && r.ev[0].kind == RSTATE_EVENT_CHANGED && r.ev[0].old_value.u.i == 1 &&
+            r.ev[0].new_value.u.i == 2 && r.ev[0].revision == rev + 1);
+  cr_assert(!strcmp(r.ev[1].name, "c") && r.ev[1].kind == RSTATE_EVENT_CHANGED && r.ev[1].old_value.u.i == 0 &&
+            r.ev[1].new_value.u.i == 7 && r.ev[1].revision == rev + 2);
+  cr_assert(!strcmp(r.ev[2].name, "b") && r.ev[2].kind == RSTATE_EVENT_CHANGED && r.ev[2].old_value.u.i == 0 &&
+            r.ev[2].new_value.u.i == 9 && r.ev[2].revision == rev + 3);
+  pthread_mutex_unlock(&r.lock);
+  rstate_close(w);
+  rstate_close(s);
+  rec_free(&r);
+}
+
+/* Asserts that name's record in Redis is still want (nothing of a refused
+ * write reached it). */
+static void record_is(int port, const char *vars, const char *name, const char *want) {
+  rstate__resp *v = h_redis_cmd(port, "HGET", vars, name, NULL);
+  cr_assert_not_null(v);
+  if (!want)
+    cr_assert_eq(v->type, RSTATE_RESP_NIL, "%s: %s", name, v->str ? v->str : "a record");
+  else
+    cr_assert(v->type == RSTATE_RESP_STRING && !strcmp(v->str, want), "%s: %s, not %s", name, v->str ? v->str : "none",
+              want);
+  rstate__resp_free(v);
+}
+
+/* Every kind of write (set, set_many, define, undefine) against a store
+ * whose log cannot take the entry: a log key of another type, then a log
+ * that moved past the store's head. Redis would keep what a function wrote
+ * before raising; here each write fails with Redis's sentence and leaves
+ * the records, the definitions, the head and the log as they were. Once
+ * the log is put back the store goes on from the next revision, and a
+ * watcher that followed it all sees exactly the changes applied. */
+Test(redis, writes_the_log_refuses_change_nothing) {
+  h_redis_start(&primary, NULL);
+  const char *uri = h_redis_uri(&primary, "kt");
+  rstate_store *s = open_ok(uri, NULL), *w = open_ok(uri, NULL);
+  h_define_ok(s, "x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  h_define_ok(s, "y", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  ASSERT_RC(rstate_set_int(s, "x", 1), RSTATE_OK);
+  uint64_t rev = rstate_revision(s);
+  rstate__resp *xr = h_redis_cmd(primary.port, "HGET", "rs:{kt}:vars", "x", NULL);
+  rstate__resp *yr = h_redis_cmd(primary.port, "HGET", "rs:{kt}:vars", "y", NULL);
+  cr_assert(xr && yr && xr->type == RSTATE_RESP_STRING && yr->type == RSTATE_RESP_STRING);
+  char mtok[64], top[48];
+  meta_of(primary.port, "rs:{kt}:meta", "tok", mtok, sizeof mtok);
+  log_top(primary.port, "rs:{kt}:log", top, sizeof top);
+  recorder r;
+  rec_init(&r);
+  rec_watch1(w, &r, "*", NULL);
+  char sentence[256];
+  for (int fault = 0; fault < 2; fault++) {
+    char ahead[48];
+    if (fault == 0) { /* the log replaced by a string */
+      h_redis_ok(primary.port, "RENAME", "rs:{kt}:log", "rs:{kt}:log.keep", NULL);
+      h_redis_ok(primary.port, "SET", "rs:{kt}:log", "not a stream", NULL);
+      snprintf(sentence, sizeof sentence, "%s: Redis answered: WRONGTYPE Operation against a key holding the wrong kind of value", uri);
+    } else { /* the log's last id moved past the head */
+      snprintf(ahead, sizeof ahead, "%llu-0", (unsigned long long)rev + 1);
+      h_redis_ok(primary.port, "XSETID", "rs:{kt}:log", ahead, NULL);
+      snprintf(sentence, sizeof sentence,
+               "%s: Redis answered: ERR The ID specified in XADD is equal or smaller than the target stream top item", uri);
+    }
+    ASSERT_RC(rstate_set_int(s, "x", 2), RSTATE_EPROTO);
+    cr_assert(!strncmp(rstate_last_error(), "x: not applied: ", 16) && !strcmp(rstate_last_error() + 16, sentence),
+              "fault %d: %s", fault, rstate_last_error());
+    rstate_assign both[] = {{"x", rstate_int(3)}, {"y", rstate_int(4)}};
+    size_t failed = 0;
+    ASSERT_RC(rstate_set_many(s, both, 2, NULL, &failed), RSTATE_EPROTO);
+    cr_assert(!strncmp(rstate_last_error(), "set_many: not applied: ", 23) && !strcmp(rstate_last_error() + 23, sentence),
+              "fault %d: %s", fault, rstate_last_error());
+    cr_assert_eq(failed, SIZE_MAX, "no single item is to blame");
+    ASSERT_RC(h_define(s, "z", RSTATE_TYPE_INTEGER, rstate_int(0), NULL), RSTATE_EPROTO);
+    cr_assert(strstr(rstate_last_error(), strchr(sentence, ' ') + 1), "fault %d: %s", fault, rstate_last_error());
+    ASSERT_RC(rstate_undefine(s, "y"), RSTATE_EPROTO);
+    cr_assert(strstr(rstate_last_error(), strchr(sentence, ' ') + 1), "fault %d: %s", fault, rstate_last_error());
+    /* nothing of them was written */
+    record_is(primary.port, "rs:{kt}:vars", "x", xr->str);
+    record_is(primary.port, "rs:{kt}:vars", "y", yr->str);
+    record_is(primary.port, "rs:{kt}:vars", "z", NULL);
+    rstate__resp *zd = h_redis_cmd(primary.port, "HEXISTS", "rs:{kt}:defs", "z", NULL);
+    rstate__resp *yd = h_redis_cmd(primary.port, "HEXISTS", "rs:{kt}:defs", "y", NULL);
+    cr_assert(zd && zd->integer == 0 && yd && yd->integer == 1, "fault %d: the definitions changed", fault);
+    rstate__resp_free(zd);
+    rstate__resp_free(yd);
+    char now_rev[24], now_tok[64];
+    meta_of(primary.port, "rs:{kt}:meta", "rev", now_rev, sizeof now_rev);
+    meta_of(primary.port, "rs:{kt}:meta", "tok", now_tok, sizeof now_tok);
+    cr_assert_eq(strtoull(now_rev, NULL, 10), rev, "fault %d: the head moved to %s", fault, now_rev);
+    cr_assert_str_eq(now_tok, mtok);
+    if (fault == 0) {
+      h_redis_ok(primary.port, "DEL", "rs:{kt}:log", NULL);
+      h_redis_ok(primary.port, "RENAME", "rs:{kt}:log.keep", "rs:{kt}:log", NULL);
+    } else {
+      h_redis_ok(primary.port, "XSETID", "rs:{kt}:log", top, NULL);
+    }
+    char now_top[48];
+    log_top(primary.port, "rs:{kt}:log", now_top, sizeof now_top);
+    cr_assert_str_eq(now_top, top, "fault %d: the log took an entry", fault);
+  }
+  rstate__resp_free(xr);
+  rstate__resp_free(yr);
+  /* the store goes on from the next revision, and the watcher saw just that */
+  ASSERT_RC(rstate_set_int(s, "x", 5), RSTATE_OK);
+  ASSERT_RC(rstate_set_int(s, "y", 6), RSTATE_OK);
+  cr_assert_eq(rstate_revision(s), rev + 2);
+  cr_assert_eq(h_version(s, "x"), 3);
+  cr_assert_eq(h_version(s, "y"), 2);
+  rec_wait(&r, 2);
+  pthread_mutex_lock(&r.lock);
+  cr_assert_eq(r.n, 2);
+  cr_assert(!strcmp(r.ev[0].name, "x") && r.ev[0].kind == RSTATE_EVENT_CHANGED && r.ev[0].old_value.u.i == 1 &&
+            r.ev[0].new_value.u.i == 5 && r.ev[0].version == 3 && r.ev[0].revision == rev + 1);
+  cr_assert(!strcmp(r.ev[1].name, "y") && r.ev[1].kind == RSTATE_EVENT_CHANGED && r.ev[1].old_value.u.i == 0 &&
+            r.ev[1].new_value.u.i == 6 && r.ev[1].version == 2 && r.ev[1].revision == rev + 2);
+  pthread_mutex_unlock(&r.lock);
+  rstate_close(w);
+  rstate_close(s);
+  rec_free(&r);
+}
+
 /* A group call that finds the library gone (FUNCTION FLUSH, or an older
  * client's REPLACE) ran nothing: its sets are sent again once the library
  * is loaded, each applied once. */

@@ -58,10 +58,10 @@ const char *const rstate__redis_library[] = {
     "#!lua name=" RSTATE_REDIS_LIB "\n",
     "local function pk(t, s) t[#t+1] = #s .. ':' .. s end\n",
     "local function num(n) return string.format('%.0f', n) end\n",
-    /* A variable's record by its parts; one this library did not write raises (i: the item to blame). */
-    "local function rec(K, name, r, i)\n",
+    /* A variable's record by its parts; one this library did not write raises. */
+    "local function rec(K, name, r)\n",
     "  local ver, rev, ts, ty, drev, enc = string.match(r, '^(%d+) (%d+) (%d+) (%d) (%d+) (.*)$')\n",
-    "  if not ver then error({err = 'ERR the record of ' .. name .. ' in ' .. K[3] .. ' is malformed', i = i}) end\n",
+    "  if not ver then error({err = 'ERR the record of ' .. name .. ' in ' .. K[3] .. ' is malformed'}) end\n",
     "  return ver, rev, ts, ty, drev, enc\n",
     "end\n",
     "local function same(a, b)\n",
@@ -150,7 +150,9 @@ const char *const rstate__redis_library[] = {
     "    if not cur then return {'NOTFOUND', tostring(i)} end\n",
     "    if seen[name] then return {'TWICE', tostring(i)} end\n",
     "    seen[name] = true\n",
-    "    local ver, _, _, ty, drev, enc = rec(K, name, cur, i)\n",
+    "    st.blame = i\n",
+    "    local ver, _, _, ty, drev, enc = rec(K, name, cur)\n",
+    "    st.blame = nil\n",
     "    if drev ~= A[b + 1] then return {'STALE', tostring(i)} end\n",
     "    if A[b + 2] ~= '0' and A[b + 2] ~= ver then return {'CONFLICT', tostring(i), ver} end\n",
     "    if A[b + 4] == '1' then return {'BAD', tostring(i)} end\n",
@@ -169,11 +171,10 @@ const char *const rstate__redis_library[] = {
     "  for j = 1, #ch do redis.call('HSET', K[3], ch[j][1], recs[j]) end\n",
     "  return {'OK', r}\n",
     "end\n",
-    /* What raised in a request: Redis's error, or this library's (a table with err, and i when an item is to
-     * blame), or Lua's (a string). */
-    "local function failed(e)\n",
-    "  if type(e) == 'table' then return {'ERR', tostring(e.err), e.i and tostring(e.i)} end\n",
-    "  return {'ERR', tostring(e)}\n",
+    /* What raised in a request (Redis's sentence, this library's or Lua's; pcall hands over a string, or a
+     * table with err), and the item to blame when there is one. */
+    "local function failed(e, i)\n",
+    "  return {'ERR', type(e) == 'table' and tostring(e.err) or tostring(e), i and tostring(i)}\n",
     "end\n",
     /* Group commit: A: 1 log length, 2 the number of requests, then the requests (set1's). The requests'
      * places are found first: a call that does not parse runs nothing. Then each request is decided alone,
@@ -190,8 +191,9 @@ const char *const rstate__redis_library[] = {
     "  if not q or b ~= #A + 1 then error({err = 'ERR malformed call of ' .. '" RSTATE_REDIS_LIB "_sets'}) end\n",
     "  local st, out = {}, {}\n",
     "  for i = 1, q do\n",
+    "    st.blame = nil\n",
     "    local ok, res = pcall(set1, K, st, A[1], A, at[i])\n",
-    "    out[i] = ok and res or failed(res)\n",
+    "    out[i] = ok and res or failed(res, st.blame)\n",
     "  end\n",
     "  flush(K, st)\n",
     "  return out\n",
