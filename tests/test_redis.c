@@ -10,6 +10,7 @@
 #include <semaphore.h>
 #include <stdatomic.h>
 
+#include "core/store.h"
 #include "recorder.h"
 #include "redisserver.h"
 
@@ -757,6 +758,157 @@ Test(redis, writes_the_log_refuses_change_nothing) {
   pthread_mutex_unlock(&r.lock);
   rstate_close(w);
   rstate_close(s);
+  rec_free(&r);
+}
+
+/* Several writers' sets in one group call, one of them raising inside the
+ * Function (the record of its variable was overwritten by someone else
+ * after the writer read its definition): that writer alone gets the error,
+ * the others their changes, with consecutive revisions, and a watcher sees
+ * exactly those changes. The call is made up deterministically: Redis is
+ * paused (CLIENT PAUSE WRITE) while the overwrite waits in Redis, then the
+ * first writer's call, then the others' requests queue one by one behind
+ * it; unpaused, Redis runs the overwrite, the first call, then the rest
+ * as one call (Redis's SLOWLOG shows it). */
+typedef struct cw_writer {
+  pthread_t th;
+  rstate_store *s;
+  const char *name;
+  int64_t value;
+  int rc;
+  char sentence[512];
+} cw_writer;
+
+static void *cw_write(void *arg) {
+  cw_writer *c = arg;
+  c->rc = rstate_set_int(c->s, c->name, c->value);
+  snprintf(c->sentence, sizeof c->sentence, "%s", c->rc ? rstate_last_error() : "");
+  return NULL;
+}
+
+static void *cw_overwrite(void *arg) {
+  rstate__resp *rep = h_redis_cmd(*(int *)arg, "HSET", "rs:{cw}:vars", "bad", "not a record", NULL);
+  rstate__resp_free(rep);
+  return NULL;
+}
+
+/* Waits (10 s at most) until n clients of the server are held by CLIENT
+ * PAUSE with cmd as their command. */
+static void wait_paused(int port, const char *cmd, int n) {
+  char want[32];
+  snprintf(want, sizeof want, " cmd=%s ", cmd);
+  for (int i = 0; i < 1000; i++) {
+    rstate__resp *l = h_redis_cmd(port, "CLIENT", "LIST", NULL);
+    cr_assert(l && l->type == RSTATE_RESP_STRING);
+    int k = 0;
+    for (const char *p = l->str; (p = strstr(p, want)); p++) {
+      const char *line = p;
+      while (line > l->str && line[-1] != '\n') line--;
+      if (strstr(line, " flags=b ") && strstr(line, " flags=b ") < p) k++;
+    }
+    rstate__resp_free(l);
+    if (k >= n) return;
+    struct timespec ts = {0, 10 * 1000 * 1000};
+    nanosleep(&ts, NULL); /* polling another process */
+  }
+  cr_assert_fail("no %d paused %s within 10 s", n, cmd);
+}
+
+/* Waits (10 s at most) until the store's group commit holds n requests not sent yet. */
+static void wait_queued(rstate_store *s, size_t n) {
+  rstate__redis_commit *q = rstate__redis_commit_of(((struct rstate_store *)s)->backend);
+  for (int i = 0; i < 10000; i++) {
+    if (rstate__redis_commit_queued(q) >= n) return;
+    struct timespec ts = {0, 1000 * 1000};
+    nanosleep(&ts, NULL); /* the queue has no one to tell */
+  }
+  cr_assert_fail("the group commit did not hold %zu requests within 10 s", n);
+}
+
+Test(redis, a_set_that_raises_in_a_group_call_of_several_writers_fails_alone) {
+  h_redis_start(&primary, NULL);
+  const char *uri = h_redis_uri(&primary, "cw");
+  rstate_store *a = open_ok(uri, NULL), *w = open_ok(uri, NULL), *x = open_ok(uri, NULL);
+  const char *names[] = {"own0", "own1", "bad", "own2", "own3"};
+  for (int i = 0; i < 5; i++) h_define_ok(a, names[i], RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  recorder r;
+  rec_init(&r);
+  rec_watch1(x, &r, "*", NULL);
+  uint64_t rev = rstate_revision(a);
+  rstate__resp *good = h_redis_cmd(primary.port, "HGET", "rs:{cw}:vars", "bad", NULL);
+  cr_assert(good && good->type == RSTATE_RESP_STRING);
+  h_redis_ok(primary.port, "CONFIG", "SET", "slowlog-log-slower-than", "0", NULL);
+  h_redis_ok(primary.port, "CONFIG", "SET", "slowlog-max-len", "1000", NULL);
+  h_redis_ok(primary.port, "SLOWLOG", "RESET", NULL);
+  h_redis_ok(primary.port, "CLIENT", "PAUSE", "30000", "WRITE", NULL);
+  pthread_t over;
+  cr_assert_eq(pthread_create(&over, NULL, cw_overwrite, &primary.port), 0);
+  wait_paused(primary.port, "hset", 1);
+  cw_writer c[5];
+  for (int i = 0; i < 5; i++) {
+    c[i] = (cw_writer){.s = w, .name = names[i], .value = 10 + i};
+    cr_assert_eq(pthread_create(&c[i].th, NULL, cw_write, &c[i]), 0);
+    if (i == 0)
+      wait_paused(primary.port, "fcall", 1); /* w's first call (it loads the library when missing) */
+    else
+      wait_queued(w, (size_t)i);
+  }
+  h_redis_ok(primary.port, "CLIENT", "UNPAUSE", NULL);
+  pthread_join(over, NULL);
+  for (int i = 0; i < 5; i++) pthread_join(c[i].th, NULL);
+  /* one call carried the four queued requests */
+  rstate__resp *sl = h_redis_cmd(primary.port, "SLOWLOG", "GET", "1000", NULL);
+  cr_assert(sl && sl->type == RSTATE_RESP_ARRAY);
+  int grouped = 0;
+  for (size_t i = 0; i < sl->n; i++) {
+    const rstate__resp *argv = &sl->elem[i].elem[3];
+    if (argv->n > 8 && rstate__resp_is(&argv->elem[1], RSTATE_REDIS_LIB "_sets") && rstate__resp_is(&argv->elem[8], "4"))
+      grouped++;
+  }
+  rstate__resp_free(sl);
+  cr_assert_eq(grouped, 1, "one call of four requests");
+  /* bad's writer alone failed, with the sentence; nothing of it was written */
+  char want[256];
+  snprintf(want, sizeof want, "bad: not applied: %s: Redis answered: ERR the record of bad in rs:{cw}:vars is malformed",
+           uri);
+  for (int i = 0; i < 5; i++) {
+    if (i == 2) continue;
+    cr_assert_eq(c[i].rc, RSTATE_OK, "%s: %s", names[i], c[i].sentence);
+  }
+  cr_assert_eq(c[2].rc, RSTATE_EPROTO, "%s", c[2].sentence);
+  cr_assert_str_eq(c[2].sentence, want);
+  record_is(primary.port, "rs:{cw}:vars", "bad", "not a record");
+  cr_assert_eq(rstate_revision(a), rev + 4);
+  for (int i = 0; i < 5; i++)
+    if (i != 2) cr_assert_eq(h_version(a, names[i]), 2, "%s", names[i]);
+  /* the watcher: the four changes, one revision each, in the order of the requests */
+  rec_wait(&r, 4);
+  pthread_mutex_lock(&r.lock);
+  cr_assert_eq(r.n, 4);
+  const int order[] = {0, 1, 3, 4};
+  for (int k = 0; k < 4; k++) {
+    rec_event *e = &r.ev[k];
+    cr_assert_str_eq(e->name, names[order[k]]);
+    cr_assert(e->kind == RSTATE_EVENT_CHANGED && e->old_value.u.i == 0 && e->new_value.u.i == 10 + order[k] &&
+                  e->version == 2 && e->revision == rev + 1 + (uint64_t)k,
+              "event %d: %s %lld -> %lld, version %llu, revision %llu", k, e->name, (long long)e->old_value.u.i,
+              (long long)e->new_value.u.i, (unsigned long long)e->version, (unsigned long long)e->revision);
+  }
+  pthread_mutex_unlock(&r.lock);
+  /* bad's record back: the store goes on */
+  h_redis_ok(primary.port, "HSET", "rs:{cw}:vars", "bad", good->str, NULL);
+  rstate__resp_free(good);
+  ASSERT_RC(rstate_set_int(w, "bad", 7), RSTATE_OK);
+  cr_assert_eq(rstate_revision(a), rev + 5);
+  cr_assert_eq(h_version(a, "bad"), 2);
+  rec_wait(&r, 5);
+  pthread_mutex_lock(&r.lock);
+  cr_assert(!strcmp(r.ev[4].name, "bad") && r.ev[4].old_value.u.i == 0 && r.ev[4].new_value.u.i == 7 &&
+            r.ev[4].revision == rev + 5);
+  pthread_mutex_unlock(&r.lock);
+  rstate_close(x);
+  rstate_close(w);
+  rstate_close(a);
   rec_free(&r);
 }
 

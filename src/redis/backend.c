@@ -623,6 +623,8 @@ static uint64_t rds_revision(rstate_backend *b) {
   return rev;
 }
 
+rstate__redis_commit *rstate__redis_commit_of(rstate_backend *b) { return &R(b)->commit; }
+
 static int rds_set_many(rstate_backend *b, const rstate_assign *items, size_t n, const uint64_t *expected,
                         const rstate_set_opts *opts, size_t *failed_index) {
   rds *r = R(b);

@@ -341,3 +341,10 @@ void rstate__redis_commit_release(rstate__redis_commit *q, rstate__redis_req *r)
   pthread_mutex_unlock(&q->lock);
   if (last) batch_free(b);
 }
+
+size_t rstate__redis_commit_queued(rstate__redis_commit *q) {
+  pthread_mutex_lock(&q->lock);
+  size_t n = q->n_pending;
+  pthread_mutex_unlock(&q->lock);
+  return n;
+}

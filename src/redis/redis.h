@@ -186,6 +186,10 @@ void rstate__redis_commit_free(rstate__redis_commit *q);
  * RSTATE_ETIMEDOUT, RSTATE_EPROTO, RSTATE_EPERM, RSTATE_ELIMIT, RSTATE_ENOMEM. */
 int rstate__redis_commit_call(rstate__redis_commit *q, rstate__redis_req *r);
 void rstate__redis_commit_release(rstate__redis_commit *q, rstate__redis_req *r);
+/* The requests queued and not sent yet (tests wait on it to know a group
+ * call's content), and a redis: backend's queue (backend.c). */
+size_t rstate__redis_commit_queued(rstate__redis_commit *q);
+rstate__redis_commit *rstate__redis_commit_of(struct rstate_backend *b);
 
 /* ---- sentinel.c ---- */
 
