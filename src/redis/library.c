@@ -1,8 +1,8 @@
 /*
  * library.c — the Redis Function library every write of a redis: store runs
  * in, shipped as a string and loaded (FUNCTION LOAD REPLACE) by a client
- * that finds it missing. Its name carries its format version, so clients of
- * an older format keep theirs while a newer one is loaded beside it.
+ * that finds it missing. Its name carries its version (Versions, below):
+ * clients of an older one keep theirs while a newer one is loaded beside it.
  *
  * Keys (one hash tag per store, so a cluster keeps a store on one shard):
  *   rs:{S}:meta  hash: fmt, epoch (set once, random), rev, tok (last change's)
