@@ -895,6 +895,14 @@ Test(redis, a_set_that_raises_in_a_group_call_of_several_writers_fails_alone) {
               (long long)e->new_value.u.i, (unsigned long long)e->version, (unsigned long long)e->revision);
   }
   pthread_mutex_unlock(&r.lock);
+  /* in a set_many, the item whose record raised is the one to blame, and the batch changes nothing */
+  rstate_assign two[] = {{"own0", rstate_int(20)}, {"bad", rstate_int(21)}};
+  size_t failed = 0;
+  ASSERT_RC(rstate_set_many(w, two, 2, NULL, &failed), RSTATE_EPROTO);
+  cr_assert_str_eq(rstate_last_error(), want);
+  cr_assert_eq(failed, 1);
+  cr_assert_eq(h_version(a, "own0"), 2);
+  cr_assert_eq(rstate_revision(a), rev + 4);
   /* bad's record back: the store goes on */
   h_redis_ok(primary.port, "HSET", "rs:{cw}:vars", "bad", good->str, NULL);
   rstate__resp_free(good);
