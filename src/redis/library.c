@@ -183,6 +183,7 @@ const char *const rstate__redis_library[] = {
      * head is written back last, whatever failed. The answers, in the order of the requests. */
     "local function sets(K, A)\n",
     "  local q, at, b = tonumber(A[2]), {}, 3\n",
+    "  if q and (q < 0 or q % 1 ~= 0) then q = nil end\n",
     "  for i = 1, q or 0 do\n",
     "    local n = tonumber(A[b + 3])\n",
     "    if not n or n < 0 or n % 1 ~= 0 then q = nil; break end\n",
