@@ -18,10 +18,13 @@
  * is answered only from the reply to the call that carried it: when the
  * connection fails, every call in flight fails with the connection's
  * sentence (their outcome is unknown: never sent again), and the next call
- * connects again. A call the server could not run ("Function not found":
- * the library was flushed or replaced by an older one) ran nothing: its
- * requests are queued again, at most twice, and the library is loaded
- * before the next call goes out.
+ * connects again. A call answered with an error as a whole ran nothing
+ * (the Function answers each request's own failure in its answer, and
+ * raises only for a call that does not parse; or Redis refused to start
+ * it: out of memory, not the primary): its requests fail with that error.
+ * When the server could not find the Function (the library was flushed,
+ * or never loaded there) they are queued again instead, at most twice,
+ * and the library is loaded before the next call goes out.
  */
 #include <pthread.h>
 #include <stdio.h>
