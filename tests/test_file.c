@@ -712,6 +712,58 @@ Test(file, sync_always_shares_syncs) {
   h_rmdir(dir);
 }
 
+/* Through a server, the writes of its clients share fdatasyncs: the server
+ * answers the writes of one turn of its loop after one wait for them all.
+ * 16 clients of a served SYNC_ALWAYS store set 40 values each; a set with
+ * its own fdatasync each would make 640 of them. Every set answered OK is
+ * in the store opened again. */
+Test(file, sync_always_through_a_server_shares_syncs_between_clients) {
+  char dir[96];
+  fresh_dir(dir, sizeof dir);
+  rstate_options o = {0};
+  o.sync = RSTATE_SYNC_ALWAYS;
+  rstate_store *s = open_ok(dir, &o);
+  enum { T = 16, SETS = 40 };
+  char name[16];
+  for (int t = 0; t < T; t++) {
+    snprintf(name, sizeof name, "t%d", t);
+    h_define_ok(s, name, RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  }
+  char uri[128];
+  snprintf(uri, sizeof uri, "unix:/tmp/rstate-test-file-%d.sock", (int)getpid());
+  rstate_server *srv = NULL;
+  ASSERT_RC(rstate_server_start(&srv, s, uri, NULL), RSTATE_OK);
+  rstate_store *cl[T];
+  for (int t = 0; t < T; t++) ASSERT_RC(rstate_open(&cl[t], uri, NULL), RSTATE_OK);
+  uint64_t before = atomic_load(&rstate__file_syncs);
+  pthread_t th[T];
+  gc_arg args[T];
+  for (int t = 0; t < T; t++) {
+    args[t] = (gc_arg){cl[t], t};
+    pthread_create(&th[t], NULL, gc_writer, &args[t]);
+  }
+  for (int t = 0; t < T; t++) {
+    void *r;
+    pthread_join(th[t], &r);
+    cr_assert_null(r, "a client's set failed: %s", rstate_last_error());
+  }
+  uint64_t syncs = atomic_load(&rstate__file_syncs) - before;
+  cr_assert_gt(syncs, 0, "SYNC_ALWAYS made no sync");
+  cr_log_info("%llu fdatasyncs for %d sets through the server", (unsigned long long)syncs, T * SETS);
+  cr_assert_leq(syncs * 2, T * SETS, "%llu fdatasyncs for %d sets made by %d clients through the server: fewer than two sets a sync",
+                (unsigned long long)syncs, T * SETS, T);
+  for (int t = 0; t < T; t++) rstate_close(cl[t]);
+  rstate_server_stop(srv);
+  rstate_close(s);
+  s = open_ok(dir, NULL);
+  for (int t = 0; t < T; t++) {
+    snprintf(name, sizeof name, "t%d", t);
+    cr_assert_eq(h_get_int(s, name), SETS);
+  }
+  rstate_close(s);
+  h_rmdir(dir);
+}
+
 /* ---- kill -9 at random moments --------------------------------------------------------------- */
 
 /* The child: opens the store, and sets a, b and c together to 1, 2, ...

@@ -57,14 +57,15 @@ extern "C" {
 /* The table's version, as SQLite versions sqlite3_vfs (iVersion): version 1
  * is the table and the structs below as released in 0.1.0; version 2 adds
  * subscribe and unsubscribe; version 3 adds history; version 4 adds
- * identity and changes (both optional); version 5 adds restore. A later
+ * identity and changes (both optional); version 5 adds restore; version 6
+ * adds defer_durability. A later
  * version adds members only at the end of the table and of the structs a
  * backend fills (rstate_change, rstate_snapshot_var), and the front end
  * reads them only from backends that declare that version: a backend built
  * for an older version keeps working unchanged (a version 2 table's store
  * keeps no history). The rstate_host_* functions belong to the library, not to the
  * table: the ones added after 0.1.0 say so. */
-#define RSTATE_BACKEND_VERSION 5
+#define RSTATE_BACKEND_VERSION 6
 
 typedef struct rstate_backend rstate_backend; /* the backend's own state */
 typedef struct rstate_host rstate_host;       /* the front end, as a backend sees it */
@@ -220,6 +221,21 @@ typedef struct rstate_backend_ops {
    * emitted: no change holds them. */
   int (*restore)(rstate_backend *b, const rstate_snapshot_var *vars, size_t n, uint64_t revision,
                  size_t *failed_index);
+
+  /* ---- version 6 ---- */
+
+  /* Optional (NULL: a write is as durable as the store promises when it
+   * returns, always). For a server answering many clients from one
+   * thread: after defer_durability(b, true) on a thread, that thread's
+   * writes may return before they are as durable as the store promises
+   * (a file: store with RSTATE_SYNC_ALWAYS: before their fdatasync),
+   * each change otherwise made, ordered and emitted as usual; then
+   * defer_durability(b, false) on the same thread waits until every one
+   * of them is, with one wait for them all (a file: store shares one
+   * fdatasync among them), and returns RSTATE_OK or the error of that
+   * wait (the changes are made but may not be durable). A server
+   * answers those writes only after it. */
+  int (*defer_durability)(rstate_backend *b, bool on);
 } rstate_backend_ops;
 
 /* Opens a store over a backend of your own; ops must outlive the store.

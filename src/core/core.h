@@ -88,6 +88,10 @@ int rstate__serve_set(rstate_store *s, const rstate_assign *items, size_t n, con
 /* Runs the inline watchers the calling thread's changes reached, as every
  * public call that changes the store does before returning. */
 void rstate__serve_deliver(void);
+/* The backend's defer_durability (backend.h, version 6), for a server that
+ * answers the writes of one turn of its loop after one wait for their
+ * durability: RSTATE_OK at once when the backend has none. */
+int rstate__serve_defer_durability(rstate_store *s, bool on);
 /* The store revision read under the backend's snapshot, which is
  * serialized with the changes (backend.h): every revision up to it has
  * been through the taps, none after it (rstate_revision promises no such

@@ -297,6 +297,11 @@ int rstate__serve_set(rstate_store *s, const rstate_assign *items, size_t n, con
 
 void rstate__serve_deliver(void) { rstate__deliver_claimed(); }
 
+int rstate__serve_defer_durability(rstate_store *s, bool on) {
+  if (s->ops->version < 6 || !s->ops->defer_durability) return RSTATE_OK;
+  return s->ops->defer_durability(s->backend, on);
+}
+
 int rstate_set_float(rstate_store *s, const char *name, double v) {
   rstate_value x = rstate_float(v);
   return set_one(s, name, &x, NULL, NULL, "rstate_set_float", NULL);

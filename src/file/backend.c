@@ -68,6 +68,36 @@ static fstore *F(rstate_backend *b) { return (fstore *)b; }
 static _Thread_local rstate__journal *wait_j;
 static _Thread_local size_t wait_end;
 
+/* defer_durability: the journals this thread's writes went to since it
+ * began deferring, and how far each must be on disk; the thread is
+ * counted once among each one's waiters. Two: a turn of a server's loop
+ * may see one compaction's swap of journals; a third waits at once. */
+static _Thread_local bool deferring;
+static _Thread_local struct {
+  rstate__journal *j;
+  size_t end;
+} deferred[2];
+static _Thread_local int deferred_rc;
+
+static int deferred_slot(const rstate__journal *j) {
+  for (int i = 0; i < 2; i++)
+    if (deferred[i].j == j) return i;
+  return -1;
+}
+
+/* Waits for every deferred write of this thread; the first error. */
+static int settle_deferred(void) {
+  int rc = deferred_rc;
+  deferred_rc = RSTATE_OK;
+  for (int i = 0; i < 2; i++) {
+    if (!deferred[i].j) continue;
+    int e = rstate__journal_wait(deferred[i].j, deferred[i].end);
+    if (!rc) rc = e;
+    deferred[i].j = NULL;
+  }
+  return rc;
+}
+
 static size_t compact_threshold(size_t snap_size) {
   size_t t = atomic_load(&rstate__file_compact_bytes);
   if (!t) t = COMPACT_DEFAULT > snap_size ? COMPACT_DEFAULT : snap_size;
@@ -86,11 +116,13 @@ static void wake_bg(fstore *f) {
  * and compaction when due. */
 static void appended(fstore *f, rstate__journal *j) {
   if (f->sync == RSTATE_SYNC_ALWAYS) {
-    pthread_mutex_lock(&j->sync_lock);
-    j->waiters++;
-    if (j->waiters > j->peak) j->peak = j->waiters;
-    if (j->gathering) pthread_cond_broadcast(&j->sync_cond);
-    pthread_mutex_unlock(&j->sync_lock);
+    if (!deferring || deferred_slot(j) < 0) { /* counted in once per wait */
+      pthread_mutex_lock(&j->sync_lock);
+      j->waiters++;
+      if (j->waiters > j->peak) j->peak = j->waiters;
+      if (j->gathering) pthread_cond_broadcast(&j->sync_cond);
+      pthread_mutex_unlock(&j->sync_lock);
+    }
     wait_j = j;
     wait_end = j->end;
   }
@@ -151,13 +183,42 @@ static void hook_undo(void *ud) {
   if (wait_j) wait_end = 0; /* nothing to wait for; the wait still counts the waiter out */
 }
 
-/* After a change: with SYNC_ALWAYS, waits until it is on disk. */
+/* Keeps a write's wait for later (defer_durability). */
+static void defer(rstate__journal *j, size_t end) {
+  int i = deferred_slot(j);
+  if (i >= 0) {
+    if (end > deferred[i].end) deferred[i].end = end;
+    return;
+  }
+  if (deferred[0].j && deferred[1].j) { /* a third journal: the oldest's wait now */
+    int e = rstate__journal_wait(deferred[0].j, deferred[0].end);
+    if (!deferred_rc) deferred_rc = e;
+    deferred[0] = deferred[1];
+    deferred[1].j = NULL;
+  }
+  i = deferred[0].j ? 1 : 0;
+  deferred[i].j = j;
+  deferred[i].end = end;
+}
+
+/* After a change: with SYNC_ALWAYS, waits until it is on disk, or keeps
+ * the wait for defer_durability's end. */
 static int settle(int rc) {
   rstate__journal *j = wait_j;
   if (!j) return rc;
   wait_j = NULL;
+  if (deferring) {
+    defer(j, wait_end);
+    return rc;
+  }
   int src = rstate__journal_wait(j, wait_end);
   return rc ? rc : src;
+}
+
+static int file_defer_durability(rstate_backend *b, bool on) {
+  (void)b; /* the thread's: a server's callback may write to another file: store */
+  deferring = on;
+  return on ? RSTATE_OK : settle_deferred();
 }
 
 /* ---- the background thread ---------------------------------------------- */
@@ -462,6 +523,8 @@ static int file_open(rstate_backend **out, const char *uri, const rstate_options
 
 static void file_close(rstate_backend *b) {
   fstore *f = F(b);
+  /* this thread's deferred waits first: the journal closes once no one waits */
+  if (deferred[0].j || deferred[1].j) deferred_rc = settle_deferred();
   if (f->bg_running) {
     pthread_mutex_lock(&f->bg_lock);
     f->stop = true;
@@ -532,4 +595,5 @@ const rstate_backend_ops rstate__file_ops = {
     .history = file_history,
     .identity = file_identity,
     .changes = file_changes,
+    .defer_durability = file_defer_durability,
 };

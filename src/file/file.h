@@ -208,8 +208,8 @@ size_t rstate__journal_ahead(rstate__journal *j, size_t end);
 void rstate__journal_allocate_ahead(rstate__journal *j);
 /* Takes back the last append. */
 void rstate__journal_undo(rstate__journal *j);
-/* Returns once the journal is on disk up to end (group commit); one of the
- * waiters counted in j->waiters. */
+/* Returns once the journal is on disk up to end (group commit), and
+ * counts the caller out of j->waiters. */
 int rstate__journal_wait(rstate__journal *j, size_t end);
 /* fdatasync of what is published, if anything new. */
 int rstate__journal_sync(rstate__journal *j);

@@ -32,6 +32,11 @@ static void set_events(rstate_server *srv, client *c) {
 /* Writes what it can without blocking. */
 void rstate__srv_flush(rstate_server *srv, client *c) {
   if (c->doomed) return;
+  if (srv->holding) { /* after the turn's wait for durability (loop.c) */
+    c->flush_held = true;
+    rstate__srv_activate(srv, c);
+    return;
+  }
   while (c->out_off < c->out.len) {
     ssize_t w = send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (w > 0) {

@@ -130,6 +130,42 @@ int rstate_server_get_stats(const rstate_server *srv, rstate_server_stats *out) 
   return RSTATE_OK;
 }
 
+/* A turn's writes are answered only once they are durable: the backend
+ * defers each one's wait (a file: store with RSTATE_SYNC_ALWAYS: its
+ * fdatasync) to the end of the turn's requests, where one wait covers
+ * them all, the writes of many clients sharing one fdatasync. Until then
+ * nothing is written to any client. When that wait fails, the writes are
+ * made but may not be on disk: the clients that wrote in the turn are
+ * closed unanswered, so that their calls fail with RSTATE_ECLOSED, which
+ * says the change may have been applied. */
+static void hold_answers(rstate_server *srv) {
+  srv->holding = true;
+  rstate__serve_defer_durability(srv->store, true); /* cannot fail */
+}
+
+static void release_answers(rstate_server *srv) {
+  int rc = rstate__serve_defer_durability(srv->store, false);
+  srv->holding = false;
+  if (rc) {
+    size_t n = 0;
+    for (client *c = srv->clients; c; c = c->next)
+      if (c->wrote_turn == srv->wakeups && !c->doomed) {
+        c->doomed = true;
+        n++;
+      }
+    rstate__srv_log(srv, LOG_NOT_DURABLE, "%s: closed %zu clients unanswered: their changes are made but may not be on disk",
+                    rstate_last_error(), n);
+  }
+  for (client *c = srv->active, *next; c; c = next) {
+    next = c->anext;
+    if (c->flush_held) {
+      c->flush_held = false;
+      rstate__srv_flush(srv, c);
+    }
+    rstate__srv_settle(srv, c);
+  }
+}
+
 static void *server_main(void *arg) {
   rstate__srv_serving = (rstate_server *)arg;
   rstate_server *srv = arg;
@@ -142,6 +178,7 @@ static void *server_main(void *arg) {
       if (errno == EINTR) continue;
       break;
     }
+    hold_answers(srv);
     for (int i = 0; i < n; i++) {
       void *p = evs[i].data.ptr;
       if (p == &srv->lis.fd) {
@@ -163,6 +200,7 @@ static void *server_main(void *arg) {
         rstate__srv_settle(srv, c);
       }
     }
+    release_answers(srv);
     rstate__srv_drain(srv);
     if (tick) on_tick(srv);
     tick = false;

@@ -392,5 +392,6 @@ void rstate__srv_on_request(rstate_server *srv, client *c, const rstate__wire_fr
     rstate__srv_reply_error(srv, c, m.u.req.req, RSTATE_EPERM, SIZE_MAX);
     return;
   }
+  if (r->flags & REQ_WRITE) c->wrote_turn = srv->wakeups;
   r->handle(srv, c, &m);
 }

@@ -74,6 +74,7 @@ typedef enum srv_log_kind {
   LOG_HISTORY_BYTES,
   LOG_HEARTBEAT_FLOOR,
   LOG_ACCEPT_FAILED,
+  LOG_NOT_DURABLE,
   LOG_KINDS
 } srv_log_kind;
 
@@ -103,6 +104,8 @@ typedef struct client {
   sub **subs;
   size_t n_subs, cap_subs;
   bool announced; /* on_client was told it connected, not yet that it went */
+  bool flush_held; /* written to while the turn's writes were not durable yet */
+  uint64_t wrote_turn; /* the last turn (srv->wakeups) in which it changed the store */
   bool active;    /* in the server's active list (activate) */
   struct client *aprev, *anext;
   char peer[64];
@@ -163,6 +166,9 @@ struct rstate_server {
   pthread_mutex_t stats_mu;
   rstate_server_stats stats;
   uint64_t wakeups; /* turns of the loop */
+  /* the turn's writes may not be durable yet (defer_durability): nothing
+   * is written to a client until they are */
+  bool holding;
   void (*on_log)(rstate_server *srv, const char *line, void *ud);
   void *log_ud;
   srv_log_state log_state[LOG_KINDS];
