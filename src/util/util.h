@@ -24,6 +24,14 @@ int rstate__verr(int code, const char *fmt, va_list ap);
 int64_t rstate__realtime_ns(void);
 /* Whether rstate__realtime_ns reads the counter rather than the clock (tests). */
 bool rstate__realtime_fast(void);
+/* Tests: how often the wall clock was found moved apart from the counter
+ * (each time the clock is read for RSTATE__STAMP_HOLD_NS), and an offset
+ * added to every CLOCK_REALTIME read of clock.c, to move the wall clock
+ * under it; a conversion pair lasts RSTATE__STAMP_SPAN_NS of counter. */
+uint64_t rstate__realtime_steps(void);
+extern _Atomic int64_t rstate__realtime_shift_ns;
+#define RSTATE__STAMP_SPAN_NS 200000
+#define RSTATE__STAMP_HOLD_NS 1000000000
 int64_t rstate__monotonic_ns(void);
 /* The debounce clock: monotonic ns, or what rstate__clock_hook returns when
  * set (tests only; set it before opening stores). */
