@@ -189,7 +189,7 @@ static bool until_fast(int64_t within) {
   return false;
 }
 
-/* Moves the library's wall clock by `by` ns and stamps for three pair
+/* Moves the library's wall clock by `by` ns and stamps on past two pair
  * lives: every stamp must follow the moved clock once a pair's life has
  * passed since the move, and the move must have been seen (the clock is
  * then read, not the counter). Returns how many stamps still followed the
