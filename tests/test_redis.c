@@ -920,8 +920,8 @@ Test(redis, a_set_that_raises_in_a_group_call_of_several_writers_fails_alone) {
   rec_free(&r);
 }
 
-/* A group call that finds the library gone (FUNCTION FLUSH, or an older
- * client's REPLACE) ran nothing: its sets are sent again once the library
+/* A group call that finds the library gone (FUNCTION FLUSH, or a
+ * FUNCTION DELETE) ran nothing: its sets are sent again once the library
  * is loaded, each applied once. */
 Test(redis, sets_load_the_library_again_when_it_is_gone) {
   h_redis_start(&primary, NULL);

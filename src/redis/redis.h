@@ -202,7 +202,7 @@ int rstate__redis_sentinel_connect(rstate__redis_conn *c, const rstate__addr *se
 
 /* ---- library.c: the Redis Function library ---- */
 
-#define RSTATE_REDIS_LIB "rstate_2" /* library and function prefix: the format version */
+#define RSTATE_REDIS_LIB "rstate_2" /* library and function prefix: the version of the functions (keys: fmt) */
 /* The library's text, line by line, NULL-terminated (C11 bounds one string
  * literal at 4095 bytes). */
 extern const char *const rstate__redis_library[];
