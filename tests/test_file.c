@@ -675,6 +675,25 @@ static void *gc_writer(void *p) {
   return NULL;
 }
 
+/* n threads, the i-th setting "t<i>" 40 times through stores[i]; the
+ * fdatasyncs they made. */
+static uint64_t gc_run(rstate_store *const *stores, int n) {
+  uint64_t before = atomic_load(&rstate__file_syncs);
+  pthread_t th[16];
+  gc_arg args[16];
+  cr_assert_leq(n, 16);
+  for (int t = 0; t < n; t++) {
+    args[t] = (gc_arg){stores[t], t};
+    pthread_create(&th[t], NULL, gc_writer, &args[t]);
+  }
+  for (int t = 0; t < n; t++) {
+    void *r;
+    pthread_join(th[t], &r);
+    cr_assert_null(r, "a set failed: %s", rstate_last_error());
+  }
+  return atomic_load(&rstate__file_syncs) - before;
+}
+
 Test(file, sync_always_shares_syncs) {
   char dir[96];
   fresh_dir(dir, sizeof dir);
@@ -687,19 +706,9 @@ Test(file, sync_always_shares_syncs) {
     snprintf(name, sizeof name, "t%d", t);
     h_define_ok(s, name, RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
   }
-  uint64_t before = atomic_load(&rstate__file_syncs);
-  pthread_t th[T];
-  gc_arg args[T];
-  for (int t = 0; t < T; t++) {
-    args[t] = (gc_arg){s, t};
-    pthread_create(&th[t], NULL, gc_writer, &args[t]);
-  }
-  for (int t = 0; t < T; t++) {
-    void *r;
-    pthread_join(th[t], &r);
-    cr_assert_null(r, "a set failed: %s", rstate_last_error());
-  }
-  uint64_t syncs = atomic_load(&rstate__file_syncs) - before;
+  rstate_store *each[T];
+  for (int t = 0; t < T; t++) each[t] = s;
+  uint64_t syncs = gc_run(each, T);
   cr_assert_leq(syncs, T * 40, "%llu syncs for %d sets", (unsigned long long)syncs, T * 40);
   cr_assert_gt(syncs, 0, "SYNC_ALWAYS made no sync");
   rstate_close(s);
@@ -735,19 +744,7 @@ Test(file, sync_always_through_a_server_shares_syncs_between_clients) {
   ASSERT_RC(rstate_server_start(&srv, s, uri, NULL), RSTATE_OK);
   rstate_store *cl[T];
   for (int t = 0; t < T; t++) ASSERT_RC(rstate_open(&cl[t], uri, NULL), RSTATE_OK);
-  uint64_t before = atomic_load(&rstate__file_syncs);
-  pthread_t th[T];
-  gc_arg args[T];
-  for (int t = 0; t < T; t++) {
-    args[t] = (gc_arg){cl[t], t};
-    pthread_create(&th[t], NULL, gc_writer, &args[t]);
-  }
-  for (int t = 0; t < T; t++) {
-    void *r;
-    pthread_join(th[t], &r);
-    cr_assert_null(r, "a client's set failed: %s", rstate_last_error());
-  }
-  uint64_t syncs = atomic_load(&rstate__file_syncs) - before;
+  uint64_t syncs = gc_run(cl, T);
   cr_assert_gt(syncs, 0, "SYNC_ALWAYS made no sync");
   cr_log_info("%llu fdatasyncs for %d sets through the server", (unsigned long long)syncs, T * SETS);
   cr_assert_leq(syncs * 2, T * SETS, "%llu fdatasyncs for %d sets made by %d clients through the server: fewer than two sets a sync",
