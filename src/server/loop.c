@@ -205,7 +205,11 @@ static void *server_main(void *arg) {
     if (tick) on_tick(srv);
     tick = false;
     /* the active clients only: the others' subscriptions cover none of the
-     * changes since the last turn, and move on with srv->synced */
+     * changes since the last turn, and move on with srv->synced. Every
+     * client's events are encoded before the first is written: each write
+     * wakes a client's thread, which on a small machine takes the CPU from
+     * this one, and the writes that follow should be only writes. */
+    for (client *c = srv->active; c; c = c->anext) rstate__srv_fill(srv, c);
     for (client *c = srv->active, *next; c; c = next) {
       next = c->anext;
       rstate__srv_pump(srv, c);

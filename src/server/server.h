@@ -275,6 +275,9 @@ bool rstate__srv_ensure_evs(rstate_server *srv, size_t n);
  * clients wait meanwhile). When more is left, EPOLLOUT stays on even with
  * the output empty, so the loop comes back for it. */
 void rstate__srv_pump(rstate_server *srv, client *c);
+/* The first fill of a turn, for every active client before any is written
+ * to (loop.c); false when the client is being failed. */
+bool rstate__srv_fill(rstate_server *srv, client *c);
 /* Before the answer to a write: the events up to that write go out first,
  * so that a client whose own watches cover what it wrote has had their
  * events when its write returns (unless it is too far behind). Past the

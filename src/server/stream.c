@@ -222,6 +222,8 @@ void rstate__srv_pump(rstate_server *srv, client *c) {
   }
 }
 
+bool rstate__srv_fill(rstate_server *srv, client *c) { return fill(srv, c, srv->threshold); }
+
 /* Before the answer to a write: the events up to that write go out first,
  * so that a client whose own watches cover what it wrote has had their
  * events when its write returns (unless it is too far behind). Past the
