@@ -436,6 +436,13 @@ static int not_applied(rds *r, const char *what, const rstate__resp *why) {
   return rstate__err(rc, "%s: not applied: %s", what, rstate_last_error());
 }
 
+/* A call of a define or undefine that failed: Redis's error answer
+ * (EPROTO) means the Function raised and wrote nothing; it names the
+ * variable, as a set's does. */
+static int call_failed(const char *name, int rc) {
+  return rc == RSTATE_EPROTO ? rstate__err(rc, "%s: not applied: %s", name, rstate_last_error()) : rc;
+}
+
 /* ---- the operations ---- */
 
 static int put_source_meta(rstate__resp_buf *src, rstate__resp_buf *meta, const rstate_set_opts *opts) {
@@ -479,7 +486,7 @@ static int rds_define(rstate_backend *b, const rstate_var_def *def) {
   rc = call(r, false, "define", 8, argv, lens, &rep, &acked, why, sizeof why);
   rstate__resp_buf_free(&text);
   rstate__resp_buf_free(&init);
-  if (rc) return rc;
+  if (rc) return call_failed(def->name, rc);
   uint64_t rev = 0;
   if (answer_is(rep, "SAME")) {
     rc = RSTATE_OK;
@@ -506,7 +513,7 @@ static int rds_undefine(rstate_backend *b, const char *name) {
   long long acked = 0;
   char why[256] = "";
   int rc = call(r, false, "undefine", 5, argv, NULL, &rep, &acked, why, sizeof why);
-  if (rc) return rc;
+  if (rc) return call_failed(name, rc);
   uint64_t rev = 0;
   if (answer_is(rep, "NOTFOUND"))
     rc = not_found(name);
