@@ -761,6 +761,91 @@ Test(file, sync_always_through_a_server_shares_syncs_between_clients) {
   h_rmdir(dir);
 }
 
+/* ---- SYNC_INTERVAL: what is written reaches the disk within the interval ---- */
+
+static pthread_mutex_t synced_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t synced_cond = PTHREAD_COND_INITIALIZER;
+static const rstate__journal *synced_j;
+static size_t synced_to;
+static int synced_n;
+
+static void on_synced(const rstate__journal *j, size_t synced) {
+  pthread_mutex_lock(&synced_lock);
+  synced_j = j;
+  synced_to = synced;
+  synced_n++;
+  pthread_cond_broadcast(&synced_cond);
+  pthread_mutex_unlock(&synced_lock);
+}
+
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A writer setting 300 values a millisecond (some 20 MB/s) asks the store's
+ * thread to prefault ahead every 100 ms once the journal passes 8 MB (a
+ * quarter of the 8 MiB it keeps ahead), and more often before; the
+ * interval's syncs go on meanwhile (they once waited for a pause of a
+ * whole interval that never came), and once the writer stops, everything
+ * it wrote is synced within the interval. Without compactions: their syncs
+ * would hide the interval's. */
+Test(file, sync_interval_keeps_its_pace_and_reaches_the_end, .timeout = 60) {
+  enum { INTERVAL_MS = 200, WRITE_MS = 1200, PER_MS = 300 };
+  atomic_store(&rstate__file_compact_bytes, (size_t)1 << 40);
+  rstate__file_synced_hook = on_synced;
+  char dir[96];
+  fresh_dir(dir, sizeof dir);
+  rstate_options o = {0};
+  o.sync = RSTATE_SYNC_INTERVAL;
+  o.sync_interval_ms = INTERVAL_MS;
+  rstate_store *s = open_ok(dir, &o);
+  h_define_ok(s, "x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  pthread_mutex_lock(&synced_lock);
+  int before = synced_n;
+  pthread_mutex_unlock(&synced_lock);
+  int64_t t0 = mono_ms(), v = 0;
+  struct timespec tick;
+  clock_gettime(CLOCK_MONOTONIC, &tick);
+  while (mono_ms() - t0 < WRITE_MS) {
+    for (int i = 0; i < PER_MS; i++) ASSERT_RC(rstate_set_int(s, "x", ++v), RSTATE_OK);
+    tick.tv_nsec += 1000000; /* the pace, not a wait for a condition */
+    if (tick.tv_nsec >= 1000000000L) {
+      tick.tv_sec++;
+      tick.tv_nsec -= 1000000000L;
+    }
+    clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &tick, NULL);
+  }
+  pthread_mutex_lock(&synced_lock);
+  int during = synced_n - before;
+  const rstate__journal *j = synced_j;
+  pthread_mutex_unlock(&synced_lock);
+  /* about WRITE_MS / INTERVAL_MS of them; a loaded machine may delay some */
+  cr_assert_geq(during, 2, "%d syncs in %d ms of writing with an interval of %d ms (%lld sets)", during, WRITE_MS,
+                INTERVAL_MS, (long long)v);
+  cr_assert_not_null(j);
+  size_t end = atomic_load(&((rstate__journal *)j)->published);
+  /* idle now: the last bytes reach the disk at the next sync */
+  struct timespec dl;
+  clock_gettime(CLOCK_REALTIME, &dl);
+  dl.tv_sec += 10;
+  pthread_mutex_lock(&synced_lock);
+  int e = 0;
+  while (!(synced_j == j && synced_to >= end) && e != ETIMEDOUT)
+    e = pthread_cond_timedwait(&synced_cond, &synced_lock, &dl);
+  size_t got = synced_j == j ? synced_to : 0;
+  pthread_mutex_unlock(&synced_lock);
+  cr_assert_geq(got, end, "10 s after the last set, the journal is synced up to byte %zu of %zu", got, end);
+  rstate_close(s);
+  rstate__file_synced_hook = NULL;
+  atomic_store(&rstate__file_compact_bytes, 0);
+  s = open_ok(dir, NULL);
+  cr_assert_eq(h_get_int(s, "x"), v);
+  rstate_close(s);
+  h_rmdir(dir);
+}
+
 /* ---- kill -9 at random moments --------------------------------------------------------------- */
 
 /* The child: opens the store, and sets a, b and c together to 1, 2, ...

@@ -308,8 +308,30 @@ static void compact(fstore *f) {
   fold(f, old);
 }
 
+static void add_ms(struct timespec *ts, int ms) {
+  ts->tv_sec += ms / 1000;
+  ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+  if (ts->tv_nsec >= 1000000000L) {
+    ts->tv_sec++;
+    ts->tv_nsec -= 1000000000L;
+  }
+}
+
+static bool reached(const struct timespec *due) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return now.tv_sec > due->tv_sec || (now.tv_sec == due->tv_sec && now.tv_nsec >= due->tv_nsec);
+}
+
+/* The store's thread. With SYNC_INTERVAL the syncs keep their own clock:
+ * one starts interval_ms after the last one started, whatever else woke
+ * the thread meanwhile (a writer going flat out asks for prefaulting every
+ * few milliseconds, and a deadline taken afresh at each wakeup never came). */
 static void *bg_main(void *arg) {
   fstore *f = arg;
+  struct timespec due;
+  clock_gettime(CLOCK_MONOTONIC, &due);
+  add_ms(&due, f->interval_ms);
   pthread_mutex_lock(&f->bg_lock);
   while (!f->stop) {
     if (f->folding && f->fold_done) {
@@ -331,29 +353,20 @@ static void *bg_main(void *arg) {
       pthread_mutex_lock(&f->bg_lock);
       continue;
     }
-    if (f->sync != RSTATE_SYNC_INTERVAL) {
-      while (!f->stop && !(f->want_compact && !f->folding) && !atomic_load(&f->want_prefault) &&
-             !(f->folding && f->fold_done))
-        pthread_cond_wait(&f->bg_cond, &f->bg_lock);
+    bool interval = f->sync == RSTATE_SYNC_INTERVAL;
+    if (interval && reached(&due)) {
+      pthread_mutex_unlock(&f->bg_lock);
+      clock_gettime(CLOCK_MONOTONIC, &due);
+      add_ms(&due, f->interval_ms);
+      rstate__journal_sync(f->cur); /* only this thread swaps cur */
+      pthread_mutex_lock(&f->bg_lock);
       continue;
-    }
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += f->interval_ms / 1000;
-    ts.tv_nsec += (long)(f->interval_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-      ts.tv_sec++;
-      ts.tv_nsec -= 1000000000L;
     }
     int e = 0;
     while (!f->stop && !(f->want_compact && !f->folding) && !atomic_load(&f->want_prefault) &&
            !(f->folding && f->fold_done) && e != ETIMEDOUT)
-      e = pthread_cond_timedwait(&f->bg_cond, &f->bg_lock, &ts);
-    if (e == ETIMEDOUT) {
-      pthread_mutex_unlock(&f->bg_lock);
-      rstate__journal_sync(f->cur); /* only this thread swaps cur */
-      pthread_mutex_lock(&f->bg_lock);
-    }
+      e = interval ? pthread_cond_timedwait(&f->bg_cond, &f->bg_lock, &due)
+                   : pthread_cond_wait(&f->bg_cond, &f->bg_lock);
   }
   bool folding = f->folding;
   f->folding = false;

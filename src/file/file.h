@@ -246,5 +246,8 @@ extern const rstate_backend_ops rstate__file_ops;
 extern _Atomic size_t rstate__file_compact_bytes;
 /* fdatasync calls made on journals, by every file: store of the process. */
 extern _Atomic uint64_t rstate__file_syncs;
+/* Tests: called after every sync of a journal that succeeded, with the
+ * bytes of j now on disk (set before a store opens; NULL: none). */
+extern void (*rstate__file_synced_hook)(const rstate__journal *j, size_t synced);
 
 #endif

@@ -28,6 +28,7 @@
 #include "file.h"
 
 _Atomic uint64_t rstate__file_syncs;
+void (*rstate__file_synced_hook)(const rstate__journal *j, size_t synced);
 
 #define CHUNK_MIN (1u << 20)
 #define CHUNK_MAX (64u << 20)
@@ -332,6 +333,7 @@ int rstate__journal_wait(rstate__journal *j, size_t end) {
       break;
     }
     if (target > j->synced) j->synced = target;
+    if (rstate__file_synced_hook) rstate__file_synced_hook(j, target);
   }
   j->waiters--;
   if (!j->waiters) pthread_cond_broadcast(&j->sync_cond);
@@ -357,6 +359,7 @@ int rstate__journal_sync(rstate__journal *j) {
   if (!e && target > j->synced) j->synced = target;
   pthread_cond_broadcast(&j->sync_cond);
   pthread_mutex_unlock(&j->sync_lock);
+  if (!e && rstate__file_synced_hook) rstate__file_synced_hook(j, target);
   if (e) return rstate__err(RSTATE_EIO, "%s: fdatasync failed: %s", j->path, strerror(e));
   return RSTATE_OK;
 }
