@@ -229,6 +229,11 @@ static int file_defer_durability(rstate_backend *b, bool on) {
  * that the store's thread keeps prefaulting and syncing the new journal
  * meanwhile. */
 static void fold(fstore *f, rstate__journal *old) {
+  /* the interval's promise covers old's tail too: a fold of a large store
+   * can take longer than the interval before the snapshot holds it. Here
+   * and not on the store's thread, which meanwhile prefaults the new
+   * journal for the writers (a sync of 16 MB can take 100 ms). */
+  if (f->sync == RSTATE_SYNC_INTERVAL) rstate__journal_sync(old);
   rstate_backend *fb;
   rstate__dirstate st = {0};
   size_t size = 0;
@@ -287,14 +292,12 @@ static void compact(fstore *f) {
     return;
   }
   atomic_store(&next->window, atomic_load(&f->cur->window)); /* the store's pace goes on */
+  rstate__journal_allocate_ahead(next);
   rstate__journal_prefault(next);
   rstate__local_lock(f->local);
   old = f->cur;
   f->cur = next;
   rstate__local_unlock(f->local);
-  /* the interval's promise covers old's tail too: a fold of a large store
-   * can take longer than the interval before the snapshot holds it */
-  if (f->sync == RSTATE_SYNC_INTERVAL) rstate__journal_sync(old);
   fold_arg *a = malloc(sizeof *a);
   if (a) {
     *a = (fold_arg){f, old};
