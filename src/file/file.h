@@ -165,6 +165,7 @@ typedef struct rstate__journal {
   pthread_mutex_t sync_lock;
   pthread_cond_t sync_cond;
   size_t synced; /* on disk up to here */
+  size_t low;    /* the lowest offset an undo rewound to while a sync ran (SIZE_MAX: none) */
   bool syncing;
   int waiters;   /* threads that appended and wait for a sync; counted under the store's lock */
   int sync_err;  /* errno of the last failed sync */
@@ -211,7 +212,9 @@ void rstate__journal_undo(rstate__journal *j);
 /* Returns once the journal is on disk up to end (group commit), and
  * counts the caller out of j->waiters. */
 int rstate__journal_wait(rstate__journal *j, size_t end);
-/* fdatasync of what is published, if anything new. */
+/* Syncs what is published past what is synced, if anything: the pages of
+ * that range alone (msync, MS_SYNC), so the prefaulted pages ahead stay
+ * writable. The store's thread (SYNC_INTERVAL), a compaction, a close. */
 int rstate__journal_sync(rstate__journal *j);
 /* Unmaps and closes (waits for no waiters first); remove: unlink the file. */
 void rstate__journal_close(rstate__journal *j, bool remove);

@@ -105,6 +105,7 @@ static int journal_map(rstate__journal **out, int fd, char *path, uint64_t gen, 
   j->end = j->undo_end = end;
   atomic_store(&j->published, end);
   j->synced = end;
+  j->low = SIZE_MAX;
   pthread_mutex_init(&j->sync_lock, NULL);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
@@ -117,6 +118,33 @@ static int journal_map(rstate__journal **out, int fd, char *path, uint64_t gen, 
   atomic_store(&j->allocated, size);
   *out = j;
   return RSTATE_OK;
+}
+
+/* fdatasync of the pages of [from, to) alone: msync(MS_SYNC) is the
+ * kernel's fsync of a range (vfs_fsync_range, datasync): those pages
+ * written and waited for, then what the file system needs to read them
+ * back (the blocks' allocation), then a flush of the disk's cache. A whole
+ * fdatasync would also write the prefaulted zero pages ahead of the
+ * appends (dirty since prefaulted), and a page written back is
+ * write-protected: the writer would fault on every one of them again.
+ *
+ * The pages behind the page the writer is in are unmapped first
+ * (MADV_DONTNEED: on a shared mapping the page cache keeps them, dirty):
+ * writing back a page still mapped write-protects it in every thread's
+ * page tables, a TLB flush per page that interrupts the writer's CPU
+ * (thousands a sync). Nothing reads the journal back through the
+ * mapping; an undo that reaches into such a page faults it back in. */
+static int sync_range(rstate__journal *j, size_t from, size_t to) {
+  size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  from -= from % page;
+  size_t behind = atomic_load_explicit(&j->published, memory_order_acquire);
+  if (behind > to) behind = to;
+  behind -= behind % page;
+  pthread_rwlock_rdlock(&j->map_lock);
+  if (behind > from) madvise(j->map + from, behind - from, MADV_DONTNEED);
+  int e = msync(j->map + from, to - from, MS_SYNC) ? errno : 0;
+  pthread_rwlock_unlock(&j->map_lock);
+  return e;
 }
 
 int rstate__journal_create(rstate__journal **out, const char *dir, uint64_t gen) {
@@ -176,6 +204,16 @@ int rstate__journal_open(rstate__journal **out, const char *path, uint64_t gen, 
     if (zero) break;
     memset(j->map + dirty, 0, n);
     dirty += n;
+  }
+  /* the zeros reach the disk before anything is appended: the syncs cover
+   * the appends only, and a torn record left on disk behind them would
+   * read as damage */
+  int e = dirty > end ? sync_range(j, end, dirty) : 0;
+  if (e) {
+    rc = rstate__err(RSTATE_EIO, "%s: cannot clear the torn tail: %s", j->path, strerror(e));
+    rstate__journal_close(j, false);
+    *out = NULL;
+    return rc;
   }
   return RSTATE_OK;
 }
@@ -279,10 +317,24 @@ int rstate__journal_append(rstate__journal *j, const uint8_t *frames, size_t len
   return RSTATE_OK;
 }
 
+/* A sync may have covered the bytes taken back already: what is written
+ * there next must be synced again, so synced moves back (and a sync that
+ * runs meanwhile does not move it past here: low). */
 void rstate__journal_undo(rstate__journal *j) {
   memset(j->map + j->undo_end, 0, j->end - j->undo_end);
   j->end = j->undo_end;
   atomic_store_explicit(&j->published, j->end, memory_order_release);
+  pthread_mutex_lock(&j->sync_lock);
+  if (j->synced > j->end) j->synced = j->end;
+  if (j->low > j->end) j->low = j->end;
+  pthread_mutex_unlock(&j->sync_lock);
+}
+
+/* Under sync_lock, when a sync of up to target ended well. */
+static void synced_to(rstate__journal *j, size_t target) {
+  if (target > j->low) target = j->low;
+  if (target > j->synced) j->synced = target;
+  if (rstate__file_synced_hook) rstate__file_synced_hook(j, j->synced);
 }
 
 int rstate__journal_wait(rstate__journal *j, size_t end) {
@@ -315,6 +367,7 @@ int rstate__journal_wait(rstate__journal *j, size_t end) {
       if (j->waiters < j->peak) j->peak--;
     }
     size_t target = atomic_load_explicit(&j->published, memory_order_acquire);
+    j->low = SIZE_MAX;
     pthread_mutex_unlock(&j->sync_lock);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -332,8 +385,7 @@ int rstate__journal_wait(rstate__journal *j, size_t end) {
                        strerror(e));
       break;
     }
-    if (target > j->synced) j->synced = target;
-    if (rstate__file_synced_hook) rstate__file_synced_hook(j, target);
+    synced_to(j, target);
   }
   j->waiters--;
   if (!j->waiters) pthread_cond_broadcast(&j->sync_cond);
@@ -349,18 +401,19 @@ int rstate__journal_sync(rstate__journal *j) {
     pthread_mutex_unlock(&j->sync_lock);
     return RSTATE_OK;
   }
+  size_t from = j->synced;
+  j->low = SIZE_MAX;
   j->syncing = true;
   pthread_mutex_unlock(&j->sync_lock);
-  int e = fdatasync(j->fd) ? errno : 0;
+  int e = sync_range(j, from, target);
   atomic_fetch_add_explicit(&rstate__file_syncs, 1, memory_order_relaxed);
   pthread_mutex_lock(&j->sync_lock);
   j->syncing = false;
   j->n_syncs++;
-  if (!e && target > j->synced) j->synced = target;
+  if (!e) synced_to(j, target);
   pthread_cond_broadcast(&j->sync_cond);
   pthread_mutex_unlock(&j->sync_lock);
-  if (!e && rstate__file_synced_hook) rstate__file_synced_hook(j, target);
-  if (e) return rstate__err(RSTATE_EIO, "%s: fdatasync failed: %s", j->path, strerror(e));
+  if (e) return rstate__err(RSTATE_EIO, "%s: sync failed: %s", j->path, strerror(e));
   return RSTATE_OK;
 }
 
