@@ -846,6 +846,34 @@ Test(file, sync_interval_keeps_its_pace_and_reaches_the_end, .timeout = 60) {
   h_rmdir(dir);
 }
 
+/* A change taken back after a sync covered it (its announcement failed):
+ * the record written over its bytes next is synced again, though it ends
+ * before what the sync covered. */
+Test(file, a_record_over_an_undone_one_is_synced_again) {
+  char dir[96];
+  fresh_dir(dir, sizeof dir);
+  cr_assert_eq(mkdir(dir, 0700), 0);
+  rstate__journal *j;
+  ASSERT_RC(rstate__journal_create(&j, dir, 1), RSTATE_OK);
+  uint8_t big[256], small[64];
+  memset(big, 0xAB, sizeof big);
+  memset(small, 0xCD, sizeof small);
+  size_t start = atomic_load(&j->published);
+  ASSERT_RC(rstate__journal_append(j, big, sizeof big), RSTATE_OK);
+  rstate__file_synced_hook = on_synced;
+  ASSERT_RC(rstate__journal_sync(j), RSTATE_OK);
+  cr_assert_eq(synced_to, start + sizeof big);
+  rstate__journal_undo(j);
+  ASSERT_RC(rstate__journal_append(j, small, sizeof small), RSTATE_OK);
+  int n = synced_n;
+  ASSERT_RC(rstate__journal_sync(j), RSTATE_OK);
+  cr_assert_eq(synced_n, n + 1, "the record written over the undone one was not synced");
+  cr_assert_eq(synced_to, start + sizeof small);
+  rstate__file_synced_hook = NULL;
+  rstate__journal_close(j, true);
+  h_rmdir(dir);
+}
+
 /* ---- kill -9 at random moments --------------------------------------------------------------- */
 
 /* The child: opens the store, and sets a, b and c together to 1, 2, ...
