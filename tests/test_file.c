@@ -791,7 +791,7 @@ static int64_t mono_ms(void) {
  * whole interval that never came), and once the writer stops, everything
  * it wrote is synced within the interval. Without compactions: their syncs
  * would hide the interval's. */
-Test(file, sync_interval_keeps_its_pace_and_reaches_the_end, .timeout = 60) {
+Test(file, sync_interval_keeps_its_pace_and_reaches_the_end) {
   enum { INTERVAL_MS = 200, WRITE_MS = 1200, PER_MS = 300 };
   atomic_store(&rstate__file_compact_bytes, (size_t)1 << 40);
   rstate__file_synced_hook = on_synced;
