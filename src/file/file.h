@@ -174,7 +174,7 @@ typedef struct rstate__journal {
   bool gathering;    /* a leader waits for the writers on their way */
   int64_t sync_ns;   /* how long the last fdatasync took */
   /* prefaulting ahead of the appends */
-  pthread_rwlock_t map_lock; /* held to write by a remap, to read by a prefault */
+  pthread_rwlock_t map_lock; /* held to write by a remap, to read by a prefault or a sync */
   _Atomic size_t prefaulted; /* populated up to here */
   _Atomic size_t again;      /* a writer past here asks for more */
   _Atomic size_t window;     /* how far ahead (rstate__journal_ahead) */

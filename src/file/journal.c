@@ -9,9 +9,11 @@
  * an error here and not a SIGBUS later); the unused part is zeros, and a
  * zero frame head marks the end.
  *
- * Durability (fdatasync) is asked for by rstate__journal_wait (group commit:
+ * Durability is asked for by rstate__journal_wait (fdatasync, group commit:
  * one thread syncs for every thread waiting, the others wait for it) and by
- * the background thread (rstate__journal_sync).
+ * the background thread, a compaction and a close (rstate__journal_sync:
+ * the appended range alone, msync, so the pages prefaulted ahead stay
+ * writable).
  */
 #include <errno.h>
 #include <fcntl.h>
