@@ -247,7 +247,8 @@ extern const rstate_backend_ops rstate__file_ops;
 /* Tests and benchmarks: the journal size that starts a compaction (0: the
  * default, 16 MiB or the snapshot's size when larger). */
 extern _Atomic size_t rstate__file_compact_bytes;
-/* fdatasync calls made on journals, by every file: store of the process. */
+/* Syncs made on journals (fdatasync, or msync of a range), by every file:
+ * store of the process. */
 extern _Atomic uint64_t rstate__file_syncs;
 /* Tests: called after every sync of a journal that succeeded, with the
  * bytes of j now on disk (set before a store opens; NULL: none). */
