@@ -202,8 +202,10 @@ static void make_room(rstate_server *srv) {
   char msg[112];
   snprintf(msg, sizeof msg, "the server has %zu connections in the handshake, its limit, and this one waited longest",
            srv->max_handshakes);
+  /* closed at the end of the turn (its flush waits for it: loop.c's
+   * release_answers), not here: an event of it may still be in the turn's
+   * batch, which must not find it freed */
   rstate__srv_fail(srv, old, RSTATE_ELIMIT, msg);
-  rstate__srv_settle(srv, old);
 }
 
 static void refuse_full(rstate_server *srv, client *c) {
