@@ -29,6 +29,10 @@ bool rstate__realtime_fast(void);
  * added to every CLOCK_REALTIME read of clock.c, to move the wall clock
  * under it; a conversion pair lasts RSTATE__STAMP_SPAN_NS of counter. */
 uint64_t rstate__realtime_steps(void);
+/* Tests: the CLOCK_MONOTONIC window [*from, *to] in which stamps may have
+ * been wrong by the i-th move seen (counting from 0; the last 16 are kept);
+ * false when it is not known. */
+bool rstate__realtime_move(uint64_t i, int64_t *from, int64_t *to);
 extern _Atomic int64_t rstate__realtime_shift_ns;
 #define RSTATE__STAMP_SPAN_NS 200000
 #define RSTATE__STAMP_HOLD_NS 1000000000
