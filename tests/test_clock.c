@@ -11,7 +11,13 @@
  * the machine has two, take turns at going quiet for longer than a
  * conversion pair lasts (so pairs are renewed by either thread, and used by
  * the other), through the clock itself and through the store: the event an
- * inline watch receives and rstate_info's updated_ns.
+ * inline watch receives and rstate_info's updated_ns. A stamp outside is
+ * excused only when it was taken within the life of a conversion pair that
+ * a move of the wall clock (a restored VM snapshot, an NTP step) made wrong
+ * and the library then saw; where the counter qualifies, the stamps must
+ * come from it, at most one move may be seen, and a move only when the
+ * test's own CLOCK_REALTIME - CLOCK_MONOTONIC_RAW jumped too (a wrong rate
+ * looks like moves). The moving tests move the library's wall clock.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -88,7 +94,8 @@ static bool qualifies(void) {
 /* The test's own view of the wall clock moving apart from the counter:
  * CLOCK_REALTIME - CLOCK_MONOTONIC_RAW (the latter the counter at the
  * kernel's fixed rate), sampled between two RAW reads at most 300 ns apart,
- * jumping by more than 250 ns plus 100 ppm of the time between samples. */
+ * jumping by more than 200 ns plus 20 ppm of the time between samples (a
+ * slewing NTP looks like a jump: that only excuses more). */
 static atomic_bool jump_seen;
 typedef struct drift {
   bool have;
@@ -101,11 +108,8 @@ static void sample(drift *dr) {
     int64_t r0 = clock_of(CLOCK_MONOTONIC_RAW), rt = clock_of(CLOCK_REALTIME), r1 = clock_of(CLOCK_MONOTONIC_RAW);
     if (r1 - r0 < best) best = r1 - r0, raw = r0 + (r1 - r0) / 2, off = rt - raw;
   }
-  if (best > 300) {
-    dr->have = false; /* too slow a read to compare with: start again */
-    return;
-  }
-  if (dr->have && llabs(off - dr->off) > 250 + (raw - dr->raw) / 10000) atomic_store(&jump_seen, true);
+  if (best > 300) return; /* too slow a read to compare: the next one is compared with the last */
+  if (dr->have && llabs(off - dr->off) > 200 + (raw - dr->raw) / 50000) atomic_store(&jump_seen, true);
   dr->have = true, dr->raw = raw, dr->off = off;
 }
 
@@ -191,9 +195,9 @@ static void end(bool fast, uint64_t steps0) {
   uint64_t n = rstate__realtime_steps() - steps0;
   cr_log_info("moves of the wall clock seen by the library: %llu, by the test: %s", (unsigned long long)n, atomic_load(&jump_seen) ? "yes" : "no");
   if (!fast) return;
-  cr_expect_leq(n, 1, "the library saw the wall clock move %llu times", (unsigned long long)n);
-  if (n) cr_expect(atomic_load(&jump_seen), "the library saw the wall clock move, but CLOCK_REALTIME - CLOCK_MONOTONIC_RAW never jumped");
-  else cr_expect(rstate__realtime_fast(), "the stamps are no longer from the counter, and no move was seen");
+  cr_expect_eq(n <= 1, true, "the library saw the wall clock move %llu times", (unsigned long long)n);
+  if (n) cr_expect_eq(atomic_load(&jump_seen), true, "the library saw the wall clock move, but CLOCK_REALTIME - CLOCK_MONOTONIC_RAW never jumped");
+  else cr_expect_eq(rstate__realtime_fast(), true, "the stamps are no longer from the counter, and no move was seen");
 }
 
 static void *clock_thread(void *arg) {
@@ -389,7 +393,7 @@ static void unseen_move(int64_t by, const char *when) {
   cr_expect_eq(wrong, 0, "moved by %lld ns %s: %ld of %ld stamps more than 1 us off the moved clock (worst %lld ns)", (long long)by, when,
                wrong, checked, (long long)worst);
   cr_expect_eq(rstate__realtime_steps(), steps, "moved by %lld ns %s: counted as a move of a pair in use", (long long)by, when);
-  cr_expect(until_fast(1000000000), "moved by %lld ns %s: the counter is not used again within 1 s", (long long)by, when);
+  cr_expect_eq(until_fast(1000000000), true, "moved by %lld ns %s: the counter is not used again within 1 s", (long long)by, when);
 }
 
 Test(clock, a_wall_clock_moved_while_no_pair_is_checked_is_not_in_the_rate) {
