@@ -11,7 +11,7 @@
  * that the CPUs' counters agree), rstate__realtime_ns reads the counter
  * (~11 ns) and converts it with a (counter, CLOCK_REALTIME) pair taken at
  * most CAL_SPAN_NS (200 µs) of counter ago and a rate measured over 10 ms to
- * 2 s (the first one twice, used only when both agree). The pair is
+ * 4 s, renewed from 2 s (the first one twice, used only when both agree). The pair is
  * republished by whichever thread first finds it stale (a try-lock: the
  * others read the clock themselves meanwhile), behind a sequence count, so
  * readers never block. A pair whose counter reads were preempted apart (more
@@ -126,8 +126,9 @@ static bool invariant_tsc(void) {
 }
 
 /* Whether the kernel's clocksource is the counter: then the kernel has
- * checked that the CPUs' counters agree (and keep agreeing: it changes
- * clocksource when they do not), which CPUID's invariant bit does not say. */
+ * checked that the CPUs' counters agree, which CPUID's invariant bit does
+ * not say. Read once, at the first stamp: a later change of clocksource
+ * (the kernel finding the counters apart) is not followed. */
 static bool kernel_reads_tsc(void) {
   int fd = open("/sys/devices/system/clocksource/clocksource0/current_clocksource", O_RDONLY | O_CLOEXEC);
   if (fd < 0) return false;
@@ -213,6 +214,13 @@ static uint64_t rate(uint64_t t0, int64_t n0, uint64_t t, int64_t ns) {
   return ((uint64_t)span_ns << 32) / span_tsc;
 }
 
+/* Whether counter value t falls in a hold (the clock read after a move);
+ * a counter that restarted below the hold's start (a restored snapshot)
+ * ends it. */
+static bool held(uint64_t t) {
+  return t < atomic_load_explicit(&hold_tsc, memory_order_relaxed) && t >= atomic_load_explicit(&hold_from, memory_order_relaxed);
+}
+
 static void anchor(uint64_t t, int64_t ns) {
   anchor_tsc = t, anchor_ns = ns, have_anchor = true, have_mid = have_rate = false;
   atomic_store_explicit(&pub.limit, 0, memory_order_relaxed); /* read the clock until a rate is known */
@@ -221,7 +229,7 @@ static void anchor(uint64_t t, int64_t ns) {
 /* Takes a new pair and republishes; returns the pair's wall time. Called
  * with the flag held. */
 static int64_t calibrate(uint64_t t) {
-  if (t < atomic_load_explicit(&hold_tsc, memory_order_relaxed) && t >= atomic_load_explicit(&hold_from, memory_order_relaxed))
+  if (held(t))
     return wall_ns(); /* a move was seen since this thread looked */
   int64_t ns;
   if (have_anchor && !have_rate) { /* waiting for a first-rate span: no pair needed before it */
@@ -280,6 +288,10 @@ static int64_t calibrate(uint64_t t) {
       return ns;
     }
     mult = rate(anchor_tsc, anchor_ns, t, ns);
+    if (!mult) { /* the whole span is over what a rate is taken across: the second half's */
+      mult = r;
+      anchor_tsc = mid_tsc, anchor_ns = mid_ns;
+    }
     have_rate = true, have_mid = false;
   } else {
     mult = atomic_load_explicit(&pub.mult, memory_order_relaxed);
@@ -309,10 +321,9 @@ static int64_t slow(uint64_t t) {
     u = invariant_tsc() && kernel_reads_tsc() ? 1 : -1;
     atomic_store_explicit(&usable, u, memory_order_relaxed);
   }
-  /* During a hold the clock is read; a counter that restarted below the
-   * hold's start (a restored snapshot) ends it. */
+  /* During a hold the clock is read (held) */
   if (u < 0 ||
-      (t < atomic_load_explicit(&hold_tsc, memory_order_relaxed) && t >= atomic_load_explicit(&hold_from, memory_order_relaxed)) ||
+      held(t) ||
       atomic_flag_test_and_set_explicit(&calibrating, memory_order_acquire))
     return wall_ns();
   int64_t ns = calibrate(t);
@@ -338,7 +349,7 @@ bool rstate__realtime_fast(void) {
   (void)rstate__realtime_ns();
   uint64_t t = tsc();
   return atomic_load_explicit(&usable, memory_order_relaxed) > 0 && atomic_load_explicit(&pub.limit, memory_order_relaxed) &&
-         !(t < atomic_load_explicit(&hold_tsc, memory_order_relaxed) && t >= atomic_load_explicit(&hold_from, memory_order_relaxed));
+         !held(t);
 }
 
 uint64_t rstate__realtime_steps(void) { return atomic_load_explicit(&steps, memory_order_acquire); }

@@ -25,15 +25,16 @@ int64_t rstate__realtime_ns(void);
 /* Whether rstate__realtime_ns reads the counter rather than the clock (tests). */
 bool rstate__realtime_fast(void);
 /* Tests: how often the wall clock was found moved apart from the counter
- * (each time the clock is read for RSTATE__STAMP_HOLD_NS), and an offset
- * added to every CLOCK_REALTIME read of clock.c, to move the wall clock
- * under it; a conversion pair lasts RSTATE__STAMP_SPAN_NS of counter. */
+ * (each time the clock is read for RSTATE__STAMP_HOLD_NS). */
 uint64_t rstate__realtime_steps(void);
 /* Tests: the CLOCK_MONOTONIC window [*from, *to] in which stamps may have
  * been wrong by the i-th move seen (counting from 0; the last 16 are kept);
  * false when it is not known. */
 bool rstate__realtime_move(uint64_t i, int64_t *from, int64_t *to);
+/* Tests: an offset added to every CLOCK_REALTIME read of clock.c, to move
+ * the wall clock under it. */
 extern _Atomic int64_t rstate__realtime_shift_ns;
+/* How long a conversion pair lasts, in ns of counter. */
 #define RSTATE__STAMP_SPAN_NS 200000
 #define RSTATE__STAMP_HOLD_NS 1000000000
 int64_t rstate__monotonic_ns(void);
@@ -70,5 +71,8 @@ void rstate__spin_end(void);
 /* Between two looks: the CPU to any thread waiting for it (the ones that
  * make the awaited thing happen may be), else straight back (sched_yield). */
 void rstate__spin_yield(void);
+/* Between two looks for what a thread already running will make: a pause
+ * instruction, the CPU kept (the dispatch thread's linger). */
+void rstate__spin_pause(void);
 
 #endif /* RSTATE_UTIL_H */
