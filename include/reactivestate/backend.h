@@ -234,7 +234,9 @@ typedef struct rstate_backend_ops {
    * of them is, with one wait for them all (a file: store shares one
    * fdatasync among them), and returns RSTATE_OK or the error of that
    * wait (the changes are made but may not be durable). A server
-   * answers those writes only after it. */
+   * answers those writes only after it. The deferral is the thread's: a
+   * backend may defer and settle its other stores' writes of that thread
+   * too (the file: backend does). */
   int (*defer_durability)(rstate_backend *b, bool on);
 } rstate_backend_ops;
 
@@ -252,7 +254,9 @@ RSTATE_API int rstate_host_emit(rstate_host *h, const rstate_change *changes, si
  * INITIAL and RESYNC. coalesced: NULL (each event stands for one change),
  * or per event the count it stands for (rstate_event.coalesced; 0 for
  * INITIAL). Every change of one call shares changes[0]'s source and meta.
- * Returns RSTATE_OK, or RSTATE_ENOMEM having queued nothing. */
+ * The calls for one sub are serialized by the backend (one at a time, as
+ * the order above already asks; the library's backends make them under
+ * their lock). Returns RSTATE_OK, or RSTATE_ENOMEM having queued nothing. */
 RSTATE_API int rstate_host_emit_to(rstate_host *h, rstate_sub *sub, const rstate_change *changes,
                                    const uint32_t *coalesced, size_t n);
 /* Runs the inline callbacks due on this thread; call it outside any lock

@@ -240,23 +240,15 @@ static void run_timers(rstate__dispatch *d) {
   pthread_mutex_unlock(&d->timers_lock);
 }
 
-/* A spin-wait hint. Not sched_yield: on a busy machine a yield can hand
- * the CPU away for a whole time slice, and a change arriving meanwhile
- * would wait for it (dispatch.latency 44 -> 341 us in an A/B). */
-static void cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  __asm__ __volatile__("yield");
-#endif
-}
-
 /* Waits LINGER_NS on this CPU if another one is free; false if not. */
 static bool linger(rstate__dispatch *d) {
   if (!rstate__spin_begin(d->cpus)) return false;
   int64_t end = rstate__monotonic_ns() + LINGER_NS;
   do {
-    for (int i = 0; i < 64; i++) cpu_relax();
+    /* pauses, not yields: on a busy machine a yield can hand the CPU away
+     * for a whole time slice, and a change arriving meanwhile would wait
+     * for it (dispatch.latency 44 -> 341 us in an A/B) */
+    for (int i = 0; i < 64; i++) rstate__spin_pause();
   } while (rstate__monotonic_ns() < end && !atomic_load_explicit(&d->stop, memory_order_relaxed));
   rstate__spin_end();
   return true;

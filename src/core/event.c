@@ -86,7 +86,10 @@ static void *batch_alloc(size_t size, size_t *got) {
     spares = atomic_exchange_explicit(&returned, NULL, memory_order_acquire);
     atomic_store_explicit(&n_returned, 0, memory_order_relaxed);
   }
-  while (spares) { /* the returned batches are small; one too small for this change is dropped */
+  /* the returned batches are small: a larger change leaves them for the
+   * next small one (walking them would free the stash for nothing); one
+   * too small for a small change is dropped */
+  while (size <= SPARE_MAX && spares) {
     rstate__batch *b = spares;
     spares = b->next_free;
     if (b->size >= size) {

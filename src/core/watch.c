@@ -6,7 +6,9 @@
  * the registry lock, in revision order); the first thread to find it idle
  * claims it and drains its queue: for an inline watch the thread that made
  * the change, after the store's locks are released; for a queued or debounced
- * watch the dispatcher (dispatch.c). A change made inside a callback is only
+ * watch the dispatcher (dispatch.c). A queued watch without debounce takes
+ * its changes through a lock-free inbox instead (inbox_push), and the
+ * setter that finds it empty hands it to the dispatcher. A change made inside a callback is only
  * queued: the delivery loop of the thread runs it after the callback returns,
  * so there is no recursion, and a feedback chain longer than
  * RSTATE_CASCADE_LIMIT is refused with RSTATE_ELIMIT.

@@ -4,8 +4,9 @@
  * name) and dispatch.c (queued delivery, debounce timers).
  *
  * Lock order, outermost first: backend lock -> registry lock -> watch lock
- * -> dispatch lock. No lock is held while user code (callback, filter,
- * destroy) runs.
+ * (its stripe) -> dispatch lock (the timers). A queued watch's inbox and
+ * the dispatch thread's ready list take no lock (compare-and-swap). No lock
+ * is held while user code (callback, filter, destroy) runs.
  */
 #ifndef RSTATE_WATCH_H
 #define RSTATE_WATCH_H
@@ -36,8 +37,11 @@ struct rstate__watch {
   uint32_t debounce_ms, max_wait_ms;
   bool queued; /* queued, or debounced */
   bool include_initial;
-  /* the setters' own count (they are serialized per watch): changes pushed
-   * into the inbox since they last found it empty (see INBOX_RUN) */
+  /* not the user's, nor immutable: the setters' own count (they are
+   * serialized per watch: the registry lock, or a subscribing backend's
+   * serialized rstate_host_emit_to) of changes pushed into the inbox since
+   * they last found it empty (see INBOX_RUN); here, where it costs no
+   * padding */
   uint32_t in_pushed;
   char **patterns;
   size_t n_patterns;

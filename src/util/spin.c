@@ -12,7 +12,10 @@
  * queue: between two looks it yields (rstate__spin_yield), so they run at
  * once, and its CPU still never goes idle (a halted virtual CPU is what
  * costs the wakeup). A pause instruction between looks held them off until
- * the look ran out (bench/notes.md, remote.unix.p50).
+ * the look ran out (bench/notes.md, remote.unix.p50). The dispatch thread
+ * lingering for the next change pauses instead (rstate__spin_pause): what
+ * it waits for comes from a setter already running, and a yield could give
+ * its CPU away for a time slice (bench/notes.md, dispatch.latency).
  */
 #include <sched.h>
 #include <stdatomic.h>
@@ -55,3 +58,11 @@ bool rstate__spin_begin(int cpus) {
 void rstate__spin_end(void) { atomic_fetch_sub_explicit(&spinners, 1, memory_order_relaxed); }
 
 void rstate__spin_yield(void) { sched_yield(); }
+
+void rstate__spin_pause(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
