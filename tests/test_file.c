@@ -694,6 +694,8 @@ static uint64_t gc_run(rstate_store *const *stores, int n) {
   return atomic_load(&rstate__file_syncs) - before;
 }
 
+/* 8 threads of one process setting with SYNC_ALWAYS share fdatasyncs (group
+ * commit): at least two sets a sync, where one each would make 320. */
 Test(file, sync_always_shares_syncs) {
   char dir[96];
   fresh_dir(dir, sizeof dir);
@@ -709,8 +711,10 @@ Test(file, sync_always_shares_syncs) {
   rstate_store *each[T];
   for (int t = 0; t < T; t++) each[t] = s;
   uint64_t syncs = gc_run(each, T);
-  cr_assert_leq(syncs, T * 40, "%llu syncs for %d sets", (unsigned long long)syncs, T * 40);
   cr_assert_gt(syncs, 0, "SYNC_ALWAYS made no sync");
+  cr_log_info("%llu fdatasyncs for %d sets by %d threads", (unsigned long long)syncs, T * 40, T);
+  cr_assert_leq(syncs * 2, T * 40, "%llu fdatasyncs for %d sets by %d threads: fewer than two sets a sync",
+                (unsigned long long)syncs, T * 40, T);
   rstate_close(s);
   s = open_ok(dir, NULL);
   for (int t = 0; t < T; t++) {

@@ -10,7 +10,9 @@
  * sees it. With RSTATE_SYNC_ALWAYS the call then waits, outside the lock,
  * for an fdatasync that covers it (group commit); RSTATE_SYNC_INTERVAL has
  * the background thread sync every sync_interval_ms; RSTATE_SYNC_NONE leaves
- * it to the operating system.
+ * it to the operating system. A server defers the SYNC_ALWAYS waits of
+ * one turn of its loop and waits once for them all (defer_durability: the
+ * thread's waits, whatever file: store they are for).
  *
  * Compaction never holds the store's lock but to swap the journal for a
  * fresh one (on the background thread): a thread of its own then reads the
@@ -78,6 +80,7 @@ static _Thread_local struct {
   size_t end;
 } deferred[2];
 static _Thread_local int deferred_rc;
+static _Thread_local char deferred_why[256]; /* its sentence: later calls set their own */
 
 static int deferred_slot(const rstate__journal *j) {
   for (int i = 0; i < 2; i++)
@@ -89,6 +92,7 @@ static int deferred_slot(const rstate__journal *j) {
 static int settle_deferred(void) {
   int rc = deferred_rc;
   deferred_rc = RSTATE_OK;
+  if (rc) rstate__err(rc, "%s", deferred_why);
   for (int i = 0; i < 2; i++) {
     if (!deferred[i].j) continue;
     int e = rstate__journal_wait(deferred[i].j, deferred[i].end);
@@ -192,7 +196,10 @@ static void defer(rstate__journal *j, size_t end) {
   }
   if (deferred[0].j && deferred[1].j) { /* a third journal: the oldest's wait now */
     int e = rstate__journal_wait(deferred[0].j, deferred[0].end);
-    if (!deferred_rc) deferred_rc = e;
+    if (!deferred_rc && e) {
+      deferred_rc = e;
+      snprintf(deferred_why, sizeof deferred_why, "%s", rstate_last_error());
+    }
     deferred[0] = deferred[1];
     deferred[1].j = NULL;
   }
@@ -341,6 +348,16 @@ static void *bg_main(void *arg) {
       pthread_join(f->folder, NULL);
       f->folding = false;
     }
+    /* first: a writer asking for prefaulting at its pace must not put it off */
+    bool interval = f->sync == RSTATE_SYNC_INTERVAL;
+    if (interval && reached(&due)) {
+      pthread_mutex_unlock(&f->bg_lock);
+      clock_gettime(CLOCK_MONOTONIC, &due);
+      add_ms(&due, f->interval_ms);
+      rstate__journal_sync(f->cur); /* only this thread swaps cur */
+      pthread_mutex_lock(&f->bg_lock);
+      continue;
+    }
     if (atomic_load(&f->want_prefault)) {
       pthread_mutex_unlock(&f->bg_lock);
       rstate__journal_allocate_ahead(f->cur); /* only this thread swaps cur */
@@ -353,15 +370,6 @@ static void *bg_main(void *arg) {
       f->want_compact = false;
       pthread_mutex_unlock(&f->bg_lock);
       compact(f);
-      pthread_mutex_lock(&f->bg_lock);
-      continue;
-    }
-    bool interval = f->sync == RSTATE_SYNC_INTERVAL;
-    if (interval && reached(&due)) {
-      pthread_mutex_unlock(&f->bg_lock);
-      clock_gettime(CLOCK_MONOTONIC, &due);
-      add_ms(&due, f->interval_ms);
-      rstate__journal_sync(f->cur); /* only this thread swaps cur */
       pthread_mutex_lock(&f->bg_lock);
       continue;
     }
@@ -540,7 +548,10 @@ static int file_open(rstate_backend **out, const char *uri, const rstate_options
 static void file_close(rstate_backend *b) {
   fstore *f = F(b);
   /* this thread's deferred waits first: the journal closes once no one waits */
-  if (deferred[0].j || deferred[1].j) deferred_rc = settle_deferred();
+  if (deferred[0].j || deferred[1].j) {
+    deferred_rc = settle_deferred();
+    if (deferred_rc) snprintf(deferred_why, sizeof deferred_why, "%s", rstate_last_error());
+  }
   if (f->bg_running) {
     pthread_mutex_lock(&f->bg_lock);
     f->stop = true;

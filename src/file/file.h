@@ -16,7 +16,8 @@
  * crc32c.c  the checksum
  * journal.c the journal files: a shared mapping appended to by memory stores
  * snapshot.c reading a directory into a local backend, writing a snapshot
- * backend.c the backend table, the background thread (sync, compaction)
+ * backend.c the backend table, the background thread (sync, compaction,
+ *           the fold's thread), deferred durability for a server
  */
 #ifndef RSTATE_FILE_H
 #define RSTATE_FILE_H

@@ -436,11 +436,12 @@ static int not_applied(rds *r, const char *what, const rstate__resp *why) {
   return rstate__err(rc, "%s: not applied: %s", what, rstate_last_error());
 }
 
-/* A call of a define or undefine that failed: Redis's error answer
- * (EPROTO) means the Function raised and wrote nothing; it names the
- * variable, as a set's does. */
+/* A call of a define or undefine that failed on what Redis answered
+ * (EPROTO: an error answer, or one that could not be read) names the
+ * variable, as a set's does. It does not say "not applied": a reply that
+ * could not be read may follow a write that was made. */
 static int call_failed(const char *name, int rc) {
-  return rc == RSTATE_EPROTO ? rstate__err(rc, "%s: not applied: %s", name, rstate_last_error()) : rc;
+  return rc == RSTATE_EPROTO ? rstate__err(rc, "%s: %s", name, rstate_last_error()) : rc;
 }
 
 /* ---- the operations ---- */

@@ -519,7 +519,7 @@ static int connect_once(remote *r) {
 int64_t rstate__remote_silent(remote *r, int64_t now) {
   /* a lock held now is held by a send (bounded by SO_SNDTIMEO) or by frames
    * being handled: that store is not waiting, and the others must not wait
-   * for it; it is looked at again in a quarter interval */
+   * for it; it is looked at again in 10 ms */
   if (pthread_mutex_trylock(&r->lock)) return 10000000; /* 10 ms */
   int64_t tick = 0;
   if (r->state == CONN_CONNECTED) {

@@ -115,8 +115,7 @@ int rstate__watchdog_add(remote *r) {
 }
 
 void rstate__watchdog_remove(remote *r) {
-  pthread_once(&wd_once, wd_init);
-  pthread_mutex_lock(&wd.life);
+  pthread_mutex_lock(&wd.life); /* (cv is used only once add ran wd_init) */
   pthread_mutex_lock(&wd.mu);
   if (r->wd_prev)
     r->wd_prev->wd_next = r->wd_next;
