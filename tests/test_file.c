@@ -489,6 +489,34 @@ static void expect_refused(const char *dir, const char *file, size_t off) {
   free(after);
 }
 
+/* After a power loss a later page of the journal can be on disk while an
+ * earlier one is not. Zeros where a record should be, with whole records
+ * after them, are not a torn tail: the open is refused, naming the file
+ * and the offset, and touches nothing (the records beyond would otherwise
+ * stay behind the next appends). Here 400 sets, the records that start in
+ * one page zeroed to its end. */
+Test(file, records_beyond_a_lost_page_refuse_the_open) {
+  char dir[96], jpath[256];
+  fresh_dir(dir, sizeof dir);
+  rstate_store *s = open_ok(dir, NULL);
+  h_define_ok(s, "x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  for (int i = 1; i <= 400; i++) ASSERT_RC(rstate_set_int(s, "x", i), RSTATE_OK);
+  rstate_close(s);
+  journal_path(jpath, sizeof jpath, dir, 1);
+  size_t n;
+  uint8_t *img = slurp(jpath, &n);
+  size_t starts[512], ends[512];
+  size_t k = records(img, n, starts, ends, 512);
+  cr_assert_eq(k, 401, "the journal holds %zu records, want 401", k);
+  size_t page = (starts[100] + 4095) & ~(size_t)4095, j = 100;
+  while (starts[j] < page) j++; /* the first record that starts in the page */
+  memset(img + starts[j], 0, page + 4096 - starts[j]);
+  spit(jpath, img, n);
+  free(img);
+  expect_refused(dir, "journal.0000000000000001", starts[j]);
+  h_rmdir(dir);
+}
+
 Test(file, damage_in_the_middle_refused_nothing_touched) {
   char dir[96], work[128], jpath[256], wj[256];
   fresh_dir(dir, sizeof dir);
