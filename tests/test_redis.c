@@ -763,6 +763,138 @@ Test(redis, writes_the_log_refuses_change_nothing) {
   rec_free(&r);
 }
 
+/* The head, the log's last entry and every record of the store "acl", as a
+ * privileged connection reads them. */
+typedef struct acl_state {
+  char rev[24], tok[64], top[48];
+  rstate__resp *vars, *defs;
+} acl_state;
+
+static void acl_read(int port, acl_state *a) {
+  meta_of(port, "rs:{acl}:meta", "rev", a->rev, sizeof a->rev);
+  meta_of(port, "rs:{acl}:meta", "tok", a->tok, sizeof a->tok);
+  log_top(port, "rs:{acl}:log", a->top, sizeof a->top);
+  a->vars = h_redis_cmd(port, "HGETALL", "rs:{acl}:vars", NULL);
+  a->defs = h_redis_cmd(port, "HGETALL", "rs:{acl}:defs", NULL);
+  cr_assert(a->vars && a->vars->type == RSTATE_RESP_ARRAY && a->defs && a->defs->type == RSTATE_RESP_ARRAY);
+}
+
+static bool resp_same(const rstate__resp *a, const rstate__resp *b) {
+  if (a->n != b->n) return false;
+  for (size_t i = 0; i < a->n; i++)
+    if (a->elem[i].len != b->elem[i].len || memcmp(a->elem[i].str, b->elem[i].str, a->elem[i].len)) return false;
+  return true;
+}
+
+/* Asserts that nothing of the store changed since was: head, log, records, definitions. */
+static void acl_unchanged(int port, const acl_state *was, const char *after) {
+  acl_state now;
+  acl_read(port, &now);
+  cr_assert_str_eq(now.rev, was->rev, "%s: the head moved from revision %s to %s", after, was->rev, now.rev);
+  cr_assert_str_eq(now.tok, was->tok, "%s: the head's token changed", after);
+  cr_assert_str_eq(now.top, was->top, "%s: the log took an entry (%s, was %s)", after, now.top, was->top);
+  cr_assert(resp_same(now.vars, was->vars), "%s: a record changed", after);
+  cr_assert(resp_same(now.defs, was->defs), "%s: a definition changed", after);
+  rstate__resp_free(now.vars);
+  rstate__resp_free(now.defs);
+}
+
+/* Expects rc EPERM and the sentence "PREFIX" + the store's uri + ": Redis refused: NOPERM this user may not run
+ * CMD on KEY, which WHAT writes: nothing was written". */
+static void refused_as(int rc, const char *prefix, const char *uri, const char *cmd, const char *key, const char *what) {
+  char want[512];
+  snprintf(want, sizeof want, "%s%s: Redis refused: NOPERM this user may not run %s on %s, which %s writes: nothing was written",
+           prefix, uri, cmd, key, what);
+  cr_assert_eq(rc, RSTATE_EPERM, "%s: %s (%s)", prefix, rstate_error_name(rc), rstate_last_error());
+  cr_assert_str_eq(rstate_last_error(), want);
+}
+
+/* A Redis user allowed to call the library's functions but not every write
+ * they make (here: HSET and HDEL only on the head, or no XADD), or not
+ * every read (no HGET: refused before any write). Redis checks
+ * the ACL at each command a function runs and keeps what was written before
+ * one it refuses, so each write checks its own commands first: it fails with
+ * RSTATE_EPERM naming the command and the key refused, and the head, the
+ * log, the records and the definitions are as they were. A set that changes
+ * nothing writes nothing and needs no write permission. Writes of a user
+ * allowed them all go on from the next revision, and a watcher sees exactly
+ * those. */
+Test(redis, a_user_whose_acl_refuses_a_write_fails_before_writing_anything) {
+  h_redis_start(&primary, NULL);
+  /* "partial": everything on the store's keys, but HSET and HDEL on the head alone; "nolog": no XADD */
+  h_redis_ok(primary.port, "ACL", "SETUSER", "partial", "on", ">pw", "~rs:{acl}:*", "+@all", "-hset", "-hdel",
+             "(+hset +hdel ~rs:{acl}:meta)", NULL);
+  h_redis_ok(primary.port, "ACL", "SETUSER", "nolog", "on", ">pw", "~rs:{acl}:*", "+@all", "-xadd", NULL);
+  h_redis_ok(primary.port, "ACL", "SETUSER", "noread", "on", ">pw", "~rs:{acl}:*", "+@all", "-hget", NULL);
+  char uri[160];
+  snprintf(uri, sizeof uri, "%s", h_redis_uri(&primary, "acl"));
+  char where[160];
+  snprintf(where, sizeof where, "redis:%s/acl", primary.hostport);
+  rstate_store *s = open_ok(uri, NULL), *w = open_ok(uri, NULL);
+  h_define_ok(s, "x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  h_define_ok(s, "y", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  ASSERT_RC(rstate_set_int(s, "x", 1), RSTATE_OK);
+  uint64_t rev = rstate_revision(s);
+  recorder r;
+  rec_init(&r);
+  rec_watch1(w, &r, "*", NULL);
+  acl_state was;
+  acl_read(primary.port, &was);
+
+  rstate_options po = {.token = "partial:pw"}, no = {.token = "nolog:pw"};
+  rstate_store *p = open_ok(uri, &po), *n = open_ok(uri, &no);
+  /* reads need no write */
+  cr_assert_eq(h_get_int(p, "x"), 1);
+  cr_assert_eq(h_get_int(n, "x"), 1);
+  ASSERT_RC(rstate_set_int(p, "x", 1), RSTATE_OK); /* changes nothing: writes nothing */
+  refused_as(rstate_set_int(p, "x", 2), "x: not applied: ", where, "HSET", "rs:{acl}:vars", "a set");
+  acl_unchanged(primary.port, &was, "set");
+  rstate_assign both[] = {{"x", rstate_int(3)}, {"y", rstate_int(4)}};
+  size_t failed = 0;
+  refused_as(rstate_set_many(p, both, 2, NULL, &failed), "set_many: not applied: ", where, "HSET", "rs:{acl}:vars",
+             "a set");
+  cr_assert_eq(failed, SIZE_MAX, "no single item is to blame");
+  acl_unchanged(primary.port, &was, "set_many");
+  refused_as(h_define(p, "z", RSTATE_TYPE_INTEGER, rstate_int(0), NULL), "z: ", where, "HSET", "rs:{acl}:defs",
+             "a define");
+  acl_unchanged(primary.port, &was, "define");
+  refused_as(rstate_undefine(p, "y"), "y: ", where, "HDEL", "rs:{acl}:defs", "an undefine");
+  acl_unchanged(primary.port, &was, "undefine");
+  refused_as(rstate_set_int(n, "x", 5), "x: not applied: ", where, "XADD", "rs:{acl}:log", "a set");
+  refused_as(rstate_undefine(n, "y"), "y: ", where, "XADD", "rs:{acl}:log", "an undefine");
+  acl_unchanged(primary.port, &was, "no XADD");
+  /* a read refused inside a function raises before any write: Redis's own sentence, RSTATE_EPERM too */
+  rstate_options ro = {.token = "noread:pw"};
+  rstate_store *q = open_ok(uri, &ro);
+  int rc = rstate_set_int(q, "x", 7);
+  cr_assert(rc == RSTATE_EPERM && strstr(rstate_last_error(), "Redis refused: ERR The user executing the script can't"),
+            "%s: %s", rstate_error_name(rc), rstate_last_error());
+  rc = rstate_undefine(q, "y");
+  cr_assert(rc == RSTATE_EPERM && !strncmp(rstate_last_error(), "y: ", 3) &&
+                strstr(rstate_last_error(), "Redis refused: ERR The user executing the script can't"),
+            "%s: %s", rstate_error_name(rc), rstate_last_error());
+  acl_unchanged(primary.port, &was, "no HGET");
+  rstate_close(q);
+  rstate_close(n);
+  rstate_close(p);
+  rstate__resp_free(was.vars);
+  rstate__resp_free(was.defs);
+
+  /* a writer allowed everything goes on from the next revision; the watcher saw only that */
+  ASSERT_RC(rstate_set_int(s, "x", 6), RSTATE_OK);
+  cr_assert_eq(rstate_revision(s), rev + 1);
+  cr_assert_eq(h_version(s, "x"), 3);
+  rec_wait(&r, 1);
+  pthread_mutex_lock(&r.lock);
+  cr_assert_eq(r.n, 1);
+  cr_assert(!strcmp(r.ev[0].name, "x") && r.ev[0].kind == RSTATE_EVENT_CHANGED && r.ev[0].old_value.u.i == 1 &&
+            r.ev[0].new_value.u.i == 6 && r.ev[0].revision == rev + 1);
+  pthread_mutex_unlock(&r.lock);
+  rstate_close(w);
+  rstate_close(s);
+  rec_free(&r);
+}
+
 /* Several writers' sets in one group call, one of them raising inside the
  * Function (the record of its variable was overwritten by someone else
  * after the writer read its definition): that writer alone gets the error,

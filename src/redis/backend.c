@@ -437,11 +437,12 @@ static int not_applied(rds *r, const char *what, const rstate__resp *why) {
 }
 
 /* A call of a define or undefine that failed on what Redis answered
- * (EPROTO: an error answer, or one that could not be read) names the
- * variable, as a set's does. It does not say "not applied": a reply that
- * could not be read may follow a write that was made. */
+ * (EPROTO: an error answer, or one that could not be read; EPERM: the
+ * user's ACL refused it) names the variable, as a set's does. It does not
+ * say "not applied": a reply that could not be read may follow a write
+ * that was made (a refusal by the Function says itself that nothing was). */
 static int call_failed(const char *name, int rc) {
-  return rc == RSTATE_EPROTO ? rstate__err(rc, "%s: %s", name, rstate_last_error()) : rc;
+  return rc == RSTATE_EPROTO || rc == RSTATE_EPERM ? rstate__err(rc, "%s: %s", name, rstate_last_error()) : rc;
 }
 
 /* ---- the operations ---- */

@@ -95,7 +95,8 @@ int rstate__redis_command(rstate__redis_conn *c, const char *uri, int timeout_ms
 /* The code and sentence for an error reply. */
 int rstate__redis_error(const rstate__resp *e, const char *uri) {
   const char *m = e->str;
-  if (!strncmp(m, "WRONGPASS", 9) || !strncmp(m, "NOAUTH", 6) || !strncmp(m, "NOPERM", 6))
+  if (!strncmp(m, "WRONGPASS", 9) || !strncmp(m, "NOAUTH", 6) || !strncmp(m, "NOPERM", 6) ||
+      strstr(m, "The user executing the script can't")) /* a command inside a function, refused by the ACL */
     return rstate__err(RSTATE_EPERM, "%s: Redis refused: %s", uri, m);
   if (!strncmp(m, "READONLY", 8) || !strncmp(m, "LOADING", 7) || !strncmp(m, "MASTERDOWN", 10))
     return rstate__err(RSTATE_ECLOSED, "%s: Redis is not the primary now: %s", uri, m);

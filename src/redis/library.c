@@ -33,7 +33,16 @@
  * while the call runs and written back last, so the head, the log and the
  * records agree whatever raised.
  *
- * Sets: rstate_2_sets takes several independent requests (group commit,
+ * Permissions: Redis checks the user's ACL at each command a function
+ * runs, and a command it refuses raises like any other. The reads come
+ * first, so one refused has written nothing; the writes are checked
+ * before the first of them (redis.acl_check_cmd, once per call: the ACL
+ * cannot change while a function runs), and a change the user may not
+ * write whole is answered NOPERM, naming the command and the key refused,
+ * having written nothing. A change that writes nothing (a set of the
+ * stored value, a refused check) needs no write permission.
+ *
+ * Sets: rstate_3_sets takes several independent requests (group commit,
  * commit.c) and decides each alone, in order, in a protected call (pcall):
  * a request that raises (a key of another type, a record this library did
  * not write, anything) is answered {'ERR', Redis's sentence, the item to
@@ -47,10 +56,12 @@
  * with a fixed library finds its functions missing ("Function not found")
  * on a server that has only the older one and loads its own beside it.
  * Clients of both versions then share a store: the keys' layout is
- * versioned apart (fmt in rs:{S}:meta, still 1). rstate_2 (this one): a
- * request that raises is answered ERR alone; the single set is gone (every
- * set goes through sets). rstate_1: a raise inside a call could leave part
- * of it written.
+ * versioned apart (fmt in rs:{S}:meta, still 1). rstate_3 (this one): the
+ * writes are checked against the user's ACL before the first (NOPERM).
+ * rstate_2: a user allowed some of a change's writes and not others could
+ * leave a log entry without its records; a request that raises is
+ * answered ERR alone; the single set is gone (every set goes through
+ * sets). rstate_1: a raise inside a call could leave part of it written.
  */
 #include "redis.h"
 
@@ -96,6 +107,23 @@ const char *const rstate__redis_library[] = {
     "  if st.fresh and not st.epoch then st.epoch = tok end\n",
     "  return r\n",
     "end\n",
+    /* The writes a change makes (command, key, arguments of the right arity), checked with redis.acl_check_cmd
+     * before its first: Redis keeps what a function wrote before a command the user's ACL refuses, so a user
+     * who may not make them all gets NOPERM, naming the first one refused, with nothing written. The reads
+     * come first and write nothing: one refused raises Redis's own error before any write. */
+    "local W_SET = {{'XADD', 4, '1-1', 't', ''}, {'HSET', 3, 'n', ''}, {'HSET', 1, 'rev', ''}}\n",
+    "local W_DEFINE = {{'XADD', 4, '1-1', 't', ''}, {'HSET', 2, 'n', ''}, {'HSET', 3, 'n', ''}, {'HSET', 1, 'rev', ''}}\n",
+    "local W_UNDEFINE = {{'XADD', 4, '1-1', 't', ''}, {'HDEL', 2, 'n'}, {'HDEL', 3, 'n'}, {'HSET', 1, 'rev', ''}}\n",
+    "local function refused(K, w, what)\n",
+    "  for i = 1, #w do\n",
+    "    local c = w[i]\n",
+    "    if not redis.acl_check_cmd(c[1], K[c[2]], unpack(c, 3)) then\n",
+    "      return {err = 'NOPERM this user may not run ' .. c[1] .. ' on ' .. K[c[2]] .. ', which ' .. what ..\n",
+    "                    ' writes: nothing was written'}\n",
+    "    end\n",
+    "  end\n",
+    "  return nil\n",
+    "end\n",
     "local function flush(K, st)\n",
     "  if not st.dirty then return end\n",
     "  if st.epoch then\n",
@@ -114,6 +142,8 @@ const char *const rstate__redis_library[] = {
     "    local _, _, _, ty = rec(K, A[5], cur)\n",
     "    return {'EEXIST', ty}\n",
     "  end\n",
+    "  local no = refused(K, W_DEFINE, 'a define')\n",
+    "  if no then return no end\n",
     "  local st, c = {}, {}\n",
     "  head(K, st)\n",
     "  pk(c, 'D'); pk(c, A[7]); pk(c, '1'); pk(c, A[5]); pk(c, ''); pk(c, A[8])\n",
@@ -129,6 +159,8 @@ const char *const rstate__redis_library[] = {
     "  if not cur then return {'NOTFOUND', '0'} end\n",
     "  redis.call('HEXISTS', K[2], A[5])\n",
     "  local ver, _, _, ty, _, enc = rec(K, A[5], cur)\n",
+    "  local no = refused(K, W_UNDEFINE, 'an undefine')\n",
+    "  if no then return no end\n",
     "  local st, c = {}, {}\n",
     "  head(K, st)\n",
     "  pk(c, 'X'); pk(c, ty); pk(c, ver); pk(c, A[5]); pk(c, enc); pk(c, '')\n",
@@ -159,6 +191,8 @@ const char *const rstate__redis_library[] = {
     "    if not same(enc, A[b + 3]) then ch[#ch + 1] = {name, ver, ty, drev, enc, A[b + 3]} end\n",
     "  end\n",
     "  if #ch == 0 then return {'SAME'} end\n",
+    "  if st.no == nil then st.no = refused(K, W_SET, 'a set') or false end\n",
+    "  if st.no then error(st.no) end\n",
     "  if not st.ts then head(K, st) end\n",
     "  local r, c, recs = num(st.rev + 1), {}, {}\n",
     "  for j = 1, #ch do\n",

@@ -125,8 +125,9 @@ int rstate__redis_send(int fd, const char *p, size_t len, const char *uri);
 int rstate__redis_recv(rstate__redis_conn *c, const char *uri, int timeout_ms, rstate__resp **reply);
 int rstate__redis_command(rstate__redis_conn *c, const char *uri, int timeout_ms, rstate__resp **reply, int argc,
                           const char *const *argv, const size_t *lens);
-/* The code and sentence for an error reply: EPERM (auth), ECLOSED (not the
- * primary now), ELIMIT (Redis out of memory), EPROTO (anything else). */
+/* The code and sentence for an error reply: EPERM (auth, or the ACL refused
+ * a command, inside a function too), ECLOSED (not the primary now), ELIMIT
+ * (Redis out of memory), EPROTO (anything else). */
 int rstate__redis_error(const rstate__resp *e, const char *uri);
 /* Calls the library's function fn (FCALL, or FCALL_RO when ro) on the four
  * keys, loading the library first when the server lacks it. An error reply
@@ -202,7 +203,7 @@ int rstate__redis_sentinel_connect(rstate__redis_conn *c, const rstate__addr *se
 
 /* ---- library.c: the Redis Function library ---- */
 
-#define RSTATE_REDIS_LIB "rstate_2" /* library and function prefix: the version of the functions (keys: fmt) */
+#define RSTATE_REDIS_LIB "rstate_3" /* library and function prefix: the version of the functions (keys: fmt) */
 /* The library's text, line by line, NULL-terminated (C11 bounds one string
  * literal at 4095 bytes). */
 extern const char *const rstate__redis_library[];
