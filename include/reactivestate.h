@@ -316,6 +316,9 @@ RSTATE_API int rstate_open(rstate_store **out, const char *uri, const rstate_opt
  *  - rstate_open fails as a remote store's does: RSTATE_EIO (unreachable),
  *    RSTATE_EPERM (password refused), RSTATE_ETIMEDOUT. token is the
  *    password, "password" or "user:password".
+ *  - A write the user's Redis ACL does not allow whole (every command it
+ *    runs on every key it writes) fails with RSTATE_EPERM, naming the
+ *    command refused, and writes nothing (docs/REDIS.md).
  *  - Watches are fed by one reader thread per store; inline callbacks run
  *    there, and a write returns after this store's callbacks for it ran.
  *    After a lost connection watches resume after the last revision seen;
