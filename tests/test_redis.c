@@ -863,6 +863,35 @@ Test(redis, a_user_whose_acl_refuses_a_write_fails_before_writing_anything) {
   refused_as(rstate_set_int(n, "x", 5), "x: not applied: ", where, "XADD", "rs:{acl}:log", "a set");
   refused_as(rstate_undefine(n, "y"), "y: ", where, "XADD", "rs:{acl}:log", "an undefine");
   acl_unchanged(primary.port, &was, "no XADD");
+  /* one group call of that user: the set that changes nothing answers SAME, each of the others NOPERM alone */
+  {
+    char dx[24], dy[24], tcp[64];
+    defrev_of(primary.port, "rs:{acl}:vars", "x", dx);
+    defrev_of(primary.port, "rs:{acl}:vars", "y", dy);
+    snprintf(tcp, sizeof tcp, "tcp:%s", primary.hostport);
+    rstate__addr addr;
+    cr_assert_eq(rstate__addr_parse(&addr, tcp, "test"), RSTATE_OK);
+    rstate__redis_conn c;
+    rstate__redis_conn_init(&c);
+    cr_assert_eq(rstate__redis_connect(&c, &addr, tcp, "partial", "pw", 1000), RSTATE_OK, "%s", rstate_last_error());
+    const char *call[] = {"FCALL", RSTATE_REDIS_LIB "_sets", "4", "rs:{acl}:meta", "rs:{acl}:defs", "rs:{acl}:vars",
+                          "rs:{acl}:log", "100000", "3",
+                          "t1", "-", "", "1", "x", dx, "0", "i1", "0",
+                          "t2", "-", "", "1", "x", dx, "0", "i8", "0",
+                          "t3", "-", "", "1", "y", dy, "0", "i9", "0"};
+    rstate__resp *rep = NULL;
+    cr_assert_eq(rstate__redis_command(&c, tcp, 5000, &rep, (int)(sizeof call / sizeof *call), call, NULL), RSTATE_OK);
+    cr_assert(rep->type == RSTATE_RESP_ARRAY && rep->n == 3, "%s", rep->str ? rep->str : "not 3 answers");
+    cr_assert(rep->elem[0].n == 1 && rstate__resp_is(&rep->elem[0].elem[0], "SAME"));
+    for (size_t i = 1; i < 3; i++) {
+      cr_assert(rep->elem[i].n == 2 && rstate__resp_is(&rep->elem[i].elem[0], "ERR"), "request %zu", i);
+      cr_assert_str_eq(rep->elem[i].elem[1].str,
+                       "NOPERM this user may not run HSET on rs:{acl}:vars, which a set writes: nothing was written");
+    }
+    rstate__resp_free(rep);
+    rstate__redis_conn_free(&c);
+    acl_unchanged(primary.port, &was, "group call");
+  }
   /* a read refused inside a function raises before any write: Redis's own sentence, RSTATE_EPERM too */
   rstate_options ro = {.token = "noread:pw"};
   rstate_store *q = open_ok(uri, &ro);
