@@ -1,7 +1,8 @@
 /*
  * test_order.c — guarantees 1, 2, 4 and 6 under concurrency: per-watch
  * revision order with no gap and no duplicate while several threads set;
- * include_initial with no stale read; a callback never runs concurrently
+ * include_initial with no stale read (inline and queued watches registered
+ * while a writer streams); a callback never runs concurrently
  * with itself; rstate_unwatch from another thread waits for a running call.
  * The first and the last again for queued watches, through the dispatch
  * thread and through two threads calling rstate_dispatch.
@@ -116,28 +117,65 @@ Test(order, concurrent_setters_every_watch_sees_every_change_in_order) {
 /* ---- no stale read ------------------------------------------------------- */
 
 #define LATE_WATCHES 40
-static atomic_bool writer_done;
+static atomic_bool registered;   /* every late watch is registered */
+static atomic_int_fast64_t final_value; /* the writer's last value, once it stopped */
 
+/* Counts "shared" up until every late watch is registered, then 1,000 more
+ * (so every registration races the stream; at most 2,000,000 sets). */
 static void *counter_writer(void *arg) {
   (void)arg;
-  for (int i = 1; i <= 20000; i++) thread_check(rstate_set_int(s, "shared", i), "shared");
-  atomic_store(&writer_done, true);
+  int64_t i = 0, stop = 2000000;
+  while (++i <= stop) {
+    thread_check(rstate_set_int(s, "shared", i), "shared");
+    if (stop == 2000000 && atomic_load(&registered)) stop = i + 1000;
+  }
+  atomic_store(&final_value, i - 1);
   return NULL;
 }
 
-Test(order, include_initial_has_no_gap_and_no_duplicate_under_concurrent_sets) {
+static void reopen(bool dispatch_thread);
+static int64_t mono_ms(void);
+
+/* Waits (10 s at most) until r's last event carries final. */
+static void wait_final(recorder *r, int64_t final) {
+  struct timespec deadline;
+  clock_gettime(CLOCK_REALTIME, &deadline);
+  deadline.tv_sec += 10;
+  pthread_mutex_lock(&r->lock);
+  while (!r->n || r->ev[r->n - 1].new_value.u.i != final)
+    if (pthread_cond_timedwait(&r->cond, &r->lock, &deadline)) break;
+  int64_t last = r->n ? r->ev[r->n - 1].new_value.u.i : -1;
+  size_t n = r->n;
+  pthread_mutex_unlock(&r->lock);
+  cr_assert_eq(last, final, "waited 10 s for the final value %lld: %zu events, the last %lld", (long long)final, n,
+               (long long)last);
+}
+
+/* Watches with include_initial registered while a writer streams changes:
+ * INITIAL first, then every later change once, in order. Queued ones take
+ * the setters' lock-free inbox, which holds their changes until the
+ * snapshot is taken. */
+static void late_watches_case(bool queued) {
+  if (queued) reopen(true);
   pthread_t th;
+  uint64_t rev0 = rstate_revision(s);
+  atomic_store(&registered, false);
   pthread_create(&th, NULL, counter_writer, NULL);
+  for (int64_t until = mono_ms() + 10000; rstate_revision(s) == rev0 && mono_ms() < until;) sched_yield();
   static recorder r[LATE_WATCHES];
-  rstate_watch_opts o = {.include_initial = true};
+  rstate_watch_opts o = {.include_initial = true, .queued = queued};
   for (int i = 0; i < LATE_WATCHES; i++) {
     rec_init(&r[i]);
     rec_watch1(s, &r[i], "shared", &o);
   }
+  atomic_store(&registered, true);
   pthread_join(th, NULL);
   assert_threads_ok();
+  int64_t final = atomic_load(&final_value);
+  for (int i = 0; i < LATE_WATCHES; i++) wait_final(&r[i], final);
   rstate_close(s); /* ends the watches before their recorders go */
   s = NULL;
+  int mid_stream = 0;
   for (int i = 0; i < LATE_WATCHES; i++) {
     cr_assert_geq(r[i].n, 1);
     cr_assert_eq(r[i].ev[0].kind, RSTATE_EVENT_INITIAL, "watch %d: the first event is INITIAL", i);
@@ -154,10 +192,17 @@ Test(order, include_initial_has_no_gap_and_no_duplicate_under_concurrent_sets) {
       v = e->new_value.u.i;
       rev = e->revision;
     }
-    cr_assert_eq(v, 20000, "watch %d ended at %lld, not the final value", i, (long long)v);
+    cr_assert_eq(v, final, "watch %d ended at %lld, not the final value %lld", i, (long long)v, (long long)final);
+    if (r[i].ev[0].new_value.u.i < final) mid_stream++;
     rec_free(&r[i]);
   }
+  cr_assert_eq(mid_stream, LATE_WATCHES, "%d of %d watches registered while the writer streamed", mid_stream,
+               LATE_WATCHES);
 }
+
+Test(order, include_initial_has_no_gap_and_no_duplicate_under_concurrent_sets) { late_watches_case(false); }
+
+Test(order, queued_include_initial_registered_while_setters_stream, .timeout = 120) { late_watches_case(true); }
 
 /* ---- a callback never runs concurrently with itself --------------------- */
 

@@ -319,10 +319,22 @@ static void inbox_push(rstate__watch *w, rstate__node *node) {
   rstate__dispatch_ready(w->store->dispatch, w);
 }
 
+bool rstate__watch_uses_inbox(const rstate__watch *w) { return uses_inbox(w); }
+
+rstate__node *rstate__watch_push_locked(rstate__watch *w, rstate__node *node) {
+  if (w->dead) return node;
+  if (ignored(w, node->rec)) {
+    w->stats.filtered++;
+    return node;
+  }
+  enqueue(w, node);
+  claim_if_idle(w);
+  return NULL;
+}
+
 void rstate__watch_push(rstate__watch *w, rstate__node *node) {
-  const rstate__record *rec = node->rec;
   /* a watch registering holds its changes under the lock (finish_registration) */
-  if (uses_inbox(w) && !atomic_load_explicit(&w->initializing, memory_order_acquire) && !ignored(w, rec) &&
+  if (uses_inbox(w) && !atomic_load_explicit(&w->initializing, memory_order_acquire) && !ignored(w, node->rec) &&
       w->in_pushed < INBOX_RUN) {
     inbox_push(w, node);
     return;
@@ -332,20 +344,9 @@ void rstate__watch_push(rstate__watch *w, rstate__node *node) {
     splice_inbox(w);
     w->in_pushed = 0;
   }
-  if (w->dead) {
-    pthread_mutex_unlock(&STRIPE(w)->lock);
-    rstate__node_release(node);
-    return;
-  }
-  if (ignored(w, rec)) {
-    w->stats.filtered++;
-    pthread_mutex_unlock(&STRIPE(w)->lock);
-    rstate__node_release(node);
-    return;
-  }
-  enqueue(w, node);
-  claim_if_idle(w);
+  rstate__node *unused = rstate__watch_push_locked(w, node);
   pthread_mutex_unlock(&STRIPE(w)->lock);
+  rstate__node_release(unused);
 }
 
 /* ---- ending a watch ---------------------------------------------------- */
@@ -550,7 +551,6 @@ static rstate__watch *watch_new(rstate_store *s, const char *const *names, size_
   atomic_init(&w->deadline, INT64_MAX);
   atomic_init(&w->inbox, NULL);
   atomic_init(&w->claimed, false);
-  w->stripe = (uint8_t)(((uintptr_t)w >> 6) % RSTATE_STRIPES);
   w->store = s;
   w->fn = fn;
   w->userdata = userdata;

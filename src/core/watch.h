@@ -82,7 +82,7 @@ struct rstate__watch {
    * to the claimer, which drops it when it releases the claim. So a claim
    * (one per delivery) costs no reference count of its own. */
   bool orphaned;
-  uint8_t stripe; /* which lock (immutable) */
+  uint8_t stripe; /* which lock (set at registration, then immutable) */
   rstate_watch_stats stats;
   _Atomic int64_t deadline; /* debounce: earliest due time (monotonic ns), INT64_MAX: none */
 };
@@ -117,6 +117,15 @@ void rstate__watch_ref(rstate__watch *w);
 void rstate__watch_unref(rstate__watch *w);
 /* Queues node on w (under the registry lock); never fails. */
 void rstate__watch_push(rstate__watch *w, rstate__node *node);
+/* The same for a watch without an inbox (inline, or debounced), under the
+ * lock of its stripe, which the caller holds: a caller queuing one change
+ * on many watches takes each stripe once for a run of them. Returns node
+ * when w had no use for it (ended, or its source ignored): the caller
+ * releases it once it let go of the lock. */
+rstate__node *rstate__watch_push_locked(rstate__watch *w, rstate__node *node);
+/* Whether w takes its changes through its lock-free inbox (queued, no
+ * debounce): rstate__watch_push only, then. Immutable. */
+bool rstate__watch_uses_inbox(const rstate__watch *w);
 /* Delivers everything ready on w, which the caller has claimed; returns how
  * many callbacks ran. Releases the claim. */
 int rstate__watch_drain(rstate__watch *w);
