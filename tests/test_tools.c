@@ -204,6 +204,35 @@ Test(tools_textvalue, floats_shortest_and_exact) {
   }
 }
 
+/* Integral values under 10^15 take a shorter way: the same text "%.15g"
+ * gives, with ".0". */
+Test(tools_textvalue, integral_floats_as_before) {
+  char buf[40], want[48];
+  double edges[] = {0, 1, -1, 9, 10, -10, 999999999999999.0, -999999999999999.0, 4503599627370496.0 / 8,
+                    123456789.0, -42.0, 1e14, 65536.0};
+  for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++) {
+    tv_format_float(edges[i], buf);
+    snprintf(want, sizeof want, "%.15g.0", edges[i]);
+    cr_assert_str_eq(buf, want, "%.17g", edges[i]);
+  }
+  uint64_t x = 88172645463325252ULL;
+  for (int i = 0; i < 20000; i++) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    double d = (double)(int64_t)(x % 1999999999999999ULL) - 999999999999999.0; /* within ±(10^15 - 1) */
+    if (i % 2) d = (double)(int64_t)(x % 100000) - 50000;                      /* and small ones */
+    tv_format_float(d, buf);
+    snprintf(want, sizeof want, "%.15g.0", d);
+    cr_assert_str_eq(buf, want, "%.17g", d);
+  }
+  /* from 10^15 on, the exponent form as before */
+  tv_format_float(1e15, buf);
+  cr_assert_str_eq(buf, "1e+15");
+  tv_format_float(-1e15, buf);
+  cr_assert_str_eq(buf, "-1e+15");
+  tv_format_float(1e15 + 2, buf);
+  cr_assert_str_eq(buf, "1000000000000002.0");
+}
+
 static char *printed(const rstate_value *v, tv_style style) {
   char *s = tv_to_string(v, style);
   cr_assert_not_null(s);
@@ -326,6 +355,29 @@ Test(tools_format, json_line) {
                    "{\"kind\":\"deleted\",\"name\":\"model\",\"type\":\"choice\",\"old\":\"gpt-4\",\"new\":null,"
                    "\"version\":2,\"revision\":5,\"timestamp_ns\":1795346102123456789,\"source\":null,\"meta\":{},"
                    "\"coalesced\":1}\n");
+  free(buf);
+}
+
+/* The HTTP API's form: 64-bit numbers as strings; extremes of every field. */
+Test(tools_format, json_line_quoted_numbers) {
+  size_t len;
+  char *buf;
+  FILE *f = capture(&buf, &len);
+  rstate_event ev = sample_event();
+  ev.type = RSTATE_TYPE_INTEGER;
+  ev.old_value = rstate_int(INT64_MIN);
+  ev.new_value = rstate_int(INT64_MAX);
+  ev.version = UINT64_MAX;
+  ev.revision = 0;
+  ev.timestamp_ns = INT64_MIN;
+  ev.n_meta = 0;
+  ev.coalesced = UINT32_MAX;
+  cr_assert_eq(eventfmt_json_flags(f, &ev, EVENTFMT_QUOTE64), 0);
+  fclose(f);
+  cr_assert_str_eq(buf, "{\"kind\":\"changed\",\"name\":\"model\",\"type\":\"integer\",\"old\":-9223372036854775808,"
+                        "\"new\":9223372036854775807,\"version\":\"18446744073709551615\",\"revision\":\"0\","
+                        "\"timestamp_ns\":\"-9223372036854775808\",\"source\":\"cli\",\"meta\":{},"
+                        "\"coalesced\":4294967295}\n");
   free(buf);
 }
 

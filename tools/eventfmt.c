@@ -52,24 +52,43 @@ int eventfmt_human(FILE *f, const rstate_event *ev) {
 
 int eventfmt_json(FILE *f, const rstate_event *ev) { return eventfmt_json_flags(f, ev, 0); }
 
-int eventfmt_json_flags(FILE *f, const rstate_event *ev, unsigned flags) {
-  const char *q = (flags & EVENTFMT_QUOTE64) ? "\"" : "";
-  if (fprintf(f, "{\"kind\":\"%s\",\"name\":", eventfmt_kind_name(ev->kind)) < 0) return -1;
-  if (json_string(f, ev->name, strlen(ev->name)) < 0) return -1;
-  if (fprintf(f, ",\"type\":\"%s\",\"old\":", rstate_type_name(ev->type)) < 0) return -1;
-  if (json_value(f, &ev->old_value) < 0 || fputs(",\"new\":", f) < 0) return -1;
-  if (json_value(f, &ev->new_value) < 0) return -1;
-  if (fprintf(f, ",\"version\":%s%" PRIu64 "%s,\"revision\":%s%" PRIu64 "%s,\"timestamp_ns\":%s%" PRId64 "%s,\"source\":",
-              q, ev->version, q, q, ev->revision, q, q, ev->timestamp_ns, q) < 0)
-    return -1;
-  if (json_string(f, ev->source, ev->source ? strlen(ev->source) : 0) < 0) return -1;
-  if (fputs(",\"meta\":{", f) < 0) return -1;
+void eventfmt_json_sb(strbuf *b, const rstate_event *ev, unsigned flags) {
+  bool q = flags & EVENTFMT_QUOTE64;
+  strbuf_puts(b, "{\"kind\":\"");
+  strbuf_puts(b, eventfmt_kind_name(ev->kind));
+  strbuf_puts(b, "\",\"name\":");
+  json_string_sb(b, ev->name, strlen(ev->name));
+  strbuf_puts(b, ",\"type\":\"");
+  strbuf_puts(b, rstate_type_name(ev->type));
+  strbuf_puts(b, "\",\"old\":");
+  json_value_sb(b, &ev->old_value);
+  strbuf_puts(b, ",\"new\":");
+  json_value_sb(b, &ev->new_value);
+  strbuf_puts(b, q ? ",\"version\":\"" : ",\"version\":");
+  strbuf_u64(b, ev->version);
+  strbuf_puts(b, q ? "\",\"revision\":\"" : ",\"revision\":");
+  strbuf_u64(b, ev->revision);
+  strbuf_puts(b, q ? "\",\"timestamp_ns\":\"" : ",\"timestamp_ns\":");
+  strbuf_i64(b, ev->timestamp_ns);
+  strbuf_puts(b, q ? "\",\"source\":" : ",\"source\":");
+  json_string_sb(b, ev->source, ev->source ? strlen(ev->source) : 0);
+  strbuf_puts(b, ",\"meta\":{");
   for (size_t i = 0; i < ev->n_meta; i++) {
     const char *k = ev->meta[i].key ? ev->meta[i].key : "";
-    if (i && putc(',', f) == EOF) return -1;
-    if (json_string(f, k, strlen(k)) < 0 || putc(':', f) == EOF) return -1;
-    if (json_string(f, ev->meta[i].value, ev->meta[i].value ? strlen(ev->meta[i].value) : 0) < 0) return -1;
+    if (i) strbuf_putc(b, ',');
+    json_string_sb(b, k, strlen(k));
+    strbuf_putc(b, ':');
+    json_string_sb(b, ev->meta[i].value, ev->meta[i].value ? strlen(ev->meta[i].value) : 0);
   }
-  if (fprintf(f, "},\"coalesced\":%" PRIu32 "}\n", ev->coalesced) < 0) return -1;
-  return 0;
+  strbuf_puts(b, "},\"coalesced\":");
+  strbuf_u64(b, ev->coalesced);
+  strbuf_put(b, "}\n", 2);
+}
+
+int eventfmt_json_flags(FILE *f, const rstate_event *ev, unsigned flags) {
+  strbuf b = {0};
+  eventfmt_json_sb(&b, ev, flags);
+  int r = strbuf_write(&b, f);
+  strbuf_free(&b);
+  return r;
 }

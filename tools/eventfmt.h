@@ -20,6 +20,8 @@
 
 #include <reactivestate.h>
 
+#include "strbuf.h"
+
 /* "initial", "changed", "defined", "deleted", "resync"; "unknown". */
 const char *eventfmt_kind_name(rstate_event_kind k);
 /* UTC time with microseconds, "2026-11-22T11:15:02.123456Z". */
@@ -32,5 +34,7 @@ int eventfmt_json(FILE *f, const rstate_event *ev);
  * pass 2^53); eventfmt_json is flags 0. */
 enum { EVENTFMT_QUOTE64 = 1 };
 int eventfmt_json_flags(FILE *f, const rstate_event *ev, unsigned flags);
+/* The same line appended to a buffer (the SSE records: no stdio). */
+void eventfmt_json_sb(strbuf *b, const rstate_event *ev, unsigned flags);
 
 #endif

@@ -110,6 +110,22 @@ void tv_format_float(double f, char buf[40]) {
     snprintf(buf, 40, "%s", isnan(f) ? "nan" : f > 0 ? "inf" : "-inf");
     return;
   }
+  /* an integral value under 10^15 (counters, set-points): "%.15g" would
+   * print its digits, which read back exactly (below 2^53), then ".0" */
+  if (f > -1e15 && f < 1e15 && f == (double)(int64_t)f) {
+    uint64_t u = (uint64_t)(int64_t)fabs(f);
+    char digits[20];
+    size_t n = 0;
+    do {
+      digits[n++] = (char)('0' + u % 10);
+      u /= 10;
+    } while (u);
+    char *p = buf;
+    if (signbit(f)) *p++ = '-'; /* -0.0 too */
+    while (n) *p++ = digits[--n];
+    memcpy(p, ".0", 3);
+    return;
+  }
   for (int prec = 15; prec <= 17; prec++) {
     snprintf(buf, 40, "%.*g", prec, f);
     if (strtod(buf, NULL) == f) break;

@@ -6,7 +6,6 @@
 #include "hub.h"
 
 #include <errno.h>
-#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,19 +135,18 @@ static int out_put(hub_stream *st, const char *p, size_t n) {
 
 /* The SSE record of an event, malloc'ed. */
 static char *format(const rstate_event *ev, size_t *len) {
-  char *buf = NULL;
-  size_t n = 0;
-  FILE *f = open_memstream(&buf, &n);
-  if (!f) return NULL;
-  fprintf(f, "id: %" PRIu64 "\ndata: ", ev->revision);
-  int r = eventfmt_json_flags(f, ev, EVENTFMT_QUOTE64);
-  putc('\n', f);
-  if (fclose(f) != 0 || r != 0) {
-    free(buf);
+  strbuf b = {0};
+  strbuf_put(&b, "id: ", 4);
+  strbuf_u64(&b, ev->revision);
+  strbuf_put(&b, "\ndata: ", 7);
+  eventfmt_json_sb(&b, ev, EVENTFMT_QUOTE64);
+  strbuf_putc(&b, '\n');
+  if (b.failed) {
+    strbuf_free(&b);
     return NULL;
   }
-  *len = n;
-  return buf;
+  *len = b.len;
+  return b.p;
 }
 
 /* ---- names --------------------------------------------------------------- */

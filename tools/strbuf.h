@@ -1,0 +1,41 @@
+/*
+ * strbuf.h — a growing text buffer, for text built often and fast (the SSE
+ * records of every change): appends without stdio's locking and format
+ * parsing. An append that cannot grow the buffer marks it failed and does
+ * nothing more; the caller checks once, at the end.
+ */
+#ifndef RSTATE_TOOLS_STRBUF_H
+#define RSTATE_TOOLS_STRBUF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef struct strbuf {
+  char *p; /* malloc'ed, not NUL-terminated; NULL until the first append */
+  size_t len, cap;
+  bool failed; /* out of memory: every later append is dropped */
+} strbuf;
+
+/* Room for `more` bytes after len; false (and failed) when out of memory. */
+bool strbuf_reserve(strbuf *b, size_t more);
+static inline void strbuf_put(strbuf *b, const char *s, size_t n) {
+  if (b->len + n > b->cap && !strbuf_reserve(b, n)) return;
+  memcpy(b->p + b->len, s, n);
+  b->len += n;
+}
+static inline void strbuf_puts(strbuf *b, const char *s) { strbuf_put(b, s, strlen(s)); }
+static inline void strbuf_putc(strbuf *b, char c) {
+  if (b->len + 1 > b->cap && !strbuf_reserve(b, 1)) return;
+  b->p[b->len++] = c;
+}
+/* Decimal integers. */
+void strbuf_u64(strbuf *b, uint64_t v);
+void strbuf_i64(strbuf *b, int64_t v);
+/* Writes the text to f; 0, or -1 when the buffer failed or the write did. */
+int strbuf_write(const strbuf *b, FILE *f);
+void strbuf_free(strbuf *b);
+
+#endif
