@@ -208,7 +208,7 @@ Test(tools_textvalue, floats_shortest_and_exact) {
  * gives, with ".0". */
 Test(tools_textvalue, integral_floats_as_before) {
   char buf[40], want[48];
-  double edges[] = {0, 1, -1, 9, 10, -10, 999999999999999.0, -999999999999999.0, 4503599627370496.0 / 8,
+  double edges[] = {0, -0.0, 1, -1, 9, 10, -10, 999999999999999.0, -999999999999999.0, 4503599627370496.0 / 8,
                     123456789.0, -42.0, 1e14, 65536.0};
   for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++) {
     tv_format_float(edges[i], buf);

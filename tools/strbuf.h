@@ -1,8 +1,8 @@
 /*
  * strbuf.h — a growing text buffer, for text built often and fast (the SSE
  * records of every change): appends without stdio's locking and format
- * parsing. An append that cannot grow the buffer marks it failed and does
- * nothing more; the caller checks once, at the end.
+ * parsing. An append that cannot grow the buffer marks it failed; the
+ * text is then incomplete, and the caller checks once, at the end.
  */
 #ifndef RSTATE_TOOLS_STRBUF_H
 #define RSTATE_TOOLS_STRBUF_H
@@ -16,13 +16,13 @@
 typedef struct strbuf {
   char *p; /* malloc'ed, not NUL-terminated; NULL until the first append */
   size_t len, cap;
-  bool failed; /* out of memory: every later append is dropped */
+  bool failed; /* out of memory: the text is incomplete */
 } strbuf;
 
 /* Room for `more` bytes after len; false (and failed) when out of memory. */
 bool strbuf_reserve(strbuf *b, size_t more);
 static inline void strbuf_put(strbuf *b, const char *s, size_t n) {
-  if (b->len + n > b->cap && !strbuf_reserve(b, n)) return;
+  if (!n || (b->len + n > b->cap && !strbuf_reserve(b, n))) return;
   memcpy(b->p + b->len, s, n);
   b->len += n;
 }

@@ -244,7 +244,7 @@ int rstate__registry_emit(rstate__registry *r, const rstate_change *changes, siz
       rstate__watch *w = r->targets[j].w;
       rstate__node *node = rstate__batch_node(b, j);
       node->rec = rstate__batch_record(b, r->targets[j].change);
-      rstate__stripe *st = rstate__watch_uses_inbox(w) ? NULL : &w->store->stripes[w->stripe];
+      rstate__stripe *st = rstate__watch_uses_inbox(w) ? NULL : rstate__watch_stripe(w);
       if (held && held != st) pthread_mutex_unlock(&held->lock);
       if (!st) {
         held = NULL;

@@ -321,6 +321,8 @@ static void inbox_push(rstate__watch *w, rstate__node *node) {
 
 bool rstate__watch_uses_inbox(const rstate__watch *w) { return uses_inbox(w); }
 
+rstate__stripe *rstate__watch_stripe(rstate__watch *w) { return STRIPE(w); }
+
 rstate__node *rstate__watch_push_locked(rstate__watch *w, rstate__node *node) {
   if (w->dead) return node;
   if (ignored(w, node->rec)) {

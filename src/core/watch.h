@@ -126,6 +126,9 @@ rstate__node *rstate__watch_push_locked(rstate__watch *w, rstate__node *node);
 /* Whether w takes its changes through its lock-free inbox (queued, no
  * debounce): rstate__watch_push only, then. Immutable. */
 bool rstate__watch_uses_inbox(const rstate__watch *w);
+/* The lock w's queue and state are under (see store.h). */
+typedef struct rstate__stripe rstate__stripe;
+rstate__stripe *rstate__watch_stripe(rstate__watch *w);
 /* Delivers everything ready on w, which the caller has claimed; returns how
  * many callbacks ran. Releases the claim. */
 int rstate__watch_drain(rstate__watch *w);

@@ -96,7 +96,9 @@ int rstate__redis_command(rstate__redis_conn *c, const char *uri, int timeout_ms
 int rstate__redis_error(const rstate__resp *e, const char *uri) {
   const char *m = e->str;
   if (!strncmp(m, "WRONGPASS", 9) || !strncmp(m, "NOAUTH", 6) || !strncmp(m, "NOPERM", 6) ||
-      strstr(m, "The user executing the script can't")) /* a command inside a function, refused by the ACL */
+      /* a command inside a function, refused by the ACL: Redis 7.0's
+       * words, then 7.2's and later (Valkey's too) */
+      strstr(m, "The user executing the script can't") || strstr(m, "ACL failure in script"))
     return rstate__err(RSTATE_EPERM, "%s: Redis refused: %s", uri, m);
   if (!strncmp(m, "READONLY", 8) || !strncmp(m, "LOADING", 7) || !strncmp(m, "MASTERDOWN", 10))
     return rstate__err(RSTATE_ECLOSED, "%s: Redis is not the primary now: %s", uri, m);

@@ -146,7 +146,8 @@ static char *format(const rstate_event *ev, size_t *len) {
     return NULL;
   }
   *len = b.len;
-  return b.p;
+  char *fit = realloc(b.p, b.len); /* kept in the ring: its bytes are counted as text_len */
+  return fit ? fit : b.p;
 }
 
 /* ---- names --------------------------------------------------------------- */
