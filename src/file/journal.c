@@ -6,8 +6,9 @@
  * done the bytes are in the page cache, so they survive the process being
  * killed exactly as a write(2) would, at the cost of a memory store. The
  * file is allocated ahead in growing chunks (fallocate, so a full disk is
- * an error here and not a SIGBUS later); the unused part is zeros, and a
- * zero frame head marks the end.
+ * an error here and not a SIGBUS later; extended sparse where the file
+ * system cannot allocate); the unused part is zeros, and a zero frame head
+ * marks the end.
  *
  * Durability is asked for by rstate__journal_wait (fdatasync, group commit:
  * one thread syncs for every thread waiting, the others wait for it) and by
@@ -47,15 +48,23 @@ char *rstate__journal_path(const char *dir, uint64_t gen) {
   return p;
 }
 
-/* Makes the file at least size bytes. Where the file system cannot
- * allocate (EINVAL, EOPNOTSUPP), the file is extended instead, never
- * shortened: a writer's grow and the store's thread allocating ahead may
- * both get here, and a smaller size landing last would leave mapped pages
- * past the end of the file (SIGBUS at the next append). */
-static int reserve(int fd, size_t size) {
+/* Makes the file at least size bytes, allocating from from on (what lies
+ * below is allocated already). fallocate(2) itself, not posix_fallocate:
+ * where the file system cannot allocate, glibc's posix_fallocate writes a
+ * zero byte into every block that reads as zero, and a writer filling
+ * that block through the mapping between its read and its write loses a
+ * byte of a record. There (EOPNOTSUPP; ENOSYS where the call is filtered
+ * out, EINVAL on some older file systems) the file is extended instead,
+ * sparse, never shortened: a writer's grow and the store's thread
+ * allocating ahead may both get here, and a smaller size landing last
+ * would leave mapped pages past the end of the file (SIGBUS at the next
+ * append). A sparse file finds a full disk as a SIGBUS at an append, not
+ * as an error here. */
+static int reserve(int fd, size_t from, size_t size) {
   static pthread_mutex_t extend_lock = PTHREAD_MUTEX_INITIALIZER;
-  int e = posix_fallocate(fd, 0, (off_t)size);
-  if (e != EINVAL && e != EOPNOTSUPP) return e;
+  if (from >= size) return 0;
+  int e = fallocate(fd, 0, (off_t)from, (off_t)(size - from)) ? errno : 0;
+  if (e != EOPNOTSUPP && e != ENOSYS && e != EINVAL) return e;
   pthread_mutex_lock(&extend_lock);
   struct stat st;
   if (fstat(fd, &st))
@@ -77,8 +86,8 @@ static int journal_map(rstate__journal **out, int fd, char *path, uint64_t gen, 
   }
   size_t size = (size_t)st.st_size;
   if (size < end + CHUNK_MIN) {
+    int e = reserve(fd, (size_t)st.st_size, end + CHUNK_MIN);
     size = end + CHUNK_MIN;
-    int e = reserve(fd, size);
     if (e) {
       close(fd);
       int rc = rstate__err(RSTATE_EIO, "%s: cannot make room for the journal: %s", path, strerror(e));
@@ -232,11 +241,12 @@ static void raise_allocated(rstate__journal *j, size_t to) {
 static int grow(rstate__journal *j, size_t need) {
   size_t size = atomic_load(&j->allocated);
   if (size < need) {
+    size_t from = size;
     size_t add = size < CHUNK_MAX ? size : CHUNK_MAX;
     if (add < CHUNK_MIN) add = CHUNK_MIN;
     size += add;
     while (size < need) size += add;
-    int e = reserve(j->fd, size);
+    int e = reserve(j->fd, from, size);
     if (e) return rstate__err(RSTATE_EIO, "%s: cannot grow the journal to %zu bytes: %s", j->path, size, strerror(e));
     raise_allocated(j, size);
   }
@@ -266,7 +276,7 @@ void rstate__journal_allocate_ahead(rstate__journal *j) {
   size_t ahead = 2 * rstate__journal_ahead(j, end);
   if (have >= end + ahead / 2) return;
   size_t to = (end + ahead + CHUNK_MIN - 1) / CHUNK_MIN * CHUNK_MIN;
-  if (reserve(j->fd, to) == 0) raise_allocated(j, to); /* else the writer's grow says why */
+  if (reserve(j->fd, have, to) == 0) raise_allocated(j, to); /* else the writer's grow says why */
 }
 
 uint8_t *rstate__journal_reserve(rstate__journal *j, size_t len) {
