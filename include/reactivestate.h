@@ -282,6 +282,18 @@ RSTATE_API int rstate_open(rstate_store **out, const char *uri, const rstate_opt
  *    on disk. RSTATE_SYNC_INTERVAL syncs every sync_interval_ms on a thread
  *    of the store's; RSTATE_SYNC_NONE leaves it to the operating system (and
  *    does not sync on close).
+ *  - After any sync of its journal failed (a SYNC_ALWAYS wait's or the
+ *    interval's), the store refuses every change (define, undefine, set,
+ *    rollback) with RSTATE_EIO, changing nothing, and the sentence names
+ *    the store, the journal and the error: "x: file:/d: a sync of
+ *    journal.0000000000000001 failed: Input/output error; the store takes
+ *    no more changes until it is opened again (changes made before may not
+ *    be on disk)". Reads go on. It lasts until the store is closed and
+ *    opened again, not until a later sync succeeds: after a failed
+ *    write-back the kernel may mark the pages clean, and the next sync then
+ *    succeeds without writing them; opening reads back what the disk holds.
+ *    The library has no log: an interval sync's failure is told by the
+ *    next change's call.
  *  - Revisions continue across reopening.
  *  - One holder: a second rstate_open of the directory, from this process
  *    or another, is RSTATE_EBUSY naming the holder's pid (an OFD lock on
@@ -302,7 +314,9 @@ RSTATE_API int rstate_open(rstate_store **out, const char *uri, const rstate_opt
  *    journal removed. A set never waits for it.
  *  - The journal file grows in steps of 1 MiB up to 64 MiB at a time, made
  *    with fallocate: a full disk is RSTATE_EIO on the change that needs the
- *    room, and that change is not made. One record holds at most 256 MiB
+ *    room, and that change is not made. Where the file system cannot
+ *    allocate, the file is extended sparse instead, and a full disk is a
+ *    SIGBUS at the append that finds no room. One record holds at most 256 MiB
  *    (RSTATE_ELIMIT beyond).
  */
 /*

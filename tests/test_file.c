@@ -911,6 +911,118 @@ Test(file, a_record_over_an_undone_one_is_synced_again) {
   h_rmdir(dir);
 }
 
+/* ---- a sync that fails ------------------------------------------------------------------- */
+
+/* The next sync of a journal fails with fault_errno (once); the syncs
+ * failed so far, and a condition to wait for them. */
+static pthread_mutex_t fault_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t fault_cond = PTHREAD_COND_INITIALIZER;
+static int fault_errno, faults_made;
+
+static int inject_fault(const rstate__journal *j) {
+  (void)j;
+  pthread_mutex_lock(&fault_lock);
+  int e = fault_errno;
+  fault_errno = 0;
+  if (e) faults_made++;
+  pthread_cond_broadcast(&fault_cond);
+  pthread_mutex_unlock(&fault_lock);
+  return e;
+}
+
+static void arm_fault(int e) {
+  pthread_mutex_lock(&fault_lock);
+  fault_errno = e;
+  pthread_mutex_unlock(&fault_lock);
+}
+
+/* Waits (10 s at most) until n syncs failed. */
+static void wait_faults(int n) {
+  struct timespec dl;
+  clock_gettime(CLOCK_REALTIME, &dl);
+  dl.tv_sec += 10;
+  pthread_mutex_lock(&fault_lock);
+  int e = 0;
+  while (faults_made < n && e != ETIMEDOUT) e = pthread_cond_timedwait(&fault_cond, &fault_lock, &dl);
+  int made = faults_made;
+  pthread_mutex_unlock(&fault_lock);
+  cr_assert_geq(made, n, "10 s on, %d syncs failed of the %d injected", made, n);
+}
+
+/* The sentence of a change refused after a failed sync of journal gen. */
+static void assert_refused(int rc, const char *name, const char *dir, uint64_t gen) {
+  char want[512];
+  snprintf(want, sizeof want,
+           "%s: file:%s: a sync of journal.%016llx failed: %s; the store takes no more changes until it is opened "
+           "again (changes made before may not be on disk)",
+           name, dir, (unsigned long long)gen, strerror(EIO));
+  cr_assert_eq(rc, RSTATE_EIO, "%s: %s", rstate_error_name(rc), rstate_last_error());
+  cr_assert_str_eq(rstate_last_error(), want);
+}
+
+/* A failed interval sync is told by every change after it, refused with
+ * RSTATE_EIO naming the journal and the error, and nothing changed; the
+ * later syncs do not lift it (a write-back that failed may leave its pages
+ * marked clean, and a sync then succeeds without them): reopening does. */
+Test(file, a_failed_interval_sync_refuses_every_change_until_reopened) {
+  char dir[96];
+  fresh_dir(dir, sizeof dir);
+  rstate_options o = {0};
+  o.sync = RSTATE_SYNC_INTERVAL;
+  o.sync_interval_ms = 10;
+  rstate_store *s = open_ok(dir, &o);
+  h_define_ok(s, "x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  rstate__file_sync_fault = inject_fault;
+  arm_fault(EIO);
+  ASSERT_RC(rstate_set_int(s, "x", 1), RSTATE_OK); /* something for the next sync */
+  wait_faults(1);
+  assert_refused(rstate_set_int(s, "x", 2), "x", dir, 1);
+  assert_refused(rstate_define(s, &(rstate_var_def){.name = "y", .type = RSTATE_TYPE_INTEGER, .initial = rstate_int(0)}), "y", dir, 1);
+  assert_refused(rstate_undefine(s, "x"), "x", dir, 1);
+  cr_assert_eq(h_get_int(s, "x"), 1, "a refused change was made");
+  cr_assert_eq(rstate_revision(s), 2);
+  /* five intervals on (nothing to wait for: the store's thread tries and
+   * fails again) it is still refused */
+  nanosleep(&(struct timespec){0, 50000000}, NULL);
+  assert_refused(rstate_set_int(s, "x", 3), "x", dir, 1);
+  rstate_close(s);
+  rstate__file_sync_fault = NULL;
+  s = open_ok(dir, &o);
+  cr_assert_eq(h_get_int(s, "x"), 1);
+  ASSERT_RC(rstate_set_int(s, "x", 4), RSTATE_OK);
+  rstate_close(s);
+  h_rmdir(dir);
+}
+
+/* With SYNC_ALWAYS, the writer whose fdatasync failed is told its change is
+ * made but may not be on disk; every change after it is refused. */
+Test(file, a_failed_fdatasync_refuses_every_change_until_reopened) {
+  char dir[96];
+  fresh_dir(dir, sizeof dir);
+  rstate_options o = {0};
+  o.sync = RSTATE_SYNC_ALWAYS;
+  rstate_store *s = open_ok(dir, &o);
+  h_define_ok(s, "x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  rstate__file_sync_fault = inject_fault;
+  arm_fault(EIO);
+  int rc = rstate_set_int(s, "x", 1);
+  cr_assert_eq(rc, RSTATE_EIO, "%s: %s", rstate_error_name(rc), rstate_last_error());
+  char want[512];
+  snprintf(want, sizeof want, "%s/journal.%016llx: fdatasync failed: %s (the change is made but may not be on disk)",
+           dir, 1ull, strerror(EIO));
+  cr_assert_str_eq(rstate_last_error(), want);
+  cr_assert_eq(h_get_int(s, "x"), 1);
+  assert_refused(rstate_set_int(s, "x", 2), "x", dir, 1);
+  cr_assert_eq(h_get_int(s, "x"), 1);
+  rstate_close(s);
+  rstate__file_sync_fault = NULL;
+  s = open_ok(dir, &o);
+  cr_assert_eq(h_get_int(s, "x"), 1);
+  ASSERT_RC(rstate_set_int(s, "x", 3), RSTATE_OK);
+  rstate_close(s);
+  h_rmdir(dir);
+}
+
 /* ---- a file system that cannot allocate ------------------------------------------------ */
 
 /* Makes fallocate(2) fail with EOPNOTSUPP in this process (the test's own,

@@ -62,6 +62,7 @@ typedef struct fstore {
   atomic_bool want_prefault; /* set by a writer, cleared by the thread */
   uint64_t snap_gen;
   uint64_t identity; /* the store's, from its id file */
+  rstate__sync_failure failure; /* its journals point here */
 } fstore;
 
 static fstore *F(rstate_backend *b) { return (fstore *)b; }
@@ -143,8 +144,25 @@ static void appended(fstore *f, rstate__journal *j) {
   }
 }
 
+/* A sync of the store's journals failed: the store takes no more changes.
+ * Not until a later sync succeeds: when the kernel fails to write a page
+ * back it may mark it clean, and the next sync then succeeds without it;
+ * the journal on disk may lack changes whose calls returned, and only
+ * reading it back (opening the store again) says what it holds. */
+static int refuse(fstore *f, const char *name) {
+  pthread_mutex_lock(&f->failure.lock);
+  int e = atomic_load_explicit(&f->failure.err, memory_order_relaxed);
+  uint64_t gen = f->failure.gen;
+  pthread_mutex_unlock(&f->failure.lock);
+  return rstate__err(RSTATE_EIO,
+                     "%s: file:%s: a sync of journal.%016" PRIx64 " failed: %s; the store takes no more changes "
+                     "until it is opened again (changes made before may not be on disk)",
+                     name, f->dir, gen, strerror(e));
+}
+
 static int hook_write(void *ud, const rstate_change *c, size_t n, const rstate__spec *spec) {
   fstore *f = ud;
+  if (atomic_load_explicit(&f->failure.err, memory_order_relaxed)) return refuse(f, c[0].name);
   if (c[0].kind == RSTATE_EVENT_CHANGED) { /* the hot path: encoded in place */
     rstate__set_lens lens;
     size_t size = rstate__set_frame_size(c, n, &lens);
@@ -241,10 +259,15 @@ static void fold(fstore *f, rstate__journal *old) {
    * and not on the store's thread, which meanwhile prefaults the new
    * journal for the writers (a sync of 16 MB can take 100 ms). */
   if (f->sync == RSTATE_SYNC_INTERVAL) rstate__journal_sync(old);
+  /* a journal whose sync failed may hold less on disk than in the page
+   * cache: it stays as it is, for the next open to read back */
+  pthread_mutex_lock(&old->sync_lock);
+  int rc = old->sync_err ? RSTATE_EIO : RSTATE_OK;
+  pthread_mutex_unlock(&old->sync_lock);
   rstate_backend *fb;
   rstate__dirstate st = {0};
   size_t size = 0;
-  int rc = rstate__local_new(&fb, NULL, f->keep, NULL);
+  if (!rc) rc = rstate__local_new(&fb, NULL, f->keep, NULL);
   if (!rc) {
     rc = rstate__dir_load(fb, f->dir, old->gen, &st);
     if (!rc) rc = rstate__snapshot_write(fb, f->dir, old->gen + 1, &size);
@@ -298,6 +321,7 @@ static void compact(fstore *f) {
     rstate__local_unlock(f->local);
     return;
   }
+  next->failure = &f->failure;
   atomic_store(&next->window, atomic_load(&f->cur->window)); /* the store's pace goes on */
   rstate__journal_allocate_ahead(next);
   rstate__journal_prefault(next);
@@ -469,6 +493,7 @@ static void fstore_free(fstore *f) {
   if (f->lock_fd >= 0) close(f->lock_fd);
   pthread_mutex_destroy(&f->bg_lock);
   pthread_cond_destroy(&f->bg_cond);
+  pthread_mutex_destroy(&f->failure.lock);
   rstate__buf_free(&f->scratch);
   free(f->dir);
   free(f);
@@ -490,6 +515,7 @@ static int file_open(rstate_backend **out, const char *uri, const rstate_options
   f->interval_ms = opts->sync_interval_ms ? opts->sync_interval_ms : 1000;
   f->keep = opts->keep_versions ? opts->keep_versions : KEEP_DEFAULT;
   pthread_mutex_init(&f->bg_lock, NULL);
+  pthread_mutex_init(&f->failure.lock, NULL);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -531,6 +557,7 @@ static int file_open(rstate_backend **out, const char *uri, const rstate_options
     f->compact_at = compact_threshold(st.snap_size);
   }
   rstate__dirstate_free(&st);
+  if (!rc) f->cur->failure = &f->failure;
   if (!rc) rstate__journal_prefault(f->cur);
   if (!rc) {
     if (pthread_create(&f->bg, NULL, bg_main, f)) rc = rstate__err(RSTATE_ENOMEM, "file:%s: cannot start a thread", f->dir);

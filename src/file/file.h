@@ -153,6 +153,15 @@ bool rstate__frame_any(const uint8_t *buf, size_t n, size_t from);
 
 #define RSTATE_JOURNAL_HEAD 16 /* "RSTJRNL1", u64 generation */
 
+/* The first sync of one of a store's journals that failed (err 0: none
+ * yet): the store takes no change after it (backend.c). Set once, under
+ * lock; err is read without it on every change. */
+typedef struct rstate__sync_failure {
+  pthread_mutex_t lock;
+  _Atomic int err; /* its errno */
+  uint64_t gen;    /* the journal's generation */
+} rstate__sync_failure;
+
 typedef struct rstate__journal {
   int fd;
   char *path;
@@ -169,7 +178,11 @@ typedef struct rstate__journal {
   size_t low;    /* the lowest offset an undo rewound to while a sync ran (SIZE_MAX: none) */
   bool syncing;
   int waiters;   /* threads that appended and wait for a sync; counted under the store's lock */
-  int sync_err;  /* errno of the last failed sync */
+  int sync_err;  /* errno of the first failed sync: every later sync and
+                  * wait fails with it, unmade (a write-back that failed
+                  * may leave its pages clean, unwritten: a later sync
+                  * would succeed without them) */
+  rstate__sync_failure *failure; /* the owning store's, told of it (NULL: none) */
   /* gathering writers for one sync (group commit) */
   int peak;          /* most waiters seen lately */
   bool gathering;    /* a leader waits for the writers on their way */
@@ -254,5 +267,9 @@ extern _Atomic uint64_t rstate__file_syncs;
 /* Tests: called after every sync of a journal that succeeded, with the
  * bytes of j now on disk (set before a store opens; NULL: none). */
 extern void (*rstate__file_synced_hook)(const rstate__journal *j, size_t synced);
+/* Tests: called before every sync of a journal (the fdatasync of a wait,
+ * the msync of rstate__journal_sync); an errno returned makes that sync
+ * fail with it, unmade (0: made as usual; NULL: none). */
+extern int (*rstate__file_sync_fault)(const rstate__journal *j);
 
 #endif

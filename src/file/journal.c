@@ -32,6 +32,24 @@
 
 _Atomic uint64_t rstate__file_syncs;
 void (*rstate__file_synced_hook)(const rstate__journal *j, size_t synced);
+int (*rstate__file_sync_fault)(const rstate__journal *j);
+
+static int fault(const rstate__journal *j) { return rstate__file_sync_fault ? rstate__file_sync_fault(j) : 0; }
+
+/* Under sync_lock: a sync failed with e. The first failure is kept (the
+ * journal's later syncs fail with it) and told to the store. */
+static void sync_failed(rstate__journal *j, int e) {
+  if (j->sync_err) return;
+  j->sync_err = e;
+  rstate__sync_failure *f = j->failure;
+  if (!f) return;
+  pthread_mutex_lock(&f->lock);
+  if (!atomic_load_explicit(&f->err, memory_order_relaxed)) {
+    f->gen = j->gen;
+    atomic_store_explicit(&f->err, e, memory_order_release);
+  }
+  pthread_mutex_unlock(&f->lock);
+}
 
 #define CHUNK_MIN (1u << 20)
 #define CHUNK_MAX (64u << 20)
@@ -353,6 +371,11 @@ int rstate__journal_wait(rstate__journal *j, size_t end) {
   int rc = RSTATE_OK;
   pthread_mutex_lock(&j->sync_lock);
   while (j->synced < end) {
+    if (j->sync_err) {
+      rc = rstate__err(RSTATE_EIO, "%s: fdatasync failed: %s (the change is made but may not be on disk)", j->path,
+                       strerror(j->sync_err));
+      break;
+    }
     if (j->syncing) {
       pthread_cond_wait(&j->sync_cond, &j->sync_lock);
       continue;
@@ -383,7 +406,8 @@ int rstate__journal_wait(rstate__journal *j, size_t end) {
     pthread_mutex_unlock(&j->sync_lock);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    int e = fdatasync(j->fd) ? errno : 0;
+    int e = fault(j);
+    if (!e) e = fdatasync(j->fd) ? errno : 0;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     atomic_fetch_add_explicit(&rstate__file_syncs, 1, memory_order_relaxed);
     pthread_mutex_lock(&j->sync_lock);
@@ -392,10 +416,8 @@ int rstate__journal_wait(rstate__journal *j, size_t end) {
     j->n_syncs++;
     pthread_cond_broadcast(&j->sync_cond);
     if (e) {
-      j->sync_err = e;
-      rc = rstate__err(RSTATE_EIO, "%s: fdatasync failed: %s (the change is made but may not be on disk)", j->path,
-                       strerror(e));
-      break;
+      sync_failed(j, e);
+      continue; /* said above, to this caller and to those waiting with it */
     }
     synced_to(j, target);
   }
@@ -408,6 +430,11 @@ int rstate__journal_wait(rstate__journal *j, size_t end) {
 int rstate__journal_sync(rstate__journal *j) {
   pthread_mutex_lock(&j->sync_lock);
   while (j->syncing) pthread_cond_wait(&j->sync_cond, &j->sync_lock);
+  if (j->sync_err) {
+    int e = j->sync_err;
+    pthread_mutex_unlock(&j->sync_lock);
+    return rstate__err(RSTATE_EIO, "%s: sync failed: %s", j->path, strerror(e));
+  }
   size_t target = atomic_load_explicit(&j->published, memory_order_acquire);
   if (target <= j->synced) {
     pthread_mutex_unlock(&j->sync_lock);
@@ -417,12 +444,16 @@ int rstate__journal_sync(rstate__journal *j) {
   j->low = SIZE_MAX;
   j->syncing = true;
   pthread_mutex_unlock(&j->sync_lock);
-  int e = sync_range(j, from, target);
+  int e = fault(j);
+  if (!e) e = sync_range(j, from, target);
   atomic_fetch_add_explicit(&rstate__file_syncs, 1, memory_order_relaxed);
   pthread_mutex_lock(&j->sync_lock);
   j->syncing = false;
   j->n_syncs++;
-  if (!e) synced_to(j, target);
+  if (e)
+    sync_failed(j, e);
+  else
+    synced_to(j, target);
   pthread_cond_broadcast(&j->sync_cond);
   pthread_mutex_unlock(&j->sync_lock);
   if (e) return rstate__err(RSTATE_EIO, "%s: sync failed: %s", j->path, strerror(e));
