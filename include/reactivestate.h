@@ -294,6 +294,10 @@ RSTATE_API int rstate_open(rstate_store **out, const char *uri, const rstate_opt
  *    succeeds without writing them; opening reads back what the disk holds.
  *    The library has no log: an interval sync's failure is told by the
  *    next change's call.
+ *  - A call that fails after its change reached the journal (its
+ *    announcement could not be made: RSTATE_ENOMEM) takes the record back
+ *    and returns once the zeros over it are synced, in every sync mode, so
+ *    that no power loss brings back a change whose call failed.
  *  - Revisions continue across reopening.
  *  - One holder: a second rstate_open of the directory, from this process
  *    or another, is RSTATE_EBUSY naming the holder's pid (an OFD lock on

@@ -911,6 +911,43 @@ Test(file, a_record_over_an_undone_one_is_synced_again) {
   h_rmdir(dir);
 }
 
+/* A change taken back after a sync put its record on disk, and nothing
+ * appended after it: the next sync writes the zeros over the record,
+ * though the journal's end is where that sync began (after a power loss
+ * the record of a change whose call failed would be read back); the one
+ * after has nothing to do. The file holds zeros there. */
+Test(file, the_zeros_over_an_undone_record_are_synced) {
+  char dir[96];
+  fresh_dir(dir, sizeof dir);
+  cr_assert_eq(mkdir(dir, 0700), 0);
+  rstate__journal *j;
+  ASSERT_RC(rstate__journal_create(&j, dir, 1), RSTATE_OK);
+  uint8_t rec[256];
+  memset(rec, 0xAB, sizeof rec);
+  size_t start = atomic_load(&j->published);
+  ASSERT_RC(rstate__journal_append(j, rec, sizeof rec), RSTATE_OK);
+  rstate__file_synced_hook = on_synced;
+  ASSERT_RC(rstate__journal_sync(j), RSTATE_OK);
+  cr_assert_eq(synced_to, start + sizeof rec);
+  rstate__journal_undo(j);
+  uint64_t before = atomic_load(&rstate__file_syncs);
+  ASSERT_RC(rstate__journal_sync(j), RSTATE_OK);
+  cr_assert_eq(atomic_load(&rstate__file_syncs), before + 1, "the zeros over the undone record were not synced");
+  cr_assert_eq(synced_to, start, "synced moved past the end");
+  ASSERT_RC(rstate__journal_sync(j), RSTATE_OK);
+  cr_assert_eq(atomic_load(&rstate__file_syncs), before + 1, "a sync with nothing to sync");
+  rstate__file_synced_hook = NULL;
+  char path[256];
+  journal_path(path, sizeof path, dir, 1);
+  size_t n;
+  uint8_t *file = slurp(path, &n);
+  cr_assert_geq(n, start + sizeof rec);
+  for (size_t i = start; i < start + sizeof rec; i++) cr_assert_eq(file[i], 0, "byte %zu of the undone record", i);
+  free(file);
+  rstate__journal_close(j, true);
+  h_rmdir(dir);
+}
+
 /* ---- a sync that fails ------------------------------------------------------------------- */
 
 /* The next sync of a journal fails with fault_errno (once); the syncs

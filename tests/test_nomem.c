@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "failalloc.h"
+#include "file/file.h"
 #include "helpers.h"
 
 typedef struct fixture {
@@ -172,4 +173,38 @@ Test(nomem, file_store) {
   every_allocation_fails("file: set_many", op_set_many, 2, 1);
   every_allocation_fails("file: define", op_define, 1, 0);
   every_allocation_fails("file: undefine", op_undefine, 1, 0);
+}
+
+/* A file: store with SYNC_NONE, which syncs nothing of its own: a change
+ * taken back after its record was written (its announcement failed) is
+ * returned only after the zeros over that record were synced, so that a
+ * record of a failed call is not read back after a power loss. */
+Test(nomem, file_store_syncs_the_zeros_over_a_change_taken_back) {
+  if (!injection_works()) {
+    cr_log_info("allocation failure injection is not available in this build");
+    return;
+  }
+  setenv("RSTATE_TEST_TRANSPORT", "file", 1);
+  nomem_opts.sync = RSTATE_SYNC_NONE;
+  int failures = 0, synced = 0;
+  for (long k = 0; k < 64; k++) {
+    fixture f;
+    fixture_open(&f);
+    uint64_t before = atomic_load(&rstate__file_syncs);
+    fail_in = k;
+    int rc = op_set_string(&f);
+    fail_in = -1;
+    uint64_t syncs = atomic_load(&rstate__file_syncs) - before;
+    if (rc) {
+      failures++;
+      if (syncs) synced++;
+    } else {
+      cr_assert_eq(syncs, 0, "allocation %ld failing: OK, and %llu syncs with SYNC_NONE", k, (unsigned long long)syncs);
+    }
+    rstate_dispatch(f.s, 0);
+    rstate_close(f.s);
+  }
+  cr_assert_gt(failures, 0);
+  cr_assert_gt(synced, 0, "of %d failed sets, none synced the zeros over its record", failures);
+  cr_log_info("%d failed sets, %d of them taken back from the journal and synced", failures, synced);
 }

@@ -70,6 +70,9 @@ static fstore *F(rstate_backend *b) { return (fstore *)b; }
 /* The journal a SYNC_ALWAYS change went to, for the call to wait on. */
 static _Thread_local rstate__journal *wait_j;
 static _Thread_local size_t wait_end;
+/* The journal a change was taken back from (held), for the call to sync
+ * the zeros over it. */
+static _Thread_local rstate__journal *undone_j;
 
 /* defer_durability: the journals this thread's writes went to since it
  * began deferring, and how far each must be on disk; the thread is
@@ -199,10 +202,18 @@ static int hook_write(void *ud, const rstate_change *c, size_t n, const rstate__
   return RSTATE_OK;
 }
 
+/* The change's record is zeroed; the call syncs the zeros before it
+ * returns (settle), in every sync mode: a record of a change whose call
+ * failed must not come back after a power loss. Held until then, so that
+ * a compaction does not close the journal under the call. */
 static void hook_undo(void *ud) {
   fstore *f = ud;
   rstate__journal_undo(f->cur);
   if (wait_j) wait_end = 0; /* nothing to wait for; the wait still counts the waiter out */
+  if (!undone_j) {
+    undone_j = f->cur;
+    rstate__journal_hold(undone_j);
+  }
 }
 
 /* Keeps a write's wait for later (defer_durability). */
@@ -229,6 +240,11 @@ static void defer(rstate__journal *j, size_t end) {
 /* After a change: with SYNC_ALWAYS, waits until it is on disk, or keeps
  * the wait for defer_durability's end. */
 static int settle(int rc) {
+  if (undone_j) { /* its own error says the change was not made; a failed sync is kept (refuse) */
+    rstate__journal_sync(undone_j);
+    rstate__journal_release(undone_j);
+    undone_j = NULL;
+  }
   rstate__journal *j = wait_j;
   if (!j) return rc;
   wait_j = NULL;

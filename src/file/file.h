@@ -176,6 +176,8 @@ typedef struct rstate__journal {
   pthread_cond_t sync_cond;
   size_t synced; /* on disk up to here */
   size_t low;    /* the lowest offset an undo rewound to while a sync ran (SIZE_MAX: none) */
+  size_t stale_to; /* the end of the bytes undos zeroed that the disk may still hold (a sync's,
+                    * or the kernel's write-back): the next sync covers up to here too (0: none) */
   bool syncing;
   int waiters;   /* threads that appended and wait for a sync; counted under the store's lock */
   int sync_err;  /* errno of the first failed sync: every later sync and
@@ -221,14 +223,20 @@ size_t rstate__journal_ahead(rstate__journal *j, size_t end);
 /* Allocates the file ahead of the appends (fallocate, no lock), so that a
  * writer that needs more room only maps it. The store's thread. */
 void rstate__journal_allocate_ahead(rstate__journal *j);
-/* Takes back the last append. */
+/* Takes back the last append: zeros over it, and the next sync covers
+ * them (j->stale_to). The store's lock. */
 void rstate__journal_undo(rstate__journal *j);
+/* Counts a thread in among j's waiters (so that j is not closed under it)
+ * and out again (the store's lock not needed). */
+void rstate__journal_hold(rstate__journal *j);
+void rstate__journal_release(rstate__journal *j);
 /* Returns once the journal is on disk up to end (group commit), and
  * counts the caller out of j->waiters. */
 int rstate__journal_wait(rstate__journal *j, size_t end);
-/* Syncs what is published past what is synced, if anything: the pages of
- * that range alone (msync, MS_SYNC), so the prefaulted pages ahead stay
- * writable. The store's thread (SYNC_INTERVAL), a compaction, a close. */
+/* Syncs what is published past what is synced, if anything, and the
+ * zeros of undos up to j->stale_to: the pages of that range alone (msync,
+ * MS_SYNC), so the prefaulted pages ahead stay writable. The store's
+ * thread (SYNC_INTERVAL), a compaction, a close, a change taken back. */
 int rstate__journal_sync(rstate__journal *j);
 /* Unmaps and closes (waits for no waiters first); remove: unlink the file. */
 void rstate__journal_close(rstate__journal *j, bool remove);

@@ -349,19 +349,38 @@ int rstate__journal_append(rstate__journal *j, const uint8_t *frames, size_t len
 
 /* A sync may have covered the bytes taken back already: what is written
  * there next must be synced again, so synced moves back (and a sync that
- * runs meanwhile does not move it past here: low). */
+ * runs meanwhile does not move it past here: low). And the bytes taken
+ * back may be on disk (a sync of ours caught them, or the kernel wrote the
+ * page back), a record of a change whose call failed, there after a power
+ * loss: the zeros written over them must reach the disk too, though
+ * nothing be appended after them (stale_to). */
 void rstate__journal_undo(rstate__journal *j) {
+  size_t was = j->end;
   memset(j->map + j->undo_end, 0, j->end - j->undo_end);
   j->end = j->undo_end;
   atomic_store_explicit(&j->published, j->end, memory_order_release);
   pthread_mutex_lock(&j->sync_lock);
   if (j->synced > j->end) j->synced = j->end;
   if (j->low > j->end) j->low = j->end;
+  if (j->stale_to < was) j->stale_to = was;
   pthread_mutex_unlock(&j->sync_lock);
 }
 
-/* Under sync_lock, when a sync of up to target ended well. */
+void rstate__journal_hold(rstate__journal *j) {
+  pthread_mutex_lock(&j->sync_lock);
+  j->waiters++;
+  pthread_mutex_unlock(&j->sync_lock);
+}
+
+void rstate__journal_release(rstate__journal *j) {
+  pthread_mutex_lock(&j->sync_lock);
+  if (!--j->waiters) pthread_cond_broadcast(&j->sync_cond);
+  pthread_mutex_unlock(&j->sync_lock);
+}
+
+/* Under sync_lock, when a sync of up to target (and stale_to) ended well. */
 static void synced_to(rstate__journal *j, size_t target) {
+  if (j->low == SIZE_MAX) j->stale_to = 0; /* else an undo during the sync may have zeroed after it */
   if (target > j->low) target = j->low;
   if (target > j->synced) j->synced = target;
   if (rstate__file_synced_hook) rstate__file_synced_hook(j, j->synced);
@@ -436,7 +455,8 @@ int rstate__journal_sync(rstate__journal *j) {
     return rstate__err(RSTATE_EIO, "%s: sync failed: %s", j->path, strerror(e));
   }
   size_t target = atomic_load_explicit(&j->published, memory_order_acquire);
-  if (target <= j->synced) {
+  size_t to = target > j->stale_to ? target : j->stale_to;
+  if (to <= j->synced) {
     pthread_mutex_unlock(&j->sync_lock);
     return RSTATE_OK;
   }
@@ -445,7 +465,7 @@ int rstate__journal_sync(rstate__journal *j) {
   j->syncing = true;
   pthread_mutex_unlock(&j->sync_lock);
   int e = fault(j);
-  if (!e) e = sync_range(j, from, target);
+  if (!e) e = sync_range(j, from, to);
   atomic_fetch_add_explicit(&rstate__file_syncs, 1, memory_order_relaxed);
   pthread_mutex_lock(&j->sync_lock);
   j->syncing = false;
