@@ -16,8 +16,10 @@
  * crc32c.c  the checksum
  * journal.c the journal files: a shared mapping appended to by memory stores
  * snapshot.c reading a directory into a local backend, writing a snapshot
- * backend.c the backend table, the background thread (sync, compaction,
- *           the fold's thread), deferred durability for a server
+ * backend.c the backend table, the journal hook, opening and closing,
+ *           deferred durability for a server
+ * compact.c the store's thread: the interval's syncs, prefaulting,
+ *           compaction and the fold's thread
  */
 #ifndef RSTATE_FILE_H
 #define RSTATE_FILE_H
@@ -266,6 +268,43 @@ int rstate__snapshot_write(rstate_backend *b, const char *dir, uint64_t gen, siz
 /* ---- backend.c ---------------------------------------------------------- */
 
 extern const rstate_backend_ops rstate__file_ops;
+
+/* An open file: store (the backend's object, shared with compact.c). */
+typedef struct rstate__fstore {
+  rstate_backend *local;
+  char *dir;
+  int lock_fd;
+  rstate_sync sync;
+  int interval_ms;
+  size_t keep;
+  /* under the local backend's lock */
+  rstate__journal *cur; /* swapped only by the background thread */
+  rstate__buf scratch;
+  bool compact_asked;
+  size_t compact_at;
+  /* the background thread */
+  pthread_t bg;
+  bool bg_running;
+  pthread_mutex_t bg_lock;
+  pthread_cond_t bg_cond;
+  bool stop, want_compact;
+  pthread_t folder; /* the thread folding the last journal into a snapshot */
+  bool folding, fold_done;
+  atomic_bool want_prefault; /* set by a writer, cleared by the thread */
+  uint64_t snap_gen;
+  uint64_t identity; /* the store's, from its id file */
+  rstate__sync_failure failure; /* its journals point here */
+} rstate__fstore;
+
+/* ---- compact.c ------------------------------------------------------------ */
+
+/* The store's thread (started by the open, given the store): the
+ * interval's syncs, allocating and prefaulting ahead (want_prefault),
+ * compaction (want_compact), until stop. */
+void *rstate__file_bg_main(void *arg);
+/* The journal size that starts a compaction after a snapshot of snap_size
+ * bytes. */
+size_t rstate__file_compact_threshold(size_t snap_size);
 /* Tests and benchmarks: the journal size that starts a compaction (0: the
  * default, 16 MiB or the snapshot's size when larger). */
 extern _Atomic size_t rstate__file_compact_bytes;
