@@ -1007,9 +1007,9 @@ Test(file, a_failed_interval_sync_refuses_every_change_until_reopened) {
   rstate_options o = {0};
   o.sync = RSTATE_SYNC_INTERVAL;
   o.sync_interval_ms = 10;
+  rstate__file_sync_fault = inject_fault; /* before the store's threads start */
   rstate_store *s = open_ok(dir, &o);
   h_define_ok(s, "x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
-  rstate__file_sync_fault = inject_fault;
   arm_fault(EIO);
   ASSERT_RC(rstate_set_int(s, "x", 1), RSTATE_OK); /* something for the next sync */
   wait_faults(1);
@@ -1038,9 +1038,9 @@ Test(file, a_failed_fdatasync_refuses_every_change_until_reopened) {
   fresh_dir(dir, sizeof dir);
   rstate_options o = {0};
   o.sync = RSTATE_SYNC_ALWAYS;
+  rstate__file_sync_fault = inject_fault; /* before the store's threads start */
   rstate_store *s = open_ok(dir, &o);
   h_define_ok(s, "x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
-  rstate__file_sync_fault = inject_fault;
   arm_fault(EIO);
   int rc = rstate_set_int(s, "x", 1);
   cr_assert_eq(rc, RSTATE_EIO, "%s: %s", rstate_error_name(rc), rstate_last_error());
@@ -1057,6 +1057,69 @@ Test(file, a_failed_fdatasync_refuses_every_change_until_reopened) {
   cr_assert_eq(h_get_int(s, "x"), 1);
   ASSERT_RC(rstate_set_int(s, "x", 3), RSTATE_OK);
   rstate_close(s);
+  h_rmdir(dir);
+}
+
+/* A server answers a turn's writes after one wait for their fdatasync
+ * (defer_durability); when that fails, the clients that wrote in the turn
+ * are closed unanswered (their calls fail with RSTATE_ECLOSED: the change
+ * may have been made), the operator is told once through on_log, and every
+ * change after it is refused with the store's sentence. */
+static pthread_mutex_t srvlog_lock = PTHREAD_MUTEX_INITIALIZER;
+static char srvlog_line[512];
+static int srvlog_lines;
+
+static void on_srv_log(rstate_server *srv, const char *line, void *ud) {
+  (void)srv;
+  (void)ud;
+  pthread_mutex_lock(&srvlog_lock);
+  if (strstr(line, "unanswered")) {
+    snprintf(srvlog_line, sizeof srvlog_line, "%s", line);
+    srvlog_lines++;
+  }
+  pthread_mutex_unlock(&srvlog_lock);
+}
+
+Test(file, a_failed_fdatasync_in_a_server_closes_the_turns_writers_unanswered) {
+  char dir[96];
+  fresh_dir(dir, sizeof dir);
+  rstate_options o = {0};
+  o.sync = RSTATE_SYNC_ALWAYS;
+  rstate__file_sync_fault = inject_fault; /* before the store's threads start */
+  rstate_store *s = open_ok(dir, &o);
+  h_define_ok(s, "x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  char uri[128];
+  snprintf(uri, sizeof uri, "unix:/tmp/rstate-test-file-%d-fail.sock", (int)getpid());
+  rstate_server_opts so = {.on_log = on_srv_log};
+  rstate_server *srv = NULL;
+  ASSERT_RC(rstate_server_start(&srv, s, uri, &so), RSTATE_OK);
+  rstate_store *cl = NULL;
+  ASSERT_RC(rstate_open(&cl, uri, NULL), RSTATE_OK);
+  ASSERT_RC(rstate_set_int(cl, "x", 1), RSTATE_OK);
+  arm_fault(EIO);
+  int rc = rstate_set_int(cl, "x", 2);
+  cr_assert_eq(rc, RSTATE_ECLOSED, "the writer was answered %s: %s", rstate_error_name(rc), rstate_last_error());
+  wait_faults(1);
+  cr_assert_eq(h_get_int(s, "x"), 2, "the change was not made");
+  char want[512];
+  snprintf(want, sizeof want,
+           "%s/journal.%016llx: fdatasync failed: %s (the change is made but may not be on disk): closed 1 clients "
+           "unanswered: their changes are made but may not be on disk",
+           dir, 1ull, strerror(EIO));
+  pthread_mutex_lock(&srvlog_lock);
+  cr_assert_eq(srvlog_lines, 1);
+  cr_assert_str_eq(srvlog_line, want);
+  pthread_mutex_unlock(&srvlog_lock);
+  rstate_close(cl);
+  ASSERT_RC(rstate_open(&cl, uri, NULL), RSTATE_OK);
+  rc = rstate_set_int(cl, "x", 3);
+  cr_assert_eq(rc, RSTATE_EIO, "%s: %s", rstate_error_name(rc), rstate_last_error());
+  cr_assert(strstr(rstate_last_error(), "a sync of journal.0000000000000001 failed"), "%s", rstate_last_error());
+  cr_assert_eq(h_get_int(s, "x"), 2);
+  rstate_close(cl);
+  rstate_server_stop(srv);
+  rstate_close(s);
+  rstate__file_sync_fault = NULL;
   h_rmdir(dir);
 }
 

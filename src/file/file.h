@@ -316,7 +316,8 @@ extern _Atomic uint64_t rstate__file_syncs;
 extern void (*rstate__file_synced_hook)(const rstate__journal *j, size_t synced);
 /* Tests: called before every sync of a journal (the fdatasync of a wait,
  * the msync of rstate__journal_sync); an errno returned makes that sync
- * fail with it, unmade (0: made as usual; NULL: none). */
+ * fail with it, unmade (0: made as usual). Set before a store opens (NULL:
+ * none). */
 extern int (*rstate__file_sync_fault)(const rstate__journal *j);
 
 #endif
