@@ -1188,6 +1188,86 @@ Test(file, without_fallocate_nothing_but_records_is_written, .timeout = 120) {
   h_rmdir(dir);
 }
 
+/* ---- a remap while a sync runs ------------------------------------------------------------- */
+
+/* A sync that blocks, holding the journal's mapping as an msync would, until
+ * released (5 s at most: slow_state 3 then). */
+static pthread_mutex_t slow_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t slow_cond = PTHREAD_COND_INITIALIZER;
+static int slow_state; /* 0 before, 1 in the sync, 2 released, 3 gave up waiting */
+
+static int slow_sync(const rstate__journal *j) {
+  (void)j;
+  struct timespec dl;
+  clock_gettime(CLOCK_REALTIME, &dl);
+  dl.tv_sec += 5;
+  pthread_mutex_lock(&slow_lock);
+  slow_state = 1;
+  pthread_cond_broadcast(&slow_cond);
+  int e = 0;
+  while (slow_state == 1 && e != ETIMEDOUT) e = pthread_cond_timedwait(&slow_cond, &slow_lock, &dl);
+  if (slow_state == 1) slow_state = 3;
+  pthread_mutex_unlock(&slow_lock);
+  return 0;
+}
+
+static void *syncer(void *p) { return (void *)(intptr_t)rstate__journal_sync(p); }
+
+/* While an msync runs (up to 100 ms on a busy disk) the sync holds the
+ * mapping; a writer whose journal passes the 1 GiB mapped at once must
+ * remap, and it does so without waiting for the sync: the file is mapped
+ * anew and the old mapping unmapped once the sync is done with it. Both
+ * mappings write the same file. (Sparse, so that the 1 GiB takes no room.) */
+Test(file, a_remap_does_not_wait_for_a_sync) {
+  if (sizeof(size_t) < 8) cr_skip_test("the mapping is 1 GiB on 64-bit machines only");
+  if (!fallocate_unsupported()) cr_skip_test("no seccomp filter here to keep the journal sparse");
+  char dir[96];
+  fresh_dir(dir, sizeof dir);
+  cr_assert_eq(mkdir(dir, 0700), 0);
+  rstate__journal *j;
+  ASSERT_RC(rstate__journal_create(&j, dir, 1), RSTATE_OK);
+  uint8_t rec[64];
+  memset(rec, 0xAB, sizeof rec);
+  ASSERT_RC(rstate__journal_append(j, rec, sizeof rec), RSTATE_OK);
+  rstate__file_sync_fault = slow_sync;
+  pthread_t th;
+  cr_assert_eq(pthread_create(&th, NULL, syncer, j), 0);
+  pthread_mutex_lock(&slow_lock);
+  while (slow_state == 0) pthread_cond_wait(&slow_cond, &slow_lock); /* slow_sync gives up after 5 s */
+  pthread_mutex_unlock(&slow_lock);
+  size_t at = atomic_load(&j->published), len = ((size_t)1 << 30) + ((size_t)1 << 20);
+  uint8_t *p = rstate__journal_reserve(j, len);
+  cr_assert_not_null(p, "%s", rstate_last_error());
+  pthread_mutex_lock(&slow_lock);
+  int state = slow_state;
+  slow_state = 2;
+  pthread_cond_broadcast(&slow_cond);
+  pthread_mutex_unlock(&slow_lock);
+  cr_assert_eq(state, 1, "the remap waited for the sync to end");
+  void *rc;
+  pthread_join(th, &rc);
+  cr_assert_eq((int)(intptr_t)rc, RSTATE_OK);
+  rstate__file_sync_fault = NULL;
+  memset(p, 0xCD, 8);
+  p[len - 1] = 0xEF;
+  rstate__journal_commit(j, len);
+  ASSERT_RC(rstate__journal_sync(j), RSTATE_OK);
+  char path[256];
+  journal_path(path, sizeof path, dir, 1);
+  int fd = open(path, O_RDONLY);
+  cr_assert_geq(fd, 0);
+  uint8_t b[8];
+  cr_assert_eq(pread(fd, b, 8, (off_t)(at - sizeof rec)), 8);
+  cr_assert_eq(b[0], 0xAB, "the record written through the old mapping");
+  cr_assert_eq(pread(fd, b, 8, (off_t)at), 8);
+  cr_assert_eq(b[0], 0xCD, "the bytes written through the new mapping");
+  cr_assert_eq(pread(fd, b, 1, (off_t)(at + len - 1)), 1);
+  cr_assert_eq(b[0], 0xEF);
+  close(fd);
+  rstate__journal_close(j, true);
+  h_rmdir(dir);
+}
+
 /* ---- kill -9 at random moments --------------------------------------------------------------- */
 
 /* The child: opens the store, and sets a, b and c together to 1, 2, ...

@@ -191,8 +191,13 @@ typedef struct rstate__journal {
   int peak;          /* most waiters seen lately */
   bool gathering;    /* a leader waits for the writers on their way */
   int64_t sync_ns;   /* how long the last fdatasync took */
+  /* the mapping as the threads outside the store's lock use it: a sync or
+   * a prefault holds it (counted in under map_lock) while it works, and a
+   * remap under a user maps anew and leaves the old mapping to its last
+   * user to unmap, so that a writer never waits for an msync */
+  pthread_mutex_t map_lock;
+  struct rstate__jmap *cur_map; /* map and size (under map_lock) */
   /* prefaulting ahead of the appends */
-  pthread_rwlock_t map_lock; /* held to write by a remap, to read by a prefault or a sync */
   _Atomic size_t prefaulted; /* populated up to here */
   _Atomic size_t again;      /* a writer past here asks for more */
   _Atomic size_t window;     /* how far ahead (rstate__journal_ahead) */
@@ -314,9 +319,9 @@ extern _Atomic uint64_t rstate__file_syncs;
 /* Tests: called after every sync of a journal that succeeded, with the
  * bytes of j now on disk (set before a store opens; NULL: none). */
 extern void (*rstate__file_synced_hook)(const rstate__journal *j, size_t synced);
-/* Tests: called before every sync of a journal (the fdatasync of a wait,
- * the msync of rstate__journal_sync); an errno returned makes that sync
- * fail with it, unmade (0: made as usual). Set before a store opens (NULL:
+/* Tests: called before every sync of a journal (the fdatasync of a wait;
+ * an msync of a range, holding the mapping as the msync would); an errno
+ * returned makes that sync fail with it, unmade (0: made as usual). Set before a store opens (NULL:
  * none). */
 extern int (*rstate__file_sync_fault)(const rstate__journal *j);
 

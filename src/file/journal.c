@@ -56,8 +56,36 @@ static void sync_failed(rstate__journal *j, int e) {
 /* The address space mapped at once (the file may be shorter: only what is
  * allocated is touched), so that the file grows under a mapping that stays
  * put and the prefaulting can run ahead of the writers without remapping;
- * a longer journal is remapped. */
+ * a longer journal is remapped (grow), moved when no sync or prefault uses
+ * the mapping, else mapped anew beside it (rstate__jmap). */
 #define WINDOW (sizeof(size_t) >= 8 ? (size_t)1 << 30 : (size_t)CHUNK_MAX)
+
+/* A mapping of the journal and the threads using it outside the store's
+ * lock; a mapping retired by a remap is unmapped by its last user. */
+typedef struct rstate__jmap {
+  uint8_t *p;
+  size_t size;
+  int users;
+  bool retired;
+} rstate__jmap;
+
+static rstate__jmap *map_hold(rstate__journal *j) {
+  pthread_mutex_lock(&j->map_lock);
+  rstate__jmap *m = j->cur_map;
+  m->users++;
+  pthread_mutex_unlock(&j->map_lock);
+  return m;
+}
+
+static void map_release(rstate__journal *j, rstate__jmap *m) {
+  pthread_mutex_lock(&j->map_lock);
+  bool gone = !--m->users && m->retired;
+  pthread_mutex_unlock(&j->map_lock);
+  if (gone) {
+    munmap(m->p, m->size);
+    free(m);
+  }
+}
 
 char *rstate__journal_path(const char *dir, uint64_t gen) {
   size_t n = strlen(dir) + 32;
@@ -117,8 +145,10 @@ static int journal_map(rstate__journal **out, int fd, char *path, uint64_t gen, 
   void *map = mmap(NULL, window, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (map == MAP_FAILED) map = mmap(NULL, window = size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   rstate__journal *j = map == MAP_FAILED ? NULL : calloc(1, sizeof *j);
-  if (!j) {
+  rstate__jmap *m = j ? calloc(1, sizeof *m) : NULL;
+  if (!m) {
     int e = errno;
+    free(j);
     if (map != MAP_FAILED) munmap(map, window);
     close(fd);
     int rc = map == MAP_FAILED ? rstate__err(RSTATE_EIO, "%s: cannot map the journal: %s", path, strerror(e))
@@ -131,6 +161,8 @@ static int journal_map(rstate__journal **out, int fd, char *path, uint64_t gen, 
   j->gen = gen;
   j->map = map;
   j->size = window;
+  *m = (rstate__jmap){map, window, 0, false};
+  j->cur_map = m;
   j->end = j->undo_end = end;
   atomic_store(&j->published, end);
   j->synced = end;
@@ -141,7 +173,7 @@ static int journal_map(rstate__journal **out, int fd, char *path, uint64_t gen, 
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
   pthread_cond_init(&j->sync_cond, &ca);
   pthread_condattr_destroy(&ca);
-  pthread_rwlock_init(&j->map_lock, NULL);
+  pthread_mutex_init(&j->map_lock, NULL);
   atomic_store(&j->prefaulted, end);
   atomic_store(&j->again, end);
   atomic_store(&j->allocated, size);
@@ -169,10 +201,14 @@ static int sync_range(rstate__journal *j, size_t from, size_t to) {
   size_t behind = atomic_load_explicit(&j->published, memory_order_acquire);
   if (behind > to) behind = to;
   behind -= behind % page;
-  pthread_rwlock_rdlock(&j->map_lock);
-  if (behind > from) madvise(j->map + from, behind - from, MADV_DONTNEED);
-  int e = msync(j->map + from, to - from, MS_SYNC) ? errno : 0;
-  pthread_rwlock_unlock(&j->map_lock);
+  rstate__jmap *m = map_hold(j); /* a writer remapping meanwhile does not wait for the msync */
+  if (to > m->size) to = m->size;
+  int e = fault(j);
+  if (!e) {
+    if (behind > from) madvise(m->p + from, behind - from, MADV_DONTNEED);
+    e = msync(m->p + from, to - from, MS_SYNC) ? errno : 0;
+  }
+  map_release(j, m);
   return e;
 }
 
@@ -269,15 +305,40 @@ static int grow(rstate__journal *j, size_t need) {
     raise_allocated(j, size);
   }
   if (size <= j->size) return RSTATE_OK;
-  pthread_rwlock_wrlock(&j->map_lock);
-  void *map = mremap(j->map, j->size, size, MREMAP_MAYMOVE);
-  if (map != MAP_FAILED) {
-    j->map = map;
+  /* Past the window. With no sync or prefault on the mapping, it is
+   * moved (the page tables go with it); under one, the file is mapped
+   * anew and the old mapping left to its last user: the writer never
+   * waits for an msync (up to 100 ms), only faults its pages in again. */
+  pthread_mutex_lock(&j->map_lock);
+  rstate__jmap *m = j->cur_map, *nm = NULL;
+  void *map;
+  int e = 0;
+  if (!m->users) {
+    map = mremap(m->p, m->size, size, MREMAP_MAYMOVE);
+    if (map == MAP_FAILED) e = errno;
+    else *m = (rstate__jmap){map, size, 0, false};
+  } else if (!(nm = malloc(sizeof *nm))) {
+    e = ENOMEM;
+  } else {
+    map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, j->fd, 0);
+    if (map == MAP_FAILED) {
+      e = errno;
+      free(nm);
+    } else {
+      *nm = (rstate__jmap){map, size, 0, false};
+      m->retired = true;
+      j->cur_map = nm;
+      /* nothing of the new mapping is prefaulted yet */
+      atomic_store(&j->prefaulted, j->end);
+      atomic_store_explicit(&j->again, j->end, memory_order_relaxed);
+    }
+  }
+  if (!e) {
+    j->map = j->cur_map->p;
     j->size = size;
   }
-  pthread_rwlock_unlock(&j->map_lock);
-  if (map == MAP_FAILED)
-    return rstate__err(RSTATE_EIO, "%s: cannot map %zu bytes of the journal: %s", j->path, size, strerror(errno));
+  pthread_mutex_unlock(&j->map_lock);
+  if (e) return rstate__err(RSTATE_EIO, "%s: cannot map %zu bytes of the journal: %s", j->path, size, strerror(e));
   return RSTATE_OK;
 }
 
@@ -313,7 +374,7 @@ void rstate__journal_commit(rstate__journal *j, size_t len) {
 
 void rstate__journal_prefault(rstate__journal *j) {
 #ifdef MADV_POPULATE_WRITE
-  pthread_rwlock_rdlock(&j->map_lock);
+  rstate__jmap *m = map_hold(j);
   size_t end = atomic_load_explicit(&j->published, memory_order_acquire);
   size_t done = atomic_load(&j->prefaulted);
   size_t from = done > end ? done : end;
@@ -322,10 +383,15 @@ void rstate__journal_prefault(rstate__journal *j) {
   size_t to = end + ahead;
   size_t have = atomic_load(&j->allocated);
   if (to > have) to = have;
-  if (to > j->size) to = j->size;
-  if (to > from && madvise(j->map + from, to - from, MADV_POPULATE_WRITE) == 0) atomic_store(&j->prefaulted, to);
-  atomic_store_explicit(&j->again, end + ahead / 4, memory_order_relaxed);
-  pthread_rwlock_unlock(&j->map_lock);
+  if (to > m->size) to = m->size;
+  bool populated = to > from && madvise(m->p + from, to - from, MADV_POPULATE_WRITE) == 0;
+  pthread_mutex_lock(&j->map_lock);
+  if (!m->retired) { /* else the new mapping is not populated */
+    if (populated) atomic_store(&j->prefaulted, to);
+    atomic_store_explicit(&j->again, end + ahead / 4, memory_order_relaxed);
+  }
+  pthread_mutex_unlock(&j->map_lock);
+  map_release(j, m);
 #else
   atomic_store_explicit(&j->again, SIZE_MAX, memory_order_relaxed);
 #endif
@@ -464,8 +530,7 @@ int rstate__journal_sync(rstate__journal *j) {
   j->low = SIZE_MAX;
   j->syncing = true;
   pthread_mutex_unlock(&j->sync_lock);
-  int e = fault(j);
-  if (!e) e = sync_range(j, from, to);
+  int e = sync_range(j, from, to);
   atomic_fetch_add_explicit(&rstate__file_syncs, 1, memory_order_relaxed);
   pthread_mutex_lock(&j->sync_lock);
   j->syncing = false;
@@ -485,12 +550,13 @@ void rstate__journal_close(rstate__journal *j, bool remove) {
   pthread_mutex_lock(&j->sync_lock);
   while (j->waiters || j->syncing) pthread_cond_wait(&j->sync_cond, &j->sync_lock);
   pthread_mutex_unlock(&j->sync_lock);
-  munmap(j->map, j->size);
+  munmap(j->cur_map->p, j->cur_map->size); /* no one holds it now; a retired one went with its last user */
+  free(j->cur_map);
   close(j->fd);
   if (remove) unlink(j->path);
   pthread_mutex_destroy(&j->sync_lock);
   pthread_cond_destroy(&j->sync_cond);
-  pthread_rwlock_destroy(&j->map_lock);
+  pthread_mutex_destroy(&j->map_lock);
   free(j->path);
   free(j);
 }
