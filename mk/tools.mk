@@ -73,6 +73,7 @@ browser-check: $(TOOL_BINS)
 # rate, 1,000 streams (an optimised build of its own, like make bench).
 bench-http:
 	$(MAKE) BUILD=build-bench CFLAGS="-O2 -g -DNDEBUG" build-bench/libreactivestate.a build-bench/tools/http/page.c
+	@mkdir -p build-bench/bench
 	$(CC) -O2 -g -DNDEBUG $(TOOL_CFLAGS) $(MHD_CFLAGS) -Ibench bench/http.c $(HTTP_SRCS) build-bench/tools/http/page.c \
 	  $(TOOL_HELPERS) -o build-bench/bench/http build-bench/libreactivestate.a $(MHD_LIBS) $(LIBS)
 	build-bench/bench/http
