@@ -16,6 +16,16 @@
  *     the socket client's latency again, and its ratio to its latency for
  *     changes of a variable no stream covers, in alternating blocks of the
  *     same run (target: unchanged within noise, <= 1.25).
+ *  4. the floor of part 3 for any design that writes 1,000 TCP streams per
+ *     change, with the HTTP side stopped: an inline watch on the served
+ *     store (as the HTTP side's one watch) wakes a plain thread, which
+ *     send()s the SSE record part 1 received, byte for byte, to each of
+ *     1,000 loopback TCP connections, read by the same epoll reader as
+ *     part 3's streams. The socket client's latency with that fan-out
+ *     against without, in the same alternating blocks; the fan-out
+ *     thread's CPU per change; the CPU per change of the HTTP side (part
+ *     3) and of the floor, from the process's CPU in the blocks of each
+ *     kind less the reader's.
  *
  * BENCH_HTTP_NICE=N runs the HTTP threads N steps below the others (as
  * rstated --http-nice N).
@@ -42,7 +52,13 @@ typedef struct sse_client {
   char buf[1 << 16];
   size_t len;
   bool head_done;
+  bool sample; /* keeps the first change's record in sse_record */
 } sse_client;
+
+/* One change's SSE record as a stream carried it ("id: ...\ndata: {...}\n\n"):
+ * the floor (part 4) writes exactly these bytes. */
+static char sse_record[1024];
+static size_t sse_record_len;
 
 static int http_port;
 static size_t streams_open; /* streams whose answer began (registered in the hub) */
@@ -78,6 +94,10 @@ static void sse_consume(sse_client *c) {
     if (data && memmem(data, (size_t)(rec - data), "\"kind\":\"changed\"", 16)) {
       char *co = memmem(data, (size_t)(rec - data), "\"coalesced\":", 12);
       uint64_t k = co ? strtoull(co + 12, NULL, 10) : 1;
+      if (c->sample && !sse_record_len && (size_t)(rec + 2 - p) <= sizeof sse_record) {
+        sse_record_len = (size_t)(rec + 2 - p);
+        memcpy(sse_record, p, sse_record_len);
+      }
       int64_t t = bench_now();
       arrival *a = c->a;
       pthread_mutex_lock(&a->mu);
@@ -123,12 +143,14 @@ typedef struct herd {
   size_t n;
   sse_client *c;
   arrival a; /* counts every stream's events */
+  pthread_t t;
+  bool stop;
 } herd;
 
 static void *herd_reader(void *arg) {
   herd *h = arg;
   struct epoll_event evs[256];
-  while (!readers_stop) {
+  while (!__atomic_load_n(&h->stop, __ATOMIC_RELAXED)) {
     int n = epoll_wait(h->ep, evs, 256, 100);
     for (int i = 0; i < n; i++) {
       sse_client *c = evs[i].data.ptr;
@@ -144,6 +166,126 @@ static void *herd_reader(void *arg) {
   return NULL;
 }
 
+/* Stream i of the herd reads fd (in the herd's epoll set). */
+static void herd_add(herd *h, size_t i, int fd, bool head_done) {
+  h->c[i].fd = fd;
+  h->c[i].a = &h->a;
+  h->c[i].head_done = head_done;
+  struct epoll_event e = {.events = EPOLLIN, .data.ptr = &h->c[i]};
+  if (epoll_ctl(h->ep, EPOLL_CTL_ADD, fd, &e)) bench_die("epoll_ctl");
+}
+
+static void herd_init(herd *h, size_t n) {
+  memset(h, 0, sizeof *h);
+  h->n = n;
+  arrival_init(&h->a);
+  if ((h->ep = epoll_create1(EPOLL_CLOEXEC)) < 0) bench_die("epoll_create1");
+  if (!(h->c = calloc(n, sizeof *h->c))) bench_die("out of memory");
+}
+
+static void herd_stop(herd *h) {
+  __atomic_store_n(&h->stop, true, __ATOMIC_RELAXED);
+  pthread_join(h->t, NULL);
+  for (size_t i = 0; i < h->n; i++) close(h->c[i].fd);
+  close(h->ep);
+  free(h->c);
+}
+
+/* ---- the floor: a bare fan-out (part 4) -------------------------------------- */
+
+/* An inline watch on the served store tells a plain thread of each change,
+ * as the HTTP side's one watch tells its waker (a mutex, a condition
+ * variable); the thread writes the record with one send() to each
+ * connection. */
+typedef struct fanout {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  uint64_t pending;
+  bool stop;
+  int *fd;
+  size_t n;
+  int64_t cpu;     /* the thread's CPU time while writing */
+  uint64_t rounds; /* changes written to every connection */
+  pthread_t t;
+} fanout;
+
+static int fanout_cb(const rstate_event *ev, void *ud) {
+  if (ev->kind != RSTATE_EVENT_CHANGED) return RSTATE_CONTINUE;
+  fanout *f = ud;
+  pthread_mutex_lock(&f->mu);
+  f->pending++;
+  pthread_cond_signal(&f->cv);
+  pthread_mutex_unlock(&f->mu);
+  return RSTATE_CONTINUE;
+}
+
+static void *fanout_main(void *arg) {
+  fanout *f = arg;
+  pthread_mutex_lock(&f->mu);
+  for (;;) {
+    while (!f->pending && !f->stop) pthread_cond_wait(&f->cv, &f->mu);
+    if (f->stop) break;
+    uint64_t k = f->pending;
+    f->pending = 0;
+    pthread_mutex_unlock(&f->mu);
+    int64_t c0 = bench_cpu_now();
+    for (uint64_t j = 0; j < k; j++)
+      for (size_t i = 0; i < f->n; i++)
+        if (send(f->fd[i], sse_record, sse_record_len, MSG_NOSIGNAL) != (ssize_t)sse_record_len)
+          bench_die("floor: send");
+    int64_t c1 = bench_cpu_now();
+    pthread_mutex_lock(&f->mu);
+    f->cpu += c1 - c0;
+    f->rounds += k;
+  }
+  pthread_mutex_unlock(&f->mu);
+  return NULL;
+}
+
+/* n loopback TCP connections (TCP_NODELAY both ends): the writer's ends in
+ * f, the reader's in the herd. */
+static void fanout_connect(fanout *f, herd *h) {
+  int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t len = sizeof a;
+  if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof a) || listen(l, 64) || getsockname(l, (struct sockaddr *)&a, &len))
+    bench_die("floor: tcp listen");
+  if (!(f->fd = calloc(h->n, sizeof *f->fd))) bench_die("out of memory");
+  f->n = h->n;
+  int one = 1;
+  for (size_t i = 0; i < h->n; i++) {
+    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (c < 0 || connect(c, (struct sockaddr *)&a, sizeof a)) bench_die("floor: tcp connect");
+    int s = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+    if (s < 0) bench_die("floor: tcp accept");
+    setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    f->fd[i] = s;
+    herd_add(h, i, c, true);
+  }
+  close(l);
+}
+
+/* ---- CPU per change ------------------------------------------------------------ */
+
+static int64_t clock_ns(clockid_t c) {
+  struct timespec ts;
+  clock_gettime(c, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The CPU time blocks of one kind took: the whole process's, and the herd
+ * reader's (the benchmark's own reading). */
+typedef struct cpu_acct {
+  double proc, reader;
+  size_t changes;
+} cpu_acct;
+
+/* The CPU per change the streams' blocks took beyond the quiet blocks,
+ * less what the reader took: the fan-out's (with its wakeups). */
+static double cpu_fanout(const cpu_acct *with, const cpu_acct *quiet) {
+  return (with->proc - with->reader) / (double)with->changes - (quiet->proc - quiet->reader) / (double)quiet->changes;
+}
 
 /* n changes made by setter; the socket watcher's and the SSE client's
  * latency per change. Each change is made once the last one reached every
@@ -171,6 +313,91 @@ static void latency(rstate_store *setter, const char *var, arrival *sock, arriva
   }
 }
 
+/* One block of n changes of var (parts 3 and 4), the process's and the
+ * herd reader's CPU counted into acct; covered: the herd's streams carry
+ * var (each change is then awaited on every stream). */
+static void block(rstate_store *setter, const char *var, arrival *sock, size_t n, bstats *ls, bstats *lh, herd *h,
+                  bool covered, cpu_acct *acct) {
+  clockid_t rclk;
+  if (pthread_getcpuclockid(h->t, &rclk)) bench_die("pthread_getcpuclockid");
+  int64_t p0 = clock_ns(CLOCK_PROCESS_CPUTIME_ID), r0 = clock_ns(rclk);
+  latency(setter, var, sock, NULL, n, ls, lh, covered ? &h->a : NULL, h->n);
+  acct->proc += (double)(clock_ns(CLOCK_PROCESS_CPUTIME_ID) - p0);
+  acct->reader += (double)(clock_ns(rclk) - r0);
+  acct->changes += n;
+}
+
+/* The socket client's latency in alternating blocks: changes of QUIET_VAR
+ * (no stream covers it) and of BENCH_VAR (every stream of h reads each),
+ * BLOCKS of each. */
+enum { BLOCKS = 10 };
+typedef struct alternating {
+  bstats with, quiet[2], last; /* quiet[1]: the first five blocks */
+  cpu_acct cpu_with, cpu_quiet;
+  size_t n; /* changes of each kind */
+} alternating;
+
+static void alternate(rstate_store *setter, arrival *sock, herd *h, size_t n, alternating *r) {
+  memset(r, 0, sizeof *r);
+  size_t per = n / BLOCKS ? n / BLOCKS : 1;
+  for (size_t blk = 0; blk < BLOCKS; blk++) {
+    block(setter, QUIET_VAR, sock, per, &r->quiet[blk < BLOCKS / 2], NULL, h, false, &r->cpu_quiet);
+    block(setter, BENCH_VAR, sock, per, &r->with, &r->last, h, true, &r->cpu_with);
+  }
+  r->n = per * BLOCKS;
+}
+
+/* Every stream of h got every change (want of them), or says how many. */
+static void herd_check(herd *h, uint64_t want) {
+  int64_t dl = bench_now() + 10000000000LL;
+  for (;;) {
+    pthread_mutex_lock(&h->a.mu);
+    uint64_t c = h->a.coalesced;
+    pthread_mutex_unlock(&h->a.mu);
+    if (c >= want || bench_now() > dl) {
+      printf("  %zu streams covered %llu of %llu changes\n", h->n, (unsigned long long)c, (unsigned long long)want);
+      return;
+    }
+    usleep(1000);
+  }
+}
+
+/* Rows of an alternating run: the socket client's p50 with the streams,
+ * without, their ratio; the last stream's latency; CPU per change. Returns
+ * the ratio. */
+static double alternating_rows(const char *pre, const char *last_id, const char *what, char cmp, herd *h, alternating *r,
+                               double *fan_cpu) {
+  bsum s = bs_sum(&r->with), q1 = bs_sum(&r->quiet[1]), q2 = bs_sum(&r->quiet[0]);
+  bs_merge(&r->quiet[0], &r->quiet[1]);
+  bsum sq = bs_sum(&r->quiet[0]), l = bs_sum(&r->last);
+  char id[80], label[160];
+  snprintf(id, sizeof id, "%s.socket1k", pre);
+  snprintf(label, sizeof label, "set -> socket client's watch, %zu %s reading", h->n, what);
+  bench_pct_row(id, label, s.p50, s, NULL, NAN, 0, 0);
+  snprintf(id, sizeof id, "%s.socket1k.quiet", pre);
+  bench_pct_row(id, "set of a variable no stream covers -> the socket watch, blocks between", sq.p50, sq, NULL, NAN, 0,
+                0);
+  printf("  (changes no stream covers: p50 %.1f us in the first five blocks, %.1f us in the last five)\n", q1.p50 / 1e3,
+         q2.p50 / 1e3);
+  double ratio = s.p50 / sq.p50;
+  snprintf(id, sizeof id, "%s.socket1k.ratio", pre);
+  snprintf(label, sizeof label, "socket p50 with the %s reading / without, alternating blocks", what);
+  bench_ratio(id, label, ratio, cmp, 1.25);
+  snprintf(label, sizeof label, "set -> the last of %zu %s", h->n, what);
+  bench_pct_row(last_id, label, l.p50, l, NULL, NAN, 0, 0);
+  *fan_cpu = cpu_fanout(&r->cpu_with, &r->cpu_quiet);
+  printf("  CPU per change, every thread: %.0f us with the %s, %.0f us without; the reader's %.0f us; so the "
+         "fan-out's %.0f us (%.2f us per stream)\n",
+         r->cpu_with.proc / (double)r->cpu_with.changes / 1e3, what,
+         r->cpu_quiet.proc / (double)r->cpu_quiet.changes / 1e3, r->cpu_with.reader / (double)r->cpu_with.changes / 1e3,
+         *fan_cpu / 1e3, *fan_cpu / 1e3 / (double)h->n);
+  bs_free(&r->with);
+  bs_free(&r->quiet[0]);
+  bs_free(&r->quiet[1]);
+  bs_free(&r->last);
+  return ratio;
+}
+
 int main(int argc, char **argv) {
   bench_init(argc, argv, "http");
   struct rlimit rl = {4096, 4096};
@@ -195,6 +422,7 @@ int main(int argc, char **argv) {
   sse_client *one = calloc(1, sizeof *one);
   one->fd = sse_connect("names=" BENCH_VAR);
   one->a = &sse;
+  one->sample = true;
   pthread_t rt;
   pthread_create(&rt, NULL, sse_reader, one);
   wait_streams_open(1);
@@ -261,18 +489,10 @@ int main(int argc, char **argv) {
   bench_define_float(b.store, QUIET_VAR);
   const char *quiet[] = {QUIET_VAR};
   BENCH_OK(rstate_watch(watcher, quiet, 1, arrival_cb, &sock, NULL, NULL));
-  herd h = {.n = bench_n(1000, 100)};
-  arrival_init(&h.a);
-  h.ep = epoll_create1(EPOLL_CLOEXEC);
-  h.c = calloc(h.n, sizeof *h.c);
-  for (size_t i = 0; i < h.n; i++) {
-    h.c[i].fd = sse_connect("names=" BENCH_VAR);
-    h.c[i].a = &h.a;
-    struct epoll_event e = {.events = EPOLLIN, .data.ptr = &h.c[i]};
-    epoll_ctl(h.ep, EPOLL_CTL_ADD, h.c[i].fd, &e);
-  }
-  pthread_t ht;
-  pthread_create(&ht, NULL, herd_reader, &h);
+  herd h;
+  herd_init(&h, bench_n(1000, 100));
+  for (size_t i = 0; i < h.n; i++) herd_add(&h, i, sse_connect("names=" BENCH_VAR), false);
+  pthread_create(&h.t, NULL, herd_reader, &h);
   /* every stream open (its answer began after it registered): one change
    * reaches all of them */
   wait_streams_open(h.n + 2);
@@ -281,62 +501,71 @@ int main(int argc, char **argv) {
   BENCH_OK(rstate_set_float(setter, BENCH_VAR, -1));
   arrival_wait(&sock, "the socket event");
   arrival_wait(&h.a, "the change on every stream");
-  bstats ls3 = {0}, lh3 = {0}, lq[2] = {{0}};
-  enum { BLOCKS = 10 };
-  size_t per = n / BLOCKS ? n / BLOCKS : 1;
-  for (size_t blk = 0; blk < BLOCKS; blk++) {
-    latency(setter, QUIET_VAR, &sock, NULL, per, &lq[blk < BLOCKS / 2], NULL, NULL, 0);
-    latency(setter, BENCH_VAR, &sock, NULL, per, &ls3, &lh3, &h.a, h.n);
-  }
-  n = per * BLOCKS;
-  bsum s3 = bs_sum(&ls3), q1 = bs_sum(&lq[1]), q2 = bs_sum(&lq[0]);
-  bs_merge(&lq[0], &lq[1]);
-  bsum sq = bs_sum(&lq[0]);
-  /* every stream got every change */
-  int64_t dl = bench_now() + 10000000000LL;
-  for (;;) {
-    pthread_mutex_lock(&h.a.mu);
-    uint64_t c = h.a.coalesced;
-    pthread_mutex_unlock(&h.a.mu);
-    if (c >= (uint64_t)h.n * (n + 1) || bench_now() > dl) {
-      printf("  %zu streams covered %llu of %llu changes\n", h.n, (unsigned long long)c,
-             (unsigned long long)h.n * (n + 1));
-      break;
-    }
-    usleep(1000);
-  }
-  char label[120];
-  snprintf(label, sizeof label, "set -> socket client's watch, %zu SSE streams reading", h.n);
-  bench_pct_row("http.lat.socket1k", label, s3.p50, s3, NULL, NAN, 0, 0);
-  bench_pct_row("http.lat.socket1k.quiet", "set of a variable no stream covers -> the socket watch, blocks between",
-                sq.p50, sq, NULL, NAN, 0, 0);
-  printf("  (changes no stream covers: p50 %.1f us in the first five blocks, %.1f us in the last five)\n", q1.p50 / 1e3,
-         q2.p50 / 1e3);
-  bench_ratio("http.lat.socket1k.ratio", "socket p50 with the streams reading / without, alternating blocks",
-              s3.p50 / sq.p50, '<', 1.25);
-  bsum l3 = bs_sum(&lh3);
-  snprintf(label, sizeof label, "set -> the last of %zu SSE streams", h.n);
-  bench_pct_row("http.lat.sse1k", label, l3.p50, l3, NULL, NAN, 0, 0);
+  alternating r3;
+  alternate(setter, &sock, &h, n, &r3);
+  herd_check(&h, (uint64_t)h.n * (r3.n + 1));
+  double ours_cpu, ours = alternating_rows("http.lat", "http.lat.sse1k", "SSE streams", '<', &h, &r3, &ours_cpu);
 
   readers_stop = true;
   http_stop(web); /* ends every stream: the readers see EOF */
   pthread_join(rt, NULL);
   pthread_join(rt2, NULL);
-  pthread_join(ht, NULL);
-  for (size_t i = 0; i < h.n; i++) close(h.c[i].fd);
+  herd_stop(&h);
   close(one->fd);
   close(two->fd);
   free(two);
-  free(h.c);
   free(one);
+
+  /* 4. the floor: the same blocks, a bare fan-out instead of the HTTP side */
+  if (!sse_record_len) bench_die("no SSE record was kept for the floor");
+  herd f;
+  herd_init(&f, bench_n(1000, 100));
+  fanout fo = {.stop = false};
+  pthread_mutex_init(&fo.mu, NULL);
+  pthread_cond_init(&fo.cv, NULL);
+  fanout_connect(&fo, &f);
+  pthread_create(&f.t, NULL, herd_reader, &f);
+  pthread_create(&fo.t, NULL, fanout_main, &fo);
+  rstate_watch_id fw;
+  BENCH_OK(rstate_watch(b.store, names, 1, fanout_cb, &fo, NULL, &fw));
+  arrival_expect(&f.a, f.n);
+  arrival_expect(&sock, 1);
+  BENCH_OK(rstate_set_float(setter, BENCH_VAR, -2));
+  arrival_wait(&sock, "the socket event");
+  arrival_wait(&f.a, "the change on every floor stream");
+  alternating r4;
+  alternate(setter, &sock, &f, n, &r4);
+  herd_check(&f, (uint64_t)f.n * (r4.n + 1));
+  double floor_cpu, floor = alternating_rows("floor.http", "floor.http.fanout1k", "bare TCP streams", 0, &f, &r4, &floor_cpu);
+  pthread_mutex_lock(&fo.mu);
+  double thread_cpu = fo.rounds ? (double)fo.cpu / (double)fo.rounds : NAN;
+  pthread_mutex_unlock(&fo.mu);
+  brow cr = {"floor.http.fanout1k.cpu", "the floor's writing thread: CPU per change (a send() per stream)", "ns/change",
+             thread_cpu, bench_nopct, NULL, NAN, NAN, 0, 0};
+  bench_row(&cr);
+  brow car = {"floor.http.fanout1k.cpu.all", "the floor's CPU per change beyond a quiet change, every thread",
+              "ns/change", floor_cpu, bench_nopct, NULL, NAN, NAN, 0, 0};
+  bench_row(&car);
+  brow ocr = {"http.sse1k.cpu", "the HTTP side's CPU per change beyond a quiet change, every thread", "ns/change",
+              ours_cpu, bench_nopct, "floor.http.fanout1k.cpu.all", floor_cpu, ours_cpu / floor_cpu, 0, 0};
+  bench_row(&ocr);
+  printf("  (%zu-byte records; socket client's p50 ratio: ours %.2fx, the floor %.2fx; CPU per stream per change: "
+         "ours %.2f us, the floor %.2f us)\n",
+         sse_record_len, ours, floor, ours_cpu / 1e3 / (double)h.n, floor_cpu / 1e3 / (double)f.n);
+  BENCH_OK(rstate_unwatch(b.store, fw));
+  pthread_mutex_lock(&fo.mu);
+  fo.stop = true;
+  pthread_cond_signal(&fo.cv);
+  pthread_mutex_unlock(&fo.mu);
+  pthread_join(fo.t, NULL);
+  for (size_t i = 0; i < fo.n; i++) close(fo.fd[i]);
+  free(fo.fd);
+  herd_stop(&f);
+
   rstate_close(setter);
   rstate_close(watcher);
   bserver_stop(&b);
   bs_free(&ls);
   bs_free(&lh);
-  bs_free(&ls3);
-  bs_free(&lh3);
-  bs_free(&lq[0]);
-  bs_free(&lq[1]);
   return 0;
 }
