@@ -16,16 +16,16 @@
  *     the socket client's latency again, and its ratio to its latency for
  *     changes of a variable no stream covers, in alternating blocks of the
  *     same run (target: unchanged within noise, <= 1.25).
- *  4. the floor of part 3 for any design that writes 1,000 TCP streams per
- *     change, with the HTTP side stopped: an inline watch on the served
- *     store (as the HTTP side's one watch) wakes a plain thread, which
- *     send()s the SSE record part 1 received, byte for byte, to each of
- *     1,000 loopback TCP connections, read by the same epoll reader as
- *     part 3's streams. The socket client's latency with that fan-out
- *     against without, in the same alternating blocks; the fan-out
- *     thread's CPU per change; the CPU per change of the HTTP side (part
- *     3) and of the floor, from the process's CPU in the blocks of each
- *     kind less the reader's.
+ *     Between them, in the same turning blocks, the floor of any design
+ *     that writes 1,000 TCP streams per change: an inline watch on the
+ *     served store (as the HTTP side's one watch) wakes a plain thread,
+ *     which send()s the SSE record part 1 received, byte for byte, to each
+ *     of 1,000 loopback TCP connections, read by the same epoll reader as
+ *     the SSE streams; it covers a third variable, which no SSE stream
+ *     reads. The socket client's latency with that fan-out against
+ *     without; the fan-out thread's CPU per change; and the CPU per change
+ *     of the HTTP side and of the floor, from the process's CPU in the
+ *     blocks of each kind beyond the quiet blocks', less the readers'.
  *
  * BENCH_HTTP_NICE=N runs the HTTP threads N steps below the others (as
  * rstated --http-nice N).
@@ -43,6 +43,7 @@
 
 #define QUIET_VAR "pressure" /* watched by the socket client, by no stream */
 #define STREAM_VAR "flow"    /* read by one stream only (part 2) */
+#define FLOOR_VAR "humidity" /* watched by the socket client and the floor (part 3) */
 
 /* ---- a curl-like SSE client ------------------------------------------------- */
 
@@ -313,38 +314,54 @@ static void latency(rstate_store *setter, const char *var, arrival *sock, arriva
   }
 }
 
-/* One block of n changes of var (parts 3 and 4), the process's and the
- * herd reader's CPU counted into acct; covered: the herd's streams carry
- * var (each change is then awaited on every stream). */
-static void block(rstate_store *setter, const char *var, arrival *sock, size_t n, bstats *ls, bstats *lh, herd *h,
-                  bool covered, cpu_acct *acct) {
-  clockid_t rclk;
-  if (pthread_getcpuclockid(h->t, &rclk)) bench_die("pthread_getcpuclockid");
-  int64_t p0 = clock_ns(CLOCK_PROCESS_CPUTIME_ID), r0 = clock_ns(rclk);
-  latency(setter, var, sock, NULL, n, ls, lh, covered ? &h->a : NULL, h->n);
-  acct->proc += (double)(clock_ns(CLOCK_PROCESS_CPUTIME_ID) - p0);
-  acct->reader += (double)(clock_ns(rclk) - r0);
-  acct->changes += n;
+/* The blocks of part 3: changes of QUIET_VAR (no stream covers it), of
+ * BENCH_VAR (the SSE streams read each) and of FLOOR_VAR (the floor's bare
+ * streams carry each), in turn. */
+enum { QUIET, HTTP, FLOOR, KINDS, BLOCKS = 10 };
+static const char *const kind_var[KINDS] = {QUIET_VAR, BENCH_VAR, FLOOR_VAR};
+
+typedef struct kind_run {
+  bstats sock, last; /* the socket client's latency; the last stream's */
+  cpu_acct cpu;
+} kind_run;
+
+/* CPU time of the readers' threads (the benchmark's own reading). */
+static int64_t readers_cpu(herd *const *h) {
+  int64_t t = 0;
+  for (int i = 0; i < 2; i++) {
+    clockid_t c;
+    if (pthread_getcpuclockid(h[i]->t, &c)) bench_die("pthread_getcpuclockid");
+    t += clock_ns(c);
+  }
+  return t;
 }
 
-/* The socket client's latency in alternating blocks: changes of QUIET_VAR
- * (no stream covers it) and of BENCH_VAR (every stream of h reads each),
- * BLOCKS of each. */
-enum { BLOCKS = 10 };
-typedef struct alternating {
-  bstats with, quiet[2], last; /* quiet[1]: the first five blocks */
-  cpu_acct cpu_with, cpu_quiet;
-  size_t n; /* changes of each kind */
-} alternating;
+/* One block of n changes of var, the process's and the readers' CPU counted
+ * into r; covered: the streams that carry var (each change is awaited on
+ * every one of them), or NULL. */
+static void block(rstate_store *setter, const char *var, arrival *sock, size_t n, kind_run *r, herd *const *readers,
+                  herd *covered, bstats *quiet_half) {
+  int64_t p0 = clock_ns(CLOCK_PROCESS_CPUTIME_ID), r0 = readers_cpu(readers);
+  latency(setter, var, sock, NULL, n, quiet_half ? quiet_half : &r->sock, &r->last, covered ? &covered->a : NULL,
+          covered ? covered->n : 0);
+  r->cpu.proc += (double)(clock_ns(CLOCK_PROCESS_CPUTIME_ID) - p0);
+  r->cpu.reader += (double)(readers_cpu(readers) - r0);
+  r->cpu.changes += n;
+}
 
-static void alternate(rstate_store *setter, arrival *sock, herd *h, size_t n, alternating *r) {
-  memset(r, 0, sizeof *r);
+/* BLOCKS rounds of a block of each kind, the order turning each round so no
+ * kind always follows the same one; quiet_half[1]: the quiet changes of the
+ * first half. Returns the changes of each kind. */
+static size_t alternate(rstate_store *setter, arrival *sock, herd *const *h, size_t n, kind_run *r,
+                        bstats *quiet_half) {
   size_t per = n / BLOCKS ? n / BLOCKS : 1;
-  for (size_t blk = 0; blk < BLOCKS; blk++) {
-    block(setter, QUIET_VAR, sock, per, &r->quiet[blk < BLOCKS / 2], NULL, h, false, &r->cpu_quiet);
-    block(setter, BENCH_VAR, sock, per, &r->with, &r->last, h, true, &r->cpu_with);
-  }
-  r->n = per * BLOCKS;
+  for (size_t blk = 0; blk < BLOCKS; blk++)
+    for (size_t j = 0; j < KINDS; j++) {
+      size_t k = (blk + j) % KINDS;
+      block(setter, kind_var[k], sock, per, &r[k], h, k == QUIET ? NULL : h[k - 1],
+            k == QUIET ? &quiet_half[blk < BLOCKS / 2] : NULL);
+    }
+  return per * BLOCKS;
 }
 
 /* Every stream of h got every change (want of them), or says how many. */
@@ -362,45 +379,31 @@ static void herd_check(herd *h, uint64_t want) {
   }
 }
 
-/* Rows of an alternating run: the socket client's p50 with the streams,
- * without, their ratio; the last stream's latency; CPU per change. Returns
- * the ratio. */
-static double alternating_rows(const char *pre, const char *last_id, const char *what, char cmp, herd *h, alternating *r,
-                               double *fan_cpu) {
-  bsum s = bs_sum(&r->with), q1 = bs_sum(&r->quiet[1]), q2 = bs_sum(&r->quiet[0]);
-  bs_merge(&r->quiet[0], &r->quiet[1]);
-  bsum sq = bs_sum(&r->quiet[0]), l = bs_sum(&r->last);
-  char id[80], label[160];
-  snprintf(id, sizeof id, "%s.socket1k", pre);
-  snprintf(label, sizeof label, "set -> socket client's watch, %zu %s reading", h->n, what);
-  bench_pct_row(id, label, s.p50, s, NULL, NAN, 0, 0);
-  snprintf(id, sizeof id, "%s.socket1k.quiet", pre);
-  bench_pct_row(id, "set of a variable no stream covers -> the socket watch, blocks between", sq.p50, sq, NULL, NAN, 0,
-                0);
-  printf("  (changes no stream covers: p50 %.1f us in the first five blocks, %.1f us in the last five)\n", q1.p50 / 1e3,
-         q2.p50 / 1e3);
-  double ratio = s.p50 / sq.p50;
-  snprintf(id, sizeof id, "%s.socket1k.ratio", pre);
+/* Rows of one kind against the quiet blocks: the socket client's p50, its
+ * ratio to the quiet p50, the last stream's latency, the CPU per change.
+ * Returns the ratio. */
+static double kind_rows(const char *id_sock, const char *id_ratio, const char *id_last, const char *what, char cmp,
+                        size_t streams, kind_run *r, double quiet_p50, const kind_run *quiet, double *fan_cpu) {
+  bsum s = bs_sum(&r->sock), l = bs_sum(&r->last);
+  char label[160];
+  snprintf(label, sizeof label, "set -> socket client's watch, %zu %s reading", streams, what);
+  bench_pct_row(id_sock, label, s.p50, s, NULL, NAN, 0, 0);
+  double ratio = s.p50 / quiet_p50;
   snprintf(label, sizeof label, "socket p50 with the %s reading / without, alternating blocks", what);
-  bench_ratio(id, label, ratio, cmp, 1.25);
-  snprintf(label, sizeof label, "set -> the last of %zu %s", h->n, what);
-  bench_pct_row(last_id, label, l.p50, l, NULL, NAN, 0, 0);
-  *fan_cpu = cpu_fanout(&r->cpu_with, &r->cpu_quiet);
+  bench_ratio(id_ratio, label, ratio, cmp, 1.25);
+  snprintf(label, sizeof label, "set -> the last of %zu %s", streams, what);
+  bench_pct_row(id_last, label, l.p50, l, NULL, NAN, 0, 0);
+  *fan_cpu = cpu_fanout(&r->cpu, &quiet->cpu);
   printf("  CPU per change, every thread: %.0f us with the %s, %.0f us without; the reader's %.0f us; so the "
          "fan-out's %.0f us (%.2f us per stream)\n",
-         r->cpu_with.proc / (double)r->cpu_with.changes / 1e3, what,
-         r->cpu_quiet.proc / (double)r->cpu_quiet.changes / 1e3, r->cpu_with.reader / (double)r->cpu_with.changes / 1e3,
-         *fan_cpu / 1e3, *fan_cpu / 1e3 / (double)h->n);
-  bs_free(&r->with);
-  bs_free(&r->quiet[0]);
-  bs_free(&r->quiet[1]);
-  bs_free(&r->last);
+         r->cpu.proc / (double)r->cpu.changes / 1e3, what, quiet->cpu.proc / (double)quiet->cpu.changes / 1e3,
+         r->cpu.reader / (double)r->cpu.changes / 1e3, *fan_cpu / 1e3, *fan_cpu / 1e3 / (double)streams);
   return ratio;
 }
 
 int main(int argc, char **argv) {
   bench_init(argc, argv, "http");
-  struct rlimit rl = {4096, 4096};
+  struct rlimit rl = {8192, 8192}; /* 1,000 HTTP streams (both ends), 1,000 bare ones */
   setrlimit(RLIMIT_NOFILE, &rl);
   bserver b;
   bserver_start(&b, "unix", NULL);
@@ -485,58 +488,59 @@ int main(int argc, char **argv) {
    * one and of the other alternate, so the socket client's latency with the
    * streams reading is compared with its latency without, in the same
    * minute of the same run (the machine's drift from minute to minute is
-   * larger than the effect, as bench/notes.md shows). */
+   * larger than the effect, as bench/notes.md shows). Between them, blocks
+   * of changes of FLOOR_VAR, which the floor's bare fan-out writes to its
+   * own 1,000 connections: the floor of any design writing the streams,
+   * in the same minutes. */
+  if (!sse_record_len) bench_die("no SSE record was kept for the floor");
   bench_define_float(b.store, QUIET_VAR);
-  const char *quiet[] = {QUIET_VAR};
-  BENCH_OK(rstate_watch(watcher, quiet, 1, arrival_cb, &sock, NULL, NULL));
-  herd h;
+  bench_define_float(b.store, FLOOR_VAR);
+  const char *more[] = {QUIET_VAR, FLOOR_VAR};
+  BENCH_OK(rstate_watch(watcher, more, 2, arrival_cb, &sock, NULL, NULL));
+  herd h, f;
   herd_init(&h, bench_n(1000, 100));
   for (size_t i = 0; i < h.n; i++) herd_add(&h, i, sse_connect("names=" BENCH_VAR), false);
   pthread_create(&h.t, NULL, herd_reader, &h);
-  /* every stream open (its answer began after it registered): one change
-   * reaches all of them */
-  wait_streams_open(h.n + 2);
-  arrival_expect(&h.a, h.n);
-  arrival_expect(&sock, 1);
-  BENCH_OK(rstate_set_float(setter, BENCH_VAR, -1));
-  arrival_wait(&sock, "the socket event");
-  arrival_wait(&h.a, "the change on every stream");
-  alternating r3;
-  alternate(setter, &sock, &h, n, &r3);
-  herd_check(&h, (uint64_t)h.n * (r3.n + 1));
-  double ours_cpu, ours = alternating_rows("http.lat", "http.lat.sse1k", "SSE streams", '<', &h, &r3, &ours_cpu);
-
-  readers_stop = true;
-  http_stop(web); /* ends every stream: the readers see EOF */
-  pthread_join(rt, NULL);
-  pthread_join(rt2, NULL);
-  herd_stop(&h);
-  close(one->fd);
-  close(two->fd);
-  free(two);
-  free(one);
-
-  /* 4. the floor: the same blocks, a bare fan-out instead of the HTTP side */
-  if (!sse_record_len) bench_die("no SSE record was kept for the floor");
-  herd f;
-  herd_init(&f, bench_n(1000, 100));
+  herd_init(&f, h.n);
   fanout fo = {.stop = false};
   pthread_mutex_init(&fo.mu, NULL);
   pthread_cond_init(&fo.cv, NULL);
   fanout_connect(&fo, &f);
   pthread_create(&f.t, NULL, herd_reader, &f);
   pthread_create(&fo.t, NULL, fanout_main, &fo);
+  const char *floor_var[] = {FLOOR_VAR};
   rstate_watch_id fw;
-  BENCH_OK(rstate_watch(b.store, names, 1, fanout_cb, &fo, NULL, &fw));
-  arrival_expect(&f.a, f.n);
-  arrival_expect(&sock, 1);
-  BENCH_OK(rstate_set_float(setter, BENCH_VAR, -2));
-  arrival_wait(&sock, "the socket event");
-  arrival_wait(&f.a, "the change on every floor stream");
-  alternating r4;
-  alternate(setter, &sock, &f, n, &r4);
-  herd_check(&f, (uint64_t)f.n * (r4.n + 1));
-  double floor_cpu, floor = alternating_rows("floor.http", "floor.http.fanout1k", "bare TCP streams", 0, &f, &r4, &floor_cpu);
+  BENCH_OK(rstate_watch(b.store, floor_var, 1, fanout_cb, &fo, NULL, &fw));
+  /* every stream open (its answer began after it registered): one change
+   * reaches all of them */
+  wait_streams_open(h.n + 2);
+  herd *herds[] = {&h, &f};
+  for (int kd = HTTP; kd <= FLOOR; kd++) {
+    arrival_expect(&herds[kd - 1]->a, h.n);
+    arrival_expect(&sock, 1);
+    BENCH_OK(rstate_set_float(setter, kind_var[kd], -1));
+    arrival_wait(&sock, "the socket event");
+    arrival_wait(&herds[kd - 1]->a, "the change on every stream");
+  }
+  kind_run r[KINDS];
+  memset(r, 0, sizeof r);
+  bstats quiet_half[2] = {{0}};
+  size_t per_kind = alternate(setter, &sock, herds, n, r, quiet_half);
+  herd_check(&h, (uint64_t)h.n * (per_kind + 1));
+  herd_check(&f, (uint64_t)f.n * (per_kind + 1));
+  bsum q1 = bs_sum(&quiet_half[1]), q2 = bs_sum(&quiet_half[0]);
+  bs_merge(&quiet_half[0], &quiet_half[1]);
+  bsum sq = bs_sum(&quiet_half[0]);
+  bench_pct_row("http.lat.socket1k.quiet", "set of a variable no stream covers -> the socket watch, blocks between",
+                sq.p50, sq, NULL, NAN, 0, 0);
+  printf("  (changes no stream covers: p50 %.1f us in the first five blocks, %.1f us in the last five)\n", q1.p50 / 1e3,
+         q2.p50 / 1e3);
+  double ours_cpu, floor_cpu;
+  double ours = kind_rows("http.lat.socket1k", "http.lat.socket1k.ratio", "http.lat.sse1k", "SSE streams", '<', h.n,
+                          &r[HTTP], sq.p50, &r[QUIET], &ours_cpu);
+  /* no target: what any design writing the streams would pay here */
+  double floor = kind_rows("floor.http.socket1k", "floor.http.socket1k.ratio", "floor.http.fanout1k",
+                           "bare TCP streams", 0, f.n, &r[FLOOR], sq.p50, &r[QUIET], &floor_cpu);
   pthread_mutex_lock(&fo.mu);
   double thread_cpu = fo.rounds ? (double)fo.cpu / (double)fo.rounds : NAN;
   pthread_mutex_unlock(&fo.mu);
@@ -549,9 +553,10 @@ int main(int argc, char **argv) {
   brow ocr = {"http.sse1k.cpu", "the HTTP side's CPU per change beyond a quiet change, every thread", "ns/change",
               ours_cpu, bench_nopct, "floor.http.fanout1k.cpu.all", floor_cpu, ours_cpu / floor_cpu, 0, 0};
   bench_row(&ocr);
-  printf("  (%zu-byte records; socket client's p50 ratio: ours %.2fx, the floor %.2fx; CPU per stream per change: "
+  printf("  (%zu-byte records; the socket client's p50 ratio: ours %.2fx, the floor %.2fx; CPU per stream per change: "
          "ours %.2f us, the floor %.2f us)\n",
          sse_record_len, ours, floor, ours_cpu / 1e3 / (double)h.n, floor_cpu / 1e3 / (double)f.n);
+
   BENCH_OK(rstate_unwatch(b.store, fw));
   pthread_mutex_lock(&fo.mu);
   fo.stop = true;
@@ -560,8 +565,22 @@ int main(int argc, char **argv) {
   pthread_join(fo.t, NULL);
   for (size_t i = 0; i < fo.n; i++) close(fo.fd[i]);
   free(fo.fd);
+  readers_stop = true;
+  http_stop(web); /* ends every stream: the readers see EOF */
+  pthread_join(rt, NULL);
+  pthread_join(rt2, NULL);
+  herd_stop(&h);
   herd_stop(&f);
-
+  close(one->fd);
+  close(two->fd);
+  free(two);
+  free(one);
+  for (int kd = 0; kd < KINDS; kd++) {
+    bs_free(&r[kd].sock);
+    bs_free(&r[kd].last);
+  }
+  bs_free(&quiet_half[0]);
+  bs_free(&quiet_half[1]);
   rstate_close(setter);
   rstate_close(watcher);
   bserver_stop(&b);
