@@ -28,7 +28,7 @@
  *     blocks of each kind beyond the quiet blocks', less the readers'.
  *
  * BENCH_HTTP_NICE=N runs the HTTP threads N steps below the others (as
- * rstated --http-nice N).
+ * rstated --http-nice N), and the floor's writing thread with them.
  *
  * Built by `make bench-http` (mk/tools.mk), which links tools/http/ and
  * libmicrohttpd; not part of bench/run.sh's list, which builds only
@@ -220,8 +220,17 @@ static int fanout_cb(const rstate_event *ev, void *ud) {
   return RSTATE_CONTINUE;
 }
 
+/* BENCH_HTTP_NICE lowers the floor's writing thread as it lowers the HTTP
+ * threads: the floor stays the same design as the one it bounds. */
+static int fanout_nice;
+
 static void *fanout_main(void *arg) {
   fanout *f = arg;
+  if (fanout_nice > 0) {
+    errno = 0;
+    int now = getpriority(PRIO_PROCESS, 0);
+    if (errno == 0) setpriority(PRIO_PROCESS, (id_t)gettid(), now + fanout_nice > 19 ? 19 : now + fanout_nice);
+  }
   pthread_mutex_lock(&f->mu);
   for (;;) {
     while (!f->pending && !f->stop) pthread_cond_wait(&f->cv, &f->mu);
@@ -412,6 +421,7 @@ int main(int argc, char **argv) {
   http_opts ho = {.listen = "127.0.0.1:0", .max_connections = 1100};
   const char *nice_env = getenv("BENCH_HTTP_NICE"); /* rstated --http-nice */
   ho.nice = nice_env ? atoi(nice_env) : 0;
+  fanout_nice = ho.nice;
   char err[256];
   if (http_start(&web, b.store, &ho, err, sizeof err)) bench_die(err);
   http_port = atoi(strrchr(http_url(web), ':') + 1);
