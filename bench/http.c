@@ -29,6 +29,8 @@
  *
  * BENCH_HTTP_NICE=N runs the HTTP threads N steps below the others (as
  * rstated --http-nice N), and the floor's writing thread with them.
+ * BENCH_HTTP_READER_IDLE=1 runs the 1,000 streams' readers (both kinds) as
+ * SCHED_IDLE: the socket client's latency then meets the writing alone.
  *
  * Built by `make bench-http` (mk/tools.mk), which links tools/http/ and
  * libmicrohttpd; not part of bench/run.sh's list, which builds only
@@ -37,6 +39,7 @@
 #include "bench_remote.h"
 
 #include <arpa/inet.h>
+#include <sched.h>
 #include <sys/epoll.h>
 
 #include "../tools/http/http.h"
@@ -148,8 +151,15 @@ typedef struct herd {
   bool stop;
 } herd;
 
+/* BENCH_HTTP_READER_IDLE=1: the streams' readers run as SCHED_IDLE, on
+ * CPU time no other thread wants, as if the 1,000 clients read on other
+ * machines and only the writing stayed on this one. */
+static bool reader_idle;
+
 static void *herd_reader(void *arg) {
   herd *h = arg;
+  struct sched_param sp = {0};
+  if (reader_idle && pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp)) bench_die("SCHED_IDLE refused");
   struct epoll_event evs[256];
   while (!__atomic_load_n(&h->stop, __ATOMIC_RELAXED)) {
     int n = epoll_wait(h->ep, evs, 256, 100);
@@ -422,6 +432,8 @@ int main(int argc, char **argv) {
   const char *nice_env = getenv("BENCH_HTTP_NICE"); /* rstated --http-nice */
   ho.nice = nice_env ? atoi(nice_env) : 0;
   fanout_nice = ho.nice;
+  const char *idle_env = getenv("BENCH_HTTP_READER_IDLE");
+  reader_idle = idle_env && atoi(idle_env) > 0;
   char err[256];
   if (http_start(&web, b.store, &ho, err, sizeof err)) bench_die(err);
   http_port = atoi(strrchr(http_url(web), ':') + 1);
