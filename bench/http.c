@@ -60,7 +60,7 @@ typedef struct sse_client {
 } sse_client;
 
 /* One change's SSE record as a stream carried it ("id: ...\ndata: {...}\n\n"):
- * the floor (part 4) writes exactly these bytes. */
+ * the floor (part 3) writes exactly these bytes. */
 static char sse_record[1024];
 static size_t sse_record_len;
 
@@ -202,7 +202,7 @@ static void herd_stop(herd *h) {
   free(h->c);
 }
 
-/* ---- the floor: a bare fan-out (part 4) -------------------------------------- */
+/* ---- the floor: a bare fan-out (part 3) -------------------------------------- */
 
 /* An inline watch on the served store tells a plain thread of each change,
  * as the HTTP side's one watch tells its waker (a mutex, a condition
@@ -294,8 +294,8 @@ static int64_t clock_ns(clockid_t c) {
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* The CPU time blocks of one kind took: the whole process's, and the herd
- * reader's (the benchmark's own reading). */
+/* The CPU time blocks of one kind took: the whole process's, and the
+ * readers' (the benchmark's own reading). */
 typedef struct cpu_acct {
   double proc, reader;
   size_t changes;
@@ -305,6 +305,12 @@ typedef struct cpu_acct {
  * less what the reader took: the fan-out's (with its wakeups). */
 static double cpu_fanout(const cpu_acct *with, const cpu_acct *quiet) {
   return (with->proc - with->reader) / (double)with->changes - (quiet->proc - quiet->reader) / (double)quiet->changes;
+}
+
+/* A row of CPU time per change, beside a floor's (floor NULL: none). */
+static void cpu_row(const char *id, const char *label, double ns, const char *floor, double floor_ns) {
+  brow r = {id, label, "ns/change", ns, bench_nopct, floor, floor_ns, floor ? ns / floor_ns : NAN, 0, 0};
+  bench_row(&r);
 }
 
 /* n changes made by setter; the socket watcher's and the SSE client's
@@ -413,10 +419,11 @@ static double kind_rows(const char *id_sock, const char *id_ratio, const char *i
   snprintf(label, sizeof label, "set -> the last of %zu %s", streams, what);
   bench_pct_row(id_last, label, l.p50, l, NULL, NAN, 0, 0);
   *fan_cpu = cpu_fanout(&r->cpu, &quiet->cpu);
-  printf("  CPU per change, every thread: %.0f us with the %s, %.0f us without; the reader's %.0f us; so the "
-         "fan-out's %.0f us (%.2f us per stream)\n",
-         r->cpu.proc / (double)r->cpu.changes / 1e3, what, quiet->cpu.proc / (double)quiet->cpu.changes / 1e3,
-         r->cpu.reader / (double)r->cpu.changes / 1e3, *fan_cpu / 1e3, *fan_cpu / 1e3 / (double)streams);
+  printf(
+      "  CPU per change, every thread: %.0f us with the %s, %.0f us without; the reader's %.0f us; so the "
+      "fan-out's %.0f us (%.2f us per stream)\n",
+      r->cpu.proc / (double)r->cpu.changes / 1e3, what, quiet->cpu.proc / (double)quiet->cpu.changes / 1e3,
+      r->cpu.reader / (double)r->cpu.changes / 1e3, *fan_cpu / 1e3, *fan_cpu / 1e3 / (double)streams);
   return ratio;
 }
 
@@ -566,18 +573,16 @@ int main(int argc, char **argv) {
   pthread_mutex_lock(&fo.mu);
   double thread_cpu = fo.rounds ? (double)fo.cpu / (double)fo.rounds : NAN;
   pthread_mutex_unlock(&fo.mu);
-  brow cr = {"floor.http.fanout1k.cpu", "the floor's writing thread: CPU per change (a send() per stream)", "ns/change",
-             thread_cpu, bench_nopct, NULL, NAN, NAN, 0, 0};
-  bench_row(&cr);
-  brow car = {"floor.http.fanout1k.cpu.all", "the floor's CPU per change beyond a quiet change, every thread",
-              "ns/change", floor_cpu, bench_nopct, NULL, NAN, NAN, 0, 0};
-  bench_row(&car);
-  brow ocr = {"http.sse1k.cpu", "the HTTP side's CPU per change beyond a quiet change, every thread", "ns/change",
-              ours_cpu, bench_nopct, "floor.http.fanout1k.cpu.all", floor_cpu, ours_cpu / floor_cpu, 0, 0};
-  bench_row(&ocr);
-  printf("  (%zu-byte records; the socket client's p50 ratio: ours %.2fx, the floor %.2fx; CPU per stream per change: "
-         "ours %.2f us, the floor %.2f us)\n",
-         sse_record_len, ours, floor, ours_cpu / 1e3 / (double)h.n, floor_cpu / 1e3 / (double)f.n);
+  cpu_row("floor.http.fanout1k.cpu", "the floor's writing thread: CPU per change (a send() per stream)", thread_cpu,
+          NULL, NAN);
+  cpu_row("floor.http.fanout1k.cpu.all", "the floor's CPU per change beyond a quiet change, every thread", floor_cpu,
+          NULL, NAN);
+  cpu_row("http.sse1k.cpu", "the HTTP side's CPU per change beyond a quiet change, every thread", ours_cpu,
+          "floor.http.fanout1k.cpu.all", floor_cpu);
+  printf(
+      "  (%zu-byte records; the socket client's p50 ratio: ours %.2fx, the floor %.2fx; CPU per stream per change: "
+      "ours %.2f us, the floor %.2f us)\n",
+      sse_record_len, ours, floor, ours_cpu / 1e3 / (double)h.n, floor_cpu / 1e3 / (double)f.n);
 
   BENCH_OK(rstate_unwatch(b.store, fw));
   pthread_mutex_lock(&fo.mu);
