@@ -141,6 +141,17 @@ static void *sse_reader(void *arg) {
   return NULL;
 }
 
+/* One stream with its own reading thread. */
+static sse_client *sse_open(const char *query, arrival *a, bool sample, pthread_t *t) {
+  sse_client *c = calloc(1, sizeof *c);
+  if (!c) bench_die("out of memory");
+  c->fd = sse_connect(query);
+  c->a = a;
+  c->sample = sample;
+  pthread_create(t, NULL, sse_reader, c);
+  return c;
+}
+
 /* Many streams read by one epoll thread, each into its own small buffer. */
 typedef struct herd {
   int ep;
@@ -451,12 +462,8 @@ int main(int argc, char **argv) {
   arrival_init(&sse);
   const char *names[] = {BENCH_VAR};
   BENCH_OK(rstate_watch(watcher, names, 1, arrival_cb, &sock, NULL, NULL));
-  sse_client *one = calloc(1, sizeof *one);
-  one->fd = sse_connect("names=" BENCH_VAR);
-  one->a = &sse;
-  one->sample = true;
   pthread_t rt;
-  pthread_create(&rt, NULL, sse_reader, one);
+  sse_client *one = sse_open("names=" BENCH_VAR, &sse, true, &rt);
   wait_streams_open(1);
 
   /* 1. latency, same changes */
@@ -476,11 +483,8 @@ int main(int argc, char **argv) {
   bench_define_float(b.store, STREAM_VAR);
   arrival flow;
   arrival_init(&flow);
-  sse_client *two = calloc(1, sizeof *two);
-  two->fd = sse_connect("names=" STREAM_VAR);
-  two->a = &flow;
   pthread_t rt2;
-  pthread_create(&rt2, NULL, sse_reader, two);
+  sse_client *two = sse_open("names=" STREAM_VAR, &flow, false, &rt2);
   wait_streams_open(2);
   size_t k = bench_n(200000, 20000);
   arrival_expect(&flow, 0);
