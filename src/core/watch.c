@@ -178,6 +178,7 @@ static void claim_if_idle(rstate__watch *w) {
   }
   atomic_store_explicit(&w->claimed, true, memory_order_relaxed);
   w->drain_next = NULL;
+  if (!tls.in_callback) w->taken = pop(w); /* the drain starts without the lock */
   if (tls.tail) {
     tls.tail->drain_next = w;
   } else {
@@ -185,11 +186,10 @@ static void claim_if_idle(rstate__watch *w) {
     /* This thread drains w first, and runs no user code before: no
      * callback runs here now, and its other claims queue behind w. So w
      * may count as running already (rstate_unwatch from another thread
-     * waits for that delivery, as for a callback that began). */
-    if (!tls.in_callback) {
-      w->taken = pop(w);
-      w->running = true;
-    }
+     * waits for that delivery, as for a callback that began). Those
+     * behind it get running when their drain comes (rstate__watch_drain):
+     * the callbacks before may end them, or wait for another thread. */
+    if (w->taken) atomic_store_explicit(&w->running, true, memory_order_relaxed);
   }
   tls.tail = w;
 }
@@ -461,16 +461,29 @@ static int deliver(rstate__watch *w, const rstate__node *node, bool *called) {
 
 int rstate__watch_drain(rstate__watch *w) {
   int ran = 0;
-  rstate__node *node = w->taken; /* popped at claim time, running already set */
+  rstate__node *node = w->taken, *unused = NULL; /* popped at claim time */
   w->taken = NULL;
+  if (node && !atomic_load_explicit(&w->running, memory_order_relaxed)) {
+    /* taken behind another watch: running from now on, unless ended
+     * meanwhile (end_watch sets dead, then looks at running) */
+    atomic_store(&w->running, true);
+    if (atomic_load(&w->dead)) {
+      unused = node;
+      node = NULL;
+    }
+  }
   if (!node) {
     pthread_mutex_lock(&STRIPE(w)->lock);
+    if (unused) { /* an unwatch may have seen running: it waits for this */
+      atomic_store_explicit(&w->running, false, memory_order_relaxed);
+      if (STRIPE(w)->waiters) pthread_cond_broadcast(&STRIPE(w)->idle);
+    }
     splice_inbox(w);
   }
   while (node || (!w->dead && w->head)) {
     if (!node) {
       node = pop(w);
-      w->running = true;
+      atomic_store_explicit(&w->running, true, memory_order_relaxed);
       pthread_mutex_unlock(&STRIPE(w)->lock);
     }
 
@@ -488,7 +501,7 @@ int rstate__watch_drain(rstate__watch *w) {
     }
 
     pthread_mutex_lock(&STRIPE(w)->lock);
-    w->running = false;
+    atomic_store_explicit(&w->running, false, memory_order_relaxed);
     if (called) {
       ran++;
       w->stats.delivered++;
@@ -512,6 +525,7 @@ int rstate__watch_drain(rstate__watch *w) {
   bool destroy = w->destroy_pending, orphaned = w->orphaned;
   w->destroy_pending = false;
   pthread_mutex_unlock(&STRIPE(w)->lock);
+  rstate__node_release(unused);
   if (again) { /* not dead: neither destroy nor orphaned */
     rstate__dispatch_ready(w->store->dispatch, w);
     return ran;
