@@ -67,8 +67,8 @@ struct rstate__watch {
    * trip. With running set when it is the thread's first claim (delivered
    * before any other callback runs on it); else the drain sets running
    * when it comes to it, unless the watch was ended meanwhile. Only the
-   * claiming thread touches it. */
-  rstate__node *taken;
+   * claiming thread changes it; the statistics count it as pending. */
+  _Atomic(rstate__node *) taken;
   uint32_t n_ready, n_pending;
   /* registered, its snapshot not yet taken: hold events. Atomic: a setter
    * reads it without the lock before it uses the inbox. */
