@@ -553,4 +553,101 @@ static void orphan_case(bool queued) {
 }
 
 Test(threads, unwatch_of_a_watch_claimed_by_another_thread_inline) { orphan_case(false); }
+
+/* A and B watch the same variable: one set claims both on this thread and
+ * takes B's change off its queue at once, but B's callback comes only after
+ * A's. Ending B meanwhile, from A's callback or from another thread that
+ * A's callback waits for, must not wait for B's delivery (it has not begun),
+ * and B must get nothing more. */
+typedef struct behind {
+  rstate_watch_id b;
+  bool other_thread;
+  orphan o;
+  atomic_int b_pending; /* B's stats.pending seen from A's callback, before B ends */
+} behind;
+
+static void *behind_unwatcher(void *arg) {
+  behind *k = arg;
+  atomic_store(&k->o.unwatch_rc, rstate_unwatch(s, k->b));
+  atomic_store(&k->o.unwatched, true);
+  return NULL;
+}
+
+static int behind_a(const rstate_event *ev, void *ud) {
+  behind *k = ud;
+  if (ev->kind != RSTATE_EVENT_CHANGED) return RSTATE_OK;
+  rstate_watch_stats st;
+  atomic_store(&k->b_pending, rstate_get_watch_stats(s, k->b, &st) == RSTATE_OK ? (int)st.pending : -1);
+  if (!k->other_thread) {
+    atomic_store(&k->o.unwatch_rc, rstate_unwatch(s, k->b));
+    return RSTATE_OK;
+  }
+  pthread_t u;
+  cr_assert_eq(pthread_create(&u, NULL, behind_unwatcher, k), 0);
+  for (int i = 0; i < 5000 && !atomic_load(&k->o.unwatched); i++) usleep(1000);
+  cr_assert(atomic_load(&k->o.unwatched),
+            "rstate_unwatch from another thread waited 5 s for a watch whose callback had not begun");
+  pthread_join(u, NULL);
+  return RSTATE_OK;
+}
+
+static void behind_case(bool other_thread) {
+  if (h_remote()) return; /* see orphan_case */
+  h_define_ok(s, "x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  behind k = {.other_thread = other_thread};
+  const char *x = "x";
+  rstate_watch_opts bo = {.destroy = orphan_b_destroy};
+  ASSERT_RC(rstate_watch(s, &x, 1, behind_a, &k, NULL, NULL), RSTATE_OK); /* first: delivered first */
+  ASSERT_RC(rstate_watch(s, &x, 1, orphan_b, &k.o, &bo, &k.b), RSTATE_OK);
+  ASSERT_RC(rstate_set_int(s, "x", 1), RSTATE_OK);
+  cr_assert_eq(atomic_load(&k.b_pending), 1, "B's change, waiting behind A's callback, counted %d pending",
+               atomic_load(&k.b_pending));
+  cr_assert_eq(atomic_load(&k.o.unwatch_rc), RSTATE_OK, "%s", rstate_last_error());
+  cr_assert_eq(atomic_load(&k.o.b_destroyed), 1, "B's destroy ran %d times", atomic_load(&k.o.b_destroyed));
+  cr_assert_eq(atomic_load(&k.o.b_calls), 0, "B got %d events after rstate_unwatch returned",
+               atomic_load(&k.o.b_calls));
+  ASSERT_RC(rstate_set_int(s, "x", 2), RSTATE_OK);
+  cr_assert_eq(atomic_load(&k.o.b_calls), 0, "B got an event after it ended");
+}
+
+Test(threads, unwatch_from_a_callback_of_a_watch_claimed_behind_it) { behind_case(false); }
+
+/* Three watches on x: A's callback ends C, with B between them. B gets its
+ * event, C nothing, C's destroy runs once (and C's taken node is freed:
+ * ASan, valgrind). */
+static atomic_int third_b_calls;
+static rstate_watch_id third_c;
+
+static int third_a(const rstate_event *ev, void *ud) {
+  (void)ud;
+  if (ev->kind == RSTATE_EVENT_CHANGED) rstate_unwatch(s, third_c);
+  return RSTATE_OK;
+}
+
+static int third_b(const rstate_event *ev, void *ud) {
+  (void)ev;
+  (void)ud;
+  atomic_fetch_add(&third_b_calls, 1);
+  return RSTATE_OK;
+}
+
+Test(threads, unwatch_from_a_callback_of_a_watch_claimed_two_behind_it) {
+  if (h_remote()) return; /* see orphan_case */
+  h_define_ok(s, "x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  orphan c = {0};
+  const char *x = "x";
+  rstate_watch_opts co = {.destroy = orphan_b_destroy};
+  ASSERT_RC(rstate_watch(s, &x, 1, third_a, NULL, NULL, NULL), RSTATE_OK);
+  ASSERT_RC(rstate_watch(s, &x, 1, third_b, NULL, NULL, NULL), RSTATE_OK);
+  ASSERT_RC(rstate_watch(s, &x, 1, orphan_b, &c, &co, &third_c), RSTATE_OK);
+  ASSERT_RC(rstate_set_int(s, "x", 1), RSTATE_OK);
+  cr_assert_eq(atomic_load(&third_b_calls), 1, "B, between A and C, got %d events", atomic_load(&third_b_calls));
+  cr_assert_eq(atomic_load(&c.b_calls), 0, "C got %d events after A's callback ended it", atomic_load(&c.b_calls));
+  cr_assert_eq(atomic_load(&c.b_destroyed), 1, "C's destroy ran %d times", atomic_load(&c.b_destroyed));
+  ASSERT_RC(rstate_set_int(s, "x", 2), RSTATE_OK);
+  cr_assert_eq(atomic_load(&third_b_calls), 2);
+  cr_assert_eq(atomic_load(&c.b_calls), 0);
+}
+
+Test(threads, unwatch_from_another_thread_of_a_watch_claimed_behind_a_running_callback) { behind_case(true); }
 Test(threads, unwatch_of_a_watch_claimed_by_the_dispatcher) { orphan_case(true); }
