@@ -318,10 +318,10 @@ RSTATE_API int rstate_open(rstate_store **out, const char *uri, const rstate_opt
  *    journal removed. A set never waits for it.
  *  - The journal file grows in steps of 1 MiB up to 64 MiB at a time, made
  *    with fallocate: a full disk is RSTATE_EIO on the change that needs the
- *    room, and that change is not made. Where the file system cannot
- *    allocate, the file is extended sparse instead, and a full disk is a
- *    SIGBUS at the append that finds no room. One record holds at most 256 MiB
- *    (RSTATE_ELIMIT beyond).
+ *    room, and that change is not made (where the file system cannot
+ *    allocate, a zero byte is written into each new block instead, with
+ *    the same outcome). One record holds at most 256 MiB (RSTATE_ELIMIT
+ *    beyond).
  */
 /*
  * Stores kept in Redis 7 ("redis:HOST:PORT/STORE", or through Sentinel

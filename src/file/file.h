@@ -227,8 +227,9 @@ void rstate__journal_prefault(rstate__journal *j);
  * often, keeps little ahead; one written flat out, enough for the store's
  * thread to wait milliseconds for a CPU. Twice that is allocated ahead. */
 size_t rstate__journal_ahead(rstate__journal *j, size_t end);
-/* Allocates the file ahead of the appends (fallocate, no lock), so that a
- * writer that needs more room only maps it. The store's thread. */
+/* Allocates the file ahead of the appends (fallocate, not under the
+ * store's lock), so that a writer that needs more room only maps it. The
+ * store's thread. */
 void rstate__journal_allocate_ahead(rstate__journal *j);
 /* Takes back the last append: zeros over it, and the next sync covers
  * them (j->stale_to). The store's lock. */

@@ -6,9 +6,9 @@
  * done the bytes are in the page cache, so they survive the process being
  * killed exactly as a write(2) would, at the cost of a memory store. The
  * file is allocated ahead in growing chunks (fallocate, so a full disk is
- * an error here and not a SIGBUS later; extended sparse where the file
- * system cannot allocate); the unused part is zeros, and a zero frame head
- * marks the end.
+ * an error here and not a SIGBUS later; where the file system cannot
+ * allocate, a zero byte written into each new block past the end of the
+ * file); the unused part is zeros, and a zero frame head marks the end.
  *
  * Durability is asked for by rstate__journal_wait (fdatasync, group commit:
  * one thread syncs for every thread waiting, the others wait for it) and by
@@ -94,29 +94,54 @@ char *rstate__journal_path(const char *dir, uint64_t gen) {
   return p;
 }
 
+/* Allocates the file past its end, where no writer writes: a zero byte at
+ * the end of every block of [from, to), in order (so that a full disk
+ * leaves the file extended by whole allocated blocks only), as glibc's
+ * posix_fallocate emulation does, but never below from. */
+static int fill(int fd, size_t from, size_t to, size_t block) {
+  static const char zero = 0;
+  while (from < to) {
+    size_t at = (from / block + 1) * block;
+    if (at > to) at = to;
+    ssize_t n = pwrite(fd, &zero, 1, (off_t)(at - 1));
+    if (n < 0 && errno == EINTR) continue;
+    if (n != 1) return n < 0 ? errno : EIO;
+    from = at;
+  }
+  return 0;
+}
+
 /* Makes the file at least size bytes, allocating from from on (what lies
  * below is allocated already). fallocate(2) itself, not posix_fallocate:
  * where the file system cannot allocate, glibc's posix_fallocate writes a
- * zero byte into every block that reads as zero, and a writer filling
- * that block through the mapping between its read and its write loses a
- * byte of a record. There (EOPNOTSUPP; ENOSYS where the call is filtered
- * out, EINVAL on some older file systems) the file is extended instead,
- * sparse, never shortened: a writer's grow and the store's thread
- * allocating ahead may both get here, and a smaller size landing last
- * would leave mapped pages past the end of the file (SIGBUS at the next
- * append). A sparse file finds a full disk as a SIGBUS at an append, not
- * as an error here. */
+ * zero byte into every block of the range that reads as zero, and a writer
+ * filling such a block through the mapping between that read and that
+ * write loses a byte of a record. There (EOPNOTSUPP; ENOSYS where the call
+ * is filtered out, EINVAL on some older file systems) the blocks past the
+ * end of the file are written instead (fill), and those alone: a writer
+ * writes below j->allocated only, which is raised once a reserve up to it
+ * returned, so never past the end of the file, and the end is read and
+ * moved under extend_lock (a writer's grow and the store's thread
+ * allocating ahead may both get here). The file is never shortened: mapped
+ * pages past its end would be a SIGBUS at the next append. A full disk is
+ * ENOSPC here either way. fallocate fails with EINTR where a signal is
+ * pending (tmpfs): it is called again. */
 static int reserve(int fd, size_t from, size_t size) {
   static pthread_mutex_t extend_lock = PTHREAD_MUTEX_INITIALIZER;
   if (from >= size) return 0;
-  int e = fallocate(fd, 0, (off_t)from, (off_t)(size - from)) ? errno : 0;
+  int e;
+  do
+    e = fallocate(fd, 0, (off_t)from, (off_t)(size - from)) ? errno : 0;
+  while (e == EINTR);
   if (e != EOPNOTSUPP && e != ENOSYS && e != EINVAL) return e;
   pthread_mutex_lock(&extend_lock);
   struct stat st;
-  if (fstat(fd, &st))
+  if (fstat(fd, &st)) {
     e = errno;
-  else
-    e = (size_t)st.st_size >= size || ftruncate(fd, (off_t)size) == 0 ? 0 : errno;
+  } else {
+    size_t block = st.st_blksize < 512 ? 512 : st.st_blksize > 4096 ? 4096 : (size_t)st.st_blksize;
+    e = (size_t)st.st_size >= size ? 0 : fill(fd, (size_t)st.st_size, size, block);
+  }
   pthread_mutex_unlock(&extend_lock);
   return e;
 }
