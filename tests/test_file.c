@@ -1146,14 +1146,67 @@ static bool fallocate_unsupported(void) {
   return r == -1 && e == EOPNOTSUPP;
 }
 
-/* Where the file system cannot allocate, the journal is extended (sparse)
- * and nothing is written into it but the records: glibc's posix_fallocate
- * emulates an allocation there by writing a zero byte into every block
- * that reads as zero, which raced with the writer filling those blocks
- * through the mapping (a record's byte read as zero just before the writer
- * wrote it, then overwritten: a checksum failure in the middle of the
- * journal at the next open). A writer going flat out while the store's
- * thread allocates ahead of it, then every record read back. */
+/* The descriptor this process holds open on path, -1 if none. */
+static int fd_of(const char *path) {
+  DIR *d = opendir("/proc/self/fd");
+  if (!d) return -1;
+  int fd = -1;
+  struct dirent *e;
+  while (fd < 0 && (e = readdir(d))) {
+    char link[300], target[300];
+    snprintf(link, sizeof link, "/proc/self/fd/%s", e->d_name);
+    ssize_t n = readlink(link, target, sizeof target - 1);
+    if (n <= 0) continue;
+    target[n] = '\0';
+    if (!strcmp(target, path)) fd = atoi(e->d_name);
+  }
+  closedir(d);
+  return fd;
+}
+
+/* Makes pwrite64 and write on fd fail with EPERM below byte below (a
+ * seccomp filter, in this forked test process only). */
+static bool no_writes_below(int fd, size_t below) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  const unsigned lo = 0, hi = 4;
+#else
+  const unsigned lo = 4, hi = 0;
+#endif
+  struct sock_filter f[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_write, 0, 2),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0]) + lo),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)fd, 7, 8), /* write on fd: refused */
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_pwrite64, 0, 7),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0]) + lo),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)fd, 0, 5),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[3]) + hi),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 3), /* at 4 GiB or more: allowed */
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[3]) + lo),
+      BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, (uint32_t)below, 1, 0),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  struct sock_fprog prog = {sizeof f / sizeof f[0], f};
+  if (below >= (size_t)1 << 32 || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog)) return false;
+  errno = 0;
+  long r = syscall(__NR_pwrite64, fd, "", (size_t)0, (off_t)0); /* writes nothing where allowed */
+  return r == -1 && errno == EPERM;
+}
+
+/* Where the file system cannot allocate, the blocks past the end of the
+ * journal are written (a zero byte each, so that a full disk is an error
+ * when the journal grows, and the file is not sparse) and nothing below it
+ * but the records: glibc's
+ * posix_fallocate emulates an allocation there by writing a zero byte into
+ * every block of the range that reads as zero, which raced with the writer
+ * filling those blocks through the mapping (a record's byte read as zero
+ * just before the writer wrote it, then overwritten: a checksum failure in
+ * the middle of the journal at the next open). A seccomp filter refuses a
+ * write below the journal's end of file as it is once the store is open
+ * (the room allocated ahead of the records is all zeros there, so such a
+ * write comes at the first grow); then a writer going flat out while the
+ * store's thread allocates ahead of it, and every record read back. */
 Test(file, without_fallocate_nothing_but_records_is_written, .timeout = 120) {
   if (!fallocate_unsupported()) cr_skip_test("no seccomp filter here to make fallocate unsupported");
   char dir[96];
@@ -1163,6 +1216,13 @@ Test(file, without_fallocate_nothing_but_records_is_written, .timeout = 120) {
   atomic_store(&rstate__file_compact_bytes, (size_t)1 << 40); /* one journal, allocated ahead many times */
   rstate_store *s = open_ok(dir, &o);
   h_define_ok(s, "x", RSTATE_TYPE_STRING, rstate_string(""), NULL);
+  char path[256];
+  journal_path(path, sizeof path, dir, 1);
+  struct stat st;
+  cr_assert_eq(stat(path, &st), 0, "%s: %s", path, strerror(errno));
+  int jfd = fd_of(path);
+  cr_assert_geq(jfd, 0, "no descriptor open on %s", path);
+  cr_assert(no_writes_below(jfd, (size_t)st.st_size), "the seccomp filter on writes was not installed");
   /* records of nonzero bytes almost only, so that a zero written over one
    * of them is damage */
   char v[1001];
@@ -1172,8 +1232,15 @@ Test(file, without_fallocate_nothing_but_records_is_written, .timeout = 120) {
   for (int i = 1; i <= n; i++) {
     snprintf(v, 16, "%014d", i);
     v[14] = 'x';
-    ASSERT_RC(rstate_set_string(s, "x", v), RSTATE_OK);
+    int rc = rstate_set_string(s, "x", v);
+    cr_assert_eq(rc, RSTATE_OK, "set %d of %d returned %s: %s", i, n, rstate_error_name(rc), rstate_last_error());
   }
+  cr_assert_eq(stat(path, &st), 0);
+  cr_assert_geq((size_t)st.st_size, (size_t)n * 1000, "the journal is %zu bytes", (size_t)st.st_size);
+  /* and allocated to its end, zeros ahead included: a sparse file finds a
+   * full disk as a SIGBUS at an append */
+  cr_assert_geq((size_t)st.st_blocks * 512 + 4096, (size_t)st.st_size, "%zu of the journal's %zu bytes allocated",
+                (size_t)st.st_blocks * 512, (size_t)st.st_size);
   rstate_close(s);
   atomic_store(&rstate__file_compact_bytes, 0);
   s = NULL;
