@@ -997,6 +997,49 @@ static void assert_refused(int rc, const char *name, const char *dir, uint64_t g
   cr_assert_str_eq(rstate_last_error(), want);
 }
 
+/* A change that got past the store's refusal just before another thread's
+ * sync failed, then was taken back: the sync its call makes still writes
+ * the zeros over its record back (an msync of them runs), though it
+ * fails, and what the failed sync did not write is not marked synced;
+ * the next sync has nothing to write. */
+Test(file, the_zeros_of_an_undo_after_a_failed_sync_are_still_synced) {
+  char dir[96];
+  fresh_dir(dir, sizeof dir);
+  cr_assert_eq(mkdir(dir, 0700), 0);
+  rstate__journal *j;
+  ASSERT_RC(rstate__journal_create(&j, dir, 1), RSTATE_OK);
+  uint8_t rec[256];
+  memset(rec, 0xAB, sizeof rec);
+  size_t start = atomic_load(&j->published);
+  ASSERT_RC(rstate__journal_append(j, rec, sizeof rec), RSTATE_OK);
+  rstate__file_sync_fault = inject_fault;
+  arm_fault(EIO);
+  char want[300];
+  snprintf(want, sizeof want, "%s/journal.%016llx: sync failed: %s", dir, 1ull, strerror(EIO));
+  ASSERT_RC(rstate__journal_sync(j), RSTATE_EIO);
+  cr_assert_str_eq(rstate_last_error(), want);
+  rstate__journal_undo(j);
+  uint64_t before = atomic_load(&rstate__file_syncs);
+  ASSERT_RC(rstate__journal_sync(j), RSTATE_EIO);
+  cr_assert_str_eq(rstate_last_error(), want);
+  cr_assert_eq(atomic_load(&rstate__file_syncs), before + 1, "the zeros over the undone record were not synced");
+  cr_assert_eq(j->synced, start, "synced moved after a failed sync");
+  rstate__file_sync_fault = NULL;
+  char path[256];
+  journal_path(path, sizeof path, dir, 1);
+  size_t n;
+  uint8_t *file = slurp(path, &n);
+  cr_assert_geq(n, start + sizeof rec);
+  for (size_t i = start; i < start + sizeof rec; i++) cr_assert_eq(file[i], 0, "byte %zu of the undone record", i);
+  free(file);
+  before = atomic_load(&rstate__file_syncs);
+  ASSERT_RC(rstate__journal_append(j, rec, sizeof rec), RSTATE_OK);
+  ASSERT_RC(rstate__journal_sync(j), RSTATE_EIO);
+  cr_assert_eq(atomic_load(&rstate__file_syncs), before, "a sync after the failed one, with no zeros to write");
+  rstate__journal_close(j, true);
+  h_rmdir(dir);
+}
+
 /* A failed interval sync is told by every change after it, refused with
  * RSTATE_EIO naming the journal and the error, and nothing changed; the
  * later syncs do not lift it (a write-back that failed may leave its pages

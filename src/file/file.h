@@ -243,8 +243,9 @@ void rstate__journal_release(rstate__journal *j);
 int rstate__journal_wait(rstate__journal *j, size_t end);
 /* Syncs what is published past what is synced, if anything, and the
  * zeros of undos up to j->stale_to: the pages of that range alone (msync,
- * MS_SYNC), so the prefaulted pages ahead stay writable. The store's
- * thread (SYNC_INTERVAL), a compaction, a close, a change taken back. */
+ * MS_SYNC), so the prefaulted pages ahead stay writable. After a failed
+ * sync, the zeros alone, and RSTATE_EIO still. The store's thread
+ * (SYNC_INTERVAL), a compaction, a close, a change taken back. */
 int rstate__journal_sync(rstate__journal *j);
 /* Unmaps and closes (waits for no waiters first); remove: unlink the file. */
 void rstate__journal_close(rstate__journal *j, bool remove);

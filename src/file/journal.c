@@ -537,18 +537,21 @@ int rstate__journal_wait(rstate__journal *j, size_t end) {
   return rc;
 }
 
+/* After a failed sync, the zeros of an undo are still written back: a
+ * change that got past the store's refusal just before another thread's
+ * sync failed, then was taken back, must not come back after a power
+ * loss either. The sync still fails (the range is synced, not marked so:
+ * what a failed write-back left clean is not on disk). */
 int rstate__journal_sync(rstate__journal *j) {
   pthread_mutex_lock(&j->sync_lock);
   while (j->syncing) pthread_cond_wait(&j->sync_cond, &j->sync_lock);
-  if (j->sync_err) {
-    int e = j->sync_err;
-    pthread_mutex_unlock(&j->sync_lock);
-    return rstate__err(RSTATE_EIO, "%s: sync failed: %s", j->path, strerror(e));
-  }
+  int failed = j->sync_err;
   size_t target = atomic_load_explicit(&j->published, memory_order_acquire);
   size_t to = target > j->stale_to ? target : j->stale_to;
+  if (failed) to = j->stale_to;
   if (to <= j->synced) {
     pthread_mutex_unlock(&j->sync_lock);
+    if (failed) return rstate__err(RSTATE_EIO, "%s: sync failed: %s", j->path, strerror(failed));
     return RSTATE_OK;
   }
   size_t from = j->synced;
@@ -562,11 +565,13 @@ int rstate__journal_sync(rstate__journal *j) {
   j->n_syncs++;
   if (e)
     sync_failed(j, e);
-  else
+  else if (!failed)
     synced_to(j, target);
+  else if (j->low == SIZE_MAX)
+    j->stale_to = 0; /* the zeros are on disk (no undo zeroed more meanwhile) */
   pthread_cond_broadcast(&j->sync_cond);
   pthread_mutex_unlock(&j->sync_lock);
-  if (e) return rstate__err(RSTATE_EIO, "%s: sync failed: %s", j->path, strerror(e));
+  if (failed || e) return rstate__err(RSTATE_EIO, "%s: sync failed: %s", j->path, strerror(failed ? failed : e));
   return RSTATE_OK;
 }
 
