@@ -1015,7 +1015,7 @@ Test(file, the_zeros_of_an_undo_after_a_failed_sync_are_still_synced) {
   rstate__file_sync_fault = inject_fault;
   arm_fault(EIO);
   char want[300];
-  snprintf(want, sizeof want, "%s/journal.%016llx: sync failed: %s", dir, 1ull, strerror(EIO));
+  snprintf(want, sizeof want, "a sync of %s/journal.%016llx failed: %s", dir, 1ull, strerror(EIO));
   ASSERT_RC(rstate__journal_sync(j), RSTATE_EIO);
   cr_assert_str_eq(rstate_last_error(), want);
   rstate__journal_undo(j);
@@ -1088,7 +1088,7 @@ Test(file, a_failed_fdatasync_refuses_every_change_until_reopened) {
   int rc = rstate_set_int(s, "x", 1);
   cr_assert_eq(rc, RSTATE_EIO, "%s: %s", rstate_error_name(rc), rstate_last_error());
   char want[512];
-  snprintf(want, sizeof want, "%s/journal.%016llx: fdatasync failed: %s (the change is made but may not be on disk)",
+  snprintf(want, sizeof want, "a sync of %s/journal.%016llx failed: %s (the change is made but may not be on disk)",
            dir, 1ull, strerror(EIO));
   cr_assert_str_eq(rstate_last_error(), want);
   cr_assert_eq(h_get_int(s, "x"), 1);
@@ -1146,7 +1146,7 @@ Test(file, a_failed_fdatasync_in_a_server_closes_the_turns_writers_unanswered) {
   cr_assert_eq(h_get_int(s, "x"), 2, "the change was not made");
   char want[512];
   snprintf(want, sizeof want,
-           "%s/journal.%016llx: fdatasync failed: %s (the change is made but may not be on disk): closed 1 clients "
+           "a sync of %s/journal.%016llx failed: %s (the change is made but may not be on disk): closed 1 clients "
            "unanswered: their changes are made but may not be on disk",
            dir, 1ull, strerror(EIO));
   pthread_mutex_lock(&srvlog_lock);

@@ -482,7 +482,7 @@ int rstate__journal_wait(rstate__journal *j, size_t end) {
   pthread_mutex_lock(&j->sync_lock);
   while (j->synced < end) {
     if (j->sync_err) {
-      rc = rstate__err(RSTATE_EIO, "%s: fdatasync failed: %s (the change is made but may not be on disk)", j->path,
+      rc = rstate__err(RSTATE_EIO, "a sync of %s failed: %s (the change is made but may not be on disk)", j->path,
                        strerror(j->sync_err));
       break;
     }
@@ -551,7 +551,7 @@ int rstate__journal_sync(rstate__journal *j) {
   if (failed) to = j->stale_to;
   if (to <= j->synced) {
     pthread_mutex_unlock(&j->sync_lock);
-    if (failed) return rstate__err(RSTATE_EIO, "%s: sync failed: %s", j->path, strerror(failed));
+    if (failed) return rstate__err(RSTATE_EIO, "a sync of %s failed: %s", j->path, strerror(failed));
     return RSTATE_OK;
   }
   size_t from = j->synced;
@@ -571,7 +571,7 @@ int rstate__journal_sync(rstate__journal *j) {
     j->stale_to = 0; /* the zeros are on disk (no undo zeroed more meanwhile) */
   pthread_cond_broadcast(&j->sync_cond);
   pthread_mutex_unlock(&j->sync_lock);
-  if (failed || e) return rstate__err(RSTATE_EIO, "%s: sync failed: %s", j->path, strerror(failed ? failed : e));
+  if (failed || e) return rstate__err(RSTATE_EIO, "a sync of %s failed: %s", j->path, strerror(failed ? failed : e));
   return RSTATE_OK;
 }
 
