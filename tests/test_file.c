@@ -19,6 +19,7 @@
 #include <linux/seccomp.h>
 #include <stddef.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -1295,6 +1296,42 @@ Test(file, without_fallocate_nothing_but_records_is_written, .timeout = 120) {
   rstate_value_clear(&got);
   cr_assert_eq(rstate_revision(s), (uint64_t)n + 1);
   rstate_close(s);
+  h_rmdir(dir);
+}
+
+/* Where the file system cannot allocate, a disk with no more room is an
+ * error when the journal grows, not a SIGBUS at an append: the change
+ * that needs the room is refused with RSTATE_EIO, naming the journal and
+ * the error, and not made. (A file size limit stands for the full disk.) */
+Test(file, without_fallocate_no_room_is_an_error) {
+  if (!fallocate_unsupported()) cr_skip_test("no seccomp filter here to make fallocate unsupported");
+  char dir[96];
+  fresh_dir(dir, sizeof dir);
+  atomic_store(&rstate__file_compact_bytes, (size_t)1 << 40);
+  rstate_store *s = open_ok(dir, NULL);
+  h_define_ok(s, "x", RSTATE_TYPE_STRING, rstate_string(""), NULL);
+  signal(SIGXFSZ, SIG_IGN);
+  struct rlimit lim = {4 << 20, 4 << 20};
+  cr_assert_eq(setrlimit(RLIMIT_FSIZE, &lim), 0, "%s", strerror(errno));
+  static char v[100001];
+  memset(v, 'x', sizeof v - 1);
+  int rc = RSTATE_OK, i;
+  for (i = 0; i < 100 && rc == RSTATE_OK; i++) {
+    v[0] = (char)('a' + i % 26);
+    rc = rstate_set_string(s, "x", v);
+  }
+  cr_assert_eq(rc, RSTATE_EIO, "after %d sets of 100 kB: %s: %s", i, rstate_error_name(rc), rstate_last_error());
+  char path[256], want[400];
+  journal_path(path, sizeof path, dir, 1);
+  snprintf(want, sizeof want, "%s: cannot grow the journal to ", path);
+  cr_assert(strstr(rstate_last_error(), want) && strstr(rstate_last_error(), strerror(EFBIG)), "%s",
+            rstate_last_error());
+  rstate_value got;
+  ASSERT_RC(rstate_get(s, "x", &got), RSTATE_OK);
+  cr_assert_eq(got.u.s.ptr[0], 'a' + (i - 2) % 26, "the refused change was made");
+  rstate_value_clear(&got);
+  rstate_close(s);
+  atomic_store(&rstate__file_compact_bytes, 0);
   h_rmdir(dir);
 }
 
