@@ -955,7 +955,7 @@ Test(file, the_zeros_over_an_undone_record_are_synced) {
  * failed so far, and a condition to wait for them. */
 static pthread_mutex_t fault_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t fault_cond = PTHREAD_COND_INITIALIZER;
-static int fault_errno, faults_made;
+static int fault_errno, faults_made, failures_kept;
 
 static int inject_fault(const rstate__journal *j) {
   (void)j;
@@ -968,23 +968,35 @@ static int inject_fault(const rstate__journal *j) {
   return e;
 }
 
+/* The failure kept by the journal (after the sync the fault failed). */
+static void note_failure(const rstate__journal *j) {
+  (void)j;
+  pthread_mutex_lock(&fault_lock);
+  failures_kept++;
+  pthread_cond_broadcast(&fault_cond);
+  pthread_mutex_unlock(&fault_lock);
+}
+
 static void arm_fault(int e) {
   pthread_mutex_lock(&fault_lock);
   fault_errno = e;
   pthread_mutex_unlock(&fault_lock);
 }
 
-/* Waits (10 s at most) until n syncs failed. */
+/* Waits (10 s at most) until n syncs failed and their journals kept it
+ * (note_failure, set with inject_fault). */
 static void wait_faults(int n) {
   struct timespec dl;
   clock_gettime(CLOCK_REALTIME, &dl);
   dl.tv_sec += 10;
   pthread_mutex_lock(&fault_lock);
   int e = 0;
-  while (faults_made < n && e != ETIMEDOUT) e = pthread_cond_timedwait(&fault_cond, &fault_lock, &dl);
-  int made = faults_made;
+  while ((faults_made < n || failures_kept < n) && e != ETIMEDOUT)
+    e = pthread_cond_timedwait(&fault_cond, &fault_lock, &dl);
+  int made = faults_made, kept = failures_kept;
   pthread_mutex_unlock(&fault_lock);
   cr_assert_geq(made, n, "10 s on, %d syncs failed of the %d injected", made, n);
+  cr_assert_geq(kept, n, "10 s on, %d of %d failed syncs were kept by their journal", kept, n);
 }
 
 /* The sentence of a change refused after a failed sync of journal gen. */
@@ -1052,6 +1064,7 @@ Test(file, a_failed_interval_sync_refuses_every_change_until_reopened) {
   o.sync = RSTATE_SYNC_INTERVAL;
   o.sync_interval_ms = 10;
   rstate__file_sync_fault = inject_fault; /* before the store's threads start */
+  rstate__file_sync_failed_hook = note_failure;
   rstate_store *s = open_ok(dir, &o);
   h_define_ok(s, "x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
   arm_fault(EIO);
@@ -1083,6 +1096,7 @@ Test(file, a_failed_fdatasync_refuses_every_change_until_reopened) {
   rstate_options o = {0};
   o.sync = RSTATE_SYNC_ALWAYS;
   rstate__file_sync_fault = inject_fault; /* before the store's threads start */
+  rstate__file_sync_failed_hook = note_failure;
   rstate_store *s = open_ok(dir, &o);
   h_define_ok(s, "x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
   arm_fault(EIO);
@@ -1130,6 +1144,7 @@ Test(file, a_failed_fdatasync_in_a_server_closes_the_turns_writers_unanswered) {
   rstate_options o = {0};
   o.sync = RSTATE_SYNC_ALWAYS;
   rstate__file_sync_fault = inject_fault; /* before the store's threads start */
+  rstate__file_sync_failed_hook = note_failure;
   rstate_store *s = open_ok(dir, &o);
   h_define_ok(s, "x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
   char uri[128];

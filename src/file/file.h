@@ -326,5 +326,9 @@ extern void (*rstate__file_synced_hook)(const rstate__journal *j, size_t synced)
  * returned makes that sync fail with it, unmade (0: made as usual). Set before a store opens (NULL:
  * none). */
 extern int (*rstate__file_sync_fault)(const rstate__journal *j);
+/* Tests: called once a journal's first failed sync is kept, and the store
+ * told (it refuses changes from then on). Set before a store opens (NULL:
+ * none). */
+extern void (*rstate__file_sync_failed_hook)(const rstate__journal *j);
 
 #endif

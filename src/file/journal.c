@@ -36,19 +36,23 @@ int (*rstate__file_sync_fault)(const rstate__journal *j);
 
 static int fault(const rstate__journal *j) { return rstate__file_sync_fault ? rstate__file_sync_fault(j) : 0; }
 
+void (*rstate__file_sync_failed_hook)(const rstate__journal *j);
+
 /* Under sync_lock: a sync failed with e. The first failure is kept (the
  * journal's later syncs fail with it) and told to the store. */
 static void sync_failed(rstate__journal *j, int e) {
   if (j->sync_err) return;
   j->sync_err = e;
   rstate__sync_failure *f = j->failure;
-  if (!f) return;
-  pthread_mutex_lock(&f->lock);
-  if (!atomic_load_explicit(&f->err, memory_order_relaxed)) {
-    f->gen = j->gen;
-    atomic_store_explicit(&f->err, e, memory_order_release);
+  if (f) {
+    pthread_mutex_lock(&f->lock);
+    if (!atomic_load_explicit(&f->err, memory_order_relaxed)) {
+      f->gen = j->gen;
+      atomic_store_explicit(&f->err, e, memory_order_release);
+    }
+    pthread_mutex_unlock(&f->lock);
   }
-  pthread_mutex_unlock(&f->lock);
+  if (rstate__file_sync_failed_hook) rstate__file_sync_failed_hook(j);
 }
 
 #define CHUNK_MIN (1u << 20)
