@@ -163,11 +163,6 @@ static uint32_t inbox_count(rstate__watch *w) {
   return k;
 }
 
-/* The node taken at claim time: the claiming thread's alone, but counted
- * as pending by the statistics (under the lock), hence atomic. */
-static rstate__node *get_taken(rstate__watch *w) { return atomic_load_explicit(&w->taken, memory_order_relaxed); }
-static void set_taken(rstate__watch *w, rstate__node *n) { atomic_store_explicit(&w->taken, n, memory_order_relaxed); }
-
 /* The first thread to find the watch idle with work claims it. */
 static void claim_if_idle(rstate__watch *w) {
   if (atomic_load_explicit(&w->claimed, memory_order_relaxed) || w->initializing || w->dead ||
@@ -183,7 +178,6 @@ static void claim_if_idle(rstate__watch *w) {
   }
   atomic_store_explicit(&w->claimed, true, memory_order_relaxed);
   w->drain_next = NULL;
-  if (!tls.in_callback) set_taken(w, pop(w)); /* the drain starts without the lock */
   if (tls.tail) {
     tls.tail->drain_next = w;
   } else {
@@ -191,10 +185,11 @@ static void claim_if_idle(rstate__watch *w) {
     /* This thread drains w first, and runs no user code before: no
      * callback runs here now, and its other claims queue behind w. So w
      * may count as running already (rstate_unwatch from another thread
-     * waits for that delivery, as for a callback that began). Those
-     * behind it get running when their drain comes (rstate__watch_drain):
-     * the callbacks before may end them, or wait for another thread. */
-    if (get_taken(w)) atomic_store_explicit(&w->running, true, memory_order_relaxed);
+     * waits for that delivery, as for a callback that began). */
+    if (!tls.in_callback) {
+      w->taken = pop(w);
+      w->running = true;
+    }
   }
   tls.tail = w;
 }
@@ -324,24 +319,10 @@ static void inbox_push(rstate__watch *w, rstate__node *node) {
   rstate__dispatch_ready(w->store->dispatch, w);
 }
 
-bool rstate__watch_uses_inbox(const rstate__watch *w) { return uses_inbox(w); }
-
-rstate__stripe *rstate__watch_stripe(rstate__watch *w) { return STRIPE(w); }
-
-rstate__node *rstate__watch_push_locked(rstate__watch *w, rstate__node *node) {
-  if (w->dead) return node;
-  if (ignored(w, node->rec)) {
-    w->stats.filtered++;
-    return node;
-  }
-  enqueue(w, node);
-  claim_if_idle(w);
-  return NULL;
-}
-
 void rstate__watch_push(rstate__watch *w, rstate__node *node) {
+  const rstate__record *rec = node->rec;
   /* a watch registering holds its changes under the lock (finish_registration) */
-  if (uses_inbox(w) && !atomic_load_explicit(&w->initializing, memory_order_acquire) && !ignored(w, node->rec) &&
+  if (uses_inbox(w) && !atomic_load_explicit(&w->initializing, memory_order_acquire) && !ignored(w, rec) &&
       w->in_pushed < INBOX_RUN) {
     inbox_push(w, node);
     return;
@@ -351,9 +332,20 @@ void rstate__watch_push(rstate__watch *w, rstate__node *node) {
     splice_inbox(w);
     w->in_pushed = 0;
   }
-  rstate__node *unused = rstate__watch_push_locked(w, node);
+  if (w->dead) {
+    pthread_mutex_unlock(&STRIPE(w)->lock);
+    rstate__node_release(node);
+    return;
+  }
+  if (ignored(w, rec)) {
+    w->stats.filtered++;
+    pthread_mutex_unlock(&STRIPE(w)->lock);
+    rstate__node_release(node);
+    return;
+  }
+  enqueue(w, node);
+  claim_if_idle(w);
   pthread_mutex_unlock(&STRIPE(w)->lock);
-  rstate__node_release(unused);
 }
 
 /* ---- ending a watch ---------------------------------------------------- */
@@ -383,14 +375,11 @@ static void end_watch(rstate__watch *w) {
   pthread_mutex_lock(&STRIPE(w)->lock);
   w->dead = true;
   rstate__node *untaken = NULL;
-  /* this thread claimed w, took its node (claim_if_idle) and has not begun
-   * its drain (rstate__deliver_claimed moves tls.head on before a drain):
-   * user code runs before that delivery, a backend's (on_state) or, when
-   * w was claimed behind another watch, that one's callback. The delivery
-   * is not a running callback to wait for, and it is off now. */
-  if (tls.head == w && get_taken(w)) {
-    untaken = get_taken(w);
-    set_taken(w, NULL);
+  if (tls.head == w && w->taken) { /* this thread claimed w and took its first node (claim_if_idle), and
+                                    * user code of a backend (on_state) runs before the delivery: that
+                                    * delivery is not a running callback to wait for, and it is off now */
+    untaken = w->taken;
+    w->taken = NULL;
     w->running = false;
   }
   if (w->running && tls.current == w) {
@@ -469,29 +458,16 @@ static int deliver(rstate__watch *w, const rstate__node *node, bool *called) {
 
 int rstate__watch_drain(rstate__watch *w) {
   int ran = 0;
-  rstate__node *node = get_taken(w), *unused = NULL; /* popped at claim time */
-  set_taken(w, NULL);
-  if (node && !atomic_load_explicit(&w->running, memory_order_relaxed)) {
-    /* taken behind another watch: running from now on, unless ended
-     * meanwhile (end_watch sets dead, then looks at running) */
-    atomic_store(&w->running, true);
-    if (atomic_load(&w->dead)) {
-      unused = node;
-      node = NULL;
-    }
-  }
+  rstate__node *node = w->taken; /* popped at claim time, running already set */
+  w->taken = NULL;
   if (!node) {
     pthread_mutex_lock(&STRIPE(w)->lock);
-    if (unused) { /* an unwatch may have seen running: it waits for this */
-      atomic_store_explicit(&w->running, false, memory_order_relaxed);
-      if (STRIPE(w)->waiters) pthread_cond_broadcast(&STRIPE(w)->idle);
-    }
     splice_inbox(w);
   }
   while (node || (!w->dead && w->head)) {
     if (!node) {
       node = pop(w);
-      atomic_store_explicit(&w->running, true, memory_order_relaxed);
+      w->running = true;
       pthread_mutex_unlock(&STRIPE(w)->lock);
     }
 
@@ -509,7 +485,7 @@ int rstate__watch_drain(rstate__watch *w) {
     }
 
     pthread_mutex_lock(&STRIPE(w)->lock);
-    atomic_store_explicit(&w->running, false, memory_order_relaxed);
+    w->running = false;
     if (called) {
       ran++;
       w->stats.delivered++;
@@ -533,7 +509,6 @@ int rstate__watch_drain(rstate__watch *w) {
   bool destroy = w->destroy_pending, orphaned = w->orphaned;
   w->destroy_pending = false;
   pthread_mutex_unlock(&STRIPE(w)->lock);
-  rstate__node_release(unused);
   if (again) { /* not dead: neither destroy nor orphaned */
     rstate__dispatch_ready(w->store->dispatch, w);
     return ran;
@@ -575,7 +550,7 @@ static rstate__watch *watch_new(rstate_store *s, const char *const *names, size_
   atomic_init(&w->deadline, INT64_MAX);
   atomic_init(&w->inbox, NULL);
   atomic_init(&w->claimed, false);
-  atomic_init(&w->taken, NULL);
+  w->stripe = (uint8_t)(((uintptr_t)w >> 6) % RSTATE_STRIPES);
   w->store = s;
   w->fn = fn;
   w->userdata = userdata;
@@ -749,7 +724,7 @@ int rstate_get_watch_stats(rstate_store *s, rstate_watch_id id, rstate_watch_sta
     return rstate__err(RSTATE_ENOTFOUND, "rstate_get_watch_stats: no watch %llu on this store", (unsigned long long)id);
   pthread_mutex_lock(&STRIPE(w)->lock);
   *out = w->stats;
-  out->pending = w->n_ready + w->n_pending + inbox_count(w) + (get_taken(w) != NULL);
+  out->pending = w->n_ready + w->n_pending + inbox_count(w);
   pthread_mutex_unlock(&STRIPE(w)->lock);
   rstate__watch_unref(w);
   return RSTATE_OK;
