@@ -23,6 +23,7 @@ typedef struct target {
 } target;
 
 #define EXACT_SLOTS 1024
+#define STRIPE_RUN 16
 
 struct rstate__registry {
   pthread_mutex_t lock;
@@ -84,6 +85,10 @@ int rstate__registry_add(rstate__registry *r, rstate__watch *w) {
   }
   count_patterns(r, w, 1);
   w->id = r->next_id++;
+  /* watches registered one after another share a stripe, STRIPE_RUN at a
+   * time: a name's watches are kept in the order added, so a change
+   * queued on many of them takes each stripe's lock once per run (emit) */
+  w->stripe = (uint8_t)((w->id / STRIPE_RUN) % RSTATE_STRIPES);
   r->ids[r->n_ids++] = w; /* ids only grow, so the array stays sorted */
   atomic_fetch_add(&r->live, 1);
   pthread_mutex_unlock(&r->lock);
@@ -233,10 +238,31 @@ int rstate__registry_emit(rstate__registry *r, const rstate_change *changes, siz
       pthread_mutex_unlock(&r->lock);
       return RSTATE_ENOMEM;
     }
+    rstate__stripe *held = NULL; /* the stripe of the run of watches being queued on */
+    rstate__node *unused = NULL;
     for (size_t j = 0; j < c.n; j++) {
+      rstate__watch *w = r->targets[j].w;
       rstate__node *node = rstate__batch_node(b, j);
       node->rec = rstate__batch_record(b, r->targets[j].change);
-      rstate__watch_push(r->targets[j].w, node);
+      rstate__stripe *st = rstate__watch_uses_inbox(w) ? NULL : rstate__watch_stripe(w);
+      if (held && held != st) pthread_mutex_unlock(&held->lock);
+      if (!st) {
+        held = NULL;
+        rstate__watch_push(w, node);
+        continue;
+      }
+      if (held != st) pthread_mutex_lock(&st->lock);
+      held = st;
+      if ((node = rstate__watch_push_locked(w, node))) {
+        node->next = unused;
+        unused = node;
+      }
+    }
+    if (held) pthread_mutex_unlock(&held->lock);
+    while (unused) {
+      rstate__node *next = unused->next;
+      rstate__node_release(unused);
+      unused = next;
     }
   }
   pthread_mutex_unlock(&r->lock);

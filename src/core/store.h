@@ -18,10 +18,11 @@ struct rstate_host {
   rstate_store *store;
 };
 
-/* Watches share their locks: a watch uses stripe (its address hashed) for
- * its queue and state, and waits for a running callback on that stripe's
- * condition. No code holds two watch locks at once, so sharing is safe, and
- * a watch stays small. */
+/* Watches share their locks: a watch uses stripe (given by its id at
+ * registration, the same for runs of watches registered one after another:
+ * registry.c) for its queue and state, and waits for a running callback on
+ * that stripe's condition. No code holds two watch locks at once, so
+ * sharing is safe, and a watch stays small. */
 #define RSTATE_STRIPES 64
 
 typedef struct rstate__stripe {

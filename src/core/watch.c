@@ -163,6 +163,11 @@ static uint32_t inbox_count(rstate__watch *w) {
   return k;
 }
 
+/* The node taken at claim time: the claiming thread's alone, but counted
+ * as pending by the statistics (under the lock), hence atomic. */
+static rstate__node *get_taken(rstate__watch *w) { return atomic_load_explicit(&w->taken, memory_order_relaxed); }
+static void set_taken(rstate__watch *w, rstate__node *n) { atomic_store_explicit(&w->taken, n, memory_order_relaxed); }
+
 /* The first thread to find the watch idle with work claims it. */
 static void claim_if_idle(rstate__watch *w) {
   if (atomic_load_explicit(&w->claimed, memory_order_relaxed) || w->initializing || w->dead ||
@@ -178,6 +183,7 @@ static void claim_if_idle(rstate__watch *w) {
   }
   atomic_store_explicit(&w->claimed, true, memory_order_relaxed);
   w->drain_next = NULL;
+  if (!tls.in_callback) set_taken(w, pop(w)); /* the drain starts without the lock */
   if (tls.tail) {
     tls.tail->drain_next = w;
   } else {
@@ -185,11 +191,10 @@ static void claim_if_idle(rstate__watch *w) {
     /* This thread drains w first, and runs no user code before: no
      * callback runs here now, and its other claims queue behind w. So w
      * may count as running already (rstate_unwatch from another thread
-     * waits for that delivery, as for a callback that began). */
-    if (!tls.in_callback) {
-      w->taken = pop(w);
-      w->running = true;
-    }
+     * waits for that delivery, as for a callback that began). Those
+     * behind it get running when their drain comes (rstate__watch_drain):
+     * the callbacks before may end them, or wait for another thread. */
+    if (get_taken(w)) atomic_store_explicit(&w->running, true, memory_order_relaxed);
   }
   tls.tail = w;
 }
@@ -319,10 +324,24 @@ static void inbox_push(rstate__watch *w, rstate__node *node) {
   rstate__dispatch_ready(w->store->dispatch, w);
 }
 
+bool rstate__watch_uses_inbox(const rstate__watch *w) { return uses_inbox(w); }
+
+rstate__stripe *rstate__watch_stripe(rstate__watch *w) { return STRIPE(w); }
+
+rstate__node *rstate__watch_push_locked(rstate__watch *w, rstate__node *node) {
+  if (w->dead) return node;
+  if (ignored(w, node->rec)) {
+    w->stats.filtered++;
+    return node;
+  }
+  enqueue(w, node);
+  claim_if_idle(w);
+  return NULL;
+}
+
 void rstate__watch_push(rstate__watch *w, rstate__node *node) {
-  const rstate__record *rec = node->rec;
   /* a watch registering holds its changes under the lock (finish_registration) */
-  if (uses_inbox(w) && !atomic_load_explicit(&w->initializing, memory_order_acquire) && !ignored(w, rec) &&
+  if (uses_inbox(w) && !atomic_load_explicit(&w->initializing, memory_order_acquire) && !ignored(w, node->rec) &&
       w->in_pushed < INBOX_RUN) {
     inbox_push(w, node);
     return;
@@ -332,20 +351,9 @@ void rstate__watch_push(rstate__watch *w, rstate__node *node) {
     splice_inbox(w);
     w->in_pushed = 0;
   }
-  if (w->dead) {
-    pthread_mutex_unlock(&STRIPE(w)->lock);
-    rstate__node_release(node);
-    return;
-  }
-  if (ignored(w, rec)) {
-    w->stats.filtered++;
-    pthread_mutex_unlock(&STRIPE(w)->lock);
-    rstate__node_release(node);
-    return;
-  }
-  enqueue(w, node);
-  claim_if_idle(w);
+  rstate__node *unused = rstate__watch_push_locked(w, node);
   pthread_mutex_unlock(&STRIPE(w)->lock);
+  rstate__node_release(unused);
 }
 
 /* ---- ending a watch ---------------------------------------------------- */
@@ -375,11 +383,14 @@ static void end_watch(rstate__watch *w) {
   pthread_mutex_lock(&STRIPE(w)->lock);
   w->dead = true;
   rstate__node *untaken = NULL;
-  if (tls.head == w && w->taken) { /* this thread claimed w and took its first node (claim_if_idle), and
-                                    * user code of a backend (on_state) runs before the delivery: that
-                                    * delivery is not a running callback to wait for, and it is off now */
-    untaken = w->taken;
-    w->taken = NULL;
+  /* this thread claimed w, took its node (claim_if_idle) and has not begun
+   * its drain (rstate__deliver_claimed moves tls.head on before a drain):
+   * user code runs before that delivery, a backend's (on_state) or, when
+   * w was claimed behind another watch, that one's callback. The delivery
+   * is not a running callback to wait for, and it is off now. */
+  if (tls.head == w && get_taken(w)) {
+    untaken = get_taken(w);
+    set_taken(w, NULL);
     w->running = false;
   }
   if (w->running && tls.current == w) {
@@ -458,16 +469,29 @@ static int deliver(rstate__watch *w, const rstate__node *node, bool *called) {
 
 int rstate__watch_drain(rstate__watch *w) {
   int ran = 0;
-  rstate__node *node = w->taken; /* popped at claim time, running already set */
-  w->taken = NULL;
+  rstate__node *node = get_taken(w), *unused = NULL; /* popped at claim time */
+  set_taken(w, NULL);
+  if (node && !atomic_load_explicit(&w->running, memory_order_relaxed)) {
+    /* taken behind another watch: running from now on, unless ended
+     * meanwhile (end_watch sets dead, then looks at running) */
+    atomic_store(&w->running, true);
+    if (atomic_load(&w->dead)) {
+      unused = node;
+      node = NULL;
+    }
+  }
   if (!node) {
     pthread_mutex_lock(&STRIPE(w)->lock);
+    if (unused) { /* an unwatch may have seen running: it waits for this */
+      atomic_store_explicit(&w->running, false, memory_order_relaxed);
+      if (STRIPE(w)->waiters) pthread_cond_broadcast(&STRIPE(w)->idle);
+    }
     splice_inbox(w);
   }
   while (node || (!w->dead && w->head)) {
     if (!node) {
       node = pop(w);
-      w->running = true;
+      atomic_store_explicit(&w->running, true, memory_order_relaxed);
       pthread_mutex_unlock(&STRIPE(w)->lock);
     }
 
@@ -485,7 +509,7 @@ int rstate__watch_drain(rstate__watch *w) {
     }
 
     pthread_mutex_lock(&STRIPE(w)->lock);
-    w->running = false;
+    atomic_store_explicit(&w->running, false, memory_order_relaxed);
     if (called) {
       ran++;
       w->stats.delivered++;
@@ -509,6 +533,7 @@ int rstate__watch_drain(rstate__watch *w) {
   bool destroy = w->destroy_pending, orphaned = w->orphaned;
   w->destroy_pending = false;
   pthread_mutex_unlock(&STRIPE(w)->lock);
+  rstate__node_release(unused);
   if (again) { /* not dead: neither destroy nor orphaned */
     rstate__dispatch_ready(w->store->dispatch, w);
     return ran;
@@ -550,7 +575,7 @@ static rstate__watch *watch_new(rstate_store *s, const char *const *names, size_
   atomic_init(&w->deadline, INT64_MAX);
   atomic_init(&w->inbox, NULL);
   atomic_init(&w->claimed, false);
-  w->stripe = (uint8_t)(((uintptr_t)w >> 6) % RSTATE_STRIPES);
+  atomic_init(&w->taken, NULL);
   w->store = s;
   w->fn = fn;
   w->userdata = userdata;
@@ -724,7 +749,7 @@ int rstate_get_watch_stats(rstate_store *s, rstate_watch_id id, rstate_watch_sta
     return rstate__err(RSTATE_ENOTFOUND, "rstate_get_watch_stats: no watch %llu on this store", (unsigned long long)id);
   pthread_mutex_lock(&STRIPE(w)->lock);
   *out = w->stats;
-  out->pending = w->n_ready + w->n_pending + inbox_count(w);
+  out->pending = w->n_ready + w->n_pending + inbox_count(w) + (get_taken(w) != NULL);
   pthread_mutex_unlock(&STRIPE(w)->lock);
   rstate__watch_unref(w);
   return RSTATE_OK;

@@ -62,11 +62,13 @@ struct rstate__watch {
    * it, always under the lock, so a walk under the lock (stats) is safe. */
   _Atomic(rstate__node *) inbox;
   rstate__node *pending;     /* debounce: one node per variable with a burst in progress */
-  /* an inline claim's first node, taken off the queue at claim time (with
-   * running set) when the claiming thread will deliver it before any other
-   * callback runs on it: the drain then starts without a lock round trip.
-   * Only the claiming thread touches it. */
-  rstate__node *taken;
+  /* an inline claim's first node, taken off the queue at claim time by a
+   * thread outside callbacks: the drain then starts without a lock round
+   * trip. With running set when it is the thread's first claim (delivered
+   * before any other callback runs on it); else the drain sets running
+   * when it comes to it, unless the watch was ended meanwhile. Only the
+   * claiming thread changes it; the statistics count it as pending. */
+  _Atomic(rstate__node *) taken;
   uint32_t n_ready, n_pending;
   /* registered, its snapshot not yet taken: hold events. Atomic: a setter
    * reads it without the lock before it uses the inbox. */
@@ -75,14 +77,20 @@ struct rstate__watch {
   /* a thread (or the dispatcher) will drain it. Set by atomic exchange:
    * under the lock, or by a setter that found the inbox empty. */
   atomic_bool claimed;
-  bool running;      /* a callback or filter is running (on the thread whose tls.current it is) */
-  bool dead;            /* unwatched: deliver nothing more */
+  /* a callback or filter is running (on the thread whose tls.current it
+   * is), or is about to: set at claim time for a thread's first claim.
+   * Atomic, as dead: a drain that took its node at claim time behind
+   * other watches sets running and then looks at dead, rstate_unwatch sets
+   * dead and then looks at running, so one of them sees the other (the
+   * rest of the time both change under the lock). */
+  atomic_bool running;
+  atomic_bool dead; /* unwatched: deliver nothing more */
   bool destroy_pending; /* unwatched from its own callback: destroy after it */
   /* ended by another thread while claimed: the registry's reference passed
    * to the claimer, which drops it when it releases the claim. So a claim
    * (one per delivery) costs no reference count of its own. */
   bool orphaned;
-  uint8_t stripe; /* which lock (immutable) */
+  uint8_t stripe; /* which lock (set at registration, then immutable) */
   rstate_watch_stats stats;
   _Atomic int64_t deadline; /* debounce: earliest due time (monotonic ns), INT64_MAX: none */
 };
@@ -117,6 +125,18 @@ void rstate__watch_ref(rstate__watch *w);
 void rstate__watch_unref(rstate__watch *w);
 /* Queues node on w (under the registry lock); never fails. */
 void rstate__watch_push(rstate__watch *w, rstate__node *node);
+/* The same for a watch without an inbox (inline, or debounced), under the
+ * lock of its stripe, which the caller holds: a caller queuing one change
+ * on many watches takes each stripe once for a run of them. Returns node
+ * when w had no use for it (ended, or its source ignored): the caller
+ * releases it once it let go of the lock. */
+rstate__node *rstate__watch_push_locked(rstate__watch *w, rstate__node *node);
+/* Whether w takes its changes through its lock-free inbox (queued, no
+ * debounce): rstate__watch_push only, then. Immutable. */
+bool rstate__watch_uses_inbox(const rstate__watch *w);
+/* The lock w's queue and state are under (see store.h). */
+typedef struct rstate__stripe rstate__stripe;
+rstate__stripe *rstate__watch_stripe(rstate__watch *w);
 /* Delivers everything ready on w, which the caller has claimed; returns how
  * many callbacks ran. Releases the claim. */
 int rstate__watch_drain(rstate__watch *w);
