@@ -20,7 +20,8 @@
 #include <time.h>
 
 #include "helpers.h"
-#include "leakcheck.h" /* mem_now, ASSERT_MEM_CLEAN_SINCE */
+#include "core/watch.h" /* rstate__dispatch_round_hook */
+#include "leakcheck.h"  /* mem_now, ASSERT_MEM_CLEAN_SINCE */
 
 #define WAIT_MS 10000 /* generous: valgrind runs these too */
 
@@ -45,6 +46,7 @@ static struct {
   bool try_dispatch; /* callbacks call rstate_dispatch and record its code */
   /* the gate a slow callback blocks on */
   bool gate_enabled, gate_entered, gate_open;
+  bool closed; /* close_store: rstate_close returned */
 } rec;
 
 static rstate_store *s;
@@ -639,6 +641,59 @@ Test(dispatch, close_with_a_dispatch_thread_and_events_pending_destroys_once, .t
   cr_assert_eq(rec_destroyed(), 1, "destroy ran %u times in rstate_close", rec_destroyed());
   size_t n = rec_count();
   cr_assert(n >= 1 && n <= 50, "%zu callbacks ran for 50 changes", n);
+}
+
+/* The dispatch thread's way to sleep, held at its start by the round hook
+ * until rstate_close has asked it to stop and woken it: close_store runs
+ * rstate_close on its own thread, so a close that never returns is a
+ * failure with a message, not the test's timeout. */
+static atomic_bool hold_round;
+
+static void hold_until_woken(int fd) {
+  if (!atomic_exchange(&hold_round, false)) return;
+  pthread_mutex_lock(&rec.lock);
+  rec.gate_entered = true;
+  pthread_cond_broadcast(&rec.cond);
+  pthread_mutex_unlock(&rec.lock);
+  struct pollfd p = {.fd = fd, .events = POLLIN};
+  poll(&p, 1, WAIT_MS); /* the close's wakeup */
+}
+
+static void *close_store(void *arg) {
+  rstate_close(arg);
+  pthread_mutex_lock(&rec.lock);
+  rec.closed = true;
+  pthread_cond_broadcast(&rec.cond);
+  pthread_mutex_unlock(&rec.lock);
+  return NULL;
+}
+
+/* The thread looks at its stop flag, then (finding nothing to do) clears
+ * its wakeup and sleeps: a close between the two must still stop it, though
+ * the wakeup it clears is the close's. */
+Test(dispatch, close_between_a_round_and_its_sleep_stops_the_dispatch_thread, .timeout = 60) {
+  atomic_store(&hold_round, true);
+  rstate__dispatch_round_hook = hold_until_woken;
+  rstate_store *st = open_with_thread();
+  pthread_mutex_lock(&rec.lock);
+  struct timespec until = deadline_in(WAIT_MS);
+  while (!rec.gate_entered && pthread_cond_timedwait(&rec.cond, &rec.lock, &until) == 0) {
+  }
+  bool held = rec.gate_entered;
+  pthread_mutex_unlock(&rec.lock);
+  cr_assert(held, "the dispatch thread did not start a round in %d s", WAIT_MS / 1000);
+  pthread_t t;
+  cr_assert_eq(pthread_create(&t, NULL, close_store, st), 0, "cannot start the closing thread");
+  until = deadline_in(2 * WAIT_MS);
+  pthread_mutex_lock(&rec.lock);
+  while (!rec.closed && pthread_cond_timedwait(&rec.cond, &rec.lock, &until) == 0) {
+  }
+  bool closed = rec.closed;
+  pthread_mutex_unlock(&rec.lock);
+  cr_assert(closed, "rstate_close did not return in %d s: the dispatch thread slept through its stop",
+            2 * WAIT_MS / 1000);
+  pthread_join(t, NULL);
+  rstate__dispatch_round_hook = NULL;
 }
 
 /* ---- several dispatchers, and a watch that ends on its first event ------ */

@@ -302,12 +302,18 @@ static int timeout_ms(rstate__dispatch *d) {
   return ms > INT32_MAX ? INT32_MAX : (int)ms;
 }
 
+void (*rstate__dispatch_round_hook)(int fd);
+
 static void *thread_main(void *arg) {
   rstate__dispatch *d = arg;
   while (!atomic_load(&d->stop)) {
+    if (rstate__dispatch_round_hook) rstate__dispatch_round_hook(d->epfd);
     bool did;
     run_once(d, &did, true);
     if (did) continue;
+    /* a round that found nothing cleared the fd: a stop asked since the
+     * loop's look may have been the wakeup it cleared */
+    if (atomic_load(&d->stop)) break;
     rstate__batch_trim(); /* the stream stopped: the batches kept for the setters go */
     struct pollfd p = {.fd = d->epfd, .events = POLLIN};
     poll(&p, 1, timeout_ms(d));

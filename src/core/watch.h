@@ -175,5 +175,8 @@ void rstate__dispatch_deadline(rstate__dispatch *d, int64_t deadline);
 /* Debounced watches are kept on a list so their deadlines can be checked. */
 int rstate__dispatch_add_timer(rstate__dispatch *d, rstate__watch *w);
 void rstate__dispatch_remove_timer(rstate__dispatch *d, rstate__watch *w);
+/* For tests: the dispatch thread calls it, when set, at the start of each
+ * round, with the fd it sleeps on. */
+extern void (*rstate__dispatch_round_hook)(int fd);
 
 #endif
