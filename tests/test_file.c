@@ -1405,6 +1405,7 @@ Test(file, a_remap_does_not_wait_for_a_sync) {
   cr_assert_eq(truncate(path, (off_t)(at + len) + (128 << 20)), 0, "%s", strerror(errno));
   uint8_t *p = rstate__journal_reserve(j, len);
   cr_assert_not_null(p, "%s", rstate_last_error());
+  cr_assert_geq(j->size, (size_t)2 << 30, "the new mapping has no room ahead (%zu bytes)", j->size);
   pthread_mutex_lock(&slow_lock);
   int state = slow_state;
   slow_state = 2;
@@ -1428,6 +1429,69 @@ Test(file, a_remap_does_not_wait_for_a_sync) {
   cr_assert_eq(b[0], 0xCD, "the bytes written through the new mapping");
   cr_assert_eq(pread(fd, b, 1, (off_t)(at + len - 1)), 1);
   cr_assert_eq(b[0], 0xEF);
+  close(fd);
+  rstate__journal_close(j, true);
+  h_rmdir(dir);
+}
+
+/* A journal longer than the address space mapped at once (1 GiB; 1 MiB
+ * here) grows under a mapping with room ahead: remapped when it passes
+ * the mapping, to twice what was mapped, so a journal grown step by step (the
+ * store's thread allocating ahead of the writer, 8 MiB at a time here) is
+ * remapped about log2(its length / the window) times, not once a step.
+ * The bytes written through every mapping are in the file. (Kept sparse
+ * as above: the steps take no room.) */
+Test(file, a_journal_past_its_mapping_is_remapped_rarely) {
+  if (sizeof(size_t) < 8) cr_skip_test("a 1 GiB journal is for 64-bit machines");
+  if (!fallocate_unsupported()) cr_skip_test("no seccomp filter here to keep the journal sparse");
+  char dir[96];
+  fresh_dir(dir, sizeof dir);
+  cr_assert_eq(mkdir(dir, 0700), 0);
+  const size_t window = (size_t)1 << 20, last = (size_t)1 << 30, step = (size_t)1 << 20;
+  atomic_store(&rstate__file_map_window, window);
+  rstate__journal *j;
+  ASSERT_RC(rstate__journal_create(&j, dir, 1), RSTATE_OK);
+  atomic_store(&rstate__file_map_window, 0);
+  char path[256];
+  journal_path(path, sizeof path, dir, 1);
+  cr_assert_eq(truncate(path, (off_t)(last + ((size_t)64 << 20))), 0, "%s", strerror(errno));
+  uint64_t before = atomic_load(&rstate__file_remaps);
+  size_t allocated = atomic_load(&j->allocated);
+  int steps = 0, marks = 0;
+  size_t marked[32];
+  uint64_t seen = before - 1;
+  while (atomic_load(&j->published) + step <= last) {
+    rstate__journal_allocate_ahead(j); /* as the store's thread does */
+    size_t now = atomic_load(&j->allocated);
+    if (now != allocated) steps++;
+    allocated = now;
+    size_t at = atomic_load(&j->published);
+    uint8_t *p = rstate__journal_reserve(j, step);
+    cr_assert_not_null(p, "%s", rstate_last_error());
+    cr_assert_leq(at + step, j->size, "the room reserved is not mapped");
+    uint64_t r = atomic_load(&rstate__file_remaps);
+    if (r != seen && marks < 32) { /* a byte through each mapping */
+      p[0] = (uint8_t)(0x80 + marks);
+      marked[marks++] = at;
+      seen = r;
+    }
+    rstate__journal_commit(j, step);
+  }
+  uint64_t remaps = atomic_load(&rstate__file_remaps) - before;
+  cr_assert_geq(steps, 100, "the journal grew in %d steps only", steps);
+  cr_assert_leq(remaps, 11, /* log2(1 GiB / 1 MiB), and one */
+                "a journal grown to 1 GiB in %d steps past a 1 MiB mapping was remapped %llu times", steps,
+                (unsigned long long)remaps);
+  cr_assert_geq(remaps, 1, "the journal was never remapped");
+  cr_assert_eq(marks, (int)remaps + 1);
+  ASSERT_RC(rstate__journal_sync(j), RSTATE_OK);
+  int fd = open(path, O_RDONLY);
+  cr_assert_geq(fd, 0);
+  for (int i = 0; i < marks; i++) {
+    uint8_t b;
+    cr_assert_eq(pread(fd, &b, 1, (off_t)marked[i]), 1);
+    cr_assert_eq(b, 0x80 + i, "the byte written at %zu", marked[i]);
+  }
   close(fd);
   rstate__journal_close(j, true);
   h_rmdir(dir);

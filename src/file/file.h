@@ -169,7 +169,7 @@ typedef struct rstate__journal {
   char *path;
   uint64_t gen;
   uint8_t *map;
-  size_t size;              /* of the mapping (the file: allocated) */
+  size_t size;              /* of the mapping (the file may be shorter: allocated) */
   size_t end;               /* bytes in use (under the store's lock) */
   size_t undo_end;          /* end before the last append */
   _Atomic size_t published; /* end, for the syncing threads */
@@ -250,6 +250,12 @@ int rstate__journal_sync(rstate__journal *j);
 /* Unmaps and closes (waits for no waiters first); remove: unlink the file. */
 void rstate__journal_close(rstate__journal *j, bool remove);
 char *rstate__journal_path(const char *dir, uint64_t gen);
+/* Tests: the address space a journal maps at once (0: the default, 1 GiB;
+ * 64 MiB on 32-bit machines). Read when a journal is created or opened. */
+extern _Atomic size_t rstate__file_map_window;
+/* Remaps of journals grown past their mapping (moved, or mapped anew
+ * beside a mapping in use), by every file: store of the process. */
+extern _Atomic uint64_t rstate__file_remaps;
 
 /* ---- snapshot.c --------------------------------------------------------- */
 

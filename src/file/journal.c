@@ -31,6 +31,8 @@
 #include "file.h"
 
 _Atomic uint64_t rstate__file_syncs;
+_Atomic uint64_t rstate__file_remaps;
+_Atomic size_t rstate__file_map_window;
 void (*rstate__file_synced_hook)(const rstate__journal *j, size_t synced);
 int (*rstate__file_sync_fault)(const rstate__journal *j);
 
@@ -59,10 +61,27 @@ static void sync_failed(rstate__journal *j, int e) {
 #define CHUNK_MAX (64u << 20)
 /* The address space mapped at once (the file may be shorter: only what is
  * allocated is touched), so that the file grows under a mapping that stays
- * put and the prefaulting can run ahead of the writers without remapping;
- * a longer journal is remapped (grow), moved when no sync or prefault uses
- * the mapping, else mapped anew beside it (rstate__jmap). */
+ * put and the prefaulting can run ahead of the writers without remapping
+ * (rstate__file_map_window in tests); a longer journal is remapped (grow),
+ * moved when no sync or prefault uses the mapping, else mapped anew beside
+ * it (rstate__jmap). A remap maps room ahead as well, twice what was
+ * mapped (map_ahead), so that a journal growing a step at a time (the
+ * store's thread allocates 8 MiB ahead) is remapped about log2(its length
+ * / WINDOW) times, not at every step. The mapping past the end of the file
+ * is address space only: nothing writes, prefaults or syncs it (a SIGBUS
+ * past the end of a shared mapping's file): the writers stay below
+ * j->allocated, raised once the file is that long, and the prefault and
+ * the syncs below it too. */
 #define WINDOW (sizeof(size_t) >= 8 ? (size_t)1 << 30 : (size_t)CHUNK_MAX)
+
+/* How much to map for a journal allocated up to size past a mapping of
+ * mapped bytes: mapped doubled until it covers size, so at most twice
+ * size (exactly size where doubling would overflow). */
+static size_t map_ahead(size_t mapped, size_t size) {
+  size_t to = mapped ? mapped : size;
+  while (to < size) to = to <= SIZE_MAX / 2 ? 2 * to : size;
+  return to;
+}
 
 /* A mapping of the journal and the threads using it outside the store's
  * lock; a mapping retired by a remap is unmapped by its last user. */
@@ -170,7 +189,9 @@ static int journal_map(rstate__journal **out, int fd, char *path, uint64_t gen, 
       return rc;
     }
   }
-  size_t window = size > WINDOW ? size : WINDOW;
+  size_t window = atomic_load_explicit(&rstate__file_map_window, memory_order_relaxed);
+  if (!window) window = WINDOW;
+  if (window < size) window = size;
   void *map = mmap(NULL, window, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (map == MAP_FAILED) map = mmap(NULL, window = size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   rstate__journal *j = map == MAP_FAILED ? NULL : calloc(1, sizeof *j);
@@ -319,8 +340,8 @@ static void raise_allocated(rstate__journal *j, size_t to) {
 }
 
 /* Under the store's lock: allocates more of the file unless the store's
- * thread already did (rstate__journal_allocate_ahead), and maps it when it
- * runs past the window. */
+ * thread already did (rstate__journal_allocate_ahead), and maps it, with
+ * room ahead, when it runs past the mapping. */
 static int grow(rstate__journal *j, size_t need) {
   size_t size = atomic_load(&j->allocated);
   if (size < need) {
@@ -334,27 +355,32 @@ static int grow(rstate__journal *j, size_t need) {
     raise_allocated(j, size);
   }
   if (size <= j->size) return RSTATE_OK;
-  /* Past the window. With no sync or prefault on the mapping, it is
-   * moved (the page tables go with it); under one, the file is mapped
-   * anew and the old mapping left to its last user: the writer never
-   * waits for an msync (up to 100 ms), only faults its pages in again. */
+  /* Past the mapping: mapped again with room ahead (map_ahead; where the
+   * address space has no room for that, as far as the file is allocated).
+   * With no sync or prefault on the mapping, it is moved (the page tables
+   * go with it); under one, the file is mapped anew and the old mapping
+   * left to its last user: the writer never waits for an msync (up to
+   * 100 ms), only faults its pages in again. */
   pthread_mutex_lock(&j->map_lock);
   rstate__jmap *m = j->cur_map, *nm = NULL;
+  size_t want = map_ahead(j->size, size);
   void *map;
   int e = 0;
   if (!m->users) {
-    map = mremap(m->p, m->size, size, MREMAP_MAYMOVE);
+    map = mremap(m->p, m->size, want, MREMAP_MAYMOVE);
+    if (map == MAP_FAILED && want > size) map = mremap(m->p, m->size, want = size, MREMAP_MAYMOVE);
     if (map == MAP_FAILED) e = errno;
-    else *m = (rstate__jmap){map, size, 0, false};
+    else *m = (rstate__jmap){map, want, 0, false};
   } else if (!(nm = malloc(sizeof *nm))) {
     e = ENOMEM;
   } else {
-    map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, j->fd, 0);
+    map = mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_SHARED, j->fd, 0);
+    if (map == MAP_FAILED && want > size) map = mmap(NULL, want = size, PROT_READ | PROT_WRITE, MAP_SHARED, j->fd, 0);
     if (map == MAP_FAILED) {
       e = errno;
       free(nm);
     } else {
-      *nm = (rstate__jmap){map, size, 0, false};
+      *nm = (rstate__jmap){map, want, 0, false};
       m->retired = true;
       j->cur_map = nm;
       /* nothing of the new mapping is prefaulted yet */
@@ -364,7 +390,8 @@ static int grow(rstate__journal *j, size_t need) {
   }
   if (!e) {
     j->map = j->cur_map->p;
-    j->size = size;
+    j->size = want;
+    atomic_fetch_add_explicit(&rstate__file_remaps, 1, memory_order_relaxed);
   }
   pthread_mutex_unlock(&j->map_lock);
   if (e) return rstate__err(RSTATE_EIO, "%s: cannot map %zu bytes of the journal: %s", j->path, size, strerror(e));
