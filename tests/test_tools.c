@@ -294,6 +294,63 @@ Test(tools_format, json_strings_and_values) {
   free(buf);
 }
 
+/* Strings of every length up to well past what json_string and json_value
+ * format on the stack (then on the heap), escapes falling at every
+ * offset: the same text as the escaping, piece by piece. */
+Test(tools_format, json_strings_of_every_length) {
+  static const char *const piece[] = {"a", "\"", "b", "\\", "\n", "é", "\x01", "cd", "€", "\t"};
+  static const char *const want_piece[] = {"a", "\\\"", "b", "\\\\", "\\n", "é", "\\u0001", "cd", "€", "\\t"};
+  enum { N = 1500 };
+  static char in[N * 3 + 8], want[N * 6 + 8];
+  for (size_t n = 0; n <= N; n++) {
+    size_t ilen = 0, wlen = 0;
+    want[wlen++] = '"';
+    for (size_t i = 0; i < n; i++) {
+      size_t k = (i * 7 + n) % 10;
+      memcpy(in + ilen, piece[k], strlen(piece[k]));
+      ilen += strlen(piece[k]);
+      memcpy(want + wlen, want_piece[k], strlen(want_piece[k]));
+      wlen += strlen(want_piece[k]);
+    }
+    in[ilen] = '\0';
+    want[wlen++] = '"';
+    want[wlen] = '\0';
+    char *buf;
+    size_t len;
+    FILE *f = open_memstream(&buf, &len);
+    cr_assert_not_null(f);
+    cr_assert_eq(json_string(f, in, ilen), 0, "%zu pieces", n);
+    rstate_value v = {.kind = RSTATE_STRING, .u.s = {in, ilen}};
+    cr_assert_eq(json_value(f, &v), 0, "%zu pieces", n);
+    fclose(f);
+    cr_assert_eq(len, 2 * wlen, "%zu pieces: %zu bytes, want %zu", n, len, 2 * wlen);
+    cr_assert(!memcmp(buf, want, wlen) && !memcmp(buf + wlen, want, wlen), "%zu pieces: %s", n, buf);
+    free(buf);
+  }
+}
+
+/* A buffer that starts in the caller's bytes moves to the heap once the
+ * text outgrows them, the text kept. */
+Test(tools_format, a_strbuf_outgrows_the_callers_buffer) {
+  char small[8];
+  strbuf b = strbuf_on(small, sizeof small);
+  strbuf_puts(&b, "1234567");
+  cr_assert_eq(b.p, small, "moved while it fit");
+  strbuf_putc(&b, '8');
+  cr_assert_eq(b.p, small, "moved while it fit");
+  strbuf_puts(&b, "9abcdef");
+  strbuf_u64(&b, 42);
+  cr_assert_neq(b.p, small, "still in the caller's 8 bytes");
+  cr_assert(!b.failed);
+  cr_assert_eq(b.len, 17);
+  cr_assert(!memcmp(b.p, "123456789abcdef42", 17));
+  strbuf_free(&b);
+  b = strbuf_on(small, sizeof small);
+  strbuf_puts(&b, "fits");
+  cr_assert_eq(b.p, small);
+  strbuf_free(&b); /* frees nothing: the bytes are the caller's */
+}
+
 static rstate_event sample_event(void) {
   static const rstate_meta meta[] = {{"run", "7"}, {"why", "a \"test\""}};
   rstate_event ev = {0};

@@ -47,8 +47,14 @@ void json_value_sb(strbuf *b, const rstate_value *v) {
   }
 }
 
+/* Written to f from a buffer on the stack (the heap only for a text
+ * longer than it): these are called for every field of every event of
+ * `rstate watch --json` and the HTTP API. */
+enum { JSON_STACK = 512 };
+
 int json_string(FILE *f, const char *s, size_t len) {
-  strbuf b = {0};
+  char buf[JSON_STACK];
+  strbuf b = strbuf_on(buf, sizeof buf);
   json_string_sb(&b, s, len);
   int r = strbuf_write(&b, f);
   strbuf_free(&b);
@@ -56,7 +62,8 @@ int json_string(FILE *f, const char *s, size_t len) {
 }
 
 int json_value(FILE *f, const rstate_value *v) {
-  strbuf b = {0};
+  char buf[JSON_STACK];
+  strbuf b = strbuf_on(buf, sizeof buf);
   json_value_sb(&b, v);
   int r = strbuf_write(&b, f);
   strbuf_free(&b);

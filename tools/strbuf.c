@@ -10,11 +10,13 @@ bool strbuf_reserve(strbuf *b, size_t more) {
   if (b->len + more <= b->cap) return true;
   size_t cap = b->cap ? b->cap : 256;
   while (cap < b->len + more) cap *= 2;
-  char *p = realloc(b->p, cap);
+  char *p = b->borrowed ? malloc(cap) : realloc(b->p, cap);
   if (!p) {
     b->failed = true;
     return false;
   }
+  if (b->borrowed && b->len) memcpy(p, b->p, b->len);
+  b->borrowed = false;
   b->p = p;
   b->cap = cap;
   return true;
@@ -45,6 +47,6 @@ int strbuf_write(const strbuf *b, FILE *f) {
 }
 
 void strbuf_free(strbuf *b) {
-  free(b->p);
+  if (!b->borrowed) free(b->p);
   *b = (strbuf){0};
 }

@@ -16,8 +16,15 @@
 typedef struct strbuf {
   char *p; /* malloc'ed, not NUL-terminated; NULL until the first append */
   size_t len, cap;
-  bool failed; /* out of memory: the text is incomplete */
+  bool failed;   /* out of memory: the text is incomplete */
+  bool borrowed; /* p is the caller's (strbuf_on), not to be freed */
 } strbuf;
+
+/* A buffer whose text starts in the caller's n bytes at buf (on the stack,
+ * say) and moves to the heap only once it outgrows them: text written
+ * somewhere at once costs no allocation when short. strbuf_free after, as
+ * for any other. */
+static inline strbuf strbuf_on(char *buf, size_t n) { return (strbuf){buf, 0, n, false, true}; }
 
 /* Room for `more` bytes after len; false (and failed) when out of memory. */
 bool strbuf_reserve(strbuf *b, size_t more);
