@@ -637,7 +637,9 @@ typedef struct rstate_watch_opts {
  * that call returns — unless that thread is inside a callback already, in
  * which case the event is delivered after that callback returns (no
  * recursion). A queued or debounced watch runs fn from rstate_dispatch or
- * the dispatch thread. A watch's fn and filter never run concurrently with
+ * the dispatch thread; queued watches take turns there, at most 256 events
+ * of one before the others ready get theirs, so a watch whose setters never
+ * pause holds up no other. A watch's fn and filter never run concurrently with
  * themselves, and every watch receives its events in increasing revision
  * order. fn and filter may call any function on the store except rstate_close
  * and rstate_dispatch; a chain of more than 1000 callbacks each changing a

@@ -471,6 +471,88 @@ Test(dispatch, dispatch_thread_delivers_debounced_bursts, .timeout = 60) {
 
 #define N_SLOW 1000
 
+/* ---- a streamed watch and another one --------------------------------- */
+
+static atomic_long stream_seen;
+static atomic_bool other_seen;
+
+/* A callback with a little work (2 us): a setter streaming into its watch
+ * keeps the inbox from ever running dry while the dispatcher drains it. */
+static int busy_cb(const rstate_event *ev, void *ud) {
+  (void)ev, (void)ud;
+  struct timespec t0, t;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  do clock_gettime(CLOCK_MONOTONIC, &t);
+  while ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) < 2000);
+  if (atomic_fetch_add(&stream_seen, 1) + 1 == 100) {
+    pthread_mutex_lock(&rec.lock);
+    pthread_cond_broadcast(&rec.cond);
+    pthread_mutex_unlock(&rec.lock);
+  }
+  return RSTATE_CONTINUE;
+}
+
+static int other_cb(const rstate_event *ev, void *ud) {
+  (void)ev, (void)ud;
+  pthread_mutex_lock(&rec.lock);
+  atomic_store(&other_seen, true);
+  pthread_cond_broadcast(&rec.cond);
+  pthread_mutex_unlock(&rec.lock);
+  return RSTATE_CONTINUE;
+}
+
+/* Sets "a" until the other watch had its event (at most 4 * WAIT_MS),
+ * keeping up to STREAM_AHEAD changes queued: the dispatcher never finds
+ * the queue empty (not even when this thread is off its CPU for a while),
+ * and the backlog stays bounded. */
+#define STREAM_AHEAD 20000
+
+static void *stream_a(void *arg) {
+  (void)arg;
+  struct timespec until = deadline_in(4 * WAIT_MS), now;
+  for (int64_t v = 1; !atomic_load(&other_seen); v++) {
+    while (v - atomic_load(&stream_seen) > STREAM_AHEAD && !atomic_load(&other_seen)) sched_yield();
+    if (rstate_set_int(s, "a", v) != RSTATE_OK) break;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (now.tv_sec > until.tv_sec || (now.tv_sec == until.tv_sec && now.tv_nsec >= until.tv_nsec)) break;
+  }
+  return NULL;
+}
+
+/* The dispatch thread, draining a watch whose setter never lets its inbox
+ * run dry, takes a bounded run of its changes and then turns to the other
+ * ready watches: a stream into one queued watch never holds up another. */
+Test(dispatch, a_streamed_queued_watch_does_not_starve_another, .timeout = 60) {
+  s = open_with_thread();
+  h_define_ok(s, "a", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  h_define_ok(s, "b", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  atomic_store(&stream_seen, 0);
+  atomic_store(&other_seen, false);
+  watch_one("a", busy_cb, true);
+  watch_one("b", other_cb, true);
+  pthread_t t;
+  cr_assert_eq(pthread_create(&t, NULL, stream_a, NULL), 0, "cannot start the setting thread");
+  /* the stream is under way: the dispatch thread is in its drain */
+  struct timespec until = deadline_in(WAIT_MS);
+  pthread_mutex_lock(&rec.lock);
+  while (atomic_load(&stream_seen) < 100 && pthread_cond_timedwait(&rec.cond, &rec.lock, &until) == 0) {
+  }
+  pthread_mutex_unlock(&rec.lock);
+  long before = atomic_load(&stream_seen);
+  ASSERT_RC(rstate_set_int(s, "b", 1), RSTATE_OK);
+  until = deadline_in(WAIT_MS);
+  pthread_mutex_lock(&rec.lock);
+  while (!atomic_load(&other_seen) && pthread_cond_timedwait(&rec.cond, &rec.lock, &until) == 0) {
+  }
+  bool seen_b = atomic_load(&other_seen);
+  atomic_store(&other_seen, true); /* stops the stream either way */
+  pthread_mutex_unlock(&rec.lock);
+  pthread_join(t, NULL);
+  cr_assert_geq(before, 100, "the streamed watch had only %ld events in %d s", before, WAIT_MS / 1000);
+  cr_assert(seen_b, "the other queued watch got nothing in %d s while \"a\" streamed (%ld events of \"a\" meanwhile)",
+            WAIT_MS / 1000, atomic_load(&stream_seen) - before);
+}
+
 Test(dispatch, a_slow_queued_callback_never_blocks_a_setter, .timeout = 60) {
   s = open_with_thread();
   h_define_ok(s, "x", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);

@@ -131,6 +131,16 @@ static rstate__node *pop(rstate__watch *w) {
  * in its cache: one lock round trip per INBOX_RUN changes. */
 #define INBOX_RUN 64
 
+/* A queued watch's drain delivers at most this many changes, then lets go
+ * and queues behind the other ready watches: setters may append to its
+ * queue as fast as it drains, and the others would wait forever. Up to
+ * that, a drain that empties its queue while a setter streams into the
+ * inbox takes what came meanwhile instead of letting go at once: each
+ * let-go costs the setter a claim and a push onto the dispatcher's ready
+ * list, contended with the dispatcher (once per 8 events on average before,
+ * bench/notes.md dispatch.stream). */
+#define DRAIN_RUN 256
+
 /* A queued watch without debounce takes its changes through the inbox. */
 static bool uses_inbox(const rstate__watch *w) { return w->queued && !w->debounce_ms; }
 
@@ -468,7 +478,7 @@ static int deliver(rstate__watch *w, const rstate__node *node, bool *called) {
 }
 
 int rstate__watch_drain(rstate__watch *w) {
-  int ran = 0;
+  int ran = 0, taken = 0; /* callbacks run; nodes handled (filtered too) */
   rstate__node *node = get_taken(w), *unused = NULL; /* popped at claim time */
   set_taken(w, NULL);
   if (node && !atomic_load_explicit(&w->running, memory_order_relaxed)) {
@@ -488,7 +498,9 @@ int rstate__watch_drain(rstate__watch *w) {
     }
     splice_inbox(w);
   }
-  while (node || (!w->dead && w->head)) {
+  /* a queued watch's drain runs at most DRAIN_RUN changes: setters may
+   * keep appending, and the other ready watches wait for it */
+  while (node || (!w->dead && w->head && (taken < DRAIN_RUN || !w->queued))) {
     if (!node) {
       node = pop(w);
       atomic_store_explicit(&w->running, true, memory_order_relaxed);
@@ -499,6 +511,7 @@ int rstate__watch_drain(rstate__watch *w) {
     int rc = deliver(w, node, &called);
     uint32_t coalesced = node->coalesced;
     rstate__node_release(node);
+    taken++;
     if (rc == RSTATE_UNWATCH && rstate__registry_remove(w->store->registry, w)) {
       unsubscribe(w);
       if (w->debounce_ms) rstate__dispatch_remove_timer(w->store->dispatch, w);
@@ -519,14 +532,19 @@ int rstate__watch_drain(rstate__watch *w) {
     }
     if (STRIPE(w)->waiters) pthread_cond_broadcast(&STRIPE(w)->idle);
     node = NULL;
+    /* a setter streaming into the inbox meanwhile: take what came */
+    if (!w->head && taken < DRAIN_RUN) splice_inbox(w);
   }
-  bool again = false;
+  /* changes left by the bound: the watch queues behind the others ready */
+  bool again = false, more = !w->dead && w->head;
   if (uses_inbox(w)) {
     /* a setter that found the inbox empty while this claim held tried to
      * claim and left it to us: look again after letting go (both sides
-     * sequentially consistent). The watch queues behind the others. */
+     * sequentially consistent). */
     atomic_store(&w->claimed, false);
-    again = !w->dead && atomic_load(&w->inbox) && !atomic_exchange(&w->claimed, true);
+    again = !w->dead && (more || atomic_load(&w->inbox)) && !atomic_exchange(&w->claimed, true);
+  } else if (more && w->queued) {
+    again = true; /* still claimed */
   } else {
     atomic_store_explicit(&w->claimed, false, memory_order_relaxed);
   }
