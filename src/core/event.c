@@ -41,8 +41,12 @@ static _Thread_local rstate__batch *spare, *spares;
 static _Thread_local bool spare_registered;
 static pthread_key_t spare_key;
 static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
-static _Atomic(rstate__batch *) returned;
-static atomic_int n_returned; /* about how many: counted before the push, reset at a take */
+/* the returned list, written on the freeing thread at every free: on a
+ * line of its own */
+static struct {
+  _Alignas(RSTATE__CACHE_LINE) _Atomic(rstate__batch *) list;
+  atomic_int n; /* about how many: counted before the push, reset at a take */
+} returned;
 
 static void free_list(rstate__batch *b) {
   while (b) {
@@ -82,9 +86,9 @@ static void *batch_alloc(size_t size, size_t *got) {
     spare = NULL;
     return p;
   }
-  if (size <= SPARE_MAX && !spares && atomic_load_explicit(&returned, memory_order_relaxed) && spare_register()) {
-    spares = atomic_exchange_explicit(&returned, NULL, memory_order_acquire);
-    atomic_store_explicit(&n_returned, 0, memory_order_relaxed);
+  if (size <= SPARE_MAX && !spares && atomic_load_explicit(&returned.list, memory_order_relaxed) && spare_register()) {
+    spares = atomic_exchange_explicit(&returned.list, NULL, memory_order_acquire);
+    atomic_store_explicit(&returned.n, 0, memory_order_relaxed);
   }
   /* the returned batches are small: a larger change leaves them for the
    * next small one (walking them would free the stash for nothing); one
@@ -112,16 +116,16 @@ static void batch_free(rstate__batch *b) {
     else free(b);
     return;
   }
-  if (atomic_load_explicit(&n_returned, memory_order_relaxed) >= RETURNED_MAX || /* full: no more atomics */
-      atomic_fetch_add_explicit(&n_returned, 1, memory_order_relaxed) >= RETURNED_MAX) {
-    atomic_fetch_sub_explicit(&n_returned, 1, memory_order_relaxed);
+  if (atomic_load_explicit(&returned.n, memory_order_relaxed) >= RETURNED_MAX || /* full: no more atomics */
+      atomic_fetch_add_explicit(&returned.n, 1, memory_order_relaxed) >= RETURNED_MAX) {
+    atomic_fetch_sub_explicit(&returned.n, 1, memory_order_relaxed);
     free(b);
     return;
   }
-  rstate__batch *old = atomic_load_explicit(&returned, memory_order_relaxed);
+  rstate__batch *old = atomic_load_explicit(&returned.list, memory_order_relaxed);
   do {
     b->next_free = old;
-  } while (!atomic_compare_exchange_weak_explicit(&returned, &old, b, memory_order_release, memory_order_relaxed));
+  } while (!atomic_compare_exchange_weak_explicit(&returned.list, &old, b, memory_order_release, memory_order_relaxed));
 }
 
 static size_t value_bytes(const rstate_value *v) { return v && v->kind == RSTATE_STRING ? v->u.s.len + 1 : 0; }
@@ -211,9 +215,9 @@ rstate__batch *rstate__batch_new(const rstate_change *changes, size_t n, size_t 
 }
 
 void rstate__batch_trim(void) {
-  if (!atomic_load_explicit(&returned, memory_order_relaxed)) return;
-  free_list(atomic_exchange_explicit(&returned, NULL, memory_order_acquire));
-  atomic_store_explicit(&n_returned, 0, memory_order_relaxed);
+  if (!atomic_load_explicit(&returned.list, memory_order_relaxed)) return;
+  free_list(atomic_exchange_explicit(&returned.list, NULL, memory_order_acquire));
+  atomic_store_explicit(&returned.n, 0, memory_order_relaxed);
 }
 
 const rstate__record *rstate__batch_record(rstate__batch *b, size_t i) { return &b->records[i]; }

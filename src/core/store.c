@@ -5,6 +5,7 @@
  * operations table, and never special-cases a backend: "mem:" is the local
  * backend behind this same front end. Backends are picked by URI scheme.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,6 +44,16 @@ static void free_stripes(rstate_store *s) {
   }
 }
 
+/* The store on whole cache lines (its stripes are: store.h), from calloc
+ * (which aligns to 16 only) with room to align it. */
+static rstate_store *store_alloc(void) {
+  char *block = calloc(1, sizeof(rstate_store) + RSTATE__CACHE_LINE);
+  if (!block) return NULL;
+  rstate_store *s = (rstate_store *)(block + (RSTATE__CACHE_LINE - (uintptr_t)block % RSTATE__CACHE_LINE));
+  s->block = block;
+  return s;
+}
+
 int rstate_open_backend(rstate_store **out, const rstate_backend_ops *ops, const char *uri,
                         const rstate_options *opts) {
   if (out) *out = NULL;
@@ -65,11 +76,11 @@ int rstate_open_backend(rstate_store **out, const rstate_backend_ops *ops, const
     return rstate__err(RSTATE_EINVAL, "rstate_open: peer_uid %lld is not a uid (0 to 4294967294), nor -1 (any)",
                        (long long)opts->peer_uid);
 
-  rstate_store *s = calloc(1, sizeof *s);
+  rstate_store *s = store_alloc();
   if (!s) return rstate__err(RSTATE_ENOMEM, "rstate_open: out of memory");
   if (opts) s->opts = *opts;
   if (!rstate__strdup_opt(&s->token, s->opts.token)) {
-    free(s);
+    free(s->block);
     return rstate__err(RSTATE_ENOMEM, "rstate_open: out of memory");
   }
   s->opts.token = s->token;
@@ -92,7 +103,7 @@ int rstate_open_backend(rstate_store **out, const rstate_backend_ops *ops, const
     rstate__registry_free(s->registry);
     free_stripes(s);
     free(s->token);
-    free(s);
+    free(s->block);
     return rc;
   }
   *out = s;
@@ -122,7 +133,7 @@ void rstate_close(rstate_store *s) {
   rstate__registry_free(s->registry);
   free_stripes(s);
   free(s->token);
-  free(s);
+  free(s->block);
 }
 
 int rstate_define(rstate_store *s, const rstate_var_def *def) {

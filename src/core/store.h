@@ -26,12 +26,15 @@ struct rstate_host {
 #define RSTATE_STRIPES 64
 
 typedef struct rstate__stripe {
-  pthread_mutex_t lock;
+  /* whole cache lines: a dispatch thread takes one stripe's lock per event
+   * while a setter reads the store's fields and takes another stripe's */
+  _Alignas(RSTATE__CACHE_LINE) pthread_mutex_t lock;
   pthread_cond_t idle; /* a callback returned (broadcast only when waiters) */
   int waiters;
 } rstate__stripe;
 
 struct rstate_store {
+  void *block;      /* what was allocated: the store is aligned in it (store.c) */
   rstate_host host; /* what the backend reports changes to */
   const rstate_backend_ops *ops;
   rstate_backend *backend;

@@ -94,7 +94,7 @@ enum {
 /* The published conversion: ns = base_ns + ((tsc - base_tsc) * mult >> 32),
  * valid while tsc - base_tsc <= limit. seq is odd while it is rewritten. */
 static struct {
-  _Atomic uint64_t seq;
+  _Alignas(RSTATE__CACHE_LINE) _Atomic uint64_t seq; /* read by every stamp: a line of its own */
   _Atomic uint64_t base_tsc, limit, mult;
   _Atomic int64_t base_ns;
 } pub;

@@ -24,7 +24,11 @@
 
 #include "util.h"
 
-static atomic_int spinners; /* threads of the process looking now */
+/* threads of the process looking now (on a line of its own: a dispatch
+ * thread changes it at each linger) */
+static struct {
+  _Alignas(RSTATE__CACHE_LINE) atomic_int n;
+} spinners;
 
 int rstate__spin_cpus_capped(int cpus, const char *cpu_max) {
   FILE *f = fopen(cpu_max, "re");
@@ -48,14 +52,14 @@ int rstate__spin_cpus(void) {
 }
 
 bool rstate__spin_begin(int cpus) {
-  int n = atomic_load_explicit(&spinners, memory_order_relaxed);
+  int n = atomic_load_explicit(&spinners.n, memory_order_relaxed);
   while (n < cpus - 1)
-    if (atomic_compare_exchange_weak_explicit(&spinners, &n, n + 1, memory_order_relaxed, memory_order_relaxed))
+    if (atomic_compare_exchange_weak_explicit(&spinners.n, &n, n + 1, memory_order_relaxed, memory_order_relaxed))
       return true;
   return false;
 }
 
-void rstate__spin_end(void) { atomic_fetch_sub_explicit(&spinners, 1, memory_order_relaxed); }
+void rstate__spin_end(void) { atomic_fetch_sub_explicit(&spinners.n, 1, memory_order_relaxed); }
 
 void rstate__spin_yield(void) { sched_yield(); }
 

@@ -12,6 +12,13 @@
 #include "reactivestate/backend.h"
 #include "map.h"
 
+/* Data written by one thread and read by another on every change sits on
+ * cache lines of its own (_Alignas(RSTATE__CACHE_LINE) on a struct's first
+ * member: the struct then fills whole lines): otherwise whatever the linker
+ * or the allocator puts beside it misses the cache each time it is written
+ * (bench/notes.md, dispatch.stream). */
+#define RSTATE__CACHE_LINE 64
+
 /* ---- error.c: the thread-local last-error sentence ---------------------- */
 
 /* Sets the sentence and returns code (printf format). */
