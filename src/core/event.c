@@ -10,16 +10,6 @@
 
 #include "event.h"
 
-struct rstate__batch {
-  atomic_size_t refs; /* nodes not yet released */
-  struct rstate__batch *next_free; /* on the returned list, or a thread's spares */
-  size_t size;        /* bytes allocated */
-  size_t n_records;
-  size_t n_nodes;
-  rstate__record *records;
-  rstate__node *nodes;
-};
-
 /* Each thread keeps its last freed small batch for its next change: an
  * inline set and its delivery happen on one thread, so most changes then
  * cost no malloc. Blocks keep their exact size; the spare serves any change
@@ -106,14 +96,16 @@ static void *batch_alloc(size_t size, size_t *got) {
   return malloc(size);
 }
 
-static void batch_free(rstate__batch *b) {
+void rstate__batch_free(rstate__batch *b) {
   if (b->size > SPARE_MAX) {
     free(b);
     return;
   }
   if (!spare) {
-    if (spare_register()) spare = b;
-    else free(b);
+    if (spare_register())
+      spare = b;
+    else
+      free(b);
     return;
   }
   if (atomic_load_explicit(&returned.n, memory_order_relaxed) >= RETURNED_MAX || /* full: no more atomics */
@@ -218,39 +210,4 @@ void rstate__batch_trim(void) {
   if (!atomic_load_explicit(&returned.list, memory_order_relaxed)) return;
   free_list(atomic_exchange_explicit(&returned.list, NULL, memory_order_acquire));
   atomic_store_explicit(&returned.n, 0, memory_order_relaxed);
-}
-
-const rstate__record *rstate__batch_record(rstate__batch *b, size_t i) { return &b->records[i]; }
-
-rstate__node *rstate__batch_node(rstate__batch *b, size_t j) { return &b->nodes[j]; }
-
-void rstate__node_release(rstate__node *node) {
-  if (!node) return;
-  rstate__node *latest = node->latest;
-  node->latest = NULL;
-  rstate__batch *b = node->batch;
-  if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1) batch_free(b);
-  rstate__node_release(latest); /* at most one level: a latest never has a latest */
-}
-
-void rstate__event_fill(rstate_event *ev, const rstate__node *node, rstate_store *store, rstate_watch_id id) {
-  const rstate__record *first = node->rec;
-  const rstate__record *last = node->latest ? node->latest->rec : first;
-  ev->kind = last->kind;
-  ev->store = store;
-  ev->watch = id;
-  ev->name = last->name;
-  ev->type = last->type;
-  ev->old_value = first->old_value;
-  ev->new_value = last->new_value;
-  ev->version = last->version;
-  ev->revision = last->revision;
-  ev->timestamp_ns = last->timestamp_ns;
-  ev->source = last->source;
-  ev->meta = last->meta;
-  ev->n_meta = last->n_meta;
-  if (first->kind == RSTATE_EVENT_INITIAL)
-    ev->coalesced = 0;
-  else
-    ev->coalesced = node->coalesced ? node->coalesced : 1;
 }

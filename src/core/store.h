@@ -60,6 +60,9 @@ struct rstate_store {
   uint64_t tap_rev;
 };
 
+/* The lock w's queue and state are under (watch.h). */
+static inline rstate__stripe *rstate__watch_stripe(rstate__watch *w) { return &w->store->stripes[w->stripe]; }
+
 /* Whether the store's backend keeps watches itself (backend.h, version 2). */
 static inline bool rstate__subscribes(const rstate_store *s) { return s->ops->version >= 2 && s->ops->subscribe; }
 

@@ -27,7 +27,7 @@ static _Thread_local struct {
   rstate__watch *current; /* the watch whose fn or filter runs on this thread */
 } tls;
 
-#define STRIPE(w) (&(w)->store->stripes[(w)->stripe])
+#define STRIPE(w) rstate__watch_stripe(w)
 
 bool rstate__in_callback(void) { return tls.in_callback > 0; }
 
@@ -49,7 +49,8 @@ static int emit(rstate_store *s, const rstate_change *changes, size_t n) {
 
 int rstate_host_emit(rstate_host *h, const rstate_change *changes, size_t n) {
   if (!h || !changes || !n) return RSTATE_OK;
-  if (atomic_load_explicit(&h->store->n_taps, memory_order_relaxed)) return rstate__tap_emit(h->store, changes, n, emit);
+  if (atomic_load_explicit(&h->store->n_taps, memory_order_relaxed))
+    return rstate__tap_emit(h->store, changes, n, emit);
   return emit(h->store, changes, n);
 }
 
@@ -140,9 +141,6 @@ static rstate__node *pop(rstate__watch *w) {
  * list, contended with the dispatcher (once per 8 events on average before,
  * bench/notes.md dispatch.stream). */
 #define DRAIN_RUN 256
-
-/* A queued watch without debounce takes its changes through the inbox. */
-static bool uses_inbox(const rstate__watch *w) { return w->queued && !w->debounce_ms; }
 
 /* Moves the inbox, oldest first, behind the ready queue (under the lock). */
 static void splice_inbox(rstate__watch *w) {
@@ -334,10 +332,6 @@ static void inbox_push(rstate__watch *w, rstate__node *node) {
   rstate__dispatch_ready(w->store->dispatch, w);
 }
 
-bool rstate__watch_uses_inbox(const rstate__watch *w) { return uses_inbox(w); }
-
-rstate__stripe *rstate__watch_stripe(rstate__watch *w) { return STRIPE(w); }
-
 rstate__node *rstate__watch_push_locked(rstate__watch *w, rstate__node *node) {
   if (w->dead) return node;
   if (ignored(w, node->rec)) {
@@ -351,13 +345,13 @@ rstate__node *rstate__watch_push_locked(rstate__watch *w, rstate__node *node) {
 
 void rstate__watch_push(rstate__watch *w, rstate__node *node) {
   /* a watch registering holds its changes under the lock (finish_registration) */
-  if (uses_inbox(w) && !atomic_load_explicit(&w->initializing, memory_order_acquire) && !ignored(w, node->rec) &&
-      w->in_pushed < INBOX_RUN) {
+  if (rstate__watch_uses_inbox(w) && !atomic_load_explicit(&w->initializing, memory_order_acquire) &&
+      !ignored(w, node->rec) && w->in_pushed < INBOX_RUN) {
     inbox_push(w, node);
     return;
   }
   pthread_mutex_lock(&STRIPE(w)->lock);
-  if (uses_inbox(w)) { /* a long run: in order behind the queue while its nodes are in this cache */
+  if (rstate__watch_uses_inbox(w)) { /* a long run: in order behind the queue while its nodes are in this cache */
     splice_inbox(w);
     w->in_pushed = 0;
   }
@@ -478,7 +472,7 @@ static int deliver(rstate__watch *w, const rstate__node *node, bool *called) {
 }
 
 int rstate__watch_drain(rstate__watch *w) {
-  int ran = 0, taken = 0; /* callbacks run; nodes handled (filtered too) */
+  int ran = 0, taken = 0;                            /* callbacks run; nodes handled (filtered too) */
   rstate__node *node = get_taken(w), *unused = NULL; /* popped at claim time */
   set_taken(w, NULL);
   if (node && !atomic_load_explicit(&w->running, memory_order_relaxed)) {
@@ -533,11 +527,11 @@ int rstate__watch_drain(rstate__watch *w) {
     if (STRIPE(w)->waiters) pthread_cond_broadcast(&STRIPE(w)->idle);
     node = NULL;
     /* a setter streaming into the inbox meanwhile: take what came */
-    if (!w->head && taken < DRAIN_RUN) splice_inbox(w);
+    if (!w->head && atomic_load_explicit(&w->inbox, memory_order_relaxed) && taken < DRAIN_RUN) splice_inbox(w);
   }
   /* changes left by the bound: the watch queues behind the others ready */
   bool again = false, more = !w->dead && w->head;
-  if (uses_inbox(w)) {
+  if (rstate__watch_uses_inbox(w)) {
     /* a setter that found the inbox empty while this claim held tried to
      * claim and left it to us: look again after letting go (both sides
      * sequentially consistent). */

@@ -61,7 +61,7 @@ struct rstate__watch {
    * to head..tail, oldest first, under the lock. Only the drainer empties
    * it, always under the lock, so a walk under the lock (stats) is safe. */
   _Atomic(rstate__node *) inbox;
-  rstate__node *pending;     /* debounce: one node per variable with a burst in progress */
+  rstate__node *pending; /* debounce: one node per variable with a burst in progress */
   /* an inline claim's first node, taken off the queue at claim time by a
    * thread outside callbacks: the drain then starts without a lock round
    * trip. With running set when it is the thread's first claim (delivered
@@ -73,7 +73,7 @@ struct rstate__watch {
   /* registered, its snapshot not yet taken: hold events. Atomic: a setter
    * reads it without the lock before it uses the inbox. */
   atomic_bool initializing;
-  bool published;    /* rstate_watch succeeded: unwatch and stats may find it (registry lock) */
+  bool published; /* rstate_watch succeeded: unwatch and stats may find it (registry lock) */
   /* a thread (or the dispatcher) will drain it. Set by atomic exchange:
    * under the lock, or by a setter that found the inbox empty. */
   atomic_bool claimed;
@@ -84,7 +84,7 @@ struct rstate__watch {
    * dead and then looks at running, so one of them sees the other (the
    * rest of the time both change under the lock). */
   atomic_bool running;
-  atomic_bool dead; /* unwatched: deliver nothing more */
+  atomic_bool dead;     /* unwatched: deliver nothing more */
   bool destroy_pending; /* unwatched from its own callback: destroy after it */
   /* ended by another thread while claimed: the registry's reference passed
    * to the claimer, which drops it when it releases the claim. So a claim
@@ -133,10 +133,8 @@ void rstate__watch_push(rstate__watch *w, rstate__node *node);
 rstate__node *rstate__watch_push_locked(rstate__watch *w, rstate__node *node);
 /* Whether w takes its changes through its lock-free inbox (queued, no
  * debounce): rstate__watch_push only, then. Immutable. */
-bool rstate__watch_uses_inbox(const rstate__watch *w);
-/* The lock w's queue and state are under (see store.h). */
-typedef struct rstate__stripe rstate__stripe;
-rstate__stripe *rstate__watch_stripe(rstate__watch *w);
+static inline bool rstate__watch_uses_inbox(const rstate__watch *w) { return w->queued && !w->debounce_ms; }
+/* The lock w's queue and state are under: rstate__watch_stripe (store.h). */
 /* Delivers everything ready on w, which the caller has claimed; returns how
  * many callbacks ran. Releases the claim. */
 int rstate__watch_drain(rstate__watch *w);
