@@ -157,39 +157,38 @@ rstate__watch *rstate__registry_take_all(rstate__registry *r) {
   return head;
 }
 
-typedef struct visit {
-  uint64_t serial;
-  bool (*fn)(rstate__watch *, void *);
-  void *ud;
-} visit;
+/* Whether this is w's first visit for the name being looked up (under the
+ * registry lock, each lookup under a new serial): a watch whose patterns
+ * cover a name twice gets one event. */
+static inline bool first_visit(rstate__registry *r, rstate__watch *w) {
+  if (w->mark == r->serial) return false;
+  w->mark = r->serial;
+  return true;
+}
 
-static bool visit_once(void *item, void *ud) {
-  visit *v = ud;
+/* The visitors below go to rstate__subindex_each by name, so that it
+ * inlines them: the walk runs once per watch of every change. */
+typedef struct count {
+  rstate__registry *r;
+  size_t n;
+} count;
+
+static bool count_one(void *item, void *ud) {
+  count *c = ud;
   rstate__watch *w = item;
-  if (w->mark == v->serial) return true; /* covered twice: one event */
-  w->mark = v->serial;
-  return v->fn(w, v->ud);
-}
-
-/* Calls fn(w, ud) once for each watch covering name; stops when fn returns false. */
-static bool each_covering(rstate__registry *r, const char *name, size_t len, uint64_t hash,
-                          bool (*fn)(rstate__watch *, void *), void *ud) {
-  visit v = {++r->serial, fn, ud};
-  return rstate__subindex_each(&r->index, name, len, hash ? hash : rstate__hash(name, len), visit_once, &v);
-}
-
-static bool count_one(rstate__watch *w, void *ud) {
-  if (w->published) (*(size_t *)ud)++;
+  if (first_visit(c->r, w) && w->published) c->n++;
   return true;
 }
 
 size_t rstate__registry_count(rstate__registry *r, const char *name) {
-  size_t n = 0, len = strlen(name);
+  size_t len = strlen(name);
   if (len > RSTATE_NAME_MAX) return 0; /* no variable has such a name */
+  count c = {r, 0};
   pthread_mutex_lock(&r->lock);
-  each_covering(r, name, len, 0, count_one, &n);
+  r->serial++;
+  rstate__subindex_each(&r->index, name, len, rstate__hash(name, len), count_one, &c);
   pthread_mutex_unlock(&r->lock);
-  return n;
+  return c.n;
 }
 
 typedef struct collect {
@@ -197,9 +196,11 @@ typedef struct collect {
   size_t change, n;
 } collect;
 
-static bool collect_one(rstate__watch *w, void *ud) {
+static inline bool collect_one(void *item, void *ud) {
   collect *c = ud;
   rstate__registry *r = c->r;
+  rstate__watch *w = item;
+  if (!first_visit(r, w)) return true;
   if (!RSTATE__GROW(r->targets, r->cap_targets, c->n + 1, 2)) return false; /* most names have one or two watches */
   r->targets[c->n].w = w;
   r->targets[c->n++].change = c->change;
@@ -226,7 +227,10 @@ int rstate__registry_emit(rstate__registry *r, const rstate_change *changes, siz
   collect c = {r, 0, 0};
   for (c.change = 0; c.change < n; c.change++) {
     const rstate_change *ch = &changes[c.change];
-    if (!each_covering(r, ch->name, ch->name_hash ? ch->name_len : strlen(ch->name), ch->name_hash, collect_one, &c)) {
+    size_t len = ch->name_hash ? ch->name_len : strlen(ch->name);
+    r->serial++;
+    if (!rstate__subindex_each(&r->index, ch->name, len, ch->name_hash ? ch->name_hash : rstate__hash(ch->name, len),
+                               collect_one, &c)) {
       pthread_mutex_unlock(&r->lock);
       return rstate__err(RSTATE_ENOMEM, "%s: out of memory queuing the change for its watchers",
                          changes[c.change].name);

@@ -177,7 +177,7 @@ static rstate__node *get_taken(rstate__watch *w) { return atomic_load_explicit(&
 static void set_taken(rstate__watch *w, rstate__node *n) { atomic_store_explicit(&w->taken, n, memory_order_relaxed); }
 
 /* The first thread to find the watch idle with work claims it. */
-static void claim_if_idle(rstate__watch *w) {
+static inline void claim_if_idle(rstate__watch *w) {
   if (atomic_load_explicit(&w->claimed, memory_order_relaxed) || w->initializing || w->dead ||
       (!w->head && !atomic_load_explicit(&w->inbox, memory_order_relaxed)))
     return;
@@ -301,7 +301,7 @@ static void merge(rstate__watch *w, rstate__node *node) {
 /* Queues one change on w (or merges it into a debounce burst). A debounced
  * watch's DEFINED and DELETED go out without delay, after that variable's
  * pending change. */
-static void enqueue(rstate__watch *w, rstate__node *node) {
+static inline void enqueue(rstate__watch *w, rstate__node *node) {
   if (w->debounce_ms && !w->initializing) {
     if (node->rec->kind == RSTATE_EVENT_CHANGED) {
       merge(w, node);
