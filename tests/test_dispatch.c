@@ -471,86 +471,76 @@ Test(dispatch, dispatch_thread_delivers_debounced_bursts, .timeout = 60) {
 
 #define N_SLOW 1000
 
-/* ---- a streamed watch and another one --------------------------------- */
+/* ---- a long backlog on one watch, and the others ------------------------ */
 
-static atomic_long stream_seen;
-static atomic_bool other_seen;
+#define N_BACKLOG 2000
 
-/* A callback with a little work (2 us): a setter streaming into its watch
- * keeps the inbox from ever running dry while the dispatcher drains it. */
-static int busy_cb(const rstate_event *ev, void *ud) {
-  (void)ev, (void)ud;
+/* slow_cb (records, holds the first call at the gate), then 20 us of work:
+ * a backlog of N_BACKLOG changes takes the dispatcher 40 ms or more. */
+static int slow_busy_cb(const rstate_event *ev, void *ud) {
+  slow_cb(ev, ud);
   struct timespec t0, t;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   do clock_gettime(CLOCK_MONOTONIC, &t);
-  while ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) < 2000);
-  if (atomic_fetch_add(&stream_seen, 1) + 1 == 100) {
-    pthread_mutex_lock(&rec.lock);
-    pthread_cond_broadcast(&rec.cond);
-    pthread_mutex_unlock(&rec.lock);
-  }
+  while ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) < 20000);
   return RSTATE_CONTINUE;
 }
 
-static int other_cb(const rstate_event *ev, void *ud) {
-  (void)ev, (void)ud;
+/* Index of the first recorded event of name, or SIZE_MAX. */
+static size_t rec_index(const char *name) {
   pthread_mutex_lock(&rec.lock);
-  atomic_store(&other_seen, true);
-  pthread_cond_broadcast(&rec.cond);
+  size_t i = 0;
+  while (i < rec.n && strcmp(rec.ev[i].name, name) != 0) i++;
+  size_t at = i < rec.n ? i : SIZE_MAX;
   pthread_mutex_unlock(&rec.lock);
-  return RSTATE_CONTINUE;
+  return at;
 }
 
-/* Sets "a" until the other watch had its event (at most 4 * WAIT_MS),
- * keeping up to STREAM_AHEAD changes queued: the dispatcher never finds
- * the queue empty (not even when this thread is off its CPU for a while),
- * and the backlog stays bounded. */
-#define STREAM_AHEAD 20000
-
-static void *stream_a(void *arg) {
-  (void)arg;
-  struct timespec until = deadline_in(4 * WAIT_MS), now;
-  for (int64_t v = 1; !atomic_load(&other_seen); v++) {
-    while (v - atomic_load(&stream_seen) > STREAM_AHEAD && !atomic_load(&other_seen)) sched_yield();
-    if (rstate_set_int(s, "a", v) != RSTATE_OK) break;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    if (now.tv_sec > until.tv_sec || (now.tv_sec == until.tv_sec && now.tv_nsec >= until.tv_nsec)) break;
-  }
-  return NULL;
-}
-
-/* The dispatch thread, draining a watch whose setter never lets its inbox
- * run dry, takes a bounded run of its changes and then turns to the other
- * ready watches: a stream into one queued watch never holds up another. */
-Test(dispatch, a_streamed_queued_watch_does_not_starve_another, .timeout = 60) {
-  s = open_with_thread();
+/* Queues N_BACKLOG changes of "a" on a queued watch whose first callback
+ * the gate holds, then changes `other` (watched by the caller) once, then
+ * lets the dispatcher go, and waits until everything was delivered. */
+static void backlog_then(const char *other) {
   h_define_ok(s, "a", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  rec.gate_enabled = true;
+  watch_one("a", slow_busy_cb, true);
+  ASSERT_RC(rstate_set_int(s, "a", 1), RSTATE_OK);
+  cr_assert(gate_wait_entered(WAIT_MS), "the dispatch thread did not start the first callback in %d s",
+            WAIT_MS / 1000);
+  for (int64_t v = 2; v <= N_BACKLOG; v++) ASSERT_RC(rstate_set_int(s, "a", v), RSTATE_OK);
+  ASSERT_RC(rstate_set_int(s, other, 1), RSTATE_OK);
+  gate_open();
+  size_t got = rec_wait(N_BACKLOG + 1, 2 * WAIT_MS);
+  cr_assert_eq(got, N_BACKLOG + 1, "the dispatch thread delivered %zu of %d events in %d s", got, N_BACKLOG + 1,
+               2 * WAIT_MS / 1000);
+}
+
+/* The dispatch thread takes a bounded run of one queued watch's changes,
+ * then turns to the other ready watches: a backlog (or a setter that never
+ * pauses) on one watch holds up no other. */
+Test(dispatch, a_backlog_on_one_queued_watch_does_not_hold_up_another, .timeout = 60) {
+  s = open_with_thread();
   h_define_ok(s, "b", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
-  atomic_store(&stream_seen, 0);
-  atomic_store(&other_seen, false);
-  watch_one("a", busy_cb, true);
-  watch_one("b", other_cb, true);
-  pthread_t t;
-  cr_assert_eq(pthread_create(&t, NULL, stream_a, NULL), 0, "cannot start the setting thread");
-  /* the stream is under way: the dispatch thread is in its drain */
-  struct timespec until = deadline_in(WAIT_MS);
-  pthread_mutex_lock(&rec.lock);
-  while (atomic_load(&stream_seen) < 100 && pthread_cond_timedwait(&rec.cond, &rec.lock, &until) == 0) {
-  }
-  pthread_mutex_unlock(&rec.lock);
-  long before = atomic_load(&stream_seen);
-  ASSERT_RC(rstate_set_int(s, "b", 1), RSTATE_OK);
-  until = deadline_in(WAIT_MS);
-  pthread_mutex_lock(&rec.lock);
-  while (!atomic_load(&other_seen) && pthread_cond_timedwait(&rec.cond, &rec.lock, &until) == 0) {
-  }
-  bool seen_b = atomic_load(&other_seen);
-  atomic_store(&other_seen, true); /* stops the stream either way */
-  pthread_mutex_unlock(&rec.lock);
-  pthread_join(t, NULL);
-  cr_assert_geq(before, 100, "the streamed watch had only %ld events in %d s", before, WAIT_MS / 1000);
-  cr_assert(seen_b, "the other queued watch got nothing in %d s while \"a\" streamed (%ld events of \"a\" meanwhile)",
-            WAIT_MS / 1000, atomic_load(&stream_seen) - before);
+  watch_one("b", record_cb, true);
+  backlog_then("b");
+  size_t at = rec_index("b");
+  cr_assert(at <= N_BACKLOG / 2, "the other queued watch got its event after %zu of the %d queued before it", at,
+            N_BACKLOG);
+}
+
+/* The same for a debounced watch whose burst comes due while the backlog
+ * is drained: its deadline is looked at between the runs. */
+Test(dispatch, a_backlog_on_one_queued_watch_does_not_hold_up_a_debounce_deadline, .timeout = 60) {
+  s = open_with_thread();
+  h_define_ok(s, "c", RSTATE_TYPE_INTEGER, rstate_int(0), NULL);
+  rstate_watch_opts o;
+  memset(&o, 0, sizeof o);
+  o.debounce_ms = 5;
+  const char *names[] = {"c"};
+  ASSERT_RC(rstate_watch(s, names, 1, record_cb, NULL, &o, NULL), RSTATE_OK);
+  backlog_then("c");
+  size_t at = rec_index("c");
+  cr_assert(at <= N_BACKLOG / 2, "the debounced watch got its event after %zu of the %d queued before it", at,
+            N_BACKLOG);
 }
 
 Test(dispatch, a_slow_queued_callback_never_blocks_a_setter, .timeout = 60) {

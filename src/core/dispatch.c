@@ -39,7 +39,7 @@ struct rstate__dispatch {
   rstate__watch **timers;     /* debounced watches */
   size_t n_timers, cap_timers;
   int epfd, evfd, tfd;
-  int64_t armed;               /* deadline the timerfd is set to, INT64_MAX: none */
+  int64_t armed;               /* deadline the timerfd is set to, INT64_MAX: none (written under lock) */
   pthread_mutex_t timers_lock; /* one run_timers at a time (it links due watches) */
   bool has_thread;
   int cpus; /* the dispatch thread's, for util/spin.c */
@@ -150,7 +150,7 @@ static rstate__watch *take_ready(rstate__dispatch *d) {
 }
 
 static void arm(rstate__dispatch *d, int64_t deadline) {
-  d->armed = deadline;
+  __atomic_store_n(&d->armed, deadline, __ATOMIC_RELAXED); /* run_once peeks at it unlocked */
   struct itimerspec its;
   memset(&its, 0, sizeof its);
   if (deadline != INT64_MAX) {
@@ -263,6 +263,13 @@ static int run_once(rstate__dispatch *d, bool *did, bool may_linger) {
   *did = false;
   if (__atomic_load_n(&d->n_timers, __ATOMIC_RELAXED)) run_timers(d);
   for (;;) {
+    /* a watch with a long backlog (or a setter that never pauses) comes
+     * back to the ready list after each run of its changes and keeps this
+     * loop going: a debounce deadline that passes meanwhile is looked at
+     * between the runs */
+    if (*did && __atomic_load_n(&d->n_timers, __ATOMIC_RELAXED) &&
+        __atomic_load_n(&d->armed, __ATOMIC_RELAXED) <= rstate__now_ns())
+      run_timers(d);
     rstate__watch *w = take_ready(d);
     if (!w && may_linger && *did && !lingered) {
       lingered = true;
