@@ -39,6 +39,16 @@ static void fresh_dir(char *dir, size_t size) {
   h_rmdir(dir);
 }
 
+/* A new journal (generation 1) in a fresh directory, for the tests that
+ * drive one directly. */
+static rstate__journal *new_journal(char *dir, size_t size) {
+  fresh_dir(dir, size);
+  cr_assert_eq(mkdir(dir, 0700), 0, "mkdir %s: %s", dir, strerror(errno));
+  rstate__journal *j = NULL;
+  ASSERT_RC(rstate__journal_create(&j, dir, 1), RSTATE_OK);
+  return j;
+}
+
 static int open_dir(rstate_store **s, const char *dir, const rstate_options *o) {
   char uri[300];
   snprintf(uri, sizeof uri, "file:%s", dir);
@@ -889,10 +899,7 @@ Test(file, sync_interval_keeps_its_pace_and_reaches_the_end) {
  * before what the sync covered. */
 Test(file, a_record_over_an_undone_one_is_synced_again) {
   char dir[96];
-  fresh_dir(dir, sizeof dir);
-  cr_assert_eq(mkdir(dir, 0700), 0);
-  rstate__journal *j;
-  ASSERT_RC(rstate__journal_create(&j, dir, 1), RSTATE_OK);
+  rstate__journal *j = new_journal(dir, sizeof dir);
   uint8_t big[256], small[64];
   memset(big, 0xAB, sizeof big);
   memset(small, 0xCD, sizeof small);
@@ -919,10 +926,7 @@ Test(file, a_record_over_an_undone_one_is_synced_again) {
  * after has nothing to do. The file holds zeros there. */
 Test(file, the_zeros_over_an_undone_record_are_synced) {
   char dir[96];
-  fresh_dir(dir, sizeof dir);
-  cr_assert_eq(mkdir(dir, 0700), 0);
-  rstate__journal *j;
-  ASSERT_RC(rstate__journal_create(&j, dir, 1), RSTATE_OK);
+  rstate__journal *j = new_journal(dir, sizeof dir);
   uint8_t rec[256];
   memset(rec, 0xAB, sizeof rec);
   size_t start = atomic_load(&j->published);
@@ -1017,10 +1021,7 @@ static void assert_refused(int rc, const char *name, const char *dir, uint64_t g
  * the next sync has nothing to write. */
 Test(file, the_zeros_of_an_undo_after_a_failed_sync_are_still_synced) {
   char dir[96];
-  fresh_dir(dir, sizeof dir);
-  cr_assert_eq(mkdir(dir, 0700), 0);
-  rstate__journal *j;
-  ASSERT_RC(rstate__journal_create(&j, dir, 1), RSTATE_OK);
+  rstate__journal *j = new_journal(dir, sizeof dir);
   uint8_t rec[256];
   memset(rec, 0xAB, sizeof rec);
   size_t start = atomic_load(&j->published);
@@ -1386,10 +1387,7 @@ Test(file, a_remap_does_not_wait_for_a_sync) {
   if (sizeof(size_t) < 8) cr_skip_test("the mapping is 1 GiB on 64-bit machines only");
   if (!fallocate_unsupported()) cr_skip_test("no seccomp filter here to keep the journal sparse");
   char dir[96];
-  fresh_dir(dir, sizeof dir);
-  cr_assert_eq(mkdir(dir, 0700), 0);
-  rstate__journal *j;
-  ASSERT_RC(rstate__journal_create(&j, dir, 1), RSTATE_OK);
+  rstate__journal *j = new_journal(dir, sizeof dir);
   uint8_t rec[64];
   memset(rec, 0xAB, sizeof rec);
   ASSERT_RC(rstate__journal_append(j, rec, sizeof rec), RSTATE_OK);
@@ -1445,12 +1443,9 @@ Test(file, a_journal_past_its_mapping_is_remapped_rarely) {
   if (sizeof(size_t) < 8) cr_skip_test("a 1 GiB journal is for 64-bit machines");
   if (!fallocate_unsupported()) cr_skip_test("no seccomp filter here to keep the journal sparse");
   char dir[96];
-  fresh_dir(dir, sizeof dir);
-  cr_assert_eq(mkdir(dir, 0700), 0);
   const size_t window = (size_t)1 << 20, last = (size_t)1 << 30, step = (size_t)1 << 20;
   atomic_store(&rstate__file_map_window, window);
-  rstate__journal *j;
-  ASSERT_RC(rstate__journal_create(&j, dir, 1), RSTATE_OK);
+  rstate__journal *j = new_journal(dir, sizeof dir);
   atomic_store(&rstate__file_map_window, 0);
   char path[256];
   journal_path(path, sizeof path, dir, 1);
