@@ -13,6 +13,9 @@
  * another CPU is free (util/spin.c): a setter streaming changes meanwhile
  * pushes them without any wakeup, and the thread takes them as one list
  * instead of being woken for each.
+ * A watch's drain is a turn of at most 256 changes (watch.c, DRAIN_RUN),
+ * and due debounce deadlines are looked at between turns, so a watch with
+ * a long backlog holds up no other.
  * Debounce deadlines arm a timerfd. Both sit in an epoll set whose fd is
  * rstate_fd(), so a host's poll loop wakes exactly when rstate_dispatch has
  * work. With dispatch_thread, a library thread waits on the same fd.
