@@ -14,7 +14,7 @@
 #include <string.h>
 
 typedef struct strbuf {
-  char *p; /* malloc'ed, not NUL-terminated; NULL until the first append */
+  char *p; /* malloc'ed (or the caller's: borrowed), not NUL-terminated; NULL until the first append */
   size_t len, cap;
   bool failed;   /* out of memory: the text is incomplete */
   bool borrowed; /* p is the caller's (strbuf_on), not to be freed */
